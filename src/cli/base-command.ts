@@ -1,0 +1,89 @@
+import {Command, Flags, type Interfaces} from '@oclif/core'
+
+import {type ProjectConfig, loadConfig} from '../config/load.js'
+import {ExitCode, type ExitCodeName, isMlopsError} from '../errors.js'
+import {Progress} from './progress.js'
+
+export type CommandFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof BaseCommand)['baseFlags'] & T['flags']>
+export type CommandArgs<T extends typeof Command> = Interfaces.InferredArgs<T['args']>
+
+/** The JSON printed on stdout under --json when a command fails. */
+export interface ErrorJson {
+  error: {code: ExitCodeName; exitCode: number; message: string; suggestion?: string}
+}
+
+/**
+ * The one base command: --json, --config, config loading (mlops.yaml, then
+ * MLOPS_* variables through each flag's `env`, then flags), progress that
+ * stays off for machines, and the mapping of every error to a documented
+ * exit code with a one-line message and a suggestion.
+ */
+export abstract class BaseCommand<T extends typeof Command> extends Command {
+  static enableJsonFlag = true
+
+  static baseFlags = {
+    config: Flags.string({
+      summary: 'Path to mlops.yaml (default: mlops.yaml in the current folder or the nearest parent).',
+      env: 'MLOPS_CONFIG',
+      helpGroup: 'GLOBAL',
+    }),
+  }
+
+  protected flags!: CommandFlags<T>
+  protected args!: CommandArgs<T>
+  private loadedProject?: ProjectConfig
+
+  public async init(): Promise<void> {
+    await super.init()
+    const {args, flags} = await this.parse({
+      flags: this.ctor.flags,
+      baseFlags: (super.ctor as typeof BaseCommand).baseFlags,
+      enableJsonFlag: this.ctor.enableJsonFlag,
+      args: this.ctor.args,
+      strict: this.ctor.strict,
+    })
+    this.flags = flags as CommandFlags<T>
+    this.args = args as CommandArgs<T>
+  }
+
+  /** mlops.yaml, loaded and validated on first use. */
+  protected get project(): ProjectConfig {
+    this.loadedProject ??= loadConfig({cwd: process.cwd(), configPath: this.flags.config})
+    return this.loadedProject
+  }
+
+  protected progress(): Progress {
+    return Progress.for({json: this.jsonEnabled()})
+  }
+
+  protected async catch(error: Error & {exitCode?: number; oclif?: {exit?: number}}): Promise<never> {
+    const described = describeError(error)
+    if (this.jsonEnabled()) {
+      this.logJson({error: described} satisfies ErrorJson)
+    } else {
+      this.logToStderr(`Error: ${described.message}`)
+      if (described.suggestion) this.logToStderr(`Hint: ${described.suggestion}`)
+      if (described.code === 'UNEXPECTED' && error.stack) {
+        this.logToStderr(process.env.MLOPS_DEBUG ? error.stack : 'Set MLOPS_DEBUG=1 for the stack trace; this is a bug if it persists.')
+      }
+    }
+
+    this.exit(described.exitCode)
+  }
+}
+
+function describeError(error: Error & {oclif?: {exit?: number}}): ErrorJson['error'] {
+  if (isMlopsError(error)) {
+    return {code: error.code, exitCode: error.exitCode, message: error.message, suggestion: error.suggestion}
+  }
+
+  // oclif's own parse errors (unknown flag, missing argument, bad option value) are usage errors.
+  if (error.oclif?.exit !== undefined && error.oclif.exit !== 1) {
+    const lines = error.message.split('\n').map(line => line.trim()).filter(line => line !== '')
+    const hint = lines.find(line => line.includes('--help')) ?? 'see --help'
+    const message = lines.filter(line => line !== hint).join(' ')
+    return {code: 'USAGE', exitCode: ExitCode.USAGE, message, suggestion: hint}
+  }
+
+  return {code: 'UNEXPECTED', exitCode: ExitCode.UNEXPECTED, message: error.message.split('\n')[0]}
+}

@@ -1,0 +1,17 @@
+import {confirm} from '@inquirer/prompts'
+
+import {UsageError} from '../errors.js'
+
+/**
+ * Asks before a destructive step. --yes answers for the user; without a
+ * terminal (CI, pipes, --json) it never waits for input: it refuses and
+ * names the flag.
+ */
+export async function confirmOrRefuse(question: string, options: {yes: boolean; json: boolean}): Promise<boolean> {
+  if (options.yes) return true
+  if (options.json || !process.stdin.isTTY || !process.stdout.isTTY || process.env.CI) {
+    throw new UsageError(`${question} Refusing without confirmation.`, {suggestion: 'pass --yes to confirm'})
+  }
+
+  return confirm({message: question, default: false})
+}

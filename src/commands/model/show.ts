@@ -1,0 +1,50 @@
+import {Args} from '@oclif/core'
+
+import {BaseCommand} from '../../cli/base-command.js'
+import {storeFlags, storeFor} from '../../cli/store-flags.js'
+import type {ModelManifest} from '../../store/manifest.js'
+import {LATEST, parseModelRef} from '../../store/names.js'
+import {formatBytes} from '../../util/text.js'
+
+export default class ModelShow extends BaseCommand<typeof ModelShow> {
+  static summary = 'Show the manifest of a model version.'
+
+  static description = 'REF is a version, an alias or "latest" (the default). --json prints the manifest itself: name, version, file, size, sha256, crc32c, createdAt, source, metadata, labels and the ONNX signature.'
+
+  static examples = [
+    '<%= config.bin %> <%= command.id %> iris@3',
+    '<%= config.bin %> <%= command.id %> iris@prod --json',
+  ]
+
+  static args = {
+    ref: Args.string({description: 'NAME@REF (REF: version, alias or latest).', required: true}),
+  }
+
+  static flags = {...storeFlags}
+
+  async run(): Promise<ModelManifest> {
+    const store = storeFor(this.project, this.flags)
+    const manifest = await store.resolve(parseModelRef(this.args.ref, {defaultRef: LATEST}))
+    const lines = [
+      `${manifest.name}@${manifest.version}`,
+      `  file       ${manifest.file} (${formatBytes(manifest.size)}, ${manifest.size} bytes)`,
+      `  sha256     ${manifest.sha256}`,
+      `  crc32c     ${manifest.crc32c}`,
+      `  created    ${manifest.createdAt} by ${manifest.createdBy}`,
+      `  source     ${manifest.source.file}${manifest.source.gitCommit ? ` @ ${manifest.source.gitCommit.slice(0, 12)}${manifest.source.gitDirty ? ' (dirty)' : ''}` : ''}`,
+    ]
+    for (const [key, value] of Object.entries(manifest.metadata ?? {})) lines.push(`  meta       ${key}=${value}`)
+    if (manifest.labels) lines.push(`  labels     ${Object.values(manifest.labels.values).join(', ')}`)
+    const {onnx} = manifest
+    if (onnx) {
+      lines.push(
+        `  onnx       IR ${onnx.irVersion}, opsets ${onnx.opsetImports.map(o => `${o.domain} ${o.version}`).join(', ')}, producer ${onnx.producerName} ${onnx.producerVersion}`.trimEnd(),
+        ...onnx.inputs.map(i => `  input      ${i.name}: ${i.type}`),
+        ...onnx.outputs.map(o => `  output     ${o.name}: ${o.type}`),
+      )
+    }
+
+    this.log(lines.join('\n'))
+    return manifest
+  }
+}

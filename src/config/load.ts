@@ -1,0 +1,164 @@
+import {Ajv, type ErrorObject} from 'ajv'
+import {existsSync, readFileSync, statSync} from 'node:fs'
+import {dirname, join, resolve} from 'node:path'
+import {fileURLToPath} from 'node:url'
+import {LineCounter, parseDocument} from 'yaml'
+
+import {ConfigError} from '../errors.js'
+import {closestMatch} from '../util/text.js'
+
+export const CONFIG_FILE_NAME = 'mlops.yaml'
+
+/** mlops.yaml as validated against schemas/mlops.schema.json. */
+export interface MlopsYaml {
+  name?: string
+  model?: {name?: string}
+  store?: string | StoreYaml
+}
+
+export interface StoreYaml {
+  uri?: string
+  endpoint?: string
+  anonymous?: boolean
+  project?: string
+  timeout?: number
+}
+
+export interface ProjectConfig {
+  /** Absolute path of the mlops.yaml that was loaded, if any. */
+  file?: string
+  /** The project folder: where mlops.yaml is, or the current folder without one. */
+  dir: string
+  values: MlopsYaml
+}
+
+const schemaPath = fileURLToPath(new URL('../../schemas/mlops.schema.json', import.meta.url))
+let validator: ReturnType<Ajv['compile']> | undefined
+
+function validate(values: unknown): ErrorObject[] {
+  if (!validator) {
+    const ajv = new Ajv({allErrors: true, strict: false})
+    validator = ajv.compile(JSON.parse(readFileSync(schemaPath, 'utf8')))
+  }
+
+  return validator(values) ? [] : [...(validator.errors ?? [])]
+}
+
+/** mlops.yaml in `cwd` or the nearest parent folder. */
+export function findConfigFile(cwd: string): string | undefined {
+  let dir = resolve(cwd)
+  for (;;) {
+    const candidate = join(dir, CONFIG_FILE_NAME)
+    if (existsSync(candidate)) return candidate
+    const parent = dirname(dir)
+    if (parent === dir) return undefined
+    dir = parent
+  }
+}
+
+export function loadConfig(options: {cwd: string; configPath?: string}): ProjectConfig {
+  const file = options.configPath ? resolve(options.cwd, options.configPath) : findConfigFile(options.cwd)
+  if (!file) return {dir: resolve(options.cwd), values: {}}
+  if (!existsSync(file)) {
+    throw new ConfigError(`config file ${options.configPath} does not exist`, {
+      suggestion: 'check --config / MLOPS_CONFIG, or run without it to use the mlops.yaml found from the current folder',
+    })
+  }
+
+  if (statSync(file).isDirectory()) throw new ConfigError(`config file ${options.configPath} is a directory`)
+  return {dir: dirname(file), file, values: parseConfig(readFileSync(file, 'utf8'), file)}
+}
+
+/** Parses and validates mlops.yaml text; errors name the file, line, field and what was expected. */
+export function parseConfig(text: string, file: string): MlopsYaml {
+  const lineCounter = new LineCounter()
+  const doc = parseDocument(text, {lineCounter, prettyErrors: false, uniqueKeys: true})
+  if (doc.errors.length > 0) {
+    const error = doc.errors[0]
+    const {line, col} = lineCounter.linePos(error.pos[0])
+    throw new ConfigError(`${file}:${line}:${col}: invalid YAML: ${firstLine(error.message)}`)
+  }
+
+  const values = doc.toJS() ?? {}
+  const errors = validate(values)
+  if (errors.length === 0) return values as MlopsYaml
+
+  const error = pickError(errors)
+  const path = pathOf(error)
+  const node = doc.getIn(path.length > 0 ? path : [], true) as {range?: [number, number]} | undefined
+  const offset = error.keyword === 'additionalProperties' ? keyOffset(doc, path, error) : node?.range?.[0]
+  const where = offset === undefined ? file : `${file}:${lineCounter.linePos(offset).line}:${lineCounter.linePos(offset).col}`
+  throw new ConfigError(`${where}: ${describe(error, values, errors)}`, {suggestion: suggestionFor(error)})
+}
+
+function firstLine(text: string): string {
+  return text.split('\n')[0]
+}
+
+function pathOf(error: ErrorObject): Array<number | string> {
+  return error.instancePath.split('/').slice(1).map(part => part.replaceAll('~1', '/').replaceAll('~0', '~'))
+}
+
+function fieldName(error: ErrorObject): string {
+  const path = pathOf(error).join('.')
+  return path || '(top level)'
+}
+
+/** ajv reports every branch of a oneOf; the deepest error is the one a person needs. */
+function pickError(errors: ErrorObject[]): ErrorObject {
+  const concrete = errors.filter(e => e.keyword !== 'oneOf')
+  const candidates = concrete.length > 0 ? concrete : errors
+  return candidates.reduce((best, e) => (e.instancePath.length > best.instancePath.length ? e : best))
+}
+
+function keyOffset(doc: ReturnType<typeof parseDocument>, path: Array<number | string>, error: ErrorObject): number | undefined {
+  const parent = doc.getIn(path, true) as {items?: Array<{key?: {value?: unknown; range?: [number, number]}}>} | undefined
+  const key = (error.params as {additionalProperty: string}).additionalProperty
+  return parent?.items?.find(item => item.key?.value === key)?.key?.range?.[0]
+}
+
+function describe(error: ErrorObject, values: unknown, all: ErrorObject[]): string {
+  const field = fieldName(error)
+  switch (error.keyword) {
+    case 'additionalProperties': {
+      const key = (error.params as {additionalProperty: string}).additionalProperty
+      const where = field === '(top level)' ? '' : ` in ${field}`
+      return `unknown key "${key}"${where}`
+    }
+
+    case 'type': {
+      const sameField = all.filter(e => e.keyword === 'type' && e.instancePath === error.instancePath)
+      const expected = [...new Set(sameField.map(e => (e.params as {type: string}).type))].join(' or ')
+      return `${field}: expected ${expected}, got ${describeValue(valueAt(values, pathOf(error)))}`
+    }
+
+    case 'pattern': {
+      return `${field}: ${describeValue(valueAt(values, pathOf(error)))} does not match ${(error.params as {pattern: string}).pattern}`
+    }
+
+    default: {
+      return `${field}: ${error.message}`
+    }
+  }
+}
+
+function suggestionFor(error: ErrorObject): string | undefined {
+  if (error.keyword !== 'additionalProperties') return undefined
+  const key = (error.params as {additionalProperty: string}).additionalProperty
+  const allowed = Object.keys((error.parentSchema as {properties?: object}).properties ?? {})
+  const close = closestMatch(key, allowed)
+  return close ? `did you mean "${close}"? Allowed keys: ${allowed.join(', ')}` : `allowed keys: ${allowed.join(', ')}`
+}
+
+function valueAt(values: unknown, path: Array<number | string>): unknown {
+  let current = values
+  for (const part of path) current = (current as Record<string, unknown>)?.[part]
+  return current
+}
+
+function describeValue(value: unknown): string {
+  if (value === null) return 'null'
+  if (Array.isArray(value)) return 'a list'
+  if (typeof value === 'object') return 'a mapping'
+  return `${typeof value} ${JSON.stringify(value)}`
+}

@@ -1,0 +1,74 @@
+import {isAbsolute, join, resolve} from 'node:path'
+import {fileURLToPath} from 'node:url'
+
+import type {ProjectConfig} from '../config/load.js'
+import {ConfigError, UsageError} from '../errors.js'
+import type {StorageBackend} from './backend.js'
+import {GcsBackend} from './gcs.js'
+import {LocalBackend} from './local.js'
+import {ModelStore} from './model-store.js'
+
+export const DEFAULT_STORE_TIMEOUT_SECONDS = 30
+export const DEFAULT_LOCAL_STORE = '.mlops/store'
+
+/** Store settings as flags and MLOPS_* variables give them (both override mlops.yaml). */
+export interface StoreOverrides {
+  store?: string
+  endpoint?: string
+  anonymous?: boolean
+  project?: string
+  timeout?: number
+}
+
+export interface StoreSettings {
+  uri: string
+  /** Folder a relative local store path is resolved against. */
+  baseDir: string
+  endpoint?: string
+  anonymous: boolean
+  project?: string
+  timeoutSeconds: number
+}
+
+/** mlops.yaml, then MLOPS_* / flags; a local folder next to mlops.yaml when nothing says otherwise. */
+export function resolveStoreSettings(config: ProjectConfig, overrides: StoreOverrides, cwd: string): StoreSettings {
+  const fromFile = typeof config.values.store === 'string' ? {uri: config.values.store} : config.values.store ?? {}
+  const uri = overrides.store ?? fromFile.uri ?? DEFAULT_STORE_LOCATION
+  return {
+    uri,
+    baseDir: overrides.store === undefined ? config.dir : cwd,
+    endpoint: overrides.endpoint ?? fromFile.endpoint,
+    anonymous: overrides.anonymous ?? fromFile.anonymous ?? false,
+    project: overrides.project ?? fromFile.project,
+    timeoutSeconds: overrides.timeout ?? fromFile.timeout ?? DEFAULT_STORE_TIMEOUT_SECONDS,
+  }
+}
+
+const DEFAULT_STORE_LOCATION = DEFAULT_LOCAL_STORE
+
+export function openBackend(settings: StoreSettings): StorageBackend {
+  const {uri} = settings
+  if (!(settings.timeoutSeconds > 0)) throw new ConfigError(`store timeout must be a positive number of seconds, got ${settings.timeoutSeconds}`)
+  if (uri.startsWith('gs://')) {
+    const [bucket, ...rest] = uri.slice('gs://'.length).split('/')
+    if (!/^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$/.test(bucket)) {
+      throw new UsageError(`invalid store ${uri}: "${bucket}" is not a valid bucket name`, {suggestion: 'use gs://BUCKET[/PREFIX] with a lowercase bucket name'})
+    }
+
+    return new GcsBackend({
+      bucket, prefix: rest.join('/'), endpoint: settings.endpoint, anonymous: settings.anonymous,
+      project: settings.project, timeoutMs: settings.timeoutSeconds * 1000,
+    })
+  }
+
+  if (uri.startsWith('file://')) return new LocalBackend(fileURLToPath(uri))
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(uri)) {
+    throw new UsageError(`unsupported store ${uri}`, {suggestion: 'use gs://BUCKET[/PREFIX], file:///absolute/path or a folder path'})
+  }
+
+  return new LocalBackend(isAbsolute(uri) ? uri : resolve(join(settings.baseDir, uri)))
+}
+
+export function openStore(settings: StoreSettings): ModelStore {
+  return new ModelStore(openBackend(settings), {timeoutMs: settings.timeoutSeconds * 1000, stallMs: Math.min(20_000, settings.timeoutSeconds * 1000)})
+}

@@ -1,0 +1,215 @@
+import {expect} from 'chai'
+import {createHash} from 'node:crypto'
+import {readFileSync, writeFileSync} from 'node:fs'
+import {join} from 'node:path'
+
+import {ExitCode, type MlopsError} from '../../src/errors.js'
+import {inspectModelFile} from '../../src/store/model-file.js'
+import type {PushRequest} from '../../src/store/model-store.js'
+import {STORE_KINDS, type StoreFixture, expected, fixture, listFiles, makeStore, randomFile, tempDir} from '../helpers/stores.js'
+
+const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex')
+
+async function rejection(promise: Promise<unknown>): Promise<MlopsError> {
+  try {
+    await promise
+  } catch (error) {
+    return error as MlopsError
+  }
+
+  throw new Error('expected a rejection')
+}
+
+async function pushRequest(file: string, overrides: Partial<PushRequest> = {}, labels?: string): Promise<PushRequest> {
+  return {model: await inspectModelFile(file, labels), name: 'iris', metadata: {}, workDir: tempDir(), ...overrides}
+}
+
+for (const kind of STORE_KINDS) {
+  describe(`model store (${kind})`, () => {
+    let s: StoreFixture
+
+    beforeEach(async () => {
+      s = await makeStore(kind)
+    })
+
+    it('numbers versions 1, 2, 3 and records a manifest with checksums, labels and the ONNX signature', async () => {
+      const file = fixture('iris_svc.onnx')
+      const first = await s.store.push(await pushRequest(file, {metadata: {accuracy: '0.97'}}, fixture('iris_labels.json')))
+      const second = await s.store.push(await pushRequest(fixture('iris_rf.onnx')))
+      const third = await s.store.push(await pushRequest(fixture('iris_logreg.onnx')))
+      expect([first.version, second.version, third.version]).to.deep.equal(['1', '2', '3'])
+
+      const manifest = await s.store.resolve({name: 'iris', ref: '1'})
+      const bytes = readFileSync(file)
+      expect(manifest).to.include({name: 'iris', version: '1', file: 'model.onnx', size: bytes.length, sha256: sha256(bytes), format: 'onnx'})
+      expect(manifest.crc32c).to.match(/^[A-Za-z0-9+/]{6}==$/)
+      expect(manifest.source.file).to.equal('iris_svc.onnx')
+      expect(manifest.metadata).to.deep.equal({accuracy: '0.97'})
+      expect(manifest.labels?.values).to.deep.equal(expected.labels)
+      const onnx = expected.models['iris_svc.onnx'].onnx
+      expect(manifest.onnx?.irVersion).to.equal(onnx.ir_version)
+      expect(manifest.onnx?.producerName).to.equal(onnx.producer_name)
+      expect(manifest.onnx?.inputs.map(i => i.name)).to.deep.equal(onnx.graph_inputs)
+      expect(manifest.onnx?.outputs.map(o => o.name)).to.deep.equal(onnx.graph_outputs)
+      expect(await s.keys()).to.include.members(['iris/1/model.onnx', 'iris/1/labels.json', 'iris/1/manifest.json'])
+      if (kind === 'gcs') expect(manifest.crc32c).to.equal(await gcsCrc32c(s, 'iris/1/model.onnx'))
+    })
+
+    it('pushing an existing version fails with exit 4 and changes nothing', async () => {
+      await s.store.push(await pushRequest(fixture('iris_svc.onnx'), {version: '1'}))
+      const before = await s.read('iris/1/manifest.json')
+      const keys = await s.keys()
+      const error = await rejection(s.store.push(await pushRequest(fixture('iris_rf.onnx'), {version: '1'})))
+      expect(error.exitCode).to.equal(ExitCode.CONFLICT)
+      expect(error.message).to.match(/iris@1 already exists/)
+      expect(await s.read('iris/1/manifest.json')).to.deep.equal(before)
+      expect(await s.keys()).to.deep.equal(keys)
+    })
+
+    it('concurrent push of one version with different content: exactly one succeeds', async () => {
+      const results = await Promise.allSettled([
+        s.store.push(await pushRequest(fixture('iris_svc.onnx'), {version: '7'})),
+        s.store.push(await pushRequest(fixture('iris_rf.onnx'), {version: '7'})),
+      ])
+      expect(results.filter(r => r.status === 'fulfilled')).to.have.length(1)
+      const failure = results.find(r => r.status === 'rejected') as PromiseRejectedResult
+      expect((failure.reason as MlopsError).exitCode).to.equal(ExitCode.CONFLICT)
+      const manifest = await s.store.resolve({name: 'iris', ref: '7'})
+      const winner = (results.find(r => r.status === 'fulfilled') as PromiseFulfilledResult<{sha256: string}>).value
+      expect(manifest.sha256).to.equal(winner.sha256)
+      expect(sha256((await s.read('iris/7/model.onnx'))!)).to.equal(manifest.sha256)
+    })
+
+    it('concurrent push of one version with the same content: exactly one succeeds', async () => {
+      const results = await Promise.allSettled([1, 2, 3].map(async () => s.store.push(await pushRequest(fixture('iris_svc.onnx'), {version: '1'}))))
+      expect(results.filter(r => r.status === 'fulfilled')).to.have.length(1)
+      for (const r of results.filter(r => r.status === 'rejected') as PromiseRejectedResult[]) {
+        expect((r.reason as MlopsError).exitCode).to.equal(ExitCode.CONFLICT)
+      }
+    })
+
+    it('concurrent pushes without --version get distinct versions', async () => {
+      const results = await Promise.all([fixture('iris_svc.onnx'), fixture('iris_rf.onnx'), fixture('iris_logreg.onnx')]
+        .map(async file => s.store.push(await pushRequest(file))))
+      expect(results.map(r => r.version).sort()).to.deep.equal(['1', '2', '3'])
+      for (const r of results) expect((await s.store.resolve({name: 'iris', ref: r.version})).sha256).to.equal(r.sha256)
+      expect((await s.keys()).filter(k => k.endsWith('model.onnx'))).to.have.length(3)
+    })
+
+    it('resolves latest by numeric order (10 after 9), aliases, and reports unknown name / version / alias with exit 3', async () => {
+      for (const version of ['9', '10', '2']) await s.store.push(await pushRequest(fixture('iris_svc.onnx'), {version}))
+      expect((await s.store.resolve({name: 'iris', ref: 'latest'})).version).to.equal('10')
+      await s.store.setAlias({name: 'iris', ref: '9'}, 'prod')
+      expect((await s.store.resolve({name: 'iris', ref: 'prod'})).version).to.equal('9')
+
+      const unknownName = await rejection(s.store.resolve({name: 'irsi', ref: 'latest'}))
+      expect(unknownName.exitCode).to.equal(ExitCode.NOT_FOUND)
+      expect(unknownName.message).to.match(/model "irsi" not found/)
+      expect(unknownName.suggestion).to.match(/did you mean "iris"/)
+      const unknownVersion = await rejection(s.store.resolve({name: 'iris', ref: '11'}))
+      expect(unknownVersion.exitCode).to.equal(ExitCode.NOT_FOUND)
+      expect(unknownVersion.suggestion).to.equal('versions: 2, 9, 10; aliases: prod')
+      const unknownAlias = await rejection(s.store.resolve({name: 'iris', ref: 'staging'}))
+      expect(unknownAlias.exitCode).to.equal(ExitCode.NOT_FOUND)
+    })
+
+    it('moves, lists and removes aliases; an alias of a missing version is refused', async () => {
+      await s.store.push(await pushRequest(fixture('iris_svc.onnx')))
+      await s.store.push(await pushRequest(fixture('iris_rf.onnx')))
+      expect(await s.store.setAlias({name: 'iris', ref: '1'}, 'prod')).to.include({version: '1', previous: undefined})
+      expect(await s.store.setAlias({name: 'iris', ref: 'latest'}, 'prod')).to.include({version: '2', previous: '1'})
+      expect((await s.store.listVersions('iris')).aliases).to.deep.equal({prod: '2'})
+      expect((await s.store.listModels())[0]).to.deep.include({name: 'iris', versions: 2, latest: '2', aliases: {prod: '2'}})
+      expect((await rejection(s.store.setAlias({name: 'iris', ref: '5'}, 'prod'))).exitCode).to.equal(ExitCode.NOT_FOUND)
+      await s.store.removeAlias('iris', 'prod')
+      expect((await s.store.listVersions('iris')).aliases).to.deep.equal({})
+      expect((await rejection(s.store.removeAlias('iris', 'prod'))).exitCode).to.equal(ExitCode.NOT_FOUND)
+    })
+
+    it('concurrent alias updates all land as whole writes', async () => {
+      for (let i = 0; i < 3; i++) await s.store.push(await pushRequest(fixture('iris_svc.onnx')))
+      const results = await Promise.all(['1', '2', '3'].map(ref => s.store.setAlias({name: 'iris', ref}, 'prod')))
+      const final = (await s.store.resolve({name: 'iris', ref: 'prod'})).version
+      expect(['1', '2', '3']).to.include(final)
+      // Compare-and-swap: each update saw the one before it, so the previous values chain.
+      expect(results.filter(r => r.previous === undefined)).to.have.length(1)
+    })
+
+    it('rm refuses while an alias points at the version (exit 4), asks before deleting, then deletes', async () => {
+      await s.store.push(await pushRequest(fixture('iris_svc.onnx'), {}, fixture('iris_labels.json')))
+      await s.store.setAlias({name: 'iris', ref: '1'}, 'prod')
+      const keys = await s.keys()
+      const refused = await rejection(s.store.remove('iris', '1', async () => true))
+      expect(refused.exitCode).to.equal(ExitCode.CONFLICT)
+      expect(refused.suggestion).to.equal('mlops model alias rm iris prod')
+      await s.store.removeAlias('iris', 'prod')
+      expect(await s.store.remove('iris', '1', async () => false)).to.equal(undefined)
+      expect(await s.keys()).to.deep.equal(keys.filter(k => !k.includes('aliases')))
+      const removed = await s.store.remove('iris', '1', async () => true)
+      expect(removed?.deleted[0]).to.equal('iris/1/manifest.json')
+      expect(await s.keys()).to.deep.equal([])
+      expect((await rejection(s.store.remove('iris', '1', async () => true))).exitCode).to.equal(ExitCode.NOT_FOUND)
+    })
+
+    it('pulls a verified copy, then reports up to date without downloading', async () => {
+      await s.store.push(await pushRequest(fixture('iris_svc.onnx'), {}, fixture('iris_labels.json')))
+      const dir = tempDir()
+      const first = await s.store.pull({ref: {name: 'iris', ref: 'latest'}, destination: join(dir, 'model.onnx'), labelsDestination: `${dir}/`})
+      expect(first).to.include({version: '1', skipped: false, bytes: 2486})
+      expect(readFileSync(join(dir, 'model.onnx'))).to.deep.equal(readFileSync(fixture('iris_svc.onnx')))
+      expect(JSON.parse(readFileSync(join(dir, 'labels.json'), 'utf8'))).to.deep.equal(expected.labels)
+      const second = await s.store.pull({ref: {name: 'iris', ref: '1'}, destination: dir})
+      expect(second).to.include({skipped: true, bytes: 0, path: join(dir, 'model.onnx')})
+      expect(listFiles(dir)).to.deep.equal(['labels.json', 'model.onnx'])
+    })
+
+    it('pulls a large object as parallel ranged reads and verifies it', async () => {
+      const ranged = await makeStore(kind, {chunkSize: 256 * 1024, concurrency: 3}, s.gcs)
+      const dir = tempDir()
+      const file = randomFile(dir, 'big.bin', 3 * 1024 * 1024 + 123)
+      await ranged.store.push(await pushRequest(file))
+      const progress: number[] = []
+      const result = await ranged.store.pull({ref: {name: 'iris', ref: '1'}, destination: join(dir, 'out.bin'), onProgress: done => progress.push(done)})
+      expect(result.bytes).to.equal(3 * 1024 * 1024 + 123)
+      expect(readFileSync(join(dir, 'out.bin'))).to.deep.equal(readFileSync(file))
+      expect(progress.at(-1)).to.equal(result.bytes)
+    })
+
+    it('object corrupted in the store after push: pull fails with exit 5 and the destination is untouched', async () => {
+      await s.store.push(await pushRequest(fixture('iris_svc.onnx')))
+      const original = readFileSync(fixture('iris_svc.onnx'))
+      const corrupted = Buffer.from(original)
+      corrupted[100] ^= 0xff
+      await s.corrupt('iris/1/model.onnx', corrupted)
+      const dir = tempDir()
+      writeFileSync(join(dir, 'model.onnx'), 'previous model')
+      const error = await rejection(s.store.pull({ref: {name: 'iris', ref: '1'}, destination: join(dir, 'model.onnx')}))
+      expect(error.exitCode).to.equal(ExitCode.INTEGRITY)
+      expect(error.message).to.match(/corrupt/)
+      expect(readFileSync(join(dir, 'model.onnx'), 'utf8')).to.equal('previous model')
+      expect(listFiles(dir)).to.deep.equal(['model.onnx'])
+    })
+
+    it('leftovers of an interrupted push: same content is adopted, different content is a conflict, rm cleans them', async () => {
+      await s.store.push(await pushRequest(fixture('iris_svc.onnx'), {version: '1'}))
+      await s.store.push(await pushRequest(fixture('iris_svc.onnx'), {version: '2'}))
+      // Simulate a push of version 3 that died after the model object and before the manifest.
+      await s.corrupt('iris/3/model.onnx', readFileSync(fixture('iris_rf.onnx')))
+      const conflict = await rejection(s.store.push(await pushRequest(fixture('iris_svc.onnx'), {version: '3'})))
+      expect(conflict.exitCode).to.equal(ExitCode.CONFLICT)
+      expect(conflict.suggestion).to.match(/mlops model rm iris@3 --yes/)
+      const adopted = await s.store.push(await pushRequest(fixture('iris_rf.onnx'), {version: '3'}))
+      expect(adopted.version).to.equal('3')
+
+      await s.corrupt('iris/4/model.onnx', readFileSync(fixture('iris_rf.onnx')))
+      const cleaned = await s.store.remove('iris', '4', async () => true)
+      expect(cleaned?.committed).to.equal(false)
+      expect((await s.keys()).filter(k => k.startsWith('iris/4/'))).to.deep.equal([])
+    })
+  })
+}
+
+async function gcsCrc32c(s: StoreFixture, key: string): Promise<string | undefined> {
+  const stat = await s.store.backend.stat(key)
+  return stat?.crc32c
+}

@@ -199,7 +199,8 @@ export class GcsBackend implements StorageBackend {
       })
     }
 
-    if (status === 404 && /bucket/i.test(firstLine(error))) {
+    // stat, read and delete handle an object's 404 themselves; one reaching here (list, write, upload) is the bucket's.
+    if (status === 404) {
       return new NotFoundError(`bucket ${this.options.bucket} does not exist`, {suggestion: 'check --store / MLOPS_STORE / store.uri in mlops.yaml'})
     }
 

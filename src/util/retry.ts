@@ -44,14 +44,14 @@ export async function withRetry<T>(attempt: (n: number) => Promise<T>, options: 
     } catch (error) {
       if (!isTransient(error)) throw error
       const elapsed = Date.now() - started
-      if (elapsed + delay > options.timeoutMs) {
+      if (elapsed >= options.timeoutMs) {
         throw new UnavailableError(
           `${options.what}: ${describeCause(error)} (gave up after ${n} attempt${n === 1 ? '' : 's'} in ${(elapsed / 1000).toFixed(1)}s)`,
           {cause: error, suggestion: 'check that the storage endpoint is reachable; store.timeout (MLOPS_STORE_TIMEOUT) sets how long to keep retrying'},
         )
       }
 
-      await sleep(delay * (0.5 + Math.random() / 2))
+      await sleep(Math.min(delay * (0.5 + Math.random() / 2), options.timeoutMs - elapsed))
       delay = Math.min(delay * 2, options.maxDelayMs ?? 2000)
     }
   }

@@ -1,0 +1,86 @@
+import {expect} from 'chai'
+import {existsSync, writeFileSync} from 'node:fs'
+import {join} from 'node:path'
+
+import {ExitCode, type MlopsError} from '../../src/errors.js'
+import {inspectModelFile} from '../../src/store/model-file.js'
+import {ModelStore} from '../../src/store/model-store.js'
+import {openBackend} from '../../src/store/open.js'
+import {FakeGcs} from '../env/fake-gcs.js'
+import {sharedGcs} from '../env/global.js'
+import {freePort} from '../env/ports.js'
+import {fixture, listFiles, makeStore, randomFile, tempDir} from '../helpers/stores.js'
+
+async function rejection(promise: Promise<unknown>): Promise<MlopsError> {
+  try {
+    await promise
+  } catch (error) {
+    return error as MlopsError
+  }
+
+  throw new Error('expected a rejection')
+}
+
+function gcsStore(endpoint: string, uri: string, timeoutSeconds: number): ModelStore {
+  const settings = {uri, baseDir: '/', endpoint, anonymous: true, timeoutSeconds}
+  return new ModelStore(openBackend(settings), {timeoutMs: timeoutSeconds * 1000, chunkSize: 1 << 20, stallMs: 1000})
+}
+
+describe('GCS store failures (fake-gcs-server)', () => {
+  it('bucket that does not exist: push and list fail with exit 3 naming the bucket, nothing written', async () => {
+    const gcs = await sharedGcs()
+    const store = gcsStore(gcs.url, 'gs://no-such-bucket-mlops/models', 5)
+    const model = await inspectModelFile(fixture('iris_svc.onnx'))
+    const push = await rejection(store.push({model, name: 'iris', metadata: {}, workDir: tempDir()}))
+    expect(push.exitCode).to.equal(ExitCode.NOT_FOUND)
+    expect(push.message).to.equal('bucket no-such-bucket-mlops does not exist')
+    const list = await rejection(store.listModels())
+    expect(list.exitCode).to.equal(ExitCode.NOT_FOUND)
+    const show = await rejection(store.resolve({name: 'iris', ref: 'latest'}))
+    expect(show.exitCode).to.equal(ExitCode.NOT_FOUND)
+    expect(show.message).to.match(/bucket no-such-bucket-mlops does not exist/)
+  })
+
+  it('storage server down: bounded retries, then exit 7 naming the endpoint', async () => {
+    const port = await freePort()
+    const store = gcsStore(`http://127.0.0.1:${port}`, 'gs://models', 2)
+    const started = Date.now()
+    const error = await rejection(store.listModels())
+    const seconds = (Date.now() - started) / 1000
+    expect(error.exitCode).to.equal(ExitCode.UNAVAILABLE)
+    expect(error.message).to.match(/listing gs:\/\/models: .*ECONNREFUSED.*gave up after \d+ attempts/)
+    expect(error.suggestion).to.match(/MLOPS_STORE_TIMEOUT/)
+    // Functional bound, not a benchmark: it gives up about when the 2 s window closes.
+    expect(seconds).to.be.greaterThan(1.5).and.lessThan(10)
+  })
+
+  it('server killed in the middle of a pull: exit 7 and no partial file at the destination', async () => {
+    const gcs = await FakeGcs.start()
+    try {
+      const fixtureStore = await makeStore('gcs', {}, gcs)
+      const dir = tempDir()
+      const file = randomFile(dir, 'big.bin', 24 * 1024 * 1024)
+      await fixtureStore.store.push({model: await inspectModelFile(file), name: 'big', metadata: {}, workDir: dir})
+      const store = gcsStore(gcs.url, fixtureStore.uri, 2)
+      const out = join(tempDir(), 'model.bin')
+      writeFileSync(out, 'previous')
+      let killed = false
+      const error = await rejection(store.pull({
+        ref: {name: 'big', ref: '1'}, destination: out,
+        onProgress(done) {
+          if (!killed && done > 0) {
+            killed = true
+            gcs.kill()
+          }
+        },
+      }))
+      expect(killed).to.equal(true)
+      expect(error.exitCode).to.equal(ExitCode.UNAVAILABLE)
+      expect(error.message).to.match(/downloading big@1/)
+      expect(listFiles(join(out, '..'))).to.deep.equal(['model.bin'])
+      expect(existsSync(out)).to.equal(true)
+    } finally {
+      await gcs.stop()
+    }
+  })
+})

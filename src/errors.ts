@@ -71,8 +71,12 @@ export class UnavailableError extends MlopsError {
   readonly code = 'UNAVAILABLE'
 }
 
+/** Duck-typed for the same reason as isPreconditionFailed: modules loaded lazily may be loaded twice under test runners. */
 export function isMlopsError(error: unknown): error is MlopsError {
-  return error instanceof MlopsError
+  if (error instanceof MlopsError) return true
+  if (!(error instanceof Error)) return false
+  const {code, exitCode} = error as Partial<MlopsError>
+  return typeof code === 'string' && code in ExitCode && typeof exitCode === 'number'
 }
 
 export function errorMessage(error: unknown): string {

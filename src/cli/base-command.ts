@@ -52,7 +52,7 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     return this.loadedProject
   }
 
-  protected progress(): Progress {
+  protected async progress(): Promise<Progress> {
     return Progress.for({json: this.jsonEnabled()})
   }
 

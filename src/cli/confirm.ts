@@ -1,5 +1,3 @@
-import {confirm} from '@inquirer/prompts'
-
 import {UsageError} from '../errors.js'
 
 /**
@@ -13,5 +11,7 @@ export async function confirmOrRefuse(question: string, options: {yes: boolean; 
     throw new UsageError(`${question} Refusing without confirmation.`, {suggestion: 'pass --yes to confirm'})
   }
 
+  // Loaded only when a prompt is shown: it is not needed on the automated path.
+  const {confirm} = await import('@inquirer/prompts')
   return confirm({message: question, default: false})
 }

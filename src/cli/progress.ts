@@ -1,4 +1,4 @@
-import ora, {type Ora} from 'ora'
+import type {Ora} from 'ora'
 
 import {formatBytes} from '../util/text.js'
 
@@ -11,16 +11,21 @@ export class Progress {
   private lastUpdate = 0
   private transferStart = 0
 
-  constructor(readonly enabled: boolean) {}
+  private constructor(private readonly ora?: typeof import('ora').default) {}
 
-  static for(options: {json: boolean}): Progress {
+  /** ora is loaded only when progress will show, keeping it off the start-up path of scripts and CI. */
+  static async for(options: {json: boolean}): Promise<Progress> {
     const enabled = !options.json && Boolean(process.stderr.isTTY) && !process.env.CI && !process.env.MLOPS_NO_PROGRESS
-    return new Progress(enabled)
+    return new Progress(enabled ? (await import('ora')).default : undefined)
+  }
+
+  get enabled(): boolean {
+    return this.ora !== undefined
   }
 
   start(text: string): void {
-    if (!this.enabled) return
-    this.spinner = ora({text, stream: process.stderr}).start()
+    if (!this.ora) return
+    this.spinner = this.ora({text, stream: process.stderr}).start()
     this.transferStart = Date.now()
   }
 

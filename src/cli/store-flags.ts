@@ -53,6 +53,6 @@ export function storeOverrides(flags: {
 }
 
 /** The model store selected by mlops.yaml, MLOPS_* and the flags above. */
-export function storeFor(project: ProjectConfig, flags: Parameters<typeof storeOverrides>[0]): ModelStore {
+export async function storeFor(project: ProjectConfig, flags: Parameters<typeof storeOverrides>[0]): Promise<ModelStore> {
   return openStore(resolveStoreSettings(project, storeOverrides(flags), process.cwd()))
 }

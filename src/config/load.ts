@@ -37,7 +37,7 @@ let validator: ReturnType<Ajv['compile']> | undefined
 
 function validate(values: unknown): ErrorObject[] {
   if (!validator) {
-    const ajv = new Ajv({allErrors: true, strict: false})
+    const ajv = new Ajv({allErrors: true, strict: false, verbose: true})
     validator = ajv.compile(JSON.parse(readFileSync(schemaPath, 'utf8')))
   }
 
@@ -104,11 +104,16 @@ function fieldName(error: ErrorObject): string {
   return path || '(top level)'
 }
 
-/** ajv reports every branch of a oneOf; the deepest error is the one a person needs. */
+/**
+ * ajv reports every branch of a oneOf. The error a person needs is the
+ * deepest one, and at equal depth one from the branch whose type matched
+ * (an unknown key in the object form beats "expected string").
+ */
 function pickError(errors: ErrorObject[]): ErrorObject {
   const concrete = errors.filter(e => e.keyword !== 'oneOf')
   const candidates = concrete.length > 0 ? concrete : errors
-  return candidates.reduce((best, e) => (e.instancePath.length > best.instancePath.length ? e : best))
+  const rank = (e: ErrorObject) => e.instancePath.split('/').length * 2 + (e.keyword === 'type' ? 0 : 1)
+  return candidates.reduce((best, e) => (rank(e) > rank(best) ? e : best))
 }
 
 function keyOffset(doc: ReturnType<typeof parseDocument>, path: Array<number | string>, error: ErrorObject): number | undefined {

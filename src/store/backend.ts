@@ -1,3 +1,5 @@
+import type {Digest} from '../util/digest.js'
+
 /**
  * The narrow interface each storage backend (GCS, local folder) implements.
  * Model semantics (versions, manifests, aliases, immutability) live above it
@@ -21,8 +23,14 @@ export interface WriteOptions {
 }
 
 export interface UploadOptions extends WriteOptions {
-  /** Called with every chunk as it is sent, in order (for hashing in the same pass). */
-  onData?: (chunk: Buffer) => void
+  /** Bytes sent so far in the current attempt. */
+  onProgress?: (sent: number, total: number) => void
+}
+
+/** What an upload stored, and the digest of the bytes it sent (computed in the same pass). */
+export interface UploadResult {
+  stat: ObjectStat
+  digest: Digest
 }
 
 export interface ListResult {
@@ -37,7 +45,7 @@ export interface StorageBackend {
   stat(key: string): Promise<ObjectStat | undefined>
   read(key: string): Promise<{data: Buffer; stat: ObjectStat} | undefined>
   write(key: string, data: Buffer, options?: WriteOptions): Promise<ObjectStat>
-  upload(key: string, file: string, options?: UploadOptions): Promise<ObjectStat>
+  upload(key: string, file: string, options?: UploadOptions): Promise<UploadResult>
   /** Bytes [start, end) of one generation of an object. */
   readRange(key: string, generation: string, start: number, end: number, onData: (chunk: Buffer) => void, signal: AbortSignal): Promise<void>
   list(prefix: string, options?: {delimiter?: boolean}): Promise<ListResult>
@@ -50,5 +58,14 @@ export interface StorageBackend {
 export class PreconditionFailedError extends Error {
   constructor(readonly key: string) {
     super(`precondition failed for ${key}`)
+    this.name = 'PreconditionFailedError'
   }
+}
+
+/**
+ * By name rather than instanceof: the GCS backend is loaded lazily, and a
+ * class loaded twice (CommonJS and ESM under a test runner) fails instanceof.
+ */
+export function isPreconditionFailed(error: unknown): error is PreconditionFailedError {
+  return error instanceof Error && error.name === 'PreconditionFailedError'
 }

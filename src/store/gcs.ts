@@ -3,11 +3,12 @@ import {PassThroughClient} from 'google-auth-library'
 import {createReadStream} from 'node:fs'
 import {stat as statFile} from 'node:fs/promises'
 import {Transform} from 'node:stream'
-import {pipeline} from 'node:stream/promises'
 
 import {NotFoundError, PermissionError} from '../errors.js'
+import {Digester} from '../util/digest.js'
 import {withRetry} from '../util/retry.js'
-import {type ListResult, type ObjectStat, PreconditionFailedError, type StorageBackend, type UploadOptions, type WriteOptions} from './backend.js'
+import {type ListResult, type ObjectStat, PreconditionFailedError, type StorageBackend, type UploadOptions, type UploadResult, type WriteOptions} from './backend.js'
+import {streamRequest} from './http.js'
 
 export interface GcsOptions {
   bucket: string
@@ -20,9 +21,6 @@ export interface GcsOptions {
   /** Retry window for transient failures, in ms. */
   timeoutMs: number
 }
-
-/** Objects this size and larger use a resumable upload session (restartable, one streamed PUT). */
-const RESUMABLE_THRESHOLD = 8 * 1024 * 1024
 
 /**
  * Google Cloud Storage through @google-cloud/storage: Application Default
@@ -43,6 +41,8 @@ export class GcsBackend implements StorageBackend {
       apiEndpoint: options.endpoint,
       projectId: options.project,
       retryOptions: {autoRetry: false},
+      // An https endpoint (a private or regional Google endpoint) still gets credentials; a plain-http emulator does not.
+      useAuthWithCustomEndpoint: this.authenticated,
       ...(options.anonymous ? {authClient: new PassThroughClient()} : {}),
     })
   }
@@ -91,34 +91,59 @@ export class GcsBackend implements StorageBackend {
     })
   }
 
-  async upload(key: string, source: string, options: UploadOptions = {}): Promise<ObjectStat> {
+  /**
+   * Bulk bytes go over the JSON API directly (one resumable session whose
+   * body is the whole file in one streamed PUT, ranged alt=media reads) with
+   * the storage client's credentials: measured on 256 MiB, the client's
+   * upload stream took 3.1 s where one streamed request took 0.7 s. The
+   * resumable protocol rather than uploadType=media because fake-gcs-server
+   * ignores ifGenerationMatch on media uploads. Metadata, listing and small
+   * objects use the client.
+   */
+  async upload(key: string, source: string, options: UploadOptions = {}): Promise<UploadResult> {
     const {size} = await statFile(source)
+    const contentType = options.contentType ?? 'application/octet-stream'
     return this.call(`uploading to ${this.describe(key)}`, async () => {
-      const file = this.file(key)
+      const url = new URL(`${this.apiEndpoint}/upload/storage/v1/b/${encodeURIComponent(this.options.bucket)}/o`)
+      url.searchParams.set('uploadType', 'resumable')
+      url.searchParams.set('name', this.objectName(key))
+      if (options.ifGeneration !== undefined) url.searchParams.set('ifGenerationMatch', options.ifGeneration)
+      const auth = await this.authHeaders()
+      const session = await this.mapWriteErrors(key, streamRequest({
+        method: 'POST', url, body: Buffer.from(JSON.stringify({contentType})),
+        headers: {...auth, 'content-type': 'application/json; charset=UTF-8', 'x-upload-content-type': contentType, 'x-upload-content-length': size},
+      }))
+      const location = session.headers.location
+      if (!location) throw new Error(`${this.describe(key)}: the upload session has no Location header`)
+
+      const digester = new Digester()
       const tap = new Transform({
         transform(chunk: Buffer, _encoding, callback) {
-          options.onData?.(chunk)
+          digester.update(chunk)
+          options.onProgress?.(digester.bytes, size)
           callback(null, chunk)
         },
       })
-      const upload = file.createWriteStream({
-        resumable: size >= RESUMABLE_THRESHOLD,
-        validation: false,
-        metadata: {contentType: options.contentType ?? 'application/octet-stream'},
-        ...preconditionOf(options.ifGeneration),
-      })
-      await this.mapWriteErrors(key, pipeline(createReadStream(source, {highWaterMark: 1 << 20}), tap, upload))
-      return toStat(file.metadata)
+      const response = await this.mapWriteErrors(key, streamRequest({
+        method: 'PUT', url: new URL(location),
+        headers: {...auth, 'content-type': contentType, 'content-length': size},
+        body: createReadStream(source, {highWaterMark: 4 << 20}).pipe(tap),
+      }))
+      return {stat: toStat(JSON.parse(response.body.toString('utf8'))), digest: digester.digest()}
     })
   }
 
   async readRange(key: string, generation: string, start: number, end: number, onData: (chunk: Buffer) => void, signal: AbortSignal): Promise<void> {
     if (end <= start) return
-    const stream = this.file(key, generation).createReadStream({start, end: end - 1, validation: false, decompress: false})
+    const url = new URL(`${this.apiEndpoint}/storage/v1/b/${encodeURIComponent(this.options.bucket)}/o/${encodeURIComponent(this.objectName(key))}`)
+    url.searchParams.set('alt', 'media')
+    url.searchParams.set('generation', generation)
     try {
-      await pipeline(stream, async function * (chunks: AsyncIterable<Buffer>) {
-        for await (const chunk of chunks) onData(chunk)
-      }, {signal})
+      await streamRequest({
+        method: 'GET', url, signal, onData,
+        // identity: the bytes as stored, so sizes and checksums hold even for objects uploaded with gzip encoding.
+        headers: {...await this.authHeaders(), range: `bytes=${start}-${end - 1}`, 'accept-encoding': 'identity'},
+      })
     } catch (error) {
       if (statusOf(error) === 404) throw new PreconditionFailedError(key)
       throw error
@@ -162,9 +187,26 @@ export class GcsBackend implements StorageBackend {
     })
   }
 
+  private objectName(key: string): string {
+    return this.prefix ? `${this.prefix}/${key}` : key
+  }
+
   private file(key: string, generation?: string): File {
-    const name = this.prefix ? `${this.prefix}/${key}` : key
-    return this.storage.bucket(this.options.bucket).file(name, generation === undefined ? {} : {generation: Number(generation)})
+    return this.storage.bucket(this.options.bucket).file(this.objectName(key), generation === undefined ? {} : {generation: Number(generation)})
+  }
+
+  private get apiEndpoint(): string {
+    return this.storage.apiEndpoint.replace(/\/+$/, '')
+  }
+
+  /** The same credentials the storage client sends: none when anonymous or for a plain-http endpoint (emulators). */
+  private async authHeaders(): Promise<Record<string, string>> {
+    if (!this.authenticated) return {}
+    return {...(await this.storage.authClient.getRequestHeaders()) as Record<string, string>}
+  }
+
+  private get authenticated(): boolean {
+    return !this.options.anonymous && !this.options.endpoint?.startsWith('http://')
   }
 
   private describe(key: string): string {

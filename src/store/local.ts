@@ -6,7 +6,8 @@ import {pathToFileURL} from 'node:url'
 
 import {UsageError} from '../errors.js'
 import {isTempPath, withFileLock, writeFileAtomic} from '../util/fs-atomic.js'
-import {type ListResult, type ObjectStat, PreconditionFailedError, type StorageBackend, type UploadOptions, type WriteOptions} from './backend.js'
+import {Digester} from '../util/digest.js'
+import {type ListResult, type ObjectStat, PreconditionFailedError, type StorageBackend, type UploadOptions, type UploadResult, type WriteOptions} from './backend.js'
 
 /**
  * A store in a local folder: the zero-setup default. Create-only writes use
@@ -44,13 +45,18 @@ export class LocalBackend implements StorageBackend {
     })
   }
 
-  async upload(key: string, source: string, options: UploadOptions = {}): Promise<ObjectStat> {
-    return this.put(key, options, async file => {
-      for await (const chunk of createReadStream(source, {highWaterMark: 1 << 20})) {
-        options.onData?.(chunk as Buffer)
+  async upload(key: string, source: string, options: UploadOptions = {}): Promise<UploadResult> {
+    const {size} = await stat(source)
+    let digester = new Digester()
+    const written = await this.put(key, options, async file => {
+      digester = new Digester()
+      for await (const chunk of createReadStream(source, {highWaterMark: 4 << 20})) {
+        digester.update(chunk as Buffer)
         await file.write(chunk as Buffer)
+        options.onProgress?.(digester.bytes, size)
       }
     })
+    return {stat: written, digest: digester.digest()}
   }
 
   async readRange(key: string, generation: string, start: number, end: number, onData: (chunk: Buffer) => void, signal: AbortSignal): Promise<void> {

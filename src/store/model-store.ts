@@ -2,11 +2,11 @@ import {hostname, userInfo} from 'node:os'
 import {stat} from 'node:fs/promises'
 import {basename, join} from 'node:path'
 
-import {ConflictError, IntegrityError, NotFoundError} from '../errors.js'
+import {ConflictError, IntegrityError, NotFoundError, UsageError} from '../errors.js'
 import {type Digest, Digester, digestBuffer, digestFile} from '../util/digest.js'
 import {gitState} from '../util/git.js'
 import {closestMatch} from '../util/text.js'
-import {type ObjectStat, PreconditionFailedError, type StorageBackend} from './backend.js'
+import {type ObjectStat, type StorageBackend, isPreconditionFailed} from './backend.js'
 import {InvalidManifestError, MANIFEST_SCHEMA_VERSION, type ModelManifest, parseManifest, serializeManifest} from './manifest.js'
 import {type InspectedModel} from './model-file.js'
 import {LATEST, type ModelRef, compareVersions, formatRef} from './names.js'
@@ -261,7 +261,7 @@ export class ModelStore {
         await this.backend.write(key, body, {ifGeneration: current?.stat.generation ?? '0'})
         return {name: manifest.name, alias, version: manifest.version, previous}
       } catch (error) {
-        if (!(error instanceof PreconditionFailedError)) throw error
+        if (!isPreconditionFailed(error)) throw error
       }
     }
   }
@@ -277,7 +277,7 @@ export class ModelStore {
     try {
       await this.backend.delete(key, {ifGeneration: current.stat.generation})
     } catch (error) {
-      if (error instanceof PreconditionFailedError) throw new ConflictError(`alias ${alias} of ${name} changed while it was being removed`, {suggestion: 'run the command again'})
+      if (isPreconditionFailed(error)) throw new ConflictError(`alias ${alias} of ${name} changed while it was being removed`, {suggestion: 'run the command again'})
       throw error
     }
 
@@ -295,6 +295,11 @@ export class ModelStore {
     const prefix = `${name}/${version}/`
     const {keys} = await this.backend.list(prefix)
     if (keys.length === 0) {
+      const aliased = await this.readAlias(name, version)
+      if (aliased !== undefined) {
+        throw new UsageError(`${version} is an alias of ${name}@${aliased}; rm takes a version`, {suggestion: `mlops model rm ${name}@${aliased}`})
+      }
+
       await this.resolve({name, ref: version})
       throw new NotFoundError(`${name}@${version} does not exist`)
     }
@@ -355,7 +360,7 @@ export class ModelStore {
       await this.backend.write(this.key(name, version, MANIFEST), body, {ifGeneration: '0'})
       return {committed: true, digest}
     } catch (error) {
-      if (!(error instanceof PreconditionFailedError)) throw error
+      if (!isPreconditionFailed(error)) throw error
       // Lost the race for this version: take back what this attempt wrote, if it is still ours.
       for (const object of uploaded) await this.backend.delete(object.key, {ifGeneration: object.generation}).catch(() => {})
       return {committed: false}
@@ -371,18 +376,8 @@ export class ModelStore {
    */
   private async putModelObject(request: PushRequest, version: string, key: string): Promise<{stat: ObjectStat; digest: Digest; uploaded: boolean} | undefined> {
     const {model} = request
-    const digester = new Digester()
-    let sent = 0
     try {
-      const stat = await this.backend.upload(key, model.path, {
-        ifGeneration: '0',
-        onData: chunk => {
-          digester.update(chunk)
-          sent += chunk.length
-          request.onProgress?.(sent, model.size)
-        },
-      })
-      const digest = digester.digest()
+      const {stat, digest} = await this.backend.upload(key, model.path, {ifGeneration: '0', onProgress: request.onProgress})
       if (stat.size !== digest.size || (stat.crc32c && stat.crc32c !== digest.crc32c)) {
         await this.backend.delete(key, {ifGeneration: stat.generation}).catch(() => {})
         throw new IntegrityError(`upload of ${request.name}@${version} was corrupted in transit (store has ${stat.size} bytes, crc32c ${stat.crc32c}; sent ${digest.size} bytes, crc32c ${digest.crc32c})`, {
@@ -393,7 +388,7 @@ export class ModelStore {
       if (digest.size !== model.size) throw new IntegrityError(`${model.path} changed while it was being pushed`, {suggestion: 'nothing was committed; push again'})
       return {stat, digest, uploaded: true}
     } catch (error) {
-      if (!(error instanceof PreconditionFailedError)) throw error
+      if (!isPreconditionFailed(error)) throw error
     }
 
     if (request.version === undefined) return undefined
@@ -419,7 +414,7 @@ export class ModelStore {
     try {
       return {stat: await this.backend.write(key, data, {ifGeneration: '0'}), uploaded: true}
     } catch (error) {
-      if (!(error instanceof PreconditionFailedError)) throw error
+      if (!isPreconditionFailed(error)) throw error
     }
 
     const existing = await this.backend.read(key)

@@ -21,6 +21,10 @@ export class Digester {
     this.size += chunk.length
   }
 
+  get bytes(): number {
+    return this.size
+  }
+
   digest(): Digest {
     const crc = Buffer.alloc(4)
     crc.writeUInt32BE(this.crc >>> 0)

@@ -1,4 +1,4 @@
-import {FakeGcs} from './fake-gcs.js'
+import {FakeGcs, ensureFakeGcsBinary} from './fake-gcs.js'
 
 /**
  * One GCS emulator for the whole run (tests that kill a server start their
@@ -12,6 +12,12 @@ export async function sharedGcs(): Promise<FakeGcs> {
 }
 
 export const mochaHooks = {
+  beforeAll(this: Mocha.Context): void {
+    // A fresh machine builds the emulator first (go install, about 80 s on 2 cores).
+    this.timeout(15 * 60 * 1000)
+    ensureFakeGcsBinary()
+  },
+
   async afterAll(): Promise<void> {
     await shared?.stop()
   },

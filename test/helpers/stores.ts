@@ -38,7 +38,7 @@ export async function makeStore(kind: StoreKind, tuning: Partial<TransferTuning>
     const settings: StoreSettings = {uri: root, baseDir: root, anonymous: false, timeoutSeconds: 5}
     return {
       kind, uri: root, settings, env: {MLOPS_STORE: root},
-      store: new ModelStore(openBackend(settings), {timeoutMs: 5000, ...tuning}),
+      store: new ModelStore(await openBackend(settings), {timeoutMs: 5000, ...tuning}),
       async keys() {
         return listFiles(root)
       },
@@ -63,7 +63,7 @@ export async function makeStore(kind: StoreKind, tuning: Partial<TransferTuning>
   const settings: StoreSettings = {uri, baseDir: '/', endpoint: server.url, anonymous: true, timeoutSeconds: 5}
   return {
     kind, uri, settings, gcs: server, env: {MLOPS_STORE: uri, MLOPS_GCS_ENDPOINT: server.url},
-    store: new ModelStore(openBackend(settings), {timeoutMs: 5000, ...tuning}),
+    store: new ModelStore(await openBackend(settings), {timeoutMs: 5000, ...tuning}),
     async keys() {
       return (await server.listObjects(bucket)).map(name => name.replace(/^models\//, ''))
     },

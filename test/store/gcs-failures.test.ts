@@ -21,15 +21,15 @@ async function rejection(promise: Promise<unknown>): Promise<MlopsError> {
   throw new Error('expected a rejection')
 }
 
-function gcsStore(endpoint: string, uri: string, timeoutSeconds: number): ModelStore {
+async function gcsStore(endpoint: string, uri: string, timeoutSeconds: number): Promise<ModelStore> {
   const settings = {uri, baseDir: '/', endpoint, anonymous: true, timeoutSeconds}
-  return new ModelStore(openBackend(settings), {timeoutMs: timeoutSeconds * 1000, chunkSize: 1 << 20, stallMs: 1000})
+  return new ModelStore(await openBackend(settings), {timeoutMs: timeoutSeconds * 1000, chunkSize: 1 << 20, stallMs: 1000})
 }
 
 describe('GCS store failures (fake-gcs-server)', () => {
   it('bucket that does not exist: push and list fail with exit 3 naming the bucket, nothing written', async () => {
     const gcs = await sharedGcs()
-    const store = gcsStore(gcs.url, 'gs://no-such-bucket-mlops/models', 5)
+    const store = await gcsStore(gcs.url, 'gs://no-such-bucket-mlops/models', 5)
     const model = await inspectModelFile(fixture('iris_svc.onnx'))
     const push = await rejection(store.push({model, name: 'iris', metadata: {}, workDir: tempDir()}))
     expect(push.exitCode).to.equal(ExitCode.NOT_FOUND)
@@ -43,7 +43,7 @@ describe('GCS store failures (fake-gcs-server)', () => {
 
   it('storage server down: bounded retries, then exit 7 naming the endpoint', async () => {
     const port = await freePort()
-    const store = gcsStore(`http://127.0.0.1:${port}`, 'gs://models', 2)
+    const store = await gcsStore(`http://127.0.0.1:${port}`, 'gs://models', 2)
     const started = Date.now()
     const error = await rejection(store.listModels())
     const seconds = (Date.now() - started) / 1000
@@ -61,7 +61,7 @@ describe('GCS store failures (fake-gcs-server)', () => {
       const dir = tempDir()
       const file = randomFile(dir, 'big.bin', 24 * 1024 * 1024)
       await fixtureStore.store.push({model: await inspectModelFile(file), name: 'big', metadata: {}, workDir: dir})
-      const store = gcsStore(gcs.url, fixtureStore.uri, 2)
+      const store = await gcsStore(gcs.url, fixtureStore.uri, 2)
       const out = join(tempDir(), 'model.bin')
       writeFileSync(out, 'previous')
       let killed = false

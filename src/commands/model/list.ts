@@ -29,7 +29,7 @@ export default class ModelList extends BaseCommand<typeof ModelList> {
   static flags = {...storeFlags}
 
   async run(): Promise<ListResult> {
-    const store = storeFor(this.project, this.flags)
+    const store = await storeFor(this.project, this.flags)
     if (this.args.name === undefined) {
       const models = await store.listModels()
       if (models.length === 0) this.log(`No models in ${store.uri}. Push one with: mlops model push FILE --name NAME`)

@@ -28,8 +28,8 @@ export default class ModelPull extends BaseCommand<typeof ModelPull> {
 
   async run(): Promise<PullResult> {
     const ref = parseModelRef(this.args.ref, {defaultRef: LATEST})
-    const store = storeFor(this.project, this.flags)
-    const progress = this.progress()
+    const store = await storeFor(this.project, this.flags)
+    const progress = await this.progress()
     progress.start(`Resolving ${this.args.ref} in ${store.uri}`)
     try {
       const result = await store.pull({

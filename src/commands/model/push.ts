@@ -39,9 +39,9 @@ export default class ModelPush extends BaseCommand<typeof ModelPush> {
     if (flags.alias !== undefined) validateName('alias', flags.alias)
     const metadata = parseMetadata(flags.meta)
     const model = await inspectModelFile(this.args.file, flags.labels)
-    const store = storeFor(this.project, flags)
+    const store = await storeFor(this.project, flags)
 
-    const progress = this.progress()
+    const progress = await this.progress()
     progress.start(`Pushing ${name} to ${store.uri}`)
     try {
       const result = await store.push({

@@ -34,7 +34,7 @@ export default class ModelRm extends BaseCommand<typeof ModelRm> {
   async run(): Promise<RemoveResult> {
     const {name, ref: version} = parseModelRef(this.args.ref)
     validateName('version', version)
-    const store = storeFor(this.project, this.flags)
+    const store = await storeFor(this.project, this.flags)
     const result = await store.remove(name, version, () => confirmOrRefuse(`Delete ${name}@${version} from ${store.uri}?`, {yes: this.flags.yes, json: this.jsonEnabled()}))
     if (!result) {
       this.log('Nothing deleted.')

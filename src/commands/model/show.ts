@@ -23,7 +23,7 @@ export default class ModelShow extends BaseCommand<typeof ModelShow> {
   static flags = {...storeFlags}
 
   async run(): Promise<ModelManifest> {
-    const store = storeFor(this.project, this.flags)
+    const store = await storeFor(this.project, this.flags)
     const manifest = await store.resolve(parseModelRef(this.args.ref, {defaultRef: LATEST}))
     const lines = [
       `${manifest.name}@${manifest.version}`,

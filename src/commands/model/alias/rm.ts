@@ -19,7 +19,8 @@ export default class ModelAliasRm extends BaseCommand<typeof ModelAliasRm> {
 
   async run(): Promise<AliasResult> {
     const name = validateName('model name', this.args.name)
-    const result = await storeFor(this.project, this.flags).removeAlias(name, this.args.alias)
+    const store = await storeFor(this.project, this.flags)
+    const result = await store.removeAlias(name, this.args.alias)
     this.log(`removed alias ${result.alias} of ${name} (was → ${result.version})`)
     return result
   }

@@ -25,7 +25,8 @@ export default class ModelAliasSet extends BaseCommand<typeof ModelAliasSet> {
   async run(): Promise<AliasResult> {
     const ref = parseModelRef(this.args.ref)
     const alias = validateName('alias', this.args.alias)
-    const result = await storeFor(this.project, this.flags).setAlias(ref, alias)
+    const store = await storeFor(this.project, this.flags)
+    const result = await store.setAlias(ref, alias)
     const was = result.previous === undefined ? '' : result.previous === result.version ? ' (unchanged)' : ` (was ${result.previous})`
     this.log(`${result.name} ${result.alias} → ${result.version}${was}`)
     return result

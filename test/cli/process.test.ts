@@ -1,0 +1,76 @@
+import {expect} from 'chai'
+import {spawn} from 'node:child_process'
+import {join} from 'node:path'
+
+import {ExitCode} from '../../src/errors.js'
+import {freePort} from '../env/ports.js'
+import {STORE_KINDS, fixture, makeStore, tempDir} from '../helpers/stores.js'
+
+const bin = join(import.meta.dirname, '..', '..', 'bin', 'run.js')
+
+interface Run {
+  code: number | null
+  stdout: string
+  stderr: string
+}
+
+/** The real CLI in a child process, as a user or CI runs it (no TTY). */
+export async function runCli(args: string[], env: Record<string, string> = {}, cwd = tempDir()): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [bin, ...args], {cwd, env: {...process.env, ...env}, stdio: ['ignore', 'pipe', 'pipe']})
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', chunk => {
+      stdout += chunk
+    })
+    child.stderr.on('data', chunk => {
+      stderr += chunk
+    })
+    child.on('error', reject)
+    child.on('close', code => resolve({code, stdout, stderr}))
+  })
+}
+
+describe('mlops as a process', () => {
+  it('--version prints name and version', async () => {
+    const run = await runCli(['--version'])
+    expect(run.code).to.equal(0)
+    expect(run.stdout).to.match(/^mlops\/\d+\.\d+\.\d+ /)
+  })
+
+  it('invalid name with spaces → exit 2, one line, no stack trace', async () => {
+    const run = await runCli(['model', 'push', fixture('iris_svc.onnx'), '--name', 'my model'], {MLOPS_STORE: join(tempDir(), 's')})
+    expect(run.code).to.equal(ExitCode.USAGE)
+    expect(run.stderr).to.equal('Error: invalid model name "my model" (8 characters): use 1-64 characters from A-Z a-z 0-9 . _ -, not starting with "."\n')
+  })
+
+  it('success without a TTY prints no spinner or progress on stderr', async () => {
+    const run = await runCli(['model', 'push', fixture('iris_svc.onnx'), '--name', 'iris'], {MLOPS_STORE: join(tempDir(), 's')})
+    expect(run.code).to.equal(0)
+    expect(run.stderr).to.equal('')
+    expect(run.stdout).to.match(/^iris@1 {2}2\.4 KiB {2}sha256:d1f497a1f053/)
+  })
+
+  it('storage server down → exit 7 after MLOPS_STORE_TIMEOUT seconds, no stack trace', async () => {
+    const port = await freePort()
+    const run = await runCli(['model', 'list'], {MLOPS_STORE: 'gs://models', MLOPS_GCS_ENDPOINT: `http://127.0.0.1:${port}`, MLOPS_STORE_TIMEOUT: '2'})
+    expect(run.code).to.equal(ExitCode.UNAVAILABLE)
+    expect(run.stderr).to.match(/^Error: listing gs:\/\/models: .*ECONNREFUSED.*\(gave up after \d+ attempts in 2\.\ds\)\nHint: .*MLOPS_STORE_TIMEOUT/)
+    expect(run.stderr).to.not.match(/\n\s+at /)
+  })
+
+  for (const kind of STORE_KINDS) {
+    it(`concurrent push of one version from two processes (${kind}): exactly one succeeds, the other exits 4`, async () => {
+      const s = await makeStore(kind)
+      const runs = await Promise.all([
+        runCli(['model', 'push', fixture('iris_svc.onnx'), '--name', 'iris', '--version', '1'], s.env),
+        runCli(['model', 'push', fixture('iris_rf.onnx'), '--name', 'iris', '--version', '1'], s.env),
+      ])
+      expect(runs.map(r => r.code).sort()).to.deep.equal([0, ExitCode.CONFLICT])
+      const loser = runs.find(r => r.code === ExitCode.CONFLICT)!
+      expect(loser.stderr).to.match(/^Error: iris@1 (already exists|is being pushed by another process)/)
+      const manifest = await s.store.resolve({name: 'iris', ref: '1'})
+      expect(runs.find(r => r.code === 0)!.stdout).to.contain(manifest.sha256)
+    })
+  }
+})

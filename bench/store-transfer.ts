@@ -1,7 +1,8 @@
 /**
- * Push and pull of a large model through `mlops` against fake-gcs-server,
- * with curl doing a plain media upload / alt=media download of the same file
- * against the same server as the baseline, measured in this one run.
+ * Push and pull of a large model through `mlops` (the real CLI, a process
+ * per command, start-up included) against fake-gcs-server, with curl doing a
+ * simple media upload (--data-binary) and an alt=media download into a file
+ * of the same model against the same server as the baseline, in this run.
  *
  *   npx tsx bench/store-transfer.ts [--mib 512] [--runs 3]
  */
@@ -25,7 +26,7 @@ const bytes = statSync(model).size
 const gcs = await FakeGcs.start()
 await gcs.createBucket('bench')
 const env = {MLOPS_STORE: 'gs://bench/models', MLOPS_GCS_ENDPOINT: gcs.url, CI: '1'}
-const curl = (args: string[]) => time('curl', ['-sS', '--fail', '-o', '/dev/null', ...args])
+const curl = (args: string[], out = '/dev/null') => time('curl', ['-sS', '--fail', '-o', out, ...args])
 
 const push: number[] = []
 const curlUp: number[] = []
@@ -38,7 +39,9 @@ try {
     curlUp.push(await curl(['-X', 'POST', '-H', 'content-type: application/octet-stream', '--data-binary', `@${model}`,
       `${gcs.url}/upload/storage/v1/b/bench/o?uploadType=media&name=curl-${run}.onnx`]))
     push.push(await time(process.execPath, [BIN, 'model', 'push', model, '--name', 'big', '--version', String(run + 1)], env))
-    curlDown.push(await curl([`${gcs.url}/storage/v1/b/bench/o/curl-${run}.onnx?alt=media`]))
+    // Into a file, as mlops pull does (a user's `curl -o model.onnx`).
+    curlDown.push(await curl([`${gcs.url}/storage/v1/b/bench/o/curl-${run}.onnx?alt=media`], join(dir, 'curl.onnx')))
+    rmSync(join(dir, 'curl.onnx'))
     const out = join(dir, `pulled-${run}.onnx`)
     pull.push(await time(process.execPath, [BIN, 'model', 'pull', `big@${run + 1}`, '--to', out], env))
     repull.push(await time(process.execPath, [BIN, 'model', 'pull', `big@${run + 1}`, '--to', out], env))

@@ -1,5 +1,3 @@
-import type {Digest} from '../util/digest.js'
-
 /**
  * The narrow interface each storage backend (GCS, local folder) implements.
  * Model semantics (versions, manifests, aliases, immutability) live above it
@@ -27,12 +25,6 @@ export interface UploadOptions extends WriteOptions {
   onProgress?: (sent: number, total: number) => void
 }
 
-/** What an upload stored, and the digest of the bytes it sent (computed in the same pass). */
-export interface UploadResult {
-  stat: ObjectStat
-  digest: Digest
-}
-
 export interface ListResult {
   keys: string[]
   /** With a delimiter: the "folders" one level down, each ending in "/". */
@@ -45,7 +37,7 @@ export interface StorageBackend {
   stat(key: string): Promise<ObjectStat | undefined>
   read(key: string): Promise<{data: Buffer; stat: ObjectStat} | undefined>
   write(key: string, data: Buffer, options?: WriteOptions): Promise<ObjectStat>
-  upload(key: string, file: string, options?: UploadOptions): Promise<UploadResult>
+  upload(key: string, file: string, options?: UploadOptions): Promise<ObjectStat>
   /** Bytes [start, end) of one generation of an object. */
   readRange(key: string, generation: string, start: number, end: number, onData: (chunk: Buffer) => void, signal: AbortSignal): Promise<void>
   list(prefix: string, options?: {delimiter?: boolean}): Promise<ListResult>

@@ -6,8 +6,7 @@ import {pathToFileURL} from 'node:url'
 
 import {UsageError} from '../errors.js'
 import {isTempPath, withFileLock, writeFileAtomic} from '../util/fs-atomic.js'
-import {Digester} from '../util/digest.js'
-import {type ListResult, type ObjectStat, PreconditionFailedError, type StorageBackend, type UploadOptions, type UploadResult, type WriteOptions} from './backend.js'
+import {type ListResult, type ObjectStat, PreconditionFailedError, type StorageBackend, type UploadOptions, type WriteOptions} from './backend.js'
 
 /**
  * A store in a local folder: the zero-setup default. Create-only writes use
@@ -45,18 +44,16 @@ export class LocalBackend implements StorageBackend {
     })
   }
 
-  async upload(key: string, source: string, options: UploadOptions = {}): Promise<UploadResult> {
+  async upload(key: string, source: string, options: UploadOptions = {}): Promise<ObjectStat> {
     const {size} = await stat(source)
-    let digester = new Digester()
-    const written = await this.put(key, options, async file => {
-      digester = new Digester()
-      for await (const chunk of createReadStream(source, {highWaterMark: 4 << 20})) {
-        digester.update(chunk as Buffer)
+    return this.put(key, options, async file => {
+      let sent = 0
+      for await (const chunk of createReadStream(source, {highWaterMark: 4 << 20, end: size - 1})) {
         await file.write(chunk as Buffer)
-        options.onProgress?.(digester.bytes, size)
+        sent += (chunk as Buffer).length
+        options.onProgress?.(sent, size)
       }
     })
-    return {stat: written, digest: digester.digest()}
   }
 
   async readRange(key: string, generation: string, start: number, end: number, onData: (chunk: Buffer) => void, signal: AbortSignal): Promise<void> {

@@ -1,5 +1,5 @@
 import {hostname, userInfo} from 'node:os'
-import {stat} from 'node:fs/promises'
+import {stat, stat as statFile} from 'node:fs/promises'
 import {basename, join} from 'node:path'
 
 import {ConflictError, IntegrityError, NotFoundError, UsageError} from '../errors.js'
@@ -10,7 +10,8 @@ import {type ObjectStat, type StorageBackend, isPreconditionFailed} from './back
 import {InvalidManifestError, MANIFEST_SCHEMA_VERSION, type ModelManifest, parseManifest, serializeManifest} from './manifest.js'
 import {type InspectedModel} from './model-file.js'
 import {LATEST, type ModelRef, compareVersions, formatRef} from './names.js'
-import {DEFAULT_TUNING, type TransferTuning, downloadVerified, existingDigest} from './transfer.js'
+import {FileHasher} from './file-hasher.js'
+import {DEFAULT_TUNING, type TransferTuning, downloadVerified, existingSha256} from './transfer.js'
 
 const MANIFEST = 'manifest.json'
 const LABELS = 'labels.json'
@@ -208,8 +209,7 @@ export class ModelStore {
       ref: formatRef(request.ref), name, version, sha256: manifest.sha256, bytes: 0, seconds: 0, skipped: false, path: destination,
     }
 
-    const current = await existingDigest(destination, manifest.size)
-    if (current?.sha256 === manifest.sha256) {
+    if (await existingSha256(destination, manifest.size) === manifest.sha256) {
       result.skipped = true
     } else {
       const key = this.key(name, version, manifest.file)
@@ -232,8 +232,7 @@ export class ModelStore {
       if (!manifest.labels) throw new NotFoundError(`${label} has no labels`, {suggestion: 'push it with --labels, or drop --labels-to'})
       const labelsKey = this.key(name, version, manifest.labels.file)
       const labelsDestination = await intoFolder(request.labelsDestination, manifest.labels.file)
-      const current = await existingDigest(labelsDestination, manifest.labels.size)
-      if (current?.sha256 !== manifest.labels.sha256) {
+      if (await existingSha256(labelsDestination, manifest.labels.size) !== manifest.labels.sha256) {
         const object = await this.backend.stat(labelsKey)
         if (!object) throw new IntegrityError(`${label}: the labels object is missing from ${this.uri}`)
         await downloadVerified({
@@ -376,8 +375,29 @@ export class ModelStore {
    */
   private async putModelObject(request: PushRequest, version: string, key: string): Promise<{stat: ObjectStat; digest: Digest; uploaded: boolean} | undefined> {
     const {model} = request
+    const before = await statFile(model.path)
+    // The worker hashes the source file while the main thread streams it to the store.
+    const hasher = new FileHasher(model.path, {crc32c: true})
+    hasher.hashUpTo(model.size)
+    const digesting = hasher.finish(model.size)
+    digesting.catch(() => {})
+    let stat: ObjectStat | undefined
     try {
-      const {stat, digest} = await this.backend.upload(key, model.path, {ifGeneration: '0', onProgress: request.onProgress})
+      stat = await this.backend.upload(key, model.path, {ifGeneration: '0', onProgress: request.onProgress})
+    } catch (error) {
+      await hasher.abort()
+      if (!isPreconditionFailed(error)) throw error
+    }
+
+    if (stat) {
+      const {sha256, size, crc32c = ''} = await digesting
+      const digest: Digest = {sha256, size, crc32c}
+      const after = await statFile(model.path)
+      if (after.size !== before.size || after.mtimeMs !== before.mtimeMs || digest.size !== model.size) {
+        await this.backend.delete(key, {ifGeneration: stat.generation}).catch(() => {})
+        throw new IntegrityError(`${model.path} changed while it was being pushed`, {suggestion: 'nothing was committed; push again once the file is complete'})
+      }
+
       if (stat.size !== digest.size || (stat.crc32c && stat.crc32c !== digest.crc32c)) {
         await this.backend.delete(key, {ifGeneration: stat.generation}).catch(() => {})
         throw new IntegrityError(`upload of ${request.name}@${version} was corrupted in transit (store has ${stat.size} bytes, crc32c ${stat.crc32c}; sent ${digest.size} bytes, crc32c ${digest.crc32c})`, {
@@ -385,10 +405,7 @@ export class ModelStore {
         })
       }
 
-      if (digest.size !== model.size) throw new IntegrityError(`${model.path} changed while it was being pushed`, {suggestion: 'nothing was committed; push again'})
       return {stat, digest, uploaded: true}
-    } catch (error) {
-      if (!isPreconditionFailed(error)) throw error
     }
 
     if (request.version === undefined) return undefined

@@ -1,11 +1,14 @@
 import {type FileHandle, mkdir, open, rename, rm, stat} from 'node:fs/promises'
 import {dirname} from 'node:path'
 
+import {createHash} from 'node:crypto'
+import {createReadStream} from 'node:fs'
+
 import {IntegrityError} from '../errors.js'
-import {type Digest, Digester, digestFile} from '../util/digest.js'
 import {tempPathFor} from '../util/fs-atomic.js'
 import {withRetry} from '../util/retry.js'
 import type {ObjectStat, StorageBackend} from './backend.js'
+import {FileHasher, sha256Of} from './file-hasher.js'
 
 export interface TransferTuning {
   /** Objects larger than this are fetched as parallel ranged reads of this size. */
@@ -39,7 +42,7 @@ export interface DownloadRequest {
  * corrupt one. Large objects are fetched with parallel ranged reads and
  * hashed in order as the ranges arrive.
  */
-export async function downloadVerified(request: DownloadRequest): Promise<Digest> {
+export async function downloadVerified(request: DownloadRequest): Promise<{sha256: string; size: number}> {
   const {destination, expected, label} = request
   if (request.stat.size !== expected.size) {
     throw new IntegrityError(`${label}: the stored object is ${request.stat.size} bytes but the manifest says ${expected.size}; the store is corrupt`, {
@@ -51,7 +54,7 @@ export async function downloadVerified(request: DownloadRequest): Promise<Digest
   const temp = tempPathFor(destination)
   const file = await open(temp, 'wx', 0o644)
   try {
-    const digest = await fetchInto(file, request)
+    const digest = await fetchInto(file, temp, request)
     await file.close()
     if (digest.sha256 !== expected.sha256) {
       throw new IntegrityError(`${label}: downloaded content has sha256 ${digest.sha256}, the manifest says ${expected.sha256}; the stored object is corrupt`, {
@@ -67,39 +70,36 @@ export async function downloadVerified(request: DownloadRequest): Promise<Digest
   }
 }
 
-/** The digest of `path` if it exists and has `size` bytes (cheap refusal otherwise). */
-export async function existingDigest(path: string, size: number): Promise<Digest | undefined> {
+/** The SHA-256 of `path` if it is a file of `size` bytes (other sizes are refused without reading). */
+export async function existingSha256(path: string, size: number): Promise<string | undefined> {
   const info = await stat(path).catch(() => undefined)
   if (!info?.isFile() || info.size !== size) return undefined
-  return digestFile(path)
+  const hash = createHash('sha256')
+  for await (const chunk of createReadStream(path, {highWaterMark: 4 << 20})) hash.update(chunk as Buffer)
+  return hash.digest('hex')
 }
 
-async function fetchInto(file: FileHandle, request: DownloadRequest): Promise<Digest> {
+/**
+ * Fetches all ranges into the open file. One range: hashed from memory.
+ * Several: fetched `concurrency` at a time, each written with one writev
+ * as it completes, and hashed by a FileHasher as the written prefix grows.
+ */
+async function fetchInto(file: FileHandle, path: string, request: DownloadRequest): Promise<{sha256: string; size: number}> {
   const {backend, key, stat: object, tuning, onProgress} = request
   const total = object.size
   const chunkCount = Math.max(1, Math.ceil(total / tuning.chunkSize))
-  const digester = new Digester()
-  const finished = new Map<number, Buffer>()
-  let nextToHash = 0
-  let nextToFetch = 0
-  let received = 0
-  let failed: unknown
   const controller = new AbortController()
-  // Bound on ranges fetched ahead of the one being hashed, so memory stays at about 2 × concurrency × chunkSize.
-  const window = tuning.concurrency * 2
-  const waiting: Array<() => void> = []
+  let received = 0
 
-  // Each range lands in one buffer and reaches the file in one write: thousands of small writes cost more than the network.
-  const fetchRange = async (index: number): Promise<Buffer> => {
+  const fetchRange = async (index: number): Promise<Buffer[]> => {
     const start = index * tuning.chunkSize
     const end = Math.min(total, start + tuning.chunkSize)
-    const buffer = Buffer.allocUnsafe(end - start)
     return withRetry(async () => {
+      const chunks: Buffer[] = []
       let got = 0
       await withStallTimer(tuning.stallMs, controller.signal, (signal, touch) => backend.readRange(key, object.generation, start, end, chunk => {
         touch()
-        if (got + chunk.length > buffer.length) throw Object.assign(new Error(`server sent more than the ${buffer.length} bytes asked for`), {code: 'ECONNRESET'})
-        chunk.copy(buffer, got)
+        chunks.push(chunk)
         got += chunk.length
         received += chunk.length
         onProgress?.(received, total)
@@ -107,48 +107,50 @@ async function fetchInto(file: FileHandle, request: DownloadRequest): Promise<Di
         received -= got
         throw error
       })
-      if (got !== buffer.length) {
+      if (got !== end - start) {
         received -= got
-        throw Object.assign(new Error(`short read: ${got} of ${buffer.length} bytes`), {code: 'ECONNRESET'})
+        throw Object.assign(new Error(`expected ${end - start} bytes of range ${start}-${end - 1}, got ${got}`), {code: 'ECONNRESET'})
       }
 
-      return buffer
+      await file.writev(chunks, start)
+      return chunks
     }, {what: `downloading ${request.label} from ${backend.uri}`, timeoutMs: tuning.timeoutMs})
   }
 
+  if (chunkCount === 1) return {sha256: sha256Of(await fetchRange(0)), size: total}
+
+  const hasher = new FileHasher(path)
+  const done = new Set<number>()
+  let nextToFetch = 0
+  let written = 0
+  let failed: unknown
   const worker = async (): Promise<void> => {
     while (failed === undefined && nextToFetch < chunkCount) {
-      if (nextToFetch - nextToHash >= window) {
-        await new Promise<void>(resolve => {
-          waiting.push(resolve)
-        })
-        continue
-      }
-
       const index = nextToFetch++
-      const buffer = await fetchRange(index)
-      await file.write(buffer, 0, buffer.length, index * tuning.chunkSize)
-      finished.set(index, buffer)
-      while (finished.has(nextToHash)) {
-        digester.update(finished.get(nextToHash)!)
-        finished.delete(nextToHash++)
-      }
-
-      for (const wake of waiting.splice(0)) wake()
+      await fetchRange(index)
+      done.add(index)
+      while (done.has(written)) done.delete(written++)
+      hasher.hashUpTo(Math.min(total, written * tuning.chunkSize))
     }
   }
 
-  const workers = Array.from({length: Math.min(tuning.concurrency, chunkCount)}, () => worker().catch(error => {
+  await Promise.all(Array.from({length: Math.min(tuning.concurrency, chunkCount)}, () => worker().catch(error => {
     failed ??= error
     controller.abort()
-    for (const wake of waiting.splice(0)) wake()
-  }))
-  await Promise.all(workers)
-  if (failed !== undefined) throw failed
-  return digester.digest()
+  })))
+  if (failed !== undefined) {
+    await hasher.abort()
+    throw failed
+  }
+
+  return hasher.finish(total)
 }
 
-/** Runs `fn` with a signal that aborts when `touch` has not been called for `stallMs`. */
+/**
+ * Runs `fn` with a signal that aborts when `touch` has not been called for
+ * `stallMs`. `touch` runs for every network chunk, so it only stores a time;
+ * one interval timer does the checking.
+ */
 async function withStallTimer<T>(
   stallMs: number,
   parent: AbortSignal,
@@ -157,13 +159,14 @@ async function withStallTimer<T>(
   const controller = new AbortController()
   const onParentAbort = () => controller.abort(parent.reason)
   parent.addEventListener('abort', onParentAbort)
-  let timer: NodeJS.Timeout | undefined
+  let last = Date.now()
   const touch = () => {
-    clearTimeout(timer)
-    timer = setTimeout(() => controller.abort(Object.assign(new Error(`no data for ${stallMs / 1000}s`), {code: 'STALLED'})), stallMs)
+    last = Date.now()
   }
 
-  touch()
+  const timer = setInterval(() => {
+    if (Date.now() - last >= stallMs) controller.abort(Object.assign(new Error(`no data for ${stallMs / 1000}s`), {code: 'STALLED'}))
+  }, Math.min(1000, Math.max(50, stallMs / 4)))
   try {
     return await fn(controller.signal, touch)
   } catch (error) {
@@ -171,7 +174,7 @@ async function withStallTimer<T>(
     if (controller.signal.aborted && !parent.aborted) throw controller.signal.reason
     throw error
   } finally {
-    clearTimeout(timer)
+    clearInterval(timer)
     parent.removeEventListener('abort', onParentAbort)
   }
 }

@@ -21,10 +21,6 @@ export class Digester {
     this.size += chunk.length
   }
 
-  get bytes(): number {
-    return this.size
-  }
-
   digest(): Digest {
     const crc = Buffer.alloc(4)
     crc.writeUInt32BE(this.crc >>> 0)

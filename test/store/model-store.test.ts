@@ -190,6 +190,21 @@ for (const kind of STORE_KINDS) {
       expect(listFiles(dir)).to.deep.equal(['model.onnx'])
     })
 
+    it('model file changed during push → exit 5, nothing committed', async () => {
+      const dir = tempDir()
+      const file = join(dir, 'model.onnx')
+      writeFileSync(file, readFileSync(fixture('iris_svc.onnx')))
+      const request = await pushRequest(file, {
+        onProgress() {
+          writeFileSync(file, readFileSync(fixture('iris_rf.onnx')))
+        },
+      })
+      const error = await rejection(s.store.push(request))
+      expect(error.exitCode).to.equal(ExitCode.INTEGRITY)
+      expect(error.message).to.match(/changed while it was being pushed/)
+      expect(await s.keys()).to.deep.equal([])
+    })
+
     it('leftovers of an interrupted push: same content is adopted, different content is a conflict, rm cleans them', async () => {
       await s.store.push(await pushRequest(fixture('iris_svc.onnx'), {version: '1'}))
       await s.store.push(await pushRequest(fixture('iris_svc.onnx'), {version: '2'}))

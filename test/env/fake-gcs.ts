@@ -57,7 +57,7 @@ export class FakeGcs {
   /** Replaces an object's bytes behind the store's back (a corrupted object). */
   async overwriteObject(bucket: string, name: string, data: Buffer): Promise<void> {
     const response = await fetch(`${this.url}/upload/storage/v1/b/${bucket}/o?uploadType=media&name=${encodeURIComponent(name)}`, {
-      method: 'POST', headers: {'content-type': 'application/octet-stream'}, body: data,
+      method: 'POST', headers: {'content-type': 'application/octet-stream'}, body: new Uint8Array(data),
     })
     if (!response.ok) throw new Error(`overwriting ${name}: HTTP ${response.status} ${await response.text()}`)
   }

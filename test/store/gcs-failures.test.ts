@@ -2,7 +2,8 @@ import {expect} from 'chai'
 import {existsSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 
-import {ExitCode, type MlopsError} from '../../src/errors.js'
+import {ExitCode} from '../../src/errors.js'
+import {rejection} from '../helpers/assert.js'
 import {inspectModelFile} from '../../src/store/model-file.js'
 import {ModelStore} from '../../src/store/model-store.js'
 import {openBackend} from '../../src/store/open.js'
@@ -10,16 +11,6 @@ import {FakeGcs} from '../env/fake-gcs.js'
 import {sharedGcs} from '../env/global.js'
 import {freePort} from '../env/ports.js'
 import {fixture, listFiles, makeStore, randomFile, tempDir} from '../helpers/stores.js'
-
-async function rejection(promise: Promise<unknown>): Promise<MlopsError> {
-  try {
-    await promise
-  } catch (error) {
-    return error as MlopsError
-  }
-
-  throw new Error('expected a rejection')
-}
 
 async function gcsStore(endpoint: string, uri: string, timeoutSeconds: number): Promise<ModelStore> {
   const settings = {uri, baseDir: '/', endpoint, anonymous: true, timeoutSeconds}

@@ -4,21 +4,12 @@ import {readFileSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 
 import {ExitCode, type MlopsError} from '../../src/errors.js'
+import {rejection} from '../helpers/assert.js'
 import {inspectModelFile} from '../../src/store/model-file.js'
 import type {PushRequest} from '../../src/store/model-store.js'
 import {STORE_KINDS, type StoreFixture, expected, fixture, listFiles, makeStore, randomFile, tempDir} from '../helpers/stores.js'
 
 const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex')
-
-async function rejection(promise: Promise<unknown>): Promise<MlopsError> {
-  try {
-    await promise
-  } catch (error) {
-    return error as MlopsError
-  }
-
-  throw new Error('expected a rejection')
-}
 
 async function pushRequest(file: string, overrides: Partial<PushRequest> = {}, labels?: string): Promise<PushRequest> {
   return {model: await inspectModelFile(file, labels), name: 'iris', metadata: {}, workDir: tempDir(), ...overrides}

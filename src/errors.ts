@@ -72,6 +72,11 @@ export class UnavailableError extends MlopsError {
 }
 
 /** Duck-typed for the same reason as isPreconditionFailed: modules loaded lazily may be loaded twice under test runners. */
+/** A model the runtime cannot run (opset or operator it does not support). */
+export class IncompatibleError extends MlopsError {
+  readonly code = 'INCOMPATIBLE'
+}
+
 export function isMlopsError(error: unknown): error is MlopsError {
   if (error instanceof MlopsError) return true
   if (!(error instanceof Error)) return false

@@ -10,7 +10,9 @@ export interface Field {
   wireType: number
   /** Value for VARINT fields. */
   varint?: bigint
-  /** Payload range for LEN fields (absolute offsets in the source). */
+  /** Where the field's tag begins (absolute offset in the source). */
+  tagStart: number
+  /** Payload range for LEN fields, value range otherwise (absolute offsets). */
   start: number
   end: number
 }
@@ -23,6 +25,7 @@ export interface Field {
 export function* fields(source: ByteSource, start: number, end: number): Generator<Field> {
   let pos = start
   while (pos < end) {
+    const tagStart = pos
     const [tag, afterTag] = readVarint(source, pos, end)
     const number = Number(tag >> 3n)
     const wireType = Number(tag & 7n)
@@ -31,7 +34,7 @@ export function* fields(source: ByteSource, start: number, end: number): Generat
     switch (wireType) {
       case WireType.VARINT: {
         const [value, next] = readVarint(source, pos, end)
-        yield {number, wireType, varint: value, start: pos, end: next}
+        yield {number, wireType, varint: value, tagStart, start: pos, end: next}
         pos = next
         break
       }
@@ -40,7 +43,7 @@ export function* fields(source: ByteSource, start: number, end: number): Generat
       case WireType.I32: {
         const width = wireType === WireType.I64 ? 8 : 4
         if (pos + width > end) throw new WireFormatError(`fixed-width field ${number} runs past the end at byte ${pos}`)
-        yield {number, wireType, start: pos, end: pos + width}
+        yield {number, wireType, tagStart, start: pos, end: pos + width}
         pos += width
         break
       }
@@ -52,7 +55,7 @@ export function* fields(source: ByteSource, start: number, end: number): Generat
           throw new WireFormatError(`field ${number} declares ${length} bytes but only ${end - next} remain`)
         }
 
-        yield {number, wireType, start: next, end: payloadEnd}
+        yield {number, wireType, tagStart, start: next, end: payloadEnd}
         pos = payloadEnd
         break
       }
@@ -90,4 +93,27 @@ export function expectWireType(field: Field, wireType: number): void {
   if (field.wireType !== wireType) {
     throw new WireFormatError(`field ${field.number} has wire type ${field.wireType}, expected ${wireType}`)
   }
+}
+
+/** Encodes a protobuf varint. */
+export function encodeVarint(value: number | bigint): Buffer {
+  let v = BigInt(value)
+  const bytes: number[] = []
+  do {
+    let byte = Number(v & 0x7Fn)
+    v >>= 7n
+    if (v > 0n) byte |= 0x80
+    bytes.push(byte)
+  } while (v > 0n)
+  return Buffer.from(bytes)
+}
+
+/** Encodes one length-delimited field. */
+export function encodeLenField(number: number, payload: Buffer | string): Buffer {
+  const bytes = typeof payload === 'string' ? Buffer.from(payload) : payload
+  return Buffer.concat([encodeVarint((number << 3) | WireType.LEN), encodeVarint(bytes.length), bytes])
+}
+
+export function encodeVarintField(number: number, value: number): Buffer {
+  return Buffer.concat([encodeVarint((number << 3) | WireType.VARINT), encodeVarint(value)])
 }

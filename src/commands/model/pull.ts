@@ -1,19 +1,28 @@
 import {Args, Flags} from '@oclif/core'
+import {existsSync, writeFileSync} from 'node:fs'
 
 import {BaseCommand} from '../../cli/base-command.js'
+import {type Logger, createLogger} from '../../cli/log.js'
 import {storeFlags, storeFor} from '../../cli/store-flags.js'
+import {isMlopsError} from '../../errors.js'
 import type {PullResult} from '../../store/model-store.js'
 import {LATEST, parseModelRef} from '../../store/names.js'
 import {formatBytes} from '../../util/text.js'
 
-export default class ModelPull extends BaseCommand<typeof ModelPull> {
-  static summary = 'Download a model version, verified, to a local path.'
+/** Where Kubernetes reads a container's termination message by default. */
+const KUBERNETES_TERMINATION_LOG = '/dev/termination-log'
 
-  static description = `Resolves REF (version, alias or latest), downloads into a temporary file beside the destination with parallel ranged reads, verifies size and sha256 (and the store's crc32c), then renames it into place: the destination is never partial or corrupt. When it already holds the same sha256, nothing is downloaded ("up to date"). Transient failures and stalls are retried for store.timeout seconds, then exit code 7.`
+export default class ModelPull extends BaseCommand<typeof ModelPull> {
+  static summary = 'Download a model version, verified, to a local path (the loader\'s job).'
+
+  static description = `Resolves REF (version, alias or latest), downloads into a temporary file beside the destination with parallel ranged reads, verifies size and sha256 (and the store's crc32c), then renames it into place: the destination is never partial or corrupt. When it already holds the same sha256, nothing is downloaded ("up to date"). Transient failures and stalls are retried for store.timeout seconds, then exit code 7.
+
+As a Kubernetes initContainer (the loader): when /dev/termination-log exists, or with --termination-log, a one-line JSON summary is written there (ref, version, sha256, bytes, seconds; or the error, its code and exit code), so that deploy can say why a loader failed; --log-format json writes structured progress lines on stderr.`
 
   static examples = [
     '<%= config.bin %> <%= command.id %> iris@3 --to /workdir/model.onnx',
     '<%= config.bin %> <%= command.id %> iris@prod --to models/ --labels-to models/labels.json --json',
+    'MLOPS_LOG_FORMAT=json <%= config.bin %> <%= command.id %> iris@3 --to /workdir/model.onnx --termination-log /tmp/summary.json',
   ]
 
   static args = {
@@ -23,21 +32,40 @@ export default class ModelPull extends BaseCommand<typeof ModelPull> {
   static flags = {
     to: Flags.string({summary: 'Destination file, or an existing folder.', required: true}),
     'labels-to': Flags.string({summary: 'Also download the labels to this file or folder.'}),
+    'termination-log': Flags.string({
+      summary: `Write a one-line JSON summary here (default: ${KUBERNETES_TERMINATION_LOG} when it exists).`,
+      env: 'MLOPS_TERMINATION_LOG',
+    }),
+    'log-format': Flags.string({
+      summary: 'Structured progress lines on stderr: json or text (default: none).',
+      options: ['json', 'text'],
+      env: 'MLOPS_LOG_FORMAT',
+    }),
     ...storeFlags,
   }
 
+  private started = Date.now()
+
   async run(): Promise<PullResult> {
+    this.started = Date.now()
     const ref = parseModelRef(this.args.ref, {defaultRef: LATEST})
+    const log = this.logger()
     const store = await storeFor(this.project, this.flags)
     const progress = await this.progress()
     progress.start(`Resolving ${this.args.ref} in ${store.uri}`)
+    log?.('info', 'resolving', {ref: this.args.ref, store: store.uri})
     try {
       const result = await store.pull({
         ref, destination: this.flags.to, labelsDestination: this.flags['labels-to'],
-        onResolved: manifest => progress.text(`Downloading ${manifest.name}@${manifest.version}`),
+        onResolved(manifest) {
+          progress.text(`Downloading ${manifest.name}@${manifest.version}`)
+          log?.('info', 'resolved', {ref: `${manifest.name}@${manifest.version}`, sha256: manifest.sha256, size: manifest.size})
+        },
         onProgress: progress.bytes('Downloading'),
       })
       progress.stop()
+      log?.('info', result.skipped ? 'up to date' : 'verified', {path: result.path, sha256: result.sha256, bytes: result.bytes, seconds: result.seconds})
+      this.writeTerminationLog({ok: true, ...result})
       const what = `${result.name}@${result.version}`
       this.log(result.skipped
         ? `${what} up to date at ${result.path} (sha256:${result.sha256.slice(0, 12)})`
@@ -46,6 +74,33 @@ export default class ModelPull extends BaseCommand<typeof ModelPull> {
       return result
     } finally {
       progress.stop()
+    }
+  }
+
+  protected async catch(error: Error & {exitCode?: number; oclif?: {exit?: number}}): Promise<never> {
+    // Flags may not have parsed (that is one way to get here): read what is there.
+    const flags = (this.flags ?? {}) as {'log-format'?: string}
+    const summary = isMlopsError(error)
+      ? {code: error.code, exitCode: error.exitCode, message: error.message}
+      : {code: error.oclif?.exit === 2 ? 'USAGE' : 'UNEXPECTED', exitCode: error.oclif?.exit ?? 1, message: error.message.split('\n')[0]}
+    if (flags['log-format']) this.logger()?.('error', 'pull failed', summary)
+    this.writeTerminationLog({ok: false, ref: this.args?.ref, seconds: (Date.now() - this.started) / 1000, error: summary})
+    return super.catch(error)
+  }
+
+  private logger(): Logger | undefined {
+    const format = (this.flags ?? {})['log-format']
+    return format === 'json' || format === 'text' ? createLogger(format, 'loader') : undefined
+  }
+
+  /** One JSON line, for `kubectl describe` and for deploy's diagnosis of a failed loader. */
+  private writeTerminationLog(summary: Record<string, unknown>): void {
+    const path = (this.flags ?? {})['termination-log'] ?? (existsSync(KUBERNETES_TERMINATION_LOG) ? KUBERNETES_TERMINATION_LOG : undefined)
+    if (!path) return
+    try {
+      writeFileSync(path, `${JSON.stringify(summary)}\n`)
+    } catch (error) {
+      this.logToStderr(`warning: could not write the termination summary to ${path}: ${(error as Error).message}`)
     }
   }
 }

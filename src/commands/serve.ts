@@ -1,0 +1,82 @@
+import {Flags} from '@oclif/core'
+import {readFileSync} from 'node:fs'
+import {basename, extname} from 'node:path'
+
+import {BaseCommand} from '../cli/base-command.js'
+import {createLogger, logFormatFlag, resolveLogFormat} from '../cli/log.js'
+import {UsageError} from '../errors.js'
+import {prepareModel} from '../runtime/model.js'
+import {startServer} from '../runtime/server.js'
+
+export interface ServeResult {
+  url: string
+  name: string
+  sha256: string
+  stoppedBy: string
+}
+
+export default class Serve extends BaseCommand<typeof Serve> {
+  static summary = 'Serve an ONNX model over HTTP: the process the API image runs.'
+
+  static description = `Checks the model file before listening (a missing, unreadable or invalid model exits with its exit code: there is no fallback model), listens, loads the model into ONNX Runtime and runs one warm-up inference; /ready answers 200 only then. Speaks the original model-load API (/health, /metadata, /label, /predict, /predict/label, /predict/test, /predict/test/label), the Open Inference Protocol (/v2/...) and /metrics (Prometheus). SIGTERM finishes in-flight requests, then exits 0. Logs are JSON lines on stderr unless on a terminal.`
+
+  static examples = [
+    '<%= config.bin %> <%= command.id %> --model model.onnx --labels labels.json',
+    'MODEL_FILEPATH=/workdir/model.onnx PORT=8000 <%= config.bin %> <%= command.id %>',
+    '<%= config.bin %> <%= command.id %> --model iris.onnx --name iris --model-version 3 --sample \'[5.1, 3.5, 1.4, 0.2]\'',
+  ]
+
+  static flags = {
+    model: Flags.string({summary: 'Model file (ONNX).', env: 'MODEL_FILEPATH', required: true}),
+    labels: Flags.string({summary: 'Labels file: {"0": "setosa", ...} or ["setosa", ...].', env: 'LABEL_FILEPATH'}),
+    port: Flags.integer({summary: 'Port to listen on (0: any free port).', env: 'PORT', default: 8000, min: 0, max: 65_535}),
+    host: Flags.string({summary: 'Address to listen on.', env: 'MLOPS_HOST', default: '0.0.0.0'}),
+    name: Flags.string({summary: 'Model name in metrics and the v2 API (default: the file name).', env: 'MODEL_NAME'}),
+    'model-version': Flags.string({summary: 'Model version in metrics and the v2 API.', env: 'MODEL_VERSION'}),
+    sample: Flags.string({summary: 'Sample input row as JSON, or @FILE, for /metadata, /predict/test and the warm-up (default: zeros).', env: 'MODEL_SAMPLE'}),
+    'max-body-bytes': Flags.integer({summary: 'Largest request body; larger ones get 413.', env: 'MLOPS_MAX_BODY_BYTES', default: 1024 * 1024, min: 1}),
+    'log-format': logFormatFlag,
+  }
+
+  async run(): Promise<ServeResult> {
+    const {flags} = this
+    const log = createLogger(resolveLogFormat(flags['log-format']), 'serve')
+    const prepared = await prepareModel({
+      modelPath: flags.model,
+      labelsPath: flags.labels,
+      name: flags.name ?? basename(flags.model, extname(flags.model)),
+      version: flags['model-version'],
+      sample: flags.sample === undefined ? undefined : parseSample(flags.sample),
+    })
+    const server = await startServer(prepared, {host: flags.host, port: flags.port, bodyLimit: flags['max-body-bytes'], log}).catch(error => {
+      if ((error as NodeJS.ErrnoException).code === 'EADDRINUSE') throw new UsageError(`port ${flags.port} on ${flags.host} is already in use`, {suggestion: 'pass another --port (or PORT)'})
+      throw error
+    })
+
+    const stop = new Promise<string>(resolve => {
+      for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, () => resolve(signal))
+    })
+    try {
+      await server.loaded
+    } catch (error) {
+      log('error', 'model failed to load', {error: (error as Error).message})
+      await server.close()
+      throw error
+    }
+
+    const stoppedBy = await stop
+    log('info', 'shutting down: finishing in-flight requests', {signal: stoppedBy})
+    await server.close()
+    log('info', 'stopped')
+    return {url: server.url, name: prepared.source.name, sha256: prepared.sha256, stoppedBy}
+  }
+}
+
+function parseSample(text: string): unknown {
+  const json = text.startsWith('@') ? readFileSync(text.slice(1), 'utf8') : text
+  try {
+    return JSON.parse(json)
+  } catch (error) {
+    throw new UsageError(`--sample is not valid JSON: ${(error as Error).message}`, {suggestion: 'e.g. --sample \'[5.1, 3.5, 1.4, 0.2]\''})
+  }
+}

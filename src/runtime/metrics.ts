@@ -1,0 +1,64 @@
+/** Prometheus text exposition for the model server, without a client library: a few counters and one histogram. */
+const BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5]
+
+interface Histogram {
+  counts: number[]
+  sum: number
+  count: number
+}
+
+export class Metrics {
+  private readonly requests = new Map<string, number>()
+  private readonly latency = new Map<string, Histogram>()
+  private readonly info: Record<string, string>
+  ready = false
+
+  constructor(model: {name: string; version?: string; sha256: string}) {
+    this.info = {name: model.name, version: model.version ?? '', sha256: model.sha256}
+  }
+
+  observe(route: string, method: string, status: number, seconds: number): void {
+    const key = `route="${escape(route)}",method="${method}",status="${status}"`
+    this.requests.set(key, (this.requests.get(key) ?? 0) + 1)
+    const histogramKey = `route="${escape(route)}"`
+    let histogram = this.latency.get(histogramKey)
+    if (!histogram) {
+      histogram = {counts: BUCKETS.map(() => 0), sum: 0, count: 0}
+      this.latency.set(histogramKey, histogram)
+    }
+
+    for (let i = 0; i < BUCKETS.length; i++) if (seconds <= BUCKETS[i]) histogram.counts[i]++
+    histogram.sum += seconds
+    histogram.count++
+  }
+
+  render(): string {
+    const lines = [
+      '# HELP mlops_model_info The model this server serves.',
+      '# TYPE mlops_model_info gauge',
+      `mlops_model_info{${Object.entries(this.info).map(([k, v]) => `${k}="${escape(v)}"`).join(',')}} 1`,
+      '# HELP mlops_model_ready 1 once the model is loaded and a warm-up inference succeeded.',
+      '# TYPE mlops_model_ready gauge',
+      `mlops_model_ready ${this.ready ? 1 : 0}`,
+      '# HELP mlops_http_requests_total HTTP requests by route, method and status.',
+      '# TYPE mlops_http_requests_total counter',
+      ...[...this.requests].map(([labels, value]) => `mlops_http_requests_total{${labels}} ${value}`),
+      '# HELP mlops_http_request_duration_seconds HTTP request latency by route.',
+      '# TYPE mlops_http_request_duration_seconds histogram',
+    ]
+    for (const [labels, h] of this.latency) {
+      BUCKETS.forEach((bound, i) => lines.push(`mlops_http_request_duration_seconds_bucket{${labels},le="${bound}"} ${h.counts[i]}`))
+      lines.push(
+        `mlops_http_request_duration_seconds_bucket{${labels},le="+Inf"} ${h.count}`,
+        `mlops_http_request_duration_seconds_sum{${labels}} ${h.sum}`,
+        `mlops_http_request_duration_seconds_count{${labels}} ${h.count}`,
+      )
+    }
+
+    return `${lines.join('\n')}\n`
+  }
+}
+
+function escape(value: string): string {
+  return value.replaceAll('\\', '\\\\').replaceAll('"', '\\"').replaceAll('\n', '\\n')
+}

@@ -1,0 +1,301 @@
+import {expect} from 'chai'
+import {type ChildProcess, spawn} from 'node:child_process'
+import {request as httpRequest} from 'node:http'
+import {join} from 'node:path'
+
+import {ExitCode} from '../../src/errors.js'
+import {writeSyntheticOnnx} from '../helpers/onnx-writer.js'
+import {expected, fixture, tempDir} from '../helpers/stores.js'
+
+const bin = join(import.meta.dirname, '..', '..', 'bin', 'run.js')
+
+interface Server {
+  url: string
+  child: ChildProcess
+  stderr: () => string
+  exited: Promise<number | null>
+}
+
+/** A real `mlops serve` process on a free port; resolves once it listens (not necessarily ready). */
+async function serve(args: string[], env: Record<string, string> = {}): Promise<Server> {
+  const child = spawn(process.execPath, [bin, 'serve', '--host', '127.0.0.1', '--port', '0', '--log-format', 'json', ...args], {
+    env: {...process.env, ...env}, stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  let stderr = ''
+  const exited = new Promise<number | null>(resolve => {
+    child.once('exit', code => resolve(code))
+  })
+  const url = await new Promise<string>((resolve, reject) => {
+    child.stderr!.on('data', chunk => {
+      stderr += chunk
+      // Only our JSON lines: onnxruntime may print its own warnings on stderr too.
+      const listening = stderr.split('\n').filter(line => line.startsWith('{')).map(line => JSON.parse(line)).find(line => line.msg === 'listening')
+      if (listening) resolve(listening.url)
+    })
+    void exited.then(code => reject(new Error(`serve exited with ${code} before listening:\n${stderr}`)))
+  })
+  return {url, child, stderr: () => stderr, exited}
+}
+
+async function ready(server: Server): Promise<void> {
+  for (let i = 0; i < 400; i++) {
+    if ((await fetch(`${server.url}/ready`)).status === 200) return
+    await new Promise(resolve => {
+      setTimeout(resolve, 25)
+    })
+  }
+
+  throw new Error(`not ready:\n${server.stderr()}`)
+}
+
+async function stop(server: Server): Promise<number | null> {
+  server.child.kill('SIGTERM')
+  return server.exited
+}
+
+async function post(url: string, body: unknown, raw = false): Promise<{status: number; json: any}> {
+  const response = await fetch(url, {method: 'POST', headers: {'content-type': 'application/json'}, body: raw ? String(body) : JSON.stringify(body)})
+  return {status: response.status, json: await response.json()}
+}
+
+function closeTo(actual: unknown, wanted: unknown, path = 'value'): void {
+  if (Array.isArray(wanted)) {
+    expect(actual, path).to.be.an('array').with.length(wanted.length)
+    wanted.forEach((w, i) => closeTo((actual as unknown[])[i], w, `${path}[${i}]`))
+  } else if (typeof wanted === 'number') {
+    expect(actual, path).to.be.closeTo(wanted, 1e-4)
+  } else {
+    expect(actual, path).to.deep.equal(wanted)
+  }
+}
+
+const CLASSIFIERS: Record<string, {probabilities: string; label?: string}> = {
+  'iris_svc.onnx': {probabilities: 'output_probability', label: 'output_label'},
+  'iris_rf.onnx': {probabilities: 'output_probability', label: 'output_label'},
+  'iris_logreg.onnx': {probabilities: 'probabilities', label: 'label'},
+  'iris_mlp_softmax.onnx': {probabilities: 'probabilities'},
+}
+
+describe('mlops serve: every fixture model through both APIs', () => {
+  for (const [file, model] of Object.entries(expected.models) as Array<[string, any]>) {
+    describe(file, () => {
+      let server: Server
+      const classifier = CLASSIFIERS[file]
+
+      before(async () => {
+        server = await serve(['--model', fixture(file), ...(model.labels_file ? ['--labels', fixture(model.labels_file)] : []), '--model-version', '7'])
+        await ready(server)
+      })
+      after(async () => {
+        expect(await stop(server)).to.equal(0)
+      })
+
+      it('GET /health and /metadata describe the model', async () => {
+        expect(await (await fetch(`${server.url}/health`)).json()).to.deep.equal({health: 'ok'})
+        const metadata = await (await fetch(`${server.url}/metadata`)).json() as any
+        expect(metadata.inputs).to.deep.equal([{name: model.input_name, type: 'float32', shape: [null, model.n_features]}])
+        expect(metadata.kind).to.equal(classifier ? 'classifier' : model.task === 'regression' ? 'regressor' : 'other')
+        expect(metadata.sha256).to.equal(model.sha256)
+        expect(metadata.data_sample).to.have.length(1)
+      })
+
+      it('POST /predict returns one entry per row, equal to onnxruntime in Python', async () => {
+        const {status, json} = await post(`${server.url}/predict`, {data: model.sample_inputs})
+        expect(status).to.equal(200)
+        if (classifier) closeTo(json.prediction, model.expected[classifier.probabilities])
+        else if (Object.keys(model.expected).length === 1) closeTo(json.prediction, Object.values(model.expected)[0])
+        else closeTo(json.prediction, model.sample_inputs.map((_: unknown, row: number) => Object.fromEntries(Object.entries(model.expected).map(([name, rows]) => [name, (rows as unknown[])[row]]))))
+      })
+
+      it('POST /predict/label: a label for one row, a list for several', async () => {
+        const {status, json} = await post(`${server.url}/predict/label`, {data: model.sample_inputs})
+        if (classifier) {
+          expect(status).to.equal(200)
+          expect(json.prediction).to.deep.equal(model.expected_labels)
+          expect((await post(`${server.url}/predict/label`, {data: [model.sample_inputs[2]]})).json).to.deep.equal({prediction: model.expected_labels[2]})
+        } else if (model.task === 'anomaly') {
+          expect(json.prediction).to.deep.equal([1, 1, -1])
+        } else {
+          expect(status).to.equal(400)
+          expect(json.error).to.match(/has no labels \(a regressor model\): use \/predict/)
+        }
+      })
+
+      it('POST /v2/models/{name}/infer equals the expected outputs; metadata and readiness', async () => {
+        const name = file.replace('.onnx', '')
+        const flat = model.sample_inputs.flat()
+        const {status, json} = await post(`${server.url}/v2/models/${name}/infer`, {
+          id: 'r1', inputs: [{name: model.input_name, shape: [model.sample_inputs.length, model.n_features], datatype: 'FP32', data: flat}],
+        })
+        expect(status).to.equal(200)
+        expect(json).to.include({model_name: name, model_version: '7', id: 'r1'})
+        for (const output of json.outputs) {
+          const wanted = output.name === 'probabilities' && classifier?.probabilities === 'output_probability' ? model.expected.output_probability : model.expected[output.name]
+          closeTo(output.data, wanted.flat())
+        }
+
+        const metadata = await (await fetch(`${server.url}/v2/models/${name}`)).json() as any
+        expect(metadata).to.include({name, platform: 'onnxruntime_onnx'})
+        expect(metadata.inputs).to.deep.equal([{name: model.input_name, datatype: 'FP32', shape: [-1, model.n_features]}])
+        expect((await fetch(`${server.url}/v2/models/${name}/ready`)).status).to.equal(200)
+        expect(await (await fetch(`${server.url}/v2/health/ready`)).json()).to.deep.equal({ready: true})
+        expect(await (await fetch(`${server.url}/v2/health/live`)).json()).to.deep.equal({live: true})
+      })
+    })
+  }
+})
+
+describe('mlops serve: the original API details', () => {
+  let server: Server
+
+  before(async () => {
+    server = await serve(['--model', fixture('iris_svc.onnx'), '--labels', fixture('iris_labels.json'), '--name', 'iris', '--sample', '[6.3, 3.3, 6.0, 2.5]', '--max-body-bytes', '2000'])
+    await ready(server)
+  })
+  after(async () => {
+    await stop(server)
+  })
+
+  it('GET /label, /predict/test and /predict/test/label use the labels and the sample', async () => {
+    expect(await (await fetch(`${server.url}/label`)).json()).to.deep.equal(expected.labels)
+    expect(await (await fetch(`${server.url}/predict/test/label`)).json()).to.deep.equal({prediction: 'virginica'})
+    const test = await (await fetch(`${server.url}/predict/test`)).json() as any
+    expect(test.prediction).to.have.length(1)
+    expect(test.prediction[0]).to.have.length(3)
+  })
+
+  it('a flat row is one row', async () => {
+    expect((await post(`${server.url}/predict/label`, {data: [5.1, 3.5, 1.4, 0.2]})).json).to.deep.equal({prediction: 'setosa'})
+  })
+
+  it('concurrent requests of different sizes each get their own answers (batched runs)', async () => {
+    const rows = (expected.models['iris_svc.onnx'].sample_inputs as number[][])
+    const requests = Array.from({length: 60}, (_, i) => rows.slice(0, 1 + (i % 3)).map((_, j) => rows[(i + j) % 3]))
+    const answers = await Promise.all(requests.map(data => post(`${server.url}/predict/label`, {data})))
+    answers.forEach((answer, i) => {
+      const wanted = requests[i].map(row => expected.labels[String(rows.indexOf(row))])
+      expect(answer.json.prediction).to.deep.equal(wanted.length === 1 ? wanted[0] : wanted)
+    })
+  })
+
+  const badInputs: Array<{name: string; path: string; body: unknown; raw?: boolean; status: number; error: RegExp}> = [
+    {name: 'wrong width (3 values for 4)', path: '/predict', body: {data: [[5.1, 3.5, 1.4]]}, status: 400, error: /row 0 has 3 values, the model expects 4/},
+    {name: 'wrong rank (a row of rows)', path: '/predict', body: {data: [[[5.1, 3.5, 1.4, 0.2]]]}, status: 400, error: /row 0 has 1 values, the model expects 4/},
+    {name: 'a string value', path: '/predict', body: {data: [[5.1, 'x', 1.4, 0.2]]}, status: 400, error: /row 0\[1\] must be a number, got the string "x"/},
+    {name: 'null value', path: '/predict/label', body: {data: [[5.1, null, 1.4, 0.2]]}, status: 400, error: /must be a number, got null/},
+    {name: 'empty batch', path: '/predict', body: {data: []}, status: 400, error: /"data" is empty/},
+    {name: 'data not a list', path: '/predict', body: {data: 'abc'}, status: 400, error: /"data" must be a list of rows/},
+    {name: 'missing "data"', path: '/predict', body: {rows: [[1, 2, 3, 4]]}, status: 400, error: /the body must be JSON \{"data"/},
+    {name: 'malformed JSON', path: '/predict', body: '{"data": [[5.1,', raw: true, status: 400, error: /malformed JSON/},
+    {name: 'body over the limit', path: '/predict', body: {data: Array.from({length: 200}, () => [5.1, 3.5, 1.4, 0.2])}, status: 413, error: /larger than the limit of 2000 bytes/},
+    {name: 'v2: unknown input name', path: '/v2/models/iris/infer', body: {inputs: [{name: 'x', shape: [1, 4], datatype: 'FP32', data: [1, 2, 3, 4]}]}, status: 400, error: /unknown input "x"; the model's input is float_input/},
+    {name: 'v2: shape and data disagree', path: '/v2/models/iris/infer', body: {inputs: [{name: 'float_input', shape: [2, 4], datatype: 'FP32', data: [1, 2, 3, 4]}]}, status: 400, error: /must hold 8 numbers for shape \[2,4\], got 4/},
+    {name: 'v2: wrong axis', path: '/v2/models/iris/infer', body: {inputs: [{name: 'float_input', shape: [1, 5], datatype: 'FP32', data: [1, 2, 3, 4, 5]}]}, status: 400, error: /axis 1 is 5, the model expects 4/},
+    {name: 'v2: unknown output', path: '/v2/models/iris/infer', body: {inputs: [{name: 'float_input', shape: [1, 4], datatype: 'FP32', data: [1, 2, 3, 4]}], outputs: [{name: 'nope'}]}, status: 400, error: /unknown output nope/},
+    {name: 'v2: unknown model', path: '/v2/models/other/infer', body: {inputs: []}, status: 404, error: /unknown model other; this server serves iris/},
+    {name: 'unknown route', path: '/predict/nothing', body: {}, status: 404, error: /no route POST \/predict\/nothing/},
+  ]
+
+  for (const bad of badInputs) {
+    it(`bad input: ${bad.name} → ${bad.status} with a message`, async () => {
+      const {status, json} = await post(`${server.url}${bad.path}`, bad.body, bad.raw)
+      expect(status).to.equal(bad.status)
+      expect(json.error).to.match(bad.error)
+    })
+  }
+
+  it('no bad request crashed the server; /metrics counts requests by route and status and names the model', async () => {
+    expect((await fetch(`${server.url}/health`)).status).to.equal(200)
+    const metrics = await (await fetch(`${server.url}/metrics`)).text()
+    expect(metrics).to.match(/mlops_http_requests_total\{route="\/predict",method="POST",status="400"\} \d+/)
+    expect(metrics).to.match(/mlops_http_requests_total\{route="\/predict\/label",method="POST",status="200"\} \d+/)
+    expect(metrics).to.contain('mlops_model_info{name="iris",version="",sha256="d1f497a1f053d7cc43830cc84d0ecdc65e2dd370a4d3dedd4a49b13523e3a067"} 1')
+    expect(metrics).to.match(/mlops_http_request_duration_seconds_bucket\{route="\/predict\/label",le="\+Inf"\} \d+/)
+    expect(metrics).to.contain('mlops_model_ready 1')
+  })
+})
+
+describe('mlops serve: start-up, readiness and shutdown', () => {
+  for (const [what, file, exitCode] of [
+    ['a missing model file', 'missing.onnx', ExitCode.NOT_FOUND],
+    ['random bytes named .onnx', 'random.onnx', ExitCode.INTEGRITY],
+    ['a truncated model', 'truncated.onnx', ExitCode.INTEGRITY],
+    ['an empty model file', 'empty.onnx', ExitCode.INTEGRITY],
+  ] as const) {
+    it(`refuses to start on ${what}: exit ${exitCode}, never listens (no fallback model)`, async () => {
+      const child = spawn(process.execPath, [bin, 'serve', '--model', fixture(file), '--port', '0', '--host', '127.0.0.1'], {stdio: ['ignore', 'pipe', 'pipe']})
+      let stderr = ''
+      child.stderr.on('data', chunk => {
+        stderr += chunk
+      })
+      const code = await new Promise(resolve => {
+        child.once('exit', resolve)
+      })
+      expect(code).to.equal(exitCode)
+      expect(stderr).to.not.contain('listening')
+      expect(stderr.split('\n')[0]).to.match(/^Error: /)
+    })
+  }
+
+  it('MODEL_FILEPATH and PORT from the environment, as the original server took them', async () => {
+    const server = await serve([], {MODEL_FILEPATH: fixture('iris_logreg.onnx'), LABEL_FILEPATH: fixture('iris_labels.json')})
+    await ready(server)
+    expect((await post(`${server.url}/predict/label`, {data: [[6.3, 3.3, 6, 2.5]]})).json).to.deep.equal({prediction: 'virginica'})
+    await stop(server)
+  })
+
+  it('/ready is 503 while the model loads (health already 200), then 200', async () => {
+    const dir = tempDir()
+    writeSyntheticOnnx(join(dir, 'big.onnx'), 400 * 1024 * 1024)
+    const server = await serve(['--model', join(dir, 'big.onnx')])
+    const first = await fetch(`${server.url}/ready`)
+    expect((await fetch(`${server.url}/health`)).status).to.equal(200)
+    expect(first.status).to.equal(503)
+    expect((await first.json() as any).reason).to.match(/loading the model|warming up/)
+    expect((await post(`${server.url}/predict`, {data: [[1, 2, 3, 4]]})).status).to.equal(503)
+    await ready(server)
+    expect((await post(`${server.url}/predict`, {data: [[1, 2, 3, 4]]})).json).to.deep.equal({prediction: [[1, 2, 3, 4]]})
+    await stop(server)
+  })
+
+  it('SIGTERM finishes the request in flight, then exits 0', async () => {
+    const server = await serve(['--model', fixture('iris_svc.onnx')])
+    await ready(server)
+    // Headers and half the body first, the signal, then the rest: the request is in flight when SIGTERM lands.
+    const body = Buffer.from(JSON.stringify({data: Array.from({length: 1000}, (_, i) => [5 + (i % 3), 3.5, 1.4, 0.2])}))
+    const answer = new Promise<{status: number; text: string}>((resolve, reject) => {
+      const request = httpRequest(`${server.url}/predict`, {method: 'POST', headers: {'content-type': 'application/json', 'content-length': body.length}}, response => {
+        let text = ''
+        response.on('data', chunk => {
+          text += chunk
+        })
+        response.on('end', () => resolve({status: response.statusCode!, text}))
+      })
+      request.on('error', reject)
+      request.write(body.subarray(0, body.length / 2))
+      setTimeout(() => server.child.kill('SIGTERM'), 150)
+      setTimeout(() => request.end(body.subarray(body.length / 2)), 300)
+    })
+    const {status, text} = await answer
+    expect(status).to.equal(200)
+    expect(JSON.parse(text).prediction).to.have.length(1000)
+    expect(await server.exited).to.equal(0)
+    expect(server.stderr()).to.match(/"msg":"shutting down: finishing in-flight requests"[^\n]*\n.*"msg":"stopped"/)
+  })
+
+  it('a port already in use → exit 2 naming the port', async () => {
+    const server = await serve(['--model', fixture('iris_svc.onnx')])
+    const port = new URL(server.url).port
+    const child = spawn(process.execPath, [bin, 'serve', '--model', fixture('iris_svc.onnx'), '--port', port, '--host', '127.0.0.1'], {stdio: ['ignore', 'pipe', 'pipe']})
+    let stderr = ''
+    child.stderr.on('data', chunk => {
+      stderr += chunk
+    })
+    const code = await new Promise(resolve => {
+      child.once('exit', resolve)
+    })
+    expect(code).to.equal(ExitCode.USAGE)
+    expect(stderr).to.contain(`Error: port ${port} on 127.0.0.1 is already in use`)
+    await stop(server)
+  })
+})

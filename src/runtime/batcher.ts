@@ -1,11 +1,10 @@
-import type {InferenceSession, Tensor} from 'onnxruntime-node'
-
+import type {Engine, WireTensor} from './engine.js'
 import type {TypedArray} from './tensors.js'
 
 interface Pending {
   values: TypedArray
   rows: number
-  resolve: (outputs: Record<string, Tensor>) => void
+  resolve: (outputs: Record<string, WireTensor>) => void
   reject: (error: unknown) => void
 }
 
@@ -21,14 +20,13 @@ export class Batcher {
   private running = false
 
   constructor(
-    private readonly session: InferenceSession,
-    private readonly TensorClass: typeof Tensor,
+    private readonly engine: Engine,
     private readonly input: {name: string; type: string; sampleDims: number[]},
     private readonly outputNames: string[],
     private readonly maxRows: number,
   ) {}
 
-  async run(values: TypedArray, rows: number): Promise<Record<string, Tensor>> {
+  async run(values: TypedArray, rows: number): Promise<Record<string, WireTensor>> {
     return new Promise((resolve, reject) => {
       this.queue.push({values, rows, resolve, reject})
       if (!this.running) void this.drain()
@@ -59,9 +57,8 @@ export class Batcher {
   }
 
   private async runBatch(batch: Pending[], rows: number): Promise<void> {
-    const values = batch.length === 1 ? batch[0].values : concat(batch.map(item => item.values))
-    const feeds = {[this.input.name]: new this.TensorClass(this.input.type as 'float32', values, [rows, ...this.input.sampleDims])}
-    const outputs = await this.session.run(feeds, this.outputNames) as Record<string, Tensor>
+    const data = batch.length === 1 ? batch[0].values : concat(batch.map(item => item.values))
+    const outputs = await this.engine.run({name: this.input.name, type: this.input.type, dims: [rows, ...this.input.sampleDims], data}, this.outputNames)
     if (batch.length === 1) {
       batch[0].resolve(outputs)
       return
@@ -69,7 +66,7 @@ export class Batcher {
 
     let offset = 0
     for (const item of batch) {
-      item.resolve(Object.fromEntries(this.outputNames.map(name => [name, sliceRows(this.TensorClass, outputs[name], offset, item.rows)])))
+      item.resolve(Object.fromEntries(this.outputNames.map(name => [name, sliceRows(outputs[name], offset, item.rows)])))
       offset += item.rows
     }
   }
@@ -87,9 +84,7 @@ function concat(parts: TypedArray[]): TypedArray {
   return out
 }
 
-function sliceRows(TensorClass: typeof Tensor, tensor: Tensor, startRow: number, rows: number): Tensor {
-  const dims = tensor.dims.map(Number)
-  const rowSize = dims.slice(1).reduce((a, b) => a * b, 1)
-  const data = (tensor.data as TypedArray).slice(startRow * rowSize, (startRow + rows) * rowSize)
-  return new TensorClass(tensor.type as 'float32', data as Float32Array, [rows, ...dims.slice(1)])
+function sliceRows(tensor: WireTensor, startRow: number, rows: number): WireTensor {
+  const rowSize = tensor.dims.slice(1).reduce((a, b) => a * b, 1)
+  return {type: tensor.type, dims: [rows, ...tensor.dims.slice(1)], data: tensor.data.slice(startRow * rowSize, (startRow + rows) * rowSize) as WireTensor['data']}
 }

@@ -1,12 +1,12 @@
 import {createHash} from 'node:crypto'
 import {readFile} from 'node:fs/promises'
-import type {InferenceSession, Tensor} from 'onnxruntime-node'
 
 import {IncompatibleError, IntegrityError, NotFoundError, PermissionError, UsageError, errorMessage} from '../errors.js'
 import {InvalidOnnxError, type OnnxInfo, readOnnxInfoFromBuffer} from '../onnx/model-info.js'
 import {type ZipMapInfo, exposeZipMapInputs} from '../onnx/zipmap.js'
 import {readLabels} from '../store/model-file.js'
 import {Batcher} from './batcher.js'
+import {Engine, EngineLoadError, type WireTensor} from './engine.js'
 import {BadRequestError, type Dim, type TensorSpec, type TypedArray, isSupportedInputType, tensorRows} from './tensors.js'
 
 /** Rows per merged run; a larger request runs on its own. */
@@ -57,9 +57,7 @@ export interface ServedModel {
   classLabels?: Array<number | string>
   labels?: Record<string, string>
   sample: unknown[]
-  session: InferenceSession
-  /** onnxruntime's Tensor class, from the module the session came from. */
-  Tensor: typeof Tensor
+  engine: Engine
   /** Present when every sample has a fixed shape and every output is batch-major. */
   batcher?: Batcher
 }
@@ -93,23 +91,14 @@ export async function prepareModel(source: ModelSource): Promise<PreparedModel> 
   return {source, bytes: model, sha256: createHash('sha256').update(bytes).digest('hex'), info, zipMaps, labels}
 }
 
-/** Creates the onnxruntime session and works out how to read the model's outputs. */
+/** Starts onnxruntime on its own thread with the model, and works out how to read the model's outputs. */
 export async function loadModel(prepared: PreparedModel): Promise<ServedModel> {
-  const ort = await import('onnxruntime-node')
-  let session: InferenceSession
+  let engine: Engine
   try {
-    session = await ort.InferenceSession.create(prepared.bytes, {
-      // One thread per run: small models gain nothing from intra-op threads and lose to their hand-offs;
-      // concurrency comes from requests running side by side.
-      intraOpNumThreads: 1,
-      interOpNumThreads: 1,
-      executionMode: 'sequential',
-      graphOptimizationLevel: 'all',
-      // Errors only: our own log lines stay the only ones on stderr.
-      logSeverityLevel: 3,
-    })
+    engine = await Engine.start(prepared.bytes)
   } catch (error) {
-    throw new IncompatibleError(`onnxruntime ${ort.env.versions.common} cannot load ${prepared.source.modelPath}: ${errorMessage(error).split('\n')[0]}`, {
+    const runtime = error instanceof EngineLoadError ? `onnxruntime ${error.runtime}` : 'onnxruntime'
+    throw new IncompatibleError(`${runtime} cannot load ${prepared.source.modelPath}: ${errorMessage(error).split('\n')[0]}`, {
       suggestion: `the model declares IR ${prepared.info.irVersion}, opsets ${prepared.info.opsetImports.map(o => `${o.domain} ${o.version}`).join(', ')}; export it for an older opset or use a newer runtime image`,
     })
   }
@@ -131,13 +120,13 @@ export async function loadModel(prepared: PreparedModel): Promise<ServedModel> {
 
   const served: ServedModel = {
     name: prepared.source.name, version: prepared.source.version, sha256: prepared.sha256, info, input, outputs,
-    labels: prepared.labels, session, kind: 'other', sample: [], Tensor: ort.Tensor,
+    labels: prepared.labels, engine, kind: 'other', sample: [],
   }
   classify(served, zipMaps, mapOutputs)
   served.sample = sampleRows(prepared.source.sample, input)
   const sampleDims = input.shape.slice(1)
   if (sampleDims.every(d => d !== null) && served.outputs.every(o => o.shape.length > 0 && o.shape[0] === null)) {
-    served.batcher = new Batcher(session, ort.Tensor, {name: input.name, type: input.type, sampleDims: sampleDims as number[]}, served.outputs.map(o => o.name), MAX_BATCH_ROWS)
+    served.batcher = new Batcher(engine, {name: input.name, type: input.type, sampleDims: sampleDims as number[]}, served.outputs.map(o => o.name), MAX_BATCH_ROWS)
   }
 
   return served
@@ -188,19 +177,16 @@ export interface Prediction {
   /** Per row: class probabilities (classifiers), else the raw output (one output) or an object of outputs. */
   prediction: unknown[]
   labels?: unknown[]
-  outputs: Record<string, Tensor>
+  outputs: Record<string, WireTensor>
 }
 
 /** Runs one batch and reads it the way the model's kind says. */
 export async function predict(model: ServedModel, values: TypedArray, batchDims: number[], options: {labels: boolean}): Promise<Prediction> {
-  let outputs: Record<string, Tensor>
+  let outputs: Record<string, WireTensor>
   try {
-    if (model.batcher && batchDims[0] <= MAX_BATCH_ROWS) {
-      outputs = await model.batcher.run(values, batchDims[0])
-    } else {
-      const feeds = {[model.input.name]: new model.Tensor(model.input.type as 'float32', values, batchDims)}
-      outputs = await model.session.run(feeds, model.outputs.map(o => o.name)) as Record<string, Tensor>
-    }
+    outputs = model.batcher && batchDims[0] <= MAX_BATCH_ROWS
+      ? await model.batcher.run(values, batchDims[0])
+      : await model.engine.run({name: model.input.name, type: model.input.type, dims: batchDims, data: values}, model.outputs.map(o => o.name))
   } catch (error) {
     throw new BadRequestError(`the model rejected the input: ${errorMessage(error).split('\n')[0]}`)
   }
@@ -210,14 +196,14 @@ export async function predict(model: ServedModel, values: TypedArray, batchDims:
   return result
 }
 
-function rowsOf(model: ServedModel, outputs: Record<string, Tensor>): unknown[] {
+function rowsOf(model: ServedModel, outputs: Record<string, WireTensor>): unknown[] {
   if (model.probabilities) return tensorRows(outputs[model.probabilities])
   if (model.outputs.length === 1) return tensorRows(outputs[model.outputs[0].name])
   const columns = model.outputs.map(o => [o.name, tensorRows(outputs[o.name])] as const)
   return columns[0][1].map((_, row) => Object.fromEntries(columns.map(([name, rows]) => [name, rows[row]])))
 }
 
-function labelsOf(model: ServedModel, outputs: Record<string, Tensor>): unknown[] {
+function labelsOf(model: ServedModel, outputs: Record<string, WireTensor>): unknown[] {
   const name = (value: unknown): unknown => {
     const scalar = Array.isArray(value) && value.length === 1 ? value[0] : value
     return model.labels?.[String(scalar)] ?? scalar

@@ -109,7 +109,13 @@ export async function startServer(prepared: PreparedModel, options: ServerOption
   loaded.catch(error => {
     notReady = `failed to load: ${errorMessage(error)}`
   })
-  return {app, url, loaded, close: () => app.close()}
+  return {
+    app, url, loaded,
+    async close() {
+      await app.close()
+      await model?.engine.close()
+    },
+  }
 }
 
 function dataOf(request: FastifyRequest): unknown {

@@ -1,5 +1,3 @@
-import type {Tensor} from 'onnxruntime-node'
-
 /** A request the model cannot take: answered with HTTP 400 and this message. */
 export class BadRequestError extends Error {
   readonly statusCode = 400
@@ -110,9 +108,16 @@ function describeValue(value: unknown): string {
   return typeof value
 }
 
+/** What the runtime returns for one output: element type, shape and flat data. */
+export interface OutputTensor {
+  type: string
+  dims: number[]
+  data: ArrayLike<bigint | boolean | number | string>
+}
+
 /** Tensor values as JSON numbers (int64 as numbers; exact below 2^53). */
-export function tensorValues(tensor: Tensor): Array<number | string | boolean> {
-  const data = tensor.data as ArrayLike<bigint | boolean | number | string>
+export function tensorValues(tensor: OutputTensor): Array<number | string | boolean> {
+  const {data} = tensor
   const out: Array<number | string | boolean> = Array.from({length: data.length})
   for (let i = 0; i < data.length; i++) {
     const v = data[i]
@@ -123,9 +128,9 @@ export function tensorValues(tensor: Tensor): Array<number | string | boolean> {
 }
 
 /** Splits a tensor into one entry per batch row, nested by the remaining axes. */
-export function tensorRows(tensor: Tensor): unknown[] {
+export function tensorRows(tensor: OutputTensor): unknown[] {
   const values = tensorValues(tensor)
-  const dims = tensor.dims.map(Number)
+  const {dims} = tensor
   if (dims.length === 0) return values
   return nest(values, dims, 0, 0).value as unknown[]
 }

@@ -1,4 +1,4 @@
-import {closeSync, openSync, writeSync} from 'node:fs'
+import {closeSync, openSync, writeFileSync, writeSync} from 'node:fs'
 
 /** Minimal protobuf encoding, enough to write ONNX models of any size for tests and benchmarks. */
 function varint(value: number | bigint): Buffer {
@@ -55,4 +55,21 @@ export function writeSyntheticOnnx(path: string, weightBytes: number): void {
   } finally {
     closeSync(fd)
   }
+}
+
+/**
+ * A valid model (float [N,4] in and out) that is a chain of `nodes` Relu
+ * operators: small on disk, but onnxruntime needs a while to load and
+ * optimize it, which gives tests a loading window they can observe.
+ */
+export function writeSlowLoadingOnnx(path: string, nodes: number): void {
+  const parts: Buffer[] = []
+  for (let i = 0; i < nodes; i++) {
+    const input = i === 0 ? 'x' : `t${i - 1}`
+    const output = i === nodes - 1 ? 'y' : `t${i}`
+    parts.push(bytesField(1, Buffer.concat([bytesField(1, input), bytesField(2, output), bytesField(3, `n${i}`), bytesField(4, 'Relu')])))
+  }
+
+  const graph = Buffer.concat([...parts, bytesField(2, 'slow'), bytesField(11, tensorValueInfo('x', ['N', 4])), bytesField(12, tensorValueInfo('y', ['N', 4]))])
+  writeFileSync(path, Buffer.concat([intField(1, 8), bytesField(2, 'mlops-synthetic'), bytesField(8, Buffer.concat([bytesField(1, ''), intField(2, 15)])), bytesField(7, graph)]))
 }

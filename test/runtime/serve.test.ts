@@ -4,7 +4,7 @@ import {request as httpRequest} from 'node:http'
 import {join} from 'node:path'
 
 import {ExitCode} from '../../src/errors.js'
-import {writeSyntheticOnnx} from '../helpers/onnx-writer.js'
+import {writeSlowLoadingOnnx} from '../helpers/onnx-writer.js'
 import {expected, fixture, tempDir} from '../helpers/stores.js'
 
 const bin = join(import.meta.dirname, '..', '..', 'bin', 'run.js')
@@ -16,11 +16,20 @@ interface Server {
   exited: Promise<number | null>
 }
 
+const running = new Set<ChildProcess>()
+
+// A failed assertion must not leave a server behind (it would outlive the run).
+after(() => {
+  for (const child of running) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
+  running.clear()
+})
+
 /** A real `mlops serve` process on a free port; resolves once it listens (not necessarily ready). */
 async function serve(args: string[], env: Record<string, string> = {}): Promise<Server> {
   const child = spawn(process.execPath, [bin, 'serve', '--host', '127.0.0.1', '--port', '0', '--log-format', 'json', ...args], {
     env: {...process.env, ...env}, stdio: ['ignore', 'pipe', 'pipe'],
   })
+  running.add(child)
   let stderr = ''
   const exited = new Promise<number | null>(resolve => {
     child.once('exit', code => resolve(code))
@@ -38,7 +47,7 @@ async function serve(args: string[], env: Record<string, string> = {}): Promise<
 }
 
 async function ready(server: Server): Promise<void> {
-  for (let i = 0; i < 400; i++) {
+  for (let i = 0; i < 1200; i++) {
     if ((await fetch(`${server.url}/ready`)).status === 200) return
     await new Promise(resolve => {
       setTimeout(resolve, 25)
@@ -246,16 +255,16 @@ describe('mlops serve: start-up, readiness and shutdown', () => {
 
   it('/ready is 503 while the model loads (health already 200), then 200', async () => {
     const dir = tempDir()
-    writeSyntheticOnnx(join(dir, 'big.onnx'), 400 * 1024 * 1024)
-    const server = await serve(['--model', join(dir, 'big.onnx')])
+    // 100k operators: a few MB on disk, about 2 s for onnxruntime to load and optimize.
+    writeSlowLoadingOnnx(join(dir, 'slow.onnx'), 100_000)
+    const server = await serve(['--model', join(dir, 'slow.onnx')])
     const first = await fetch(`${server.url}/ready`)
-    expect((await fetch(`${server.url}/health`)).status).to.equal(200)
     expect(first.status).to.equal(503)
     expect((await first.json() as any).reason).to.match(/loading the model|warming up/)
+    expect((await fetch(`${server.url}/health`)).status).to.equal(200)
     expect((await post(`${server.url}/predict`, {data: [[1, 2, 3, 4]]})).status).to.equal(503)
     await ready(server)
-    expect((await post(`${server.url}/predict`, {data: [[1, 2, 3, 4]]})).json).to.deep.equal({prediction: [[1, 2, 3, 4]]})
-    await stop(server)
+    expect((await post(`${server.url}/predict`, {data: [[1, -2, 3, -4]]})).json).to.deep.equal({prediction: [[1, 0, 3, 0]]})
   })
 
   it('SIGTERM finishes the request in flight, then exits 0', async () => {

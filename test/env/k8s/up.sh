@@ -48,7 +48,8 @@ fi
 STATE=$(cd "$STATE" && pwd)
 touch "$STATE/.mlops-k8s-state"   # down.sh only deletes dirs carrying this marker
 PKI=$STATE/pki LOGS=$STATE/logs PIDS=$STATE/pids
-mkdir -p "$PKI" "$LOGS" "$STATE/etcd" "$STATE/kwok-home" "$STATE/cert-dir"
+mkdir -p -m 700 "$STATE/etcd"
+mkdir -p "$PKI" "$LOGS" "$STATE/kwok-home" "$STATE/cert-dir"
 : >"$PIDS"
 
 ok=0
@@ -126,7 +127,10 @@ start() { # start <name> <cmd...>: detached, own session, no inherited fds
   setsid "$@" </dev/null >"$LOGS/$name.log" 2>&1 &
   echo "$name $!" >>"$PIDS"
 }
-alive() { local pid; pid=$(awk -v n="$1" '$1==n{print $2}' "$PIDS"); kill -0 "$pid" 2>/dev/null; }
+alive() { # alive <component>: running and not a zombie
+  local pid st; pid=$(awk -v n="$1" '$1==n{print $2}' "$PIDS")
+  st=$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) && [ "$st" != Z ]
+}
 wait_until() { # wait_until <what> <component-to-watch> <cmd...>
   local what=$1 comp=$2; shift 2
   local deadline=$((SECONDS + TIMEOUT))
@@ -182,6 +186,7 @@ start kube-controller-manager "$BIN/kube-controller-manager" \
   --leader-elect=false \
   --service-account-private-key-file="$PKI/sa.key" \
   --root-ca-file="$PKI/ca.crt" \
+  --flex-volume-plugin-dir="$STATE/flexvolume" \
   --profiling=false \
   --v=0
 start kube-scheduler "$BIN/kube-scheduler" \
@@ -194,11 +199,16 @@ start kube-scheduler "$BIN/kube-scheduler" \
   --v=0
 # kwok: HOME is redirected so a stray ~/.kwok/kwok.yaml can never be loaded.
 # No --server-address / --node-port: kwok then serves nothing (no port at all).
+# --node-lease-duration-seconds MUST be given: without a KwokConfiguration object the
+# binary's default is 0 = no node Lease, the heartbeat-with-lease stage only touches
+# status every 10 min, so after ~50 s the node lifecycle controller marks the node
+# NotReady and every pod Ready=False for good (deployments drop to 0 available).
 start kwok env HOME="$STATE/kwok-home" "$BIN/kwok" \
   --kubeconfig="$ckc" \
   --config="$CACHE/kwok-stages.yaml" \
   --manage-all-nodes=false \
   --manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake \
+  --node-lease-duration-seconds=40 \
   --node-ip=127.0.0.1 \
   --cidr=10.244.0.0/24
 

@@ -1,0 +1,46 @@
+/**
+ * The onnxruntime side of the model server, on its own thread: creating a
+ * session blocks its thread for as long as onnxruntime takes to load and
+ * optimize the model (seconds for large graphs), and so does each run. Here
+ * that never stalls the HTTP thread, which keeps answering /health and
+ * /ready (503) during the load and parses requests while a batch runs.
+ */
+import {InferenceSession, Tensor, env} from 'onnxruntime-node'
+import {parentPort, workerData} from 'node:worker_threads'
+
+import type {EngineReply, EngineRequest, WireTensor} from './engine.js'
+
+const port = parentPort!
+let session: InferenceSession
+
+try {
+  session = await InferenceSession.create(workerData.model as Uint8Array, {
+    // One thread per run: small models gain nothing from intra-op threads and lose to their hand-offs.
+    intraOpNumThreads: 1,
+    interOpNumThreads: 1,
+    executionMode: 'sequential',
+    graphOptimizationLevel: 'all',
+    // Errors only: the server's own log lines stay the only ones on stderr.
+    logSeverityLevel: 3,
+  })
+  port.postMessage({type: 'loaded', runtime: env.versions.common} satisfies EngineReply)
+} catch (error) {
+  port.postMessage({type: 'load-failed', runtime: env.versions.common, message: (error as Error).message} satisfies EngineReply)
+}
+
+port.on('message', async (request: EngineRequest) => {
+  try {
+    const feeds = {[request.input.name]: new Tensor(request.input.type as 'float32', request.input.data as Float32Array, request.input.dims)}
+    const results = await session.run(feeds, request.outputs)
+    const outputs: Record<string, WireTensor> = {}
+    const transfer: ArrayBuffer[] = []
+    for (const [name, tensor] of Object.entries(results)) {
+      outputs[name] = {type: tensor.type, dims: tensor.dims.map(Number), data: tensor.data as WireTensor['data']}
+      if (ArrayBuffer.isView(tensor.data)) transfer.push(tensor.data.buffer as ArrayBuffer)
+    }
+
+    port.postMessage({type: 'result', id: request.id, outputs} satisfies EngineReply, transfer)
+  } catch (error) {
+    port.postMessage({type: 'run-failed', id: request.id, message: (error as Error).message} satisfies EngineReply)
+  }
+})

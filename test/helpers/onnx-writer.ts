@@ -1,26 +1,10 @@
 import {closeSync, openSync, writeFileSync, writeSync} from 'node:fs'
 
-/** Minimal protobuf encoding, enough to write ONNX models of any size for tests and benchmarks. */
-function varint(value: number | bigint): Buffer {
-  let v = BigInt(value)
-  const bytes: number[] = []
-  do {
-    let byte = Number(v & 0x7fn)
-    v >>= 7n
-    if (v > 0n) byte |= 0x80
-    bytes.push(byte)
-  } while (v > 0n)
-  return Buffer.from(bytes)
-}
+import {WireType, encodeLenField, encodeVarint, encodeVarintField} from '../../src/onnx/wire.js'
 
-const tag = (field: number, wireType: number) => varint((field << 3) | wireType)
-export const intField = (field: number, value: number) => Buffer.concat([tag(field, 0), varint(value)])
-export const bytesField = (field: number, data: Buffer | string) => {
-  const payload = typeof data === 'string' ? Buffer.from(data) : data
-  return Buffer.concat([tag(field, 2), varint(payload.length), payload])
-}
-
-const lengthPrefix = (field: number, length: number) => Buffer.concat([tag(field, 2), varint(length)])
+const intField = encodeVarintField
+const bytesField = encodeLenField
+const lengthPrefix = (field: number, length: number) => Buffer.concat([encodeVarint((field << 3) | WireType.LEN), encodeVarint(length)])
 
 function tensorValueInfo(name: string, dims: Array<number | string>): Buffer {
   const dimMessages = dims.map(d => bytesField(1, typeof d === 'number' ? intField(1, d) : bytesField(2, d)))

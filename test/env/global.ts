@@ -1,3 +1,4 @@
+import {stopDockerEngine} from './docker.js'
 import {FakeGcs, ensureFakeGcsBinary} from './fake-gcs.js'
 
 /**
@@ -18,7 +19,9 @@ export const mochaHooks = {
     ensureFakeGcsBinary()
   },
 
-  async afterAll(): Promise<void> {
+  async afterAll(this: Mocha.Context): Promise<void> {
+    this.timeout(60_000)
     await shared?.stop()
+    stopDockerEngine()
   },
 }

@@ -1,0 +1,66 @@
+import type {RuntimeSupport} from '../runtime/capabilities.js'
+import type {ModelManifest} from '../store/manifest.js'
+
+/** Labels an API image carries so that anyone can tell which models it runs. */
+export const RUNTIME_LABELS = {
+  component: 'io.mlops.component',
+  runtime: 'io.mlops.onnxruntime.version',
+  irVersion: 'io.mlops.onnx.ir-version.max',
+  /** Comma-separated domain=opset pairs, e.g. ai.onnx=26,ai.onnx.ml=5. */
+  opsets: 'io.mlops.onnx.opsets.max',
+} as const
+
+/** Operator domains that ship inside ONNX Runtime itself (contrib operators), whose versions are not probed. */
+const BUILT_IN_DOMAINS = new Set(['com.microsoft', 'com.microsoft.nchwc', 'com.microsoft.experimental', 'ai.onnx.preview.training', 'ai.onnx.training'])
+
+export function runtimeLabels(support: RuntimeSupport): Record<string, string> {
+  return {
+    [RUNTIME_LABELS.runtime]: support.runtime,
+    [RUNTIME_LABELS.irVersion]: String(support.irVersion),
+    [RUNTIME_LABELS.opsets]: Object.entries(support.opsets).map(([domain, version]) => `${domain}=${version}`).join(','),
+  }
+}
+
+/** Reads the runtime labels back; undefined when an image does not carry them (not built by mlops). */
+export function supportFromLabels(labels: Record<string, string> | undefined): RuntimeSupport | undefined {
+  const runtime = labels?.[RUNTIME_LABELS.runtime]
+  const ir = Number(labels?.[RUNTIME_LABELS.irVersion])
+  const opsets = labels?.[RUNTIME_LABELS.opsets]
+  if (!runtime || !Number.isInteger(ir) || !opsets) return undefined
+  return {
+    runtime,
+    irVersion: ir,
+    opsets: Object.fromEntries(opsets.split(',').map(pair => pair.split('=')).map(([domain, version]) => [domain, Number(version)])),
+  }
+}
+
+export interface Compatibility {
+  compatible: boolean
+  /** One sentence per problem, naming what the model needs and what the runtime has. */
+  reasons: string[]
+}
+
+/**
+ * The compatibility guard: can a runtime load a model, judged from the
+ * model's manifest (IR version, opset imports) and the runtime's support.
+ * Deploy calls it before any rollout; `mlops image check` shows it.
+ */
+export function checkCompatibility(manifest: Pick<ModelManifest, 'name' | 'onnx' | 'version'>, support: RuntimeSupport, runtimeName = `onnxruntime ${support.runtime}`): Compatibility {
+  const model = `${manifest.name}@${manifest.version}`
+  if (!manifest.onnx) return {compatible: false, reasons: [`${model} is not an ONNX model; the API image serves ONNX models`]}
+  const reasons: string[] = []
+  if (manifest.onnx.irVersion > support.irVersion) {
+    reasons.push(`${model} is ONNX IR version ${manifest.onnx.irVersion}; ${runtimeName} loads IR versions up to ${support.irVersion}`)
+  }
+
+  for (const {domain, version} of manifest.onnx.opsetImports) {
+    const max = support.opsets[domain]
+    if (max === undefined) {
+      if (!BUILT_IN_DOMAINS.has(domain)) reasons.push(`${model} uses operator domain ${domain} (opset ${version}), which ${runtimeName} does not provide`)
+    } else if (version > max) {
+      reasons.push(`${model} needs opset ${version} of ${domain}; ${runtimeName} supports up to opset ${max}`)
+    }
+  }
+
+  return {compatible: reasons.length === 0, reasons}
+}

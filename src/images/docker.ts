@@ -1,0 +1,35 @@
+import Docker from 'dockerode'
+
+import {NotFoundError, UnavailableError, errorMessage} from '../errors.js'
+
+/** Where dockerode (docker-modem) connects: DOCKER_HOST, or the default socket. */
+export function dockerEndpoint(): string {
+  return process.env.DOCKER_HOST ?? 'unix:///var/run/docker.sock'
+}
+
+/** A client for the Docker engine that answers /_ping, or exit 7 naming where it looked. */
+export async function connectDocker(): Promise<Docker> {
+  const docker = new Docker()
+  try {
+    await docker.ping()
+  } catch (error) {
+    throw new UnavailableError(`cannot reach the Docker engine at ${dockerEndpoint()}: ${errorMessage(error).split('\n')[0]}`, {
+      suggestion: 'start the Docker engine, or set DOCKER_HOST to its address (unix:///path/docker.sock or tcp://127.0.0.1:2375)',
+    })
+  }
+
+  return docker
+}
+
+export async function imageLabels(docker: Docker, ref: string): Promise<Record<string, string>> {
+  try {
+    const info = await docker.getImage(ref).inspect()
+    return info.Config?.Labels ?? {}
+  } catch (error) {
+    if ((error as {statusCode?: number}).statusCode === 404) {
+      throw new NotFoundError(`image ${ref} is not in the Docker engine at ${dockerEndpoint()}`, {suggestion: 'build it with mlops image build api, or pull it first'})
+    }
+
+    throw error
+  }
+}

@@ -1,0 +1,31 @@
+import {execFileSync} from 'node:child_process'
+import {join} from 'node:path'
+
+const SCRIPTS = join(import.meta.dirname, 'docker')
+
+function script(name: string, args: string[] = []): Record<string, string> {
+  const out = execFileSync('bash', [join(SCRIPTS, name), ...args], {encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit']})
+  return Object.fromEntries(out.trim().split('\n').filter(line => line.includes('=')).map(line => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1)]))
+}
+
+let engine: Record<string, string> | undefined
+
+/**
+ * A real Docker engine (installed from Debian's docker.io and started without
+ * a bridge on first use, about 15 s on a new machine) with the local
+ * node:20-slim stand-in base image. Started once per run, on demand.
+ */
+export function dockerEngine(): {dockerHost: string} {
+  if (!engine) {
+    engine = script('engine.sh', ['up'])
+    script('base-image.sh')
+  }
+
+  return {dockerHost: engine.DOCKER_HOST}
+}
+
+/** Stops the engine if this run started it. */
+export function stopDockerEngine(): void {
+  if (engine?.started === 'ours') script('engine.sh', ['down'])
+  engine = undefined
+}

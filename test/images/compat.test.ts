@@ -1,0 +1,140 @@
+import {runCommand} from '@oclif/test'
+import {expect} from 'chai'
+import Docker from 'dockerode'
+import {writeFileSync} from 'node:fs'
+import {join} from 'node:path'
+import {pack} from 'tar-stream'
+
+import {ExitCode} from '../../src/errors.js'
+import {RUNTIME_LABELS, checkCompatibility, runtimeLabels, supportFromLabels} from '../../src/images/compat.js'
+import {encodeLenField, encodeVarintField} from '../../src/onnx/wire.js'
+import {probeRuntimeSupport} from '../../src/runtime/capabilities.js'
+import {inspectModelFile} from '../../src/store/model-file.js'
+import {dockerEngine} from '../env/docker.js'
+import {expected, fixture, makeStore, tempDir} from '../helpers/stores.js'
+
+const root = join(import.meta.dirname, '..', '..')
+const runtime = {runtime: '1.30.0', irVersion: 13, opsets: {'ai.onnx': 26, 'ai.onnx.ml': 5}}
+
+/** An Identity model stamped with the given IR version and opsets (valid protobuf, whatever the numbers). */
+function stampedModel(path: string, irVersion: number, opsets: Record<string, number>): string {
+  const valueInfo = (name: string) => Buffer.concat([encodeLenField(1, name), encodeLenField(2, encodeLenField(1, encodeVarintField(1, 1)))])
+  const graph = Buffer.concat([encodeLenField(1, Buffer.concat([encodeLenField(1, 'x'), encodeLenField(2, 'y'), encodeLenField(4, 'Identity')])), encodeLenField(11, valueInfo('x')), encodeLenField(12, valueInfo('y'))])
+  const imports = Object.entries(opsets).map(([domain, version]) => encodeLenField(8, Buffer.concat([encodeLenField(1, domain), encodeVarintField(2, version)])))
+  writeFileSync(path, Buffer.concat([encodeVarintField(1, irVersion), ...imports, encodeLenField(7, graph)]))
+  return path
+}
+
+describe('compatibility guard', () => {
+  it('the installed ONNX Runtime reports its own limits, and they are real limits', async function () {
+    const support = await probeRuntimeSupport()
+    expect(support.irVersion).to.be.at.least(8)
+    expect(support.opsets['ai.onnx']).to.be.at.least(15)
+    expect(support.opsets['ai.onnx.ml']).to.be.at.least(1)
+    const ort = await import('onnxruntime-node')
+    const dir = tempDir()
+    await ort.InferenceSession.create(stampedModel(join(dir, 'max.onnx'), support.irVersion, {'': support.opsets['ai.onnx']}), {logSeverityLevel: 4})
+    let refused = false
+    await ort.InferenceSession.create(stampedModel(join(dir, 'over.onnx'), support.irVersion, {'': support.opsets['ai.onnx'] + 1}), {logSeverityLevel: 4}).catch(() => {
+      refused = true
+    })
+    expect(refused).to.equal(true)
+  })
+
+  for (const file of Object.keys(expected.models)) {
+    it(`${file} is compatible with the runtime`, async () => {
+      const model = await inspectModelFile(fixture(file))
+      expect(checkCompatibility({name: 'm', version: '1', onnx: model.onnx}, runtime)).to.deep.equal({compatible: true, reasons: []})
+    })
+  }
+
+  it('a higher opset than the image supports is incompatible, naming both versions', () => {
+    const result = checkCompatibility({name: 'iris', version: '4', onnx: {irVersion: 8, opsetImports: [{domain: 'ai.onnx', version: 27}, {domain: 'ai.onnx.ml', version: 6}]} as never}, runtime, 'api:1 (onnxruntime 1.30.0)')
+    expect(result.compatible).to.equal(false)
+    expect(result.reasons).to.deep.equal([
+      'iris@4 needs opset 27 of ai.onnx; api:1 (onnxruntime 1.30.0) supports up to opset 26',
+      'iris@4 needs opset 6 of ai.onnx.ml; api:1 (onnxruntime 1.30.0) supports up to opset 5',
+    ])
+  })
+
+  it('a newer IR version and an unknown operator domain are incompatible; contrib domains are not', () => {
+    const result = checkCompatibility({name: 'm', version: '1', onnx: {irVersion: 14, opsetImports: [{domain: 'ai.onnx', version: 13}, {domain: 'com.example.custom', version: 1}, {domain: 'com.microsoft', version: 1}]} as never}, runtime)
+    expect(result.reasons).to.deep.equal([
+      'm@1 is ONNX IR version 14; onnxruntime 1.30.0 loads IR versions up to 13',
+      'm@1 uses operator domain com.example.custom (opset 1), which onnxruntime 1.30.0 does not provide',
+    ])
+  })
+
+  it('labels round-trip; an image without them says so', () => {
+    expect(supportFromLabels(runtimeLabels(runtime))).to.deep.equal(runtime)
+    expect(supportFromLabels({'org.opencontainers.image.title': 'x'})).to.equal(undefined)
+  })
+
+  it('mlops image check: fixture passes (exit 0); a model stamped with opset 27 → exit 8 naming both versions', async () => {
+    const s = await makeStore('local')
+    const dir = tempDir()
+    await s.store.push({model: await inspectModelFile(fixture('iris_svc.onnx')), name: 'iris', metadata: {}, workDir: dir})
+    await s.store.push({model: await inspectModelFile(stampedModel(join(dir, 'future.onnx'), 8, {'': 27})), name: 'future', metadata: {}, workDir: dir})
+    const ok = await runCommand(['image', 'check', '--model', 'iris@1', '--store', s.uri, '--json'], {root})
+    expect(JSON.parse(ok.stdout)).to.include({model: 'iris@1', compatible: true})
+    const bad = await runCommand(['image', 'check', '--model', 'future', '--store', s.uri], {root})
+    expect((bad.error as {oclif?: {exit?: number}}).oclif?.exit).to.equal(ExitCode.INCOMPATIBLE)
+    expect(bad.stderr).to.match(/^Error: future@1 needs opset 27 of ai\.onnx; onnxruntime \d+\.\d+\.\d+ supports up to opset \d+\n/)
+  })
+})
+
+describe('compatibility guard against an image in a real Docker engine', () => {
+  let docker: Docker
+
+  before(function () {
+    this.timeout(10 * 60 * 1000)
+    process.env.DOCKER_HOST = dockerEngine().dockerHost
+    docker = new Docker()
+  })
+
+  /** An image FROM scratch carrying only labels: enough for the guard, no base image needed. */
+  async function labelledImage(tag: string, labels: Record<string, string>): Promise<void> {
+    const context = pack()
+    context.entry({name: 'Dockerfile'}, `FROM scratch\n${Object.entries(labels).map(([k, v]) => `LABEL ${k}="${v}"`).join('\n')}\n`)
+    context.finalize()
+    const stream: NodeJS.ReadableStream = await docker.buildImage(context as unknown as NodeJS.ReadableStream, {t: tag, networkmode: 'host'})
+    await new Promise((resolve, reject) => {
+      docker.modem.followProgress(stream, (error, events) => {
+        const failed = events?.find((e: {errorDetail?: unknown}) => e.errorDetail)
+        if (error || failed) reject(error ?? new Error(JSON.stringify(failed)))
+        else resolve(events)
+      })
+    })
+  }
+
+  it('--image reads the io.mlops labels: compatible → 0, older runtime → 8, unlabelled → 8, missing image → 3', async () => {
+    const s = await makeStore('local')
+    await s.store.push({model: await inspectModelFile(fixture('iris_logreg.onnx')), name: 'iris', metadata: {}, workDir: tempDir()})
+    await labelledImage('mlops-test/api:new', runtimeLabels(runtime))
+    await labelledImage('mlops-test/api:old', {...runtimeLabels(runtime), [RUNTIME_LABELS.opsets]: 'ai.onnx=12,ai.onnx.ml=1'})
+    await labelledImage('mlops-test/plain:1', {'org.opencontainers.image.title': 'plain'})
+    const check = async (image: string) => runCommand(['image', 'check', '--model', 'iris@1', '--image', image, '--store', s.uri], {root})
+    expect((await check('mlops-test/api:new')).error).to.equal(undefined)
+    const old = await check('mlops-test/api:old')
+    expect((old.error as {oclif?: {exit?: number}}).oclif?.exit).to.equal(ExitCode.INCOMPATIBLE)
+    expect(old.stderr).to.contain('Error: iris@1 needs opset 15 of ai.onnx; mlops-test/api:old (onnxruntime 1.30.0) supports up to opset 12')
+    const plain = await check('mlops-test/plain:1')
+    expect((plain.error as {oclif?: {exit?: number}}).oclif?.exit).to.equal(ExitCode.INCOMPATIBLE)
+    expect(plain.stderr).to.contain('no io.mlops.* labels')
+    expect(((await check('mlops-test/none:1')).error as {oclif?: {exit?: number}}).oclif?.exit).to.equal(ExitCode.NOT_FOUND)
+  })
+
+  it('daemon unreachable → exit 7 naming DOCKER_HOST', async () => {
+    const saved = process.env.DOCKER_HOST
+    process.env.DOCKER_HOST = 'unix:///tmp/mlops-no-such-docker.sock'
+    try {
+      const s = await makeStore('local')
+      await s.store.push({model: await inspectModelFile(fixture('iris_svc.onnx')), name: 'iris', metadata: {}, workDir: tempDir()})
+      const {error, stderr} = await runCommand(['image', 'check', '--model', 'iris@1', '--image', 'x:1', '--store', s.uri], {root})
+      expect((error as {oclif?: {exit?: number}}).oclif?.exit).to.equal(ExitCode.UNAVAILABLE)
+      expect(stderr).to.contain('Error: cannot reach the Docker engine at unix:///tmp/mlops-no-such-docker.sock')
+    } finally {
+      process.env.DOCKER_HOST = saved
+    }
+  })
+})

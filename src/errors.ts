@@ -14,6 +14,7 @@ export const ExitCode = {
   UNAVAILABLE: 7,
   INCOMPATIBLE: 8,
   ROLLOUT_FAILED: 9,
+  BUILD_FAILED: 10,
 } as const
 
 export type ExitCodeName = keyof typeof ExitCode
@@ -75,6 +76,11 @@ export class UnavailableError extends MlopsError {
 /** A model the runtime cannot run (opset or operator it does not support). */
 export class IncompatibleError extends MlopsError {
   readonly code = 'INCOMPATIBLE'
+}
+
+/** An image build whose Dockerfile step failed. */
+export class BuildError extends MlopsError {
+  readonly code = 'BUILD_FAILED'
 }
 
 export function isMlopsError(error: unknown): error is MlopsError {

@@ -14,6 +14,7 @@ export interface MlopsYaml {
   name?: string
   model?: {name?: string}
   store?: string | StoreYaml
+  image?: {repository?: string; tag?: string; base?: string}
 }
 
 export interface StoreYaml {

@@ -3,7 +3,6 @@ import {expect} from 'chai'
 import Docker from 'dockerode'
 import {writeFileSync} from 'node:fs'
 import {join} from 'node:path'
-import {pack} from 'tar-stream'
 
 import {ExitCode} from '../../src/errors.js'
 import {RUNTIME_LABELS, checkCompatibility, runtimeLabels, supportFromLabels} from '../../src/images/compat.js'
@@ -11,6 +10,7 @@ import {encodeLenField, encodeVarintField} from '../../src/onnx/wire.js'
 import {probeRuntimeSupport} from '../../src/runtime/capabilities.js'
 import {inspectModelFile} from '../../src/store/model-file.js'
 import {dockerEngine} from '../env/docker.js'
+import {labelledImage as labelledImageIn} from '../helpers/docker.js'
 import {expected, fixture, makeStore, tempDir} from '../helpers/stores.js'
 
 const root = join(import.meta.dirname, '..', '..')
@@ -92,20 +92,7 @@ describe('compatibility guard against an image in a real Docker engine', () => {
     docker = new Docker()
   })
 
-  /** An image FROM scratch carrying only labels: enough for the guard, no base image needed. */
-  async function labelledImage(tag: string, labels: Record<string, string>): Promise<void> {
-    const context = pack()
-    context.entry({name: 'Dockerfile'}, `FROM scratch\n${Object.entries(labels).map(([k, v]) => `LABEL ${k}="${v}"`).join('\n')}\n`)
-    context.finalize()
-    const stream: NodeJS.ReadableStream = await docker.buildImage(context as unknown as NodeJS.ReadableStream, {t: tag, networkmode: 'host'})
-    await new Promise((resolve, reject) => {
-      docker.modem.followProgress(stream, (error, events) => {
-        const failed = events?.find((e: {errorDetail?: unknown}) => e.errorDetail)
-        if (error || failed) reject(error ?? new Error(JSON.stringify(failed)))
-        else resolve(events)
-      })
-    })
-  }
+  const labelledImage = async (tag: string, labels: Record<string, string>) => labelledImageIn(docker, tag, labels)
 
   it('--image reads the io.mlops labels: compatible → 0, older runtime → 8, unlabelled → 8, missing image → 3', async () => {
     const s = await makeStore('local')

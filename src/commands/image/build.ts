@@ -1,0 +1,76 @@
+import {Args, Flags} from '@oclif/core'
+import {readFileSync} from 'node:fs'
+import {join} from 'node:path'
+
+import {BaseCommand} from '../../cli/base-command.js'
+import {createLogger} from '../../cli/log.js'
+import {type BuiltImage, type Component, PACKAGE_ROOT, buildImage} from '../../images/build.js'
+import {runtimeLabels} from '../../images/compat.js'
+import {connectDocker} from '../../images/docker.js'
+import {probeRuntimeSupport} from '../../runtime/capabilities.js'
+import {gitState} from '../../util/git.js'
+import {formatBytes} from '../../util/text.js'
+
+export default class ImageBuild extends BaseCommand<typeof ImageBuild> {
+  static summary = 'Build the loader and API images with the Docker engine.'
+
+  static description = `Builds templates/images/<component>.Dockerfile with this mlops package as the build context (honouring its .dockerignore), with host networking and no pulls. Tags <image.repository>/<component>:<tag>, where the tag defaults to the project's git short sha (else the mlops version). Labels: org.opencontainers.image.* and io.mlops.component; the API image also carries its ONNX Runtime version and the highest ONNX IR version and opsets it loads (io.mlops.*), which mlops image check and deploy read. A failing step exits 10 with the step and its output.`
+
+  static examples = [
+    '<%= config.bin %> <%= command.id %>',
+    '<%= config.bin %> <%= command.id %> api --tag 1.4.0 --json',
+    'DOCKER_HOST=tcp://127.0.0.1:2375 <%= config.bin %> <%= command.id %> loader --verbose',
+  ]
+
+  static args = {
+    component: Args.string({description: 'Which image.', options: ['loader', 'api', 'all'], default: 'all'}),
+  }
+
+  static flags = {
+    tag: Flags.string({summary: 'Image tag (default: image.tag, else the git short sha, else the mlops version).', env: 'MLOPS_IMAGE_TAG'}),
+    repository: Flags.string({summary: 'Image repository (default: image.repository, else mlops/<project name>).', env: 'MLOPS_IMAGE_REPOSITORY'}),
+    'base-image': Flags.string({summary: 'Base image (default: image.base, else node:20-slim). Never pulled: it must be in the engine.', env: 'MLOPS_BASE_IMAGE'}),
+    verbose: Flags.boolean({summary: 'Print the whole build log.', default: false}),
+  }
+
+  async run(): Promise<{images: BuiltImage[]}> {
+    const {flags, project} = this
+    const components: Component[] = this.args.component === 'all' ? ['loader', 'api'] : [this.args.component as Component]
+    const git = await gitState(project.dir)
+    const version = (JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as {version: string}).version
+    const tag = flags.tag ?? project.values.image?.tag ?? (git ? git.commit.slice(0, 12) + (git.dirty ? '-dirty' : '') : version)
+    const repository = flags.repository ?? project.values.image?.repository ?? `mlops/${project.values.name ?? 'model-load'}`
+    const docker = await connectDocker()
+    const verbose = flags.verbose && !this.jsonEnabled() ? createLogger('text', 'build') : undefined
+    const images: BuiltImage[] = []
+    for (const component of components) {
+      const progress = await this.progress()
+      progress.start(`Building ${component}`)
+      try {
+        const labels: Record<string, string> = {
+          'org.opencontainers.image.title': `mlops ${component}`,
+          'org.opencontainers.image.description': component === 'api' ? 'Model-load pattern API: mlops serve (ONNX Runtime)' : 'Model-load pattern loader: mlops model pull',
+          'org.opencontainers.image.version': tag,
+          'org.opencontainers.image.created': new Date().toISOString(),
+          ...(git ? {'org.opencontainers.image.revision': git.commit} : {}),
+          'io.mlops.component': component,
+          'io.mlops.version': version,
+          ...(component === 'api' ? runtimeLabels(await probeRuntimeSupport()) : {}),
+        }
+        const image = await buildImage(docker, {
+          component, tags: [`${repository}/${component}:${tag}`], labels,
+          baseImage: flags['base-image'] ?? project.values.image?.base ?? 'node:20-slim',
+          onStep: step => progress.text(`Building ${component}: ${step}`),
+          onLine: verbose ? line => verbose('info', line) : undefined,
+        })
+        progress.succeed(`Built ${component}`)
+        this.log(`${component.padEnd(6)}  ${image.id.slice(0, 19)}  ${image.tags.join(', ')}  ${formatBytes(image.size)}  ${image.seconds.toFixed(1)}s`)
+        images.push(image)
+      } finally {
+        progress.stop()
+      }
+    }
+
+    return {images}
+  }
+}

@@ -1,0 +1,24 @@
+# The loader image of the model-load pattern: an initContainer that runs
+# `mlops model pull NAME@VERSION --to /workdir/model.onnx`. No ONNX Runtime.
+# Build with: mlops image build loader
+ARG BASE_IMAGE=node:20-slim
+
+FROM ${BASE_IMAGE} AS deps
+WORKDIR /app
+COPY package.json package-lock.json ./
+# Production dependencies only, without install scripts; the loader never runs a model,
+# so ONNX Runtime and the HTTP server go.
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
+ && rm -rf node_modules/onnxruntime-node node_modules/onnxruntime-common \
+ && rm -rf /root/.npm /tmp/*
+
+FROM ${BASE_IMAGE}
+WORKDIR /app
+ENV NODE_ENV=production MLOPS_LOG_FORMAT=json
+COPY --from=deps /app/node_modules ./node_modules
+COPY package.json oclif.manifest.json ./
+COPY schemas ./schemas
+COPY bin/run.js ./bin/run.js
+COPY dist ./dist
+USER 1000:1000
+ENTRYPOINT ["node", "/app/bin/run.js", "model", "pull"]

@@ -1,0 +1,170 @@
+import {runCommand} from '@oclif/test'
+import {expect} from 'chai'
+import Docker from 'dockerode'
+import {join} from 'node:path'
+import {PassThrough} from 'node:stream'
+
+import {ExitCode} from '../../src/errors.js'
+import {RUNTIME_LABELS} from '../../src/images/compat.js'
+import {inspectModelFile} from '../../src/store/model-file.js'
+import {dockerEngine} from '../env/docker.js'
+import {labelledImage} from '../helpers/docker.js'
+import {freePort, waitFor} from '../env/ports.js'
+import {type StoreFixture, fixture, makeStore, tempDir} from '../helpers/stores.js'
+
+const root = join(import.meta.dirname, '..', '..')
+const LOADER = 'mlops-test/loader:test'
+const API = 'mlops-test/api:test'
+
+interface Finished {
+  code: number
+  stdout: string
+  stderr: string
+}
+
+describe('loader and API images on a real Docker engine', function () {
+  this.timeout(10 * 60 * 1000)
+  let docker: Docker
+  let store: StoreFixture
+  const volumes: string[] = []
+
+  before(async () => {
+    process.env.DOCKER_HOST = dockerEngine().dockerHost
+    docker = new Docker()
+    const built = await runCommand(['image', 'build', 'all', '--repository', 'mlops-test', '--tag', 'test', '--json'], {root})
+    expect(built.error, built.stderr).to.equal(undefined)
+    store = await makeStore('gcs')
+    await store.store.push({model: await inspectModelFile(fixture('iris_svc.onnx'), fixture('iris_labels.json')), name: 'iris', metadata: {}, workDir: tempDir()})
+  })
+
+  after(async () => {
+    for (const name of volumes) await docker.getVolume(name).remove().catch(() => {})
+  })
+
+  /** A named volume the uid-1000 containers can write, as Kubernetes' emptyDir is. */
+  async function workdir(): Promise<string> {
+    const name = `mlops-test-${Date.now()}-${volumes.length}`
+    volumes.push(name)
+    await docker.createVolume({Name: name})
+    await run(LOADER, [], {User: 'root', Entrypoint: ['chmod', '0777', '/workdir']}, name)
+    return name
+  }
+
+  /** Runs a container to completion with host networking and the volume at /workdir; never pulls. */
+  async function run(image: string, cmd: string[], extra: Docker.ContainerCreateOptions, volume?: string, env: string[] = []): Promise<Finished> {
+    const container = await docker.createContainer({
+      Image: image, Cmd: cmd, Env: env, ...extra,
+      HostConfig: {NetworkMode: 'host', Binds: volume ? [`${volume}:/workdir`] : []},
+    })
+    try {
+      await container.start()
+      const {StatusCode} = await container.wait()
+      const logs = await container.logs({stdout: true, stderr: true, follow: false}) as unknown as Buffer
+      const stdout = new PassThrough()
+      const stderr = new PassThrough()
+      const out: Buffer[] = []
+      const err: Buffer[] = []
+      stdout.on('data', chunk => out.push(chunk))
+      stderr.on('data', chunk => err.push(chunk))
+      docker.modem.demuxStream(new PassThrough().end(logs) as never, stdout, stderr)
+      await new Promise(resolve => {
+        setImmediate(resolve)
+      })
+      return {code: StatusCode, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString()}
+    } finally {
+      await container.remove({force: true})
+    }
+  }
+
+  const storeEnv = () => [`MLOPS_STORE=${store.uri}`, `MLOPS_GCS_ENDPOINT=${store.env.MLOPS_GCS_ENDPOINT}`, 'MLOPS_STORE_TIMEOUT=3']
+  const files = async (volume: string) => (await run(LOADER, [], {User: 'root', Entrypoint: ['ls', '-A', '/workdir']}, volume)).stdout.split('\n').filter(Boolean).sort()
+
+  it('both images run as uid 1000 and carry the OCI and io.mlops labels', async () => {
+    const api = await docker.getImage(API).inspect()
+    const loader = await docker.getImage(LOADER).inspect()
+    expect(api.Config.User).to.equal('1000:1000')
+    expect(loader.Config.User).to.equal('1000:1000')
+    expect(api.Config.Labels).to.include({'io.mlops.component': 'api', 'org.opencontainers.image.version': 'test'})
+    expect(api.Config.Labels[RUNTIME_LABELS.opsets]).to.match(/^ai\.onnx=\d+,ai\.onnx\.ml=\d+$/)
+    expect(loader.Config.Labels).to.include({'io.mlops.component': 'loader'})
+    const probe = await run(LOADER, [], {Entrypoint: ['id', '-u']})
+    expect(probe.stdout.trim()).to.equal('1000')
+  })
+
+  it('the loader image has no ONNX Runtime; the API image only the linux/x64 one', async () => {
+    const loader = await run(LOADER, [], {Entrypoint: ['ls', '/app/node_modules']})
+    expect(loader.stdout.split('\n')).to.not.include('onnxruntime-node')
+    const api = await run(API, [], {Entrypoint: ['find', '/app/node_modules/onnxruntime-node/bin', '-mindepth', '3', '-maxdepth', '3']})
+    expect(api.stdout.trim().split('\n')).to.deep.equal(['/app/node_modules/onnxruntime-node/bin/napi-v6/linux/x64'])
+  })
+
+  it('loader container pulls into the volume, the API container serves it: predictions over HTTP', async () => {
+    const volume = await workdir()
+    const loaded = await run(LOADER, ['iris@1', '--to', '/workdir/model.onnx', '--labels-to', '/workdir/labels.json', '--termination-log', '/workdir/termination-log'], {}, volume, storeEnv())
+    expect(loaded.code, loaded.stderr).to.equal(0)
+    expect(loaded.stderr).to.contain('"msg":"verified"')
+    expect(await files(volume)).to.deep.equal(['labels.json', 'model.onnx', 'termination-log'])
+    const summary = JSON.parse((await run(LOADER, [], {Entrypoint: ['cat', '/workdir/termination-log']}, volume)).stdout)
+    expect(summary).to.include({ok: true, ref: 'iris@1', sha256: 'd1f497a1f053d7cc43830cc84d0ecdc65e2dd370a4d3dedd4a49b13523e3a067'})
+
+    const port = await freePort()
+    const container = await docker.createContainer({
+      Image: API, Env: ['LABEL_FILEPATH=/workdir/labels.json', `PORT=${port}`, 'MLOPS_HOST=127.0.0.1'],
+      HostConfig: {NetworkMode: 'host', Binds: [`${volume}:/workdir`]},
+    })
+    try {
+      await container.start()
+      await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/ready`)).ok, 'the API container to be ready', 60_000)
+      const response = await fetch(`http://127.0.0.1:${port}/predict/label`, {method: 'POST', headers: {'content-type': 'application/json'}, body: JSON.stringify({data: [[6.3, 3.3, 6, 2.5]]})})
+      expect(await response.json()).to.deep.equal({prediction: 'virginica'})
+      await container.stop({t: 10})
+      expect((await container.wait()).StatusCode).to.equal(0)
+    } finally {
+      await container.remove({force: true})
+    }
+  })
+
+  it('loader against a missing version exits 3; the volume holds no model', async () => {
+    const volume = await workdir()
+    const result = await run(LOADER, ['iris@9', '--to', '/workdir/model.onnx'], {}, volume, storeEnv())
+    expect(result.code).to.equal(ExitCode.NOT_FOUND)
+    expect(await files(volume)).to.deep.equal([])
+  })
+
+  it('loader against a corrupted object exits 5; the volume holds no model file', async () => {
+    const corrupt = await makeStore('gcs')
+    await corrupt.store.push({model: await inspectModelFile(fixture('iris_svc.onnx')), name: 'iris', metadata: {}, workDir: tempDir()})
+    await corrupt.corrupt('iris/1/model.onnx', Buffer.alloc(2486, 7))
+    const volume = await workdir()
+    const result = await run(LOADER, ['iris@1', '--to', '/workdir/model.onnx'], {}, volume, [`MLOPS_STORE=${corrupt.uri}`, `MLOPS_GCS_ENDPOINT=${corrupt.env.MLOPS_GCS_ENDPOINT}`])
+    expect(result.code).to.equal(ExitCode.INTEGRITY)
+    expect(await files(volume)).to.deep.equal([])
+  })
+
+  it('the API container without a model file exits non-zero (no fallback model)', async () => {
+    const volume = await workdir()
+    const result = await run(API, [], {}, volume, [`PORT=${await freePort()}`])
+    expect(result.code).to.equal(ExitCode.NOT_FOUND)
+    expect(result.stderr).to.contain('model file /workdir/model.onnx does not exist')
+  })
+
+  it('a failing RUN step → exit 10 naming the step', async () => {
+    // A base image without a shell or npm: the RUN npm ci step fails inside the engine.
+    await labelledImage(docker, 'mlops-test/plain:1', {'org.opencontainers.image.title': 'plain'})
+    const built = await runCommand(['image', 'build', 'loader', '--repository', 'mlops-test', '--tag', 'broken', '--base-image', 'mlops-test/plain:1'], {root})
+    expect((built.error as {oclif?: {exit?: number}})?.oclif?.exit).to.equal(ExitCode.BUILD_FAILED)
+    expect(built.stderr).to.match(/^Error: loader image: Step \d+\/\d+ : RUN npm ci .* failed: /)
+  })
+
+  it('daemon unreachable → exit 7 naming DOCKER_HOST', async () => {
+    const saved = process.env.DOCKER_HOST
+    process.env.DOCKER_HOST = 'unix:///tmp/mlops-no-such-docker.sock'
+    try {
+      const {error, stderr} = await runCommand(['image', 'build', 'api'], {root})
+      expect((error as {oclif?: {exit?: number}}).oclif?.exit).to.equal(ExitCode.UNAVAILABLE)
+      expect(stderr).to.contain('cannot reach the Docker engine at unix:///tmp/mlops-no-such-docker.sock')
+    } finally {
+      process.env.DOCKER_HOST = saved
+    }
+  })
+})

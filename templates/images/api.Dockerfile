@@ -6,8 +6,10 @@ FROM ${BASE_IMAGE} AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
 # Production dependencies only, without install scripts (onnxruntime-node's would
-# fetch CUDA libraries); then only the linux/x64 ONNX Runtime binaries stay.
+# fetch CUDA libraries), without the Docker client the server never uses; then only
+# the linux/x64 ONNX Runtime binaries stay.
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
+ && npm uninstall --omit=dev --ignore-scripts --no-audit --no-fund dockerode tar-fs @balena/dockerignore \
  && rm -rf node_modules/onnxruntime-node/bin/napi-v*/darwin node_modules/onnxruntime-node/bin/napi-v*/win32 node_modules/onnxruntime-node/bin/napi-v*/linux/arm64 \
  && rm -rf /root/.npm /tmp/*
 

@@ -6,10 +6,11 @@ ARG BASE_IMAGE=node:20-slim
 FROM ${BASE_IMAGE} AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
-# Production dependencies only, without install scripts; the loader never runs a model,
-# so ONNX Runtime and the HTTP server go.
+# Production dependencies only, without install scripts. The loader never runs a model,
+# serves HTTP or builds images: ONNX Runtime, the HTTP server and the Docker client go,
+# with everything only they need.
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
- && rm -rf node_modules/onnxruntime-node node_modules/onnxruntime-common \
+ && npm uninstall --omit=dev --ignore-scripts --no-audit --no-fund onnxruntime-node fastify dockerode tar-fs @balena/dockerignore \
  && rm -rf /root/.npm /tmp/*
 
 FROM ${BASE_IMAGE}

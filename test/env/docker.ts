@@ -29,3 +29,11 @@ export function stopDockerEngine(): void {
   if (engine?.started === 'ours') script('engine.sh', ['down'])
   engine = undefined
 }
+
+/** A local registry (Debian docker-registry) on 127.0.0.1 with basic auth; stop it with the returned function. */
+export function localRegistry(user: string, password: string): {address: string; stop: () => void} {
+  const env = {...process.env, MLOPS_REGISTRY_USER: user, MLOPS_REGISTRY_PASSWORD: password}
+  const run = (args: string[]) => execFileSync('bash', [join(SCRIPTS, 'registry.sh'), ...args], {encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], env})
+  const address = /REGISTRY=(\S+)/.exec(run(['up']))![1]
+  return {address, stop: () => run(['down'])}
+}

@@ -1,13 +1,14 @@
 import {runCommand} from '@oclif/test'
 import {expect} from 'chai'
 import Docker from 'dockerode'
+import {mkdirSync, readFileSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {PassThrough} from 'node:stream'
 
 import {ExitCode} from '../../src/errors.js'
 import {RUNTIME_LABELS} from '../../src/images/compat.js'
 import {inspectModelFile} from '../../src/store/model-file.js'
-import {dockerEngine} from '../env/docker.js'
+import {dockerEngine, localRegistry} from '../env/docker.js'
 import {labelledImage} from '../helpers/docker.js'
 import {freePort, waitFor} from '../env/ports.js'
 import {type StoreFixture, fixture, makeStore, tempDir} from '../helpers/stores.js'
@@ -166,5 +167,84 @@ describe('loader and API images on a real Docker engine', function () {
     } finally {
       process.env.DOCKER_HOST = saved
     }
+  })
+})
+
+describe('mlops image push to a real registry', function () {
+  this.timeout(10 * 60 * 1000)
+  let registry: {address: string; stop: () => void}
+  let docker: Docker
+  let project: string
+  const saved = {DOCKER_CONFIG: process.env.DOCKER_CONFIG}
+
+  before(async () => {
+    process.env.DOCKER_HOST = dockerEngine().dockerHost
+    docker = new Docker()
+    registry = localRegistry('ci', 'secret-1')
+    // The images the first suite built, under names in this registry (as image build would name them).
+    for (const component of ['loader', 'api']) await docker.getImage(`mlops-test/${component}:test`).tag({repo: `${registry.address}/team/${component}`, tag: 'v1'})
+    project = tempDir()
+    writeFileSync(join(project, 'mlops.yaml'), `name: iris\nimage:\n  repository: ${registry.address}/team\n  tag: v1\n`)
+  })
+
+  after(() => {
+    registry?.stop()
+    process.env.DOCKER_CONFIG = saved.DOCKER_CONFIG
+    delete process.env.MLOPS_REGISTRY_USERNAME
+    delete process.env.MLOPS_REGISTRY_PASSWORD
+  })
+
+  const dockerConfig = (auths: Record<string, unknown>) => {
+    const dir = tempDir()
+    mkdirSync(dir, {recursive: true})
+    writeFileSync(join(dir, 'config.json'), JSON.stringify({auths}))
+    process.env.DOCKER_CONFIG = dir
+  }
+
+  const push = async (...args: string[]) => runCommand(['image', 'push', ...args, '--config', join(project, 'mlops.yaml')], {root})
+
+  it('pushes both images with credentials from DOCKER_CONFIG and records digests that the registry confirms', async () => {
+    dockerConfig({[registry.address]: {auth: Buffer.from('ci:secret-1').toString('base64')}})
+    const {error, stdout, stderr} = await push('--json')
+    expect(error, stderr).to.equal(undefined)
+    const result = JSON.parse(stdout)
+    expect(result.images.map((i: {component: string}) => i.component)).to.deep.equal(['loader', 'api'])
+    const state = JSON.parse(readFileSync(join(project, '.mlops', 'state.json'), 'utf8'))
+    for (const component of ['loader', 'api']) {
+      const recorded = state.images[component]
+      expect(recorded.pinned).to.equal(`${registry.address}/team/${component}@${recorded.digest}`)
+      const manifest = await fetch(`http://${registry.address}/v2/team/${component}/manifests/v1`, {
+        method: 'HEAD',
+        headers: {authorization: `Basic ${Buffer.from('ci:secret-1').toString('base64')}`, accept: 'application/vnd.docker.distribution.manifest.v2+json'},
+      })
+      expect(manifest.headers.get('docker-content-digest')).to.equal(recorded.digest)
+    }
+  })
+
+  it('wrong credentials (MLOPS_REGISTRY_USERNAME/PASSWORD) → exit 6 with a clear message', async () => {
+    process.env.MLOPS_REGISTRY_USERNAME = 'ci'
+    process.env.MLOPS_REGISTRY_PASSWORD = 'wrong'
+    try {
+      const {error, stderr} = await push('api')
+      expect((error as {oclif?: {exit?: number}}).oclif?.exit).to.equal(ExitCode.PERMISSION)
+      expect(stderr).to.match(new RegExp(`^Error: ${registry.address.replace('.', '\\.')} refused the push: .*(unauthorized|authentication required)`))
+      expect(stderr).to.contain('Hint: the credentials were rejected')
+    } finally {
+      delete process.env.MLOPS_REGISTRY_USERNAME
+      delete process.env.MLOPS_REGISTRY_PASSWORD
+    }
+  })
+
+  it('no credentials at all → exit 6 suggesting docker login', async () => {
+    dockerConfig({})
+    const {error, stderr} = await push('loader')
+    expect((error as {oclif?: {exit?: number}}).oclif?.exit).to.equal(ExitCode.PERMISSION)
+    expect(stderr).to.contain(`Hint: no credentials for ${registry.address}: docker login ${registry.address}`)
+  })
+
+  it('an image that was never built → exit 3', async () => {
+    const {error, stderr} = await push('api', '--tag', 'never-built')
+    expect((error as {oclif?: {exit?: number}}).oclif?.exit).to.equal(ExitCode.NOT_FOUND)
+    expect(stderr).to.contain(`Error: image ${registry.address}/team/api:never-built is not in the Docker engine`)
   })
 })

@@ -1,14 +1,12 @@
 import {Args, Flags} from '@oclif/core'
-import {readFileSync} from 'node:fs'
-import {join} from 'node:path'
 
 import {BaseCommand} from '../../cli/base-command.js'
 import {createLogger} from '../../cli/log.js'
-import {type BuiltImage, type Component, PACKAGE_ROOT, buildImage} from '../../images/build.js'
+import {type BuiltImage, buildImage} from '../../images/build.js'
 import {runtimeLabels} from '../../images/compat.js'
 import {connectDocker} from '../../images/docker.js'
+import {componentsOf, imageNames} from '../../images/names.js'
 import {probeRuntimeSupport} from '../../runtime/capabilities.js'
-import {gitState} from '../../util/git.js'
 import {formatBytes} from '../../util/text.js'
 
 export default class ImageBuild extends BaseCommand<typeof ImageBuild> {
@@ -35,30 +33,26 @@ export default class ImageBuild extends BaseCommand<typeof ImageBuild> {
 
   async run(): Promise<{images: BuiltImage[]}> {
     const {flags, project} = this
-    const components: Component[] = this.args.component === 'all' ? ['loader', 'api'] : [this.args.component as Component]
-    const git = await gitState(project.dir)
-    const version = (JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as {version: string}).version
-    const tag = flags.tag ?? project.values.image?.tag ?? (git ? git.commit.slice(0, 12) + (git.dirty ? '-dirty' : '') : version)
-    const repository = flags.repository ?? project.values.image?.repository ?? `mlops/${project.values.name ?? 'model-load'}`
+    const names = await imageNames(project, {repository: flags.repository, tag: flags.tag})
     const docker = await connectDocker()
     const verbose = flags.verbose && !this.jsonEnabled() ? createLogger('text', 'build') : undefined
     const images: BuiltImage[] = []
-    for (const component of components) {
+    for (const component of componentsOf(this.args.component)) {
       const progress = await this.progress()
       progress.start(`Building ${component}`)
       try {
         const labels: Record<string, string> = {
           'org.opencontainers.image.title': `mlops ${component}`,
           'org.opencontainers.image.description': component === 'api' ? 'Model-load pattern API: mlops serve (ONNX Runtime)' : 'Model-load pattern loader: mlops model pull',
-          'org.opencontainers.image.version': tag,
+          'org.opencontainers.image.version': names.tag,
           'org.opencontainers.image.created': new Date().toISOString(),
-          ...(git ? {'org.opencontainers.image.revision': git.commit} : {}),
+          ...(names.revision ? {'org.opencontainers.image.revision': names.revision} : {}),
           'io.mlops.component': component,
-          'io.mlops.version': version,
+          'io.mlops.version': names.version,
           ...(component === 'api' ? runtimeLabels(await probeRuntimeSupport()) : {}),
         }
         const image = await buildImage(docker, {
-          component, tags: [`${repository}/${component}:${tag}`], labels,
+          component, tags: [names.ref(component)], labels,
           baseImage: flags['base-image'] ?? project.values.image?.base ?? 'node:20-slim',
           onStep: step => progress.text(`Building ${component}: ${step}`),
           onLine: verbose ? line => verbose('info', line) : undefined,

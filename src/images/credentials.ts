@@ -1,0 +1,72 @@
+import {execFile} from 'node:child_process'
+import {readFile} from 'node:fs/promises'
+import {homedir} from 'node:os'
+import {join} from 'node:path'
+
+import {PermissionError, UsageError} from '../errors.js'
+
+/** What the engine's push API takes in X-Registry-Auth. */
+export interface RegistryAuth {
+  serveraddress: string
+  username?: string
+  password?: string
+  identitytoken?: string
+}
+
+interface DockerConfig {
+  auths?: Record<string, {auth?: string; identitytoken?: string}>
+  credHelpers?: Record<string, string>
+  credsStore?: string
+}
+
+/**
+ * Credentials for a registry the way the Docker CLI finds them: explicit
+ * username and password first, then $DOCKER_CONFIG/config.json (default
+ * ~/.docker): a credHelpers entry for the registry, its auths entry, then
+ * the credsStore helper. Undefined when there are none (anonymous push).
+ */
+export async function registryCredentials(registry: string, explicit: {username?: string; password?: string}): Promise<RegistryAuth | undefined> {
+  if (explicit.username !== undefined || explicit.password !== undefined) {
+    if (!explicit.username || !explicit.password) throw new UsageError('registry credentials need both a username and a password', {suggestion: 'set MLOPS_REGISTRY_USERNAME and MLOPS_REGISTRY_PASSWORD'})
+    return {serveraddress: registry, username: explicit.username, password: explicit.password}
+  }
+
+  const dir = process.env.DOCKER_CONFIG ?? join(homedir(), '.docker')
+  let config: DockerConfig
+  try {
+    config = JSON.parse(await readFile(join(dir, 'config.json'), 'utf8')) as DockerConfig
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+    throw new UsageError(`${join(dir, 'config.json')} is not valid JSON: ${(error as Error).message}`)
+  }
+
+  const keys = registry === 'docker.io' ? ['https://index.docker.io/v1/', 'docker.io', 'index.docker.io'] : [registry, `https://${registry}`, `http://${registry}`]
+  const helper = keys.map(key => config.credHelpers?.[key]).find(Boolean)
+  if (helper) return fromHelper(helper, keys[0], registry)
+  const entry = keys.map(key => config.auths?.[key]).find(Boolean)
+  if (entry?.identitytoken) return {serveraddress: registry, identitytoken: entry.identitytoken}
+  if (entry?.auth) {
+    const decoded = Buffer.from(entry.auth, 'base64').toString('utf8')
+    const colon = decoded.indexOf(':')
+    return {serveraddress: registry, username: decoded.slice(0, colon), password: decoded.slice(colon + 1)}
+  }
+
+  if (config.credsStore) return fromHelper(config.credsStore, keys[0], registry)
+  return undefined
+}
+
+async function fromHelper(helper: string, key: string, registry: string): Promise<RegistryAuth | undefined> {
+  const program = `docker-credential-${helper}`
+  const output = await new Promise<string>((resolve, reject) => {
+    const child = execFile(program, ['get'], {timeout: 30_000}, (error, stdout, stderr) => {
+      if (!error) resolve(stdout)
+      else if ((error as NodeJS.ErrnoException).code === 'ENOENT') reject(new PermissionError(`the credential helper ${program} is not installed`, {suggestion: 'install it, or log in again without a helper (docker login), or set MLOPS_REGISTRY_USERNAME/PASSWORD'}))
+      else if (/credentials not found/i.test(stdout + stderr)) resolve('')
+      else reject(new PermissionError(`${program} failed for ${registry}: ${(stderr || stdout).trim().split('\n')[0]}`))
+    })
+    child.stdin?.end(key)
+  })
+  if (!output.trim()) return undefined
+  const {Username, Secret} = JSON.parse(output) as {Username: string; Secret: string}
+  return Username === '<token>' ? {serveraddress: registry, identitytoken: Secret} : {serveraddress: registry, username: Username, password: Secret}
+}

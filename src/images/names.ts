@@ -1,0 +1,31 @@
+import {readFileSync} from 'node:fs'
+import {join} from 'node:path'
+
+import type {ProjectConfig} from '../config/load.js'
+import {gitState} from '../util/git.js'
+import {type Component, PACKAGE_ROOT} from './build.js'
+
+export const COMPONENTS: Component[] = ['loader', 'api']
+
+export function componentsOf(argument: string): Component[] {
+  return argument === 'all' ? COMPONENTS : [argument as Component]
+}
+
+/**
+ * <repository>/<component>:<tag>. Repository: flag, image.repository, else
+ * mlops/<project name>. Tag: flag, image.tag, else the project's git short
+ * sha (-dirty with uncommitted changes), else the mlops version.
+ */
+export async function imageNames(project: ProjectConfig, overrides: {repository?: string; tag?: string}): Promise<{repository: string; tag: string; revision?: string; version: string; ref: (component: Component) => string}> {
+  const git = await gitState(project.dir)
+  const version = (JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as {version: string}).version
+  const tag = overrides.tag ?? project.values.image?.tag ?? (git ? git.commit.slice(0, 12) + (git.dirty ? '-dirty' : '') : version)
+  const repository = overrides.repository ?? project.values.image?.repository ?? `mlops/${project.values.name ?? 'model-load'}`
+  return {repository, tag, revision: git?.commit, version, ref: component => `${repository}/${component}:${tag}`}
+}
+
+/** The registry host of an image reference, as the Docker CLI decides it. */
+export function registryOf(ref: string): string {
+  const first = ref.split('/')[0]
+  return ref.includes('/') && (first.includes('.') || first.includes(':') || first === 'localhost') ? first : 'docker.io'
+}

@@ -1,0 +1,36 @@
+import {mkdir, readFile} from 'node:fs/promises'
+import {join} from 'node:path'
+
+import {withFileLock, writeFileAtomic} from '../util/fs-atomic.js'
+import type {Component} from './build.js'
+
+/** .mlops/state.json: what this project last pushed, so deploy can pin images by digest. */
+export interface ProjectState {
+  images?: Partial<Record<Component, {ref: string; digest: string; pinned: string; pushedAt: string}>>
+}
+
+export function statePath(projectDir: string): string {
+  return join(projectDir, '.mlops', 'state.json')
+}
+
+export async function readState(projectDir: string): Promise<ProjectState> {
+  try {
+    return JSON.parse(await readFile(statePath(projectDir), 'utf8')) as ProjectState
+  } catch {
+    return {}
+  }
+}
+
+/** Read-modify-write under a lock, written through a temporary file and a rename. */
+export async function updateState(projectDir: string, change: (state: ProjectState) => void): Promise<ProjectState> {
+  const path = statePath(projectDir)
+  await mkdir(join(projectDir, '.mlops'), {recursive: true})
+  return withFileLock(path, async () => {
+    const state = await readState(projectDir)
+    change(state)
+    await writeFileAtomic(path, async file => {
+      await file.writeFile(`${JSON.stringify(state, null, 2)}\n`)
+    })
+    return state
+  })
+}

@@ -1,4 +1,6 @@
 import {execFileSync} from 'node:child_process'
+import {mkdtempSync} from 'node:fs'
+import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 
 const SCRIPTS = join(import.meta.dirname, 'docker')
@@ -32,7 +34,9 @@ export function stopDockerEngine(): void {
 
 /** A local registry (Debian docker-registry) on 127.0.0.1 with basic auth; stop it with the returned function. */
 export function localRegistry(user: string, password: string): {address: string; stop: () => void} {
-  const env = {...process.env, MLOPS_REGISTRY_USER: user, MLOPS_REGISTRY_PASSWORD: password}
+  // Its own state folder, so that two runs on one machine do not share (or stop) one registry.
+  const state = mkdtempSync(join(tmpdir(), 'mlops-registry-'))
+  const env = {...process.env, MLOPS_REGISTRY_USER: user, MLOPS_REGISTRY_PASSWORD: password, MLOPS_REGISTRY_STATE: state}
   const run = (args: string[]) => execFileSync('bash', [join(SCRIPTS, 'registry.sh'), ...args], {encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], env})
   const address = /REGISTRY=(\S+)/.exec(run(['up']))![1]
   return {address, stop: () => run(['down'])}

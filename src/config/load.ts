@@ -15,6 +15,7 @@ export interface MlopsYaml {
   model?: {name?: string}
   store?: string | StoreYaml
   image?: {repository?: string; tag?: string; base?: string}
+  deploy?: import('../manifests/values.js').DeployConfig
 }
 
 export interface StoreYaml {

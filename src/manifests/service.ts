@@ -1,0 +1,67 @@
+import {readFileSync} from 'node:fs'
+import {join} from 'node:path'
+import {parse as parseYaml} from 'yaml'
+
+import type {ProjectConfig} from '../config/load.js'
+import {UsageError} from '../errors.js'
+import {imageNames} from '../images/names.js'
+import {readState} from '../images/state.js'
+import type {ModelManifest} from '../store/manifest.js'
+import type {StoreSettings} from '../store/open.js'
+import {BUILT_IN_TEMPLATES, type KubernetesObject, type RenderedFile, renderManifests} from './render.js'
+import {type DeployConfig, manifestValues, mergeDeployConfig} from './values.js'
+
+export interface RenderRequest {
+  project: ProjectConfig
+  manifest: ModelManifest
+  store: StoreSettings
+  valuesFiles: string[]
+  sets: string[]
+  image: {repository?: string; tag?: string}
+}
+
+export interface RenderResult {
+  files: RenderedFile[]
+  objects: KubernetesObject[]
+  values: Record<string, unknown>
+}
+
+/**
+ * The exact objects deploy applies: values from mlops.yaml, -f files and
+ * --set; the model pinned to a concrete version and sha256; images pinned by
+ * digest when .mlops/state.json has one (from mlops image push).
+ */
+export async function renderProject(request: RenderRequest): Promise<RenderResult> {
+  const files = request.valuesFiles.map(path => readValuesFile(path))
+  const deploy = mergeDeployConfig(request.project.values.deploy, files, request.sets)
+  const names = await imageNames(request.project, request.image)
+  const state = await readState(request.project.dir)
+  const images = {
+    loader: state.images?.loader?.ref === names.ref('loader') ? state.images.loader.pinned : names.ref('loader'),
+    api: state.images?.api?.ref === names.ref('api') ? state.images.api.pinned : names.ref('api'),
+  }
+  const values = manifestValues({project: request.project, deploy, manifest: request.manifest, images, store: request.store})
+  const rendered = renderManifests(values, [BUILT_IN_TEMPLATES, join(request.project.dir, 'manifests')])
+  const autoscaled = (values.deploy as {autoscaling: unknown}).autoscaling !== false
+  const objects = rendered.flatMap(file => file.objects)
+  // With an autoscaler the replica count is the autoscaler's: applying one would fight it.
+  if (autoscaled) for (const object of objects) if (object.kind === 'Deployment') delete (object.spec as {replicas?: number}).replicas
+  return {files: rendered, objects, values}
+}
+
+function readValuesFile(path: string): DeployConfig {
+  let text: string
+  try {
+    text = readFileSync(path, 'utf8')
+  } catch {
+    throw new UsageError(`values file ${path} cannot be read`)
+  }
+
+  try {
+    const value = parseYaml(text) as unknown
+    if (value !== null && (typeof value !== 'object' || Array.isArray(value))) throw new Error('not a mapping')
+    return (value ?? {}) as DeployConfig
+  } catch (error) {
+    throw new UsageError(`values file ${path} is not a YAML mapping: ${(error as Error).message.split('\n')[0]}`)
+  }
+}

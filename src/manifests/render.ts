@@ -1,7 +1,7 @@
 import {existsSync, readFileSync, readdirSync} from 'node:fs'
 import {join} from 'node:path'
 import {fileURLToPath} from 'node:url'
-import {parseAllDocuments} from 'yaml'
+import {parseAllDocuments, stringify} from 'yaml'
 
 import {UsageError} from '../errors.js'
 
@@ -81,7 +81,7 @@ function truthy(value: unknown): boolean {
   return value !== false && value !== null && value !== undefined && value !== '' && !(Array.isArray(value) && value.length === 0)
 }
 
-/** Rendered objects as one multi-document YAML stream, the way kubectl apply -f reads it. */
-export function toYaml(files: RenderedFile[], stringify: (value: unknown) => string): string {
-  return files.flatMap(file => file.objects.map(object => `# Source: ${file.template}\n${stringify(object)}`)).join('---\n')
+/** Rendered objects as one multi-document YAML stream, the way kubectl apply -f reads it; no anchors, so each object reads on its own. */
+export function toYaml(files: RenderedFile[]): string {
+  return files.flatMap(file => file.objects.map(object => `# Source: ${file.template}\n${stringify(object, {aliasDuplicateObjects: false})}`)).join('---\n')
 }

@@ -1,5 +1,6 @@
 import {stopDockerEngine} from './docker.js'
 import {FakeGcs, ensureFakeGcsBinary} from './fake-gcs.js'
+import {stopKubeCluster} from './k8s.js'
 
 /**
  * One GCS emulator for the whole run (tests that kill a server start their
@@ -23,5 +24,6 @@ export const mochaHooks = {
     this.timeout(60_000)
     await shared?.stop()
     stopDockerEngine()
+    stopKubeCluster()
   },
 }

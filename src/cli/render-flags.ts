@@ -1,0 +1,39 @@
+import {Flags} from '@oclif/core'
+
+import type {ProjectConfig} from '../config/load.js'
+import {UsageError} from '../errors.js'
+import {type RenderResult, renderProject} from '../manifests/service.js'
+import type {ModelManifest} from '../store/manifest.js'
+import {LATEST, parseModelRef} from '../store/names.js'
+import {openStore, resolveStoreSettings} from '../store/open.js'
+import {storeFlags, storeOverrides} from './store-flags.js'
+
+/** What render and deploy both take: the model, values, image names and the store. */
+export const renderFlags = {
+  model: Flags.string({summary: 'NAME@REF to deploy (default: model.name in mlops.yaml, at latest).', env: 'MLOPS_MODEL'}),
+  values: Flags.string({char: 'f', summary: 'Values file with deploy settings (repeatable; later wins).', multiple: true, default: []}),
+  set: Flags.string({summary: 'KEY=VALUE deploy setting, e.g. replicas=3 (repeatable; wins over -f).', multiple: true, default: []}),
+  namespace: Flags.string({char: 'n', summary: 'Namespace (default: deploy.namespace, else the project name).', env: 'MLOPS_NAMESPACE'}),
+  tag: Flags.string({summary: 'Image tag (default: as image build).', env: 'MLOPS_IMAGE_TAG'}),
+  repository: Flags.string({summary: 'Image repository (default: as image build).', env: 'MLOPS_IMAGE_REPOSITORY'}),
+  ...storeFlags,
+}
+
+type RenderFlagValues = {model?: string; values: string[]; set: string[]; namespace?: string; tag?: string; repository?: string} & Parameters<typeof storeOverrides>[0]
+
+/** Resolves the model ref to a concrete version first, then renders: a pod never decides which model it gets. */
+export async function renderFromFlags(project: ProjectConfig, flags: RenderFlagValues): Promise<RenderResult & {manifest: ModelManifest}> {
+  const refText = flags.model ?? project.values.model?.name
+  if (!refText) throw new UsageError('no model to deploy: pass --model NAME@REF', {suggestion: 'or set model.name in mlops.yaml'})
+  const settings = resolveStoreSettings(project, storeOverrides(flags), process.cwd())
+  if (!settings.uri.startsWith('gs://')) {
+    throw new UsageError(`pods cannot read the local store ${settings.uri}: Kubernetes deployments load models from a gs:// store`, {
+      suggestion: 'set store: gs://BUCKET[/PREFIX] in mlops.yaml (or --store / MLOPS_STORE) and push the model there',
+    })
+  }
+
+  const manifest = await (await openStore(settings)).resolve(parseModelRef(refText, {defaultRef: LATEST}))
+  const sets = flags.namespace ? [...flags.set, `namespace=${flags.namespace}`] : flags.set
+  const result = await renderProject({project, manifest, store: settings, valuesFiles: flags.values, sets, image: {repository: flags.repository, tag: flags.tag}})
+  return {...result, manifest}
+}

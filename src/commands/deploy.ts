@@ -1,0 +1,100 @@
+import {Flags} from '@oclif/core'
+
+import {BaseCommand} from '../cli/base-command.js'
+import {renderFlags, renderFromFlags} from '../cli/render-flags.js'
+import {IncompatibleError, UsageError} from '../errors.js'
+import {checkCompatibility} from '../images/compat.js'
+import {toYaml} from '../manifests/render.js'
+import {probeRuntimeSupport} from '../runtime/capabilities.js'
+import {type AppliedObject, applyObjects} from '../targets/k8s/apply.js'
+import {kubeClients} from '../targets/k8s/client.js'
+import {rolloutStatus, waitForRollout} from '../targets/k8s/rollout.js'
+
+export interface DeployResult {
+  model: string
+  sha256: string
+  namespace: string
+  deployment: string
+  dryRun: 'client' | 'server' | null
+  applied: AppliedObject[]
+  rollout: string | null
+  revision: string | null
+  seconds: number
+}
+
+export default class Deploy extends BaseCommand<typeof Deploy> {
+  static summary = 'Deploy a model version to Kubernetes and wait for the rollout.'
+
+  static description = `Resolves the model ref to a concrete version and sha256, renders the manifests (see mlops render), refuses an incompatible model before touching the cluster (exit 8), applies every object with server-side apply (field manager "mlops"; a conflict with another manager exits 4 unless --force-conflicts), then waits for the rollout with kubectl's rules and, when it cannot finish, exits 9 with a diagnosis from the pods (the loader's termination summary, image pull errors, crash loops, scheduling). Re-running the same deploy changes nothing. The default --timeout grows with the model size.`
+
+  static examples = [
+    '<%= config.bin %> <%= command.id %> --model iris@prod',
+    '<%= config.bin %> <%= command.id %> --model iris@4 --set replicas=3 --timeout 10m --context gke_prod',
+    '<%= config.bin %> <%= command.id %> --dry-run server --set resources.limits.cpu=2',
+  ]
+
+  static flags = {
+    ...renderFlags,
+    context: Flags.string({summary: 'kubeconfig context (default: the current one).', env: 'MLOPS_KUBE_CONTEXT'}),
+    'dry-run': Flags.string({summary: 'client: print what would be applied; server: let the API server validate and admit everything, persist nothing.', options: ['client', 'server']}),
+    timeout: Flags.string({summary: 'How long to wait for the rollout, e.g. 90s, 5m (default: the Deployment\'s progress deadline plus a minute).'}),
+    'force-conflicts': Flags.boolean({summary: 'Take over fields owned by another field manager.', default: false}),
+  }
+
+  async run(): Promise<DeployResult> {
+    const started = Date.now()
+    const {flags} = this
+    const rendered = await renderFromFlags(this.project, flags)
+    const {manifest, objects} = rendered
+    const model = `${manifest.name}@${manifest.version}`
+    const support = await probeRuntimeSupport()
+    const compatibility = checkCompatibility(manifest, support)
+    if (!compatibility.compatible) {
+      throw new IncompatibleError(`${compatibility.reasons.join('; ')}; nothing was applied`, {suggestion: 'export the model for the runtime\'s opsets, or build the API image with a newer ONNX Runtime'})
+    }
+
+    const deployment = objects.find(o => o.kind === 'Deployment')
+    if (!deployment) throw new UsageError('the manifests have no Deployment', {suggestion: 'check the templates in manifests/'})
+    const target = {name: deployment.metadata.name, namespace: deployment.metadata.namespace ?? 'default'}
+    const result: DeployResult = {
+      model, sha256: manifest.sha256, namespace: target.namespace, deployment: target.name, dryRun: (flags['dry-run'] as 'client' | 'server' | undefined) ?? null,
+      applied: [], rollout: null, revision: null, seconds: 0,
+    }
+    if (flags['dry-run'] === 'client') {
+      if (!this.jsonEnabled()) process.stdout.write(toYaml(rendered.files))
+      return {...result, seconds: (Date.now() - started) / 1000}
+    }
+
+    const clients = kubeClients({context: flags.context})
+    const progress = await this.progress()
+    progress.start(`Applying ${objects.length} objects for ${model} to ${clients.server}`)
+    try {
+      result.applied = await applyObjects(clients, objects, {dryRun: flags['dry-run'] === 'server', force: flags['force-conflicts']})
+      for (const object of result.applied) this.log(`${object.kind.toLowerCase()}/${object.name} ${object.result}${flags['dry-run'] ? ' (server dry run)' : ''}`)
+      if (flags['dry-run'] === 'server') return {...result, seconds: (Date.now() - started) / 1000}
+
+      const progressDeadline = (deployment.spec as {progressDeadlineSeconds?: number}).progressDeadlineSeconds ?? 600
+      const live = await waitForRollout(clients, target, {
+        timeoutMs: flags.timeout ? parseDuration(flags.timeout) : (progressDeadline + 60) * 1000,
+        onProgress: message => progress.text(`Waiting for ${target.namespace}/${target.name}: ${message}`),
+      })
+      result.rollout = rolloutStatus(live).message
+      result.revision = live.metadata?.annotations?.['deployment.kubernetes.io/revision'] ?? null
+      progress.succeed(`Deployed ${model}`)
+      this.log(`deployment ${target.namespace}/${target.name} rolled out: ${model} (sha256:${manifest.sha256.slice(0, 12)}), ${result.rollout}, revision ${result.revision}`)
+      return {...result, seconds: (Date.now() - started) / 1000}
+    } finally {
+      progress.stop()
+    }
+  }
+}
+
+/** 90, 90s, 5m, 1h30m → milliseconds. */
+export function parseDuration(text: string): number {
+  const match = /^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s?)?$/.exec(text.trim())
+  if (!match || text.trim() === '') throw new UsageError(`invalid --timeout "${text}": use e.g. 90s, 5m or 1h30m`)
+  const [, h = '0', m = '0', s = '0'] = match
+  const ms = ((Number(h) * 60 + Number(m)) * 60 + Number(s)) * 1000
+  if (ms <= 0) throw new UsageError(`invalid --timeout "${text}": it must be more than 0`)
+  return ms
+}

@@ -1,0 +1,49 @@
+import {PatchStrategy} from '@kubernetes/client-node'
+
+import type {KubernetesObject} from '../../manifests/render.js'
+import {type KubeClients, kubeError} from './client.js'
+
+export const FIELD_MANAGER = 'mlops'
+
+export interface AppliedObject {
+  kind: string
+  name: string
+  namespace?: string
+  /** created, configured (changed) or unchanged (same resourceVersion). */
+  result: 'configured' | 'created' | 'unchanged'
+  resourceVersion?: string
+}
+
+/**
+ * Server-side apply of every object with one field manager, in order
+ * (namespaces first). Safe to repeat: applying the same objects again changes
+ * nothing on the server. A conflict with another manager is an error unless
+ * forced; --dry-run=server sends everything through validation and admission
+ * and persists nothing.
+ */
+export async function applyObjects(clients: KubeClients, objects: KubernetesObject[], options: {dryRun?: boolean; force?: boolean} = {}): Promise<AppliedObject[]> {
+  const applied: AppliedObject[] = []
+  for (const object of objects) {
+    const what = `applying ${object.kind} ${object.metadata.namespace ? `${object.metadata.namespace}/` : ''}${object.metadata.name}`
+    let before: string | undefined
+    try {
+      const current = await clients.objects.read({apiVersion: object.apiVersion, kind: object.kind, metadata: {name: object.metadata.name, namespace: object.metadata.namespace}})
+      before = (current.metadata as {resourceVersion?: string} | undefined)?.resourceVersion
+    } catch {
+      before = undefined
+    }
+
+    try {
+      const result = await clients.objects.patch(object, undefined, options.dryRun ? 'All' : undefined, FIELD_MANAGER, options.force ?? false, PatchStrategy.ServerSideApply)
+      const after = (result.metadata as {resourceVersion?: string} | undefined)?.resourceVersion
+      applied.push({
+        kind: object.kind, name: object.metadata.name, namespace: object.metadata.namespace, resourceVersion: after,
+        result: before === undefined ? 'created' : before === after ? 'unchanged' : 'configured',
+      })
+    } catch (error) {
+      throw kubeError(error, clients.server, what)
+    }
+  }
+
+  return applied
+}

@@ -1,0 +1,129 @@
+import type {V1Deployment, V1Pod} from '@kubernetes/client-node'
+import {setTimeout as sleep} from 'node:timers/promises'
+
+import {MlopsError} from '../../errors.js'
+import {type KubeClients, kubeError} from './client.js'
+
+/** The rollout did not finish: exit 9, with what the pods say. */
+export class RolloutError extends MlopsError {
+  readonly code = 'ROLLOUT_FAILED'
+}
+
+export interface RolloutProgress {
+  done: boolean
+  message: string
+}
+
+/**
+ * kubectl's rules for "rollout finished" (rollout_status.go): the controller
+ * has observed this generation; no ProgressDeadlineExceeded; every replica
+ * updated; no old replicas left; every updated replica available.
+ */
+export function rolloutStatus(deployment: V1Deployment): RolloutProgress & {failed?: string} {
+  const generation = deployment.metadata?.generation ?? 0
+  const status = deployment.status ?? {}
+  if (generation > (status.observedGeneration ?? 0)) return {done: false, message: 'waiting for the deployment spec update to be observed'}
+  const progressing = status.conditions?.find(c => c.type === 'Progressing')
+  if (progressing?.reason === 'ProgressDeadlineExceeded') return {done: false, failed: `deployment ${deployment.metadata?.name} exceeded its progress deadline`, message: 'progress deadline exceeded'}
+  const desired = deployment.spec?.replicas ?? 1
+  const updated = status.updatedReplicas ?? 0
+  const available = status.availableReplicas ?? 0
+  if (updated < desired) return {done: false, message: `${updated} of ${desired} new replicas updated`}
+  if ((status.replicas ?? 0) > updated) return {done: false, message: `${(status.replicas ?? 0) - updated} old replicas pending termination`}
+  if (available < updated) return {done: false, message: `${available} of ${updated} updated replicas available`}
+  return {done: true, message: `${available}/${desired} available`}
+}
+
+/**
+ * Polls the Deployment until kubectl's rules say done, the deadline passes
+ * or the controller reports ProgressDeadlineExceeded; then a diagnosis from
+ * the pods replaces a bare timeout. Polling (not a watch) makes a dropped
+ * connection cost one poll: transient errors are retried until the deadline.
+ */
+export async function waitForRollout(clients: KubeClients, target: {name: string; namespace: string}, options: {timeoutMs: number; onProgress?: (message: string) => void}): Promise<V1Deployment> {
+  const deadline = Date.now() + options.timeoutMs
+  let last = 'waiting'
+  for (;;) {
+    let deployment: V1Deployment | undefined
+    try {
+      deployment = await clients.apps.readNamespacedDeployment(target)
+    } catch (error) {
+      const mapped = kubeError(error, clients.server, `reading deployment ${target.namespace}/${target.name}`)
+      if (!(mapped instanceof MlopsError) || mapped.code !== 'UNAVAILABLE') throw mapped
+    }
+
+    if (deployment) {
+      const status = rolloutStatus(deployment)
+      if (status.done) return deployment
+      if (status.failed) throw await rolloutFailure(clients, deployment, status.failed)
+      if (status.message !== last) options.onProgress?.(status.message)
+      last = status.message
+    }
+
+    if (Date.now() >= deadline) {
+      throw await rolloutFailure(clients, deployment, `rollout of ${target.namespace}/${target.name} did not finish in ${Math.round(options.timeoutMs / 1000)}s (${last})`)
+    }
+
+    await sleep(250)
+  }
+}
+
+async function rolloutFailure(clients: KubeClients, deployment: V1Deployment | undefined, headline: string): Promise<RolloutError> {
+  const reasons = deployment ? await diagnose(clients, deployment).catch(() => []) : []
+  return new RolloutError(reasons.length > 0 ? `${headline}: ${reasons[0]}` : headline, {
+    suggestion: reasons.length > 1 ? reasons.slice(1).join('; ') : 'mlops status shows the pods; kubectl describe pod gives the events',
+  })
+}
+
+/** Why pods of the newest ReplicaSet are not available, most telling first. */
+export async function diagnose(clients: KubeClients, deployment: V1Deployment): Promise<string[]> {
+  const namespace = deployment.metadata!.namespace!
+  const selector = Object.entries(deployment.spec?.selector?.matchLabels ?? {}).map(([k, v]) => `${k}=${v}`).join(',')
+  const pods = (await clients.core.listNamespacedPod({namespace, labelSelector: selector})).items
+  const reasons = new Set<string>()
+  for (const pod of pods) for (const reason of podProblems(pod)) reasons.add(reason)
+  return [...reasons]
+}
+
+function podProblems(pod: V1Pod): string[] {
+  const name = pod.metadata?.name ?? 'pod'
+  const problems: string[] = []
+  for (const status of pod.status?.initContainerStatuses ?? []) {
+    const terminated = status.state?.terminated ?? status.lastState?.terminated
+    if (terminated && terminated.exitCode !== 0) {
+      problems.push(`${name}: the model loader failed (exit ${terminated.exitCode}): ${loaderMessage(terminated.message)}`)
+    }
+
+    const waiting = status.state?.waiting
+    if (waiting && /ImagePull|ErrImage|InvalidImageName/.test(waiting.reason ?? '')) problems.push(`${name}: cannot pull the loader image ${status.image}: ${waiting.reason} ${waiting.message ?? ''}`.trim())
+  }
+
+  for (const status of pod.status?.containerStatuses ?? []) {
+    const waiting = status.state?.waiting
+    if (waiting?.reason === 'CrashLoopBackOff') {
+      const last = status.lastState?.terminated
+      problems.push(`${name}: container ${status.name} is crash-looping (exit ${last?.exitCode ?? '?'}): ${(last?.message ?? '').trim().split('\n').slice(-3).join(' | ') || 'no output'}`)
+    } else if (waiting && /ImagePull|ErrImage|InvalidImageName/.test(waiting.reason ?? '')) {
+      problems.push(`${name}: cannot pull the API image ${status.image}: ${waiting.reason} ${waiting.message ?? ''}`.trim())
+    } else if (status.state?.running && !status.ready) {
+      problems.push(`${name}: container ${status.name} is running but not ready (its /ready probe fails: the model is not loaded)`)
+    }
+  }
+
+  const scheduled = pod.status?.conditions?.find(c => c.type === 'PodScheduled')
+  if (scheduled?.status === 'False') problems.push(`${name}: cannot be scheduled: ${scheduled.message ?? scheduled.reason ?? ''}`)
+  return problems
+}
+
+/** The loader writes a JSON summary as its termination message (mlops model pull --termination-log). */
+function loaderMessage(message: string | undefined): string {
+  if (!message) return 'no termination message'
+  try {
+    const summary = JSON.parse(message.trim().split('\n')[0]) as {error?: {code?: string; message?: string}}
+    if (summary.error) return `${summary.error.code}: ${summary.error.message}`
+  } catch {
+    // not our summary (FallbackToLogsOnError gave the log tail): show its end
+  }
+
+  return message.trim().split('\n').slice(-3).join(' | ')
+}

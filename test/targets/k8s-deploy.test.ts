@@ -1,0 +1,125 @@
+import {runCommand} from '@oclif/test'
+import {AppsV1Api, CoreV1Api, KubeConfig} from '@kubernetes/client-node'
+import {expect} from 'chai'
+import {writeFileSync} from 'node:fs'
+import {join} from 'node:path'
+
+import {ExitCode} from '../../src/errors.js'
+import {encodeLenField, encodeVarintField} from '../../src/onnx/wire.js'
+import {inspectModelFile} from '../../src/store/model-file.js'
+import {type Cluster, kubeCluster} from '../env/k8s.js'
+import {type StoreFixture, fixture, makeStore, tempDir} from '../helpers/stores.js'
+
+const root = join(import.meta.dirname, '..', '..')
+
+describe('mlops deploy on a real Kubernetes control plane', function () {
+  this.timeout(20 * 60 * 1000)
+  let cluster: Cluster
+  let store: StoreFixture
+  let project: string
+  let apps: AppsV1Api
+  let core: CoreV1Api
+  const saved = process.env.KUBECONFIG
+
+  before(async () => {
+    cluster = kubeCluster()
+    process.env.KUBECONFIG = cluster.kubeconfig
+    const config = new KubeConfig()
+    config.loadFromFile(cluster.kubeconfig)
+    apps = config.makeApiClient(AppsV1Api)
+    core = config.makeApiClient(CoreV1Api)
+    store = await makeStore('gcs')
+    const dir = tempDir()
+    await store.store.push({model: await inspectModelFile(fixture('iris_svc.onnx'), fixture('iris_labels.json')), name: 'iris', metadata: {}, workDir: dir})
+    await store.store.push({model: await inspectModelFile(fixture('iris_logreg.onnx'), fixture('iris_labels.json')), name: 'iris', metadata: {}, workDir: dir})
+    // A model stamped with an opset no runtime has yet.
+    const valueInfo = (name: string) => Buffer.concat([encodeLenField(1, name), encodeLenField(2, encodeLenField(1, encodeVarintField(1, 1)))])
+    const graph = Buffer.concat([encodeLenField(1, Buffer.concat([encodeLenField(1, 'x'), encodeLenField(2, 'y'), encodeLenField(4, 'Identity')])), encodeLenField(11, valueInfo('x')), encodeLenField(12, valueInfo('y'))])
+    writeFileSync(join(dir, 'future.onnx'), Buffer.concat([encodeVarintField(1, 8), encodeLenField(8, Buffer.concat([encodeLenField(1, ''), encodeVarintField(2, 99)])), encodeLenField(7, graph)]))
+    await store.store.push({model: await inspectModelFile(join(dir, 'future.onnx')), name: 'future', metadata: {}, workDir: dir})
+    project = tempDir()
+    writeFileSync(join(project, 'mlops.yaml'), `name: iris\nmodel:\n  name: iris\nstore:\n  uri: ${store.uri}\n  endpoint: ${store.env.MLOPS_GCS_ENDPOINT}\nimage:\n  repository: registry.example.com/team\n  tag: v1\ndeploy:\n  namespace: iris\n  autoscaling: false\n  replicas: 2\n`)
+  })
+
+  after(() => {
+    process.env.KUBECONFIG = saved
+  })
+
+  async function deploy(...args: string[]) {
+    const result = await runCommand(['deploy', '--config', join(project, 'mlops.yaml'), ...args], {root})
+    return {...result, exitCode: (result.error as {oclif?: {exit?: number}} | undefined)?.oclif?.exit ?? 0}
+  }
+
+  const exists = async (read: () => Promise<unknown>) => read().then(() => true, () => false)
+
+  it('creates Namespace, Deployment, Service and PDB (and an autoscaling/v2 HPA when enabled); the rollout completes', async () => {
+    const {exitCode, stderr, stdout} = await deploy('--model', 'iris@1', '--set', 'autoscaling.minReplicas=2', '--set', 'autoscaling.maxReplicas=4')
+    expect(exitCode, stderr).to.equal(0)
+    expect(stdout).to.contain('deployment iris/iris rolled out: iris@1')
+    for (const object of ['namespace/iris', 'deployment/iris', 'horizontalpodautoscaler/iris', 'poddisruptionbudget/iris', 'service/iris']) expect(stdout).to.contain(`${object} created`)
+    const deployment = await apps.readNamespacedDeployment({name: 'iris', namespace: 'iris'})
+    expect(deployment.metadata?.annotations).to.include({'mlops.io/model-version': '1', 'mlops.io/model-sha256': 'd1f497a1f053d7cc43830cc84d0ecdc65e2dd370a4d3dedd4a49b13523e3a067'})
+    expect(deployment.status?.availableReplicas).to.be.at.least(1)
+    const pod = deployment.spec!.template.spec!
+    expect(pod.initContainers![0].name).to.equal('model-loader')
+    expect(pod.volumes![0].emptyDir).to.not.equal(undefined)
+    expect(await exists(() => core.readNamespacedService({name: 'iris', namespace: 'iris'}))).to.equal(true)
+    const fields = (deployment.metadata?.managedFields ?? []).map(f => f.manager)
+    expect(fields).to.include('mlops')
+  })
+
+  it('re-running the same deploy changes nothing (same resourceVersion)', async () => {
+    const before = (await apps.readNamespacedDeployment({name: 'iris', namespace: 'iris'})).metadata?.resourceVersion
+    const {exitCode, stdout} = await deploy('--model', 'iris@1', '--set', 'autoscaling.minReplicas=2', '--set', 'autoscaling.maxReplicas=4')
+    expect(exitCode).to.equal(0)
+    expect(stdout).to.contain('deployment/iris unchanged')
+    expect((await apps.readNamespacedDeployment({name: 'iris', namespace: 'iris'})).metadata?.resourceVersion).to.equal(before)
+  })
+
+  it('a new model version makes a new revision with the new model annotation', async () => {
+    const {exitCode, stdout} = await deploy('--model', 'iris@2', '--json')
+    expect(exitCode).to.equal(0)
+    const result = JSON.parse(stdout)
+    expect(result).to.include({model: 'iris@2', revision: '2'})
+    const deployment = await apps.readNamespacedDeployment({name: 'iris', namespace: 'iris'})
+    expect(deployment.spec?.template.metadata?.annotations?.['mlops.io/model-version']).to.equal('2')
+  })
+
+  it('--dry-run=server with an invalid value fails with the API server\'s message and creates nothing', async () => {
+    const {exitCode, stderr} = await deploy('--model', 'iris@1', '--namespace', 'dry', '--dry-run', 'server', '--set', 'resources.limits.cpu=abc')
+    expect(exitCode).to.equal(ExitCode.USAGE)
+    expect(stderr).to.match(/^Error: applying Deployment dry\/iris: failed to convert .*quantities must match the regular expression/)
+    expect(await exists(() => core.readNamespace({name: 'dry'}))).to.equal(false)
+  })
+
+  it('an incompatible model is refused with exit 8 and nothing is applied', async () => {
+    const {exitCode, stderr} = await deploy('--model', 'future@1', '--namespace', 'future')
+    expect(exitCode).to.equal(ExitCode.INCOMPATIBLE)
+    expect(stderr).to.match(/^Error: future@1 needs opset 99 of ai\.onnx; onnxruntime [\d.]+ supports up to opset \d+; nothing was applied/)
+    expect(await exists(() => core.readNamespace({name: 'future'}))).to.equal(false)
+  })
+
+  it('the restricted user gets exit 6 naming the verb and the resource', async () => {
+    process.env.KUBECONFIG = cluster.restrictedKubeconfig
+    try {
+      const {exitCode, stderr} = await deploy('--model', 'iris@1')
+      expect(exitCode).to.equal(ExitCode.PERMISSION)
+      expect(stderr).to.match(/^Error: applying Namespace iris: .*forbidden: User "mlops-restricted" cannot (patch|get) resource "namespaces"/)
+    } finally {
+      process.env.KUBECONFIG = cluster.kubeconfig
+    }
+  })
+
+  it('a rollout that cannot finish → exit 9 with a diagnosis (unschedulable pods), within --timeout', async () => {
+    const {exitCode, stderr} = await deploy('--model', 'iris@1', '--namespace', 'stuck', '--set', 'resources.requests.cpu=5000', '--timeout', '4s')
+    expect(exitCode).to.equal(ExitCode.ROLLOUT_FAILED)
+    expect(stderr).to.match(/^Error: rollout of stuck\/iris did not finish in 4s .*cannot be scheduled: .*Insufficient cpu/)
+  })
+
+  it('bad inputs: --timeout that is not a duration → exit 2; an unknown --context → exit 2', async () => {
+    expect((await deploy('--model', 'iris@1', '--timeout', 'soon')).exitCode).to.equal(ExitCode.USAGE)
+    const context = await deploy('--model', 'iris@1', '--context', 'nope')
+    expect(context.exitCode).to.equal(ExitCode.USAGE)
+    expect(context.stderr).to.contain('Error: kubeconfig has no context nope')
+  })
+})

@@ -37,3 +37,16 @@ export async function renderFromFlags(project: ProjectConfig, flags: RenderFlagV
   const result = await renderProject({project, manifest, store: settings, valuesFiles: flags.values, sets, image: {repository: flags.repository, tag: flags.tag}})
   return {...result, manifest}
 }
+
+/** Flags of the commands that act on a live deployment (status, rollback, delete). */
+export const targetFlags = {
+  namespace: Flags.string({char: 'n', summary: 'Namespace (default: deploy.namespace, else the project name).', env: 'MLOPS_NAMESPACE'}),
+  context: Flags.string({summary: 'kubeconfig context (default: the current one).', env: 'MLOPS_KUBE_CONTEXT'}),
+}
+
+/** The Deployment this project deploys: the same name and namespace rules as the manifests' values. */
+export function deploymentTarget(project: ProjectConfig, flags: {namespace?: string}): {name: string; namespace: string} {
+  const name = project.values.deploy?.name ?? project.values.name ?? project.values.model?.name
+  if (!name) throw new UsageError('no deployment name: set name (or deploy.name) in mlops.yaml', {suggestion: 'run the command in the project folder, or pass --config'})
+  return {name, namespace: flags.namespace ?? project.values.deploy?.namespace ?? name}
+}

@@ -8,7 +8,8 @@ import {toYaml} from '../manifests/render.js'
 import {probeRuntimeSupport} from '../runtime/capabilities.js'
 import {type AppliedObject, applyObjects} from '../targets/k8s/apply.js'
 import {kubeClients} from '../targets/k8s/client.js'
-import {rolloutStatus, waitForRollout} from '../targets/k8s/rollout.js'
+import {readDeployment, rollbackTo} from '../targets/k8s/history.js'
+import {RolloutError, rolloutStatus, waitForRollout} from '../targets/k8s/rollout.js'
 
 export interface DeployResult {
   model: string
@@ -39,6 +40,7 @@ export default class Deploy extends BaseCommand<typeof Deploy> {
     'dry-run': Flags.string({summary: 'client: print what would be applied; server: let the API server validate and admit everything, persist nothing.', options: ['client', 'server']}),
     timeout: Flags.string({summary: 'How long to wait for the rollout, e.g. 90s, 5m (default: the Deployment\'s progress deadline plus a minute).'}),
     'force-conflicts': Flags.boolean({summary: 'Take over fields owned by another field manager.', default: false}),
+    atomic: Flags.boolean({summary: 'When the rollout fails, roll back to the revision that was live before (still exit 9).', default: false}),
   }
 
   async run(): Promise<DeployResult> {
@@ -77,6 +79,9 @@ export default class Deploy extends BaseCommand<typeof Deploy> {
       const live = await waitForRollout(clients, target, {
         timeoutMs: flags.timeout ? parseDuration(flags.timeout) : (progressDeadline + 60) * 1000,
         onProgress: message => progress.text(`Waiting for ${target.namespace}/${target.name}: ${message}`),
+      }).catch(async error => {
+        if (!flags.atomic || !(error instanceof RolloutError)) throw error
+        throw await rollBackAfterFailure(clients, target, error)
       })
       result.rollout = rolloutStatus(live).message
       result.revision = live.metadata?.annotations?.['deployment.kubernetes.io/revision'] ?? null
@@ -86,6 +91,16 @@ export default class Deploy extends BaseCommand<typeof Deploy> {
     } finally {
       progress.stop()
     }
+  }
+}
+
+/** --atomic: put the previous revision back, and say so in the rollout error. */
+async function rollBackAfterFailure(clients: ReturnType<typeof kubeClients>, target: {name: string; namespace: string}, failure: RolloutError): Promise<RolloutError> {
+  try {
+    const restored = await rollbackTo(clients, await readDeployment(clients, target))
+    return new RolloutError(`${failure.message}; rolled back to revision ${restored.revision} (${restored.model}@${restored.version})`, {suggestion: failure.suggestion})
+  } catch (error) {
+    return new RolloutError(`${failure.message}; not rolled back: ${(error as Error).message}`, {suggestion: failure.suggestion})
   }
 }
 

@@ -116,6 +116,48 @@ describe('mlops deploy on a real Kubernetes control plane', function () {
     expect(stderr).to.match(/^Error: rollout of stuck\/iris did not finish in 4s .*cannot be scheduled: .*Insufficient cpu/)
   })
 
+  it('status shows the live model, images, replicas and the revision history', async () => {
+    const {stdout, error} = await runCommand(['status', '--config', join(project, 'mlops.yaml'), '--json'], {root})
+    expect(error).to.equal(undefined)
+    const status = JSON.parse(stdout)
+    expect(status.model).to.include({name: 'iris', version: '2'})
+    expect(status.images).to.deep.equal({'model-loader': 'registry.example.com/team/loader:v1', api: 'registry.example.com/team/api:v1'})
+    expect(status.replicas.available).to.be.at.least(1)
+    expect(status.revisions.map((r: {revision: number; version: string; current: boolean}) => [r.revision, r.version, r.current])).to.deep.equal([[2, '2', true], [1, '1', false]])
+  })
+
+  it('rollback restores the previous model annotation (a new revision); --to-revision goes to a given one', async () => {
+    const {stdout, error, stderr} = await runCommand(['rollback', '--config', join(project, 'mlops.yaml')], {root})
+    expect(error, stderr).to.equal(undefined)
+    expect(stdout).to.contain('rolled back to revision 1: iris@1')
+    const deployment = await apps.readNamespacedDeployment({name: 'iris', namespace: 'iris'})
+    expect(deployment.spec?.template.metadata?.annotations?.['mlops.io/model-version']).to.equal('1')
+    expect(deployment.metadata?.annotations?.['deployment.kubernetes.io/revision']).to.equal('3')
+    const missing = await runCommand(['rollback', '--config', join(project, 'mlops.yaml'), '--to-revision', '9'], {root})
+    expect((missing.error as {oclif?: {exit?: number}}).oclif?.exit).to.equal(ExitCode.NOT_FOUND)
+    expect(missing.stderr).to.contain('has no revision 9')
+  })
+
+  it('--atomic: a failed rollout rolls back to the revision that was live, and says so (exit 9)', async () => {
+    const {exitCode, stderr} = await deploy('--model', 'iris@2', '--set', 'resources.requests.cpu=5000', '--timeout', '4s', '--atomic')
+    expect(exitCode).to.equal(ExitCode.ROLLOUT_FAILED)
+    expect(stderr).to.match(/^Error: rollout of iris\/iris did not finish in 4s .*; rolled back to revision \d+ \(iris@1\)/)
+    const deployment = await apps.readNamespacedDeployment({name: 'iris', namespace: 'iris'})
+    expect(deployment.spec?.template.metadata?.annotations?.['mlops.io/model-version']).to.equal('1')
+    expect(deployment.spec?.template.spec?.containers[0].resources?.requests?.cpu).to.not.equal('5000')
+  })
+
+  it('delete asks (refuses without a terminal), then with --yes removes Deployment, Service, PDB', async () => {
+    const refused = await runCommand(['delete', '--config', join(project, 'mlops.yaml')], {root})
+    expect((refused.error as {oclif?: {exit?: number}}).oclif?.exit).to.equal(ExitCode.USAGE)
+    const {stdout, error} = await runCommand(['delete', '--config', join(project, 'mlops.yaml'), '--yes'], {root})
+    expect(error).to.equal(undefined)
+    expect(stdout).to.contain('deployment/iris')
+    expect(await exists(() => apps.readNamespacedDeployment({name: 'iris', namespace: 'iris'}))).to.equal(false)
+    const status = await runCommand(['status', '--config', join(project, 'mlops.yaml')], {root})
+    expect((status.error as {oclif?: {exit?: number}}).oclif?.exit).to.equal(ExitCode.NOT_FOUND)
+  })
+
   it('bad inputs: --timeout that is not a duration → exit 2; an unknown --context → exit 2', async () => {
     expect((await deploy('--model', 'iris@1', '--timeout', 'soon')).exitCode).to.equal(ExitCode.USAGE)
     const context = await deploy('--model', 'iris@1', '--context', 'nope')

@@ -1,0 +1,55 @@
+import {BaseCommand} from '../cli/base-command.js'
+import {deploymentTarget, targetFlags} from '../cli/render-flags.js'
+import {formatTable} from '../cli/table.js'
+import {kubeClients} from '../targets/k8s/client.js'
+import {type Revision, readDeployment, revisions} from '../targets/k8s/history.js'
+import {rolloutStatus} from '../targets/k8s/rollout.js'
+
+export interface StatusResult {
+  namespace: string
+  deployment: string
+  model: {name: string | null; version: string | null; sha256: string | null}
+  images: Record<string, string>
+  replicas: {desired: number; updated: number; ready: number; available: number}
+  rollout: string
+  conditions: Array<{type: string; status: string; reason?: string; message?: string}>
+  revisions: Revision[]
+}
+
+export default class Status extends BaseCommand<typeof Status> {
+  static summary = 'Show what is live: model version and sha256, images, replicas, conditions, revision history.'
+
+  static examples = ['<%= config.bin %> <%= command.id %>', '<%= config.bin %> <%= command.id %> --namespace staging --json']
+
+  static flags = {...targetFlags}
+
+  async run(): Promise<StatusResult> {
+    const target = deploymentTarget(this.project, this.flags)
+    const clients = kubeClients({context: this.flags.context})
+    const deployment = await readDeployment(clients, target)
+    const annotations = deployment.spec?.template?.metadata?.annotations ?? {}
+    const pod = deployment.spec?.template?.spec
+    const history = await revisions(clients, deployment)
+    const status = deployment.status ?? {}
+    const result: StatusResult = {
+      ...{namespace: target.namespace, deployment: target.name},
+      model: {name: annotations['mlops.io/model'] ?? null, version: annotations['mlops.io/model-version'] ?? null, sha256: annotations['mlops.io/model-sha256'] ?? null},
+      images: Object.fromEntries([...(pod?.initContainers ?? []), ...(pod?.containers ?? [])].map(c => [c.name, c.image ?? ''])),
+      replicas: {desired: deployment.spec?.replicas ?? 0, updated: status.updatedReplicas ?? 0, ready: status.readyReplicas ?? 0, available: status.availableReplicas ?? 0},
+      rollout: rolloutStatus(deployment).message,
+      conditions: (status.conditions ?? []).map(c => ({type: c.type, status: c.status, reason: c.reason, message: c.message})),
+      revisions: history.map(({replicaSet: _, ...revision}) => revision),
+    }
+    this.log([
+      `deployment ${target.namespace}/${target.name}: ${result.model.name}@${result.model.version} (sha256:${result.model.sha256?.slice(0, 12) ?? '?'})`,
+      ...Object.entries(result.images).map(([container, image]) => `  ${container.padEnd(12)} ${image}`),
+      `  replicas     ${result.replicas.available}/${result.replicas.desired} available, ${result.replicas.updated} updated, ${result.replicas.ready} ready (${result.rollout})`,
+      ...result.conditions.map(c => `  ${c.type.padEnd(12)} ${c.status} ${c.reason ?? ''}`.trimEnd()),
+      '',
+      formatTable(['REVISION', 'MODEL', 'SHA256', 'REPLICAS', 'CREATED'], result.revisions.map(r => [
+        `${r.revision}${r.current ? ' *' : ''}`, `${r.model}@${r.version}`, r.sha256?.slice(0, 12) ?? '-', String(r.replicas), r.created ?? '-',
+      ])),
+    ].join('\n'))
+    return result
+  }
+}

@@ -46,10 +46,10 @@ export default class Deploy extends BaseCommand<typeof Deploy> {
   async run(): Promise<DeployResult> {
     const started = Date.now()
     const {flags} = this
-    const rendered = await renderFromFlags(this.project, flags)
+    // The runtime probe (onnxruntime) and the cluster client are independent of the model: start them alongside.
+    const [rendered, support] = await Promise.all([renderFromFlags(this.project, flags), probeRuntimeSupport()])
     const {manifest, objects} = rendered
     const model = `${manifest.name}@${manifest.version}`
-    const support = await probeRuntimeSupport()
     const compatibility = checkCompatibility(manifest, support)
     if (!compatibility.compatible) {
       throw new IncompatibleError(`${compatibility.reasons.join('; ')}; nothing was applied`, {suggestion: 'export the model for the runtime\'s opsets, or build the API image with a newer ONNX Runtime'})

@@ -64,7 +64,7 @@ export async function waitForRollout(clients: KubeClients, target: {name: string
       throw await rolloutFailure(clients, deployment, `rollout of ${target.namespace}/${target.name} did not finish in ${Math.round(options.timeoutMs / 1000)}s (${last})`)
     }
 
-    await sleep(250)
+    await sleep(100)
   }
 }
 

@@ -7,6 +7,7 @@ import type {ModelManifest} from '../store/manifest.js'
 import {LATEST, parseModelRef} from '../store/names.js'
 import {openStore, resolveStoreSettings} from '../store/open.js'
 import {storeFlags, storeOverrides} from './store-flags.js'
+import {imageNameFlags} from './image-flags.js'
 
 /** What render and deploy both take: the model, values, image names and the store. */
 export const renderFlags = {
@@ -14,8 +15,7 @@ export const renderFlags = {
   values: Flags.string({char: 'f', summary: 'Values file with deploy settings (repeatable; later wins).', multiple: true, default: []}),
   set: Flags.string({summary: 'KEY=VALUE deploy setting, e.g. replicas=3 (repeatable; wins over -f).', multiple: true, default: []}),
   namespace: Flags.string({char: 'n', summary: 'Namespace (default: deploy.namespace, else the project name).', env: 'MLOPS_NAMESPACE'}),
-  tag: Flags.string({summary: 'Image tag (default: as image build).', env: 'MLOPS_IMAGE_TAG'}),
-  repository: Flags.string({summary: 'Image repository (default: as image build).', env: 'MLOPS_IMAGE_REPOSITORY'}),
+  ...imageNameFlags,
   ...storeFlags,
 }
 

@@ -3,6 +3,7 @@ import {fileURLToPath} from 'node:url'
 
 import {BuildError, errorMessage} from '../errors.js'
 import {buildContext} from './context.js'
+import {jsonLines} from './docker.js'
 
 export type Component = 'api' | 'loader'
 
@@ -55,24 +56,17 @@ export async function buildImage(docker: Docker, request: BuildRequest): Promise
   let step = ''
   let id: string | undefined
   let failure: string | undefined
-  let pending = ''
-  for await (const chunk of stream) {
-    pending += chunk.toString()
-    const lines = pending.split('\n')
-    pending = lines.pop() ?? ''
-    for (const line of lines.filter(Boolean)) {
-      const event = JSON.parse(line) as BuildEvent
-      if (event.errorDetail || event.error) failure ??= event.errorDetail?.message ?? event.error
-      if (event.aux?.ID) id = event.aux.ID
-      const text = event.stream ?? event.status
-      if (!text) continue
-      for (const outputLine of text.split('\n').filter(l => l.trim())) {
-        log.push(outputLine)
-        request.onLine?.(outputLine)
-        if (/^Step \d+\/\d+ : /.test(outputLine)) {
-          step = outputLine
-          request.onStep?.(step)
-        }
+  for await (const event of jsonLines<BuildEvent>(stream)) {
+    if (event.errorDetail || event.error) failure ??= event.errorDetail?.message ?? event.error
+    if (event.aux?.ID) id = event.aux.ID
+    const text = event.stream ?? event.status
+    if (!text) continue
+    for (const outputLine of text.split('\n').filter(l => l.trim())) {
+      log.push(outputLine)
+      request.onLine?.(outputLine)
+      if (/^Step \d+\/\d+ : /.test(outputLine)) {
+        step = outputLine
+        request.onStep?.(step)
       }
     }
   }

@@ -33,3 +33,16 @@ export async function imageLabels(docker: Docker, ref: string): Promise<Record<s
     throw error
   }
 }
+
+/** The engine's progress streams (build, push) are JSON lines; a line may arrive split across chunks. */
+export async function * jsonLines<T>(stream: NodeJS.ReadableStream): AsyncGenerator<T> {
+  let pending = ''
+  for await (const chunk of stream) {
+    pending += chunk.toString()
+    const lines = pending.split('\n')
+    pending = lines.pop() ?? ''
+    for (const line of lines) if (line.trim()) yield JSON.parse(line) as T
+  }
+
+  if (pending.trim()) yield JSON.parse(pending) as T
+}

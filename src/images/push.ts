@@ -2,6 +2,7 @@ import type Docker from 'dockerode'
 
 import {NotFoundError, PermissionError, UnavailableError, errorMessage} from '../errors.js'
 import type {RegistryAuth} from './credentials.js'
+import {jsonLines} from './docker.js'
 import {registryOf} from './names.js'
 
 interface PushEvent {
@@ -33,16 +34,9 @@ export async function pushImage(docker: Docker, ref: string, auth: RegistryAuth 
   }
 
   let digest: string | undefined
-  let pending = ''
-  for await (const chunk of stream) {
-    pending += chunk.toString()
-    const lines = pending.split('\n')
-    pending = lines.pop() ?? ''
-    for (const line of lines.filter(Boolean)) {
-      const event = JSON.parse(line) as PushEvent
-      if (event.errorDetail || event.error) throw classify(event.errorDetail?.message ?? event.error ?? 'push failed', registry, auth !== undefined)
-      if (event.aux?.Digest) digest = event.aux.Digest
-    }
+  for await (const event of jsonLines<PushEvent>(stream)) {
+    if (event.errorDetail || event.error) throw classify(event.errorDetail?.message ?? event.error ?? 'push failed', registry, auth !== undefined)
+    if (event.aux?.Digest) digest = event.aux.Digest
   }
 
   if (!digest) throw new UnavailableError(`pushing ${ref}: the engine reported no digest`)

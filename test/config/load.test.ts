@@ -35,7 +35,7 @@ describe('mlops.yaml', () => {
   it('unknown key: names the key, its line, and the closest allowed key', () => {
     const error = configError('name: iris\nstroe: gs://x\n')
     expect(error.message).to.equal('mlops.yaml:2:1: unknown key "stroe"')
-    expect(error.suggestion).to.equal('did you mean "store"? Allowed keys: name, model, store, image')
+    expect(error.suggestion).to.equal('did you mean "store"? Allowed keys: name, model, store, image, deploy')
   })
 
   it('unknown nested key: names the parent field', () => {

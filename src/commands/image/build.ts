@@ -8,6 +8,7 @@ import {connectDocker} from '../../images/docker.js'
 import {componentsOf, imageNames} from '../../images/names.js'
 import {probeRuntimeSupport} from '../../runtime/capabilities.js'
 import {formatBytes} from '../../util/text.js'
+import {imageNameFlags} from '../../cli/image-flags.js'
 
 export default class ImageBuild extends BaseCommand<typeof ImageBuild> {
   static summary = 'Build the loader and API images with the Docker engine.'
@@ -25,8 +26,7 @@ export default class ImageBuild extends BaseCommand<typeof ImageBuild> {
   }
 
   static flags = {
-    tag: Flags.string({summary: 'Image tag (default: image.tag, else the git short sha, else the mlops version).', env: 'MLOPS_IMAGE_TAG'}),
-    repository: Flags.string({summary: 'Image repository (default: image.repository, else mlops/<project name>).', env: 'MLOPS_IMAGE_REPOSITORY'}),
+    ...imageNameFlags,
     'base-image': Flags.string({summary: 'Base image (default: image.base, else node:20-slim). Never pulled: it must be in the engine.', env: 'MLOPS_BASE_IMAGE'}),
     verbose: Flags.boolean({summary: 'Print the whole build log.', default: false}),
   }

@@ -6,6 +6,7 @@ import {connectDocker} from '../../images/docker.js'
 import {componentsOf, imageNames, registryOf} from '../../images/names.js'
 import {pushImage} from '../../images/push.js'
 import {statePath, updateState} from '../../images/state.js'
+import {imageNameFlags} from '../../cli/image-flags.js'
 
 export interface PushedImages {
   images: Array<{component: string; ref: string; digest: string; pinned: string}>
@@ -27,8 +28,7 @@ export default class ImagePush extends BaseCommand<typeof ImagePush> {
   }
 
   static flags = {
-    tag: Flags.string({summary: 'Image tag (default: as image build).', env: 'MLOPS_IMAGE_TAG'}),
-    repository: Flags.string({summary: 'Image repository (default: as image build).', env: 'MLOPS_IMAGE_REPOSITORY'}),
+    ...imageNameFlags,
     username: Flags.string({summary: 'Registry user (with MLOPS_REGISTRY_PASSWORD; never pass a password as a flag).', env: 'MLOPS_REGISTRY_USERNAME'}),
   }
 

@@ -3,11 +3,11 @@ import {Flags} from '@oclif/core'
 import {BaseCommand} from '../cli/base-command.js'
 import {renderFlags, renderFromFlags} from '../cli/render-flags.js'
 import {IncompatibleError, UsageError} from '../errors.js'
-import {checkCompatibility} from '../images/compat.js'
+import {checkCompatibility, runtimeSupportFor} from '../images/compat.js'
 import {toYaml} from '../manifests/render.js'
-import {probeRuntimeSupport} from '../runtime/capabilities.js'
 import {type AppliedObject, applyObjects} from '../targets/k8s/apply.js'
 import {kubeClients} from '../targets/k8s/client.js'
+import {diffObjects} from '../targets/k8s/diff.js'
 import {readDeployment, rollbackTo} from '../targets/k8s/history.js'
 import {RolloutError, rolloutStatus, waitForRollout} from '../targets/k8s/rollout.js'
 
@@ -41,16 +41,17 @@ export default class Deploy extends BaseCommand<typeof Deploy> {
     timeout: Flags.string({summary: 'How long to wait for the rollout, e.g. 90s, 5m (default: the Deployment\'s progress deadline plus a minute).'}),
     'force-conflicts': Flags.boolean({summary: 'Take over fields owned by another field manager.', default: false}),
     atomic: Flags.boolean({summary: 'When the rollout fails, roll back to the revision that was live before (still exit 9).', default: false}),
+    diff: Flags.boolean({summary: 'Print what would change against the live objects (a server-side dry run) and apply nothing.', default: false}),
   }
 
   async run(): Promise<DeployResult> {
     const started = Date.now()
     const {flags} = this
-    // The runtime probe (onnxruntime) and the cluster client are independent of the model: start them alongside.
-    const [rendered, support] = await Promise.all([renderFromFlags(this.project, flags), probeRuntimeSupport()])
+    const rendered = await renderFromFlags(this.project, flags)
     const {manifest, objects} = rendered
     const model = `${manifest.name}@${manifest.version}`
-    const compatibility = checkCompatibility(manifest, support)
+    const runtime = await runtimeSupportFor((rendered.values.images as {api: string}).api)
+    const compatibility = checkCompatibility(manifest, runtime.support, runtime.source)
     if (!compatibility.compatible) {
       throw new IncompatibleError(`${compatibility.reasons.join('; ')}; nothing was applied`, {suggestion: 'export the model for the runtime\'s opsets, or build the API image with a newer ONNX Runtime'})
     }
@@ -68,6 +69,12 @@ export default class Deploy extends BaseCommand<typeof Deploy> {
     }
 
     const clients = kubeClients({context: flags.context})
+    if (flags.diff) {
+      const patch = await diffObjects(clients, objects, {force: flags['force-conflicts']})
+      this.log(patch || `no changes: the live objects already match ${model}`)
+      return {...result, dryRun: 'server', seconds: (Date.now() - started) / 1000}
+    }
+
     const progress = await this.progress()
     progress.start(`Applying ${objects.length} objects for ${model} to ${clients.server}`)
     try {

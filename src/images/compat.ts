@@ -64,3 +64,23 @@ export function checkCompatibility(manifest: Pick<ModelManifest, 'name' | 'onnx'
 
   return {compatible: reasons.length === 0, reasons}
 }
+
+/**
+ * What the API image that is about to be deployed can run: its io.mlops.*
+ * labels when the image is in a reachable Docker engine (the image that was
+ * built or pulled here), else the ONNX Runtime of this CLI, which is the one
+ * `mlops image build api` packs. `source` says which was used.
+ */
+export async function runtimeSupportFor(apiImage: string): Promise<{support: RuntimeSupport; source: string}> {
+  try {
+    const {connectDocker, imageLabels} = await import('./docker.js')
+    const fromLabels = supportFromLabels(await imageLabels(await connectDocker(), apiImage))
+    if (fromLabels) return {support: fromLabels, source: `${apiImage} (onnxruntime ${fromLabels.runtime})`}
+  } catch {
+    // no engine here, or the image is not in it: fall back to the runtime this CLI packs
+  }
+
+  const {probeRuntimeSupport} = await import('../runtime/capabilities.js')
+  const support = await probeRuntimeSupport()
+  return {support, source: `onnxruntime ${support.runtime}`}
+}

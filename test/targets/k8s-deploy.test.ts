@@ -1,5 +1,5 @@
 import {runCommand} from '@oclif/test'
-import {AppsV1Api, CoreV1Api, KubeConfig} from '@kubernetes/client-node'
+import {AppsV1Api, CoreV1Api, KubeConfig, KubernetesObjectApi, PatchStrategy} from '@kubernetes/client-node'
 import {expect} from 'chai'
 import {writeFileSync} from 'node:fs'
 import {join} from 'node:path'
@@ -83,6 +83,32 @@ describe('mlops deploy on a real Kubernetes control plane', function () {
     expect(result).to.include({model: 'iris@2', revision: '2'})
     const deployment = await apps.readNamespacedDeployment({name: 'iris', namespace: 'iris'})
     expect(deployment.spec?.template.metadata?.annotations?.['mlops.io/model-version']).to.equal('2')
+  })
+
+  it('--diff shows what would change (the model annotation, the loader args) and applies nothing', async () => {
+    const before = (await apps.readNamespacedDeployment({name: 'iris', namespace: 'iris'})).metadata?.resourceVersion
+    const {exitCode, stdout} = await deploy('--model', 'iris@1', '--diff')
+    expect(exitCode).to.equal(0)
+    expect(stdout).to.contain('--- live/deployment/iris/iris')
+    expect(stdout).to.match(/^-\s+mlops\.io\/model-version: "2"$/m)
+    expect(stdout).to.match(/^\+\s+mlops\.io\/model-version: "1"$/m)
+    expect(stdout).to.match(/^\+\s+- iris@1$/m)
+    expect((await apps.readNamespacedDeployment({name: 'iris', namespace: 'iris'})).metadata?.resourceVersion).to.equal(before)
+    expect((await deploy('--model', 'iris@2', '--diff')).stdout).to.contain('no changes')
+  })
+
+  it('a field owned by another manager → exit 4 naming it; --force-conflicts takes it over', async () => {
+    const config = new KubeConfig()
+    config.loadFromFile(cluster.kubeconfig)
+    const objects = KubernetesObjectApi.makeApiClient(config)
+    await objects.patch({apiVersion: 'apps/v1', kind: 'Deployment', metadata: {name: 'iris', namespace: 'iris'}, spec: {progressDeadlineSeconds: 999}} as never, undefined, undefined, 'other-tool', true, PatchStrategy.ServerSideApply)
+    const conflict = await deploy('--model', 'iris@2')
+    expect(conflict.exitCode).to.equal(ExitCode.CONFLICT)
+    expect(conflict.stderr).to.match(/^Error: applying Deployment iris\/iris: .*conflict with "other-tool".*progressDeadlineSeconds/)
+    expect(conflict.stderr).to.contain('--force-conflicts')
+    const forced = await deploy('--model', 'iris@2', '--force-conflicts')
+    expect(forced.exitCode, forced.stderr).to.equal(0)
+    expect((await apps.readNamespacedDeployment({name: 'iris', namespace: 'iris'})).spec?.progressDeadlineSeconds).to.not.equal(999)
   })
 
   it('--dry-run=server with an invalid value fails with the API server\'s message and creates nothing', async () => {

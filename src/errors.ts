@@ -15,6 +15,7 @@ export const ExitCode = {
   INCOMPATIBLE: 8,
   ROLLOUT_FAILED: 9,
   BUILD_FAILED: 10,
+  EXPECTATION_FAILED: 11,
 } as const
 
 export type ExitCodeName = keyof typeof ExitCode
@@ -81,6 +82,11 @@ export class IncompatibleError extends MlopsError {
 /** An image build whose Dockerfile step failed. */
 export class BuildError extends MlopsError {
   readonly code = 'BUILD_FAILED'
+}
+
+/** A prediction that did not match --expect (CI smoke tests). */
+export class ExpectationError extends MlopsError {
+  readonly code = 'EXPECTATION_FAILED'
 }
 
 export function isMlopsError(error: unknown): error is MlopsError {

@@ -1,0 +1,87 @@
+import {expect} from 'chai'
+import {type ChildProcess, spawn} from 'node:child_process'
+import {writeFileSync} from 'node:fs'
+import {join} from 'node:path'
+
+import {ExitCode} from '../../src/errors.js'
+import {runCli} from '../helpers/cli.js'
+import {freePort, waitFor} from '../env/ports.js'
+import {fixture, tempDir} from '../helpers/stores.js'
+
+const bin = join(import.meta.dirname, '..', '..', 'bin', 'run.js')
+
+describe('mlops predict against a real mlops serve', function () {
+  this.timeout(120_000)
+  let server: ChildProcess
+  let url: string
+  let dir: string
+
+  before(async () => {
+    const port = await freePort()
+    url = `http://127.0.0.1:${port}`
+    server = spawn(process.execPath, [bin, 'serve', '--model', fixture('iris_svc.onnx'), '--labels', fixture('iris_labels.json'), '--name', 'iris', '--host', '127.0.0.1', '--port', String(port)], {stdio: 'ignore'})
+    await waitFor(async () => (await fetch(`${url}/ready`)).ok, 'mlops serve ready')
+    dir = tempDir()
+  })
+
+  after(() => {
+    server.kill('SIGTERM')
+  })
+
+  it('--data with one row prints the label; --endpoint /predict the probabilities', async () => {
+    const label = await runCli(['predict', '--url', url, '--data', '[[6.3, 3.3, 6.0, 2.5]]'])
+    expect(label.code, label.stderr).to.equal(0)
+    expect(label.stdout.trim()).to.equal('{"prediction":"virginica"}')
+    const probabilities = await runCli(['predict', '--url', url, '--data', '{"data": [[5.1, 3.5, 1.4, 0.2]]}', '--endpoint', '/predict', '--json'])
+    expect(JSON.parse(probabilities.stdout).response.prediction[0]).to.have.length(3)
+  })
+
+  it('--file accepts CSV (header skipped) and JSON; stdin too', async () => {
+    writeFileSync(join(dir, 'rows.csv'), 'sepal_length,sepal_width,petal_length,petal_width\n5.1,3.5,1.4,0.2\n6.3,3.3,6.0,2.5\n')
+    expect((await runCli(['predict', '--url', url, '--file', join(dir, 'rows.csv')])).stdout.trim()).to.equal('{"prediction":["setosa","virginica"]}')
+    writeFileSync(join(dir, 'rows.json'), '[[5.1, 3.5, 1.4, 0.2]]')
+    expect((await runCli(['predict', '--url', url, '--file', join(dir, 'rows.json')])).stdout.trim()).to.equal('{"prediction":"setosa"}')
+  })
+
+  it('--protocol v2 finds the input name from the server and returns the outputs', async () => {
+    const run = await runCli(['predict', '--url', url, '--protocol', 'v2', '--model-name', 'iris', '--data', '[6.3, 3.3, 6.0, 2.5]', '--json'])
+    expect(run.code, run.stderr).to.equal(0)
+    const outputs = JSON.parse(run.stdout).response.outputs
+    expect(outputs.map((o: {name: string}) => o.name)).to.deep.equal(['output_label', 'probabilities'])
+    expect(outputs[0].data).to.deep.equal([2])
+  })
+
+  it('-n and --concurrency report requests/s and p50/p95/p99 (a table, or --json)', async () => {
+    const run = await runCli(['predict', '--url', url, '--data', '[6.3, 3.3, 6.0, 2.5]', '-n', '300', '--concurrency', '8', '--json'])
+    expect(run.code, run.stderr).to.equal(0)
+    const {load} = JSON.parse(run.stdout)
+    expect(load).to.include({requests: 300, errors: 0})
+    expect(load.p50).to.be.a('number').and.at.most(load.p99)
+    const table = await runCli(['predict', '--url', url, '--data', '[6.3, 3.3, 6.0, 2.5]', '-n', '50', '-c', '4'])
+    expect(table.stdout).to.match(/REQUESTS\s+ERRORS\s+REQ\/S\s+P50\s+P95\s+P99\s+MAX\n50\s+0\s+\d+/)
+  })
+
+  it('--expect: a match exits 0, a mismatch exits 11', async () => {
+    expect((await runCli(['predict', '--url', url, '--data', '[6.3, 3.3, 6.0, 2.5]', '--expect', 'virginica'])).code).to.equal(0)
+    const mismatch = await runCli(['predict', '--url', url, '--data', '[6.3, 3.3, 6.0, 2.5]', '--expect', 'setosa'])
+    expect(mismatch.code).to.equal(ExitCode.EXPECTATION_FAILED)
+    expect(mismatch.stderr).to.equal('Error: prediction "virginica" does not match --expect setosa\n')
+  })
+
+  for (const [what, args, code, message] of [
+    ['invalid JSON', ['--data', '[[6.3, 3.3'], ExitCode.USAGE, /--data is not valid JSON/],
+    ['CSV with the wrong column count', ['--file', 'bad.csv'], ExitCode.USAGE, /row 2 has 3 values, row 1 has 4/],
+    ['a row the model refuses (3 values for 4)', ['--data', '[[6.3, 3.3, 6.0]]'], ExitCode.USAGE, /the server refused the request \(400\): row 0 has 3 values, the model expects 4/],
+    ['an unreachable URL', ['--url', 'http://127.0.0.1:9', '--data', '[[1,2,3,4]]'], ExitCode.UNAVAILABLE, /cannot reach http:\/\/127\.0\.0\.1:9/],
+    ['an unknown v2 model', ['--protocol', 'v2', '--model-name', 'nope', '--data', '[[1,2,3,4]]'], ExitCode.NOT_FOUND, /does not serve a model named nope/],
+  ] as const) {
+    it(`bad input: ${what} → exit ${code}`, async () => {
+      writeFileSync(join(dir, 'bad.csv'), '1,2,3,4\n1,2,3\n')
+      const full: string[] = (args as readonly string[]).includes('--url') ? [...args] : ['--url', url, ...args]
+      const run = await runCli(['predict', ...full.map(a => (a === 'bad.csv' ? join(dir, 'bad.csv') : a))])
+      expect(run.code).to.equal(code)
+      expect(run.stderr).to.match(message)
+      expect(run.stderr.split('\n')[0]).to.match(/^Error: /)
+    })
+  }
+})

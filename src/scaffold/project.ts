@@ -1,0 +1,93 @@
+import {mkdir, readFile, readdir, stat} from 'node:fs/promises'
+import {dirname, join, relative} from 'node:path'
+import {fileURLToPath} from 'node:url'
+import {stringify} from 'yaml'
+
+import {ConflictError} from '../errors.js'
+import {writeFileAtomic} from '../util/fs-atomic.js'
+
+const TEMPLATES = fileURLToPath(new URL('../../templates', import.meta.url))
+
+export interface ProjectAnswers {
+  name: string
+  modelName: string
+  store: string
+  imageRepository: string
+  namespace: string
+  replicas: number
+  cpu: string
+  memory: string
+  sampleModel: boolean
+  manifests: boolean
+}
+
+/** The files a new project gets, as path → content (or a template file to copy). */
+function plan(answers: ProjectAnswers): Array<{path: string; content?: string; copyFrom?: string}> {
+  const config = {
+    name: answers.name,
+    model: {name: answers.modelName},
+    store: answers.store,
+    image: {repository: answers.imageRepository},
+    deploy: {namespace: answers.namespace, replicas: answers.replicas, autoscaling: false, resources: {requests: {cpu: answers.cpu, memory: answers.memory}, limits: {memory: answers.memory}}},
+  }
+  const files: Array<{path: string; content?: string; copyFrom?: string}> = [
+    {path: 'mlops.yaml', content: `# mlops project: see the mlops README for every key.\n${stringify(config)}`},
+    {path: '.gitignore', content: '.mlops/\n'},
+    {path: 'README.md', content: readme(answers)},
+  ]
+  if (answers.sampleModel) {
+    files.push(
+      {path: 'model/model.onnx', copyFrom: join(TEMPLATES, 'sample-model', 'iris_svc.onnx')},
+      {path: 'model/labels.json', copyFrom: join(TEMPLATES, 'sample-model', 'labels.json')},
+    )
+  }
+
+  return files
+}
+
+/**
+ * Writes a new model-load project. Every target is checked first: when any
+ * exists and force is off, nothing is written (exit 4 naming them). Files go
+ * through a temporary file and a rename.
+ */
+export async function scaffoldProject(dir: string, answers: ProjectAnswers, options: {force: boolean}): Promise<string[]> {
+  const files = plan(answers)
+  if (answers.manifests) {
+    const templates = join(TEMPLATES, 'manifests')
+    for (const name of (await readdir(templates)).sort()) files.push({path: `manifests/${name}`, copyFrom: join(templates, name)})
+  }
+
+  if (!options.force) {
+    const existing: string[] = []
+    for (const file of files) if (await stat(join(dir, file.path)).then(() => true, () => false)) existing.push(file.path)
+    if (existing.length > 0) {
+      throw new ConflictError(`${relative(process.cwd(), dir) || '.'} already has ${existing.join(', ')}; nothing was written`, {suggestion: 'pass --force to overwrite them, or choose another folder'})
+    }
+  }
+
+  for (const file of files) {
+    const target = join(dir, file.path)
+    await mkdir(dirname(target), {recursive: true})
+    const content = file.copyFrom ? await readFile(file.copyFrom) : file.content!
+    await writeFileAtomic(target, async handle => {
+      await handle.writeFile(content)
+    })
+  }
+
+  return files.map(file => file.path)
+}
+
+function readme(answers: ProjectAnswers): string {
+  return `# ${answers.name}
+
+A model-load project: a generic API image serves the model that a loader
+initContainer pulls from ${answers.store} at pod start.
+
+\`\`\`sh
+mlops model push ${answers.sampleModel ? 'model/model.onnx --labels model/labels.json' : 'MODEL.onnx'} --name ${answers.modelName}
+mlops image build && mlops image push
+mlops deploy --model ${answers.modelName}@latest
+mlops status
+\`\`\`
+`
+}

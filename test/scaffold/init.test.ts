@@ -1,0 +1,112 @@
+import {runCommand} from '@oclif/test'
+import {expect} from 'chai'
+import {spawn} from 'node:child_process'
+import {existsSync, readFileSync, writeFileSync} from 'node:fs'
+import {join} from 'node:path'
+import {parse} from 'yaml'
+
+import {ExitCode} from '../../src/errors.js'
+import {listFiles, makeStore, tempDir} from '../helpers/stores.js'
+
+const root = join(import.meta.dirname, '..', '..')
+const bin = join(root, 'bin', 'run.js')
+
+async function init(...args: string[]) {
+  const result = await runCommand(['init', ...args], {root})
+  return {...result, exitCode: (result.error as {oclif?: {exit?: number}} | undefined)?.oclif?.exit ?? 0}
+}
+
+describe('mlops init', function () {
+  this.timeout(120_000)
+
+  it('non-interactive with flags and --yes: writes mlops.yaml, README, .gitignore and the sample model', async () => {
+    const dir = join(tempDir(), 'Iris_Service')
+    const {exitCode, stdout, stderr} = await init(dir, '--yes', '--store', 'gs://models/iris', '--replicas', '3')
+    expect(exitCode, stderr).to.equal(0)
+    expect(listFiles(dir)).to.deep.equal(['.gitignore', 'README.md', 'mlops.yaml', 'model/labels.json', 'model/model.onnx'])
+    const config = parse(readFileSync(join(dir, 'mlops.yaml'), 'utf8'))
+    expect(config).to.deep.include({name: 'iris-service', model: {name: 'iris-service'}, store: 'gs://models/iris', image: {repository: 'mlops/iris-service'}})
+    expect(config.deploy).to.include({namespace: 'iris-service', replicas: 3})
+    expect(stdout).to.contain('Wrote 5 files')
+  })
+
+  it('--manifests copies the templates; --no-sample-model leaves the model out', async () => {
+    const dir = tempDir()
+    const {exitCode} = await init(dir, '--yes', '--name', 'svc', '--manifests', '--no-sample-model')
+    expect(exitCode).to.equal(0)
+    expect(listFiles(dir)).to.include.members(['manifests/deployment.yaml', 'manifests/service.yaml'])
+    expect(existsSync(join(dir, 'model'))).to.equal(false)
+  })
+
+  it('without a terminal and without --yes: a missing setting → exit 2 naming the flag, nothing written', async () => {
+    const dir = tempDir()
+    const {exitCode, stderr} = await init(dir, '--name', 'svc')
+    expect(exitCode).to.equal(ExitCode.USAGE)
+    expect(stderr).to.match(/^Error: missing --model-name: there is no terminal to ask/)
+    expect(listFiles(dir)).to.deep.equal([])
+  })
+
+  it('existing files → exit 4 listing them, nothing written; --force overwrites', async () => {
+    const dir = tempDir()
+    writeFileSync(join(dir, 'mlops.yaml'), 'name: old\n')
+    const refused = await init(dir, '--yes')
+    expect(refused.exitCode).to.equal(ExitCode.CONFLICT)
+    expect(refused.stderr).to.match(/already has mlops\.yaml; nothing was written/)
+    expect(listFiles(dir)).to.deep.equal(['mlops.yaml'])
+    expect((await init(dir, '--yes', '--force')).exitCode).to.equal(0)
+    expect(readFileSync(join(dir, 'mlops.yaml'), 'utf8')).to.not.contain('name: old')
+  })
+
+  it('invalid values → exit 2', async () => {
+    expect((await init(tempDir(), '--yes', '--name', 'Bad_Name')).stderr).to.match(/invalid --name "Bad_Name"/)
+    expect((await init(tempDir(), '--yes', '--model-name', '../x')).exitCode).to.equal(ExitCode.USAGE)
+  })
+
+  it('interactively: answers the prompts on a terminal (a pseudo-terminal here)', async () => {
+    const dir = join(tempDir(), 'interactive')
+    // util-linux script(1) gives the CLI a pseudo-terminal; answers are typed when each prompt shows.
+    const child = spawn('script', ['-qfec', `${process.execPath} ${bin} init ${dir}`, '/dev/null'], {stdio: ['pipe', 'pipe', 'pipe'], env: {...process.env, CI: ''}})
+    let screen = ''
+    const answers: Array<[RegExp, string]> = [
+      [/Project name/, 'fraud\r'], [/Model name/, 'fraud-gbm\r'], [/Model store/, '\r'], [/Image repository/, '\r'],
+      [/Kubernetes namespace/, 'risk\r'], [/Replicas/, '\r'], [/CPU request/, '\r'], [/Memory per pod/, '1Gi\r'],
+      [/sample iris model/, 'n\r'], [/manifest templates/, '\r'],
+    ]
+    let step = 0
+    const done = new Promise<number | null>(resolve => {
+      child.once('exit', code => resolve(code))
+    })
+    child.stdout.on('data', chunk => {
+      screen += chunk.toString()
+      while (step < answers.length && answers[step][0].test(screen)) {
+        screen = ''
+        child.stdin.write(answers[step][1])
+        step++
+      }
+    })
+    expect(await done).to.equal(0)
+    expect(step).to.equal(answers.length)
+    const config = parse(readFileSync(join(dir, 'mlops.yaml'), 'utf8'))
+    expect(config).to.deep.include({name: 'fraud', model: {name: 'fraud-gbm'}, store: '.mlops/store'})
+    expect(config.deploy).to.include({namespace: 'risk'})
+    expect(config.deploy.resources.requests.memory).to.equal('1Gi')
+    expect(existsSync(join(dir, 'model'))).to.equal(false)
+  })
+
+  it('the scaffolded project works without edits: push the sample model, render the manifests', async () => {
+    const store = await makeStore('gcs')
+    const dir = tempDir()
+    expect((await init(dir, '--yes', '--name', 'iris', '--store', store.uri)).exitCode).to.equal(0)
+    const config = join(dir, 'mlops.yaml')
+    process.env.MLOPS_GCS_ENDPOINT = store.env.MLOPS_GCS_ENDPOINT
+    try {
+      const pushed = await runCommand(['model', 'push', join(dir, 'model', 'model.onnx'), '--labels', join(dir, 'model', 'labels.json'), '--config', config], {root})
+      expect(pushed.error, pushed.stderr).to.equal(undefined)
+      const rendered = await runCommand(['render', '--config', config, '--json'], {root})
+      expect(rendered.error, rendered.stderr).to.equal(undefined)
+      expect(JSON.parse(rendered.stdout)).to.include({model: 'iris@1'})
+    } finally {
+      delete process.env.MLOPS_GCS_ENDPOINT
+    }
+  })
+})

@@ -27,7 +27,7 @@ try {
   await store.store.push({model: await inspectModelFile(fixture('iris_svc.onnx'), fixture('iris_labels.json')), name: 'iris', metadata: {}, workDir: tempDir()})
   const project = tempDir()
   const config = join(project, 'mlops.yaml')
-  writeFileSync(config, `name: iris\nmodel:\n  name: iris\nstore:\n  uri: ${store.uri}\n  endpoint: ${gcs.url}\nimage:\n  repository: registry.example.com/team\n  tag: v1\ndeploy:\n  autoscaling: false\n  replicas: 2\n`)
+  writeFileSync(config, `name: iris\nmodel:\n  name: iris\nstore:\n  uri: ${store.uri}\n  endpoint: ${gcs.url}\nimage:\n  repository: registry.example.com/team\n  tag: v1\ndeploy:\n  target: k8s\n  autoscaling: false\n  replicas: 2\n`)
   const env = {KUBECONFIG: cluster.kubeconfig, CI: '1'}
 
   const renders: number[] = []

@@ -79,6 +79,11 @@ export class IncompatibleError extends MlopsError {
   readonly code = 'INCOMPATIBLE'
 }
 
+/** A rollout (Kubernetes or local) that did not become ready: the message carries the diagnosis. */
+export class RolloutError extends MlopsError {
+  readonly code = 'ROLLOUT_FAILED'
+}
+
 /** An image build whose Dockerfile step failed. */
 export class BuildError extends MlopsError {
   readonly code = 'BUILD_FAILED'

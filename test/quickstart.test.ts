@@ -10,6 +10,9 @@ describe('npm run quickstart (the README\'s first command)', () => {
     expect(run.stdout).to.contain('$ mlops model push')
     expect(run.stdout).to.match(/iris@1 up to date at workdir\/model\.onnx/)
     expect(run.stdout).to.contain('{"prediction":"virginica"}')
+    expect(run.stdout).to.match(/iris@1 serving at http:\/\/127\.0\.0\.1:\d+/)
+    expect(run.stdout).to.match(/REQUESTS\s+ERRORS\s+REQ\/S/)
+    expect(run.stdout).to.match(/stopped mlops serve \(pid \d+, iris@1\)/)
     const work = /Working in (\S+)/.exec(run.stdout)![1]
     expect(spawnSync('test', ['-e', work]).status).to.equal(1)
   })

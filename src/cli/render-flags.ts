@@ -38,6 +38,15 @@ export async function renderFromFlags(project: ProjectConfig, flags: RenderFlagV
   return {...result, manifest}
 }
 
+export type Target = 'k8s' | 'local'
+
+export const targetFlag = Flags.string({summary: 'Where: local (a background mlops serve on this machine) or k8s (default: deploy.target, else local).', options: ['local', 'k8s'], env: 'MLOPS_TARGET'})
+
+/** The target from --target, deploy.target in mlops.yaml, else local (the zero-setup default). */
+export function targetOf(project: ProjectConfig, flag: string | undefined): Target {
+  return (flag ?? project.values.deploy?.target ?? 'local') as Target
+}
+
 /** Flags of the commands that act on a live deployment (status, rollback, delete). */
 export const targetFlags = {
   namespace: Flags.string({char: 'n', summary: 'Namespace (default: deploy.namespace, else the project name).', env: 'MLOPS_NAMESPACE'}),

@@ -2,8 +2,9 @@ import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../cli/base-command.js'
 import {confirmOrRefuse} from '../cli/confirm.js'
-import {deploymentTarget, targetFlags} from '../cli/render-flags.js'
+import {deploymentTarget, targetFlag, targetFlags, targetOf} from '../cli/render-flags.js'
 import {kubeClients, kubeError} from '../targets/k8s/client.js'
+import {deleteLocal} from '../targets/local.js'
 
 const KINDS = [
   {apiVersion: 'autoscaling/v2', kind: 'HorizontalPodAutoscaler'},
@@ -17,9 +18,15 @@ export default class Delete extends BaseCommand<typeof Delete> {
 
   static examples = ['<%= config.bin %> <%= command.id %>', '<%= config.bin %> <%= command.id %> --namespace staging --yes']
 
-  static flags = {...targetFlags, yes: Flags.boolean({char: 'y', summary: 'Do not ask for confirmation.', default: false})}
+  static flags = {...targetFlags, target: targetFlag, yes: Flags.boolean({char: 'y', summary: 'Do not ask for confirmation.', default: false})}
 
-  async run(): Promise<{namespace: string; deployment: string; deleted: string[]}> {
+  async run(): Promise<{namespace: string; deployment: string; deleted: string[]} | {target: 'local'; stopped: number; model: string}> {
+    if (targetOf(this.project, this.flags.target) === 'local') {
+      const stopped = await deleteLocal(this.project.dir)
+      this.log(`stopped mlops serve (pid ${stopped.pid}, ${stopped.model}) and removed ${stopped.workdir}`)
+      return {target: 'local', stopped: stopped.pid, model: stopped.model}
+    }
+
     const target = deploymentTarget(this.project, this.flags)
     const clients = kubeClients({context: this.flags.context})
     const deleted: string[] = []

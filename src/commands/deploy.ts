@@ -1,13 +1,18 @@
 import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../cli/base-command.js'
-import {renderFlags, renderFromFlags} from '../cli/render-flags.js'
+import {renderFlags, renderFromFlags, targetFlag, targetOf} from '../cli/render-flags.js'
+import {storeOverrides} from '../cli/store-flags.js'
 import {IncompatibleError, UsageError} from '../errors.js'
 import {checkCompatibility, runtimeSupportFor} from '../images/compat.js'
 import {toYaml} from '../manifests/render.js'
+import {probeRuntimeSupport} from '../runtime/capabilities.js'
+import {LATEST, parseModelRef} from '../store/names.js'
+import {openStore, resolveStoreSettings} from '../store/open.js'
 import {type AppliedObject, applyObjects} from '../targets/k8s/apply.js'
 import {kubeClients} from '../targets/k8s/client.js'
 import {diffObjects} from '../targets/k8s/diff.js'
+import {deployLocal} from '../targets/local.js'
 import {readDeployment, rollbackTo} from '../targets/k8s/history.js'
 import {RolloutError, rolloutStatus, waitForRollout} from '../targets/k8s/rollout.js'
 
@@ -36,6 +41,8 @@ export default class Deploy extends BaseCommand<typeof Deploy> {
 
   static flags = {
     ...renderFlags,
+    target: targetFlag,
+    port: Flags.integer({summary: 'local target: port for mlops serve on 127.0.0.1 (default: a free one).', default: 0, min: 0, max: 65_535}),
     context: Flags.string({summary: 'kubeconfig context (default: the current one).', env: 'MLOPS_KUBE_CONTEXT'}),
     'dry-run': Flags.string({summary: 'client: print what would be applied; server: let the API server validate and admit everything, persist nothing.', options: ['client', 'server']}),
     timeout: Flags.string({summary: 'How long to wait for the rollout, e.g. 90s, 5m (default: the Deployment\'s progress deadline plus a minute).'}),
@@ -44,9 +51,35 @@ export default class Deploy extends BaseCommand<typeof Deploy> {
     diff: Flags.boolean({summary: 'Print what would change against the live objects (a server-side dry run) and apply nothing.', default: false}),
   }
 
-  async run(): Promise<DeployResult> {
+  /** The same pattern on this machine: the loader step, then mlops serve in the background. */
+  private async deployLocally(started: number): Promise<LocalDeployResult> {
+    const {flags, project} = this
+    const refText = flags.model ?? project.values.model?.name
+    if (!refText) throw new UsageError('no model to deploy: pass --model NAME@REF', {suggestion: 'or set model.name in mlops.yaml'})
+    const store = await openStore(resolveStoreSettings(project, storeOverrides(flags), process.cwd()))
+    const ref = parseModelRef(refText, {defaultRef: LATEST})
+    const manifest = await store.resolve(ref)
+    const support = await probeRuntimeSupport()
+    const compatibility = checkCompatibility(manifest, support)
+    if (!compatibility.compatible) throw new IncompatibleError(`${compatibility.reasons.join('; ')}; nothing was started`)
+    const progress = await this.progress()
+    progress.start(`Deploying ${manifest.name}@${manifest.version} locally`)
+    try {
+      const deployed = await deployLocal(project.dir, store, {name: manifest.name, ref: manifest.version}, {
+        port: flags.port, timeoutMs: flags.timeout ? parseDuration(flags.timeout) : 120_000, onProgress: text => progress.text(text),
+      })
+      progress.succeed(`Deployed ${deployed.model} locally`)
+      this.log(`${deployed.model} ${deployed.unchanged ? 'already serving' : 'serving'} at ${deployed.url} (pid ${deployed.pid}, log ${deployed.log})`)
+      return {target: 'local', model: deployed.model, sha256: deployed.sha256, url: deployed.url, pid: deployed.pid, unchanged: deployed.unchanged, seconds: (Date.now() - started) / 1000}
+    } finally {
+      progress.stop()
+    }
+  }
+
+  async run(): Promise<DeployResult | LocalDeployResult> {
     const started = Date.now()
     const {flags} = this
+    if (targetOf(this.project, flags.target) === 'local') return this.deployLocally(started)
     const rendered = await renderFromFlags(this.project, flags)
     const {manifest, objects} = rendered
     const model = `${manifest.name}@${manifest.version}`
@@ -99,6 +132,16 @@ export default class Deploy extends BaseCommand<typeof Deploy> {
       progress.stop()
     }
   }
+}
+
+export interface LocalDeployResult {
+  target: 'local'
+  model: string
+  sha256: string
+  url: string
+  pid: number
+  unchanged: boolean
+  seconds: number
 }
 
 /** --atomic: put the previous revision back, and say so in the rollout error. */

@@ -7,6 +7,7 @@ import {formatTable} from '../cli/table.js'
 import {ExpectationError, NotFoundError, UnavailableError, UsageError} from '../errors.js'
 import {parseRows} from '../predict/input.js'
 import {type Answer, type LatencyReport, type PredictRequest, loadTest, sendOnce} from '../predict/load.js'
+import {localStatus} from '../targets/local.js'
 
 export interface PredictResult {
   url: string
@@ -27,7 +28,8 @@ export default class Predict extends BaseCommand<typeof Predict> {
   ]
 
   static flags = {
-    url: Flags.string({summary: 'Base URL of the model server.', env: 'MLOPS_PREDICT_URL', required: true}),
+    url: Flags.string({summary: 'Base URL of the model server.', env: 'MLOPS_PREDICT_URL', exclusive: ['target']}),
+    target: Flags.string({summary: 'Send to what mlops deploy started on this target (local).', options: ['local'], exclusive: ['url']}),
     data: Flags.string({summary: 'Rows as JSON.', exclusive: ['file']}),
     file: Flags.string({summary: 'Rows from a JSON or CSV file.', exclusive: ['data']}),
     endpoint: Flags.string({summary: 'Path for the original protocol.', default: '/predict/label', options: ['/predict', '/predict/label']}),
@@ -41,8 +43,10 @@ export default class Predict extends BaseCommand<typeof Predict> {
   async run(): Promise<PredictResult> {
     const {flags} = this
     const rows = parseRows(await this.rowsText(), flags.data !== undefined ? '--data' : flags.file ?? 'stdin')
-    const request: PredictRequest = {url: flags.url, endpoint: flags.endpoint, protocol: flags.protocol as PredictRequest['protocol'], rows}
-    if (request.protocol === 'v2') Object.assign(request, await this.v2Target(flags.url))
+    const url = flags.url ?? (flags.target === 'local' || this.project.values.deploy?.target !== 'k8s' ? await this.localUrl() : undefined)
+    if (!url) throw new UsageError('nowhere to send: pass --url URL or --target local')
+    const request: PredictRequest = {url, endpoint: flags.endpoint, protocol: flags.protocol as PredictRequest['protocol'], rows}
+    if (request.protocol === 'v2') Object.assign(request, await this.v2Target(url))
     let answer: Answer
     let load: LatencyReport | undefined
     if (flags.requests > 1) {
@@ -71,7 +75,13 @@ export default class Predict extends BaseCommand<typeof Predict> {
 
     if (flags.expect !== undefined) this.check(response, flags.expect)
     if (load && load.errors > 0) throw new UnavailableError(`${load.errors} of ${load.requests} requests failed`)
-    return {url: flags.url, response, load}
+    return {url, response, load}
+  }
+
+  private async localUrl(): Promise<string> {
+    const local = await localStatus(this.project.dir).catch(() => undefined)
+    if (!local?.running) throw new NotFoundError('nothing is running on the local target', {suggestion: 'deploy first: mlops deploy --target local, or pass --url'})
+    return local.url
   }
 
   private async rowsText(): Promise<string> {

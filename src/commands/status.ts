@@ -1,9 +1,10 @@
 import {BaseCommand} from '../cli/base-command.js'
-import {deploymentTarget, targetFlags} from '../cli/render-flags.js'
+import {deploymentTarget, targetFlag, targetFlags, targetOf} from '../cli/render-flags.js'
 import {formatTable} from '../cli/table.js'
 import {kubeClients} from '../targets/k8s/client.js'
 import {type Revision, readDeployment, revisions} from '../targets/k8s/history.js'
 import {rolloutStatus} from '../targets/k8s/rollout.js'
+import {localStatus} from '../targets/local.js'
 
 export interface StatusResult {
   namespace: string
@@ -16,14 +17,22 @@ export interface StatusResult {
   revisions: Revision[]
 }
 
+export type LocalStatus = {target: 'local'} & Awaited<ReturnType<typeof localStatus>>
+
 export default class Status extends BaseCommand<typeof Status> {
   static summary = 'Show what is live: model version and sha256, images, replicas, conditions, revision history.'
 
   static examples = ['<%= config.bin %> <%= command.id %>', '<%= config.bin %> <%= command.id %> --namespace staging --json']
 
-  static flags = {...targetFlags}
+  static flags = {...targetFlags, target: targetFlag}
 
-  async run(): Promise<StatusResult> {
+  async run(): Promise<StatusResult | LocalStatus> {
+    if (targetOf(this.project, this.flags.target) === 'local') {
+      const local = await localStatus(this.project.dir)
+      this.log(`local: ${local.model} (sha256:${local.sha256.slice(0, 12)}) at ${local.url}, pid ${local.pid}, ${local.running ? (local.ready ? 'ready' : 'running, not ready') : 'not running'}\n  log ${local.log}`)
+      return {target: 'local', ...local}
+    }
+
     const target = deploymentTarget(this.project, this.flags)
     const clients = kubeClients({context: this.flags.context})
     const deployment = await readDeployment(clients, target)

@@ -7,6 +7,8 @@ import type {Component} from './build.js'
 /** .mlops/state.json: what this project last pushed, so deploy can pin images by digest. */
 export interface ProjectState {
   images?: Partial<Record<Component, {ref: string; digest: string; pinned: string; pushedAt: string}>>
+  /** The local target: the mlops serve process deploy started. */
+  local?: {pid: number; url: string; model: string; sha256: string; workdir: string; log: string; startedAt: string}
 }
 
 export function statePath(projectDir: string): string {

@@ -38,7 +38,7 @@ describe('mlops deploy on a real Kubernetes control plane', function () {
     writeFileSync(join(dir, 'future.onnx'), Buffer.concat([encodeVarintField(1, 8), encodeLenField(8, Buffer.concat([encodeLenField(1, ''), encodeVarintField(2, 99)])), encodeLenField(7, graph)]))
     await store.store.push({model: await inspectModelFile(join(dir, 'future.onnx')), name: 'future', metadata: {}, workDir: dir})
     project = tempDir()
-    writeFileSync(join(project, 'mlops.yaml'), `name: iris\nmodel:\n  name: iris\nstore:\n  uri: ${store.uri}\n  endpoint: ${store.env.MLOPS_GCS_ENDPOINT}\nimage:\n  repository: registry.example.com/team\n  tag: v1\ndeploy:\n  namespace: iris\n  autoscaling: false\n  replicas: 2\n`)
+    writeFileSync(join(project, 'mlops.yaml'), `name: iris\nmodel:\n  name: iris\nstore:\n  uri: ${store.uri}\n  endpoint: ${store.env.MLOPS_GCS_ENDPOINT}\nimage:\n  repository: registry.example.com/team\n  tag: v1\ndeploy:\n  target: k8s\n  namespace: iris\n  autoscaling: false\n  replicas: 2\n`)
   })
 
   after(() => {

@@ -1,13 +1,10 @@
 import type {V1Deployment, V1Pod} from '@kubernetes/client-node'
 import {setTimeout as sleep} from 'node:timers/promises'
 
-import {MlopsError} from '../../errors.js'
+import {MlopsError, RolloutError} from '../../errors.js'
 import {type KubeClients, kubeError} from './client.js'
 
-/** The rollout did not finish: exit 9, with what the pods say. */
-export class RolloutError extends MlopsError {
-  readonly code = 'ROLLOUT_FAILED'
-}
+export {RolloutError} from '../../errors.js'
 
 export interface RolloutProgress {
   done: boolean

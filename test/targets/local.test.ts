@@ -1,0 +1,62 @@
+import {expect} from 'chai'
+import {writeFileSync} from 'node:fs'
+import {join} from 'node:path'
+
+import {ExitCode} from '../../src/errors.js'
+import {runCli} from '../helpers/cli.js'
+import {fixture, tempDir} from '../helpers/stores.js'
+
+describe('the local target: loader step + mlops serve in the background', function () {
+  this.timeout(120_000)
+  let project: string
+  const cli = (...args: string[]) => runCli(args, {}, project)
+
+  before(async () => {
+    project = tempDir()
+    writeFileSync(join(project, 'mlops.yaml'), 'name: iris\nmodel:\n  name: iris\n')
+    expect((await cli('model', 'push', fixture('iris_svc.onnx'), '--labels', fixture('iris_labels.json'))).code).to.equal(0)
+    expect((await cli('model', 'push', fixture('iris_logreg.onnx'), '--labels', fixture('iris_labels.json'))).code).to.equal(0)
+  })
+
+  after(async () => {
+    await cli('delete', '--target', 'local')
+  })
+
+  it('predict, status and delete before any deploy → exit 3 with a hint', async () => {
+    const predict = await cli('predict', '--data', '[[6.3, 3.3, 6.0, 2.5]]')
+    expect(predict.code).to.equal(ExitCode.NOT_FOUND)
+    expect(predict.stderr).to.contain('Hint: deploy first: mlops deploy --target local')
+    expect((await cli('status')).code).to.equal(ExitCode.NOT_FOUND)
+  })
+
+  it('deploy (the default target) pulls the model, starts mlops serve and waits for /ready; predict and status use it', async () => {
+    const deploy = await cli('deploy', '--model', 'iris@1', '--json')
+    expect(deploy.code, deploy.stderr).to.equal(0)
+    const result = JSON.parse(deploy.stdout)
+    expect(result).to.include({target: 'local', model: 'iris@1', unchanged: false})
+    expect(result.url).to.match(/^http:\/\/127\.0\.0\.1:\d+$/)
+    const predict = await cli('predict', '--data', '[[6.3, 3.3, 6.0, 2.5]]', '--expect', 'virginica')
+    expect(predict.code, predict.stderr).to.equal(0)
+    const status = JSON.parse((await cli('status', '--json')).stdout)
+    expect(status).to.include({target: 'local', model: 'iris@1', running: true, ready: true})
+  })
+
+  it('the same deploy again changes nothing; a new version replaces the server', async () => {
+    const again = JSON.parse((await cli('deploy', '--model', 'iris@1', '--json')).stdout)
+    expect(again.unchanged).to.equal(true)
+    const next = JSON.parse((await cli('deploy', '--model', 'iris@2', '--json')).stdout)
+    expect(next).to.include({model: 'iris@2', unchanged: false})
+    expect(next.pid).to.not.equal(again.pid)
+    const metadata = await (await fetch(`${next.url}/metadata`)).json() as {version: string}
+    expect(metadata.version).to.equal('2')
+  })
+
+  it('delete stops the server; status then says nothing is deployed', async () => {
+    const {url} = JSON.parse((await cli('status', '--json')).stdout)
+    const deleted = await cli('delete')
+    expect(deleted.code, deleted.stderr).to.equal(0)
+    expect(deleted.stdout).to.match(/^stopped mlops serve \(pid \d+, iris@2\)/)
+    expect(await fetch(`${url}/health`).then(() => 'up', () => 'down')).to.equal('down')
+    expect((await cli('status')).code).to.equal(ExitCode.NOT_FOUND)
+  })
+})

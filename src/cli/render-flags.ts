@@ -38,9 +38,9 @@ export async function renderFromFlags(project: ProjectConfig, flags: RenderFlagV
   return {...result, manifest}
 }
 
-export type Target = 'k8s' | 'local'
+export type Target = 'docker' | 'k8s' | 'local'
 
-export const targetFlag = Flags.string({summary: 'Where: local (a background mlops serve on this machine) or k8s (default: deploy.target, else local).', options: ['local', 'k8s'], env: 'MLOPS_TARGET'})
+export const targetFlag = Flags.string({summary: 'Where: local (a background mlops serve on this machine), docker (loader and API containers) or k8s (default: deploy.target, else local).', options: ['local', 'docker', 'k8s'], env: 'MLOPS_TARGET'})
 
 /** The target from --target, deploy.target in mlops.yaml, else local (the zero-setup default). */
 export function targetOf(project: ProjectConfig, flag: string | undefined): Target {

@@ -4,6 +4,7 @@ import {BaseCommand} from '../cli/base-command.js'
 import {confirmOrRefuse} from '../cli/confirm.js'
 import {deploymentTarget, targetFlag, targetFlags, targetOf} from '../cli/render-flags.js'
 import {kubeClients, kubeError} from '../targets/k8s/client.js'
+import {deleteDocker} from '../targets/docker.js'
 import {deleteLocal} from '../targets/local.js'
 
 const KINDS = [
@@ -20,7 +21,14 @@ export default class Delete extends BaseCommand<typeof Delete> {
 
   static flags = {...targetFlags, target: targetFlag, yes: Flags.boolean({char: 'y', summary: 'Do not ask for confirmation.', default: false})}
 
-  async run(): Promise<{namespace: string; deployment: string; deleted: string[]} | {target: 'local'; stopped: number; model: string}> {
+  async run(): Promise<{namespace: string; deployment: string; deleted: string[]} | {target: 'docker' | 'local'; stopped: number; model: string}> {
+    if (targetOf(this.project, this.flags.target) === 'docker') {
+      const {connectDocker} = await import('../images/docker.js')
+      const removed = await deleteDocker(await connectDocker(), this.project.dir)
+      this.log(`removed container ${removed.container} (${removed.model}) and volume ${removed.volume}`)
+      return {target: 'docker', stopped: 0, model: removed.model}
+    }
+
     if (targetOf(this.project, this.flags.target) === 'local') {
       const stopped = await deleteLocal(this.project.dir)
       this.log(`stopped mlops serve (pid ${stopped.pid}, ${stopped.model}) and removed ${stopped.workdir}`)

@@ -1,14 +1,17 @@
 import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../cli/base-command.js'
-import {renderFlags, renderFromFlags, targetFlag, targetOf} from '../cli/render-flags.js'
+import {deploymentTarget, renderFlags, renderFromFlags, targetFlag, targetOf} from '../cli/render-flags.js'
 import {storeOverrides} from '../cli/store-flags.js'
 import {IncompatibleError, UsageError} from '../errors.js'
 import {checkCompatibility, runtimeSupportFor} from '../images/compat.js'
 import {toYaml} from '../manifests/render.js'
 import {probeRuntimeSupport} from '../runtime/capabilities.js'
 import {LATEST, parseModelRef} from '../store/names.js'
-import {openStore, resolveStoreSettings} from '../store/open.js'
+import {localStoreRoot, openStore, resolveStoreSettings} from '../store/open.js'
+import {connectDocker, imageLabels} from '../images/docker.js'
+import {imageNames} from '../images/names.js'
+import {deployDocker} from '../targets/docker.js'
 import {type AppliedObject, applyObjects} from '../targets/k8s/apply.js'
 import {kubeClients} from '../targets/k8s/client.js'
 import {diffObjects} from '../targets/k8s/diff.js'
@@ -76,10 +79,42 @@ export default class Deploy extends BaseCommand<typeof Deploy> {
     }
   }
 
+  /** The pod shape on the Docker engine: loader container into a volume, then the API container. */
+  private async deployToDocker(started: number): Promise<LocalDeployResult> {
+    const {flags, project} = this
+    const refText = flags.model ?? project.values.model?.name
+    if (!refText) throw new UsageError('no model to deploy: pass --model NAME@REF', {suggestion: 'or set model.name in mlops.yaml'})
+    const settings = resolveStoreSettings(project, storeOverrides(flags), process.cwd())
+    const root = localStoreRoot(settings)
+    const manifest = await (await openStore(settings)).resolve(parseModelRef(refText, {defaultRef: LATEST}))
+    const names = await imageNames(project, {repository: flags.repository, tag: flags.tag})
+    const images = {loader: names.ref('loader'), api: names.ref('api')}
+    const docker = await connectDocker()
+    for (const image of Object.values(images)) await imageLabels(docker, image)
+    const runtime = await runtimeSupportFor(images.api)
+    const compatibility = checkCompatibility(manifest, runtime.support, runtime.source)
+    if (!compatibility.compatible) throw new IncompatibleError(`${compatibility.reasons.join('; ')}; nothing was started`)
+    const progress = await this.progress()
+    progress.start(`Deploying ${manifest.name}@${manifest.version} to Docker`)
+    try {
+      const deployed = await deployDocker(docker, project.dir, {
+        name: deploymentTarget(project, {}).name, manifest, images, store: root ? {...settings, uri: root} : settings,
+        timeoutMs: flags.timeout ? parseDuration(flags.timeout) : 120_000, onProgress: text => progress.text(text),
+      })
+      progress.succeed(`Deployed ${deployed.model} to Docker`)
+      this.log(`${deployed.model} serving at ${deployed.url} (container ${deployed.container}, volume ${deployed.volume})`)
+      return {target: 'docker', model: deployed.model, sha256: deployed.sha256, url: deployed.url, pid: 0, unchanged: false, seconds: (Date.now() - started) / 1000}
+    } finally {
+      progress.stop()
+    }
+  }
+
   async run(): Promise<DeployResult | LocalDeployResult> {
     const started = Date.now()
     const {flags} = this
-    if (targetOf(this.project, flags.target) === 'local') return this.deployLocally(started)
+    const where = targetOf(this.project, flags.target)
+    if (where === 'local') return this.deployLocally(started)
+    if (where === 'docker') return this.deployToDocker(started)
     const rendered = await renderFromFlags(this.project, flags)
     const {manifest, objects} = rendered
     const model = `${manifest.name}@${manifest.version}`
@@ -135,7 +170,7 @@ export default class Deploy extends BaseCommand<typeof Deploy> {
 }
 
 export interface LocalDeployResult {
-  target: 'local'
+  target: 'docker' | 'local'
   model: string
   sha256: string
   url: string

@@ -7,6 +7,7 @@ import {formatTable} from '../cli/table.js'
 import {ExpectationError, NotFoundError, UnavailableError, UsageError} from '../errors.js'
 import {parseRows} from '../predict/input.js'
 import {type Answer, type LatencyReport, type PredictRequest, loadTest, sendOnce} from '../predict/load.js'
+import {readState} from '../images/state.js'
 import {localStatus} from '../targets/local.js'
 
 export interface PredictResult {
@@ -29,7 +30,7 @@ export default class Predict extends BaseCommand<typeof Predict> {
 
   static flags = {
     url: Flags.string({summary: 'Base URL of the model server.', env: 'MLOPS_PREDICT_URL', exclusive: ['target']}),
-    target: Flags.string({summary: 'Send to what mlops deploy started on this target (local).', options: ['local'], exclusive: ['url']}),
+    target: Flags.string({summary: 'Send to what mlops deploy started on this target (local or docker; default: deploy.target, else local).', options: ['local', 'docker'], exclusive: ['url']}),
     data: Flags.string({summary: 'Rows as JSON.', exclusive: ['file']}),
     file: Flags.string({summary: 'Rows from a JSON or CSV file.', exclusive: ['data']}),
     endpoint: Flags.string({summary: 'Path for the original protocol.', default: '/predict/label', options: ['/predict', '/predict/label']}),
@@ -43,7 +44,8 @@ export default class Predict extends BaseCommand<typeof Predict> {
   async run(): Promise<PredictResult> {
     const {flags} = this
     const rows = parseRows(await this.rowsText(), flags.data !== undefined ? '--data' : flags.file ?? 'stdin')
-    const url = flags.url ?? (flags.target === 'local' || this.project.values.deploy?.target !== 'k8s' ? await this.localUrl() : undefined)
+    const target = flags.target ?? this.project.values.deploy?.target ?? 'local'
+    const url = flags.url ?? (target === 'k8s' ? undefined : await this.targetUrl(target as 'docker' | 'local'))
     if (!url) throw new UsageError('nowhere to send: pass --url URL or --target local')
     const request: PredictRequest = {url, endpoint: flags.endpoint, protocol: flags.protocol as PredictRequest['protocol'], rows}
     if (request.protocol === 'v2') Object.assign(request, await this.v2Target(url))
@@ -78,10 +80,11 @@ export default class Predict extends BaseCommand<typeof Predict> {
     return {url, response, load}
   }
 
-  private async localUrl(): Promise<string> {
-    const local = await localStatus(this.project.dir).catch(() => undefined)
-    if (!local?.running) throw new NotFoundError('nothing is running on the local target', {suggestion: 'deploy first: mlops deploy --target local, or pass --url'})
-    return local.url
+  private async targetUrl(target: 'docker' | 'local'): Promise<string> {
+    const state = (await readState(this.project.dir))[target]
+    if (!state) throw new NotFoundError(`nothing is running on the ${target} target`, {suggestion: `deploy first: mlops deploy --target ${target}, or pass --url`})
+    if (target === 'local' && !(await localStatus(this.project.dir)).running) throw new NotFoundError('the local server is no longer running', {suggestion: 'mlops deploy --target local'})
+    return state.url
   }
 
   private async rowsText(): Promise<string> {

@@ -4,6 +4,7 @@ import {formatTable} from '../cli/table.js'
 import {kubeClients} from '../targets/k8s/client.js'
 import {type Revision, readDeployment, revisions} from '../targets/k8s/history.js'
 import {rolloutStatus} from '../targets/k8s/rollout.js'
+import {dockerStatus} from '../targets/docker.js'
 import {localStatus} from '../targets/local.js'
 
 export interface StatusResult {
@@ -18,6 +19,7 @@ export interface StatusResult {
 }
 
 export type LocalStatus = {target: 'local'} & Awaited<ReturnType<typeof localStatus>>
+export type DockerStatus = {target: 'docker'} & Awaited<ReturnType<typeof dockerStatus>>
 
 export default class Status extends BaseCommand<typeof Status> {
   static summary = 'Show what is live: model version and sha256, images, replicas, conditions, revision history.'
@@ -26,7 +28,14 @@ export default class Status extends BaseCommand<typeof Status> {
 
   static flags = {...targetFlags, target: targetFlag}
 
-  async run(): Promise<StatusResult | LocalStatus> {
+  async run(): Promise<StatusResult | LocalStatus | DockerStatus> {
+    if (targetOf(this.project, this.flags.target) === 'docker') {
+      const {connectDocker} = await import('../images/docker.js')
+      const running = await dockerStatus(await connectDocker(), this.project.dir)
+      this.log(`docker: ${running.model} (sha256:${running.sha256.slice(0, 12)}) at ${running.url}, container ${running.container}, ${running.running ? (running.ready ? 'ready' : 'running, not ready') : 'not running'}`)
+      return {target: 'docker', ...running}
+    }
+
     if (targetOf(this.project, this.flags.target) === 'local') {
       const local = await localStatus(this.project.dir)
       this.log(`local: ${local.model} (sha256:${local.sha256.slice(0, 12)}) at ${local.url}, pid ${local.pid}, ${local.running ? (local.ready ? 'ready' : 'running, not ready') : 'not running'}\n  log ${local.log}`)

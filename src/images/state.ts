@@ -9,6 +9,8 @@ export interface ProjectState {
   images?: Partial<Record<Component, {ref: string; digest: string; pinned: string; pushedAt: string}>>
   /** The local target: the mlops serve process deploy started. */
   local?: {pid: number; url: string; model: string; sha256: string; workdir: string; log: string; startedAt: string}
+  /** The docker target: the API container deploy started, and its volume. */
+  docker?: {container: string; url: string; model: string; sha256: string; volume: string; startedAt: string}
 }
 
 export function statePath(projectDir: string): string {

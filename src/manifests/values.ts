@@ -7,7 +7,7 @@ import type {StoreSettings} from '../store/open.js'
 
 /** The deploy section of mlops.yaml (and of -f values files, and of --set paths). */
 export interface DeployConfig {
-  target?: 'k8s' | 'local'
+  target?: 'docker' | 'k8s' | 'local'
   name?: string
   namespace?: string
   replicas?: number

@@ -73,3 +73,10 @@ export async function openBackend(settings: StoreSettings): Promise<StorageBacke
 export async function openStore(settings: StoreSettings): Promise<ModelStore> {
   return new ModelStore(await openBackend(settings), {timeoutMs: settings.timeoutSeconds * 1000, stallMs: Math.min(20_000, settings.timeoutSeconds * 1000)})
 }
+
+/** The absolute folder of a local store, or undefined for gs:// (the docker target mounts it into the loader). */
+export function localStoreRoot(settings: StoreSettings): string | undefined {
+  if (settings.uri.startsWith('gs://')) return undefined
+  if (settings.uri.startsWith('file://')) return fileURLToPath(settings.uri)
+  return isAbsolute(settings.uri) ? settings.uri : resolve(join(settings.baseDir, settings.uri))
+}

@@ -1,12 +1,12 @@
 import type Docker from 'dockerode'
 import {PassThrough} from 'node:stream'
 import {setTimeout as sleep} from 'node:timers/promises'
-import {createServer} from 'node:net'
 
 import {NotFoundError, RolloutError} from '../errors.js'
 import {readState, updateState} from '../images/state.js'
 import type {ModelManifest} from '../store/manifest.js'
 import type {StoreSettings} from '../store/open.js'
+import {freePort} from '../util/net.js'
 
 export interface DockerDeployment {
   container: string
@@ -167,15 +167,4 @@ async function containerLogs(docker: Docker, container: Docker.Container, which:
     setImmediate(resolve)
   })
   return Buffer.concat(out).toString('utf8')
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const {port} = server.address() as {port: number}
-      server.close(() => resolve(port))
-    })
-  })
 }

@@ -16,6 +16,8 @@ export interface BuildRequest {
   tags: string[]
   labels: Record<string, string>
   baseImage: string
+  /** The project's own Dockerfile for this component, used instead of the packaged one. */
+  dockerfile?: string
   /** Every line of build output, as it comes. */
   onLine?: (line: string) => void
   /** The step being run ("Step 4/12 : RUN npm ci ..."). */
@@ -48,7 +50,7 @@ export async function buildImage(docker: Docker, request: BuildRequest): Promise
   const started = Date.now()
   const dockerfile = `templates/images/${request.component}.Dockerfile`
   const [tag, ...more] = request.tags
-  const stream: NodeJS.ReadableStream = await docker.buildImage(buildContext(PACKAGE_ROOT, dockerfile) as unknown as NodeJS.ReadableStream, {
+  const stream: NodeJS.ReadableStream = await docker.buildImage(buildContext(PACKAGE_ROOT, dockerfile, request.dockerfile) as unknown as NodeJS.ReadableStream, {
     t: tag, dockerfile, networkmode: 'host', rm: true, forcerm: true,
     buildargs: {BASE_IMAGE: request.baseImage}, labels: request.labels,
   })

@@ -1,5 +1,5 @@
 import dockerignoreModule from '@balena/dockerignore'
-import {readFileSync} from 'node:fs'
+import {createReadStream, readFileSync, statSync} from 'node:fs'
 import {join, relative, sep} from 'node:path'
 import type {Readable} from 'node:stream'
 import {pack} from 'tar-fs'
@@ -10,9 +10,9 @@ const dockerignore = ((dockerignoreModule as unknown as {default?: typeof docker
 /**
  * The build context as a tar stream, honouring the folder's .dockerignore the
  * way the Docker CLI does (same matcher); the Dockerfile always goes in, even
- * when ignored, as `docker build -f` sends it.
+ * when ignored, as `docker build -f` sends it, replaced by `override` when given.
  */
-export function buildContext(dir: string, dockerfile: string): Readable {
+export function buildContext(dir: string, dockerfile: string, override?: string): Readable {
   let patterns: string[] = []
   try {
     patterns = readFileSync(join(dir, '.dockerignore'), 'utf8').split('\n').map(line => line.trim()).filter(line => line && !line.startsWith('#'))
@@ -22,7 +22,16 @@ export function buildContext(dir: string, dockerfile: string): Readable {
 
   const matcher = dockerignore({ignorecase: false}).add(patterns)
   const exceptions = [dockerfile, ...patterns.filter(p => p.startsWith('!')).map(p => p.slice(1).replace(/^\/+/, ''))]
+  const overrideSize = override ? statSync(override).size : 0
   return pack(dir, {
+    // A project's own Dockerfile takes the place of the packaged one, same path in the context.
+    map(header) {
+      if (override && header.name === dockerfile) header.size = overrideSize
+      return header
+    },
+    mapStream(stream, header) {
+      return override && header.name === dockerfile ? createReadStream(override) : stream
+    },
     ignore(name: string) {
       const path = relative(dir, name).split(sep).join('/')
       if (path === dockerfile || !matcher.ignores(path)) return false

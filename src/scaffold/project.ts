@@ -34,6 +34,9 @@ function plan(answers: ProjectAnswers): Array<{path: string; content?: string; c
     {path: 'mlops.yaml', content: `# mlops project: see the mlops README for every key.\n${stringify(config)}`},
     {path: '.gitignore', content: '.mlops/\n'},
     {path: 'README.md', content: readme(answers)},
+    // The images' Dockerfiles, to customise (mlops image build uses these over the packaged ones).
+    {path: 'docker/loader.Dockerfile', copyFrom: join(TEMPLATES, 'images', 'loader.Dockerfile')},
+    {path: 'docker/api.Dockerfile', copyFrom: join(TEMPLATES, 'images', 'api.Dockerfile')},
   ]
   if (answers.sampleModel) {
     files.push(

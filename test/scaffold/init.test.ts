@@ -5,7 +5,10 @@ import {existsSync, readFileSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {parse} from 'yaml'
 
+import Docker from 'dockerode'
+
 import {ExitCode} from '../../src/errors.js'
+import {dockerEngine} from '../env/docker.js'
 import {listFiles, makeStore, tempDir} from '../helpers/stores.js'
 
 const root = join(import.meta.dirname, '..', '..')
@@ -23,11 +26,11 @@ describe('mlops init', function () {
     const dir = join(tempDir(), 'Iris_Service')
     const {exitCode, stdout, stderr} = await init(dir, '--yes', '--store', 'gs://models/iris', '--replicas', '3')
     expect(exitCode, stderr).to.equal(0)
-    expect(listFiles(dir)).to.deep.equal(['.gitignore', 'README.md', 'mlops.yaml', 'model/labels.json', 'model/model.onnx'])
+    expect(listFiles(dir)).to.deep.equal(['.gitignore', 'README.md', 'docker/api.Dockerfile', 'docker/loader.Dockerfile', 'mlops.yaml', 'model/labels.json', 'model/model.onnx'])
     const config = parse(readFileSync(join(dir, 'mlops.yaml'), 'utf8'))
     expect(config).to.deep.include({name: 'iris-service', model: {name: 'iris-service'}, store: 'gs://models/iris', image: {repository: 'mlops/iris-service'}})
     expect(config.deploy).to.include({namespace: 'iris-service', replicas: 3})
-    expect(stdout).to.contain('Wrote 5 files')
+    expect(stdout).to.contain('Wrote 7 files')
   })
 
   it('--manifests copies the templates; --no-sample-model leaves the model out', async () => {
@@ -108,5 +111,21 @@ describe('mlops init', function () {
     } finally {
       delete process.env.MLOPS_GCS_ENDPOINT
     }
+  })
+})
+
+describe('mlops init, then mlops image build with the project\'s own Dockerfile', function () {
+  this.timeout(10 * 60 * 1000)
+
+  it('the scaffolded docker/api.Dockerfile is the one built (a label added to it is on the image)', async () => {
+    process.env.DOCKER_HOST = dockerEngine().dockerHost
+    const dir = tempDir()
+    expect((await init(dir, '--yes', '--name', 'custom', '--image-repository', 'mlops-test/custom')).exitCode).to.equal(0)
+    const dockerfile = join(dir, 'docker', 'api.Dockerfile')
+    writeFileSync(dockerfile, `${readFileSync(dockerfile, 'utf8')}LABEL io.mlops.custom="from the project"\n`)
+    const built = await runCommand(['image', 'build', 'api', '--tag', 'v1', '--config', join(dir, 'mlops.yaml')], {root})
+    expect(built.error, built.stderr).to.equal(undefined)
+    const info = await new Docker().getImage('mlops-test/custom/api:v1').inspect()
+    expect(info.Config.Labels).to.include({'io.mlops.custom': 'from the project', 'io.mlops.component': 'api'})
   })
 })

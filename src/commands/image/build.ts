@@ -1,4 +1,6 @@
 import {Args, Flags} from '@oclif/core'
+import {existsSync} from 'node:fs'
+import {join} from 'node:path'
 
 import {BaseCommand} from '../../cli/base-command.js'
 import {createLogger} from '../../cli/log.js'
@@ -10,10 +12,16 @@ import {probeRuntimeSupport} from '../../runtime/capabilities.js'
 import {formatBytes} from '../../util/text.js'
 import {imageNameFlags} from '../../cli/image-flags.js'
 
+/** docker/<component>.Dockerfile in the project (mlops init writes them) replaces the packaged one. */
+function projectDockerfile(dir: string, component: string): string | undefined {
+  const path = join(dir, 'docker', `${component}.Dockerfile`)
+  return existsSync(path) ? path : undefined
+}
+
 export default class ImageBuild extends BaseCommand<typeof ImageBuild> {
   static summary = 'Build the loader and API images with the Docker engine.'
 
-  static description = `Builds templates/images/<component>.Dockerfile with this mlops package as the build context (honouring its .dockerignore), with host networking and no pulls. Tags <image.repository>/<component>:<tag>, where the tag defaults to the project's git short sha (else the mlops version). Labels: org.opencontainers.image.* and io.mlops.component; the API image also carries its ONNX Runtime version and the highest ONNX IR version and opsets it loads (io.mlops.*), which mlops image check and deploy read. A failing step exits 10 with the step and its output.`
+  static description = `Builds the project's docker/<component>.Dockerfile when it has one (mlops init writes them), else the packaged templates/images/<component>.Dockerfile, with this mlops package as the build context (honouring its .dockerignore), with host networking and no pulls. Tags <image.repository>/<component>:<tag>, where the tag defaults to the project's git short sha (else the mlops version). Labels: org.opencontainers.image.* and io.mlops.component; the API image also carries its ONNX Runtime version and the highest ONNX IR version and opsets it loads (io.mlops.*), which mlops image check and deploy read. A failing step exits 10 with the step and its output.`
 
   static examples = [
     '<%= config.bin %> <%= command.id %>',
@@ -54,6 +62,7 @@ export default class ImageBuild extends BaseCommand<typeof ImageBuild> {
         const image = await buildImage(docker, {
           component, tags: [names.ref(component)], labels,
           baseImage: flags['base-image'] ?? project.values.image?.base ?? 'node:20-slim',
+          dockerfile: projectDockerfile(project.dir, component),
           onStep: step => progress.text(`Building ${component}: ${step}`),
           onLine: verbose ? line => verbose('info', line) : undefined,
         })

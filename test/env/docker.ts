@@ -10,17 +10,21 @@ function script(name: string, args: string[] = []): Record<string, string> {
   return Object.fromEntries(out.trim().split('\n').filter(line => line.includes('=')).map(line => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1)]))
 }
 
-let engine: Record<string, string> | undefined
+let startedByUs = false
+let baseImageChecked = false
 
 /**
  * A real Docker engine (installed from Debian's docker.io and started without
  * a bridge on first use, about 15 s on a new machine) with the local
- * node:20-slim stand-in base image. Started once per run, on demand.
+ * node:20-slim stand-in base image. Every call checks that the engine answers
+ * (engine.sh up returns at once when it does) and starts it again if not.
  */
 export function dockerEngine(): {dockerHost: string} {
-  if (!engine) {
-    engine = script('engine.sh', ['up'])
+  const engine = script('engine.sh', ['up'])
+  if (engine.started === 'ours') startedByUs = true
+  if (!baseImageChecked || engine.started === 'ours') {
     script('base-image.sh')
+    baseImageChecked = true
   }
 
   return {dockerHost: engine.DOCKER_HOST}
@@ -28,8 +32,8 @@ export function dockerEngine(): {dockerHost: string} {
 
 /** Stops the engine if this run started it. */
 export function stopDockerEngine(): void {
-  if (engine?.started === 'ours') script('engine.sh', ['down'])
-  engine = undefined
+  if (startedByUs) script('engine.sh', ['down'])
+  startedByUs = false
 }
 
 /** A local registry (Debian docker-registry) on 127.0.0.1 with basic auth; stop it with the returned function. */

@@ -19,10 +19,6 @@ export class Progress {
     return new Progress(enabled ? (await import('ora')).default : undefined)
   }
 
-  get enabled(): boolean {
-    return this.ora !== undefined
-  }
-
   start(text: string): void {
     if (!this.ora) return
     this.spinner = this.ora({text, stream: process.stderr}).start()

@@ -5,7 +5,8 @@ import {UsageError} from '../errors.js'
 import {type RenderResult, renderProject} from '../manifests/service.js'
 import type {ModelManifest} from '../store/manifest.js'
 import {LATEST, parseModelRef} from '../store/names.js'
-import {openStore, resolveStoreSettings} from '../store/open.js'
+import type {ModelStore} from '../store/model-store.js'
+import {type StoreSettings, openStore, resolveStoreSettings} from '../store/open.js'
 import {storeFlags, storeOverrides} from './store-flags.js'
 import {imageNameFlags} from './image-flags.js'
 
@@ -21,18 +22,28 @@ export const renderFlags = {
 
 type RenderFlagValues = {model?: string; values: string[]; set: string[]; namespace?: string; tag?: string; repository?: string} & Parameters<typeof storeOverrides>[0]
 
-/** Resolves the model ref to a concrete version first, then renders: a pod never decides which model it gets. */
-export async function renderFromFlags(project: ProjectConfig, flags: RenderFlagValues): Promise<RenderResult & {manifest: ModelManifest}> {
+/**
+ * The model to deploy (--model, else model.name at latest) resolved to a
+ * concrete version in the store. For a cluster the store must be gs://: pods
+ * cannot read a folder on this machine.
+ */
+export async function resolveDeployModel(project: ProjectConfig, flags: Pick<RenderFlagValues, 'model'> & Parameters<typeof storeOverrides>[0], options: {cluster: boolean}): Promise<{settings: StoreSettings; store: ModelStore; manifest: ModelManifest}> {
   const refText = flags.model ?? project.values.model?.name
   if (!refText) throw new UsageError('no model to deploy: pass --model NAME@REF', {suggestion: 'or set model.name in mlops.yaml'})
   const settings = resolveStoreSettings(project, storeOverrides(flags), process.cwd())
-  if (!settings.uri.startsWith('gs://')) {
+  if (options.cluster && !settings.uri.startsWith('gs://')) {
     throw new UsageError(`pods cannot read the local store ${settings.uri}: Kubernetes deployments load models from a gs:// store`, {
       suggestion: 'set store: gs://BUCKET[/PREFIX] in mlops.yaml (or --store / MLOPS_STORE) and push the model there',
     })
   }
 
-  const manifest = await (await openStore(settings)).resolve(parseModelRef(refText, {defaultRef: LATEST}))
+  const store = await openStore(settings)
+  return {settings, store, manifest: await store.resolve(parseModelRef(refText, {defaultRef: LATEST}))}
+}
+
+/** Resolves the model ref to a concrete version first, then renders: a pod never decides which model it gets. */
+export async function renderFromFlags(project: ProjectConfig, flags: RenderFlagValues): Promise<RenderResult & {manifest: ModelManifest}> {
+  const {settings, manifest} = await resolveDeployModel(project, flags, {cluster: true})
   const sets = flags.namespace ? [...flags.set, `namespace=${flags.namespace}`] : flags.set
   const result = await renderProject({project, manifest, store: settings, valuesFiles: flags.values, sets, image: {repository: flags.repository, tag: flags.tag}})
   return {...result, manifest}

@@ -21,18 +21,18 @@ export default class Delete extends BaseCommand<typeof Delete> {
 
   static flags = {...targetFlags, target: targetFlag, yes: Flags.boolean({char: 'y', summary: 'Do not ask for confirmation.', default: false})}
 
-  async run(): Promise<{namespace: string; deployment: string; deleted: string[]} | {target: 'docker' | 'local'; stopped: number; model: string}> {
+  async run(): Promise<{namespace: string; deployment: string; deleted: string[]} | {target: 'docker' | 'local'; model: string; pid?: number; container?: string}> {
     if (targetOf(this.project, this.flags.target) === 'docker') {
       const {connectDocker} = await import('../images/docker.js')
       const removed = await deleteDocker(await connectDocker(), this.project.dir)
       this.log(`removed container ${removed.container} (${removed.model}) and volume ${removed.volume}`)
-      return {target: 'docker', stopped: 0, model: removed.model}
+      return {target: 'docker', model: removed.model, container: removed.container}
     }
 
     if (targetOf(this.project, this.flags.target) === 'local') {
       const stopped = await deleteLocal(this.project.dir)
       this.log(`stopped mlops serve (pid ${stopped.pid}, ${stopped.model}) and removed ${stopped.workdir}`)
-      return {target: 'local', stopped: stopped.pid, model: stopped.model}
+      return {target: 'local', model: stopped.model, pid: stopped.pid}
     }
 
     const target = deploymentTarget(this.project, this.flags)

@@ -1,23 +1,20 @@
 import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../cli/base-command.js'
-import {deploymentTarget, renderFlags, renderFromFlags, targetFlag, targetOf} from '../cli/render-flags.js'
-import {storeOverrides} from '../cli/store-flags.js'
-import {IncompatibleError, UsageError} from '../errors.js'
-import {checkCompatibility, runtimeSupportFor} from '../images/compat.js'
-import {toYaml} from '../manifests/render.js'
-import {probeRuntimeSupport} from '../runtime/capabilities.js'
-import {LATEST, parseModelRef} from '../store/names.js'
-import {localStoreRoot, openStore, resolveStoreSettings} from '../store/open.js'
+import {deploymentTarget, renderFlags, renderFromFlags, resolveDeployModel, targetFlag, targetOf} from '../cli/render-flags.js'
+import {UsageError} from '../errors.js'
+import {requireCompatible, runtimeSupportFor} from '../images/compat.js'
 import {connectDocker, imageLabels} from '../images/docker.js'
 import {imageNames} from '../images/names.js'
+import {toYaml} from '../manifests/render.js'
+import {probeRuntimeSupport} from '../runtime/capabilities.js'
 import {deployDocker} from '../targets/docker.js'
 import {type AppliedObject, applyObjects} from '../targets/k8s/apply.js'
 import {kubeClients} from '../targets/k8s/client.js'
 import {diffObjects} from '../targets/k8s/diff.js'
-import {deployLocal} from '../targets/local.js'
 import {readDeployment, rollbackTo} from '../targets/k8s/history.js'
 import {RolloutError, rolloutStatus, waitForRollout} from '../targets/k8s/rollout.js'
+import {deployLocal} from '../targets/local.js'
 
 export interface DeployResult {
   model: string
@@ -32,9 +29,9 @@ export interface DeployResult {
 }
 
 export default class Deploy extends BaseCommand<typeof Deploy> {
-  static summary = 'Deploy a model version to Kubernetes and wait for the rollout.'
+  static summary = 'Deploy a model version (local, docker or Kubernetes target) and wait until it serves.'
 
-  static description = `Resolves the model ref to a concrete version and sha256, renders the manifests (see mlops render), refuses an incompatible model before touching the cluster (exit 8), applies every object with server-side apply (field manager "mlops"; a conflict with another manager exits 4 unless --force-conflicts), then waits for the rollout with kubectl's rules and, when it cannot finish, exits 9 with a diagnosis from the pods (the loader's termination summary, image pull errors, crash loops, scheduling). Re-running the same deploy changes nothing. The default --timeout grows with the model size.`
+  static description = `--target local (the default) pulls the model as the loader would and starts mlops serve in the background; --target docker runs the loader container into a volume, then the API container; both wait for /ready. --target k8s: resolves the model ref to a concrete version and sha256, renders the manifests (see mlops render), refuses an incompatible model before touching the cluster (exit 8), applies every object with server-side apply (field manager "mlops"; a conflict with another manager exits 4 unless --force-conflicts), then waits for the rollout with kubectl's rules and, when it cannot finish, exits 9 with a diagnosis from the pods (the loader's termination summary, image pull errors, crash loops, scheduling). Re-running the same deploy changes nothing. The default --timeout grows with the model size.`
 
   static examples = [
     '<%= config.bin %> <%= command.id %> --model iris@prod',
@@ -55,21 +52,16 @@ export default class Deploy extends BaseCommand<typeof Deploy> {
   }
 
   /** The same pattern on this machine: the loader step, then mlops serve in the background. */
-  private async deployLocally(started: number): Promise<LocalDeployResult> {
+  private async deployLocally(started: number): Promise<TargetDeployResult> {
     const {flags, project} = this
-    const refText = flags.model ?? project.values.model?.name
-    if (!refText) throw new UsageError('no model to deploy: pass --model NAME@REF', {suggestion: 'or set model.name in mlops.yaml'})
-    const store = await openStore(resolveStoreSettings(project, storeOverrides(flags), process.cwd()))
-    const ref = parseModelRef(refText, {defaultRef: LATEST})
-    const manifest = await store.resolve(ref)
+    const {store, manifest} = await resolveDeployModel(project, flags, {cluster: false})
     const support = await probeRuntimeSupport()
-    const compatibility = checkCompatibility(manifest, support)
-    if (!compatibility.compatible) throw new IncompatibleError(`${compatibility.reasons.join('; ')}; nothing was started`)
+    requireCompatible(manifest, support, `onnxruntime ${support.runtime}`, 'nothing was started')
     const progress = await this.progress()
     progress.start(`Deploying ${manifest.name}@${manifest.version} locally`)
     try {
       const deployed = await deployLocal(project.dir, store, {name: manifest.name, ref: manifest.version}, {
-        port: flags.port, timeoutMs: flags.timeout ? parseDuration(flags.timeout) : 120_000, onProgress: text => progress.text(text),
+        port: flags.port, timeoutMs: this.readyTimeoutMs(), onProgress: text => progress.text(text),
       })
       progress.succeed(`Deployed ${deployed.model} locally`)
       this.log(`${deployed.model} ${deployed.unchanged ? 'already serving' : 'serving'} at ${deployed.url} (pid ${deployed.pid}, log ${deployed.log})`)
@@ -80,49 +72,60 @@ export default class Deploy extends BaseCommand<typeof Deploy> {
   }
 
   /** The pod shape on the Docker engine: loader container into a volume, then the API container. */
-  private async deployToDocker(started: number): Promise<LocalDeployResult> {
+  private async deployToDocker(started: number): Promise<TargetDeployResult> {
     const {flags, project} = this
-    const refText = flags.model ?? project.values.model?.name
-    if (!refText) throw new UsageError('no model to deploy: pass --model NAME@REF', {suggestion: 'or set model.name in mlops.yaml'})
-    const settings = resolveStoreSettings(project, storeOverrides(flags), process.cwd())
-    const root = localStoreRoot(settings)
-    const manifest = await (await openStore(settings)).resolve(parseModelRef(refText, {defaultRef: LATEST}))
+    const {settings, manifest} = await resolveDeployModel(project, flags, {cluster: false})
     const names = await imageNames(project, {repository: flags.repository, tag: flags.tag})
     const images = {loader: names.ref('loader'), api: names.ref('api')}
     const docker = await connectDocker()
     for (const image of Object.values(images)) await imageLabels(docker, image)
     const runtime = await runtimeSupportFor(images.api)
-    const compatibility = checkCompatibility(manifest, runtime.support, runtime.source)
-    if (!compatibility.compatible) throw new IncompatibleError(`${compatibility.reasons.join('; ')}; nothing was started`)
+    requireCompatible(manifest, runtime.support, runtime.source, 'nothing was started')
     const progress = await this.progress()
     progress.start(`Deploying ${manifest.name}@${manifest.version} to Docker`)
     try {
       const deployed = await deployDocker(docker, project.dir, {
-        name: deploymentTarget(project, {}).name, manifest, images, store: root ? {...settings, uri: root} : settings,
-        timeoutMs: flags.timeout ? parseDuration(flags.timeout) : 120_000, onProgress: text => progress.text(text),
+        name: deploymentTarget(project, {}).name, manifest, images, store: settings,
+        timeoutMs: this.readyTimeoutMs(), onProgress: text => progress.text(text),
       })
       progress.succeed(`Deployed ${deployed.model} to Docker`)
       this.log(`${deployed.model} serving at ${deployed.url} (container ${deployed.container}, volume ${deployed.volume})`)
-      return {target: 'docker', model: deployed.model, sha256: deployed.sha256, url: deployed.url, pid: 0, unchanged: false, seconds: (Date.now() - started) / 1000}
+      return {target: 'docker', model: deployed.model, sha256: deployed.sha256, url: deployed.url, container: deployed.container, unchanged: false, seconds: (Date.now() - started) / 1000}
     } finally {
       progress.stop()
     }
   }
 
-  async run(): Promise<DeployResult | LocalDeployResult> {
+  private readyTimeoutMs(): number {
+    return this.flags.timeout ? parseDuration(this.flags.timeout) : 120_000
+  }
+
+  /** Flags that only mean something for a cluster are refused elsewhere, rather than silently ignored. */
+  private refuseClusterFlags(target: string): void {
+    const clusterOnly = (['dry-run', 'diff', 'atomic', 'force-conflicts', 'context'] as const).filter(name => {
+      const value = this.flags[name]
+      return value !== undefined && value !== false
+    })
+    const manifestsOnly = [...(this.flags.values.length > 0 ? ['values'] : []), ...(this.flags.set.length > 0 ? ['set'] : []), ...(this.flags.namespace ? ['namespace'] : [])]
+    const refused = [...clusterOnly, ...manifestsOnly]
+    if (refused.length > 0) {
+      throw new UsageError(`${refused.map(name => `--${name}`).join(', ')} ${refused.length === 1 ? 'applies' : 'apply'} to --target k8s, not ${target}`, {suggestion: 'drop it, or pass --target k8s'})
+    }
+  }
+
+  async run(): Promise<DeployResult | TargetDeployResult> {
     const started = Date.now()
     const {flags} = this
     const where = targetOf(this.project, flags.target)
+    if (where !== 'k8s') this.refuseClusterFlags(where)
     if (where === 'local') return this.deployLocally(started)
     if (where === 'docker') return this.deployToDocker(started)
+    if (flags.port !== 0) throw new UsageError('--port applies to --target local', {suggestion: 'the cluster\'s port is deploy.port in mlops.yaml (--set port=N)'})
     const rendered = await renderFromFlags(this.project, flags)
     const {manifest, objects} = rendered
     const model = `${manifest.name}@${manifest.version}`
     const runtime = await runtimeSupportFor((rendered.values.images as {api: string}).api)
-    const compatibility = checkCompatibility(manifest, runtime.support, runtime.source)
-    if (!compatibility.compatible) {
-      throw new IncompatibleError(`${compatibility.reasons.join('; ')}; nothing was applied`, {suggestion: 'export the model for the runtime\'s opsets, or build the API image with a newer ONNX Runtime'})
-    }
+    requireCompatible(manifest, runtime.support, runtime.source, 'nothing was applied')
 
     const deployment = objects.find(o => o.kind === 'Deployment')
     if (!deployment) throw new UsageError('the manifests have no Deployment', {suggestion: 'check the templates in manifests/'})
@@ -169,12 +172,14 @@ export default class Deploy extends BaseCommand<typeof Deploy> {
   }
 }
 
-export interface LocalDeployResult {
+/** What deploy did on the local or docker target: the server's URL, and its process or container. */
+export interface TargetDeployResult {
   target: 'docker' | 'local'
   model: string
   sha256: string
   url: string
-  pid: number
+  pid?: number
+  container?: string
   unchanged: boolean
   seconds: number
 }

@@ -1,7 +1,8 @@
 import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../cli/base-command.js'
-import {deploymentTarget, targetFlags} from '../cli/render-flags.js'
+import {deploymentTarget, targetFlag, targetFlags, targetOf} from '../cli/render-flags.js'
+import {UsageError} from '../errors.js'
 import {kubeClients} from '../targets/k8s/client.js'
 import {readDeployment, rollbackTo} from '../targets/k8s/history.js'
 import {waitForRollout} from '../targets/k8s/rollout.js'
@@ -15,11 +16,17 @@ export default class Rollback extends BaseCommand<typeof Rollback> {
 
   static flags = {
     ...targetFlags,
+    target: targetFlag,
     'to-revision': Flags.integer({summary: 'Revision to go back to (see mlops status).', min: 1}),
     timeout: Flags.integer({summary: 'Seconds to wait for the rollout.', default: 300, min: 1}),
   }
 
   async run(): Promise<{namespace: string; deployment: string; revision: number; model: string}> {
+    const where = targetOf(this.project, this.flags.target)
+    if (where !== 'k8s') {
+      throw new UsageError(`rollback works on --target k8s, which keeps revisions; the ${where} target does not`, {suggestion: 'deploy the earlier version instead: mlops deploy --model NAME@VERSION'})
+    }
+
     const target = deploymentTarget(this.project, this.flags)
     const clients = kubeClients({context: this.flags.context})
     const restored = await rollbackTo(clients, await readDeployment(clients, target), this.flags['to-revision'])

@@ -1,3 +1,4 @@
+import {IncompatibleError} from '../errors.js'
 import type {RuntimeSupport} from '../runtime/capabilities.js'
 import type {ModelManifest} from '../store/manifest.js'
 
@@ -63,6 +64,15 @@ export function checkCompatibility(manifest: Pick<ModelManifest, 'name' | 'onnx'
   }
 
   return {compatible: reasons.length === 0, reasons}
+}
+
+/** The guard as deploy and image check use it: exit 8 with every reason, and what was not done. */
+export function requireCompatible(manifest: Pick<ModelManifest, 'name' | 'onnx' | 'version'>, support: RuntimeSupport, runtimeName: string, notDone?: string): void {
+  const {compatible, reasons} = checkCompatibility(manifest, support, runtimeName)
+  if (compatible) return
+  throw new IncompatibleError(`${reasons.join('; ')}${notDone ? `; ${notDone}` : ''}`, {
+    suggestion: 'export the model for the runtime\'s opsets (e.g. target_opset in skl2onnx), or build the API image with a newer ONNX Runtime',
+  })
 }
 
 /**

@@ -32,7 +32,7 @@ export interface StoreSettings {
 /** mlops.yaml, then MLOPS_* / flags; a local folder next to mlops.yaml when nothing says otherwise. */
 export function resolveStoreSettings(config: ProjectConfig, overrides: StoreOverrides, cwd: string): StoreSettings {
   const fromFile = typeof config.values.store === 'string' ? {uri: config.values.store} : config.values.store ?? {}
-  const uri = overrides.store ?? fromFile.uri ?? DEFAULT_STORE_LOCATION
+  const uri = overrides.store ?? fromFile.uri ?? DEFAULT_LOCAL_STORE
   return {
     uri,
     baseDir: overrides.store === undefined ? config.dir : cwd,
@@ -42,8 +42,6 @@ export function resolveStoreSettings(config: ProjectConfig, overrides: StoreOver
     timeoutSeconds: overrides.timeout ?? fromFile.timeout ?? DEFAULT_STORE_TIMEOUT_SECONDS,
   }
 }
-
-const DEFAULT_STORE_LOCATION = DEFAULT_LOCAL_STORE
 
 /** The backend for a store URI; the GCS client is loaded only for gs:// stores (it costs ~0.2 s of start-up). */
 export async function openBackend(settings: StoreSettings): Promise<StorageBackend> {

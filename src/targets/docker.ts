@@ -5,7 +5,7 @@ import {setTimeout as sleep} from 'node:timers/promises'
 import {NotFoundError, RolloutError} from '../errors.js'
 import {readState, updateState} from '../images/state.js'
 import type {ModelManifest} from '../store/manifest.js'
-import type {StoreSettings} from '../store/open.js'
+import {type StoreSettings, localStoreRoot} from '../store/open.js'
 import {freePort} from '../util/net.js'
 
 export interface DockerDeployment {
@@ -34,7 +34,7 @@ export interface DockerDeployRequest {
  * structured log, as the Kubernetes target does from its termination message.
  */
 export async function deployDocker(docker: Docker, projectDir: string, request: DockerDeployRequest): Promise<DockerDeployment> {
-  const {manifest, images, store, name} = request
+  const {manifest, name} = request
   const model = `${manifest.name}@${manifest.version}`
   // A new volume and container per deploy: what runs now keeps serving until the new one is ready.
   const suffix = `${manifest.version}-${Date.now().toString(36)}`.replaceAll(/[^A-Za-z0-9_.-]/g, '-')
@@ -43,25 +43,40 @@ export async function deployDocker(docker: Docker, projectDir: string, request: 
   const previous = (await readState(projectDir)).docker
   await docker.createVolume({Name: volume, Labels: {'io.mlops.project': name}})
   try {
-    return await startNew()
+    await loadIntoVolume(docker, request, volume)
+    const url = await startApi(docker, request, volume, containerName)
+    const deployment: DockerDeployment = {container: containerName, url, model, sha256: manifest.sha256, volume, startedAt: new Date().toISOString()}
+    await updateState(projectDir, state => {
+      state.docker = deployment
+    })
+    if (previous) {
+      await removeContainer(docker, previous.container)
+      await docker.getVolume(previous.volume).remove({force: true}).catch(() => {})
+    }
+
+    return deployment
   } catch (error) {
     await removeContainer(docker, containerName)
     await docker.getVolume(volume).remove({force: true}).catch(() => {})
     throw error
   }
+}
 
-  async function startNew(): Promise<DockerDeployment> {
-
+/** The initContainer's part: mlops model pull into the volume, run to completion. */
+async function loadIntoVolume(docker: Docker, request: DockerDeployRequest, volume: string): Promise<void> {
+  const {manifest, images, store} = request
+  const model = `${manifest.name}@${manifest.version}`
   request.onProgress?.(`Loading ${model} into volume ${volume}`)
   // A fresh volume is root-owned; Kubernetes' emptyDir is writable by the pod: make it so.
   await runToEnd(docker, {Image: images.loader, User: 'root', Entrypoint: ['chmod', '0777', '/workdir'], HostConfig: {NetworkMode: 'host', Binds: [`${volume}:/workdir`]}})
-  const localRoot = store.uri.startsWith('gs://') ? undefined : store.uri.replace(/^file:\/\//, '')
+  const localRoot = localStoreRoot(store)
+  const key = process.env.GOOGLE_APPLICATION_CREDENTIALS
   const env = [
-    `MLOPS_STORE=${store.uri}`, 'MLOPS_LOG_FORMAT=json',
+    `MLOPS_STORE=${localRoot ?? store.uri}`, 'MLOPS_LOG_FORMAT=json',
     ...(store.endpoint ? [`MLOPS_GCS_ENDPOINT=${store.endpoint}`] : []),
     ...(store.anonymous ? ['MLOPS_GCS_ANONYMOUS=true'] : []),
     ...(store.project ? [`MLOPS_GCS_PROJECT=${store.project}`] : []),
-    ...(process.env.GOOGLE_APPLICATION_CREDENTIALS ? ['GOOGLE_APPLICATION_CREDENTIALS=/var/secrets/google/key.json'] : []),
+    ...(key ? ['GOOGLE_APPLICATION_CREDENTIALS=/var/secrets/google/key.json'] : []),
   ]
   const loader = await runToEnd(docker, {
     Image: images.loader, Env: env,
@@ -72,7 +87,7 @@ export async function deployDocker(docker: Docker, projectDir: string, request: 
         `${volume}:/workdir`,
         // A local store is read where it is on the host; credentials go in read-only.
         ...(localRoot ? [`${localRoot}:${localRoot}:ro`] : []),
-        ...(process.env.GOOGLE_APPLICATION_CREDENTIALS ? [`${process.env.GOOGLE_APPLICATION_CREDENTIALS}:/var/secrets/google/key.json:ro`] : []),
+        ...(key ? [`${key}:/var/secrets/google/key.json:ro`] : []),
       ],
     },
   })
@@ -82,11 +97,15 @@ export async function deployDocker(docker: Docker, projectDir: string, request: 
       suggestion: 'the API container was not started; check the model ref and the store settings',
     })
   }
+}
 
+/** The API container on the volume, host network, a free port on 127.0.0.1; returns its URL once /ready answers. */
+async function startApi(docker: Docker, request: DockerDeployRequest, volume: string, containerName: string): Promise<string> {
+  const {manifest, images, name} = request
   const port = await freePort()
   request.onProgress?.(`Starting ${containerName} on 127.0.0.1:${port}`)
   const container = await docker.createContainer({
-    name: containerName, Image: images.api, Labels: {'io.mlops.project': name, 'io.mlops.model': model},
+    name: containerName, Image: images.api, Labels: {'io.mlops.project': name, 'io.mlops.model': `${manifest.name}@${manifest.version}`},
     Env: ['MODEL_FILEPATH=/workdir/model.onnx', ...(manifest.labels ? ['LABEL_FILEPATH=/workdir/labels.json'] : []), `MODEL_NAME=${manifest.name}`, `MODEL_VERSION=${manifest.version}`, `PORT=${port}`, 'MLOPS_HOST=127.0.0.1'],
     HostConfig: {NetworkMode: 'host', Binds: [`${volume}:/workdir:ro`], RestartPolicy: {Name: 'no'}},
   })
@@ -94,19 +113,7 @@ export async function deployDocker(docker: Docker, projectDir: string, request: 
   const url = `http://127.0.0.1:${port}`
   const deadline = Date.now() + request.timeoutMs
   while (Date.now() < deadline) {
-    if (await fetch(`${url}/ready`, {signal: AbortSignal.timeout(2000)}).then(r => r.ok, () => false)) {
-      const deployment: DockerDeployment = {container: containerName, url, model, sha256: manifest.sha256, volume, startedAt: new Date().toISOString()}
-      await updateState(projectDir, state => {
-        state.docker = deployment
-      })
-      if (previous) {
-        await removeContainer(docker, previous.container)
-        await docker.getVolume(previous.volume).remove({force: true}).catch(() => {})
-      }
-
-      return deployment
-    }
-
+    if (await fetch(`${url}/ready`, {signal: AbortSignal.timeout(2000)}).then(r => r.ok, () => false)) return url
     const info = await container.inspect()
     if (!info.State.Running) {
       const logs = await containerLogs(docker, container)
@@ -117,7 +124,6 @@ export async function deployDocker(docker: Docker, projectDir: string, request: 
   }
 
   throw new RolloutError(`the API container was not ready within ${Math.round(request.timeoutMs / 1000)}s`, {suggestion: `docker logs ${containerName}`})
-  }
 }
 
 export async function dockerStatus(docker: Docker, projectDir: string): Promise<DockerDeployment & {running: boolean; ready: boolean}> {

@@ -29,6 +29,16 @@ describe('the local target: loader step + mlops serve in the background', functi
     expect((await cli('status')).code).to.equal(ExitCode.NOT_FOUND)
   })
 
+  it('cluster-only flags on the local target → exit 2 naming them, nothing started; rollback → exit 2', async () => {
+    const dryRun = await cli('deploy', '--model', 'iris@1', '--dry-run', 'server', '--set', 'replicas=3')
+    expect(dryRun.code).to.equal(ExitCode.USAGE)
+    expect(dryRun.stderr).to.equal('Error: --dry-run, --set apply to --target k8s, not local\nHint: drop it, or pass --target k8s\n')
+    expect((await cli('status')).code).to.equal(ExitCode.NOT_FOUND)
+    const rollback = await cli('rollback')
+    expect(rollback.code).to.equal(ExitCode.USAGE)
+    expect(rollback.stderr).to.match(/^Error: rollback works on --target k8s, which keeps revisions; the local target does not\nHint: deploy the earlier version instead/)
+  })
+
   it('deploy (the default target) pulls the model, starts mlops serve and waits for /ready; predict and status use it', async () => {
     const deploy = await cli('deploy', '--model', 'iris@1', '--json')
     expect(deploy.code, deploy.stderr).to.equal(0)

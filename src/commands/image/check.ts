@@ -3,7 +3,7 @@ import {Flags} from '@oclif/core'
 import {BaseCommand} from '../../cli/base-command.js'
 import {storeFlags, storeFor} from '../../cli/store-flags.js'
 import {IncompatibleError} from '../../errors.js'
-import {checkCompatibility, supportFromLabels} from '../../images/compat.js'
+import {requireCompatible, supportFromLabels} from '../../images/compat.js'
 import {connectDocker, imageLabels} from '../../images/docker.js'
 import {type RuntimeSupport, probeRuntimeSupport} from '../../runtime/capabilities.js'
 import {LATEST, parseModelRef} from '../../store/names.js'
@@ -54,11 +54,10 @@ export default class ImageCheck extends BaseCommand<typeof ImageCheck> {
       runtimeName = `onnxruntime ${support.runtime}`
     }
 
-    const {compatible, reasons} = checkCompatibility(manifest, support, runtimeName)
+    requireCompatible(manifest, support, runtimeName)
     const model = `${manifest.name}@${manifest.version}`
-    if (!compatible) throw new IncompatibleError(reasons.join('; '), {suggestion: 'export the model for the runtime\'s opsets (e.g. target_opset in skl2onnx), or build the API image with a newer ONNX Runtime'})
     const opsets = manifest.onnx!.opsetImports.map(o => `${o.domain} ${o.version}`).join(', ')
     this.log(`${model} (IR ${manifest.onnx!.irVersion}, ${opsets}) runs on ${runtimeName} (IR ≤ ${support.irVersion}, ${Object.entries(support.opsets).map(([d, v]) => `${d} ≤ ${v}`).join(', ')})`)
-    return {model, sha256: manifest.sha256, image: this.flags.image ?? null, runtime: support, compatible, reasons}
+    return {model, sha256: manifest.sha256, image: this.flags.image ?? null, runtime: support, compatible: true, reasons: []}
   }
 }

@@ -2,7 +2,7 @@ import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../cli/base-command.js'
 import {confirmOrRefuse} from '../cli/confirm.js'
-import {deploymentTarget, targetFlag, targetFlags, targetOf} from '../cli/render-flags.js'
+import {deploymentTarget, refuseClusterFlags, targetFlag, targetFlags, targetOf} from '../cli/render-flags.js'
 import {kubeClients, kubeError} from '../targets/k8s/client.js'
 import {deleteDocker} from '../targets/docker.js'
 import {deleteLocal} from '../targets/local.js'
@@ -22,14 +22,16 @@ export default class Delete extends BaseCommand<typeof Delete> {
   static flags = {...targetFlags, target: targetFlag, yes: Flags.boolean({char: 'y', summary: 'Do not ask for confirmation.', default: false})}
 
   async run(): Promise<{namespace: string; deployment: string; deleted: string[]} | {target: 'docker' | 'local'; model: string; pid?: number; container?: string}> {
-    if (targetOf(this.project, this.flags.target) === 'docker') {
+    const where = targetOf(this.project, this.flags.target)
+    if (where !== 'k8s') refuseClusterFlags(this.flags, where)
+    if (where === 'docker') {
       const {connectDocker} = await import('../images/docker.js')
       const removed = await deleteDocker(await connectDocker(), this.project.dir)
       this.log(`removed container ${removed.container} (${removed.model}) and volume ${removed.volume}`)
       return {target: 'docker', model: removed.model, container: removed.container}
     }
 
-    if (targetOf(this.project, this.flags.target) === 'local') {
+    if (where === 'local') {
       const stopped = await deleteLocal(this.project.dir)
       this.log(`stopped mlops serve (pid ${stopped.pid}, ${stopped.model}) and removed ${stopped.workdir}`)
       return {target: 'local', model: stopped.model, pid: stopped.pid}

@@ -1,7 +1,7 @@
 import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../cli/base-command.js'
-import {deploymentTarget, renderFlags, renderFromFlags, resolveDeployModel, targetFlag, targetOf} from '../cli/render-flags.js'
+import {deploymentTarget, refuseClusterFlags, renderFlags, renderFromFlags, resolveDeployModel, targetFlag, targetOf} from '../cli/render-flags.js'
 import {UsageError} from '../errors.js'
 import {requireCompatible, runtimeSupportFor} from '../images/compat.js'
 import {connectDocker, imageLabels} from '../images/docker.js'
@@ -100,24 +100,11 @@ export default class Deploy extends BaseCommand<typeof Deploy> {
     return this.flags.timeout ? parseDuration(this.flags.timeout) : 120_000
   }
 
-  /** Flags that only mean something for a cluster are refused elsewhere, rather than silently ignored. */
-  private refuseClusterFlags(target: string): void {
-    const clusterOnly = (['dry-run', 'diff', 'atomic', 'force-conflicts', 'context'] as const).filter(name => {
-      const value = this.flags[name]
-      return value !== undefined && value !== false
-    })
-    const manifestsOnly = [...(this.flags.values.length > 0 ? ['values'] : []), ...(this.flags.set.length > 0 ? ['set'] : []), ...(this.flags.namespace ? ['namespace'] : [])]
-    const refused = [...clusterOnly, ...manifestsOnly]
-    if (refused.length > 0) {
-      throw new UsageError(`${refused.map(name => `--${name}`).join(', ')} ${refused.length === 1 ? 'applies' : 'apply'} to --target k8s, not ${target}`, {suggestion: 'drop it, or pass --target k8s'})
-    }
-  }
-
   async run(): Promise<DeployResult | TargetDeployResult> {
     const started = Date.now()
     const {flags} = this
     const where = targetOf(this.project, flags.target)
-    if (where !== 'k8s') this.refuseClusterFlags(where)
+    if (where !== 'k8s') refuseClusterFlags(flags, where, ['dry-run', 'diff', 'atomic', 'force-conflicts', 'context', 'values', 'set', 'namespace'])
     if (where === 'local') return this.deployLocally(started)
     if (where === 'docker') return this.deployToDocker(started)
     if (flags.port !== 0) throw new UsageError('--port applies to --target local', {suggestion: 'the cluster\'s port is deploy.port in mlops.yaml (--set port=N)'})

@@ -8,10 +8,14 @@ import {ExpectationError, NotFoundError, UnavailableError, UsageError} from '../
 import {parseRows} from '../predict/input.js'
 import {type Answer, type LatencyReport, type PredictRequest, loadTest, sendOnce} from '../predict/load.js'
 import {readState} from '../images/state.js'
+import {deploymentTarget, refuseClusterFlags, targetFlags} from '../cli/render-flags.js'
 import {localStatus} from '../targets/local.js'
+import type {PortForwarding} from '../targets/k8s/port-forward.js'
 
 export interface PredictResult {
   url: string
+  /** --target k8s: the pod the requests went to through the port-forward. */
+  pod?: string
   response: unknown
   load?: LatencyReport
 }
@@ -24,13 +28,17 @@ export default class Predict extends BaseCommand<typeof Predict> {
   static examples = [
     '<%= config.bin %> <%= command.id %> --url http://127.0.0.1:8000 --data \'[[6.3, 3.3, 6.0, 2.5]]\'',
     '<%= config.bin %> <%= command.id %> --url http://127.0.0.1:8000 --file rows.csv --endpoint /predict',
+    '<%= config.bin %> <%= command.id %> --target k8s --namespace iris --data \'[[6.3, 3.3, 6.0, 2.5]]\' -n 500 -c 16',
     '<%= config.bin %> <%= command.id %> --url http://127.0.0.1:8000 --data \'[6.3, 3.3, 6.0, 2.5]\' -n 2000 --concurrency 32 --expect virginica',
     'echo \'{"data": [[5.1, 3.5, 1.4, 0.2]]}\' | <%= config.bin %> <%= command.id %> --url http://127.0.0.1:8000 --protocol v2 --model-name iris',
   ]
 
   static flags = {
     url: Flags.string({summary: 'Base URL of the model server.', env: 'MLOPS_PREDICT_URL', exclusive: ['target']}),
-    target: Flags.string({summary: 'Send to what mlops deploy started on this target (local or docker; default: deploy.target, else local).', options: ['local', 'docker'], exclusive: ['url']}),
+    target: Flags.string({summary: 'Send to what mlops deploy started on this target (default: deploy.target, else local); k8s goes through a port-forward to a ready pod.', options: ['local', 'docker', 'k8s'], env: 'MLOPS_TARGET', exclusive: ['url']}),
+    // -n is --requests here, so --namespace has no short form.
+    namespace: Flags.string({summary: 'Namespace with --target k8s (default: deploy.namespace, else the project name).', env: 'MLOPS_NAMESPACE'}),
+    context: targetFlags.context,
     data: Flags.string({summary: 'Rows as JSON.', exclusive: ['file']}),
     file: Flags.string({summary: 'Rows from a JSON or CSV file.', exclusive: ['data']}),
     endpoint: Flags.string({summary: 'Path for the original protocol.', default: '/predict/label', options: ['/predict', '/predict/label']}),
@@ -44,9 +52,42 @@ export default class Predict extends BaseCommand<typeof Predict> {
   async run(): Promise<PredictResult> {
     const {flags} = this
     const rows = parseRows(await this.rowsText(), flags.data !== undefined ? '--data' : flags.file ?? 'stdin')
-    const target = flags.target ?? this.project.values.deploy?.target ?? 'local'
-    const url = flags.url ?? (target === 'k8s' ? undefined : await this.targetUrl(target as 'docker' | 'local'))
-    if (!url) throw new UsageError('nowhere to send: pass --url URL or --target local')
+    const target = flags.url ? 'url' : flags.target ?? this.project.values.deploy?.target ?? 'local'
+    if (target !== 'k8s') refuseClusterFlags(flags, flags.url ? '--url' : target)
+    if (target !== 'k8s') return this.predict(flags.url ?? await this.targetUrl(target as 'docker' | 'local'), rows)
+    const forwarding = await this.forward()
+    try {
+      return {...await this.predict(forwarding.url, rows, forwarding), pod: forwarding.pod}
+    } finally {
+      await forwarding.close()
+    }
+  }
+
+  /** A port-forward to a ready pod of the project's Deployment, torn down by run(). */
+  private async forward(): Promise<PortForwarding> {
+    const [{kubeClients}, {readDeployment}, {forwardPort, readyPod}] = await Promise.all([
+      import('../targets/k8s/client.js'), import('../targets/k8s/history.js'), import('../targets/k8s/port-forward.js'),
+    ])
+    const clients = kubeClients({context: this.flags.context})
+    const deployment = await readDeployment(clients, deploymentTarget(this.project, this.flags))
+    const {pod, port} = await readyPod(clients, deployment)
+    const forwarding = await forwardPort(clients, {namespace: deployment.metadata!.namespace!, pod, port})
+    process.stderr.write(`forwarding ${forwarding.url} -> pod ${forwarding.namespace}/${pod}:${port}\n`)
+    return forwarding
+  }
+
+  private async predict(url: string, rows: number[][], forwarding?: PortForwarding): Promise<PredictResult> {
+    try {
+      return await this.send(url, rows)
+    } catch (error) {
+      // Through a port-forward, what the API server or the node said is the useful part.
+      if (forwarding?.lastError && error instanceof UnavailableError) throw forwarding.lastError
+      throw error
+    }
+  }
+
+  private async send(url: string, rows: number[][]): Promise<PredictResult> {
+    const {flags} = this
     const request: PredictRequest = {url, endpoint: flags.endpoint, protocol: flags.protocol as PredictRequest['protocol'], rows}
     if (request.protocol === 'v2') Object.assign(request, await this.v2Target(url))
     let answer: Answer

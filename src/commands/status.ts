@@ -1,5 +1,5 @@
 import {BaseCommand} from '../cli/base-command.js'
-import {deploymentTarget, targetFlag, targetFlags, targetOf} from '../cli/render-flags.js'
+import {deploymentTarget, refuseClusterFlags, targetFlag, targetFlags, targetOf} from '../cli/render-flags.js'
 import {formatTable} from '../cli/table.js'
 import {kubeClients} from '../targets/k8s/client.js'
 import {type Revision, readDeployment, revisions} from '../targets/k8s/history.js'
@@ -29,14 +29,16 @@ export default class Status extends BaseCommand<typeof Status> {
   static flags = {...targetFlags, target: targetFlag}
 
   async run(): Promise<StatusResult | LocalStatus | DockerStatus> {
-    if (targetOf(this.project, this.flags.target) === 'docker') {
+    const where = targetOf(this.project, this.flags.target)
+    if (where !== 'k8s') refuseClusterFlags(this.flags, where)
+    if (where === 'docker') {
       const {connectDocker} = await import('../images/docker.js')
       const running = await dockerStatus(await connectDocker(), this.project.dir)
       this.log(`docker: ${running.model} (sha256:${running.sha256.slice(0, 12)}) at ${running.url}, container ${running.container}, ${running.running ? (running.ready ? 'ready' : 'running, not ready') : 'not running'}`)
       return {target: 'docker', ...running}
     }
 
-    if (targetOf(this.project, this.flags.target) === 'local') {
+    if (where === 'local') {
       const local = await localStatus(this.project.dir)
       this.log(`local: ${local.model} (sha256:${local.sha256.slice(0, 12)}) at ${local.url}, pid ${local.pid}, ${local.running ? (local.ready ? 'ready' : 'running, not ready') : 'not running'}\n  log ${local.log}`)
       return {target: 'local', ...local}

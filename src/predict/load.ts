@@ -1,7 +1,8 @@
-import {Agent, request as httpRequest} from 'node:http'
+import {request as httpRequest} from 'node:http'
 import {request as httpsRequest} from 'node:https'
 
 import {UnavailableError, UsageError, errorMessage} from '../errors.js'
+import {Http1Connection, type RawResponse, requestBytes} from './http1.js'
 
 export interface PredictRequest {
   url: string
@@ -48,13 +49,13 @@ function targetUrl(request: PredictRequest): URL {
 }
 
 /** Sends one request and returns the answer (any status). Unreachable → exit 7. */
-export async function sendOnce(request: PredictRequest, agent?: Agent): Promise<Answer & {ms: number}> {
+export async function sendOnce(request: PredictRequest): Promise<Answer & {ms: number}> {
   const url = targetUrl(request)
   const body = bodyOf(request)
   const send = url.protocol === 'https:' ? httpsRequest : httpRequest
   const started = process.hrtime.bigint()
   return new Promise((resolve, reject) => {
-    const req = send(url, {method: 'POST', agent, headers: {'content-type': 'application/json', 'content-length': Buffer.byteLength(body)}}, response => {
+    const req = send(url, {method: 'POST', headers: {'content-type': 'application/json', 'content-length': Buffer.byteLength(body)}}, response => {
       const chunks: Buffer[] = []
       response.on('data', chunk => chunks.push(chunk))
       response.on('end', () => {
@@ -75,26 +76,62 @@ export async function sendOnce(request: PredictRequest, agent?: Agent): Promise<
   })
 }
 
-/** N requests, `concurrency` in flight on keep-alive connections: throughput and latency percentiles. */
+function parseBody(body: Buffer): unknown {
+  const text = body.toString('utf8')
+  try {
+    return JSON.parse(text)
+  } catch {
+    return text
+  }
+}
+
+/**
+ * N requests, `concurrency` in flight, each on its own keep-alive connection
+ * (a connection the server closes is opened again): throughput and latency
+ * percentiles. Requests that fail on the wire count as errors; a server that
+ * cannot be reached at all → exit 7.
+ */
 export async function loadTest(request: PredictRequest, count: number, concurrency: number): Promise<LatencyReport & {last?: Answer}> {
-  const agent = new Agent({keepAlive: true, maxSockets: concurrency})
+  const url = targetUrl(request)
+  const wire = requestBytes('POST', url, {'content-type': 'application/json'}, Buffer.from(bodyOf(request)))
   const latencies: number[] = []
   let errors = 0
   let next = 0
-  let last: Answer | undefined
+  let last: RawResponse | undefined
+  let lastError: unknown
+  const unreachable = (error: unknown) => new UnavailableError(`cannot reach ${url.origin}: ${errorMessage(error)}`, {suggestion: 'check --url (or that the deployment is up: mlops status)'})
   const started = process.hrtime.bigint()
   await Promise.all(Array.from({length: Math.min(concurrency, count)}, async () => {
+    let connection: Http1Connection | undefined
     while (next < count) {
       next++
-      const answer = await sendOnce(request, agent)
-      latencies.push(answer.ms)
-      if (answer.status >= 400) errors++
-      last = answer
+      const sent = process.hrtime.bigint()
+      try {
+        if (!connection?.reusable) {
+          connection?.close()
+          connection = await Http1Connection.open(url)
+        }
+
+        const response = await connection.send(wire)
+        latencies.push(Number(process.hrtime.bigint() - sent) / 1e6)
+        if (response.status >= 400) errors++
+        last = response
+      } catch (error) {
+        errors++
+        lastError = error
+        connection?.close()
+        connection = undefined
+      }
     }
+
+    connection?.close()
   }))
-  agent.destroy()
+  if (latencies.length === 0) throw unreachable(lastError)
   const seconds = Number(process.hrtime.bigint() - started) / 1e9
   latencies.sort((a, b) => a - b)
   const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))]
-  return {requests: latencies.length, errors, seconds, requestsPerSecond: latencies.length / seconds, p50: at(0.5), p95: at(0.95), p99: at(0.99), max: latencies.at(-1) ?? 0, last}
+  return {
+    requests: count, errors, seconds, requestsPerSecond: latencies.length / seconds, p50: at(0.5), p95: at(0.95), p99: at(0.99), max: latencies.at(-1) ?? 0,
+    last: last && {status: last.status, body: parseBody(last.body)},
+  }
 }

@@ -73,11 +73,14 @@ describe('mlops predict against a real mlops serve', function () {
     ['CSV with the wrong column count', ['--file', 'bad.csv'], ExitCode.USAGE, /row 2 has 3 values, row 1 has 4/],
     ['a row the model refuses (3 values for 4)', ['--data', '[[6.3, 3.3, 6.0]]'], ExitCode.USAGE, /the server refused the request \(400\): row 0 has 3 values, the model expects 4/],
     ['an unreachable URL', ['--url', 'http://127.0.0.1:9', '--data', '[[1,2,3,4]]'], ExitCode.UNAVAILABLE, /cannot reach http:\/\/127\.0\.0\.1:9/],
+    ['-n 10 against an unreachable URL', ['--url', 'http://127.0.0.1:9', '--data', '[[1,2,3,4]]', '-n', '10'], ExitCode.UNAVAILABLE, /cannot reach http:\/\/127\.0\.0\.1:9/],
+    ['--namespace with --url (a cluster flag)', ['--namespace', 'iris', '--data', '[[1,2,3,4]]'], ExitCode.USAGE, /--namespace applies to --target k8s, not --url/],
+    ['--context with --target local', ['--target', 'local', '--context', 'prod', '--data', '[[1,2,3,4]]'], ExitCode.USAGE, /--context applies to --target k8s, not local/],
     ['an unknown v2 model', ['--protocol', 'v2', '--model-name', 'nope', '--data', '[[1,2,3,4]]'], ExitCode.NOT_FOUND, /does not serve a model named nope/],
   ] as const) {
     it(`bad input: ${what} → exit ${code}`, async () => {
       writeFileSync(join(dir, 'bad.csv'), '1,2,3,4\n1,2,3\n')
-      const full: string[] = (args as readonly string[]).includes('--url') ? [...args] : ['--url', url, ...args]
+      const full: string[] = (args as readonly string[]).includes('--url') || (args as readonly string[]).includes('--target') ? [...args] : ['--url', url, ...args]
       const run = await runCli(['predict', ...full.map(a => (a === 'bad.csv' ? join(dir, 'bad.csv') : a))])
       expect(run.code).to.equal(code)
       expect(run.stderr).to.match(message)

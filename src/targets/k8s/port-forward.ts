@@ -1,0 +1,134 @@
+import {type V1Deployment, type V1Pod, PortForward} from '@kubernetes/client-node'
+import {type AddressInfo, type Server, type Socket, createServer} from 'node:net'
+import {Writable} from 'node:stream'
+
+import {type MlopsError, NotFoundError, PermissionError, UnavailableError, errorMessage} from '../../errors.js'
+import {type KubeClients, kubeError} from './client.js'
+import {revisions} from './history.js'
+
+/** A local listener whose connections each reach the pod's port through the API server. */
+export interface PortForwarding {
+  /** http://127.0.0.1:PORT, for the local end. */
+  url: string
+  namespace: string
+  pod: string
+  port: number
+  /** Connections opened so far, and the last failure reported by the API server or the node, if any. */
+  connections: number
+  lastError?: MlopsError
+  close(): Promise<void>
+}
+
+function isReady(pod: V1Pod): boolean {
+  return !pod.metadata?.deletionTimestamp && pod.status?.phase === 'Running'
+    && (pod.status.conditions ?? []).some(c => c.type === 'Ready' && c.status === 'True')
+}
+
+/**
+ * A ready pod of the Deployment and the API container's port (the one named
+ * http, else the first declared), as kubectl port-forward deployment/NAME
+ * picks it, but preferring pods of the current revision, so a test request
+ * during a rollout reaches the model that is being rolled out.
+ */
+export async function readyPod(clients: KubeClients, deployment: V1Deployment): Promise<{pod: string; port: number}> {
+  const namespace = deployment.metadata!.namespace!
+  const name = deployment.metadata!.name!
+  const selector = Object.entries(deployment.spec?.selector?.matchLabels ?? {}).map(([k, v]) => `${k}=${v}`).join(',')
+  let pods: V1Pod[]
+  let currentHash: string | undefined
+  try {
+    pods = (await clients.core.listNamespacedPod({namespace, labelSelector: selector})).items
+    currentHash = (await revisions(clients, deployment)).find(r => r.current)?.replicaSet.metadata?.labels?.['pod-template-hash']
+  } catch (error) {
+    throw kubeError(error, clients.server, `listing the pods of deployment ${namespace}/${name}`)
+  }
+
+  const ready = pods.filter(pod => isReady(pod))
+    .sort((a, b) => Number(b.metadata?.labels?.['pod-template-hash'] === currentHash) - Number(a.metadata?.labels?.['pod-template-hash'] === currentHash)
+      || String(b.metadata?.creationTimestamp ?? '').localeCompare(String(a.metadata?.creationTimestamp ?? '')))
+  const pod = ready[0]
+  if (!pod) {
+    throw new UnavailableError(`deployment ${namespace}/${name} has no ready pod (${pods.length} pod${pods.length === 1 ? '' : 's'}, none ready)`, {
+      suggestion: 'see why with mlops status; mlops deploy waits for the rollout',
+    })
+  }
+
+  const containers = pod.spec?.containers ?? []
+  const ports = containers.flatMap(c => c.ports ?? [])
+  const port = (ports.find(p => p.name === 'http') ?? ports[0])?.containerPort
+  if (!port) throw new NotFoundError(`pod ${namespace}/${pod.metadata!.name} declares no container port to forward to`, {suggestion: 'declare the API container\'s port (ports: [{name: http, containerPort: 8000}])'})
+  return {pod: pod.metadata!.name!, port}
+}
+
+/** The API server's refusal of the WebSocket upgrade ("Unexpected server response: 403"), as our errors. */
+export function upgradeError(error: unknown, what: string): MlopsError {
+  const message = errorMessage((error as {error?: unknown})?.error ?? error) || String((error as {message?: unknown})?.message ?? error)
+  const status = Number(/server response: (\d{3})/.exec(message)?.[1])
+  if (status === 401 || status === 403) return new PermissionError(`${what}: the API server refused (${status})`, {suggestion: 'port-forward needs the create verb on pods/portforward in the namespace'})
+  if (status === 404) return new NotFoundError(`${what}: the pod is gone (404)`, {suggestion: 'run the command again to pick another ready pod'})
+  return new UnavailableError(`${what}: ${message}`, {suggestion: 'the API server must reach the node\'s kubelet (check mlops status and the node)'})
+}
+
+/**
+ * Listens on 127.0.0.1 (an ephemeral port unless `localPort` is given) and
+ * forwards every accepted connection to `pod:port` over its own WebSocket
+ * through the API server (client-node's PortForward). Each channel's first
+ * two bytes (the port number) are consumed by PortForward; what the node
+ * reports on the error channel becomes `lastError` and ends the connection.
+ */
+export async function forwardPort(clients: KubeClients, target: {namespace: string; pod: string; port: number; localPort?: number}): Promise<PortForwarding> {
+  const {namespace, pod, port} = target
+  const what = `port-forward to ${namespace}/${pod}:${port}`
+  const portForward = new PortForward(clients.config, true)
+  const sockets = new Set<Socket>()
+  const sessions = new Set<{close(): void}>()
+
+  const forwarding: PortForwarding = {url: '', namespace, pod, port, connections: 0, close}
+
+  function connect(socket: Socket): void {
+    forwarding.connections++
+    sockets.add(socket)
+    socket.on('close', () => sockets.delete(socket))
+    socket.on('error', () => socket.destroy())
+    const nodeErrors: Buffer[] = []
+    const errorChannel = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        nodeErrors.push(chunk)
+        forwarding.lastError = new UnavailableError(`${what}: ${Buffer.concat(nodeErrors).toString('utf8').trim()}`, {suggestion: 'is the server in the pod listening on that port? mlops status'})
+        socket.destroy()
+        done()
+      },
+    })
+    portForward.portForward(namespace, pod, [port], socket, errorChannel, socket).then(session => {
+      const ws = session as unknown as {close(): void; on?(event: string, listener: () => void): void; onclose?: () => void}
+      sessions.add(ws)
+      const ended = () => {
+        sessions.delete(ws)
+        socket.end()
+      }
+
+      if (typeof ws.on === 'function') ws.on('close', ended)
+      else ws.onclose = ended
+      socket.on('close', () => ws.close())
+      if (socket.destroyed) ws.close()
+    }, (error: unknown) => {
+      forwarding.lastError = upgradeError(error, what)
+      socket.destroy()
+    })
+  }
+
+  const server: Server = createServer({noDelay: true}, connect)
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', error => reject(new UnavailableError(`${what}: cannot listen on 127.0.0.1:${target.localPort ?? 0}: ${errorMessage(error)}`)))
+    server.listen(target.localPort ?? 0, '127.0.0.1', () => resolve())
+  })
+  forwarding.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+
+  async function close(): Promise<void> {
+    for (const ws of sessions) ws.close()
+    for (const socket of sockets) socket.destroy()
+    await new Promise<void>(resolve => server.close(() => resolve()))
+  }
+
+  return forwarding
+}

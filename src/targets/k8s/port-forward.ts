@@ -93,6 +93,12 @@ export async function forwardPort(clients: KubeClients, target: {namespace: stri
     const nodeErrors: Buffer[] = []
     const errorChannel = new Writable({
       write(chunk: Buffer, _encoding, done) {
+        // PortForward passes on the channel's first frame with its port bytes stripped: empty.
+        if (chunk.length === 0) {
+          done()
+          return
+        }
+
         nodeErrors.push(chunk)
         forwarding.lastError = new UnavailableError(`${what}: ${Buffer.concat(nodeErrors).toString('utf8').trim()}`, {suggestion: 'is the server in the pod listening on that port? mlops status'})
         socket.destroy()

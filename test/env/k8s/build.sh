@@ -46,11 +46,17 @@ want=(kube-apiserver kube-controller-manager kube-scheduler etcd kwok)
 [ "${MLOPS_K8S_NO_KUBECTL:-}" = 1 ] || want+=(kubectl)
 missing=()
 for b in "${want[@]}"; do [ -x "$BIN/$b" ] || missing+=("$b"); done
-if [ ${#missing[@]} -eq 0 ] && [ -s "$CACHE/kwok-stages.yaml" ]; then
+# kwok's PortForward/ClusterPortForward CRDs (up.sh creates them; kwok --enable-crds watches them)
+KWOK_CRDS=(portforwards clusterportforwards)
+kwok_files_ok() {
+  [ -s "$CACHE/kwok-stages.yaml" ] || return 1
+  local c; for c in "${KWOK_CRDS[@]}"; do [ -s "$CACHE/kwok-crd-$c.yaml" ] || return 1; done
+}
+if [ ${#missing[@]} -eq 0 ] && kwok_files_ok; then
   log "all binaries present in $BIN"
   exit 0
 fi
-log "to build: ${missing[*]:-(none; kwok stages only)}"
+log "to build: ${missing[*]:-(none; kwok stages/CRDs only)}"
 
 timed() { # timed <name> <cmd...>: run, record wall time
   local name=$1; shift
@@ -174,17 +180,28 @@ has kwok && timed "kwok($KWOK_VERSION)" build_kwok
 # The kwok binary embeds no Stages: without a config it exits with "no stages
 # found" (kwokctl normally passes them). Assemble the same defaults kwokctl uses
 # (node-fast + heartbeat-with-lease + pod-fast) from the module source.
-if [ ! -s "$CACHE/kwok-stages.yaml" ]; then
+# Also copy the PortForward/ClusterPortForward CRDs (kustomize/crd/bases): up.sh POSTs
+# them as application/yaml (one document each) before starting kwok --enable-crds=...
+if ! kwok_files_ok; then
   kdir=$(cd "$SRC" && go mod download -json "sigs.k8s.io/kwok@$KWOK_VERSION" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
-  st=$kdir/kustomize/stage
-  {
-    for f in node/fast/node-initialize.yaml node/heartbeat-with-lease/node-heartbeat-with-lease.yaml \
-             pod/fast/pod-ready.yaml pod/fast/pod-complete.yaml pod/fast/pod-delete.yaml; do
-      echo "---"; cat "$st/$f"
-    done
-  } >"$CACHE/.kwok-stages.yaml.tmp"
-  mv -f "$CACHE/.kwok-stages.yaml.tmp" "$CACHE/kwok-stages.yaml"
-  log "wrote $CACHE/kwok-stages.yaml"
+  [ -d "$kdir/kustomize" ] || { log "cannot download sigs.k8s.io/kwok@$KWOK_VERSION"; exit 1; }
+  if [ ! -s "$CACHE/kwok-stages.yaml" ]; then
+    st=$kdir/kustomize/stage
+    {
+      for f in node/fast/node-initialize.yaml node/heartbeat-with-lease/node-heartbeat-with-lease.yaml \
+               pod/fast/pod-ready.yaml pod/fast/pod-complete.yaml pod/fast/pod-delete.yaml; do
+        echo "---"; cat "$st/$f"
+      done
+    } >"$CACHE/.kwok-stages.yaml.tmp"
+    mv -f "$CACHE/.kwok-stages.yaml.tmp" "$CACHE/kwok-stages.yaml"
+    log "wrote $CACHE/kwok-stages.yaml"
+  fi
+  for c in "${KWOK_CRDS[@]}"; do
+    # drop the leading "---" line: the apiserver's YAML decoder takes exactly one document
+    sed '/^---$/d' "$kdir/kustomize/crd/bases/kwok.x-k8s.io_$c.yaml" >"$CACHE/.kwok-crd-$c.yaml.tmp"
+    mv -f "$CACHE/.kwok-crd-$c.yaml.tmp" "$CACHE/kwok-crd-$c.yaml"
+  done
+  log "wrote $CACHE/kwok-crd-{$(IFS=,; echo "${KWOK_CRDS[*]}")}.yaml"
 fi
 
 for b in "${want[@]}"; do [ -x "$BIN/$b" ] || { log "missing $b after build"; exit 1; }; done

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Start a throw-away Kubernetes control plane on 127.0.0.1 for tests:
 #   etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok (one fake Node).
+# kwok also serves the kubelet API of that node on 127.0.0.1:kwokPort (HTTPS), so
+# pods/portforward works through the apiserver for any pod matched by a kwok
+# PortForward / ClusterPortForward object (CRDs created here; see README.md).
 # Binaries come from build.sh (run it first; up.sh runs it if something is missing
 # unless MLOPS_K8S_NO_BUILD=1). No registry, no containers, no root needed.
 #
@@ -8,7 +11,7 @@
 #
 # stdout: one line of JSON (also written to STATE_DIR/cluster.json):
 #   {"stateDir","server","kubeconfig","restrictedKubeconfig","restrictedUser",
-#    "caFile","nodeName","pidFile","startupSeconds"}
+#    "caFile","nodeName","pidFile","startupSeconds","kwokPort"}
 # stderr: progress. Component logs: STATE_DIR/logs/*.log. PIDs: STATE_DIR/pids.
 # Stop with: down.sh STATE_DIR   (kills only the PIDs in STATE_DIR/pids).
 #
@@ -31,8 +34,10 @@ T0=$(date +%s.%N)
 
 log() { printf '[k8s-up %5.1fs] %s\n' "$(echo "$(date +%s.%N) - $T0" | bc)" "$*" >&2; }
 
+KWOK_CRDS=(portforwards clusterportforwards)   # written by build.sh from the kwok module
 for b in etcd kube-apiserver kube-controller-manager kube-scheduler kwok; do
-  if [ ! -x "$BIN/$b" ] || [ ! -f "$CACHE/kwok-stages.yaml" ]; then
+  if [ ! -x "$BIN/$b" ] || [ ! -f "$CACHE/kwok-stages.yaml" ] ||
+     [ ! -f "$CACHE/kwok-crd-${KWOK_CRDS[0]}.yaml" ] || [ ! -f "$CACHE/kwok-crd-${KWOK_CRDS[1]}.yaml" ]; then
     [ "${MLOPS_K8S_NO_BUILD:-}" = 1 ] && { echo "missing $BIN/$b (run $HERE/build.sh)" >&2; exit 1; }
     "$HERE/build.sh" >&2
     break
@@ -58,10 +63,10 @@ trap cleanup EXIT
 
 # ------------------------------------------------------------------ ports
 # Ask the kernel for free ports on 127.0.0.1 (all held open together so they differ).
-read -r ETCD_PORT ETCD_PEER_PORT API_PORT KCM_PORT SCHED_PORT < <(python3 - <<'PY'
+read -r ETCD_PORT ETCD_PEER_PORT API_PORT KCM_PORT SCHED_PORT KWOK_PORT < <(python3 - <<'PY'
 import socket
 socks = []
-for _ in range(5):
+for _ in range(6):
     s = socket.socket(); s.bind(("127.0.0.1", 0)); socks.append(s)
 print(" ".join(str(s.getsockname()[1]) for s in socks))
 PY
@@ -90,6 +95,13 @@ keyUsage=critical,digitalSignature,keyEncipherment"
   cli="extendedKeyUsage=clientAuth
 keyUsage=critical,digitalSignature,keyEncipherment"
   key admin;      sign admin "/O=system:masters/CN=mlops-admin" "$cli"
+  # kube-apiserver -> kwok's kubelet API: client cert (kwok does not check it, but a
+  # real kubelet would) and kwok's serving cert for 127.0.0.1, verified by the apiserver
+  # through --kubelet-certificate-authority (without it the apiserver skips verification).
+  key kubelet-client; sign kubelet-client "/O=system:masters/CN=kube-apiserver-kubelet-client" "$cli"
+  key kwok; sign kwok "/CN=$NODE_NAME" "subjectAltName=IP:127.0.0.1,DNS:$NODE_NAME
+extendedKeyUsage=serverAuth
+keyUsage=critical,digitalSignature,keyEncipherment"
   key restricted; sign restricted "/CN=$RESTRICTED_USER" "$cli"
   key sa; openssl pkey -in sa.key -pubout -out sa.pub 2>/dev/null
   chmod 600 ./*.key
@@ -167,6 +179,10 @@ start kube-apiserver "$BIN/kube-apiserver" \
   --tls-cert-file="$PKI/apiserver.crt" \
   --tls-private-key-file="$PKI/apiserver.key" \
   --client-ca-file="$PKI/ca.crt" \
+  --kubelet-client-certificate="$PKI/kubelet-client.crt" \
+  --kubelet-client-key="$PKI/kubelet-client.key" \
+  --kubelet-certificate-authority="$PKI/ca.crt" \
+  --kubelet-preferred-address-types=InternalIP \
   --authorization-mode=RBAC \
   --service-account-issuer=https://kubernetes.default.svc.cluster.local \
   --service-account-key-file="$PKI/sa.pub" \
@@ -175,6 +191,47 @@ start kube-apiserver "$BIN/kube-apiserver" \
   --endpoint-reconciler-type=none \
   --profiling=false \
   --v=0
+# kwok's PortForward / ClusterPortForward CRDs: POSTed as soon as the apiserver takes them
+# (~1.3 s before /readyz passes), so they are Established by the time kwok starts watching.
+# 409 = created by an earlier attempt. (The YAML goes in as is: application/yaml.)
+post_crds() {
+  local c code
+  for c in "${KWOK_CRDS[@]}"; do
+    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 --cacert "$PKI/ca.crt" --cert "$PKI/admin.crt" --key "$PKI/admin.key" \
+      -X POST -H 'Content-Type: application/yaml' --data-binary "@$CACHE/kwok-crd-$c.yaml" \
+      "$SERVER/apis/apiextensions.k8s.io/v1/customresourcedefinitions") || return 1
+    [ "$code" = 201 ] || [ "$code" = 409 ] || return 1
+  done
+}
+wait_until "kwok CRDs created (${KWOK_CRDS[*]})" kube-apiserver post_crds
+# Established, and the resource's watch cache initialized: the cache is only built on the
+# first request for the resource, and until it is ready a watch gets HTTP 429, which put
+# kwok's informers into a ~1 s back-off (objects created right after up.sh went unseen).
+# A list with resourceVersion=0 is served from that cache: 200 means it is ready.
+crds_established() {
+  local c
+  for c in "${KWOK_CRDS[@]}"; do
+    api GET "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/$c.kwok.x-k8s.io" |
+      jq -e '.status.conditions[]? | select(.type=="Established" and .status=="True")' || return 1
+    api GET "/apis/kwok.x-k8s.io/v1alpha1/$c?resourceVersion=0&limit=1" || return 1
+  done
+}
+wait_until "kwok CRDs established, watch cache ready (${KWOK_CRDS[*]})" kube-apiserver crds_established
+# The apiserver makes the first create of a custom resource sleep 2 s when its CRD became
+# Established less than 2 s ago (an HA safety wait; lastTransitionTime has 1 s resolution,
+# so up to ~3 s); they are created only ~1-2 s before up.sh returns, so a test's first
+# (Cluster)PortForward could pay those 2 s. Backdating the condition (one status PUT per
+# CRD, no spec change, so the served storage is untouched) avoids it; done while /readyz
+# is still pending, so it costs nothing.
+backdate_established() {
+  local c crd when; when=$(date -u -d '-1 min' +%FT%TZ)
+  for c in "${KWOK_CRDS[@]}"; do
+    crd=$(api GET "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/$c.kwok.x-k8s.io") &&
+    api PUT "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/$c.kwok.x-k8s.io/status" "$(jq -c --arg t "$when" \
+      '.status.conditions |= map(if .type=="Established" then .lastTransitionTime=$t else . end)' <<<"$crd")" >/dev/null || return 1
+  done
+}
+backdate_established || backdate_established || log "warning: could not backdate the kwok CRDs' Established condition (first create of each will take 2 s)"
 wait_until "kube-apiserver ready ($SERVER)" kube-apiserver api GET /readyz
 
 ckc=$STATE/admin.kubeconfig
@@ -198,7 +255,11 @@ start kube-scheduler "$BIN/kube-scheduler" \
   --profiling=false \
   --v=0
 # kwok: HOME is redirected so a stray ~/.kwok/kwok.yaml can never be loaded.
-# No --server-address / --node-port: kwok then serves nothing (no port at all).
+# --server-address/--node-port: kwok serves the node's kubelet API (HTTPS and HTTP
+# multiplexed on one port) on 127.0.0.1 only; --node-port is also what the node stage
+# writes to status.daemonEndpoints.kubeletEndpoint.Port, where the apiserver connects.
+# --enable-crds: PortForward/ClusterPortForward objects are read from the apiserver
+# (watched), not from --config. Debugging handlers (/portForward/...) are on by default.
 # --node-lease-duration-seconds MUST be given: without a KwokConfiguration object the
 # binary's default is 0 = no node Lease, the heartbeat-with-lease stage only touches
 # status every 10 min, so after ~50 s the node lifecycle controller marks the node
@@ -210,6 +271,11 @@ start kwok env HOME="$STATE/kwok-home" "$BIN/kwok" \
   --manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake \
   --node-lease-duration-seconds=40 \
   --node-ip=127.0.0.1 \
+  --node-port="$KWOK_PORT" \
+  --server-address="127.0.0.1:$KWOK_PORT" \
+  --tls-cert-file="$PKI/kwok.crt" \
+  --tls-private-key-file="$PKI/kwok.key" \
+  --enable-crds=PortForward,ClusterPortForward \
   --cidr=10.244.0.0/24
 
 # Cluster objects the tests rely on (apiserver is ready, so this does not wait for the others).
@@ -234,6 +300,8 @@ wait_until "kube-controller-manager healthy" kube-controller-manager insecure_ok
 wait_until "kube-scheduler healthy" kube-scheduler insecure_ok "https://127.0.0.1:$SCHED_PORT/healthz"
 node_ready() { api GET "/api/v1/nodes/$NODE_NAME" | jq -e '.status.conditions[]? | select(.type=="Ready" and .status=="True")'; }
 wait_until "node $NODE_NAME Ready (kwok)" kwok node_ready
+kwok_ok() { curl -sf --max-time 1 --cacert "$PKI/ca.crt" "https://127.0.0.1:$KWOK_PORT/healthz" | grep -qx ok; }
+wait_until "kwok kubelet API healthy (127.0.0.1:$KWOK_PORT)" kwok kwok_ok
 # Pods are refused until the ServiceAccount controller has made "default";
 # a Deployment created before that backs off for seconds, so wait here.
 wait_until "serviceaccount default/default exists" kube-controller-manager api GET /api/v1/namespaces/default/serviceaccounts/default
@@ -248,6 +316,7 @@ jq -nc --arg stateDir "$STATE" --arg server "$SERVER" \
   --arg kubeconfig "$STATE/admin.kubeconfig" --arg restrictedKubeconfig "$STATE/restricted.kubeconfig" \
   --arg restrictedUser "$RESTRICTED_USER" --arg caFile "$PKI/ca.crt" --arg nodeName "$NODE_NAME" \
   --arg pidFile "$PIDS" --argjson startupSeconds "$(printf '%.2f' "$STARTUP")" \
+  --argjson kwokPort "$KWOK_PORT" \
   '$ARGS.named' | tee "$STATE/cluster.json"
 ok=1
 log "control plane up in ${STARTUP}s (state $STATE)"

@@ -1,6 +1,6 @@
 import {type V1Deployment, type V1Pod, PortForward} from '@kubernetes/client-node'
 import {type AddressInfo, type Server, type Socket, createServer} from 'node:net'
-import {Writable} from 'node:stream'
+import {EventEmitter} from 'node:events'
 
 import {type MlopsError, NotFoundError, PermissionError, UnavailableError, errorMessage} from '../../errors.js'
 import {type KubeClients, kubeError} from './client.js'
@@ -69,61 +69,141 @@ export function upgradeError(error: unknown, what: string): MlopsError {
   return new UnavailableError(`${what}: ${message}`, {suggestion: 'the API server must reach the node\'s kubelet (check mlops status and the node)'})
 }
 
+interface WebSocketLike {
+  close(): void
+  on?(event: string, listener: () => void): void
+  onclose?: (() => void) | null
+}
+
+/**
+ * One WebSocket through the API server to the pod's port, opened before a
+ * local connection needs it (so the TLS and upgrade hand-shakes are not paid
+ * inside a request's latency), then bound to one accepted socket. client-node's
+ * PortForward only calls write() on its output and error streams and listens
+ * to data/end on its input, so those are thin shims that follow the socket.
+ */
+interface Tunnel {
+  attach(socket: Socket): void
+  close(): void
+  readonly dead: boolean
+}
+
 /**
  * Listens on 127.0.0.1 (an ephemeral port unless `localPort` is given) and
  * forwards every accepted connection to `pod:port` over its own WebSocket
- * through the API server (client-node's PortForward). Each channel's first
- * two bytes (the port number) are consumed by PortForward; what the node
- * reports on the error channel becomes `lastError` and ends the connection.
+ * through the API server (client-node's PortForward, protocol
+ * v4.channel.k8s.io). `warm` tunnels are opened up front, in parallel: a
+ * refusal (RBAC, a pod that is gone) fails here, before any request, and a
+ * load test does not pay one hand-shake per connection in its latency. What
+ * the node reports on the error channel becomes `lastError` and ends the
+ * connection.
  */
-export async function forwardPort(clients: KubeClients, target: {namespace: string; pod: string; port: number; localPort?: number}): Promise<PortForwarding> {
+export async function forwardPort(clients: KubeClients, target: {namespace: string; pod: string; port: number; localPort?: number; warm?: number}): Promise<PortForwarding> {
   const {namespace, pod, port} = target
   const what = `port-forward to ${namespace}/${pod}:${port}`
   const portForward = new PortForward(clients.config, true)
+  const tunnels = new Set<Tunnel>()
   const sockets = new Set<Socket>()
-  const sessions = new Set<{close(): void}>()
-
   const forwarding: PortForwarding = {url: '', namespace, pod, port, connections: 0, close}
 
-  function connect(socket: Socket): void {
-    forwarding.connections++
-    sockets.add(socket)
-    socket.on('close', () => sockets.delete(socket))
-    socket.on('error', () => socket.destroy())
+  async function openTunnel(): Promise<Tunnel> {
+    let socket: Socket | undefined
+    let dead = false
+    const early: Buffer[] = []
     const nodeErrors: Buffer[] = []
-    const errorChannel = new Writable({
-      write(chunk: Buffer, _encoding, done) {
+    const input = new EventEmitter() as EventEmitter & {readableEncoding: null}
+    input.readableEncoding = null
+    const output = {
+      write(chunk: Buffer) {
+        if (socket) socket.write(chunk)
+        else early.push(chunk)
+        return true
+      },
+    }
+    const errors = {
+      write(chunk: Buffer) {
         // PortForward passes on the channel's first frame with its port bytes stripped: empty.
-        if (chunk.length === 0) {
-          done()
+        if (chunk.length === 0) return true
+        nodeErrors.push(chunk)
+        forwarding.lastError = new UnavailableError(`${what}: ${Buffer.concat(nodeErrors).toString('utf8').trim()}`, {suggestion: 'is the server in the pod listening on that port? mlops status'})
+        end()
+        return true
+      },
+    }
+    let ws: WebSocketLike | undefined
+    function end(): void {
+      if (dead) return
+      dead = true
+      tunnels.delete(tunnel)
+      ws?.close()
+      socket?.end()
+    }
+
+    const tunnel: Tunnel = {
+      get dead() {
+        return dead
+      },
+      attach(accepted) {
+        socket = accepted
+        for (const chunk of early.splice(0)) accepted.write(chunk)
+        if (dead) {
+          accepted.destroy()
           return
         }
 
-        nodeErrors.push(chunk)
-        forwarding.lastError = new UnavailableError(`${what}: ${Buffer.concat(nodeErrors).toString('utf8').trim()}`, {suggestion: 'is the server in the pod listening on that port? mlops status'})
-        socket.destroy()
-        done()
+        accepted.on('data', chunk => input.emit('data', chunk))
+        accepted.on('end', () => end())
+        accepted.on('close', () => end())
       },
-    })
-    portForward.portForward(namespace, pod, [port], socket, errorChannel, socket).then(session => {
-      const ws = session as unknown as {close(): void; on?(event: string, listener: () => void): void; onclose?: () => void}
-      sessions.add(ws)
-      const ended = () => {
-        sessions.delete(ws)
-        socket.end()
-      }
+      close: end,
+    }
+    tunnels.add(tunnel)
+    try {
+      ws = await portForward.portForward(namespace, pod, [port], output as never, errors as never, input as never) as unknown as WebSocketLike
+    } catch (error) {
+      tunnels.delete(tunnel)
+      throw upgradeError(error, what)
+    }
 
-      if (typeof ws.on === 'function') ws.on('close', ended)
-      else ws.onclose = ended
-      socket.on('close', () => ws.close())
-      if (socket.destroyed) ws.close()
-    }, (error: unknown) => {
-      forwarding.lastError = upgradeError(error, what)
+    if (typeof ws.on === 'function') ws.on('close', end)
+    else ws.onclose = end
+    if (dead) ws.close()
+    return tunnel
+  }
+
+  const pool: Tunnel[] = []
+  function connect(socket: Socket): void {
+    forwarding.connections++
+    sockets.add(socket)
+    socket.setNoDelay(true)
+    socket.on('close', () => sockets.delete(socket))
+    socket.on('error', () => socket.destroy())
+    // A warm tunnel the server closed meanwhile is skipped.
+    let warmed: Tunnel | undefined
+    while (!warmed && pool.length > 0) {
+      const candidate = pool.shift()!
+      if (!candidate.dead) warmed = candidate
+    }
+
+    const next = warmed ? Promise.resolve(warmed) : openTunnel()
+    next.then(tunnel => tunnel.attach(socket), (error: unknown) => {
+      forwarding.lastError = error as MlopsError
       socket.destroy()
     })
   }
 
-  const server: Server = createServer({noDelay: true}, connect)
+  // Opened together, awaited together: the first refusal is the command's error.
+  const warm = Array.from({length: Math.max(0, target.warm ?? 1)}, () => openTunnel())
+  const opened = await Promise.allSettled(warm)
+  const refused = opened.find(result => result.status === 'rejected')
+  if (refused) {
+    for (const result of opened) if (result.status === 'fulfilled') result.value.close()
+    throw refused.reason
+  }
+
+  for (const result of opened) if (result.status === 'fulfilled') pool.push(result.value)
+
+  const server: Server = createServer(connect)
   await new Promise<void>((resolve, reject) => {
     server.once('error', error => reject(new UnavailableError(`${what}: cannot listen on 127.0.0.1:${target.localPort ?? 0}: ${errorMessage(error)}`)))
     server.listen(target.localPort ?? 0, '127.0.0.1', () => resolve())
@@ -131,7 +211,7 @@ export async function forwardPort(clients: KubeClients, target: {namespace: stri
   forwarding.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
 
   async function close(): Promise<void> {
-    for (const ws of sessions) ws.close()
+    for (const tunnel of tunnels) tunnel.close()
     for (const socket of sockets) socket.destroy()
     await new Promise<void>(resolve => server.close(() => resolve()))
   }

@@ -1,5 +1,4 @@
-import {type File, Storage} from '@google-cloud/storage'
-import {PassThroughClient} from 'google-auth-library'
+import {type File, PassThroughClient, Storage} from '../vendor/gcs.js'
 import {createReadStream} from 'node:fs'
 import {stat as statFile} from 'node:fs/promises'
 import {randomBytes} from 'node:crypto'

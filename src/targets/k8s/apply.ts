@@ -1,4 +1,4 @@
-import {PatchStrategy} from '@kubernetes/client-node'
+import {PatchStrategy} from '../../vendor/kubernetes.js'
 
 import type {KubernetesObject} from '../../manifests/render.js'
 import {type KubeClients, kubeError} from './client.js'

@@ -1,4 +1,4 @@
-import {AppsV1Api, CoreV1Api, KubeConfig, KubernetesObjectApi} from '@kubernetes/client-node'
+import {AppsV1Api, CoreV1Api, KubeConfig, KubernetesObjectApi} from '../../vendor/kubernetes.js'
 
 import {ConflictError, type MlopsError, NotFoundError, PermissionError, UnavailableError, UsageError, errorMessage} from '../../errors.js'
 

@@ -1,4 +1,4 @@
-import type {V1Deployment, V1ReplicaSet} from '@kubernetes/client-node'
+import type {V1Deployment, V1ReplicaSet} from '../../vendor/kubernetes.js'
 
 import {NotFoundError, UsageError} from '../../errors.js'
 import {FIELD_MANAGER, applyObjects} from './apply.js'

@@ -1,4 +1,4 @@
-import {type V1Deployment, type V1Pod, PortForward} from '@kubernetes/client-node'
+import {type V1Deployment, type V1Pod, PortForward} from '../../vendor/kubernetes.js'
 import {type AddressInfo, type Server, type Socket, createServer} from 'node:net'
 import {EventEmitter} from 'node:events'
 

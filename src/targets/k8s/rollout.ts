@@ -1,4 +1,4 @@
-import type {V1Deployment, V1Pod} from '@kubernetes/client-node'
+import type {V1Deployment, V1Pod} from '../../vendor/kubernetes.js'
 import {setTimeout as sleep} from 'node:timers/promises'
 
 import {MlopsError, RolloutError} from '../../errors.js'

@@ -6,10 +6,12 @@ FROM ${BASE_IMAGE} AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
 # Production dependencies only, without install scripts (onnxruntime-node's would
-# fetch CUDA libraries), without the Docker client the server never uses; then only
-# the linux/x64 ONNX Runtime binaries stay.
+# fetch CUDA libraries), without the Docker client the server never uses, nor the
+# Kubernetes and GCS clients' packages (bundled in dist/vendor/, and unused by serve);
+# then only the linux/x64 ONNX Runtime binaries stay.
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
  && npm uninstall --omit=dev --ignore-scripts --no-audit --no-fund dockerode tar-fs @balena/dockerignore \
+      @kubernetes/client-node @google-cloud/storage google-auth-library \
  && rm -rf node_modules/onnxruntime-node/bin/napi-v*/darwin node_modules/onnxruntime-node/bin/napi-v*/win32 node_modules/onnxruntime-node/bin/napi-v*/linux/arm64 \
  && rm -rf /root/.npm /tmp/*
 

@@ -8,9 +8,11 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 # Production dependencies only, without install scripts. The loader never runs a model,
 # serves HTTP or builds images: ONNX Runtime, the HTTP server and the Docker client go,
-# with everything only they need.
+# with everything only they need; so do the Kubernetes and GCS clients' packages, whose code
+# is already in dist/vendor/ as one bundle each (scripts/vendor.js).
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
  && npm uninstall --omit=dev --ignore-scripts --no-audit --no-fund onnxruntime-node fastify dockerode tar-fs @balena/dockerignore \
+      @kubernetes/client-node @google-cloud/storage google-auth-library \
  && rm -rf /root/.npm /tmp/*
 
 FROM ${BASE_IMAGE}

@@ -92,9 +92,14 @@ describe('loader and API images on a real Docker engine', function () {
     expect(probe.stdout.trim()).to.equal('1000')
   })
 
-  it('the loader image has no ONNX Runtime; the API image only the linux/x64 one', async () => {
+  it('the loader image has no ONNX Runtime; the API image only the linux/x64 one; neither the client packages that dist/vendor bundles', async () => {
     const loader = await run(LOADER, [], {Entrypoint: ['ls', '/app/node_modules']})
     expect(loader.stdout.split('\n')).to.not.include('onnxruntime-node')
+    expect(loader.stdout.split('\n')).to.not.include('google-auth-library')
+    for (const image of [LOADER, API]) {
+      const present = await run(image, [], {Entrypoint: ['sh', '-c', 'ls -d /app/node_modules/@kubernetes/client-node /app/node_modules/@google-cloud/storage 2>/dev/null; ls /app/dist/vendor']})
+      expect(present.stdout.trim().split('\n'), image).to.deep.equal(['gcs.js', 'kubernetes.js'])
+    }
     const api = await run(API, [], {Entrypoint: ['find', '/app/node_modules/onnxruntime-node/bin', '-mindepth', '3', '-maxdepth', '3']})
     expect(api.stdout.trim().split('\n')).to.deep.equal(['/app/node_modules/onnxruntime-node/bin/napi-v6/linux/x64'])
   })

@@ -91,6 +91,12 @@ describe('mlops predict --target k8s through a port-forward on a real control pl
     expect(JSON.parse(json.stdout)).to.deep.include({response: {prediction: 'virginica'}}).and.to.have.property('pod').that.matches(/^iris-/)
   })
 
+  it('--protocol v2 through the port-forward: the metadata call and the inference each get a tunnel', async () => {
+    const run = await predict('--protocol', 'v2', '--data', '[6.3,3.3,6.0,2.5]', '--json')
+    expect(run.code, run.stderr).to.equal(0)
+    expect(JSON.parse(run.stdout).response.outputs[0].data).to.deep.equal([2])
+  })
+
   it('-n 300 --concurrency 8 goes through the port-forward: figures, and the server counted every request', async () => {
     const before = await servedRequests()
     const run = await predict('--data', ROW, '-n', '300', '--concurrency', '8', '--json')

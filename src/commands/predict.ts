@@ -71,8 +71,9 @@ export default class Predict extends BaseCommand<typeof Predict> {
     const clients = kubeClients({context: this.flags.context})
     const deployment = await readDeployment(clients, deploymentTarget(this.project, this.flags))
     const {pod, port} = await readyPod(clients, deployment)
-    // One tunnel per connection the requests will use, opened before the clock starts.
-    const warm = Math.min(this.flags.requests, this.flags.concurrency)
+    // One tunnel per connection the requests will use, opened before the clock starts
+    // (at most 64 at once: beyond that they open as connections come).
+    const warm = Math.min(this.flags.requests, this.flags.concurrency, 64)
     const forwarding = await forwardPort(clients, {namespace: deployment.metadata!.namespace!, pod, port, warm})
     process.stderr.write(`forwarding ${forwarding.url} -> pod ${forwarding.namespace}/${pod}:${port}\n`)
     return forwarding

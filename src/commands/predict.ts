@@ -34,8 +34,8 @@ export default class Predict extends BaseCommand<typeof Predict> {
   ]
 
   static flags = {
-    url: Flags.string({summary: 'Base URL of the model server.', env: 'MLOPS_PREDICT_URL', exclusive: ['target']}),
-    target: Flags.string({summary: 'Send to what mlops deploy started on this target (default: deploy.target, else local); k8s goes through a port-forward to a ready pod.', options: ['local', 'docker', 'k8s'], env: 'MLOPS_TARGET', exclusive: ['url']}),
+    url: Flags.string({summary: 'Base URL of the model server.', env: 'MLOPS_PREDICT_URL'}),
+    target: Flags.string({summary: 'Send to what mlops deploy started on this target (default: deploy.target, else local); k8s goes through a port-forward to a ready pod.', options: ['local', 'docker', 'k8s'], env: 'MLOPS_TARGET'}),
     // -n is --requests here, so --namespace has no short form.
     namespace: Flags.string({summary: 'Namespace with --target k8s (default: deploy.namespace, else the project name).', env: 'MLOPS_NAMESPACE'}),
     context: targetFlags.context,
@@ -52,15 +52,30 @@ export default class Predict extends BaseCommand<typeof Predict> {
   async run(): Promise<PredictResult> {
     const {flags} = this
     const rows = parseRows(await this.rowsText(), flags.data !== undefined ? '--data' : flags.file ?? 'stdin')
-    const target = flags.url ? 'url' : flags.target ?? this.project.values.deploy?.target ?? 'local'
-    if (target !== 'k8s') refuseClusterFlags(flags, flags.url ? '--url' : target)
-    if (target !== 'k8s') return this.predict(flags.url ?? await this.targetUrl(target as 'docker' | 'local'), rows)
+    const url = this.explicitUrl()
+    const target = url ? 'url' : flags.target ?? this.project.values.deploy?.target ?? 'local'
+    if (target !== 'k8s') refuseClusterFlags(flags, url ? '--url' : target)
+    if (target !== 'k8s') return this.predict(url ?? await this.targetUrl(target as 'docker' | 'local'), rows)
     const forwarding = await this.forward()
     try {
       return {...await this.predict(forwarding.url, rows, forwarding), pod: forwarding.pod}
     } finally {
       await forwarding.close()
     }
+  }
+
+  /**
+   * --url, unless a --target flag overrides a URL from MLOPS_PREDICT_URL. Both
+   * given as flags name two servers: exit 2. A value from the environment
+   * (MLOPS_TARGET exported for deploy) never conflicts with a flag.
+   */
+  private explicitUrl(): string | undefined {
+    const {url, target} = this.flags
+    if (url === undefined || target === undefined) return url
+    const urlFromEnv = process.env.MLOPS_PREDICT_URL === url
+    const targetFromEnv = process.env.MLOPS_TARGET === target
+    if (!urlFromEnv && !targetFromEnv) throw new UsageError('--url and --target each name a server: pass one of them')
+    return urlFromEnv && !targetFromEnv ? undefined : url
   }
 
   /** A port-forward to a ready pod of the project's Deployment, torn down by run(). */

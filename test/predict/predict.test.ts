@@ -61,6 +61,14 @@ describe('mlops predict against a real mlops serve', function () {
     expect(table.stdout).to.match(/REQUESTS\s+ERRORS\s+REQ\/S\s+P50\s+P95\s+P99\s+MAX\n50\s+0\s+\d+/)
   })
 
+  it('MLOPS_TARGET in the environment does not conflict with --url; --target beats MLOPS_PREDICT_URL', async () => {
+    const viaUrl = await runCli(['predict', '--url', url, '--data', '[[6.3,3.3,6.0,2.5]]'], {MLOPS_TARGET: 'docker'})
+    expect(viaUrl.code, viaUrl.stderr).to.equal(0)
+    const viaTarget = await runCli(['predict', '--target', 'local', '--data', '[[6.3,3.3,6.0,2.5]]'], {MLOPS_PREDICT_URL: url})
+    expect(viaTarget.code).to.equal(ExitCode.NOT_FOUND)
+    expect(viaTarget.stderr).to.match(/^Error: nothing is running on the local target/)
+  })
+
   it('--expect: a match exits 0, a mismatch exits 11', async () => {
     expect((await runCli(['predict', '--url', url, '--data', '[6.3, 3.3, 6.0, 2.5]', '--expect', 'virginica'])).code).to.equal(0)
     const mismatch = await runCli(['predict', '--url', url, '--data', '[6.3, 3.3, 6.0, 2.5]', '--expect', 'setosa'])
@@ -76,6 +84,7 @@ describe('mlops predict against a real mlops serve', function () {
     ['-n 10 against an unreachable URL', ['--url', 'http://127.0.0.1:9', '--data', '[[1,2,3,4]]', '-n', '10'], ExitCode.UNAVAILABLE, /cannot reach http:\/\/127\.0\.0\.1:9/],
     ['--namespace with --url (a cluster flag)', ['--namespace', 'iris', '--data', '[[1,2,3,4]]'], ExitCode.USAGE, /--namespace applies to --target k8s, not --url/],
     ['--context with --target local', ['--target', 'local', '--context', 'prod', '--data', '[[1,2,3,4]]'], ExitCode.USAGE, /--context applies to --target k8s, not local/],
+    ['--url and --target together', ['--url', 'http://127.0.0.1:9', '--target', 'local', '--data', '[[1,2,3,4]]'], ExitCode.USAGE, /--url and --target each name a server: pass one of them/],
     ['an unknown v2 model', ['--protocol', 'v2', '--model-name', 'nope', '--data', '[[1,2,3,4]]'], ExitCode.NOT_FOUND, /does not serve a model named nope/],
   ] as const) {
     it(`bad input: ${what} → exit ${code}`, async () => {

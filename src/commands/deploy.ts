@@ -4,7 +4,6 @@ import {BaseCommand} from '../cli/base-command.js'
 import {deploymentTarget, refuseClusterFlags, renderFlags, renderFromFlags, resolveDeployModel, targetFlag, targetOf} from '../cli/render-flags.js'
 import {UsageError} from '../errors.js'
 import {requireCompatible, runtimeSupportFor} from '../images/compat.js'
-import {connectDocker, imageLabels} from '../images/docker.js'
 import {imageNames} from '../images/names.js'
 import {toYaml} from '../manifests/render.js'
 import {probeRuntimeSupport} from '../runtime/capabilities.js'
@@ -77,6 +76,7 @@ export default class Deploy extends BaseCommand<typeof Deploy> {
     const {settings, manifest} = await resolveDeployModel(project, flags, {cluster: false})
     const names = await imageNames(project, {repository: flags.repository, tag: flags.tag})
     const images = {loader: names.ref('loader'), api: names.ref('api')}
+    const {connectDocker, imageLabels} = await import('../images/docker.js')
     const docker = await connectDocker()
     for (const image of Object.values(images)) await imageLabels(docker, image)
     const runtime = await runtimeSupportFor(images.api)

@@ -1,10 +1,10 @@
-import {Ajv, type ErrorObject} from 'ajv'
+import type {ErrorObject} from 'ajv'
 import {existsSync, readFileSync, statSync} from 'node:fs'
 import {dirname, join, resolve} from 'node:path'
-import {fileURLToPath} from 'node:url'
 import {LineCounter, parseDocument} from 'yaml'
 
 import {ConfigError} from '../errors.js'
+import validateSchema from './schema-validator.js'
 import {closestMatch} from '../util/text.js'
 
 export const CONFIG_FILE_NAME = 'mlops.yaml'
@@ -34,16 +34,8 @@ export interface ProjectConfig {
   values: MlopsYaml
 }
 
-const schemaPath = fileURLToPath(new URL('../../schemas/mlops.schema.json', import.meta.url))
-let validator: ReturnType<Ajv['compile']> | undefined
-
 function validate(values: unknown): ErrorObject[] {
-  if (!validator) {
-    const ajv = new Ajv({allErrors: true, strict: false, verbose: true})
-    validator = ajv.compile(JSON.parse(readFileSync(schemaPath, 'utf8')))
-  }
-
-  return validator(values) ? [] : [...(validator.errors ?? [])]
+  return validateSchema(values) ? [] : [...(validateSchema.errors ?? [])]
 }
 
 /** mlops.yaml in `cwd` or the nearest parent folder. */

@@ -1,14 +1,11 @@
 import type Docker from 'dockerode'
-import {fileURLToPath} from 'node:url'
 
 import {BuildError, errorMessage} from '../errors.js'
 import {buildContext} from './context.js'
 import {jsonLines} from './docker.js'
+import {type Component, PACKAGE_ROOT} from './names.js'
 
-export type Component = 'api' | 'loader'
-
-/** The mlops package itself: the images run this CLI, so it is their build context. */
-export const PACKAGE_ROOT = fileURLToPath(new URL('../..', import.meta.url))
+export type {Component} from './names.js'
 
 export interface BuildRequest {
   component: Component

@@ -1,3 +1,5 @@
+import {existsSync} from 'node:fs'
+
 import {IncompatibleError} from '../errors.js'
 import type {RuntimeSupport} from '../runtime/capabilities.js'
 import type {ModelManifest} from '../store/manifest.js'
@@ -83,6 +85,8 @@ export function requireCompatible(manifest: Pick<ModelManifest, 'name' | 'onnx' 
  */
 export async function runtimeSupportFor(apiImage: string): Promise<{support: RuntimeSupport; source: string}> {
   try {
+    // No engine to ask (no DOCKER_HOST, no default socket): do not even load the Docker client.
+    if (!process.env.DOCKER_HOST && !existsSync('/var/run/docker.sock')) throw new Error('no Docker engine')
     const {connectDocker, imageLabels} = await import('./docker.js')
     const fromLabels = supportFromLabels(await imageLabels(await connectDocker(), apiImage))
     if (fromLabels) return {support: fromLabels, source: `${apiImage} (onnxruntime ${fromLabels.runtime})`}

@@ -1,9 +1,18 @@
 import {readFileSync} from 'node:fs'
 import {join} from 'node:path'
+import {fileURLToPath} from 'node:url'
 
 import type {ProjectConfig} from '../config/load.js'
 import {gitState} from '../util/git.js'
-import {type Component, PACKAGE_ROOT} from './build.js'
+
+export type Component = 'api' | 'loader'
+
+/**
+ * The mlops package itself: the images run this CLI, so it is their build
+ * context. Here, not in build.ts, so that naming images (render, deploy)
+ * does not load the Docker client.
+ */
+export const PACKAGE_ROOT = fileURLToPath(new URL('../..', import.meta.url))
 
 export const COMPONENTS: Component[] = ['loader', 'api']
 

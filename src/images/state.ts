@@ -2,7 +2,7 @@ import {mkdir, readFile} from 'node:fs/promises'
 import {join} from 'node:path'
 
 import {withFileLock, writeFileAtomic} from '../util/fs-atomic.js'
-import type {Component} from './build.js'
+import type {Component} from './names.js'
 
 /** .mlops/state.json: what this project last pushed, so deploy can pin images by digest. */
 export interface ProjectState {

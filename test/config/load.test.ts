@@ -99,3 +99,29 @@ describe('mlops.yaml', () => {
     }
   })
 })
+
+describe('the built mlops.yaml validator (ajv standalone code, scripts/schema.js)', () => {
+  const cases: Array<[string, unknown]> = [
+    ['a valid project', {name: 'iris', model: {name: 'iris'}, store: 'gs://b/p', deploy: {target: 'k8s', replicas: 2, resources: {requests: {cpu: '100m'}}}}],
+    ['an unknown key', {name: 'iris', modle: {name: 'iris'}}],
+    ['a wrong type', {name: 'iris', deploy: {replicas: 'two'}}],
+    ['a bad model name and an unknown target', {model: {name: 'Iris Model'}, deploy: {target: 'nomad'}}],
+    ['a string too long, a negative port', {name: 'x'.repeat(300), deploy: {port: -1}}],
+  ]
+  for (const [what, values] of cases) {
+    it(`gives exactly the errors ajv gives when compiling the schema at run time: ${what}`, async () => {
+      const built = (await import(join(root, 'dist', 'config', 'schema-validator.js'))).default as ((v: unknown) => boolean) & {errors?: unknown}
+      const compiled = (await import('../../src/config/schema-validator.js')).default
+      expect(compiled(values)).to.equal(what === 'a valid project')
+      expect(built(values)).to.equal(compiled(values))
+      expect(JSON.parse(JSON.stringify(built.errors ?? null))).to.deep.equal(JSON.parse(JSON.stringify(compiled.errors ?? null)))
+    })
+  }
+
+  it('the build output is ajv\'s standalone code, not the run-time compile', async () => {
+    const {readFileSync} = await import('node:fs')
+    const text = readFileSync(join(root, 'dist', 'config', 'schema-validator.js'), 'utf8')
+    expect(text).to.not.match(/from ['"]ajv['"]/)
+    expect(text).to.match(/function validate\d+\(/)
+  })
+})

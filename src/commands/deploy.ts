@@ -6,7 +6,7 @@ import {UsageError} from '../errors.js'
 import {requireCompatible, runtimeSupportFor} from '../images/compat.js'
 import {imageNames} from '../images/names.js'
 import {toYaml} from '../manifests/render.js'
-import {probeRuntimeSupport} from '../runtime/capabilities.js'
+import {installedRuntimeSupport} from '../runtime/capabilities.js'
 import {deployDocker} from '../targets/docker.js'
 import {type AppliedObject, applyObjects} from '../targets/k8s/apply.js'
 import {kubeClients} from '../targets/k8s/client.js'
@@ -54,7 +54,7 @@ export default class Deploy extends BaseCommand<typeof Deploy> {
   private async deployLocally(started: number): Promise<TargetDeployResult> {
     const {flags, project} = this
     const {store, manifest} = await resolveDeployModel(project, flags, {cluster: false})
-    const support = await probeRuntimeSupport()
+    const support = await installedRuntimeSupport()
     requireCompatible(manifest, support, `onnxruntime ${support.runtime}`, 'nothing was started')
     const progress = await this.progress()
     progress.start(`Deploying ${manifest.name}@${manifest.version} locally`)

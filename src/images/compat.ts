@@ -94,7 +94,7 @@ export async function runtimeSupportFor(apiImage: string): Promise<{support: Run
     // no engine here, or the image is not in it: fall back to the runtime this CLI packs
   }
 
-  const {probeRuntimeSupport} = await import('../runtime/capabilities.js')
-  const support = await probeRuntimeSupport()
+  const {installedRuntimeSupport} = await import('../runtime/capabilities.js')
+  const support = await installedRuntimeSupport()
   return {support, source: `onnxruntime ${support.runtime}`}
 }

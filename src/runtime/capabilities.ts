@@ -1,3 +1,7 @@
+import {readFileSync} from 'node:fs'
+import {createRequire} from 'node:module'
+import {dirname, join} from 'node:path'
+
 import {encodeLenField, encodeVarintField} from '../onnx/wire.js'
 
 /** What an ONNX Runtime build can load: the highest IR version and the highest opset per operator domain. */
@@ -34,6 +38,45 @@ export async function probeRuntimeSupport(): Promise<RuntimeSupport> {
   }
 
   return support
+}
+
+/** Where the build keeps its probe's answer (scripts/runtime-support.js), next to this module. */
+export const SAVED_SUPPORT = new URL('./support.json', import.meta.url)
+
+/** The version in onnxruntime-node's own package.json, read without loading the runtime. */
+export function installedRuntimePackage(): string | undefined {
+  try {
+    let dir = dirname(createRequire(import.meta.url).resolve('onnxruntime-node'))
+    for (;;) {
+      try {
+        const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as {name?: string; version?: string}
+        if (pkg.name === 'onnxruntime-node') return pkg.version
+      } catch {
+        // no package.json at this level
+      }
+
+      if (dirname(dir) === dir) return undefined
+      dir = dirname(dir)
+    }
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * What the installed runtime supports, for the compatibility guard: the
+ * build's probe of this same onnxruntime-node version when there is one (no
+ * runtime load, no probe: 60 ms less per deploy), else probed now.
+ */
+export async function installedRuntimeSupport(): Promise<RuntimeSupport> {
+  try {
+    const saved = JSON.parse(readFileSync(SAVED_SUPPORT, 'utf8')) as {package?: string; support?: RuntimeSupport}
+    if (saved.support && saved.package && saved.package === installedRuntimePackage()) return saved.support
+  } catch {
+    // not built, or from another version: probe
+  }
+
+  return probeRuntimeSupport()
 }
 
 /** The largest n in [low, high] with ok(n), given ok(low) and ok monotone decreasing. */

@@ -1,13 +1,14 @@
 import {runCommand} from '@oclif/test'
 import {expect} from 'chai'
 import Docker from 'dockerode'
-import {writeFileSync} from 'node:fs'
+import {readFileSync, rmSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
+import {fileURLToPath} from 'node:url'
 
 import {ExitCode} from '../../src/errors.js'
 import {RUNTIME_LABELS, checkCompatibility, runtimeLabels, supportFromLabels} from '../../src/images/compat.js'
 import {encodeLenField, encodeVarintField} from '../../src/onnx/wire.js'
-import {probeRuntimeSupport} from '../../src/runtime/capabilities.js'
+import {SAVED_SUPPORT, installedRuntimePackage, installedRuntimeSupport, probeRuntimeSupport} from '../../src/runtime/capabilities.js'
 import {inspectModelFile} from '../../src/store/model-file.js'
 import {dockerEngine} from '../env/docker.js'
 import {labelledImage as labelledImageIn} from '../helpers/docker.js'
@@ -26,6 +27,27 @@ function stampedModel(path: string, irVersion: number, opsets: Record<string, nu
 }
 
 describe('compatibility guard', () => {
+  it('the build saved the probe of this runtime (dist/runtime/support.json): equal to probing it now', async () => {
+    const saved = JSON.parse(readFileSync(join(import.meta.dirname, '..', '..', 'dist', 'runtime', 'support.json'), 'utf8'))
+    expect(saved.package).to.equal(installedRuntimePackage()).and.to.match(/^\d+\.\d+\.\d+/)
+    expect(saved.support).to.deep.equal(await probeRuntimeSupport())
+  })
+
+  it('a saved probe is used only for the same onnxruntime-node version; another version\'s answer is probed again', async () => {
+    const path = fileURLToPath(SAVED_SUPPORT)
+    const marker = {runtime: 'saved', irVersion: 99, opsets: {'ai.onnx': 99}}
+    try {
+      writeFileSync(path, JSON.stringify({package: installedRuntimePackage(), support: marker}))
+      expect(await installedRuntimeSupport()).to.deep.equal(marker)
+      writeFileSync(path, JSON.stringify({package: '0.0.1', support: marker}))
+      expect(await installedRuntimeSupport()).to.deep.equal(await probeRuntimeSupport())
+      writeFileSync(path, '{not json')
+      expect((await installedRuntimeSupport()).runtime).to.not.equal('saved')
+    } finally {
+      rmSync(path, {force: true})
+    }
+  })
+
   it('the installed ONNX Runtime reports its own limits, and they are real limits', async function () {
     const support = await probeRuntimeSupport()
     expect(support.irVersion).to.be.at.least(8)

@@ -5,7 +5,7 @@ import {storeFlags, storeFor} from '../../cli/store-flags.js'
 import {IncompatibleError} from '../../errors.js'
 import {requireCompatible, supportFromLabels} from '../../images/compat.js'
 import {connectDocker, imageLabels} from '../../images/docker.js'
-import {type RuntimeSupport, probeRuntimeSupport} from '../../runtime/capabilities.js'
+import {type RuntimeSupport, installedRuntimeSupport} from '../../runtime/capabilities.js'
 import {LATEST, parseModelRef} from '../../store/names.js'
 
 export interface CheckResult {
@@ -50,7 +50,7 @@ export default class ImageCheck extends BaseCommand<typeof ImageCheck> {
       support = fromLabels
       runtimeName = `${this.flags.image} (onnxruntime ${support.runtime})`
     } else {
-      support = await probeRuntimeSupport()
+      support = await installedRuntimeSupport()
       runtimeName = `onnxruntime ${support.runtime}`
     }
 

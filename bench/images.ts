@@ -51,6 +51,10 @@ await store.store.push({model: await inspectModelFile(join(dir, 'big.onnx')), na
 const objectUrl = `${gcs.url}/storage/v1/b/${store.uri.slice(5).split('/')[0]}/o/${encodeURIComponent('models/big/1/model.onnx')}?alt=media`
 const loaderRuns: number[] = []
 const curlRuns: number[] = []
+// Where the loader's time goes: the same container doing nothing (node -e 0), and
+// the same pull by the CLI on the host, both in the same loop.
+const emptyRuns: number[] = []
+const hostPullRuns: number[] = []
 for (let run = 0; run < Number(values.runs); run++) {
   const volume = `mlops-bench-${Date.now()}`
   await docker.createVolume({Name: volume})
@@ -73,6 +77,15 @@ for (let run = 0; run < Number(values.runs); run++) {
   const out = join(dir, 'curl.onnx')
   curlRuns.push(await time('curl', ['-sS', '--fail', '-o', out, objectUrl]))
   rmSync(out)
+  const empty = await docker.createContainer({Image: 'mlops-bench/loader:cold', Entrypoint: ['node', '-e', '0'], HostConfig: {NetworkMode: 'host'}})
+  const emptyStarted = performance.now()
+  await empty.start()
+  await empty.wait()
+  emptyRuns.push((performance.now() - emptyStarted) / 1000)
+  await empty.remove()
+  const hostOut = join(dir, 'host-pull', 'model.onnx')
+  hostPullRuns.push(await time(process.execPath, [BIN, 'model', 'pull', 'big@1', '--to', hostOut], {MLOPS_STORE: store.uri, MLOPS_GCS_ENDPOINT: gcs.url, CI: '1'}))
+  rmSync(join(dir, 'host-pull'), {recursive: true, force: true})
 }
 
 await gcs.stop()
@@ -92,3 +105,4 @@ for (const component of ['loader', 'api'] as const) {
 }
 
 console.log(`\nloader lead time, container start to ${values.mib} MiB model verified in the volume: median ${median(loaderRuns).toFixed(2)} s; curl on the host: ${median(curlRuns).toFixed(2)} s; curl / loader = ${(median(curlRuns) / median(loaderRuns)).toFixed(2)} (${values.runs} runs)`)
+console.log(`where it goes (medians): the same container running node -e 0: ${median(emptyRuns).toFixed(2)} s; mlops model pull of the same model on the host: ${median(hostPullRuns).toFixed(2)} s (curl / host pull = ${(median(curlRuns) / median(hostPullRuns)).toFixed(2)}); loader minus empty container: ${(median(loaderRuns) - median(emptyRuns)).toFixed(2)} s`)

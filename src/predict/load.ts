@@ -2,7 +2,7 @@ import {request as httpRequest} from 'node:http'
 import {request as httpsRequest} from 'node:https'
 
 import {UnavailableError, UsageError, errorMessage} from '../errors.js'
-import {Http1Connection, type RawResponse, requestBytes} from './http1.js'
+import {Http1Connection, type RawResponse, requestBytes} from '../util/http1.js'
 
 export interface PredictRequest {
   url: string

@@ -7,7 +7,7 @@ import {Readable} from 'node:stream'
 import {NotFoundError, PermissionError} from '../errors.js'
 import {withRetry} from '../util/retry.js'
 import {type ListResult, type ObjectStat, PreconditionFailedError, type StorageBackend, type UploadOptions, type WriteOptions} from './backend.js'
-import {streamRequest} from './http.js'
+import {rangeRequest, streamRequest} from './http.js'
 
 export interface GcsOptions {
   bucket: string
@@ -130,8 +130,8 @@ export class GcsBackend implements StorageBackend {
     url.searchParams.set('alt', 'media')
     url.searchParams.set('generation', generation)
     try {
-      await streamRequest({
-        method: 'GET', url, signal, onData,
+      await rangeRequest({
+        url, signal, onData,
         // identity: the bytes as stored, so sizes and checksums hold even for objects uploaded with gzip encoding.
         headers: {...await this.authHeaders(), range: `bytes=${start}-${end - 1}`, 'accept-encoding': 'identity'},
       })

@@ -2,6 +2,8 @@ import {Agent as HttpAgent, type IncomingMessage, request as httpRequest} from '
 import {Agent as HttpsAgent, request as httpsRequest} from 'node:https'
 import type {Readable} from 'node:stream'
 
+import {Http1Connection, requestBytes} from '../util/http1.js'
+
 const agents = {
   'http:': new HttpAgent({keepAlive: true}),
   'https:': new HttpsAgent({keepAlive: true}),
@@ -71,6 +73,47 @@ export async function streamRequest(options: StreamRequest): Promise<{status: nu
       body.pipe(req)
     }
   })
+}
+
+/** Idle keep-alive connections for ranged reads, per origin. */
+const rangePool = new Map<string, Http1Connection[]>()
+
+/**
+ * One GET whose 2xx body goes to `onData` as views of a reused read buffer,
+ * valid only during each call (copy what you keep): the bulk download path.
+ * It runs on our own HTTP/1.1 connection (src/util/http1.ts) instead of
+ * Node's http client, whose per-packet buffers and streams cost more CPU
+ * than the bytes (256 MiB from the emulator: 0.38 s through http.request,
+ * 0.15 s this way, in one measured run). Connections are kept per origin and
+ * reused; a non-2xx status becomes an HttpStatusError with the server's message.
+ */
+export async function rangeRequest(options: {url: URL; headers: Record<string, number | string>; signal?: AbortSignal; onData: (chunk: Buffer) => void}): Promise<void> {
+  const {origin} = options.url
+  const idle = rangePool.get(origin) ?? []
+  rangePool.set(origin, idle)
+  let connection = idle.pop()
+  while (connection && !connection.reusable) {
+    connection.close()
+    connection = idle.pop()
+  }
+
+  connection ??= await Http1Connection.open(options.url, {timeoutMs: 120_000})
+  let response
+  try {
+    response = await connection.send(requestBytes('GET', options.url, options.headers), {onBody: options.onData, signal: options.signal})
+  } catch (error) {
+    connection.close()
+    throw error
+  }
+
+  if (connection.reusable) {
+    connection.idle()
+    idle.push(connection)
+  } else {
+    connection.close()
+  }
+
+  if (response.status < 200 || response.status >= 300) throw new HttpStatusError(response.status, `HTTP ${response.status}: ${errorText(response.body)}`)
 }
 
 function errorText(body: Buffer): string {

@@ -95,11 +95,13 @@ async function fetchInto(file: FileHandle, path: string, request: DownloadReques
     const start = index * tuning.chunkSize
     const end = Math.min(total, start + tuning.chunkSize)
     return withRetry(async () => {
-      const chunks: Buffer[] = []
+      // One buffer for the range: backends may pass views of a reused read buffer, so every chunk is copied in.
+      const range = Buffer.allocUnsafe(end - start)
       let got = 0
       await withStallTimer(tuning.stallMs, controller.signal, (signal, touch) => backend.readRange(key, object.generation, start, end, chunk => {
         touch()
-        chunks.push(chunk)
+        if (got + chunk.length > range.length) throw Object.assign(new Error(`the store sent more than the ${end - start} bytes of range ${start}-${end - 1}`), {code: 'ECONNRESET'})
+        chunk.copy(range, got)
         got += chunk.length
         received += chunk.length
         onProgress?.(received, total)
@@ -112,8 +114,8 @@ async function fetchInto(file: FileHandle, path: string, request: DownloadReques
         throw Object.assign(new Error(`expected ${end - start} bytes of range ${start}-${end - 1}, got ${got}`), {code: 'ECONNRESET'})
       }
 
-      await file.writev(chunks, start)
-      return chunks
+      await file.write(range, 0, got, start)
+      return [range]
     }, {what: `downloading ${request.label} from ${backend.uri}`, timeoutMs: tuning.timeoutMs})
   }
 

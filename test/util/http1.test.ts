@@ -3,7 +3,7 @@ import {type Server, createServer as createHttpServer} from 'node:http'
 import {type AddressInfo, type Socket, createServer as createTcpServer} from 'node:net'
 
 import {UnavailableError} from '../../src/errors.js'
-import {Http1Connection, requestBytes} from '../../src/predict/http1.js'
+import {Http1Connection, requestBytes} from '../../src/util/http1.js'
 import {loadTest} from '../../src/predict/load.js'
 
 /** A raw TCP server answering every request with `reply(n)` bytes, written in pieces to split the parser's input. */

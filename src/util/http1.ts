@@ -1,4 +1,4 @@
-import {type Socket, connect as netConnect} from 'node:net'
+import {type Socket, isIP, connect as netConnect} from 'node:net'
 import {connect as tlsConnect} from 'node:tls'
 
 export interface RawResponse {
@@ -213,7 +213,7 @@ export class Http1Connection {
     })
   }
 
-  static open(url: URL, options: {timeoutMs?: number} = {}): Promise<Http1Connection> {
+  static open(url: URL, options: {timeoutMs?: number; ca?: Buffer | string} = {}): Promise<Http1Connection> {
     const port = Number(url.port || (url.protocol === 'https:' ? 443 : 80))
     const host = url.hostname.replace(/^\[|\]$/g, '')
     let deliver: (bytes: Buffer) => void = () => {}
@@ -226,7 +226,8 @@ export class Http1Connection {
     }
     return new Promise((resolve, reject) => {
       const secure = url.protocol === 'https:'
-      const socket = secure ? tlsConnect({host, port, servername: host, onread} as never) : netConnect({host, port, onread})
+      // TLS trusts Node's roots plus NODE_EXTRA_CA_CERTS, as the storage client does; `ca` replaces them.
+      const socket = secure ? tlsConnect({host, port, ...(isIP(host) ? {} : {servername: host}), onread, ...(options.ca ? {ca: options.ca} : {})} as never) : netConnect({host, port, onread})
       socket.once(secure ? 'secureConnect' : 'connect', () => {
         socket.off('error', reject)
         resolve(new Http1Connection(socket, options.timeoutMs ?? 30_000, callback => {

@@ -29,7 +29,7 @@ describe('the local target: loader step + mlops serve in the background', functi
     expect((await cli('status')).code).to.equal(ExitCode.NOT_FOUND)
   })
 
-  it('cluster-only flags on the local target → exit 2 naming them, nothing started; rollback → exit 2', async () => {
+  it('cluster-only flags on the local target → exit 2 naming them, nothing started; rollback → exit 2; status --namespace, delete --context on docker → exit 2 (MLOPS_NAMESPACE is not an error)', async () => {
     const dryRun = await cli('deploy', '--model', 'iris@1', '--dry-run', 'server', '--set', 'replicas=3')
     expect(dryRun.code).to.equal(ExitCode.USAGE)
     expect(dryRun.stderr).to.equal('Error: --dry-run, --set apply to --target k8s, not local\nHint: drop it, or pass --target k8s\n')
@@ -37,6 +37,15 @@ describe('the local target: loader step + mlops serve in the background', functi
     const rollback = await cli('rollback')
     expect(rollback.code).to.equal(ExitCode.USAGE)
     expect(rollback.stderr).to.match(/^Error: rollback works on --target k8s, which keeps revisions; the local target does not\nHint: deploy the earlier version instead/)
+    const status = await cli('status', '--namespace', 'iris')
+    expect(status.code).to.equal(ExitCode.USAGE)
+    expect(status.stderr).to.equal('Error: --namespace applies to --target k8s, not local\nHint: drop it, or pass --target k8s\n')
+    const remove = await cli('delete', '--target', 'docker', '--context', 'prod', '--yes')
+    expect(remove.code).to.equal(ExitCode.USAGE)
+    expect(remove.stderr).to.match(/^Error: --context applies to --target k8s, not docker\n/)
+    // A namespace exported for the cluster is not an error on the local target.
+    const fromEnv = await runCli(['status'], {MLOPS_NAMESPACE: 'iris'}, project)
+    expect(fromEnv.code).to.equal(ExitCode.NOT_FOUND)
   })
 
   it('deploy (the default target) pulls the model, starts mlops serve and waits for /ready; predict and status use it', async () => {

@@ -73,7 +73,6 @@ export class UnavailableError extends MlopsError {
   readonly code = 'UNAVAILABLE'
 }
 
-/** Duck-typed for the same reason as isPreconditionFailed: modules loaded lazily may be loaded twice under test runners. */
 /** A model the runtime cannot run (opset or operator it does not support). */
 export class IncompatibleError extends MlopsError {
   readonly code = 'INCOMPATIBLE'

@@ -1,7 +1,12 @@
-import {Flags} from '@oclif/core'
+import {Args, Flags} from '@oclif/core'
 
 /** How images are named, for the commands that build, push or reference them. */
 export const imageNameFlags = {
   tag: Flags.string({summary: 'Image tag (default: image.tag, else the git short sha, else the mlops version).', env: 'MLOPS_IMAGE_TAG'}),
   repository: Flags.string({summary: 'Image repository (default: image.repository, else mlops/<project name>).', env: 'MLOPS_IMAGE_REPOSITORY'}),
+}
+
+/** Which image build and push act on. */
+export const componentArgs = {
+  component: Args.string({description: 'Which image.', options: ['loader', 'api', 'all'], default: 'all'}),
 }

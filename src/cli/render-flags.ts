@@ -64,18 +64,21 @@ export const targetFlags = {
   context: Flags.string({summary: 'kubeconfig context (default: the current one).', env: 'MLOPS_KUBE_CONTEXT'}),
 }
 
-const FROM_ENV: Record<string, string> = {namespace: 'MLOPS_NAMESPACE', context: 'MLOPS_KUBE_CONTEXT'}
+/** Whether a flag's value came from its environment variable (oclif's `env`) rather than the command line. */
+export function fromEnvironment(definition: {env?: string} | undefined, value: unknown): boolean {
+  return definition?.env !== undefined && value !== undefined && process.env[definition.env] === value
+}
 
 /**
  * Flags that only mean something for a cluster are refused on the other
  * targets rather than silently ignored; a value that came from the
  * environment (MLOPS_NAMESPACE exported for the cluster) is not an error.
  */
-export function refuseClusterFlags(flags: Record<string, unknown>, where: string, names: string[] = ['namespace', 'context']): void {
+export function refuseClusterFlags(flags: Record<string, unknown>, definitions: Record<string, {env?: string}>, where: string, names: string[] = ['namespace', 'context']): void {
   const given = names.filter(name => {
     const value = flags[name]
     if (value === undefined || value === false || (Array.isArray(value) && value.length === 0)) return false
-    return !(FROM_ENV[name] && process.env[FROM_ENV[name]] === value)
+    return !fromEnvironment(definitions[name], value)
   })
   if (given.length > 0) {
     throw new UsageError(`${given.map(name => `--${name}`).join(', ')} ${given.length === 1 ? 'applies' : 'apply'} to --target k8s, not ${where}`, {suggestion: 'drop it, or pass --target k8s'})

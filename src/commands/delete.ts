@@ -23,7 +23,7 @@ export default class Delete extends BaseCommand<typeof Delete> {
 
   async run(): Promise<{namespace: string; deployment: string; deleted: string[]} | {target: 'docker' | 'local'; model: string; pid?: number; container?: string}> {
     const where = targetOf(this.project, this.flags.target)
-    if (where !== 'k8s') refuseClusterFlags(this.flags, where)
+    if (where !== 'k8s') refuseClusterFlags(this.flags, Delete.flags, where)
     if (where === 'docker') {
       const {connectDocker} = await import('../images/docker.js')
       const removed = await deleteDocker(await connectDocker(), this.project.dir)

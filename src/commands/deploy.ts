@@ -104,7 +104,7 @@ export default class Deploy extends BaseCommand<typeof Deploy> {
     const started = Date.now()
     const {flags} = this
     const where = targetOf(this.project, flags.target)
-    if (where !== 'k8s') refuseClusterFlags(flags, where, ['dry-run', 'diff', 'atomic', 'force-conflicts', 'context', 'values', 'set', 'namespace'])
+    if (where !== 'k8s') refuseClusterFlags(flags, Deploy.flags, where, ['dry-run', 'diff', 'atomic', 'force-conflicts', 'context', 'values', 'set', 'namespace'])
     if (where === 'local') return this.deployLocally(started)
     if (where === 'docker') return this.deployToDocker(started)
     if (flags.port !== 0) throw new UsageError('--port applies to --target local', {suggestion: 'the cluster\'s port is deploy.port in mlops.yaml (--set port=N)'})

@@ -8,7 +8,7 @@ import {ExpectationError, NotFoundError, UnavailableError, UsageError} from '../
 import {parseRows} from '../predict/input.js'
 import {type Answer, type LatencyReport, type PredictRequest, loadTest, sendOnce} from '../predict/load.js'
 import {readState} from '../images/state.js'
-import {deploymentTarget, refuseClusterFlags, targetFlags} from '../cli/render-flags.js'
+import {deploymentTarget, fromEnvironment, refuseClusterFlags, targetFlag, targetFlags, targetOf} from '../cli/render-flags.js'
 import {localStatus} from '../targets/local.js'
 import type {PortForwarding} from '../targets/k8s/port-forward.js'
 
@@ -35,7 +35,8 @@ export default class Predict extends BaseCommand<typeof Predict> {
 
   static flags = {
     url: Flags.string({summary: 'Base URL of the model server.', env: 'MLOPS_PREDICT_URL'}),
-    target: Flags.string({summary: 'Send to what mlops deploy started on this target (default: deploy.target, else local); k8s goes through a port-forward to a ready pod.', options: ['local', 'docker', 'k8s'], env: 'MLOPS_TARGET'}),
+    // Where mlops deploy started the server; k8s goes through a port-forward to a ready pod.
+    target: targetFlag,
     // -n is --requests here, so --namespace has no short form.
     namespace: Flags.string({summary: 'Namespace with --target k8s (default: deploy.namespace, else the project name).', env: 'MLOPS_NAMESPACE'}),
     context: targetFlags.context,
@@ -53,9 +54,12 @@ export default class Predict extends BaseCommand<typeof Predict> {
     const {flags} = this
     const rows = parseRows(await this.rowsText(), flags.data !== undefined ? '--data' : flags.file ?? 'stdin')
     const url = this.explicitUrl()
-    const target = url ? 'url' : flags.target ?? this.project.values.deploy?.target ?? 'local'
-    if (target !== 'k8s') refuseClusterFlags(flags, url ? '--url' : target)
-    if (target !== 'k8s') return this.predict(url ?? await this.targetUrl(target as 'docker' | 'local'), rows)
+    const target = url ? undefined : targetOf(this.project, flags.target)
+    if (target !== 'k8s') {
+      refuseClusterFlags(flags, Predict.flags, url ? '--url' : target!)
+      return this.predict(url ?? await this.targetUrl(target as 'docker' | 'local'), rows)
+    }
+
     const forwarding = await this.forward()
     try {
       return {...await this.predict(forwarding.url, rows, forwarding), pod: forwarding.pod}
@@ -72,8 +76,8 @@ export default class Predict extends BaseCommand<typeof Predict> {
   private explicitUrl(): string | undefined {
     const {url, target} = this.flags
     if (url === undefined || target === undefined) return url
-    const urlFromEnv = process.env.MLOPS_PREDICT_URL === url
-    const targetFromEnv = process.env.MLOPS_TARGET === target
+    const urlFromEnv = fromEnvironment(Predict.flags.url, url)
+    const targetFromEnv = fromEnvironment(Predict.flags.target, target)
     if (!urlFromEnv && !targetFromEnv) throw new UsageError('--url and --target each name a server: pass one of them')
     return urlFromEnv && !targetFromEnv ? undefined : url
   }

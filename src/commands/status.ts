@@ -30,7 +30,7 @@ export default class Status extends BaseCommand<typeof Status> {
 
   async run(): Promise<StatusResult | LocalStatus | DockerStatus> {
     const where = targetOf(this.project, this.flags.target)
-    if (where !== 'k8s') refuseClusterFlags(this.flags, where)
+    if (where !== 'k8s') refuseClusterFlags(this.flags, Status.flags, where)
     if (where === 'docker') {
       const {connectDocker} = await import('../images/docker.js')
       const running = await dockerStatus(await connectDocker(), this.project.dir)

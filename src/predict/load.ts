@@ -1,6 +1,3 @@
-import {request as httpRequest} from 'node:http'
-import {request as httpsRequest} from 'node:https'
-
 import {UnavailableError, UsageError, errorMessage} from '../errors.js'
 import {Http1Connection, type RawResponse, requestBytes} from '../util/http1.js'
 
@@ -44,36 +41,10 @@ function targetUrl(request: PredictRequest): URL {
     throw new UsageError(`invalid --url ${request.url}: use http://HOST:PORT`)
   }
 
+  if (base.protocol !== 'http:' && base.protocol !== 'https:') throw new UsageError(`invalid --url ${request.url}: only http:// and https:// are served`, {suggestion: 'use http://HOST:PORT'})
+
   const path = request.protocol === 'v2' ? `/v2/models/${request.model}/infer` : request.endpoint
   return new URL(path, base)
-}
-
-/** Sends one request and returns the answer (any status). Unreachable → exit 7. */
-export async function sendOnce(request: PredictRequest): Promise<Answer & {ms: number}> {
-  const url = targetUrl(request)
-  const body = bodyOf(request)
-  const send = url.protocol === 'https:' ? httpsRequest : httpRequest
-  const started = process.hrtime.bigint()
-  return new Promise((resolve, reject) => {
-    const req = send(url, {method: 'POST', headers: {'content-type': 'application/json', 'content-length': Buffer.byteLength(body)}}, response => {
-      const chunks: Buffer[] = []
-      response.on('data', chunk => chunks.push(chunk))
-      response.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8')
-        let parsed: unknown = text
-        try {
-          parsed = JSON.parse(text)
-        } catch {
-          // not JSON: keep the text
-        }
-
-        resolve({status: response.statusCode ?? 0, body: parsed, ms: Number(process.hrtime.bigint() - started) / 1e6})
-      })
-    })
-    req.setTimeout(30_000, () => req.destroy(Object.assign(new Error('no answer in 30 s'), {code: 'ETIMEDOUT'})))
-    req.on('error', error => reject(new UnavailableError(`cannot reach ${url.origin}: ${errorMessage(error)}`, {suggestion: 'check --url (or that the deployment is up: mlops status)'})))
-    req.end(body)
-  })
 }
 
 function parseBody(body: Buffer): unknown {
@@ -134,4 +105,10 @@ export async function loadTest(request: PredictRequest, count: number, concurren
     requests: count, errors, seconds, requestsPerSecond: latencies.length / seconds, p50: at(0.5), p95: at(0.95), p99: at(0.99), max: latencies.at(-1) ?? 0,
     last: last && {status: last.status, body: parseBody(last.body)},
   }
+}
+
+/** Sends one request and returns the answer (any status), on the same client as the load test. Unreachable → exit 7. */
+export async function sendOnce(request: PredictRequest): Promise<Answer & {ms: number}> {
+  const {last, max} = await loadTest(request, 1, 1)
+  return {...last!, ms: max}
 }

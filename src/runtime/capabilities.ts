@@ -1,6 +1,5 @@
 import {readFileSync} from 'node:fs'
 import {createRequire} from 'node:module'
-import {dirname, join} from 'node:path'
 
 import {encodeLenField, encodeVarintField} from '../onnx/wire.js'
 
@@ -46,18 +45,7 @@ export const SAVED_SUPPORT = new URL('./support.json', import.meta.url)
 /** The version in onnxruntime-node's own package.json, read without loading the runtime. */
 export function installedRuntimePackage(): string | undefined {
   try {
-    let dir = dirname(createRequire(import.meta.url).resolve('onnxruntime-node'))
-    for (;;) {
-      try {
-        const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as {name?: string; version?: string}
-        if (pkg.name === 'onnxruntime-node') return pkg.version
-      } catch {
-        // no package.json at this level
-      }
-
-      if (dirname(dir) === dir) return undefined
-      dir = dirname(dir)
-    }
+    return (createRequire(import.meta.url)('onnxruntime-node/package.json') as {version?: string}).version
   } catch {
     return undefined
   }

@@ -81,6 +81,7 @@ describe('mlops predict against a real mlops serve', function () {
     ['CSV with the wrong column count', ['--file', 'bad.csv'], ExitCode.USAGE, /row 2 has 3 values, row 1 has 4/],
     ['a row the model refuses (3 values for 4)', ['--data', '[[6.3, 3.3, 6.0]]'], ExitCode.USAGE, /the server refused the request \(400\): row 0 has 3 values, the model expects 4/],
     ['an unreachable URL', ['--url', 'http://127.0.0.1:9', '--data', '[[1,2,3,4]]'], ExitCode.UNAVAILABLE, /cannot reach http:\/\/127\.0\.0\.1:9/],
+    ['a URL that is not http(s)', ['--url', 'ftp://127.0.0.1:9', '--data', '[[1,2,3,4]]'], ExitCode.USAGE, /^Error: invalid --url ftp:\/\/127\.0\.0\.1:9: only http:\/\/ and https:\/\/ are served\nHint: use http:\/\/HOST:PORT/],
     ['-n 10 against an unreachable URL', ['--url', 'http://127.0.0.1:9', '--data', '[[1,2,3,4]]', '-n', '10'], ExitCode.UNAVAILABLE, /cannot reach http:\/\/127\.0\.0\.1:9/],
     ['--namespace with --url (a cluster flag)', ['--namespace', 'iris', '--data', '[[1,2,3,4]]'], ExitCode.USAGE, /--namespace applies to --target k8s, not --url/],
     ['--context with --target local', ['--target', 'local', '--context', 'prod', '--data', '[[1,2,3,4]]'], ExitCode.USAGE, /--context applies to --target k8s, not local/],

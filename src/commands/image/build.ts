@@ -1,4 +1,4 @@
-import {Args, Flags} from '@oclif/core'
+import {Flags} from '@oclif/core'
 import {existsSync} from 'node:fs'
 import {join} from 'node:path'
 
@@ -10,7 +10,7 @@ import {connectDocker} from '../../images/docker.js'
 import {componentsOf, imageNames} from '../../images/names.js'
 import {probeRuntimeSupport} from '../../runtime/capabilities.js'
 import {formatBytes} from '../../util/text.js'
-import {imageNameFlags} from '../../cli/image-flags.js'
+import {componentArgs, imageNameFlags} from '../../cli/image-flags.js'
 
 /** docker/<component>.Dockerfile in the project (mlops init writes them) replaces the packaged one. */
 function projectDockerfile(dir: string, component: string): string | undefined {
@@ -29,9 +29,7 @@ export default class ImageBuild extends BaseCommand<typeof ImageBuild> {
     'DOCKER_HOST=tcp://127.0.0.1:2375 <%= config.bin %> <%= command.id %> loader --verbose',
   ]
 
-  static args = {
-    component: Args.string({description: 'Which image.', options: ['loader', 'api', 'all'], default: 'all'}),
-  }
+  static args = componentArgs
 
   static flags = {
     ...imageNameFlags,

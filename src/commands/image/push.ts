@@ -1,4 +1,4 @@
-import {Args, Flags} from '@oclif/core'
+import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../../cli/base-command.js'
 import {registryCredentials} from '../../images/credentials.js'
@@ -6,7 +6,7 @@ import {connectDocker} from '../../images/docker.js'
 import {componentsOf, imageNames, registryOf} from '../../images/names.js'
 import {pushImage} from '../../images/push.js'
 import {statePath, updateState} from '../../images/state.js'
-import {imageNameFlags} from '../../cli/image-flags.js'
+import {componentArgs, imageNameFlags} from '../../cli/image-flags.js'
 
 export interface PushedImages {
   images: Array<{component: string; ref: string; digest: string; pinned: string}>
@@ -23,9 +23,7 @@ export default class ImagePush extends BaseCommand<typeof ImagePush> {
     'MLOPS_REGISTRY_USERNAME=ci MLOPS_REGISTRY_PASSWORD=$TOKEN <%= config.bin %> <%= command.id %> api --tag 1.4.0 --json',
   ]
 
-  static args = {
-    component: Args.string({description: 'Which image.', options: ['loader', 'api', 'all'], default: 'all'}),
-  }
+  static args = componentArgs
 
   static flags = {
     ...imageNameFlags,

@@ -30,6 +30,11 @@ export function kubeClients(options: {context?: string} = {}): KubeClients {
 
   const cluster = config.getCurrentCluster()
   if (!cluster) throw new UsageError('the kubeconfig has no current cluster', {suggestion: 'pass --context, or set KUBECONFIG'})
+  // With no KUBECONFIG, no ~/.kube/config and no in-cluster token, client-node falls back to http://localhost:8080.
+  if (!process.env.KUBECONFIG && cluster.name === 'cluster' && cluster.server === 'http://localhost:8080' && config.getCurrentUser()?.name === 'user') {
+    throw new UsageError('no kubeconfig found: KUBECONFIG is not set and there is no ~/.kube/config', {suggestion: 'set KUBECONFIG, or run gcloud container clusters get-credentials CLUSTER'})
+  }
+
   return {
     config, server: cluster.server,
     objects: KubernetesObjectApi.makeApiClient(config),
@@ -68,6 +73,10 @@ export function kubeError(error: unknown, server: string, what: string): MlopsEr
   }
 
   if (status === 404) return new NotFoundError(`${what}: ${message}`)
+  if (status === undefined && /HTTP protocol is not allowed/.test(message)) {
+    return new UsageError(`${what}: the kubeconfig's server ${server} is plain http`, {suggestion: 'use its https:// address, or set insecure-skip-tls-verify: true for that cluster'})
+  }
+
   if (status === 400 || status === 422) return new UsageError(`${what}: ${message}`)
   // Server-side apply reports a value it cannot decode (cpu: abc) as a 500 "failed to convert": the input is at fault.
   if (status === 500 && /failed to convert|unable to convert|must match the regular expression/.test(message)) return new UsageError(`${what}: ${message}`)

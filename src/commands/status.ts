@@ -4,6 +4,7 @@ import {formatTable} from '../cli/table.js'
 import {kubeClients} from '../targets/k8s/client.js'
 import {type Revision, readDeployment, revisions} from '../targets/k8s/history.js'
 import {rolloutStatus} from '../targets/k8s/rollout.js'
+import {type ServedModel, servedModels} from '../targets/k8s/served.js'
 import {dockerStatus} from '../targets/docker.js'
 import {localStatus} from '../targets/local.js'
 
@@ -16,6 +17,8 @@ export interface StatusResult {
   rollout: string
   conditions: Array<{type: string; status: string; reason?: string; message?: string}>
   revisions: Revision[]
+  /** What each running API container of the current revision reports at /metadata. */
+  serving: Array<ServedModel & {matches: boolean}>
 }
 
 export type LocalStatus = {target: 'local'} & Awaited<ReturnType<typeof localStatus>>
@@ -49,7 +52,8 @@ export default class Status extends BaseCommand<typeof Status> {
     const deployment = await readDeployment(clients, target)
     const annotations = deployment.spec?.template?.metadata?.annotations ?? {}
     const pod = deployment.spec?.template?.spec
-    const history = await revisions(clients, deployment)
+    const [history, served] = await Promise.all([revisions(clients, deployment), servedModels(clients, deployment)])
+    const wanted = annotations['mlops.io/model-sha256'] ?? null
     const status = deployment.status ?? {}
     const result: StatusResult = {
       ...{namespace: target.namespace, deployment: target.name},
@@ -59,12 +63,16 @@ export default class Status extends BaseCommand<typeof Status> {
       rollout: rolloutStatus(deployment).message,
       conditions: (status.conditions ?? []).map(c => ({type: c.type, status: c.status, reason: c.reason, message: c.message})),
       revisions: history.map(({replicaSet: _, ...revision}) => revision),
+      serving: served.map(pod => ({...pod, matches: pod.sha256 !== null && pod.sha256 === wanted})),
     }
     this.log([
       `deployment ${target.namespace}/${target.name}: ${result.model.name}@${result.model.version} (sha256:${result.model.sha256?.slice(0, 12) ?? '?'})`,
       ...Object.entries(result.images).map(([container, image]) => `  ${container.padEnd(12)} ${image}`),
       `  replicas     ${result.replicas.available}/${result.replicas.desired} available, ${result.replicas.updated} updated, ${result.replicas.ready} ready (${result.rollout})`,
       ...result.conditions.map(c => `  ${c.type.padEnd(12)} ${c.status} ${c.reason ?? ''}`.trimEnd()),
+      ...result.serving.map(pod => `  serving      ${pod.pod}: ${pod.error
+        ? `unknown (${pod.error})`
+        : `${pod.name ?? '?'}@${pod.version ?? '?'} sha256:${pod.sha256!.slice(0, 12)}${pod.matches ? '' : ' (NOT the deployed model)'}${pod.ready ? '' : ', not ready'}`}`),
       '',
       formatTable(['REVISION', 'MODEL', 'SHA256', 'REPLICAS', 'CREATED'], result.revisions.map(r => [
         `${r.revision}${r.current ? ' *' : ''}`, `${r.model}@${r.version}`, r.sha256?.slice(0, 12) ?? '-', String(r.replicas), r.created ?? '-',

@@ -27,8 +27,9 @@ const WHEN = /^#\s*mlops:when\s+([A-Za-z0-9_.]+)\s*$/m
  * earlier one file by file: a project's manifests/ over the built-in ones). A placeholder `{{ path }}` is
  * replaced by the value as JSON, which is valid YAML whatever the value (a
  * string with a colon, a list, a map), so values can never break the YAML
- * around them or inject keys; `# mlops:when path` skips a file when the value
- * is false or empty. The result is parsed with the `yaml` library and checked
+ * around them or inject keys; a key whose value renders as null is left out
+ * (an optional field such as nodeSelector); `# mlops:when path` skips a file
+ * when the value is false or empty. The result is parsed with the `yaml` library and checked
  * to be Kubernetes objects.
  */
 export function renderManifests(values: Record<string, unknown>, dirs: string[]): RenderedFile[] {
@@ -47,7 +48,7 @@ export function renderManifests(values: Record<string, unknown>, dirs: string[])
     const objects: KubernetesObject[] = []
     for (const doc of parseAllDocuments(substituted)) {
       if (doc.errors.length > 0) throw new UsageError(`template ${path}: invalid YAML after rendering: ${doc.errors[0].message.split('\n')[0]}`)
-      const object = doc.toJS() as KubernetesObject | null
+      const object = withoutNulls(doc.toJS()) as KubernetesObject | null
       if (!object) continue
       if (!object.apiVersion || !object.kind || !object.metadata?.name) throw new UsageError(`template ${path}: a document without apiVersion, kind and metadata.name`)
       objects.push(object)
@@ -57,6 +58,12 @@ export function renderManifests(values: Record<string, unknown>, dirs: string[])
   }
 
   return rendered
+}
+
+function withoutNulls(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(item => withoutNulls(item))
+  if (value === null || typeof value !== 'object') return value
+  return Object.fromEntries(Object.entries(value).filter(([, item]) => item !== null).map(([key, item]) => [key, withoutNulls(item)]))
 }
 
 /** Namespaces and service accounts before what uses them. */

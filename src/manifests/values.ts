@@ -3,7 +3,7 @@ import {parse as parseYaml} from 'yaml'
 import type {ProjectConfig} from '../config/load.js'
 import {UsageError} from '../errors.js'
 import type {ModelManifest} from '../store/manifest.js'
-import type {StoreSettings} from '../store/open.js'
+import {DEFAULT_STORE_TIMEOUT_SECONDS, type StoreSettings} from '../store/open.js'
 
 /** The deploy section of mlops.yaml (and of -f values files, and of --set paths). */
 export interface DeployConfig {
@@ -16,6 +16,10 @@ export interface DeployConfig {
   autoscaling?: false | {minReplicas?: number; maxReplicas?: number; targetCPUUtilization?: number}
   pdb?: {minAvailable?: number | string}
   gcs?: {secretName?: string; serviceAccount?: string; workloadIdentity?: string}
+  imagePullSecrets?: string[]
+  progressDeadlineSeconds?: number
+  nodeSelector?: Record<string, string>
+  tolerations?: Array<{key?: string; operator?: 'Equal' | 'Exists'; value?: string; effect?: 'NoExecute' | 'NoSchedule' | 'PreferNoSchedule'; tolerationSeconds?: number}>
 }
 
 const DEFAULTS = {
@@ -83,6 +87,7 @@ export function manifestValues(input: ValuesInput): Record<string, unknown> {
     ...(store.endpoint ? [{name: 'MLOPS_GCS_ENDPOINT', value: store.endpoint}] : []),
     ...(store.anonymous ? [{name: 'MLOPS_GCS_ANONYMOUS', value: 'true'}] : []),
     ...(store.project ? [{name: 'MLOPS_GCS_PROJECT', value: store.project}] : []),
+    ...(store.timeoutSeconds === DEFAULT_STORE_TIMEOUT_SECONDS ? [] : [{name: 'MLOPS_STORE_TIMEOUT', value: String(store.timeoutSeconds)}]),
     ...(gcs.secretName ? [{name: 'GOOGLE_APPLICATION_CREDENTIALS', value: '/var/secrets/google/key.json'}] : []),
   ]
   return {
@@ -104,8 +109,12 @@ export function manifestValues(input: ValuesInput): Record<string, unknown> {
       resources: deploy.resources ?? DEFAULTS.resources,
       autoscaling: deploy.autoscaling === false ? false : {...DEFAULTS.autoscaling, ...deploy.autoscaling},
       pdb: {...DEFAULTS.pdb, ...deploy.pdb},
-      progressDeadlineSeconds: 60 + loadSeconds,
+      progressDeadlineSeconds: deploy.progressDeadlineSeconds ?? 60 + loadSeconds,
       startupFailureThreshold: Math.ceil(loadSeconds / 2),
+      // null leaves the field out of the rendered object (see renderManifests).
+      imagePullSecrets: deploy.imagePullSecrets?.length ? deploy.imagePullSecrets.map(secret => ({name: secret})) : null,
+      nodeSelector: deploy.nodeSelector && Object.keys(deploy.nodeSelector).length > 0 ? deploy.nodeSelector : null,
+      tolerations: deploy.tolerations?.length ? deploy.tolerations : null,
     },
     loader: {
       args: [ref, '--to', '/workdir/model.onnx', ...(manifest.labels ? ['--labels-to', '/workdir/labels.json'] : [])],

@@ -2,6 +2,7 @@ import {readFileSync} from 'node:fs'
 import {createRequire} from 'node:module'
 
 import {encodeLenField, encodeVarintField} from '../onnx/wire.js'
+import {disableRuntimeTelemetry} from './ort-env.js'
 
 /** What an ONNX Runtime build can load: the highest IR version and the highest opset per operator domain. */
 export interface RuntimeSupport {
@@ -20,6 +21,7 @@ const PROBED_DOMAINS = ['ai.onnx', 'ai.onnx.ml']
  * About 20 session creations; used when an image is built and checked.
  */
 export async function probeRuntimeSupport(): Promise<RuntimeSupport> {
+  disableRuntimeTelemetry()
   const ort = await import('onnxruntime-node')
   const loads = async (model: Buffer) => {
     try {

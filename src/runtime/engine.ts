@@ -1,5 +1,6 @@
 import {Worker} from 'node:worker_threads'
 
+import {disableRuntimeTelemetry} from './ort-env.js'
 import type {TypedArray} from './tensors.js'
 
 /** A tensor as it crosses between the HTTP thread and the engine thread. */
@@ -40,6 +41,7 @@ export class Engine {
   }
 
   static async start(model: Buffer): Promise<Engine> {
+    disableRuntimeTelemetry()
     // Under the TypeScript test runner this module is engine.ts; built, it is engine.js.
     const script = new URL(import.meta.url.endsWith('.ts') ? './engine-worker.ts' : './engine-worker.js', import.meta.url)
     const bytes = new Uint8Array(model)

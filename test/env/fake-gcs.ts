@@ -28,13 +28,15 @@ export function ensureFakeGcsBinary(): string {
 export class FakeGcs {
   private constructor(readonly url: string, readonly process: ChildProcess) {}
 
-  static async start(): Promise<FakeGcs> {
+  /** On 127.0.0.1, or on another address of this machine (the real node's pod bridge, where pods reach it). */
+  static async start(options: {host?: string} = {}): Promise<FakeGcs> {
     const binary = ensureFakeGcsBinary()
-    const port = await freePort()
-    const url = `http://127.0.0.1:${port}`
+    const host = options.host ?? '127.0.0.1'
+    const port = await freePort(host)
+    const url = `http://${host}:${port}`
     const child = spawn(binary, [
-      '-scheme', 'http', '-host', '127.0.0.1', '-port', String(port), '-backend', 'memory',
-      '-external-url', url, '-public-host', `127.0.0.1:${port}`, '-log-level', 'error',
+      '-scheme', 'http', '-host', host, '-port', String(port), '-backend', 'memory',
+      '-external-url', url, '-public-host', `${host}:${port}`, '-log-level', 'error',
     ], {stdio: ['ignore', 'ignore', 'pipe']})
     let exited = false
     child.once('exit', () => {
@@ -60,6 +62,11 @@ export class FakeGcs {
       method: 'POST', headers: {'content-type': 'application/octet-stream'}, body: new Uint8Array(data),
     })
     if (!response.ok) throw new Error(`overwriting ${name}: HTTP ${response.status} ${await response.text()}`)
+  }
+
+  async deleteObject(bucket: string, name: string): Promise<void> {
+    const response = await fetch(`${this.url}/storage/v1/b/${bucket}/o/${encodeURIComponent(name)}`, {method: 'DELETE'})
+    if (!response.ok && response.status !== 404) throw new Error(`deleting ${name}: HTTP ${response.status} ${await response.text()}`)
   }
 
   async readObject(bucket: string, name: string): Promise<Buffer | undefined> {

@@ -1,6 +1,7 @@
 import {stopDockerEngine} from './docker.js'
 import {FakeGcs, ensureFakeGcsBinary} from './fake-gcs.js'
 import {stopKubeCluster} from './k8s.js'
+import {stopRealNode} from './node.js'
 
 /**
  * One GCS emulator for the whole run (tests that kill a server start their
@@ -23,6 +24,7 @@ export const mochaHooks = {
   async afterAll(this: Mocha.Context): Promise<void> {
     this.timeout(60_000)
     await shared?.stop()
+    stopRealNode()
     stopDockerEngine()
     stopKubeCluster()
   },

@@ -1,7 +1,7 @@
 import type {V1Deployment, V1Pod} from '../../vendor/kubernetes.js'
 import {setTimeout as sleep} from 'node:timers/promises'
 
-import {MlopsError, RolloutError} from '../../errors.js'
+import {ExitCode, MlopsError, RolloutError} from '../../errors.js'
 import {type KubeClients, kubeError} from './client.js'
 
 export {RolloutError} from '../../errors.js'
@@ -40,6 +40,7 @@ export function rolloutStatus(deployment: V1Deployment): RolloutProgress & {fail
 export async function waitForRollout(clients: KubeClients, target: {name: string; namespace: string}, options: {timeoutMs: number; onProgress?: (message: string) => void}): Promise<V1Deployment> {
   const deadline = Date.now() + options.timeoutMs
   let last = 'waiting'
+  let nextPodCheck = Date.now() + POD_CHECK_MS
   for (;;) {
     let deployment: V1Deployment | undefined
     try {
@@ -55,6 +56,13 @@ export async function waitForRollout(clients: KubeClients, target: {name: string
       if (status.failed) throw await rolloutFailure(clients, deployment, status.failed)
       if (status.message !== last) options.onProgress?.(status.message)
       last = status.message
+      // A loader that failed for a reason no restart mends (the model is missing, corrupt, refused
+      // or incompatible) fails the rollout now rather than at the deadline.
+      if (Date.now() >= nextPodCheck) {
+        nextPodCheck = Date.now() + POD_CHECK_MS
+        const permanent = await permanentLoaderFailure(clients, deployment).catch(() => undefined)
+        if (permanent) throw await rolloutFailure(clients, deployment, `rollout of ${target.namespace}/${target.name} cannot succeed`, permanent)
+      }
     }
 
     if (Date.now() >= deadline) {
@@ -65,8 +73,39 @@ export async function waitForRollout(clients: KubeClients, target: {name: string
   }
 }
 
-async function rolloutFailure(clients: KubeClients, deployment: V1Deployment | undefined, headline: string): Promise<RolloutError> {
-  const reasons = deployment ? await diagnose(clients, deployment).catch(() => []) : []
+const POD_CHECK_MS = 1000
+
+/** Loader exit codes that the same pod spec will meet again on every restart. */
+const PERMANENT_LOADER_EXITS = new Set<number>([ExitCode.USAGE, ExitCode.NOT_FOUND, ExitCode.INTEGRITY, ExitCode.PERMISSION, ExitCode.INCOMPATIBLE])
+
+async function permanentLoaderFailure(clients: KubeClients, deployment: V1Deployment): Promise<string | undefined> {
+  for (const pod of await currentPods(clients, deployment)) {
+    for (const status of pod.status?.initContainerStatuses ?? []) {
+      const terminated = status.state?.terminated ?? status.lastState?.terminated
+      if (terminated && PERMANENT_LOADER_EXITS.has(terminated.exitCode)) return podProblems(pod)[0]
+    }
+  }
+
+  return undefined
+}
+
+/** The pods of the Deployment's current pod template (its newest ReplicaSet), not those of earlier revisions. */
+export async function currentPods(clients: KubeClients, deployment: V1Deployment): Promise<V1Pod[]> {
+  const namespace = deployment.metadata!.namespace!
+  const selector = Object.entries(deployment.spec?.selector?.matchLabels ?? {}).map(([k, v]) => `${k}=${v}`).join(',')
+  const [pods, sets] = await Promise.all([
+    clients.core.listNamespacedPod({namespace, labelSelector: selector}),
+    clients.apps.listNamespacedReplicaSet({namespace, labelSelector: selector}),
+  ])
+  const revision = deployment.metadata?.annotations?.['deployment.kubernetes.io/revision']
+  const newest = sets.items.find(rs => rs.metadata?.ownerReferences?.some(o => o.uid === deployment.metadata?.uid) && rs.metadata?.annotations?.['deployment.kubernetes.io/revision'] === revision)
+  const hash = newest?.metadata?.labels?.['pod-template-hash']
+  return hash ? pods.items.filter(pod => pod.metadata?.labels?.['pod-template-hash'] === hash) : pods.items
+}
+
+async function rolloutFailure(clients: KubeClients, deployment: V1Deployment | undefined, headline: string, first?: string): Promise<RolloutError> {
+  const found = deployment ? await diagnose(clients, deployment).catch(() => []) : []
+  const reasons = first ? [first, ...found.filter(reason => reason !== first)] : found
   return new RolloutError(reasons.length > 0 ? `${headline}: ${reasons[0]}` : headline, {
     suggestion: reasons.length > 1 ? reasons.slice(1).join('; ') : 'mlops status shows the pods; kubectl describe pod gives the events',
   })
@@ -74,9 +113,7 @@ async function rolloutFailure(clients: KubeClients, deployment: V1Deployment | u
 
 /** Why pods of the newest ReplicaSet are not available, most telling first. */
 export async function diagnose(clients: KubeClients, deployment: V1Deployment): Promise<string[]> {
-  const namespace = deployment.metadata!.namespace!
-  const selector = Object.entries(deployment.spec?.selector?.matchLabels ?? {}).map(([k, v]) => `${k}=${v}`).join(',')
-  const pods = (await clients.core.listNamespacedPod({namespace, labelSelector: selector})).items
+  const pods = await currentPods(clients, deployment)
   const reasons = new Set<string>()
   for (const pod of pods) for (const reason of podProblems(pod)) reasons.add(reason)
   return [...reasons]

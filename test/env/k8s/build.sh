@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Build (once) the binaries for a real Kubernetes control plane used by tests:
 #   kube-apiserver, kube-controller-manager, kube-scheduler, kubectl  (k8s.io/kubernetes v1.36.3)
+#   kubelet                                                          (same module: the real node)
 #   etcd                                                             (go.etcd.io/etcd/server/v3, 3.6.x)
 #   kwok                                                             (sigs.k8s.io/kwok v0.8.0)
+#   containerd, containerd-shim-runc-v2, ctr                         (containerd v2.2.9: the real node)
 # into ${MLOPS_TEST_CACHE:-$HOME/.cache/mlops-test}/k8s-v1.36.3/bin.
 #
 # Idempotent: a binary that already exists is skipped. Only the Go module proxy is
@@ -21,6 +23,7 @@ K8S_MINOR=36
 STAGING_VERSION=v0.36.3
 ETCD_VERSION=${MLOPS_K8S_ETCD_VERSION:-v3.6.8}
 KWOK_VERSION=v0.8.0
+CONTAINERD_VERSION=${MLOPS_CONTAINERD_VERSION:-v2.2.9}
 
 CACHE_ROOT=${MLOPS_TEST_CACHE:-$HOME/.cache/mlops-test}
 CACHE=$CACHE_ROOT/k8s-$K8S_VERSION
@@ -42,7 +45,7 @@ log() { printf '[k8s-build] %s\n' "$*" >&2; }
 exec 9>"$CACHE/.build.lock"
 flock 9
 
-want=(kube-apiserver kube-controller-manager kube-scheduler etcd kwok)
+want=(kube-apiserver kube-controller-manager kube-scheduler kubelet etcd kwok containerd containerd-shim-runc-v2 ctr)
 [ "${MLOPS_K8S_NO_KUBECTL:-}" = 1 ] || want+=(kubectl)
 missing=()
 for b in "${want[@]}"; do [ -x "$BIN/$b" ] || missing+=("$b"); done
@@ -72,7 +75,7 @@ has() { [[ " ${missing[*]} " == *" $1 "* ]]; }
 # ---------------------------------------------------------------- kubernetes
 K8S_SRC=$SRC/kubernetes
 prepare_k8s_module() {
-  [ -f "$K8S_SRC/.ready" ] && return 0
+  [ -f "$K8S_SRC/.ready" ] && grep -q cmd/kubelet "$K8S_SRC/tools.go" && return 0
   rm -rf "$K8S_SRC"; mkdir -p "$K8S_SRC"
   # Read k8s.io/kubernetes' own go.mod to find every staging module it replaces
   # with ./staging/src/k8s.io/<name>. Only the ones it also *requires* (as v0.0.0)
@@ -108,6 +111,7 @@ import (
 	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
 	_ "k8s.io/kubernetes/cmd/kube-scheduler"
 	_ "k8s.io/kubernetes/cmd/kubectl"
+	_ "k8s.io/kubernetes/cmd/kubelet"
 )
 GO
   (cd "$K8S_SRC" && "${NICE[@]}" go mod tidy)
@@ -121,9 +125,9 @@ build_k8s() { # build_k8s <name>
   mv -f "$BIN/.$name.tmp" "$BIN/$name"
 }
 
-if has kube-apiserver || has kube-controller-manager || has kube-scheduler || has kubectl; then
+if has kube-apiserver || has kube-controller-manager || has kube-scheduler || has kubectl || has kubelet; then
   timed "k8s-modules(download+tidy)" prepare_k8s_module
-  for b in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
+  for b in kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl; do
     has "$b" && timed "$b" build_k8s "$b"
   done
 fi
@@ -176,6 +180,24 @@ build_kwok() {
   mv -f "$tmp/kwok" "$BIN/kwok"; rmdir "$tmp"
 }
 has kwok && timed "kwok($KWOK_VERSION)" build_kwok
+
+# ---------------------------------------------------------------- containerd
+# containerd v2 (Debian's 1.6 is too old for kubelet 1.36's CRI), its runc shim and
+# ctr, static: no cgo, btrfs snapshotter left out. Its go.mod has no replace
+# directives, so go install works.
+build_containerd() {
+  local tmp; tmp=$(mktemp -d "$CACHE/.containerd.XXXXXX")
+  GOBIN=$tmp "${NICE[@]}" go install -tags no_btrfs \
+    -ldflags "-s -w -X github.com/containerd/containerd/v2/version.Version=$CONTAINERD_VERSION" \
+    "github.com/containerd/containerd/v2/cmd/containerd@$CONTAINERD_VERSION" \
+    "github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2@$CONTAINERD_VERSION" \
+    "github.com/containerd/containerd/v2/cmd/ctr@$CONTAINERD_VERSION"
+  local b; for b in containerd containerd-shim-runc-v2 ctr; do mv -f "$tmp/$b" "$BIN/$b"; done
+  rmdir "$tmp"
+}
+if has containerd || has containerd-shim-runc-v2 || has ctr; then
+  timed "containerd($CONTAINERD_VERSION)" build_containerd
+fi
 
 # The kwok binary embeds no Stages: without a config it exits with "no stages
 # found" (kwokctl normally passes them). Assemble the same defaults kwokctl uses

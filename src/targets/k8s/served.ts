@@ -1,0 +1,65 @@
+import type {V1Deployment} from '../../vendor/kubernetes.js'
+
+import {errorMessage} from '../../errors.js'
+import {type KubeClients, apiMessage} from './client.js'
+import {currentPods} from './rollout.js'
+
+/** What one running API container says it serves (GET /metadata through the API server's pod proxy). */
+export interface ServedModel {
+  pod: string
+  ready: boolean
+  name: string | null
+  version: string | null
+  sha256: string | null
+  /** Why the answer could not be read or was refused as malformed. */
+  error?: string
+}
+
+const SHA256 = /^[0-9a-f]{64}$/
+const MAX_PODS = 16
+
+/**
+ * Asks the running pods of the current revision which model they loaded, so
+ * that status reports what is served, not only what was asked for. The
+ * answer comes from the network and is validated like any input: a field of
+ * the wrong shape is an error for that pod, never printed as is.
+ */
+export async function servedModels(clients: KubeClients, deployment: V1Deployment, port: string | number = 'http'): Promise<ServedModel[]> {
+  const namespace = deployment.metadata!.namespace!
+  const pods = (await currentPods(clients, deployment))
+    .filter(pod => pod.status?.containerStatuses?.some(status => status.name === 'api' && status.state?.running))
+    .slice(0, MAX_PODS)
+  return Promise.all(pods.map(async pod => {
+    const name = pod.metadata!.name!
+    const ready = pod.status?.conditions?.some(c => c.type === 'Ready' && c.status === 'True') ?? false
+    const served: ServedModel = {pod: name, ready, name: null, version: null, sha256: null}
+    try {
+      const body = await withTimeout(clients.core.connectGetNamespacedPodProxyWithPath({name: `${name}:${port}`, namespace, path: 'metadata'}), 5000) as unknown
+      const metadata = (typeof body === 'string' ? JSON.parse(body) : body) as Record<string, unknown>
+      if (typeof metadata?.sha256 !== 'string' || !SHA256.test(metadata.sha256)) throw new Error('its /metadata has no valid sha256')
+      served.sha256 = metadata.sha256
+      served.name = shortText(metadata.name)
+      served.version = shortText(metadata.version)
+    } catch (error) {
+      const status = (error as {code?: number}).code
+      served.error = status === 403 ? 'no right to get pods/proxy' : (status ? apiMessage(error) : errorMessage(error)).split('\n')[0].slice(0, 200)
+    }
+
+    return served
+  }))
+}
+
+function shortText(value: unknown): string | null {
+  return typeof value === 'string' && value.length <= 128 && /^[\w.@:+-]*$/.test(value) ? value : null
+}
+
+async function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  try {
+    return await Promise.race([promise, new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer in ${ms / 1000}s`)), ms)
+    })])
+  } finally {
+    clearTimeout(timer)
+  }
+}

@@ -2,6 +2,7 @@ import {Command, Flags, type Interfaces} from '@oclif/core'
 
 import {type ProjectConfig, loadConfig} from '../config/load.js'
 import {ExitCode, type ExitCodeName, isMlopsError} from '../errors.js'
+import type {Logger} from './log.js'
 import {Progress} from './progress.js'
 
 export type CommandFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof BaseCommand)['baseFlags'] & T['flags']>
@@ -56,10 +57,21 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     return Progress.for({json: this.jsonEnabled()})
   }
 
+  /**
+   * Commands that run in containers (serve, the loader) log in a chosen
+   * format; under JSON logs their failure is one more JSON line, not text.
+   */
+  protected failureLog(): {log: Logger; msg: string} | undefined {
+    return undefined
+  }
+
   protected async catch(error: Error & {exitCode?: number; oclif?: {exit?: number}}): Promise<never> {
     const described = describeError(error)
+    const structured = this.jsonEnabled() ? undefined : this.failureLog()
     if (this.jsonEnabled()) {
       this.logJson({error: described} satisfies ErrorJson)
+    } else if (structured) {
+      structured.log('error', structured.msg, described)
     } else {
       this.logToStderr(`Error: ${described.message}`)
       if (described.suggestion) this.logToStderr(`Hint: ${described.suggestion}`)

@@ -3,7 +3,7 @@ import {readFileSync} from 'node:fs'
 import {basename, extname} from 'node:path'
 
 import {BaseCommand} from '../cli/base-command.js'
-import {createLogger, logFormatFlag, resolveLogFormat} from '../cli/log.js'
+import {type Logger, createLogger, logFormatFlag, resolveLogFormat} from '../cli/log.js'
 import {UsageError} from '../errors.js'
 import {prepareModel} from '../runtime/model.js'
 import {startServer} from '../runtime/server.js'
@@ -38,30 +38,46 @@ export default class Serve extends BaseCommand<typeof Serve> {
     'log-format': logFormatFlag,
   }
 
+  protected failureLog(): {log: Logger; msg: string} | undefined {
+    // Flags may not have parsed (one way to fail): the environment still says which format.
+    const format = resolveLogFormat((this.flags ?? {})['log-format'] ?? process.env.MLOPS_LOG_FORMAT)
+    return format === 'json' ? {log: createLogger('json', 'serve'), msg: 'serve failed'} : undefined
+  }
+
   async run(): Promise<ServeResult> {
     const {flags} = this
     const log = createLogger(resolveLogFormat(flags['log-format']), 'serve')
-    const prepared = await prepareModel({
+    // Listened for from the start: a pod stopped while its model is read or loaded (a scale-down,
+    // a rollout) exits 0 at once, not after the load.
+    const stop = new Promise<string>(resolve => {
+      for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, () => resolve(signal))
+    })
+    const stopped = async (signal: string, url = '') => {
+      log('info', 'stopped while loading the model', {signal})
+      return {url, name: flags.name ?? basename(flags.model, extname(flags.model)), sha256: '', stoppedBy: signal}
+    }
+
+    const preparing = prepareModel({
       modelPath: flags.model,
       labelsPath: flags.labels,
       name: flags.name ?? basename(flags.model, extname(flags.model)),
       version: flags['model-version'],
       sample: flags.sample === undefined ? undefined : parseSample(flags.sample),
     })
+    const prepared = await Promise.race([preparing, stop])
+    if (typeof prepared === 'string') return stopped(prepared)
     const server = await startServer(prepared, {host: flags.host, port: flags.port, bodyLimit: flags['max-body-bytes'], log}).catch(error => {
       if ((error as NodeJS.ErrnoException).code === 'EADDRINUSE') throw new UsageError(`port ${flags.port} on ${flags.host} is already in use`, {suggestion: 'pass another --port (or PORT)'})
       throw error
     })
-
-    const stop = new Promise<string>(resolve => {
-      for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, () => resolve(signal))
-    })
-    try {
-      await server.loaded
-    } catch (error) {
+    const first = await Promise.race([server.loaded.then(() => undefined), stop]).catch(async (error: unknown) => {
       log('error', 'model failed to load', {error: (error as Error).message})
       await server.close()
       throw error
+    })
+    if (first !== undefined) {
+      await server.close()
+      return stopped(first, server.url)
     }
 
     const stoppedBy = await stop

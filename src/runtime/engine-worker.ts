@@ -14,7 +14,10 @@ const port = parentPort!
 let session: InferenceSession
 
 try {
-  session = await InferenceSession.create(workerData.model as Uint8Array, {
+  const model = workerData.model as Uint8Array
+  // workerData would keep the model's bytes alive for the thread's life: onnxruntime keeps its own copy.
+  workerData.model = undefined
+  session = await InferenceSession.create(model, {
     // One thread per run: small models gain nothing from intra-op threads and lose to their hand-offs.
     intraOpNumThreads: 1,
     interOpNumThreads: 1,

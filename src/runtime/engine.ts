@@ -40,12 +40,18 @@ export class Engine {
     worker.on('exit', code => this.failAll(new Error(`the onnxruntime thread exited (code ${code})`)))
   }
 
+  /** Takes the model's bytes: the Buffer passed in is detached (moved to the engine's thread). */
   static async start(model: Buffer): Promise<Engine> {
     disableRuntimeTelemetry()
     // Under the TypeScript test runner this module is engine.ts; built, it is engine.js.
     const script = new URL(import.meta.url.endsWith('.ts') ? './engine-worker.ts' : './engine-worker.js', import.meta.url)
-    const bytes = new Uint8Array(model)
+    // Hand the bytes over without a copy when the Buffer owns its memory (a model file read whole,
+    // the large case): a copy would double the peak memory of loading a 1 GiB model. The caller's
+    // Buffer is unusable afterwards.
+    const bytes = model.byteOffset === 0 && model.byteLength === model.buffer.byteLength ? new Uint8Array(model.buffer) : new Uint8Array(model)
     const worker = new Worker(script, {workerData: {model: bytes}, transferList: [bytes.buffer as ArrayBuffer], execArgv: process.execArgv})
+    // The thread never holds the process open: a server stopped while the model loads exits at once.
+    worker.unref()
     const first = await new Promise<EngineReply>((resolve, reject) => {
       worker.once('message', resolve)
       worker.once('error', reject)
@@ -55,7 +61,6 @@ export class Engine {
       throw new EngineLoadError(first.type === 'load-failed' ? first.runtime : 'unknown', first.type === 'load-failed' ? first.message : 'unexpected reply')
     }
 
-    worker.unref()
     return new Engine(worker, first.runtime)
   }
 

@@ -94,9 +94,16 @@ export async function startServer(prepared: PreparedModel, options: ServerOption
   const url = `http://${options.host.includes(':') ? `[${options.host}]` : options.host}:${port}`
   options.log('info', 'listening', {url, model: prepared.source.modelPath})
 
+  let closed = false
   const loaded = (async () => {
     const started = Date.now()
     const served = await loadModel(prepared)
+    if (closed) {
+      // Closed while loading: nothing will serve this model.
+      await served.engine.close()
+      throw new Error('the server closed while the model was loading')
+    }
+
     notReady = 'warming up'
     await original(served, served.sample, served.kind === 'classifier' || served.labelOutput !== undefined).catch(error => {
       throw new Error(`warm-up inference failed on the sample input: ${errorMessage(error)}`)
@@ -112,6 +119,7 @@ export async function startServer(prepared: PreparedModel, options: ServerOption
   return {
     app, url, loaded,
     async close() {
+      closed = true
       await app.close()
       await model?.engine.close()
     },

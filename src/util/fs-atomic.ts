@@ -1,11 +1,68 @@
 import {randomBytes} from 'node:crypto'
-import {type FileHandle, link, open, rename, rm, stat} from 'node:fs/promises'
+import {rmSync} from 'node:fs'
+import {type FileHandle, link, open, readdir, rename, rm, stat} from 'node:fs/promises'
 import {basename, dirname, join} from 'node:path'
 import {setTimeout as sleep} from 'node:timers/promises'
 
 /** A temporary path beside `path` (same folder, so the final rename is atomic), hidden and unique. */
 export function tempPathFor(path: string): string {
   return join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`)
+}
+
+const escape = (text: string) => text.replaceAll(/[.*+?^${}()|[\]\\]/g, '\\$&')
+
+/**
+ * Removes the temp files of `path` that earlier runs left (killed before they
+ * could clean up): those whose process is gone, or whose process id is ours,
+ * which in a restarted container (PID 1 again) means an earlier life of this
+ * container. A temp file of another live process (a concurrent pull) stays.
+ */
+export async function removeStaleTemps(path: string): Promise<string[]> {
+  const pattern = new RegExp(`^\\.${escape(basename(path))}\\.(\\d+)\\.[0-9a-f]{8}\\.tmp$`)
+  const removed: string[] = []
+  for (const name of await readdir(dirname(path)).catch(() => [] as string[])) {
+    const pid = Number(pattern.exec(name)?.[1])
+    if (!pid || (pid !== process.pid && processExists(pid)) || live.has(join(dirname(path), name))) continue
+    await rm(join(dirname(path), name), {force: true})
+    removed.push(name)
+  }
+
+  return removed
+}
+
+function processExists(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM'
+  }
+}
+
+const live = new Set<string>()
+
+/**
+ * Removes `temp` if the process is stopped by SIGINT or SIGTERM (Ctrl-C, a
+ * pod's shutdown) before the write finishes, then lets the signal end the
+ * process as it would have. Call the returned function once the temp file is
+ * gone or renamed.
+ */
+export function trackTemp(temp: string): () => void {
+  if (live.size === 0) for (const signal of SIGNALS) process.on(signal, removeLiveTemps)
+  live.add(temp)
+  return () => {
+    live.delete(temp)
+    if (live.size === 0) for (const signal of SIGNALS) process.off(signal, removeLiveTemps)
+  }
+}
+
+const SIGNALS = ['SIGINT', 'SIGTERM'] as const
+
+function removeLiveTemps(signal: NodeJS.Signals): void {
+  for (const temp of live) rmSync(temp, {force: true})
+  live.clear()
+  for (const other of SIGNALS) process.off(other, removeLiveTemps)
+  process.kill(process.pid, signal)
 }
 
 export function isTempPath(name: string): boolean {

@@ -44,14 +44,15 @@ export function writeSyntheticOnnx(path: string, weightBytes: number): void {
 /**
  * A valid model (float [N,4] in and out) that is a chain of `nodes` Relu
  * operators: small on disk, but onnxruntime needs a while to load and
- * optimize it, which gives tests a loading window they can observe.
+ * optimize it, which gives tests a loading window they can observe. With
+ * another operator name (one no runtime has), a model that parses but never loads.
  */
-export function writeSlowLoadingOnnx(path: string, nodes: number): void {
+export function writeSlowLoadingOnnx(path: string, nodes: number, operator = 'Relu'): void {
   const parts: Buffer[] = []
   for (let i = 0; i < nodes; i++) {
     const input = i === 0 ? 'x' : `t${i - 1}`
     const output = i === nodes - 1 ? 'y' : `t${i}`
-    parts.push(bytesField(1, Buffer.concat([bytesField(1, input), bytesField(2, output), bytesField(3, `n${i}`), bytesField(4, 'Relu')])))
+    parts.push(bytesField(1, Buffer.concat([bytesField(1, input), bytesField(2, output), bytesField(3, `n${i}`), bytesField(4, operator)])))
   }
 
   const graph = Buffer.concat([...parts, bytesField(2, 'slow'), bytesField(11, tensorValueInfo('x', ['N', 4])), bytesField(12, tensorValueInfo('y', ['N', 4]))])

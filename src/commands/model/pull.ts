@@ -67,10 +67,11 @@ As a Kubernetes initContainer (the loader): when /dev/termination-log exists, or
       log?.('info', result.skipped ? 'up to date' : 'verified', {path: result.path, sha256: result.sha256, bytes: result.bytes, seconds: result.seconds})
       this.writeTerminationLog({ok: true, ...result})
       const what = `${result.name}@${result.version}`
-      this.log(result.skipped
+      // With structured logs (a container), the log line above says it all: stdout stays free of plain text.
+      if (this.flags['log-format'] !== 'json') this.log(result.skipped
         ? `${what} up to date at ${result.path} (sha256:${result.sha256.slice(0, 12)})`
         : `${what} → ${result.path}  ${formatBytes(result.bytes)} in ${result.seconds.toFixed(2)}s  sha256:${result.sha256.slice(0, 12)} verified`)
-      if (result.labelsPath) this.log(`labels → ${result.labelsPath}`)
+      if (result.labelsPath && this.flags['log-format'] !== 'json') this.log(`labels → ${result.labelsPath}`)
       return result
     } finally {
       progress.stop()
@@ -78,17 +79,20 @@ As a Kubernetes initContainer (the loader): when /dev/termination-log exists, or
   }
 
   protected async catch(error: Error & {exitCode?: number; oclif?: {exit?: number}}): Promise<never> {
-    // Flags may not have parsed (that is one way to get here): read what is there.
-    const flags = (this.flags ?? {}) as {'log-format'?: string}
     const summary = isMlopsError(error)
       ? {code: error.code, exitCode: error.exitCode, message: error.message}
       : {code: error.oclif?.exit === 2 ? 'USAGE' : 'UNEXPECTED', exitCode: error.oclif?.exit ?? 1, message: error.message.split('\n')[0]}
-    if (flags['log-format']) this.logger()?.('error', 'pull failed', summary)
     this.writeTerminationLog({ok: false, ref: this.args?.ref, seconds: (Date.now() - this.started) / 1000, error: summary})
     return super.catch(error)
   }
 
+  protected failureLog(): {log: Logger; msg: string} | undefined {
+    const format = (this.flags ?? {})['log-format'] ?? process.env.MLOPS_LOG_FORMAT
+    return format === 'json' ? {log: createLogger('json', 'loader'), msg: 'pull failed'} : undefined
+  }
+
   private logger(): Logger | undefined {
+    // Flags may not have parsed (one way to fail): read what is there.
     const format = (this.flags ?? {})['log-format']
     return format === 'json' || format === 'text' ? createLogger(format, 'loader') : undefined
   }

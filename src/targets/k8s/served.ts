@@ -24,7 +24,7 @@ const MAX_PODS = 16
  * answer comes from the network and is validated like any input: a field of
  * the wrong shape is an error for that pod, never printed as is.
  */
-export async function servedModels(clients: KubeClients, deployment: V1Deployment, port: string | number = 'http'): Promise<ServedModel[]> {
+export async function servedModels(clients: KubeClients, deployment: V1Deployment): Promise<ServedModel[]> {
   const namespace = deployment.metadata!.namespace!
   const pods = (await currentPods(clients, deployment))
     .filter(pod => pod.status?.containerStatuses?.some(status => status.name === 'api' && status.state?.running))
@@ -33,7 +33,10 @@ export async function servedModels(clients: KubeClients, deployment: V1Deploymen
     const name = pod.metadata!.name!
     const ready = pod.status?.conditions?.some(c => c.type === 'Ready' && c.status === 'True') ?? false
     const served: ServedModel = {pod: name, ready, name: null, version: null, sha256: null}
+    // The pod proxy takes a port number: a port name gives a reset stream.
+    const port = pod.spec?.containers.find(container => container.name === 'api')?.ports?.find(p => p.name === 'http')?.containerPort
     try {
+      if (!port) throw new Error('the api container has no port named http')
       const body = await withTimeout(clients.core.connectGetNamespacedPodProxyWithPath({name: `${name}:${port}`, namespace, path: 'metadata'}), 5000) as unknown
       const metadata = (typeof body === 'string' ? JSON.parse(body) : body) as Record<string, unknown>
       if (typeof metadata?.sha256 !== 'string' || !SHA256.test(metadata.sha256)) throw new Error('its /metadata has no valid sha256')

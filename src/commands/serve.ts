@@ -57,6 +57,7 @@ export default class Serve extends BaseCommand<typeof Serve> {
       return {url, name: flags.name ?? basename(flags.model, extname(flags.model)), sha256: '', stoppedBy: signal}
     }
 
+    log('info', 'reading the model', {model: flags.model})
     const preparing = prepareModel({
       modelPath: flags.model,
       labelsPath: flags.labels,

@@ -1,34 +1,35 @@
 import type {AppsV1Api, CoreV1Api} from '@kubernetes/client-node'
 import {expect} from 'chai'
-import {copyFileSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
+import {readFileSync, rmSync} from 'node:fs'
 import {join} from 'node:path'
-import {parseAllDocuments, parseDocument} from 'yaml'
+import {parseAllDocuments} from 'yaml'
 
 import {ExitCode} from '../../src/errors.js'
-import {dockerEngine, localRegistry} from '../env/docker.js'
 import {FakeGcs} from '../env/fake-gcs.js'
 import type {Cluster} from '../env/k8s.js'
-import {type RealNode, nodeCtr, realNode, trustRegistry} from '../env/node.js'
+import {type RealNode, nodeCtr} from '../env/node.js'
 import {runCli} from '../helpers/cli.js'
 import {writeSlowLoadingOnnx, writeSyntheticOnnx} from '../helpers/onnx-writer.js'
-import {fixture, randomBytes, tempDir} from '../helpers/stores.js'
+import {fixture} from '../helpers/stores.js'
 import {PredictLoop, clientsFor, isReady, kubectl, loaderSummary, podsOf} from './cluster.js'
+import {type RealNodeProject, realNodeProject} from './environment.js'
 
 const VIRGINICA = [[6.3, 3.3, 6, 2.5]]
 const NAMESPACE = 'e2e'
 
 describe('the model-load pattern on a real node (kubelet, containerd, runc): real pods', function () {
   this.timeout(10 * 60 * 1000)
+  let setup: RealNodeProject
   let cluster: Cluster
   let node: RealNode
   let gcs: FakeGcs
-  let registry: {address: string; stop: () => void}
+  let registry: {address: string}
   let project: string
   let env: Record<string, string>
   let core: CoreV1Api
   let apps: AppsV1Api
-  const bucket = 'e2e-models'
-  const sha = {v1: '', v2: ''}
+  let bucket: string
+  let sha: {v1: string; v2: string}
 
   const mlops = async (...args: string[]) => runCli(args, env, project)
   const deployment = async (name = 'iris', namespace = NAMESPACE) => apps.readNamespacedDeployment({name, namespace})
@@ -42,49 +43,13 @@ describe('the model-load pattern on a real node (kubelet, containerd, runc): rea
   before(async function () {
     // A fresh machine builds the node's binaries with the control plane's (minutes), and both images.
     this.timeout(45 * 60 * 1000)
-    ;({cluster, node} = realNode())
+    setup = await realNodeProject(NAMESPACE)
+    ;({cluster, node, gcs, registry, project, env, bucket, sha} = setup)
     ;({core, apps} = clientsFor(cluster.kubeconfig))
-    const {dockerHost} = dockerEngine()
-    const password = randomBytes(12).toString('hex')
-    registry = localRegistry('e2e-ci', password)
-    trustRegistry(node, registry.address)
-    // Pods reach the emulator on the node's bridge address; so does this machine.
-    gcs = await FakeGcs.start({host: node.gateway})
-    await gcs.createBucket(bucket)
-    const workdir = tempDir('mlops-e2e-')
-    env = {
-      KUBECONFIG: cluster.kubeconfig, DOCKER_HOST: dockerHost, DOCKER_CONFIG: tempDir(),
-      MLOPS_REGISTRY_USERNAME: 'e2e-ci', MLOPS_REGISTRY_PASSWORD: password,
-    }
-    const init = await runCli(['init', 'iris', '--yes', '--store', `gs://${bucket}/models`, '--image-repository', `${registry.address}/e2e`,
-      '--namespace', NAMESPACE, '--replicas', '1'], env, workdir)
-    expect(init.code, init.stderr).to.equal(0)
-    project = join(workdir, 'iris')
-    const config = parseDocument(readFileSync(join(project, 'mlops.yaml'), 'utf8'))
-    config.setIn(['store'], {uri: `gs://${bucket}/models`, endpoint: gcs.url, timeout: 5})
-    config.setIn(['image', 'tag'], 'e2e')
-    config.setIn(['deploy', 'target'], 'k8s')
-    config.setIn(['deploy', 'nodeSelector'], {'kubernetes.io/hostname': node.nodeName})
-    config.setIn(['deploy', 'tolerations'], [{key: 'mlops.io/real-node', operator: 'Exists', effect: 'NoSchedule'}])
-    config.setIn(['deploy', 'imagePullSecrets'], ['iris-registry'])
-    writeFileSync(join(project, 'mlops.yaml'), config.toString())
-
-    copyFileSync(fixture('iris_logreg.onnx'), join(project, 'model', 'logreg.onnx'))
-    for (const [model, version] of [['model/model.onnx', 'v1'], ['model/logreg.onnx', 'v2']] as const) {
-      const pushed = await mlops('model', 'push', model, '--name', 'iris', '--labels', 'model/labels.json', '--json')
-      expect(pushed.code, pushed.stderr).to.equal(0)
-      sha[version] = JSON.parse(pushed.stdout).sha256
-    }
-
-    for (const step of [['image', 'build'], ['image', 'push'], ['image', 'secret']]) {
-      const result = await mlops(...step)
-      expect(result.code, `${step.join(' ')}: ${result.stderr}`).to.equal(0)
-    }
   })
 
   after(async () => {
-    await gcs?.stop()
-    registry?.stop()
+    await setup?.stop()
   })
 
   it('deploys the scaffolded project\'s sample model from gs://: the loader initContainer loads it, the API container serves it', async () => {

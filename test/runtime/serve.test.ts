@@ -242,7 +242,22 @@ describe('mlops serve: start-up, readiness and shutdown', () => {
       })
       expect(code).to.equal(exitCode)
       expect(stderr).to.not.contain('listening')
-      expect(stderr.split('\n')[0]).to.match(/^Error: /)
+      // Logs are JSON lines off a terminal, the failure too: the last line says why, with the exit code.
+      const lines = stderr.trim().split('\n').map(line => JSON.parse(line) as Record<string, unknown>)
+      expect(lines.at(-1)).to.include({level: 'error', component: 'serve', msg: 'serve failed', exitCode})
+    })
+
+    it(`refuses to start on ${what} with --log-format text: exit ${exitCode}, one plain Error: line`, async () => {
+      const child = spawn(process.execPath, [bin, 'serve', '--model', fixture(file), '--port', '0', '--log-format', 'text'], {stdio: ['ignore', 'pipe', 'pipe']})
+      let stderr = ''
+      child.stderr.on('data', chunk => {
+        stderr += chunk
+      })
+      const code = await new Promise(resolve => {
+        child.once('exit', resolve)
+      })
+      expect(code).to.equal(exitCode)
+      expect(stderr.split('\n').filter(line => line.startsWith('Error: '))).to.have.length(1)
     })
   }
 
@@ -304,7 +319,7 @@ describe('mlops serve: start-up, readiness and shutdown', () => {
       child.once('exit', resolve)
     })
     expect(code).to.equal(ExitCode.USAGE)
-    expect(stderr).to.contain(`Error: port ${port} on 127.0.0.1 is already in use`)
+    expect(stderr.trim().split('\n').map(line => JSON.parse(line)).at(-1)).to.include({msg: 'serve failed', code: 'USAGE', message: `port ${port} on 127.0.0.1 is already in use`})
     await stop(server)
   })
 })

@@ -17,7 +17,7 @@ export default class ModelPull extends BaseCommand<typeof ModelPull> {
 
   static description = `Resolves REF (version, alias or latest), downloads into a temporary file beside the destination with parallel ranged reads, verifies size and sha256 (and the store's crc32c), then renames it into place: the destination is never partial or corrupt. When it already holds the same sha256, nothing is downloaded ("up to date"). Transient failures and stalls are retried for store.timeout seconds, then exit code 7.
 
-As a Kubernetes initContainer (the loader): when /dev/termination-log exists, or with --termination-log, a one-line JSON summary is written there (ref, version, sha256, bytes, seconds; or the error, its code and exit code), so that deploy can say why a loader failed; --log-format json writes structured progress lines on stderr.`
+As a Kubernetes initContainer (the loader): when /dev/termination-log exists, or with --termination-log, a one-line JSON summary is written there (ref, version, sha256, bytes, seconds and uptime: seconds since the process started; or the error, its code and exit code), so that deploy can say why a loader failed; --log-format json writes structured progress lines on stderr.`
 
   static examples = [
     '<%= config.bin %> <%= command.id %> iris@3 --to /workdir/model.onnx',
@@ -65,7 +65,8 @@ As a Kubernetes initContainer (the loader): when /dev/termination-log exists, or
       })
       progress.stop()
       log?.('info', result.skipped ? 'up to date' : 'verified', {path: result.path, sha256: result.sha256, bytes: result.bytes, seconds: result.seconds})
-      this.writeTerminationLog({ok: true, ...result})
+      // uptime: seconds since this process started, node's start-up included: a pod's loader lead time.
+      this.writeTerminationLog({ok: true, ...result, uptime: Number(process.uptime().toFixed(3))})
       const what = `${result.name}@${result.version}`
       // With structured logs (a container), the log line above says it all: stdout stays free of plain text.
       if (this.flags['log-format'] !== 'json') this.log(result.skipped

@@ -1,0 +1,83 @@
+import {copyFileSync, readFileSync, writeFileSync} from 'node:fs'
+import {join} from 'node:path'
+import {parseDocument} from 'yaml'
+
+import {dockerEngine, localRegistry} from '../env/docker.js'
+import {FakeGcs} from '../env/fake-gcs.js'
+import type {Cluster} from '../env/k8s.js'
+import {type RealNode, realNode, trustRegistry} from '../env/node.js'
+import {runCli} from '../helpers/cli.js'
+import {fixture, randomBytes, tempDir} from '../helpers/stores.js'
+
+export interface RealNodeProject {
+  cluster: Cluster
+  node: RealNode
+  /** The GCS emulator, on the node's bridge address where pods reach it. */
+  gcs: FakeGcs
+  bucket: string
+  registry: {address: string; stop: () => void}
+  /** The project folder made by mlops init. */
+  project: string
+  /** What the CLI needs: the cluster, the engine, the registry's credentials. */
+  env: Record<string, string>
+  /** sha256 of iris@1 (the sample SVC) and iris@2 (a logistic regression: other answers). */
+  sha: {v1: string; v2: string}
+  mlops: (...args: string[]) => ReturnType<typeof runCli>
+  stop(): Promise<void>
+}
+
+/**
+ * What a user does before a first deploy, on a real node: mlops init, a gs://
+ * store (the emulator), mlops.yaml pointing the pods at the node, two model
+ * versions pushed, both images built and pushed to a registry that needs
+ * credentials, and the pull Secret made with mlops image secret. Every step
+ * is the real CLI; a failing step throws with its output.
+ */
+export async function realNodeProject(namespace: string): Promise<RealNodeProject> {
+  const {cluster, node} = realNode()
+  const {dockerHost} = dockerEngine()
+  const password = randomBytes(12).toString('hex')
+  const registry = localRegistry('e2e-ci', password)
+  trustRegistry(node, registry.address)
+  const gcs = await FakeGcs.start({host: node.gateway})
+  const bucket = 'e2e-models'
+  await gcs.createBucket(bucket)
+  const workdir = tempDir('mlops-e2e-')
+  const env = {
+    KUBECONFIG: cluster.kubeconfig, DOCKER_HOST: dockerHost, DOCKER_CONFIG: tempDir(),
+    MLOPS_REGISTRY_USERNAME: 'e2e-ci', MLOPS_REGISTRY_PASSWORD: password,
+  }
+  const check = async (what: string, run: ReturnType<typeof runCli>) => {
+    const result = await run
+    if (result.code !== 0) throw new Error(`${what} exited ${result.code}: ${result.stderr}`)
+    return result
+  }
+
+  await check('mlops init', runCli(['init', 'iris', '--yes', '--store', `gs://${bucket}/models`, '--image-repository', `${registry.address}/e2e`,
+    '--namespace', namespace, '--replicas', '1'], env, workdir))
+  const project = join(workdir, 'iris')
+  const config = parseDocument(readFileSync(join(project, 'mlops.yaml'), 'utf8'))
+  config.setIn(['store'], {uri: `gs://${bucket}/models`, endpoint: gcs.url, timeout: 5})
+  config.setIn(['image', 'tag'], 'e2e')
+  config.setIn(['deploy', 'target'], 'k8s')
+  config.setIn(['deploy', 'nodeSelector'], {'kubernetes.io/hostname': node.nodeName})
+  config.setIn(['deploy', 'tolerations'], [{key: 'mlops.io/real-node', operator: 'Exists', effect: 'NoSchedule'}])
+  config.setIn(['deploy', 'imagePullSecrets'], ['iris-registry'])
+  writeFileSync(join(project, 'mlops.yaml'), config.toString())
+  const mlops = async (...args: string[]) => runCli(args, env, project)
+
+  copyFileSync(fixture('iris_logreg.onnx'), join(project, 'model', 'logreg.onnx'))
+  const sha = {v1: '', v2: ''}
+  for (const [model, version] of [['model/model.onnx', 'v1'], ['model/logreg.onnx', 'v2']] as const) {
+    sha[version] = JSON.parse((await check('mlops model push', mlops('model', 'push', model, '--name', 'iris', '--labels', 'model/labels.json', '--json'))).stdout).sha256
+  }
+
+  for (const step of [['image', 'build'], ['image', 'push'], ['image', 'secret']]) await check(`mlops ${step.join(' ')}`, mlops(...step))
+  return {
+    cluster, node, gcs, bucket, registry, project, env, sha, mlops,
+    async stop() {
+      await gcs.stop()
+      registry.stop()
+    },
+  }
+}

@@ -78,6 +78,42 @@ describe('mlops render', () => {
     expect(find(wi, 'Deployment').spec.template.spec.serviceAccountName).to.equal('loader')
   })
 
+  it('pod placement and pull credentials: deploy.nodeSelector, tolerations and imagePullSecrets reach the pod spec, and are left out when not set', async () => {
+    const plain = find((await render()).objects, 'Deployment').spec.template.spec
+    for (const field of ['nodeSelector', 'tolerations', 'imagePullSecrets']) expect(plain, field).to.not.have.property(field)
+    writeFileSync(join(project, 'mlops.yaml'), `${readFileSync(join(project, 'mlops.yaml'), 'utf8')}deploy:
+  nodeSelector: {cloud.google.com/gke-nodepool: models}
+  tolerations: [{key: dedicated, operator: Equal, value: models, effect: NoSchedule}]
+  imagePullSecrets: [registry-pull]
+`)
+    const pod = find((await render()).objects, 'Deployment').spec.template.spec
+    expect(pod.nodeSelector).to.deep.equal({'cloud.google.com/gke-nodepool': 'models'})
+    expect(pod.tolerations).to.deep.equal([{key: 'dedicated', operator: 'Equal', value: 'models', effect: 'NoSchedule'}])
+    expect(pod.imagePullSecrets).to.deep.equal([{name: 'registry-pull'}])
+  })
+
+  it('deploy.progressDeadlineSeconds replaces the size-based deadline; a store.timeout other than the default reaches the loader', async () => {
+    const deployment = find((await render('--set', 'progressDeadlineSeconds=45')).objects, 'Deployment')
+    expect(deployment.spec.progressDeadlineSeconds).to.equal(45)
+    expect(deployment.spec.template.spec.initContainers[0].env.map((e: {name: string}) => e.name)).to.not.include('MLOPS_STORE_TIMEOUT')
+    const timed = find((await render('--store-timeout', '7')).objects, 'Deployment')
+    expect(timed.spec.template.spec.initContainers[0].env).to.deep.include({name: 'MLOPS_STORE_TIMEOUT', value: '7'})
+  })
+
+  for (const [what, yaml, message] of [
+    ['a toleration effect Kubernetes does not have', 'deploy:\n  tolerations: [{key: a, effect: Sometimes}]\n', /deploy\.tolerations\.0\.effect: must be equal to one of the allowed values/],
+    ['an imagePullSecrets name with capitals', 'deploy:\n  imagePullSecrets: [Registry]\n', /deploy\.imagePullSecrets\.0: string "Registry" does not match/],
+    ['a nodeSelector that is a list', 'deploy:\n  nodeSelector: [a]\n', /deploy\.nodeSelector/],
+    ['a progress deadline under 10 s', 'deploy:\n  progressDeadlineSeconds: 3\n', /deploy\.progressDeadlineSeconds/],
+  ] as const) {
+    it(`bad input in mlops.yaml: ${what} → exit 2 naming the field`, async () => {
+      writeFileSync(join(project, 'mlops.yaml'), `${readFileSync(join(project, 'mlops.yaml'), 'utf8')}${yaml}`)
+      const {exitCode, stderr} = await render()
+      expect(exitCode).to.equal(ExitCode.USAGE)
+      expect(stderr).to.match(message)
+    })
+  }
+
   it('a value can never inject YAML: it is inserted as a quoted scalar', () => {
     const dir = tempDir()
     writeFileSync(join(dir, 'service.yaml'), 'apiVersion: v1\nkind: Service\nmetadata:\n  name: {{ app.name }}\n  namespace: {{ app.namespace }}\n')

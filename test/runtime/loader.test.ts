@@ -1,12 +1,16 @@
 import {expect} from 'chai'
-import {existsSync, readFileSync} from 'node:fs'
+import {spawn} from 'node:child_process'
+import {existsSync, readFileSync, readdirSync} from 'node:fs'
 import {join} from 'node:path'
 
 import {ExitCode} from '../../src/errors.js'
 import {inspectModelFile} from '../../src/store/model-file.js'
 import {runCli} from '../helpers/cli.js'
-import {freePort} from '../env/ports.js'
+import {freePort, waitFor} from '../env/ports.js'
+import {writeSyntheticOnnx} from '../helpers/onnx-writer.js'
 import {fixture, listFiles, makeStore, tempDir} from '../helpers/stores.js'
+
+const bin = join(import.meta.dirname, '..', '..', 'bin', 'run.js')
 
 /** The loader contract: what an initContainer running `mlops model pull` leaves for Kubernetes and for deploy. */
 describe('loader contract (mlops model pull as an initContainer)', () => {
@@ -50,4 +54,56 @@ describe('loader contract (mlops model pull as an initContainer)', () => {
       expect(errorLine).to.include({msg: 'pull failed', exitCode})
     })
   }
+
+  it('with --log-format json nothing but JSON reaches stdout or stderr (a container\'s log stays parseable)', async () => {
+    const s = await makeStore('local')
+    await s.store.push({model: await inspectModelFile(fixture('iris_svc.onnx'), fixture('iris_labels.json')), name: 'iris', metadata: {}, workDir: tempDir()})
+    const dir = tempDir()
+    const run = await runCli(['model', 'pull', 'iris@1', '--to', join(dir, 'model.onnx'), '--labels-to', join(dir, 'labels.json'), '--log-format', 'json'], s.env)
+    expect(run.code, run.stderr).to.equal(0)
+    expect(run.stdout).to.equal('')
+    for (const line of run.stderr.trim().split('\n')) expect(() => JSON.parse(line), line).to.not.throw()
+  })
+
+  describe('a pull killed mid-download', function () {
+    this.timeout(120_000)
+    let store: Awaited<ReturnType<typeof makeStore>>
+    before(async () => {
+      store = await makeStore('gcs')
+      const dir = tempDir()
+      writeSyntheticOnnx(join(dir, 'big.onnx'), 512 << 20)
+      await store.store.push({model: await inspectModelFile(join(dir, 'big.onnx')), name: 'big', metadata: {}, workDir: dir})
+    })
+
+    /** Starts a pull into a fresh folder and sends `signal` as soon as its temp file exists. */
+    async function interruptedPull(signal: NodeJS.Signals): Promise<{volume: string; exit: {code: number | null; signal: NodeJS.Signals | null}}> {
+      const volume = tempDir()
+      const child = spawn(process.execPath, [bin, 'model', 'pull', 'big@1', '--to', join(volume, 'model.onnx')], {env: {...process.env, ...store.env}, stdio: 'ignore'})
+      const exit = new Promise<{code: number | null; signal: NodeJS.Signals | null}>(resolve => {
+        child.once('exit', (code, sig) => resolve({code, signal: sig}))
+      })
+      await waitFor(async () => readdirSync(volume).some(name => name.endsWith('.tmp')), 'the pull\'s temp file', 60_000)
+      child.kill(signal)
+      return {volume, exit: await exit}
+    }
+
+    for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+      it(`${signal} (a pod stopped, Ctrl-C): the pull removes its temp file and ends by the signal; no model.onnx`, async () => {
+        const {volume, exit} = await interruptedPull(signal)
+        expect(exit.signal).to.equal(signal)
+        expect(listFiles(volume)).to.deep.equal([])
+      })
+    }
+
+    it('SIGKILL (OOM, kill -9) leaves the temp file, never model.onnx; the next pull removes it and leaves only the verified model', async () => {
+      const {volume, exit} = await interruptedPull('SIGKILL')
+      expect(exit.signal).to.equal('SIGKILL')
+      const left = listFiles(volume)
+      expect(left).to.have.length(1)
+      expect(left[0]).to.match(/^\.model\.onnx\.\d+\.[0-9a-f]{8}\.tmp$/)
+      const again = await runCli(['model', 'pull', 'big@1', '--to', join(volume, 'model.onnx')], store.env)
+      expect(again.code, again.stderr).to.equal(0)
+      expect(listFiles(volume)).to.deep.equal(['model.onnx'])
+    })
+  })
 })

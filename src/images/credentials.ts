@@ -25,7 +25,9 @@ interface DockerConfig {
  * ~/.docker): a credHelpers entry for the registry, its auths entry, then
  * the credsStore helper. Undefined when there are none (anonymous push).
  */
-export async function registryCredentials(registry: string, explicit: {username?: string; password?: string}): Promise<RegistryAuth | undefined> {
+export async function registryCredentials(registry: string, given: {username?: string; password?: string}): Promise<RegistryAuth | undefined> {
+  // An empty variable (CI templates export them unset as '') means not given.
+  const explicit = {username: given.username || undefined, password: given.password || undefined}
   if (explicit.username !== undefined || explicit.password !== undefined) {
     if (!explicit.username || !explicit.password) throw new UsageError('registry credentials need both a username and a password', {suggestion: 'set MLOPS_REGISTRY_USERNAME and MLOPS_REGISTRY_PASSWORD'})
     return {serveraddress: registry, username: explicit.username, password: explicit.password}

@@ -46,7 +46,8 @@ export function trustRegistry(target: RealNode, address: string): void {
 
 /** ctr against the node's containerd (k8s.io namespace): images, tasks, content. */
 export function nodeCtr(target: RealNode, args: string[]): string {
-  return execFileSync(target.ctr, ['-a', target.containerdSocket, '-n', 'k8s.io', ...args], {encoding: 'utf8'})
+  // stderr kept: ctr warns about cgroup v1 on every call.
+  return execFileSync(target.ctr, ['-a', target.containerdSocket, '-n', 'k8s.io', ...args], {encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe']})
 }
 
 export function stopRealNode(): void {

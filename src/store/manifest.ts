@@ -37,8 +37,18 @@ export interface ModelManifest {
 
 export class InvalidManifestError extends Error {}
 
-/** Parses a stored manifest, checking the fields every consumer relies on. */
-export function parseManifest(data: Buffer): ModelManifest {
+/** A stored file's name inside its version folder: one path segment, never "." or "..", no separators. */
+export const STORED_FILE_NAME = /^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$/
+const VERSION_NAME = /^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$/
+const SHA256 = /^[0-9a-f]{64}$/
+
+/**
+ * Parses a stored manifest, checking the fields every consumer relies on.
+ * Whatever is read back from a store is input like any flag: a file name that
+ * is a path ("../x"), a size that is not a byte count or a manifest copied
+ * from another version is refused, never acted on.
+ */
+export function parseManifest(data: Buffer, expected?: {name: string; version: string}): ModelManifest {
   let value: unknown
   try {
     value = JSON.parse(data.toString('utf8'))
@@ -51,8 +61,36 @@ export function parseManifest(data: Buffer): ModelManifest {
     if (typeof manifest?.[field] !== type) throw new InvalidManifestError(`field "${field}" is missing or not a ${type}`)
   }
 
-  if (!/^[0-9a-f]{64}$/.test(manifest.sha256!)) throw new InvalidManifestError('field "sha256" is not a hex SHA-256')
+  if (!SHA256.test(manifest.sha256!)) throw new InvalidManifestError('field "sha256" is not a hex SHA-256')
+  if (!STORED_FILE_NAME.test(manifest.file!)) throw new InvalidManifestError(`field "file" is not a plain file name: ${JSON.stringify(manifest.file!.slice(0, 80))}`)
+  if (!Number.isSafeInteger(manifest.size) || manifest.size! < 0) throw new InvalidManifestError('field "size" is not a byte count')
+  if (expected && (manifest.name !== expected.name || manifest.version !== expected.version)) {
+    throw new InvalidManifestError(`it describes ${JSON.stringify(`${manifest.name}@${manifest.version}`.slice(0, 140))}, not ${expected.name}@${expected.version}`)
+  }
+
+  if (manifest.labels !== undefined) {
+    const {labels} = manifest
+    if (typeof labels !== 'object' || labels === null) throw new InvalidManifestError('field "labels" is not an object')
+    if (typeof labels.file !== 'string' || !STORED_FILE_NAME.test(labels.file)) throw new InvalidManifestError(`field "labels.file" is not a plain file name: ${JSON.stringify(String(labels.file).slice(0, 80))}`)
+    if (typeof labels.sha256 !== 'string' || !SHA256.test(labels.sha256)) throw new InvalidManifestError('field "labels.sha256" is not a hex SHA-256')
+    if (!Number.isSafeInteger(labels.size) || labels.size < 0) throw new InvalidManifestError('field "labels.size" is not a byte count')
+    if (labels.file === manifest.file || labels.file === 'manifest.json') throw new InvalidManifestError('field "labels.file" names another file of the version')
+  }
+
   return manifest as ModelManifest
+}
+
+/** The version an alias object names, checked like a typed version (an alias must never lead out of its model's folder). */
+export function parseAliasTarget(data: Buffer): string {
+  let version: unknown
+  try {
+    version = (JSON.parse(data.toString('utf8')) as {version?: unknown}).version
+  } catch (error) {
+    throw new InvalidManifestError(`not JSON (${(error as Error).message})`)
+  }
+
+  if (typeof version !== 'string' || !VERSION_NAME.test(version)) throw new InvalidManifestError(`it names no valid version: ${JSON.stringify(String(version).slice(0, 80))}`)
+  return version
 }
 
 export function serializeManifest(manifest: ModelManifest): Buffer {

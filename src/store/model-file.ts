@@ -3,6 +3,7 @@ import {extname} from 'node:path'
 
 import {IntegrityError, NotFoundError, UsageError} from '../errors.js'
 import {InvalidOnnxError, type OnnxInfo, readOnnxInfoFromFile} from '../onnx/model-info.js'
+import {STORED_FILE_NAME} from './manifest.js'
 
 /** A model file checked before any byte is sent to a store. */
 export interface InspectedModel {
@@ -23,7 +24,9 @@ export async function inspectModelFile(path: string, labelsPath?: string): Promi
   if (info.size === 0) throw new IntegrityError(`model file ${path} is empty`)
 
   const extension = extname(path).toLowerCase()
-  const model: InspectedModel = {path, size: info.size, storedName: `model${extension || '.bin'}`}
+  // The stored name is read back by every pull: only an extension that keeps it a plain file name.
+  const storedName = STORED_FILE_NAME.test(`model${extension}`) && extension !== '' ? `model${extension}` : 'model.bin'
+  const model: InspectedModel = {path, size: info.size, storedName}
   if (extension === '.onnx') {
     try {
       model.onnx = readOnnxInfoFromFile(path)

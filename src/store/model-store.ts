@@ -7,7 +7,7 @@ import {type Digest, Digester, digestBuffer, digestFile} from '../util/digest.js
 import {gitState} from '../util/git.js'
 import {closestMatch} from '../util/text.js'
 import {type ObjectStat, type StorageBackend, isPreconditionFailed} from './backend.js'
-import {InvalidManifestError, MANIFEST_SCHEMA_VERSION, type ModelManifest, parseManifest, serializeManifest} from './manifest.js'
+import {InvalidManifestError, MANIFEST_SCHEMA_VERSION, type ModelManifest, parseAliasTarget, parseManifest, serializeManifest} from './manifest.js'
 import {type InspectedModel} from './model-file.js'
 import {LATEST, type ModelRef, compareVersions, formatRef} from './names.js'
 import {FileHasher} from './file-hasher.js'
@@ -255,7 +255,7 @@ export class ModelStore {
     // Compare-and-swap on the alias object's generation: concurrent updates never interleave.
     for (;;) {
       const current = await this.backend.read(key)
-      const previous = current ? parseAlias(current.data) : undefined
+      const previous = current ? formerTarget(current.data) : undefined
       try {
         await this.backend.write(key, body, {ifGeneration: current?.stat.generation ?? '0'})
         return {name: manifest.name, alias, version: manifest.version, previous}
@@ -280,7 +280,7 @@ export class ModelStore {
       throw error
     }
 
-    return {name, alias, version: parseAlias(current.data) ?? '', previous: parseAlias(current.data)}
+    return {name, alias, version: formerTarget(current.data) ?? '', previous: formerTarget(current.data)}
   }
 
   /**
@@ -467,14 +467,20 @@ export class ModelStore {
 
   private async readAlias(name: string, alias: string): Promise<string | undefined> {
     const object = await this.backend.read(`${name}/${ALIASES}/${alias}`)
-    return object ? parseAlias(object.data) : undefined
+    if (!object) return undefined
+    try {
+      return parseAliasTarget(object.data)
+    } catch (error) {
+      if (error instanceof InvalidManifestError) throw new IntegrityError(`${name} alias ${alias} in ${this.uri} is corrupt: ${error.message}`, {suggestion: `point it again: mlops model alias set ${name}@VERSION ${alias}`})
+      throw error
+    }
   }
 
   private async readManifest(name: string, version: string): Promise<ModelManifest | undefined> {
     const object = await this.backend.read(this.key(name, version, MANIFEST))
     if (!object) return undefined
     try {
-      return parseManifest(object.data)
+      return parseManifest(object.data, {name, version})
     } catch (error) {
       if (error instanceof InvalidManifestError) throw new IntegrityError(`${name}@${version}: the manifest in ${this.uri} is corrupt: ${error.message}`)
       throw error
@@ -516,10 +522,10 @@ function nextVersion(existing: string[], after?: string): string {
   return String(numbers.length > 0 ? Math.max(...numbers) + 1 : 1)
 }
 
-function parseAlias(data: Buffer): string | undefined {
+/** What an alias pointed at, for reports; a corrupt alias can still be set again or removed. */
+function formerTarget(data: Buffer): string | undefined {
   try {
-    const {version} = JSON.parse(data.toString('utf8')) as {version?: unknown}
-    return typeof version === 'string' ? version : undefined
+    return parseAliasTarget(data)
   } catch {
     return undefined
   }

@@ -4,6 +4,7 @@ import {request as httpRequest} from 'node:http'
 import {join} from 'node:path'
 
 import {ExitCode} from '../../src/errors.js'
+import {runCli} from '../helpers/cli.js'
 import {writeSlowLoadingOnnx} from '../helpers/onnx-writer.js'
 import {expected, fixture, tempDir} from '../helpers/stores.js'
 
@@ -232,14 +233,7 @@ describe('mlops serve: start-up, readiness and shutdown', () => {
     ['an empty model file', 'empty.onnx', ExitCode.INTEGRITY],
   ] as const) {
     it(`refuses to start on ${what}: exit ${exitCode}, never listens (no fallback model)`, async () => {
-      const child = spawn(process.execPath, [bin, 'serve', '--model', fixture(file), '--port', '0', '--host', '127.0.0.1'], {stdio: ['ignore', 'pipe', 'pipe']})
-      let stderr = ''
-      child.stderr.on('data', chunk => {
-        stderr += chunk
-      })
-      const code = await new Promise(resolve => {
-        child.once('exit', resolve)
-      })
+      const {code, stderr} = await runCli(['serve', '--model', fixture(file), '--port', '0', '--host', '127.0.0.1'])
       expect(code).to.equal(exitCode)
       expect(stderr).to.not.contain('listening')
       // Logs are JSON lines off a terminal, the failure too: the last line says why, with the exit code.
@@ -248,14 +242,7 @@ describe('mlops serve: start-up, readiness and shutdown', () => {
     })
 
     it(`refuses to start on ${what} with --log-format text: exit ${exitCode}, one plain Error: line`, async () => {
-      const child = spawn(process.execPath, [bin, 'serve', '--model', fixture(file), '--port', '0', '--log-format', 'text'], {stdio: ['ignore', 'pipe', 'pipe']})
-      let stderr = ''
-      child.stderr.on('data', chunk => {
-        stderr += chunk
-      })
-      const code = await new Promise(resolve => {
-        child.once('exit', resolve)
-      })
+      const {code, stderr} = await runCli(['serve', '--model', fixture(file), '--port', '0', '--log-format', 'text'])
       expect(code).to.equal(exitCode)
       expect(stderr.split('\n').filter(line => line.startsWith('Error: '))).to.have.length(1)
     })
@@ -310,14 +297,7 @@ describe('mlops serve: start-up, readiness and shutdown', () => {
   it('a port already in use → exit 2 naming the port', async () => {
     const server = await serve(['--model', fixture('iris_svc.onnx')])
     const port = new URL(server.url).port
-    const child = spawn(process.execPath, [bin, 'serve', '--model', fixture('iris_svc.onnx'), '--port', port, '--host', '127.0.0.1'], {stdio: ['ignore', 'pipe', 'pipe']})
-    let stderr = ''
-    child.stderr.on('data', chunk => {
-      stderr += chunk
-    })
-    const code = await new Promise(resolve => {
-      child.once('exit', resolve)
-    })
+    const {code, stderr} = await runCli(['serve', '--model', fixture('iris_svc.onnx'), '--port', port, '--host', '127.0.0.1'])
     expect(code).to.equal(ExitCode.USAGE)
     expect(stderr.trim().split('\n').map(line => JSON.parse(line)).at(-1)).to.include({msg: 'serve failed', code: 'USAGE', message: `port ${port} on 127.0.0.1 is already in use`})
     await stop(server)

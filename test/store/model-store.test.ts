@@ -212,6 +212,69 @@ for (const kind of STORE_KINDS) {
       expect(cleaned?.committed).to.equal(false)
       expect((await s.keys()).filter(k => k.startsWith('iris/4/'))).to.deep.equal([])
     })
+
+    describe('hostile store content: every name read back is checked like a typed one', () => {
+      /** Pushes iris@1 with labels, then rewrites its manifest.json with `change` applied (size and sha256 left matching). */
+      async function tamper(change: (manifest: Record<string, any>) => void): Promise<void> {
+        await s.store.push(await pushRequest(fixture('iris_svc.onnx'), {}, fixture('iris_labels.json')))
+        const manifest = JSON.parse((await s.read('iris/1/manifest.json'))!.toString('utf8'))
+        change(manifest)
+        await s.corrupt('iris/1/manifest.json', Buffer.from(JSON.stringify(manifest)))
+      }
+
+      /** The folder a pull writes into, inside a parent that must stay as it was. */
+      function pullTarget(): {parent: string; dir: string} {
+        const parent = tempDir()
+        const dir = join(parent, 'workdir')
+        writeFileSync(join(parent, 'payload.txt'), 'untouched')
+        return {parent, dir: `${dir}/`}
+      }
+
+      for (const [what, change, message] of [
+        ['a model file name that climbs out of the destination (../payload.txt)', (m: Record<string, any>) => {
+          m.file = '../payload.txt'
+        }, /field "file" is not a plain file name: "..\/payload.txt"/],
+        ['an absolute model file name (/etc/hostname)', (m: Record<string, any>) => {
+          m.file = '/etc/hostname'
+        }, /field "file" is not a plain file name/],
+        ['a labels file name that climbs out (../../../../etc/hostname)', (m: Record<string, any>) => {
+          m.labels.file = '../../../../etc/hostname'
+        }, /field "labels.file" is not a plain file name/],
+        ['a manifest copied from another version', (m: Record<string, any>) => {
+          m.version = '7'
+        }, /it describes "iris@7", not iris@1/],
+        ['a size that is not a byte count', (m: Record<string, any>) => {
+          m.size = -1
+        }, /field "size" is not a byte count/],
+        ['labels named like the model file', (m: Record<string, any>) => {
+          m.labels.file = m.file
+        }, /field "labels.file" names another file of the version/],
+      ] as const) {
+        it(`bad input from the store: ${what} → exit 5, nothing written anywhere`, async () => {
+          await tamper(change)
+          const {parent, dir} = pullTarget()
+          const error = await rejection(s.store.pull({ref: {name: 'iris', ref: '1'}, destination: dir, labelsDestination: dir}))
+          expect(error.exitCode, error.message).to.equal(ExitCode.INTEGRITY)
+          expect(error.message).to.match(/^iris@1: the manifest in .* is corrupt: /)
+          expect(error.message).to.match(message)
+          expect(listFiles(parent)).to.deep.equal(['payload.txt'])
+          expect(readFileSync(join(parent, 'payload.txt'), 'utf8')).to.equal('untouched')
+        })
+      }
+
+      for (const target of ['../../elsewhere', '..', 'latest/../1']) {
+        it(`bad input from the store: an alias naming "${target}" → exit 5 naming the alias; it can be set again`, async () => {
+          await s.store.push(await pushRequest(fixture('iris_svc.onnx')))
+          await s.corrupt('iris/aliases/prod', Buffer.from(JSON.stringify({version: target})))
+          const error = await rejection(s.store.resolve({name: 'iris', ref: 'prod'}))
+          expect(error.exitCode).to.equal(ExitCode.INTEGRITY)
+          expect(error.message).to.match(/^iris alias prod in .* is corrupt: it names no valid version/)
+          expect(error.suggestion).to.equal('point it again: mlops model alias set iris@VERSION prod')
+          await s.store.setAlias({name: 'iris', ref: '1'}, 'prod')
+          expect((await s.store.resolve({name: 'iris', ref: 'prod'})).version).to.equal('1')
+        })
+      }
+    })
   })
 }
 

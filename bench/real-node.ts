@@ -47,7 +47,7 @@ try {
   rmSync(join(project, 'model', 'm256.onnx'))
   const models = [{label: 'sample, 2.4 KiB', ref: 'iris@1', object: 'models/iris/1/model.onnx', memory: []}, {label: 'synthetic, 256 MiB', ref: 'big@1', object: 'models/big/1/model.onnx', memory: ['--set', 'resources.limits.memory=1Gi']}]
   const removeImages = () => {
-    for (const ref of nodeCtr(node, ['images', 'ls', '-q']).split('\n').filter(line => line.startsWith(setup.registry.address))) nodeCtr(node, ['images', 'rm', ref])
+    for (const ref of nodeCtr(node, ['images', 'ls', '-q']).split('\n').filter(line => line.startsWith(setup.registry.address))) nodeCtr(node, ['images', 'rm', '--sync', ref])
   }
 
   let n = 0

@@ -2,6 +2,7 @@ import {Command, Flags, type Interfaces} from '@oclif/core'
 
 import {type ProjectConfig, loadConfig} from '../config/load.js'
 import {ExitCode, type ExitCodeName, isMlopsError} from '../errors.js'
+import {redact, redactJson, registerProcessSecrets} from '../util/redact.js'
 import type {Logger} from './log.js'
 import {Progress} from './progress.js'
 
@@ -35,6 +36,7 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
   private loadedProject?: ProjectConfig
 
   public async init(): Promise<void> {
+    registerProcessSecrets(this.argv)
     await super.init()
     const {args, flags} = await this.parse({
       flags: this.ctor.flags,
@@ -65,8 +67,19 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     return undefined
   }
 
+  /** Human output, with credentials redacted. */
+  public log(message = '', ...args: unknown[]): void {
+    super.log(redact(message), ...args)
+  }
+
+  /** --json output, with credentials redacted. */
+  public logJson(json: unknown): void {
+    super.logJson(redactJson(json))
+  }
+
   protected async catch(error: Error & {exitCode?: number; oclif?: {exit?: number}}): Promise<never> {
-    const described = describeError(error)
+    registerProcessSecrets(this.argv)
+    const described = redactJson(describeError(error))
     const structured = this.jsonEnabled() ? undefined : this.failureLog()
     if (this.jsonEnabled()) {
       this.logJson({error: described} satisfies ErrorJson)
@@ -76,7 +89,7 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
       this.logToStderr(`Error: ${described.message}`)
       if (described.suggestion) this.logToStderr(`Hint: ${described.suggestion}`)
       if (described.code === 'UNEXPECTED' && error.stack) {
-        this.logToStderr(process.env.MLOPS_DEBUG ? error.stack : 'Set MLOPS_DEBUG=1 for the stack trace; this is a bug if it persists.')
+        this.logToStderr(process.env.MLOPS_DEBUG ? redact(error.stack) : 'Set MLOPS_DEBUG=1 for the stack trace; this is a bug if it persists.')
       }
     }
 

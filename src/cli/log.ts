@@ -1,5 +1,7 @@
 import {Flags} from '@oclif/core'
 
+import {redact} from '../util/redact.js'
+
 export type LogFormat = 'json' | 'text'
 export type Logger = (level: 'error' | 'info', msg: string, fields?: Record<string, unknown>) => void
 
@@ -19,10 +21,10 @@ export function resolveLogFormat(flag: string | undefined): LogFormat {
 export function createLogger(format: LogFormat, component: string): Logger {
   return (level, msg, fields = {}) => {
     if (format === 'json') {
-      process.stderr.write(`${JSON.stringify({time: new Date().toISOString(), level, component, msg, ...fields})}\n`)
+      process.stderr.write(`${redact(JSON.stringify({time: new Date().toISOString(), level, component, msg, ...fields}))}\n`)
     } else {
       const details = Object.entries(fields).filter(([, v]) => v !== undefined).map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`).join(' ')
-      process.stderr.write(`${level === 'error' ? 'error: ' : ''}${msg}${details ? `  ${details}` : ''}\n`)
+      process.stderr.write(redact(`${level === 'error' ? 'error: ' : ''}${msg}${details ? `  ${details}` : ''}\n`))
     }
   }
 }

@@ -4,7 +4,7 @@ import {stat as statFile} from 'node:fs/promises'
 import {randomBytes} from 'node:crypto'
 import {Readable} from 'node:stream'
 
-import {NotFoundError, PermissionError} from '../errors.js'
+import {NotFoundError, PermissionError, UsageError} from '../errors.js'
 import {withRetry} from '../util/retry.js'
 import {type ListResult, type ObjectStat, PreconditionFailedError, type StorageBackend, type UploadOptions, type WriteOptions} from './backend.js'
 import {rangeRequest, streamRequest} from './http.js'
@@ -232,6 +232,8 @@ export class GcsBackend implements StorageBackend {
       })
     }
 
+    const credentials = credentialsError(error)
+    if (credentials) return credentials
     // stat, read and delete handle an object's 404 themselves; one reaching here (list, write, upload) is the bucket's.
     if (status === 404) {
       return new NotFoundError(`bucket ${this.options.bucket} does not exist`, {suggestion: 'check --store / MLOPS_STORE / store.uri in mlops.yaml'})
@@ -264,6 +266,22 @@ function statusOf(error: unknown): number | undefined {
   const {code, status} = (error ?? {}) as {code?: unknown; status?: unknown}
   if (typeof code === 'number') return code
   if (typeof status === 'number') return status
+  return undefined
+}
+
+/**
+ * A key file that cannot be used, said without its content: the JSON parser's
+ * message quotes the file's first characters, which may be key material.
+ */
+function credentialsError(error: unknown): Error | undefined {
+  const file = process.env.GOOGLE_APPLICATION_CREDENTIALS
+  const where = file ? `GOOGLE_APPLICATION_CREDENTIALS (${file})` : 'the application default credentials'
+  const fix = 'point GOOGLE_APPLICATION_CREDENTIALS at a service-account key (JSON), or run gcloud auth application-default login'
+  const message = error instanceof Error ? error.message : ''
+  if (error instanceof SyntaxError) return new UsageError(`${where} is not a JSON key file`, {suggestion: fix})
+  if (/DECODER routines|PEM|private key|client_email|No key or keyFile set/i.test(message)) return new UsageError(`${where} is not a usable service-account key`, {suggestion: fix})
+  if (/Could not load the default credentials/i.test(message)) return new PermissionError(`no Google credentials found for ${where}`, {suggestion: fix})
+  if (/invalid_grant|invalid_client|unauthorized_client/i.test(message)) return new PermissionError(`${where} was refused by the token endpoint (${/invalid_grant|invalid_client|unauthorized_client/i.exec(message)![0]})`, {suggestion: 'the key may be revoked or expired: create a new key, or use another account'})
   return undefined
 }
 

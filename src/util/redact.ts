@@ -1,0 +1,40 @@
+/**
+ * One redaction step for everything mlops prints, logs or writes as a
+ * termination message: credentials given to it must never come back out.
+ * - userinfo in any URL (`http://user:pass@host`, `tcp://u:p@host`): a
+ *   --gcs-endpoint, a kubeconfig server, DOCKER_HOST, an error that quotes them;
+ * - values registered as secret: the registry password from the environment,
+ *   and the value of any --password/--token/--secret/--key given on the
+ *   command line (oclif would otherwise echo it in a usage error).
+ */
+const USERINFO = /\b([a-z][a-z0-9+.-]*:\/\/)[^\s/?#@'"]+@/gi
+const SECRET_ENV = ['MLOPS_REGISTRY_PASSWORD']
+const SECRET_FLAG = /^--?(password|passwd|token|secret|key|api-key)(=(.*))?$/i
+const secrets = new Set<string>()
+
+export const REDACTED = '***'
+
+/** Registers the secrets this process was given: the environment's and the command line's. */
+export function registerProcessSecrets(argv: string[] = process.argv.slice(2)): void {
+  for (const name of SECRET_ENV) addSecret(process.env[name])
+  for (const [index, arg] of argv.entries()) {
+    const flag = SECRET_FLAG.exec(arg)
+    if (flag) addSecret(flag[2] === undefined ? argv[index + 1] : flag[3])
+  }
+}
+
+export function addSecret(value: string | undefined): void {
+  // Very short values would blank out ordinary words.
+  if (value && value.length >= 4) secrets.add(value)
+}
+
+export function redact(text: string): string {
+  let out = text.replaceAll(USERINFO, `$1${REDACTED}@`)
+  for (const secret of secrets) out = out.replaceAll(secret, REDACTED)
+  return out
+}
+
+/** The same for a value printed as JSON: every string in it. */
+export function redactJson<T>(value: T): T {
+  return JSON.parse(redact(JSON.stringify(value) ?? 'null')) as T
+}

@@ -85,6 +85,26 @@ export function parseConfig(text: string, file: string): MlopsYaml {
   throw new ConfigError(`${where}: ${describe(error, values, errors)}`, {suggestion: suggestionFor(error)})
 }
 
+/**
+ * The deploy values after -f files and --set are merged in: checked against
+ * the same schema as mlops.yaml, with the same messages, before anything is
+ * rendered (a --set replicas=abc must not reach the API server, or pass
+ * --dry-run=client). Also the rules a schema cannot state.
+ */
+export function validateDeployValues(deploy: unknown, origin: string): void {
+  const values = {deploy}
+  const errors = validate(values)
+  if (errors.length > 0) {
+    const error = pickError(errors)
+    throw new ConfigError(`${origin}: ${describe(error, values, errors)}`, {suggestion: suggestionFor(error) ?? 'see the deploy keys in README "Configuration"'})
+  }
+
+  const scaling = (deploy as {autoscaling?: false | {minReplicas?: number; maxReplicas?: number}}).autoscaling
+  if (scaling && scaling.minReplicas !== undefined && scaling.maxReplicas !== undefined && scaling.minReplicas > scaling.maxReplicas) {
+    throw new ConfigError(`${origin}: deploy.autoscaling.minReplicas (${scaling.minReplicas}) is above maxReplicas (${scaling.maxReplicas})`)
+  }
+}
+
 function firstLine(text: string): string {
   return text.split('\n')[0]
 }

@@ -2,7 +2,7 @@ import {readFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {parse as parseYaml} from 'yaml'
 
-import type {ProjectConfig} from '../config/load.js'
+import {type ProjectConfig, validateDeployValues} from '../config/load.js'
 import {UsageError} from '../errors.js'
 import {imageNames} from '../images/names.js'
 import {readState} from '../images/state.js'
@@ -34,6 +34,7 @@ export interface RenderResult {
 export async function renderProject(request: RenderRequest): Promise<RenderResult> {
   const files = request.valuesFiles.map(path => readValuesFile(path))
   const deploy = mergeDeployConfig(request.project.values.deploy, files, request.sets)
+  validateDeployValues(deploy, request.valuesFiles.length > 0 || request.sets.length > 0 ? 'deploy values (mlops.yaml, then -f files, then --set)' : (request.project.file ?? 'mlops.yaml'))
   const names = await imageNames(request.project, request.image)
   const state = await readState(request.project.dir)
   const images = {

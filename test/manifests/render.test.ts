@@ -148,7 +148,7 @@ describe('mlops render', () => {
     ['unknown model', ['--model', 'nope@1'], ExitCode.NOT_FOUND, /model "nope" not found/],
     ['--set without =', ['--set', 'replicas'], ExitCode.USAGE, /invalid --set "replicas"/],
     ['unreadable values file', ['-f', '/nonexistent/values.yaml'], ExitCode.USAGE, /values file \/nonexistent\/values\.yaml cannot be read/],
-    ['a template with an unknown value', ['--set', 'x=1'], ExitCode.USAGE, /unknown value \{\{ app\.nam \}\}/],
+    ['a template with an unknown value', [], ExitCode.USAGE, /unknown value \{\{ app\.nam \}\}/],
   ] as const) {
     it(`bad input: ${what} → exit ${exitCode}`, async () => {
       if (what === 'a template with an unknown value') {
@@ -159,6 +159,30 @@ describe('mlops render', () => {
       const {exitCode: code, stderr} = await render(...args)
       expect(code).to.equal(exitCode)
       expect(stderr).to.match(message)
+    })
+  }
+
+  for (const [what, args, message] of [
+    ['--set replicas=abc', ['--set', 'replicas=abc'], /^Error: deploy values \(mlops\.yaml, then -f files, then --set\): deploy\.replicas: expected integer, got string "abc"$/m],
+    ['--set replicaz=3 (a typo)', ['--set', 'replicaz=3'], /unknown key "replicaz" in deploy[\s\S]*Hint: did you mean "replicas"\?/],
+    ['--set replicas=-1', ['--set', 'replicas=-1'], /deploy\.replicas: must be >= 0/],
+    ['--set port=70000', ['--set', 'port=70000'], /deploy\.port: must be <= 65535/],
+    ['--set resources.limits.memory=lots', ['--set', 'resources.limits.memory=lots'], /deploy\.resources\.limits\.memory: string "lots" does not match/],
+    ['--set resources.limit.cpu=1 (a typo)', ['--set', 'resources.limit.cpu=1'], /unknown key "limit" in deploy\.resources/],
+    ['autoscaling.minReplicas above maxReplicas', ['--set', 'autoscaling.minReplicas=5', '--set', 'autoscaling.maxReplicas=2'], /deploy\.autoscaling\.minReplicas \(5\) is above maxReplicas \(2\)/],
+    ['-n Bad_NS!', ['-n', 'Bad_NS!'], /deploy\.namespace: string "Bad_NS!" does not match/],
+    ['a -f file with a wrong type', ['-f', 'VALUES'], /deploy\.autoscaling/],
+  ] as const) {
+    it(`bad input: ${what} → exit 2 before anything renders (also under --dry-run=client)`, async () => {
+      writeFileSync(join(project, 'values.yaml'), 'autoscaling: sometimes\n')
+      const resolved = args.map(arg => (arg === 'VALUES' ? join(project, 'values.yaml') : arg))
+      const {exitCode, stderr, stdout} = await render(...resolved)
+      expect(exitCode, stderr).to.equal(ExitCode.USAGE)
+      expect(stderr).to.match(message)
+      expect(stdout).to.equal('')
+      const dryRun = await runCommand(['deploy', '--target', 'k8s', '--dry-run', 'client', '--config', join(project, 'mlops.yaml'), ...resolved], {root})
+      expect((dryRun.error as {oclif?: {exit?: number}} | undefined)?.oclif?.exit).to.equal(ExitCode.USAGE)
+      expect(dryRun.stdout).to.equal('')
     })
   }
 

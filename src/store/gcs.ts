@@ -36,14 +36,23 @@ export class GcsBackend implements StorageBackend {
   constructor(private readonly options: GcsOptions) {
     this.prefix = options.prefix.replace(/^\/+|\/+$/g, '')
     this.uri = `gs://${options.bucket}${this.prefix ? `/${this.prefix}` : ''}`
-    this.storage = new Storage({
-      apiEndpoint: options.endpoint,
-      projectId: options.project,
-      retryOptions: {autoRetry: false},
-      // An https endpoint (a private or regional Google endpoint) still gets credentials; a plain-http emulator does not.
-      useAuthWithCustomEndpoint: this.authenticated,
-      ...(options.anonymous ? {authClient: new PassThroughClient()} : {}),
-    })
+    // The client would take STORAGE_EMULATOR_HOST as its base URL without the /storage/v1 path
+    // (every call then 404s as "bucket does not exist"): resolveStoreSettings already made it
+    // the endpoint, so the client must not see it.
+    const emulator = process.env.STORAGE_EMULATOR_HOST
+    delete process.env.STORAGE_EMULATOR_HOST
+    try {
+      this.storage = new Storage({
+        apiEndpoint: options.endpoint,
+        projectId: options.project,
+        retryOptions: {autoRetry: false},
+        // An https endpoint (a private or regional Google endpoint) still gets credentials; a plain-http emulator does not.
+        useAuthWithCustomEndpoint: this.authenticated,
+        ...(options.anonymous ? {authClient: new PassThroughClient()} : {}),
+      })
+    } finally {
+      if (emulator !== undefined) process.env.STORAGE_EMULATOR_HOST = emulator
+    }
   }
 
   async check(): Promise<void> {

@@ -36,11 +36,22 @@ export function resolveStoreSettings(config: ProjectConfig, overrides: StoreOver
   return {
     uri,
     baseDir: overrides.store === undefined ? config.dir : cwd,
-    endpoint: overrides.endpoint ?? fromFile.endpoint,
+    endpoint: overrides.endpoint ?? fromFile.endpoint ?? emulatorHost(),
     anonymous: overrides.anonymous ?? fromFile.anonymous ?? false,
     project: overrides.project ?? fromFile.project,
     timeoutSeconds: overrides.timeout ?? fromFile.timeout ?? DEFAULT_STORE_TIMEOUT_SECONDS,
   }
+}
+
+/**
+ * STORAGE_EMULATOR_HOST, the variable Google's client libraries and
+ * fake-gcs-server's documentation use, names the endpoint when nothing more
+ * specific does ("127.0.0.1:4443" or "http://127.0.0.1:4443").
+ */
+function emulatorHost(): string | undefined {
+  const host = process.env.STORAGE_EMULATOR_HOST?.trim()
+  if (!host) return undefined
+  return /^[a-z][a-z0-9+.-]*:\/\//i.test(host) ? host.replace(/\/+$/, '') : `http://${host}`
 }
 
 /** The backend for a store URI; the GCS client is loaded only for gs:// stores (it costs ~0.2 s of start-up). */

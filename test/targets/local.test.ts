@@ -1,6 +1,8 @@
 import {expect} from 'chai'
-import {writeFileSync} from 'node:fs'
-import {join} from 'node:path'
+import {once} from 'node:events'
+import {existsSync, mkdirSync, readdirSync, writeFileSync} from 'node:fs'
+import {createServer} from 'node:net'
+import {basename, join} from 'node:path'
 
 import {ExitCode} from '../../src/errors.js'
 import {runCli} from '../helpers/cli.js'
@@ -68,6 +70,44 @@ describe('the local target: loader step + mlops serve in the background', functi
     expect(next.pid).to.not.equal(again.pid)
     const metadata = await (await fetch(`${next.url}/metadata`)).json() as {version: string}
     expect(metadata.version).to.equal('2')
+  })
+
+  it('a redeploy that fails (its port taken) leaves the serving server serving its own model and files; nothing of the failed one stays', async () => {
+    const before = JSON.parse((await cli('status', '--json')).stdout)
+    const blocker = createServer().listen(0, '127.0.0.1')
+    await once(blocker, 'listening')
+    const port = (blocker.address() as {port: number}).port
+    let failedLog = ''
+    try {
+      const failed = await cli('deploy', '--model', 'iris@1', '--port', String(port))
+      expect(failed.code).to.equal(ExitCode.ROLLOUT_FAILED)
+      expect(failed.stderr).to.match(/^Error: mlops serve exited before it was ready: .*serve failed: port \d+ on 127\.0\.0\.1 is already in use; the server that was serving still is$/m)
+      failedLog = /Hint: the whole log is in (\S+)/.exec(failed.stderr)![1]
+    } finally {
+      blocker.close()
+    }
+
+    const after = JSON.parse((await cli('status', '--json')).stdout)
+    expect(after).to.include({pid: before.pid, model: 'iris@2', running: true, ready: true, workdir: before.workdir})
+    expect(((await (await fetch(`${before.url}/metadata`)).json()) as {version: string}).version).to.equal('2')
+    expect(readdirSync(before.workdir).sort()).to.deep.equal(['labels.json', 'model.onnx'])
+    // The failed server's log stays for the user (the hint names it) until the next deploy; its model folder is gone.
+    expect(readdirSync(join(project, '.mlops', 'local')).filter(name => name.startsWith('workdir-')).sort()).to.deep.equal([basename(before.workdir), basename(before.log), basename(failedLog)].sort())
+  })
+
+  it('a deploy killed before it finished (kill -9) leaves folders that the next deploy removes', async () => {
+    const before = JSON.parse((await cli('status', '--json')).stdout)
+    const abandoned = join(project, '.mlops', 'local', 'workdir-zzzz-999999999')
+    mkdirSync(abandoned)
+    writeFileSync(join(abandoned, 'model.onnx'), 'partial')
+    writeFileSync(`${abandoned}.log`, '')
+    const next = await cli('deploy', '--model', 'iris@1')
+    expect(next.code, next.stderr).to.equal(0)
+    const {workdir, log} = JSON.parse((await cli('status', '--json')).stdout)
+    expect(readdirSync(join(project, '.mlops', 'local')).filter(name => name.startsWith('workdir-')).sort()).to.deep.equal([basename(workdir), basename(log)].sort())
+    expect(existsSync(before.workdir)).to.equal(false)
+    const back = await cli('deploy', '--model', 'iris@2')
+    expect(back.code, back.stderr).to.equal(0)
   })
 
   it('delete stops the server; status then says nothing is deployed', async () => {

@@ -1,7 +1,7 @@
 import {Command, Flags, type Interfaces} from '@oclif/core'
 
 import {type ProjectConfig, loadConfig} from '../config/load.js'
-import {ExitCode, type ExitCodeName, isMlopsError} from '../errors.js'
+import {ExitCode, type ExitCodeName, isMlopsError, systemError} from '../errors.js'
 import {redact, redactJson, registerProcessSecrets} from '../util/redact.js'
 import type {Logger} from './log.js'
 import {Progress} from './progress.js'
@@ -97,7 +97,8 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
   }
 }
 
-function describeError(error: Error & {oclif?: {exit?: number}}): ErrorJson['error'] {
+function describeError(thrown: Error & {oclif?: {exit?: number}}): ErrorJson['error'] {
+  const error = isMlopsError(thrown) ? thrown : systemError(thrown) ?? thrown
   if (isMlopsError(error)) {
     return {code: error.code, exitCode: error.exitCode, message: error.message, suggestion: error.suggestion}
   }

@@ -1,6 +1,6 @@
 import Fastify, {type FastifyInstance, type FastifyRequest} from 'fastify'
 
-import {errorMessage} from '../errors.js'
+import {IncompatibleError, UsageError, errorMessage} from '../errors.js'
 import {Metrics} from './metrics.js'
 import {type PreparedModel, type ServedModel, loadModel, predict} from './model.js'
 import {BadRequestError, batchToTensorData, describeShape, flatToTensorData, tensorValues} from './tensors.js'
@@ -106,7 +106,12 @@ export async function startServer(prepared: PreparedModel, options: ServerOption
 
     notReady = 'warming up'
     await original(served, served.sample, served.kind === 'classifier' || served.labelOutput !== undefined).catch(error => {
-      throw new Error(`warm-up inference failed on the sample input: ${errorMessage(error)}`)
+      // A sample the user gave that does not fit is their input; the default (zeros) failing is the model's.
+      if (prepared.source.sample !== undefined) {
+        throw new UsageError(`--sample does not fit the model: ${errorMessage(error)}`, {suggestion: 'give one row of the model\'s input, e.g. --sample \'[5.1, 3.5, 1.4, 0.2]\' (MODEL_SAMPLE)'})
+      }
+
+      throw new IncompatibleError(`warm-up inference failed on a row of zeros: ${errorMessage(error)}`, {suggestion: 'pass --sample with a row the model accepts'})
     })
     model = served
     metrics.ready = true

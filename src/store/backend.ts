@@ -43,7 +43,8 @@ export interface StorageBackend {
   list(prefix: string, options?: {delimiter?: boolean}): Promise<ListResult>
   delete(key: string, options?: {ifGeneration?: string}): Promise<void>
   /** Checks that the store root exists and can be reached (bucket exists). */
-  check(): Promise<void>
+  /** Refuses a store that cannot be one (a file, a missing bucket); `mustExist`: a missing local folder too. */
+  check(options?: {mustExist?: boolean}): Promise<void>
 }
 
 /** A write or delete whose generation precondition did not hold (GCS 412, or the local equivalent). */

@@ -55,7 +55,7 @@ export class GcsBackend implements StorageBackend {
     }
   }
 
-  async check(): Promise<void> {
+  async check(_options: {mustExist?: boolean} = {}): Promise<void> {
     await this.list('', {delimiter: true, maxResults: 1})
   }
 

@@ -4,7 +4,7 @@ import {mkdir, readFile, readdir, rmdir, stat, unlink} from 'node:fs/promises'
 import {dirname, join, relative, sep} from 'node:path'
 import {pathToFileURL} from 'node:url'
 
-import {UsageError} from '../errors.js'
+import {NotFoundError, UsageError} from '../errors.js'
 import {isTempPath, withFileLock, writeFileAtomic} from '../util/fs-atomic.js'
 import {type ListResult, type ObjectStat, PreconditionFailedError, type StorageBackend, type UploadOptions, type WriteOptions} from './backend.js'
 
@@ -20,9 +20,11 @@ export class LocalBackend implements StorageBackend {
     this.uri = pathToFileURL(root).href
   }
 
-  async check(): Promise<void> {
+  /** A store path that is a file is a mistake (exit 2); one that does not exist yet is an empty store unless `mustExist`. */
+  async check(options: {mustExist?: boolean} = {}): Promise<void> {
     const info = await stat(this.root).catch(() => undefined)
-    if (info && !info.isDirectory()) throw new UsageError(`store ${this.root} is not a folder`)
+    if (info && !info.isDirectory()) throw new UsageError(`store ${this.root} is a file, not a folder`, {suggestion: 'point --store / MLOPS_STORE / store in mlops.yaml at a folder'})
+    if (!info && options.mustExist) throw new NotFoundError(`store ${this.root} does not exist`, {suggestion: 'check the path (--store / MLOPS_STORE / store in mlops.yaml); the first mlops model push creates it'})
   }
 
   async stat(key: string): Promise<ObjectStat | undefined> {

@@ -1,7 +1,8 @@
 import {Args} from '@oclif/core'
 
 import {BaseCommand} from '../../cli/base-command.js'
-import {storeFlags, storeFor} from '../../cli/store-flags.js'
+import {storeFlags, storeOverrides} from '../../cli/store-flags.js'
+import {DEFAULT_LOCAL_STORE, openStore, resolveStoreSettings} from '../../store/open.js'
 import {formatTable} from '../../cli/table.js'
 import type {ModelSummary, VersionSummary} from '../../store/model-store.js'
 import {validateName} from '../../store/names.js'
@@ -29,7 +30,10 @@ export default class ModelList extends BaseCommand<typeof ModelList> {
   static flags = {...storeFlags}
 
   async run(): Promise<ListResult> {
-    const store = await storeFor(this.project, this.flags)
+    const settings = resolveStoreSettings(this.project, storeOverrides(this.flags), process.cwd())
+    const store = await openStore(settings)
+    // The default folder before the first push is an empty store; a store named anywhere must exist.
+    await store.backend.check({mustExist: settings.uri !== DEFAULT_LOCAL_STORE})
     if (this.args.name === undefined) {
       const models = await store.listModels()
       if (models.length === 0) this.log(`No models in ${store.uri}. Push one with: mlops model push FILE --name NAME`)

@@ -4,7 +4,7 @@ import {existsSync, writeFileSync} from 'node:fs'
 import {BaseCommand} from '../../cli/base-command.js'
 import {type Logger, createLogger} from '../../cli/log.js'
 import {storeFlags, storeFor} from '../../cli/store-flags.js'
-import {isMlopsError} from '../../errors.js'
+import {isMlopsError, systemError} from '../../errors.js'
 import type {PullResult} from '../../store/model-store.js'
 import {LATEST, parseModelRef} from '../../store/names.js'
 import {redact} from '../../util/redact.js'
@@ -81,8 +81,9 @@ As a Kubernetes initContainer (the loader): when /dev/termination-log exists, or
   }
 
   protected async catch(error: Error & {exitCode?: number; oclif?: {exit?: number}}): Promise<never> {
-    const summary = isMlopsError(error)
-      ? {code: error.code, exitCode: error.exitCode, message: error.message}
+    const known = isMlopsError(error) ? error : systemError(error)
+    const summary = known
+      ? {code: known.code, exitCode: known.exitCode, message: known.message}
       : {code: error.oclif?.exit === 2 ? 'USAGE' : 'UNEXPECTED', exitCode: error.oclif?.exit ?? 1, message: error.message.split('\n')[0]}
     this.writeTerminationLog({ok: false, ref: this.args?.ref, seconds: (Date.now() - this.started) / 1000, error: summary})
     return super.catch(error)

@@ -1,0 +1,86 @@
+import {expect} from 'chai'
+import {mkdirSync, writeFileSync} from 'node:fs'
+import {join} from 'node:path'
+
+import {ExitCode} from '../../src/errors.js'
+import {runCli} from '../helpers/cli.js'
+import {fixture, listFiles, tempDir} from '../helpers/stores.js'
+
+/** What the operating system refuses because of a user's input: a documented exit code and the path, never "this is a bug". */
+describe('foreseeable system errors get their exit code and name the path', function () {
+  this.timeout(60_000)
+  let dir: string
+  let file: string
+
+  beforeEach(() => {
+    dir = tempDir()
+    file = join(dir, 'a-file')
+    writeFileSync(file, 'not a folder')
+  })
+
+  const noBug = (run: {stderr: string}) => expect(run.stderr).to.not.contain('this is a bug')
+
+  it('bad input: model push to a store path that is a file → exit 2', async () => {
+    const run = await runCli(['model', 'push', fixture('iris_svc.onnx'), '--name', 'iris', '--store', file])
+    expect(run.code, run.stderr).to.equal(ExitCode.USAGE)
+    expect(run.stderr).to.match(new RegExp(`^Error: a part of the path ${file}/iris/\\S* is a file, not a folder$`, 'm'))
+    noBug(run)
+  })
+
+  it('bad input: model list of a store that is a file → exit 2; of a named store that does not exist → exit 3; the default folder before any push → no models, exit 0', async () => {
+    const isFile = await runCli(['model', 'list', '--store', file])
+    expect(isFile.code).to.equal(ExitCode.USAGE)
+    expect(isFile.stderr).to.contain(`Error: store ${file} is a file, not a folder`)
+    const missing = await runCli(['model', 'list', '--store', join(dir, 'typo')])
+    expect(missing.code).to.equal(ExitCode.NOT_FOUND)
+    expect(missing.stderr).to.contain(`Error: store ${join(dir, 'typo')} does not exist`)
+    const fresh = await runCli(['model', 'list'], {}, dir)
+    expect(fresh.code, fresh.stderr).to.equal(0)
+    expect(fresh.stdout).to.match(/^No models in /)
+  })
+
+  it('bad input: model pull --to a destination under a file → exit 2, nothing written', async () => {
+    const store = join(dir, 'store')
+    expect((await runCli(['model', 'push', fixture('iris_svc.onnx'), '--name', 'iris', '--store', store])).code).to.equal(0)
+    const run = await runCli(['model', 'pull', 'iris@1', '--to', join(file, 'model.onnx'), '--store', store])
+    expect(run.code, run.stderr).to.equal(ExitCode.USAGE)
+    expect(run.stderr).to.contain(`is a file, not a folder`)
+    noBug(run)
+  })
+
+  it('bad input: mlops init into a path under a file → exit 2', async () => {
+    const run = await runCli(['init', join(file, 'project'), '--yes'])
+    expect(run.code, run.stderr).to.equal(ExitCode.USAGE)
+    expect(run.stderr).to.contain(join(file, 'project'))
+    noBug(run)
+  })
+
+  it('bad input: mlops render --out to a file → exit 2', async () => {
+    mkdirSync(join(dir, 'project'))
+    const run = await runCli(['render', '--out', file, '--model', 'iris@1'], {}, join(dir, 'project'))
+    expect(run.code).to.be.oneOf([ExitCode.USAGE, ExitCode.NOT_FOUND])
+    noBug(run)
+  })
+
+  for (const [what, args, exitCode, message] of [
+    ['a --sample of the wrong width', ['--sample', '[1, 2]'], ExitCode.USAGE, /--sample does not fit the model: row 0 has 2 values, the model expects 4/],
+    ['--sample @FILE that does not exist', ['--sample', '@/nonexistent/sample.json'], ExitCode.NOT_FOUND, /no such file or folder: \/nonexistent\/sample\.json/],
+    ['--host 999.1.1.1', ['--host', '999.1.1.1'], ExitCode.USAGE, /cannot listen on 999\.1\.1\.1: not an address of this machine/],
+  ] as const) {
+    it(`bad input: serve with ${what} → exit ${exitCode}, one clear line`, async () => {
+      const run = await runCli(['serve', '--model', fixture('iris_svc.onnx'), '--port', '0', '--log-format', 'text', ...args])
+      expect(run.code, run.stderr).to.equal(exitCode)
+      expect(run.stderr).to.match(message)
+      noBug(run)
+    })
+  }
+
+  it('the loader\'s termination summary carries the documented code of a system error (a destination under a file)', async () => {
+    const store = join(dir, 'store')
+    expect((await runCli(['model', 'push', fixture('iris_svc.onnx'), '--name', 'iris', '--store', store])).code).to.equal(0)
+    const summary = join(dir, 'summary.json')
+    const run = await runCli(['model', 'pull', 'iris@1', '--to', join(file, 'model.onnx'), '--store', store, '--termination-log', summary, '--log-format', 'json'])
+    expect(run.code).to.equal(ExitCode.USAGE)
+    expect(listFiles(dir)).to.include('summary.json')
+  })
+})

@@ -77,9 +77,24 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     super.logJson(redactJson(json))
   }
 
+  /**
+   * oclif names the flag when a value does not parse, also when the value came
+   * from the flag's environment variable: then say it was the variable.
+   */
+  private blameEnvironment(described: ErrorJson['error']): void {
+    if (described.code !== 'USAGE') return
+    const flag = /--([a-z][a-z0-9-]*)/.exec(described.message)?.[1]
+    const definition = flag ? (this.ctor.flags as Record<string, {env?: string}> | undefined)?.[flag] : undefined
+    if (!flag || !definition?.env || process.env[definition.env] === undefined) return
+    if (this.argv.some(arg => arg === `--${flag}` || arg.startsWith(`--${flag}=`))) return
+    described.message = redact(`${definition.env}=${process.env[definition.env]} (the environment variable for --${flag}): ${described.message.replace(/^Parsing --[a-z0-9-]+ /, '')}`)
+    described.suggestion = `fix or unset ${definition.env}`
+  }
+
   protected async catch(error: Error & {exitCode?: number; oclif?: {exit?: number}}): Promise<never> {
     registerProcessSecrets(this.argv)
     const described = redactJson(describeError(error))
+    this.blameEnvironment(described)
     const structured = this.jsonEnabled() ? undefined : this.failureLog()
     if (this.jsonEnabled()) {
       this.logJson({error: described} satisfies ErrorJson)

@@ -5,7 +5,8 @@ const RULE = '1-64 characters from A-Z a-z 0-9 . _ -, not starting with "."'
 
 /** Words that cannot be versions or aliases because the store layout or ref syntax uses them. */
 const RESERVED: Record<NameKind, string[]> = {
-  'model name': [],
+  // A model named "aliases" or "latest" reads as part of the layout or of a ref in every message.
+  'model name': ['aliases', 'latest'],
   version: ['aliases', 'latest'],
   alias: ['aliases', 'latest'],
 }
@@ -18,7 +19,7 @@ export function validateName(kind: NameKind, value: string): string {
     throw new UsageError(`invalid ${kind} "${shown}" (${value.length} characters): use ${RULE}`)
   }
 
-  if (RESERVED[kind].includes(value)) throw new UsageError(`"${value}" is reserved and cannot be used as ${kind === 'alias' ? 'an alias' : 'a version'}`)
+  if (RESERVED[kind].includes(value)) throw new UsageError(`"${value}" is reserved and cannot be used as ${kind === 'alias' ? 'an alias' : kind === 'version' ? 'a version' : 'a model name'}`)
   if (kind === 'alias' && /^\d+$/.test(value)) {
     throw new UsageError(`invalid alias "${value}": an alias cannot be a plain number, which reads as a version`)
   }

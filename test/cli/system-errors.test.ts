@@ -1,5 +1,5 @@
 import {expect} from 'chai'
-import {mkdirSync, writeFileSync} from 'node:fs'
+import {existsSync, mkdirSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 
 import {ExitCode} from '../../src/errors.js'
@@ -83,4 +83,35 @@ describe('foreseeable system errors get their exit code and name the path', func
     expect(run.code).to.equal(ExitCode.USAGE)
     expect(listFiles(dir)).to.include('summary.json')
   })
+})
+
+describe('a bad value from the environment is blamed on the variable, not the flag', () => {
+  for (const [variable, value, args, message] of [
+    ['MLOPS_STORE_TIMEOUT', 'abc', ['model', 'list'], /^Error: MLOPS_STORE_TIMEOUT=abc \(the environment variable for --store-timeout\): Expected an integer but received: abc\nHint: fix or unset MLOPS_STORE_TIMEOUT\n$/],
+    ['MLOPS_TARGET', 'moon', ['status'], /^Error: MLOPS_TARGET=moon \(the environment variable for --target\): Expected --target=moon to be one of: local, docker, k8s\nHint: fix or unset MLOPS_TARGET\n$/],
+  ] as const) {
+    it(`bad input: ${variable}=${value} → exit 2 naming ${variable}`, async () => {
+      const run = await runCli([...args], {[variable]: value})
+      expect(run.code).to.equal(ExitCode.USAGE)
+      expect(run.stderr).to.match(message)
+    })
+  }
+
+  it('the same bad value as a flag is blamed on the flag', async () => {
+    const run = await runCli(['status', '--target', 'moon'])
+    expect(run.code).to.equal(ExitCode.USAGE)
+    expect(run.stderr).to.match(/^Error: Expected --target=moon to be one of/)
+  })
+})
+
+describe('reserved names', () => {
+  for (const name of ['latest', 'aliases']) {
+    it(`bad input: a model named "${name}" → exit 2, nothing pushed`, async () => {
+      const store = join(tempDir(), 'store')
+      const run = await runCli(['model', 'push', fixture('iris_svc.onnx'), '--name', name, '--store', store])
+      expect(run.code).to.equal(ExitCode.USAGE)
+      expect(run.stderr).to.contain(`Error: "${name}" is reserved and cannot be used as a model name`)
+      expect(existsSync(store)).to.equal(false)
+    })
+  }
 })

@@ -22,6 +22,8 @@ export interface ModelSummary {
   versions: number
   latest?: string
   aliases: Record<string, string>
+  /** Objects of this model that could not be read as they should (a corrupt alias): listed, not fatal. */
+  problems?: string[]
 }
 
 export interface VersionSummary {
@@ -30,6 +32,8 @@ export interface VersionSummary {
   sha256: string
   createdAt: string
   aliases: string[]
+  /** Why this version's manifest cannot be used; the other fields are then empty. */
+  problem?: string
 }
 
 export interface PushRequest {
@@ -122,8 +126,13 @@ export class ModelStore {
 
     await mapLimit(aliasKeys, 16, async key => {
       const [name, , alias] = key.split('/')
-      const version = await this.readAlias(name, alias)
-      if (version) entry(name).aliases[alias] = version
+      try {
+        const version = await this.readAlias(name, alias)
+        if (version) entry(name).aliases[alias] = version
+      } catch (error) {
+        if (!(error instanceof IntegrityError)) throw error
+        ;(entry(name).problems ??= []).push(error.message)
+      }
     })
     return [...models.values()].sort((a, b) => a.name.localeCompare(b.name))
   }
@@ -132,14 +141,17 @@ export class ModelStore {
     const versionNames = await this.versionsOf(name)
     const aliases = await this.aliasesOf(name)
     if (versionNames.length === 0 && Object.keys(aliases).length === 0) throw await this.modelNotFound(name)
-    const manifests = await mapLimit(versionNames, 16, version => this.readManifest(name, version))
-    const versions = manifests.filter((m): m is ModelManifest => m !== undefined).map(m => ({
-      version: m.version,
-      size: m.size,
-      sha256: m.sha256,
-      createdAt: m.createdAt,
-      aliases: Object.keys(aliases).filter(a => aliases[a] === m.version).sort(),
-    }))
+    // One corrupt manifest is reported on its line; the other versions are still listed.
+    const versions = (await mapLimit(versionNames, 16, async (version): Promise<VersionSummary | undefined> => {
+      const aliasesOf = (v: string) => Object.keys(aliases).filter(a => aliases[a] === v).sort()
+      try {
+        const m = await this.readManifest(name, version)
+        return m && {version: m.version, size: m.size, sha256: m.sha256, createdAt: m.createdAt, aliases: aliasesOf(m.version)}
+      } catch (error) {
+        if (!(error instanceof IntegrityError)) throw error
+        return {version, size: 0, sha256: '', createdAt: '', aliases: aliasesOf(version), problem: error.message}
+      }
+    })).filter((v): v is VersionSummary => v !== undefined)
     return {name, versions, aliases}
   }
 
@@ -459,7 +471,11 @@ export class ModelStore {
     const aliases: Record<string, string> = {}
     await mapLimit(keys, 16, async key => {
       const alias = key.split('/')[2]
-      const version = await this.readAlias(name, alias)
+      // A corrupt alias points nowhere (resolving it says so); it does not hide the others.
+      const version = await this.readAlias(name, alias).catch((error: unknown) => {
+        if (error instanceof IntegrityError) return undefined
+        throw error
+      })
       if (version !== undefined) aliases[alias] = version
     })
     return aliases

@@ -115,3 +115,24 @@ describe('reserved names', () => {
     })
   }
 })
+
+describe('one corrupt entry in a store does not hide the others', () => {
+  it('bad input from the store: a corrupt manifest and a corrupt alias → model list still lists the rest, marks them, names them on stderr, exit 0', async () => {
+    const store = join(tempDir(), 'store')
+    for (const model of ['iris_svc.onnx', 'iris_logreg.onnx']) expect((await runCli(['model', 'push', fixture(model), '--name', 'iris', '--store', store])).code).to.equal(0)
+    expect((await runCli(['model', 'alias', 'set', 'iris@2', 'prod', '--store', store])).code).to.equal(0)
+    writeFileSync(join(store, 'iris', '1', 'manifest.json'), '{"name": "iris", "version": "1", "file": "../x"')
+    writeFileSync(join(store, 'iris', 'aliases', 'staging'), '{"version": "../../etc"}')
+    const versions = await runCli(['model', 'list', 'iris', '--store', store])
+    expect(versions.code, versions.stderr).to.equal(0)
+    expect(versions.stdout).to.match(/^1 +- +- +CORRUPT +-$/m)
+    expect(versions.stdout).to.match(/^2 +519 B .* prod$/m)
+    expect(versions.stderr).to.match(/^Warning: iris@1: the manifest in .* is corrupt: not JSON/m)
+    const models = await runCli(['model', 'list', '--store', store, '--json'])
+    expect(models.code).to.equal(0)
+    const [iris] = JSON.parse(models.stdout).models
+    expect(iris).to.deep.include({name: 'iris', versions: 2, aliases: {prod: '2'}})
+    expect(iris.problems).to.have.length(1)
+    expect(iris.problems[0]).to.match(/^iris alias staging in .* is corrupt/)
+  })
+})

@@ -6,6 +6,7 @@ import {DEFAULT_LOCAL_STORE, openStore, resolveStoreSettings} from '../../store/
 import {formatTable} from '../../cli/table.js'
 import type {ModelSummary, VersionSummary} from '../../store/model-store.js'
 import {validateName} from '../../store/names.js'
+import {redact} from '../../util/redact.js'
 import {formatBytes} from '../../util/text.js'
 
 export type ListResult =
@@ -29,6 +30,11 @@ export default class ModelList extends BaseCommand<typeof ModelList> {
 
   static flags = {...storeFlags}
 
+  /** A problem with one entry, on stderr: the listing of the others goes on. */
+  private warnAbout(problem: string): void {
+    if (!this.jsonEnabled()) this.logToStderr(`Warning: ${redact(problem)}`)
+  }
+
   async run(): Promise<ListResult> {
     const settings = resolveStoreSettings(this.project, storeOverrides(this.flags), process.cwd())
     const store = await openStore(settings)
@@ -40,14 +46,16 @@ export default class ModelList extends BaseCommand<typeof ModelList> {
       else this.log(formatTable(['NAME', 'VERSIONS', 'LATEST', 'ALIASES'], models.map(m => [
         m.name, String(m.versions), m.latest ?? '-', formatAliases(m.aliases),
       ])))
+      for (const problem of models.flatMap(m => m.problems ?? [])) this.warnAbout(problem)
       return {store: store.uri, models}
     }
 
     const name = validateName('model name', this.args.name)
     const listing = await store.listVersions(name)
-    this.log(formatTable(['VERSION', 'SIZE', 'CREATED', 'SHA256', 'ALIASES'], listing.versions.map(v => [
-      v.version, formatBytes(v.size), v.createdAt, v.sha256.slice(0, 12), v.aliases.join(',') || '-',
-    ])))
+    this.log(formatTable(['VERSION', 'SIZE', 'CREATED', 'SHA256', 'ALIASES'], listing.versions.map(v => v.problem
+      ? [v.version, '-', '-', 'CORRUPT', v.aliases.join(',') || '-']
+      : [v.version, formatBytes(v.size), v.createdAt, v.sha256.slice(0, 12), v.aliases.join(',') || '-'])))
+    for (const version of listing.versions) if (version.problem) this.warnAbout(version.problem)
     return {store: store.uri, ...listing}
   }
 }

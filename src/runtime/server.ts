@@ -178,6 +178,12 @@ async function v2Infer(model: ServedModel, body: unknown) {
 
   const input = request.inputs[0] as {name?: unknown; shape?: unknown; datatype?: unknown; data?: unknown}
   if (input.name !== model.input.name) throw new BadRequestError(`unknown input ${JSON.stringify(input.name)}; the model's input is ${model.input.name}`)
+  // The datatype is part of the request: a missing or different one is refused, never guessed (INT8 carrying 6.3).
+  const datatype = V2_TYPES[model.input.type] ?? model.input.type
+  if (input.datatype !== datatype) {
+    throw new BadRequestError(`input ${model.input.name} has datatype ${datatype}; the request says ${input.datatype === undefined ? 'nothing' : JSON.stringify(input.datatype)}`)
+  }
+
   const {values, dims} = flatToTensorData(input.data, input.shape, model.input)
   const wanted = Array.isArray(request.outputs) ? (request.outputs as Array<{name?: unknown}>).map(o => String(o.name)) : model.outputs.map(o => o.name)
   const unknown = wanted.filter(name => !model.outputs.some(o => o.name === name))

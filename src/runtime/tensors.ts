@@ -77,18 +77,31 @@ function collect(value: unknown, axis: number, dims: number[], flat: number[], w
 }
 
 function checkNumber(value: unknown, where: string): void {
-  if (typeof value !== 'number' || !Number.isFinite(value)) throw new BadRequestError(`${where} must be a number, got ${describeValue(value)}`)
+  // JSON.parse turns 1e400 into Infinity: a number, but none a model can take.
+  if (typeof value === 'number' && !Number.isFinite(value)) throw new BadRequestError(`${where} must be a finite number, got ${value} (out of the float64 range)`)
+  if (typeof value !== 'number') throw new BadRequestError(`${where} must be a number, got ${describeValue(value)}`)
+}
+
+/** The range of each integer input type: a value outside it, or with a fraction, is refused, never wrapped or truncated. */
+const INTEGER_RANGE: Record<string, [number, number]> = {
+  int8: [-128, 127], uint8: [0, 255], int16: [-32_768, 32_767], uint16: [0, 65_535], int32: [-(2 ** 31), 2 ** 31 - 1], uint32: [0, 2 ** 32 - 1],
+  int64: [Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER],
 }
 
 function toTyped(flat: number[], spec: TensorSpec): TypedArray {
   const make = NUMERIC[spec.type]
   if (!make) throw new BadRequestError(`input ${spec.name} has type ${spec.type}, which this server cannot fill from JSON`)
   const values = make(flat.length)
-  if (values instanceof BigInt64Array) {
+  const range = INTEGER_RANGE[spec.type]
+  if (range) {
     for (const [i, v] of flat.entries()) {
-      if (!Number.isInteger(v)) throw new BadRequestError(`input ${spec.name} is int64: element ${i} (${v}) is not an integer`)
-      values[i] = BigInt(v)
+      if (!Number.isInteger(v)) throw new BadRequestError(`input ${spec.name} is ${spec.type}: element ${i} (${v}) is not an integer`)
+      if (v < range[0] || v > range[1]) throw new BadRequestError(`input ${spec.name} is ${spec.type}: element ${i} (${v}) is outside ${range[0]}..${range[1]}`)
     }
+  }
+
+  if (values instanceof BigInt64Array) {
+    for (const [i, v] of flat.entries()) values[i] = BigInt(v)
   } else {
     values.set(flat)
   }

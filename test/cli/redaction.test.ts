@@ -25,7 +25,9 @@ describe('no output, log or termination message contains a credential it was giv
       const saved = process.env.MLOPS_REGISTRY_PASSWORD
       process.env.MLOPS_REGISTRY_PASSWORD = 'env-secret-123'
       registerProcessSecrets(['image', 'push', '--password', 'flag-secret-1', '--token=flag-secret-2'])
-      process.env.MLOPS_REGISTRY_PASSWORD = saved
+      // Assigning undefined would leave the string "undefined" for every later test in this process.
+      if (saved === undefined) delete process.env.MLOPS_REGISTRY_PASSWORD
+      else process.env.MLOPS_REGISTRY_PASSWORD = saved
       expect(redact('a flag-secret-1 b flag-secret-2 c env-secret-123')).to.equal('a *** b *** c ***')
       expect(redactJson({error: {message: 'x flag-secret-1', nested: ['env-secret-123']}})).to.deep.equal({error: {message: 'x ***', nested: ['***']}})
     })

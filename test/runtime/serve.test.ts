@@ -203,6 +203,11 @@ describe('mlops serve: the original API details', () => {
     {name: 'v2: wrong axis', path: '/v2/models/iris/infer', body: {inputs: [{name: 'float_input', shape: [1, 5], datatype: 'FP32', data: [1, 2, 3, 4, 5]}]}, status: 400, error: /axis 1 is 5, the model expects 4/},
     {name: 'v2: unknown output', path: '/v2/models/iris/infer', body: {inputs: [{name: 'float_input', shape: [1, 4], datatype: 'FP32', data: [1, 2, 3, 4]}], outputs: [{name: 'nope'}]}, status: 400, error: /unknown output nope/},
     {name: 'v2: unknown model', path: '/v2/models/other/infer', body: {inputs: []}, status: 404, error: /unknown model other; this server serves iris/},
+    {name: 'v2: datatype FOO', path: '/v2/models/iris/infer', body: {inputs: [{name: 'float_input', shape: [1, 4], datatype: 'FOO', data: [1, 2, 3, 4]}]}, status: 400, error: /input float_input has datatype FP32; the request says "FOO"/},
+    {name: 'v2: datatype null', path: '/v2/models/iris/infer', body: {inputs: [{name: 'float_input', shape: [1, 4], datatype: null, data: [1, 2, 3, 4]}]}, status: 400, error: /has datatype FP32; the request says null/},
+    {name: 'v2: datatype missing', path: '/v2/models/iris/infer', body: {inputs: [{name: 'float_input', shape: [1, 4], data: [1, 2, 3, 4]}]}, status: 400, error: /has datatype FP32; the request says nothing/},
+    {name: 'v2: INT8 carrying 6.3', path: '/v2/models/iris/infer', body: {inputs: [{name: 'float_input', shape: [1, 4], datatype: 'INT8', data: [6.3, 3.3, 6, 2.5]}]}, status: 400, error: /has datatype FP32; the request says "INT8"/},
+    {name: '1e400 in a row (Infinity once parsed)', path: '/predict', body: '{"data": [[1e400, 3.3, 6, 2.5]]}', raw: true, status: 400, error: /row 0\[0\] must be a finite number, got Infinity/},
     {name: 'unknown route', path: '/predict/nothing', body: {}, status: 404, error: /no route POST \/predict\/nothing/},
   ]
 

@@ -113,9 +113,16 @@ describe('mlops deploy on a real Kubernetes control plane', function () {
 
   it('--dry-run=server with a value the API server refuses fails with its message and creates nothing', async () => {
     // A CPU request above its limit passes our schema; only the API server's validation knows.
-    const {exitCode, stderr} = await deploy('--model', 'iris@1', '--namespace', 'dry', '--dry-run', 'server', '--set', 'resources.limits.cpu=1', '--set', 'resources.requests.cpu=2')
-    expect(exitCode).to.equal(ExitCode.USAGE)
-    expect(stderr).to.match(/^Error: applying Deployment dry\/iris: .*must be less than or equal to cpu limit/)
+    // (In the namespace that exists: in a new one, the dry-run Deployment would meet "namespace not found" first.)
+    const before = (await apps.readNamespacedDeployment({name: 'iris', namespace: 'iris'})).metadata?.generation
+    const {exitCode, stderr} = await deploy('--model', 'iris@1', '--dry-run', 'server', '--set', 'resources.limits.cpu=1', '--set', 'resources.requests.cpu=2')
+    expect(exitCode, stderr).to.equal(ExitCode.USAGE)
+    expect(stderr).to.match(/^Error: applying Deployment iris\/iris: .*must be less than or equal to cpu limit/)
+    expect((await apps.readNamespacedDeployment({name: 'iris', namespace: 'iris'})).metadata?.generation).to.equal(before)
+    // A server dry run into a namespace that does not exist yet says why it cannot check the rest; nothing is created.
+    const dry = await deploy('--model', 'iris@1', '--namespace', 'dry', '--dry-run', 'server')
+    expect(dry.exitCode, dry.stderr).to.equal(ExitCode.NOT_FOUND)
+    expect(dry.stderr).to.match(/^Error: applying Deployment dry\/iris: namespace dry does not exist yet, and a server dry run creates nothing\nHint: check the other objects with --dry-run client/)
     expect(await exists(() => core.readNamespace({name: 'dry'}))).to.equal(false)
   })
 

@@ -1,6 +1,7 @@
 import {PatchStrategy} from '../../vendor/kubernetes.js'
 
 import type {KubernetesObject} from '../../manifests/render.js'
+import {NotFoundError} from '../../errors.js'
 import {type KubeClients, kubeError} from './client.js'
 
 export const FIELD_MANAGER = 'mlops'
@@ -41,7 +42,16 @@ export async function applyObjects(clients: KubeClients, objects: KubernetesObje
         result: before === undefined ? 'created' : before === after ? 'unchanged' : 'configured',
       })
     } catch (error) {
-      throw kubeError(error, clients.server, what)
+      const mapped = kubeError(error, clients.server, what)
+      // A server dry run creates nothing, so objects in a namespace it would create cannot be checked.
+      const namespace = object.metadata.namespace
+      if (options.dryRun && mapped instanceof NotFoundError && namespace && applied.some(a => a.kind === 'Namespace' && a.name === namespace && a.result === 'created')) {
+        throw new NotFoundError(`${what}: namespace ${namespace} does not exist yet, and a server dry run creates nothing`, {
+          suggestion: `check the other objects with --dry-run client, or create the namespace first (kubectl create namespace ${namespace})`,
+        })
+      }
+
+      throw mapped
     }
   }
 

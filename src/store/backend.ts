@@ -45,6 +45,11 @@ export interface StorageBackend {
   /** Checks that the store root exists and can be reached (bucket exists). */
   /** Refuses a store that cannot be one (a file, a missing bucket); `mustExist`: a missing local folder too. */
   check(options?: {mustExist?: boolean}): Promise<void>
+  /**
+   * Removes what writers killed midway left under `prefix` (a folder store's
+   * temp files; object stores write nothing partial) and returns their names.
+   */
+  removeLeftovers(prefix: string): Promise<string[]>
 }
 
 /** A write or delete whose generation precondition did not hold (GCS 412, or the local equivalent). */

@@ -55,6 +55,11 @@ export class GcsBackend implements StorageBackend {
     }
   }
 
+  /** Uploads are single requests with preconditions: nothing partial is ever stored. */
+  async removeLeftovers(_prefix: string): Promise<string[]> {
+    return []
+  }
+
   async check(_options: {mustExist?: boolean} = {}): Promise<void> {
     await this.list('', {delimiter: true, maxResults: 1})
   }

@@ -5,7 +5,7 @@ import {dirname, join, relative, sep} from 'node:path'
 import {pathToFileURL} from 'node:url'
 
 import {NotFoundError, UsageError} from '../errors.js'
-import {isTempPath, withFileLock, writeFileAtomic} from '../util/fs-atomic.js'
+import {isTempPath, removeStaleTemps, withFileLock, writeFileAtomic} from '../util/fs-atomic.js'
 import {type ListResult, type ObjectStat, PreconditionFailedError, type StorageBackend, type UploadOptions, type WriteOptions} from './backend.js'
 
 /**
@@ -25,6 +25,26 @@ export class LocalBackend implements StorageBackend {
     const info = await stat(this.root).catch(() => undefined)
     if (info && !info.isDirectory()) throw new UsageError(`store ${this.root} is a file, not a folder`, {suggestion: 'point --store / MLOPS_STORE / store in mlops.yaml at a folder'})
     if (!info && options.mustExist) throw new NotFoundError(`store ${this.root} does not exist`, {suggestion: 'check the path (--store / MLOPS_STORE / store in mlops.yaml); the first mlops model push creates it'})
+  }
+
+  async removeLeftovers(prefix: string): Promise<string[]> {
+    const removed: string[] = []
+    const walk = async (dir: string): Promise<void> => {
+      const entries = await readdir(dir, {withFileTypes: true}).catch(notFoundAsUndefined)
+      for (const entry of entries ?? []) {
+        if (entry.isDirectory()) {
+          await walk(join(dir, entry.name))
+        } else if (isTempPath(entry.name) && !entry.name.endsWith('.lock')) {
+          const temp = /^\.(.+)\.\d+\.[0-9a-f]{8}\.tmp$/.exec(entry.name)
+          if (temp) removed.push(...(await removeStaleTemps(join(dir, temp[1]))).map(name => relative(this.root, join(dir, name)).split(sep).join('/')))
+        }
+      }
+
+      await this.removeEmptyFolders(dir)
+    }
+
+    await walk(this.path(prefix))
+    return [...new Set(removed)].sort()
   }
 
   async stat(key: string): Promise<ObjectStat | undefined> {

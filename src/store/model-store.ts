@@ -306,6 +306,9 @@ export class ModelStore {
     const prefix = `${name}/${version}/`
     const {keys} = await this.backend.list(prefix)
     if (keys.length === 0) {
+      // Only what killed pushes left: nothing to confirm, nothing anyone could pull.
+      const leftovers = await this.backend.removeLeftovers(prefix)
+      if (leftovers.length > 0) return {deleted: leftovers, committed: false}
       const aliased = await this.readAlias(name, version)
       if (aliased !== undefined) {
         throw new UsageError(`${version} is an alias of ${name}@${aliased}; rm takes a version`, {suggestion: `mlops model rm ${name}@${aliased}`})
@@ -328,7 +331,7 @@ export class ModelStore {
     const committed = keys.includes(manifestKey)
     const ordered = committed ? [manifestKey, ...keys.filter(k => k !== manifestKey)] : keys
     for (const key of ordered) await this.backend.delete(key)
-    return {deleted: ordered, committed}
+    return {deleted: [...ordered, ...await this.backend.removeLeftovers(prefix)], committed}
   }
 
   private async tryCommitVersion(

@@ -79,7 +79,10 @@ export async function writeFileAtomic(
   fill: (file: FileHandle) => Promise<void>,
   options: {exclusive?: boolean} = {},
 ): Promise<void> {
+  // What a writer killed before it could clean up left for this path goes first.
+  await removeStaleTemps(path)
   const temp = tempPathFor(path)
+  const untrack = trackTemp(temp)
   const file = await open(temp, 'wx', 0o644)
   try {
     await fill(file)
@@ -90,6 +93,7 @@ export async function writeFileAtomic(
   } finally {
     await file.close().catch(() => {})
     await rm(temp, {force: true})
+    untrack()
   }
 }
 

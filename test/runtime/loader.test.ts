@@ -107,3 +107,37 @@ describe('loader contract (mlops model pull as an initContainer)', () => {
     })
   })
 })
+
+describe('a push to a folder store killed mid-write (kill -9)', function () {
+  this.timeout(120_000)
+
+  it('leaves nothing anyone can pull; model rm removes its temp files; a new push of the version removes them too', async () => {
+    const dir = tempDir()
+    const model = join(dir, 'big.onnx')
+    writeSyntheticOnnx(model, 512 << 20)
+    const store = join(dir, 'store')
+    const push = () => spawn(process.execPath, [bin, 'model', 'push', model, '--name', 'big', '--version', '1', '--store', store], {stdio: 'ignore'})
+    const killMidWrite = async () => {
+      const child = push()
+      const exit = new Promise(resolve => {
+        child.once('exit', (_code, signal) => resolve(signal))
+      })
+      await waitFor(async () => listFiles(store).some(name => name.endsWith('.tmp')), 'the push\'s temp file', 60_000)
+      child.kill('SIGKILL')
+      expect(await exit).to.equal('SIGKILL')
+      expect(listFiles(store).filter(name => name.endsWith('.tmp'))).to.have.length.greaterThan(0)
+    }
+
+    await killMidWrite()
+    const pull = await runCli(['model', 'pull', 'big@1', '--to', join(dir, 'out.onnx'), '--store', store])
+    expect(pull.code).to.equal(ExitCode.NOT_FOUND)
+    const rm = await runCli(['model', 'rm', 'big@1', '--yes', '--store', store])
+    expect(rm.code, rm.stderr).to.equal(0)
+    expect(listFiles(store)).to.deep.equal([])
+
+    await killMidWrite()
+    const again = await runCli(['model', 'push', model, '--name', 'big', '--version', '1', '--store', store])
+    expect(again.code, again.stderr).to.equal(0)
+    expect(listFiles(store).filter(name => name.endsWith('.tmp'))).to.deep.equal([])
+  })
+})

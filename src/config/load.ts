@@ -152,7 +152,8 @@ function describe(error: ErrorObject, values: unknown, all: ErrorObject[]): stri
     }
 
     case 'pattern': {
-      return `${field}: ${describeValue(valueAt(values, pathOf(error)))} does not match ${(error.params as {pattern: string}).pattern}`
+      const wanted = EXPECTED_FORMS.find(([path]) => path.test(field))?.[1] ?? `something matching ${(error.params as {pattern: string}).pattern}`
+      return `${field}: ${describeValue(valueAt(values, pathOf(error)))} is not ${wanted}`
     }
 
     default: {
@@ -160,6 +161,18 @@ function describe(error: ErrorObject, values: unknown, all: ErrorObject[]): stri
     }
   }
 }
+
+/** What a value of a patterned field looks like, in words (the schema's regular expressions help nobody). */
+const EXPECTED_FORMS: Array<[RegExp, string]> = [
+  [/^deploy\.resources\.\w+\.(cpu|memory|ephemeral-storage)$/, 'a Kubernetes quantity such as 500m, 2 or 1Gi'],
+  [/^store(\.uri)?$/, 'gs://BUCKET[/PREFIX], file:///absolute/path or a folder'],
+  [/^image\.repository$/, 'an image repository in lower case, such as registry.example.com/team/iris'],
+  [/^image\.tag$/, 'an image tag (letters, digits, _ . -, up to 128)'],
+  [/^deploy\.(name|namespace)$/, 'a Kubernetes name (lower-case letters, digits and -, up to 63)'],
+  [/^deploy\.imagePullSecrets\.\d+$/, 'a Secret name (lower-case letters, digits, - and .)'],
+  [/^store\.endpoint$/, 'an http:// or https:// URL'],
+  [/^(name|model\.name)$/, 'a name of 1-64 characters from A-Z a-z 0-9 . _ -, not starting with "."'],
+]
 
 function suggestionFor(error: ErrorObject): string | undefined {
   if (error.keyword !== 'additionalProperties') return undefined

@@ -3,7 +3,8 @@ import {dirname, join, relative} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {stringify} from 'yaml'
 
-import {ConflictError} from '../errors.js'
+import {parseConfig} from '../config/load.js'
+import {ConfigError, ConflictError, UsageError} from '../errors.js'
 import {writeFileAtomic} from '../util/fs-atomic.js'
 
 const TEMPLATES = fileURLToPath(new URL('../../templates', import.meta.url))
@@ -55,6 +56,16 @@ function plan(answers: ProjectAnswers): Array<{path: string; content?: string; c
  */
 export async function scaffoldProject(dir: string, answers: ProjectAnswers, options: {force: boolean}): Promise<string[]> {
   const files = plan(answers)
+  // The settings go through the same validation every later command applies: init never writes a
+  // mlops.yaml that they would all reject (--store s3://..., --memory lots).
+  const config = files.find(file => file.path === 'mlops.yaml')!.content!
+  try {
+    parseConfig(config, 'mlops.yaml')
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error
+    throw new UsageError(`${error.message.replace(/^mlops\.yaml:\d+:\d+: /, '')}; nothing was written`, {suggestion: 'see mlops init --help for each setting'})
+  }
+
   if (answers.manifests) {
     const templates = join(TEMPLATES, 'manifests')
     for (const name of (await readdir(templates)).sort()) files.push({path: `manifests/${name}`, copyFrom: join(templates, name)})

@@ -51,7 +51,7 @@ describe('mlops.yaml', () => {
   })
 
   it('invalid model name pattern', () => {
-    expect(configError('model:\n  name: ../x\n').message).to.match(/^mlops\.yaml:2:9: model\.name: string "\.\.\/x" does not match/)
+    expect(configError('model:\n  name: ../x\n').message).to.match(/^mlops\.yaml:2:9: model\.name: string "\.\.\/x" is not a name of 1-64 characters/)
   })
 
   it('is found in a parent folder; a relative local store resolves next to it', () => {

@@ -102,7 +102,7 @@ describe('mlops render', () => {
 
   for (const [what, yaml, message] of [
     ['a toleration effect Kubernetes does not have', 'deploy:\n  tolerations: [{key: a, effect: Sometimes}]\n', /deploy\.tolerations\.0\.effect: must be equal to one of the allowed values/],
-    ['an imagePullSecrets name with capitals', 'deploy:\n  imagePullSecrets: [Registry]\n', /deploy\.imagePullSecrets\.0: string "Registry" does not match/],
+    ['an imagePullSecrets name with capitals', 'deploy:\n  imagePullSecrets: [Registry]\n', /deploy\.imagePullSecrets\.0: string "Registry" is not a Secret name/],
     ['a nodeSelector that is a list', 'deploy:\n  nodeSelector: [a]\n', /deploy\.nodeSelector/],
     ['a progress deadline under 10 s', 'deploy:\n  progressDeadlineSeconds: 3\n', /deploy\.progressDeadlineSeconds/],
   ] as const) {
@@ -167,10 +167,10 @@ describe('mlops render', () => {
     ['--set replicaz=3 (a typo)', ['--set', 'replicaz=3'], /unknown key "replicaz" in deploy[\s\S]*Hint: did you mean "replicas"\?/],
     ['--set replicas=-1', ['--set', 'replicas=-1'], /deploy\.replicas: must be >= 0/],
     ['--set port=70000', ['--set', 'port=70000'], /deploy\.port: must be <= 65535/],
-    ['--set resources.limits.memory=lots', ['--set', 'resources.limits.memory=lots'], /deploy\.resources\.limits\.memory: string "lots" does not match/],
+    ['--set resources.limits.memory=lots', ['--set', 'resources.limits.memory=lots'], /deploy\.resources\.limits\.memory: string "lots" is not a Kubernetes quantity/],
     ['--set resources.limit.cpu=1 (a typo)', ['--set', 'resources.limit.cpu=1'], /unknown key "limit" in deploy\.resources/],
     ['autoscaling.minReplicas above maxReplicas', ['--set', 'autoscaling.minReplicas=5', '--set', 'autoscaling.maxReplicas=2'], /deploy\.autoscaling\.minReplicas \(5\) is above maxReplicas \(2\)/],
-    ['-n Bad_NS!', ['-n', 'Bad_NS!'], /deploy\.namespace: string "Bad_NS!" does not match/],
+    ['-n Bad_NS!', ['-n', 'Bad_NS!'], /deploy\.namespace: string "Bad_NS!" is not a Kubernetes name/],
     ['a -f file with a wrong type', ['-f', 'VALUES'], /deploy\.autoscaling/],
   ] as const) {
     it(`bad input: ${what} → exit 2 before anything renders (also under --dry-run=client)`, async () => {

@@ -65,6 +65,21 @@ describe('mlops init', function () {
     expect((await init(tempDir(), '--yes', '--model-name', '../x')).exitCode).to.equal(ExitCode.USAGE)
   })
 
+  for (const [what, args, message] of [
+    ['--store s3://bucket/x (a store no command can open)', ['--store', 's3://bucket/x'], /^Error: store: string "s3:\/\/bucket\/x" is not gs:\/\/BUCKET\[\/PREFIX\], file:\/\/\/absolute\/path or a folder; nothing was written$/m],
+    ['--memory lots', ['--memory', 'lots'], /^Error: deploy\.resources\.requests\.memory: string "lots" is not a Kubernetes quantity such as 500m, 2 or 1Gi; nothing was written$/m],
+    ['--cpu 2x', ['--cpu', '2x'], /deploy\.resources\.requests\.cpu: string "2x" is not a Kubernetes quantity/],
+    ['--image-repository UPPER/Case', ['--image-repository', 'UPPER/Case'], /image\.repository: string "UPPER\/Case" is not an image repository in lower case/],
+  ] as const) {
+    it(`bad input: ${what} → exit 2, nothing written (every later command would reject it)`, async () => {
+      const dir = tempDir()
+      const {exitCode, stderr} = await init(dir, '--yes', ...args)
+      expect(exitCode).to.equal(ExitCode.USAGE)
+      expect(stderr).to.match(message)
+      expect(listFiles(dir)).to.deep.equal([])
+    })
+  }
+
   it('interactively: answers the prompts on a terminal (a pseudo-terminal here)', async () => {
     const dir = join(tempDir(), 'interactive')
     // util-linux script(1) gives the CLI a pseudo-terminal; answers are typed when each prompt shows.

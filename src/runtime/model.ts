@@ -4,7 +4,7 @@ import {readFile} from 'node:fs/promises'
 import {IncompatibleError, IntegrityError, NotFoundError, PermissionError, UsageError, errorMessage} from '../errors.js'
 import {InvalidOnnxError, type OnnxInfo, readOnnxInfoFromBuffer} from '../onnx/model-info.js'
 import {type ZipMapInfo, exposeZipMapInputs} from '../onnx/zipmap.js'
-import {readLabels} from '../store/model-file.js'
+import {labelsMismatch, readLabels} from '../store/model-file.js'
 import {Batcher} from './batcher.js'
 import {Engine, EngineLoadError, type WireTensor} from './engine.js'
 import {BadRequestError, type Dim, type TensorSpec, type TypedArray, isSupportedInputType, tensorRows} from './tensors.js'
@@ -123,6 +123,16 @@ export async function loadModel(prepared: PreparedModel): Promise<ServedModel> {
     labels: prepared.labels, engine, kind: 'other', sample: [],
   }
   classify(served, zipMaps, mapOutputs)
+  if (served.kind === 'classifier' && served.labels) {
+    const probabilities = served.outputs.find(o => o.name === served.probabilities)
+    const classes = served.classLabels?.length || (probabilities?.shape.at(-1) ?? undefined)
+    const mismatch = classes ? labelsMismatch(served.labels, classes) : undefined
+    if (mismatch) {
+      await engine.close()
+      throw new UsageError(`labels file ${prepared.source.labelsPath} does not fit ${prepared.source.modelPath}: ${mismatch}`, {suggestion: 'give one label per class, indexed from 0'})
+    }
+  }
+
   served.sample = sampleRows(prepared.source.sample, input)
   const sampleDims = input.shape.slice(1)
   if (sampleDims.every(d => d !== null) && served.outputs.every(o => o.shape.length > 0 && o.shape[0] === null)) {

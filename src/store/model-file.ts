@@ -36,7 +36,12 @@ export async function inspectModelFile(path: string, labelsPath?: string): Promi
     }
   }
 
-  if (labelsPath !== undefined) model.labels = await readLabels(labelsPath)
+  if (labelsPath !== undefined) {
+    model.labels = await readLabels(labelsPath)
+    const classes = model.onnx && statedClassCount(model.onnx)
+    const mismatch = classes && labelsMismatch(model.labels, classes)
+    if (mismatch) throw new UsageError(`labels file ${labelsPath} does not fit ${path}: ${mismatch}`, {suggestion: 'give one label per class, indexed from 0'})
+  }
   return model
 }
 
@@ -62,4 +67,23 @@ export async function readLabels(path: string): Promise<Record<string, string>> 
   }
 
   return Object.fromEntries(entries) as Record<string, string>
+}
+
+/**
+ * Whether a labels map names exactly the classes 0..classes-1: a labels file
+ * with fewer or more classes than the model would serve wrong answers
+ * ("a", 2) without a word. Undefined when it fits.
+ */
+export function labelsMismatch(labels: Record<string, string>, classes: number): string | undefined {
+  const indexes = Object.keys(labels).map(Number).sort((a, b) => a - b)
+  if (indexes.length === classes && indexes.every((index, i) => index === i)) return undefined
+  return `the labels name ${indexes.length} class${indexes.length === 1 ? '' : 'es'} (${indexes.slice(0, 5).join(', ')}${indexes.length > 5 ? ', ...' : ''}), the model has ${classes} (0 to ${classes - 1})`
+}
+
+/** The class count a model states in its signature: the last axis of its probabilities output, when fixed. */
+export function statedClassCount(info: OnnxInfo): number | undefined {
+  const floats = info.outputs.filter(o => o.kind === 'tensor' && (o.elemType === 'float' || o.elemType === 'double'))
+  const probabilities = floats.find(o => /prob|score/i.test(o.name)) ?? (floats.length === 1 && info.outputs.length === 1 ? floats[0] : undefined)
+  const last = probabilities?.shape?.at(-1)
+  return typeof last === 'number' && last > 1 ? last : undefined
 }

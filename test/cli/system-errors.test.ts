@@ -136,3 +136,22 @@ describe('one corrupt entry in a store does not hide the others', () => {
     expect(iris.problems[0]).to.match(/^iris alias staging in .* is corrupt/)
   })
 })
+
+describe('a labels file that does not fit the model is refused, never served', () => {
+  for (const [what, labels] of [['fewer classes (2 for 3)', ['setosa', 'versicolor']], ['more classes (4 for 3)', ['a', 'b', 'c', 'd']], ['indexes that skip one (0, 1, 3)', {0: 'a', 1: 'b', 3: 'c'}]] as const) {
+    it(`bad input: labels with ${what} → push exits 2 and stores nothing; serve exits 2 before it is ready`, async () => {
+      const dir = tempDir()
+      const file = join(dir, 'labels.json')
+      writeFileSync(file, JSON.stringify(labels))
+      const store = join(dir, 'store')
+      const push = await runCli(['model', 'push', fixture('iris_logreg.onnx'), '--name', 'iris', '--labels', file, '--store', store])
+      expect(push.code).to.equal(ExitCode.USAGE)
+      expect(push.stderr).to.match(/^Error: labels file .* does not fit .*iris_logreg\.onnx: the labels name \d+ class(es)? \(.*\), the model has 3 \(0 to 2\)$/m)
+      expect(existsSync(store)).to.equal(false)
+      // A ZipMap classifier states its classes only in the graph: serve checks them once it has read it.
+      const serve = await runCli(['serve', '--model', fixture('iris_svc.onnx'), '--labels', file, '--port', '0', '--log-format', 'text'])
+      expect(serve.code).to.equal(ExitCode.USAGE)
+      expect(serve.stderr).to.match(/^Error: labels file .* does not fit .*iris_svc\.onnx: .*the model has 3 \(0 to 2\)$/m)
+    })
+  }
+})

@@ -34,6 +34,7 @@ export default class Serve extends BaseCommand<typeof Serve> {
     name: Flags.string({summary: 'Model name in metrics and the v2 API (default: the file name).', env: 'MODEL_NAME'}),
     'model-version': Flags.string({summary: 'Model version in metrics and the v2 API.', env: 'MODEL_VERSION'}),
     sample: Flags.string({summary: 'Sample input row as JSON, or @FILE, for /metadata, /predict/test and the warm-up (default: zeros).', env: 'MODEL_SAMPLE'}),
+    'label-from': Flags.string({summary: 'Which label a classifier answers: output (the model\'s own label output, when it has one) or argmax (the class of the highest probability, as the original model-load server).', env: 'MLOPS_LABEL_FROM', options: ['output', 'argmax'], default: 'output'}),
     'max-body-bytes': Flags.integer({summary: 'Largest request body; larger ones get 413.', env: 'MLOPS_MAX_BODY_BYTES', default: 1024 * 1024, min: 1}),
     'log-format': logFormatFlag,
   }
@@ -64,6 +65,7 @@ export default class Serve extends BaseCommand<typeof Serve> {
       name: flags.name ?? basename(flags.model, extname(flags.model)),
       version: flags['model-version'],
       sample: flags.sample === undefined ? undefined : parseSample(flags.sample),
+      labelFrom: flags['label-from'] as 'argmax' | 'output',
     })
     const prepared = await Promise.race([preparing, stop])
     if (typeof prepared === 'string') return stopped(prepared)

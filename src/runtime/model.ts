@@ -26,6 +26,12 @@ export interface ModelSource {
   version?: string
   /** One sample input row for /metadata, /predict/test and the warm-up (default: zeros). */
   sample?: unknown
+  /**
+   * Which label a classifier answers: `output`, the model's own label output when it has one
+   * (the default), or `argmax`, the class of the highest probability, as the original model-load
+   * server did. They differ where a model's label is not its top probability (an SVC's Platt scaling).
+   */
+  labelFrom?: 'argmax' | 'output'
 }
 
 /** A model file checked and prepared, before onnxruntime has loaded it. */
@@ -53,6 +59,7 @@ export interface ServedModel {
   probabilities?: string
   /** The output holding predicted labels (class ids or names). */
   labelOutput?: string
+  labelFrom: 'argmax' | 'output'
   /** Class of each probability column. */
   classLabels?: Array<number | string>
   labels?: Record<string, string>
@@ -120,9 +127,13 @@ export async function loadModel(prepared: PreparedModel): Promise<ServedModel> {
 
   const served: ServedModel = {
     name: prepared.source.name, version: prepared.source.version, sha256: prepared.sha256, info, input, outputs,
-    labels: prepared.labels, engine, kind: 'other', sample: [],
+    labels: prepared.labels, engine, kind: 'other', sample: [], labelFrom: prepared.source.labelFrom ?? 'output',
   }
   classify(served, zipMaps, mapOutputs)
+  if (served.labelFrom === 'argmax' && !served.probabilities) {
+    await engine.close()
+    throw new UsageError(`--label-from argmax needs class probabilities, and ${prepared.source.modelPath} has none (a ${served.kind} model)`, {suggestion: 'drop --label-from (MLOPS_LABEL_FROM)'})
+  }
   if (served.kind === 'classifier' && served.labels) {
     const probabilities = served.outputs.find(o => o.name === served.probabilities)
     const classes = served.classLabels?.length || (probabilities?.shape.at(-1) ?? undefined)
@@ -219,7 +230,7 @@ function labelsOf(model: ServedModel, outputs: Record<string, WireTensor>): unkn
     return model.labels?.[String(scalar)] ?? scalar
   }
 
-  if (model.labelOutput) return tensorRows(outputs[model.labelOutput]).map(name)
+  if (model.labelOutput && model.labelFrom === 'output') return tensorRows(outputs[model.labelOutput]).map(name)
   if (model.kind !== 'classifier' || !model.probabilities) {
     throw new BadRequestError(`${model.name} has no labels (a ${model.kind} model): use /predict for its outputs`)
   }

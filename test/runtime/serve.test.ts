@@ -253,6 +253,25 @@ describe('mlops serve: start-up, readiness and shutdown', () => {
     })
   }
 
+  it('--label-from: the model\'s own label by default; argmax (MLOPS_LABEL_FROM) answers the top probability\'s class, as the original server did', async () => {
+    // A row where the SVC's label (versicolor) is not its top probability (virginica, 0.516 vs 0.466).
+    const row = [[4.5, 3, 5.75, 0.5]]
+    const own = await serve(['--model', fixture('iris_svc.onnx'), '--labels', fixture('iris_labels.json')])
+    await ready(own)
+    expect((await post(`${own.url}/predict/label`, {data: row})).json).to.deep.equal({prediction: 'versicolor'})
+    await stop(own)
+    const argmax = await serve(['--model', fixture('iris_svc.onnx'), '--labels', fixture('iris_labels.json')], {MLOPS_LABEL_FROM: 'argmax'})
+    await ready(argmax)
+    expect((await post(`${argmax.url}/predict/label`, {data: row})).json).to.deep.equal({prediction: 'virginica'})
+    await stop(argmax)
+  })
+
+  it('bad input: --label-from argmax on a model without probabilities (a regressor) → exit 2', async () => {
+    const {code, stderr} = await runCli(['serve', '--model', fixture('diabetes_linreg.onnx'), '--label-from', 'argmax', '--port', '0', '--log-format', 'text'])
+    expect(code).to.equal(ExitCode.USAGE)
+    expect(stderr).to.match(/^Error: --label-from argmax needs class probabilities, and .*diabetes_linreg\.onnx has none \(a regressor model\)$/m)
+  })
+
   it('MODEL_FILEPATH and PORT from the environment, as the original server took them', async () => {
     const server = await serve([], {MODEL_FILEPATH: fixture('iris_logreg.onnx'), LABEL_FILEPATH: fixture('iris_labels.json')})
     await ready(server)

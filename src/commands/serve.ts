@@ -35,6 +35,7 @@ export default class Serve extends BaseCommand<typeof Serve> {
     'model-version': Flags.string({summary: 'Model version in metrics and the v2 API.', env: 'MODEL_VERSION'}),
     sample: Flags.string({summary: 'Sample input row as JSON, or @FILE, for /metadata, /predict/test and the warm-up (default: zeros).', env: 'MODEL_SAMPLE'}),
     'label-from': Flags.string({summary: 'Which label a classifier answers: output (the model\'s own label output, when it has one) or argmax (the class of the highest probability, as the original model-load server).', env: 'MLOPS_LABEL_FROM', options: ['output', 'argmax'], default: 'output'}),
+    'max-inflight-bytes': Flags.integer({summary: 'Request-body bytes handled at once; more get 503 with Retry-After: 1 (default: from the container\'s memory limit, about 1/40 of what is above 200 MiB; 32 MiB without a limit).', env: 'MLOPS_MAX_INFLIGHT_BYTES', min: 1}),
     'max-body-bytes': Flags.integer({summary: 'Largest request body; larger ones get 413.', env: 'MLOPS_MAX_BODY_BYTES', default: 1024 * 1024, min: 1}),
     'log-format': logFormatFlag,
   }
@@ -69,7 +70,7 @@ export default class Serve extends BaseCommand<typeof Serve> {
     })
     const prepared = await Promise.race([preparing, stop])
     if (typeof prepared === 'string') return stopped(prepared)
-    const server = await startServer(prepared, {host: flags.host, port: flags.port, bodyLimit: flags['max-body-bytes'], log}).catch(error => {
+    const server = await startServer(prepared, {host: flags.host, port: flags.port, bodyLimit: flags['max-body-bytes'], inFlightBytes: flags['max-inflight-bytes'], log}).catch(error => {
       if ((error as NodeJS.ErrnoException).code === 'EADDRINUSE') throw new UsageError(`port ${flags.port} on ${flags.host} is already in use`, {suggestion: 'pass another --port (or PORT)'})
       throw error
     })

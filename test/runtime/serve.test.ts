@@ -1,5 +1,6 @@
 import {expect} from 'chai'
 import {type ChildProcess, spawn} from 'node:child_process'
+import {readFileSync} from 'node:fs'
 import {request as httpRequest} from 'node:http'
 import {join} from 'node:path'
 
@@ -270,6 +271,32 @@ describe('mlops serve: start-up, readiness and shutdown', () => {
     const {code, stderr} = await runCli(['serve', '--model', fixture('diabetes_linreg.onnx'), '--label-from', 'argmax', '--port', '0', '--log-format', 'text'])
     expect(code).to.equal(ExitCode.USAGE)
     expect(stderr).to.match(/^Error: --label-from argmax needs class probabilities, and .*diabetes_linreg\.onnx has none \(a regressor model\)$/m)
+  })
+
+  it('a burst of large requests over --max-inflight-bytes: the excess gets 503 with Retry-After, the rest answers, memory stays bounded', async () => {
+    const server = await serve(['--model', fixture('iris_svc.onnx'), '--max-body-bytes', '2000000', '--max-inflight-bytes', '3000000'])
+    await ready(server)
+    const body = JSON.stringify({data: Array.from({length: 50_000}, (_, i) => [5 + (i % 3), 3.5, 1.4, 0.2])})
+    const answers = await Promise.all(Array.from({length: 16}, async () => {
+      const response = await fetch(`${server.url}/predict`, {method: 'POST', headers: {'content-type': 'application/json'}, body})
+      return {status: response.status, retryAfter: response.headers.get('retry-after'), json: await response.json() as {error?: string; prediction?: unknown[]}}
+    }))
+    const ok = answers.filter(a => a.status === 200)
+    const busy = answers.filter(a => a.status === 503)
+    expect(ok.length + busy.length).to.equal(16)
+    expect(ok.length).to.be.greaterThan(0)
+    expect(busy.length).to.be.greaterThan(0)
+    for (const answer of ok) expect(answer.json.prediction).to.have.length(50_000)
+    for (const answer of busy) {
+      expect(answer.retryAfter).to.equal('1')
+      expect(answer.json.error).to.match(/^the server is busy: \d+ bytes of requests are in flight \(limit 3000000\); retry shortly$/)
+    }
+
+    // Parsing all 16 at once took about 400 MB here; admitted three at a time, well under 320 MiB.
+    const peakKiB = Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${server.child.pid}/status`, 'utf8'))![1])
+    expect(peakKiB / 1024).to.be.lessThan(320)
+    expect((await post(`${server.url}/predict/label`, {data: [[6.3, 3.3, 6, 2.5]]})).json).to.deep.equal({prediction: 2})
+    await stop(server)
   })
 
   it('MODEL_FILEPATH and PORT from the environment, as the original server took them', async () => {

@@ -1,6 +1,6 @@
 import {Flags} from '@oclif/core'
 
-import {redact} from '../util/redact.js'
+import {redact, redactJson} from '../util/redact.js'
 
 export type LogFormat = 'json' | 'text'
 export type Logger = (level: 'error' | 'info', msg: string, fields?: Record<string, unknown>) => void
@@ -21,7 +21,7 @@ export function resolveLogFormat(flag: string | undefined): LogFormat {
 export function createLogger(format: LogFormat, component: string): Logger {
   return (level, msg, fields = {}) => {
     if (format === 'json') {
-      process.stderr.write(`${redact(JSON.stringify({time: new Date().toISOString(), level, component, msg, ...fields}))}\n`)
+      process.stderr.write(`${JSON.stringify(redactJson({time: new Date().toISOString(), level, component, msg, ...fields}))}\n`)
     } else {
       const details = Object.entries(fields).filter(([, v]) => v !== undefined).map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`).join(' ')
       process.stderr.write(redact(`${level === 'error' ? 'error: ' : ''}${msg}${details ? `  ${details}` : ''}\n`))

@@ -28,9 +28,10 @@ export const storeFlags = {
     helpGroup: 'STORE',
   }),
   'store-timeout': Flags.integer({
-    summary: 'Seconds to keep retrying an unreachable store before exit code 7 (default 30).',
+    summary: 'Seconds to keep retrying an unreachable store before exit code 7 (default 30, at most a day).',
     env: 'MLOPS_STORE_TIMEOUT',
     min: 1,
+    max: 86_400,
     helpGroup: 'STORE',
   }),
 }

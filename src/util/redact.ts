@@ -8,6 +8,8 @@
  *   command line (oclif would otherwise echo it in a usage error).
  */
 const USERINFO = /\b([a-z][a-z0-9+.-]*:\/\/)[^\s/?#@'"]+@/gi
+/** `scheme://user:secret` cut before its `@` (a ref split at "@"): a password is not a port number. */
+const CUT_USERINFO = /\b([a-z][a-z0-9+.-]*:\/\/)[^\s/?#@:'"]+:(?!\d+\b)[^\s/?#@'"]+/gi
 const SECRET_ENV = ['MLOPS_REGISTRY_PASSWORD']
 const SECRET_FLAG = /^--?(password|passwd|token|secret|key|api-key)(=(.*))?$/i
 const secrets = new Set<string>()
@@ -29,12 +31,15 @@ export function addSecret(value: string | undefined): void {
 }
 
 export function redact(text: string): string {
-  let out = text.replaceAll(USERINFO, `$1${REDACTED}@`)
+  let out = text.replaceAll(USERINFO, `$1${REDACTED}@`).replaceAll(CUT_USERINFO, `$1${REDACTED}`)
   for (const secret of secrets) out = out.replaceAll(secret, REDACTED)
   return out
 }
 
-/** The same for a value printed as JSON: every string in it. */
+/** The same for a value printed as JSON: every string in it (keys too), each on its own, so no escape is ever cut. */
 export function redactJson<T>(value: T): T {
-  return JSON.parse(redact(JSON.stringify(value) ?? 'null')) as T
+  if (typeof value === 'string') return redact(value) as T
+  if (Array.isArray(value)) return value.map(item => redactJson(item)) as T
+  if (value === null || typeof value !== 'object') return value
+  return Object.fromEntries(Object.entries(value).map(([key, item]) => [redact(key), redactJson(item)])) as T
 }

@@ -17,8 +17,13 @@ describe('no output, log or termination message contains a credential it was giv
         .to.equal('request to http://***@127.0.0.1:1/b failed; DOCKER_HOST tcp://***@h:2375; https://***@x.example/y')
     })
 
-    it('leaves URLs without userinfo and e-mail addresses alone', () => {
-      expect(redact('http://127.0.0.1:4443/storage and loader@project.iam.gserviceaccount.com')).to.equal('http://127.0.0.1:4443/storage and loader@project.iam.gserviceaccount.com')
+    it('leaves URLs without userinfo and e-mail addresses alone, a port followed by anything included', () => {
+      for (const text of ['http://127.0.0.1:4443/storage and loader@project.iam.gserviceaccount.com', 'cannot reach http://127.0.0.1:1: connect ECONNREFUSED', 'tcp://127.0.0.1:2375, then'])
+        expect(redact(text)).to.equal(text)
+    })
+
+    it('removes user:password cut from its host (a ref split at "@" echoes "http://user:secret")', () => {
+      expect(redact('invalid model name "http://user:s3cret" (17 characters)')).to.equal('invalid model name "http://***" (17 characters)')
     })
 
     it('removes registered secrets, from --password VALUE, --token=VALUE and the registry password variable', () => {

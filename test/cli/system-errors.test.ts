@@ -155,3 +155,18 @@ describe('a labels file that does not fit the model is refused, never served', (
     })
   }
 })
+
+describe('an unknown command', () => {
+  it('bad input: a typo (mlops modle list) → exit 2, one Error: line naming only the unknown words, the closest command as a hint', async () => {
+    const run = await runCli(['modle', 'list'])
+    expect(run.code).to.equal(ExitCode.USAGE)
+    expect(run.stderr).to.equal('Error: mlops has no command "modle"\nHint: did you mean "mlops model"? mlops --help lists the commands\n')
+  })
+
+  it('bad input: arguments after an unknown subcommand are not echoed (mlops model alias x http://u:secret@h)', async () => {
+    const run = await runCli(['model', 'alias', 'x', 'http://u:secret-value@127.0.0.1:1'])
+    expect(run.code).to.equal(ExitCode.USAGE)
+    expect(run.stderr).to.match(/^Error: mlops has no command "model alias x"\n/)
+    expect(run.stderr).to.not.contain('secret-value')
+  })
+})

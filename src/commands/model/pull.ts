@@ -7,7 +7,7 @@ import {storeFlags, storeFor} from '../../cli/store-flags.js'
 import {isMlopsError, systemError} from '../../errors.js'
 import type {PullResult} from '../../store/model-store.js'
 import {LATEST, parseModelRef} from '../../store/names.js'
-import {redact} from '../../util/redact.js'
+import {redactJson} from '../../util/redact.js'
 import {formatBytes} from '../../util/text.js'
 
 /** Where Kubernetes reads a container's termination message by default. */
@@ -105,7 +105,7 @@ As a Kubernetes initContainer (the loader): when /dev/termination-log exists, or
     const path = (this.flags ?? {})['termination-log'] ?? (existsSync(KUBERNETES_TERMINATION_LOG) ? KUBERNETES_TERMINATION_LOG : undefined)
     if (!path) return
     try {
-      writeFileSync(path, `${redact(JSON.stringify(summary))}\n`)
+      writeFileSync(path, `${JSON.stringify(redactJson(summary))}\n`)
     } catch (error) {
       this.logToStderr(`warning: could not write the termination summary to ${path}: ${(error as Error).message}`)
     }

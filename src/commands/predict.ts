@@ -108,6 +108,8 @@ export default class Predict extends BaseCommand<typeof Predict> {
     }
   }
 
+  private interrupted = false
+
   private async send(url: string, rows: number[][]): Promise<PredictResult> {
     const {flags} = this
     const request: PredictRequest = {url, endpoint: flags.endpoint, protocol: flags.protocol as PredictRequest['protocol'], rows}
@@ -115,10 +117,30 @@ export default class Predict extends BaseCommand<typeof Predict> {
     let answer: Answer
     let load: LatencyReport | undefined
     if (flags.requests > 1) {
-      const report = await loadTest(request, flags.requests, flags.concurrency)
-      answer = report.last!
-      const {last: _, ...figures} = report
-      load = figures
+      // Ctrl-C stops sending and still prints the figures so far; a terminal shows the count as it goes.
+      const stop = new AbortController()
+      const interrupt = () => stop.abort()
+      process.once('SIGINT', interrupt)
+      const progress = await this.progress()
+      progress.start(`Sending ${flags.requests} requests`)
+      let shown = 0
+      try {
+        const report = await loadTest(request, flags.requests, flags.concurrency, {
+          signal: stop.signal,
+          onProgress(sent, errors) {
+            if (Date.now() - shown < 100) return
+            shown = Date.now()
+            progress.text(`Sent ${sent} of ${flags.requests} requests, ${errors} errors (Ctrl-C stops and shows the figures so far)`)
+          },
+        })
+        answer = report.last!
+        const {last: _, interrupted, ...figures} = report
+        load = figures
+        if (interrupted) this.interrupted = true
+      } finally {
+        progress.stop()
+        process.off('SIGINT', interrupt)
+      }
     } else {
       answer = await sendOnce(request)
     }
@@ -136,6 +158,13 @@ export default class Predict extends BaseCommand<typeof Predict> {
         String(load.requests), String(load.errors), load.requestsPerSecond.toFixed(0),
         ...[load.p50, load.p95, load.p99, load.max].map(ms => `${ms.toFixed(2)} ms`),
       ]]))
+    }
+
+    if (this.interrupted) {
+      this.logToStderr(`interrupted after ${load!.requests} of ${flags.requests} requests`)
+      // The shell's convention for a run stopped by Ctrl-C (128 + SIGINT).
+      process.exitCode = 130
+      return {url, response, load}
     }
 
     if (flags.expect !== undefined) this.check(response, flags.expect)

@@ -62,7 +62,7 @@ function parseBody(body: Buffer): unknown {
  * percentiles. Requests that fail on the wire count as errors; a server that
  * cannot be reached at all → exit 7.
  */
-export async function loadTest(request: PredictRequest, count: number, concurrency: number): Promise<LatencyReport & {last?: Answer}> {
+export async function loadTest(request: PredictRequest, count: number, concurrency: number, options: {signal?: AbortSignal; onProgress?: (sent: number, errors: number) => void} = {}): Promise<LatencyReport & {last?: Answer; interrupted: boolean}> {
   const url = targetUrl(request)
   const wire = requestBytes('POST', url, {'content-type': 'application/json'}, Buffer.from(bodyOf(request)))
   const latencies: number[] = []
@@ -74,7 +74,8 @@ export async function loadTest(request: PredictRequest, count: number, concurren
   const started = process.hrtime.bigint()
   await Promise.all(Array.from({length: Math.min(concurrency, count)}, async () => {
     let connection: Http1Connection | undefined
-    while (next < count) {
+    // Stopped by the signal (Ctrl-C), or before spinning on a server that never answered at all.
+    while (next < count && !options.signal?.aborted && !(latencies.length === 0 && errors >= UNREACHABLE_AFTER)) {
       next++
       const sent = process.hrtime.bigint()
       try {
@@ -87,6 +88,7 @@ export async function loadTest(request: PredictRequest, count: number, concurren
         latencies.push(Number(process.hrtime.bigint() - sent) / 1e6)
         if (response.status >= 400) errors++
         last = response
+        options.onProgress?.(latencies.length, errors)
       } catch (error) {
         errors++
         lastError = error
@@ -101,11 +103,15 @@ export async function loadTest(request: PredictRequest, count: number, concurren
   const seconds = Number(process.hrtime.bigint() - started) / 1e9
   latencies.sort((a, b) => a - b)
   const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))]
+  const interrupted = next < count
   return {
-    requests: count, errors, seconds, requestsPerSecond: latencies.length / seconds, p50: at(0.5), p95: at(0.95), p99: at(0.99), max: latencies.at(-1) ?? 0,
+    interrupted, requests: interrupted ? latencies.length + errors : count, errors, seconds, requestsPerSecond: latencies.length / seconds, p50: at(0.5), p95: at(0.95), p99: at(0.99), max: latencies.at(-1) ?? 0,
     last: last && {status: last.status, body: parseBody(last.body)},
   }
 }
+
+/** Failed attempts, with not one answer yet, after which the server counts as unreachable. */
+const UNREACHABLE_AFTER = 20
 
 /** Sends one request and returns the answer (any status), on the same client as the load test. Unreachable → exit 7. */
 export async function sendOnce(request: PredictRequest): Promise<Answer & {ms: number}> {

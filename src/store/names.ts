@@ -36,6 +36,8 @@ export interface ModelRef {
 }
 
 export function parseModelRef(text: string, options: {defaultRef?: string} = {}): ModelRef {
+  // Not echoed: a URL may carry user:password before its "@".
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(text)) throw new UsageError('a model ref is NAME@VERSION (or @ALIAS, @latest), not a URL', {suggestion: 'e.g. iris@3; the store is --store / MLOPS_STORE'})
   const at = text.indexOf('@')
   const name = at === -1 ? text : text.slice(0, at)
   const ref = at === -1 ? options.defaultRef : text.slice(at + 1)

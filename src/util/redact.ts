@@ -8,8 +8,6 @@
  *   command line (oclif would otherwise echo it in a usage error).
  */
 const USERINFO = /\b([a-z][a-z0-9+.-]*:\/\/)[^\s/?#@'"]+@/gi
-/** `scheme://user:secret` cut before its `@` (a ref split at "@"): a password is not a port number. */
-const CUT_USERINFO = /\b([a-z][a-z0-9+.-]*:\/\/)[^\s/?#@:'"]+:(?!\d+\b)[^\s/?#@'"]+/gi
 const SECRET_ENV = ['MLOPS_REGISTRY_PASSWORD']
 const SECRET_FLAG = /^--?(password|passwd|token|secret|key|api-key)(=(.*))?$/i
 const secrets = new Set<string>()
@@ -31,7 +29,7 @@ export function addSecret(value: string | undefined): void {
 }
 
 export function redact(text: string): string {
-  let out = text.replaceAll(USERINFO, `$1${REDACTED}@`).replaceAll(CUT_USERINFO, `$1${REDACTED}`)
+  let out = text.replaceAll(USERINFO, `$1${REDACTED}@`)
   for (const secret of secrets) out = out.replaceAll(secret, REDACTED)
   return out
 }

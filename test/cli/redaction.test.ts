@@ -18,12 +18,15 @@ describe('no output, log or termination message contains a credential it was giv
     })
 
     it('leaves URLs without userinfo and e-mail addresses alone, a port followed by anything included', () => {
-      for (const text of ['http://127.0.0.1:4443/storage and loader@project.iam.gserviceaccount.com', 'cannot reach http://127.0.0.1:1: connect ECONNREFUSED', 'tcp://127.0.0.1:2375, then'])
+      for (const text of ['http://127.0.0.1:4443/storage and loader@project.iam.gserviceaccount.com', 'cannot reach http://127.0.0.1:1: connect ECONNREFUSED', 'tcp://127.0.0.1:2375, then', 'use http://HOST:PORT'])
         expect(redact(text)).to.equal(text)
     })
 
-    it('removes user:password cut from its host (a ref split at "@" echoes "http://user:secret")', () => {
-      expect(redact('invalid model name "http://user:s3cret" (17 characters)')).to.equal('invalid model name "http://***" (17 characters)')
+    it('bad input: a URL given as a model ref is refused without echoing it (it may carry user:password)', async () => {
+      const run = await runCli(['model', 'show', 'http://ref-user:ref-secret@127.0.0.1:1'])
+      expect(run.code).to.equal(ExitCode.USAGE)
+      expect(run.stderr).to.match(/^Error: a model ref is NAME@VERSION \(or @ALIAS, @latest\), not a URL$/m)
+      expect(run.stderr).to.not.contain('ref-secret')
     })
 
     it('removes registered secrets, from --password VALUE, --token=VALUE and the registry password variable', () => {

@@ -98,3 +98,46 @@ describe('mlops predict against a real mlops serve', function () {
     })
   }
 })
+
+describe('predict -n with a huge count', function () {
+  this.timeout(60_000)
+
+  it('Ctrl-C (SIGINT) stops sending, prints the figures so far and exits 130', async () => {
+    const port = await freePort()
+    const server = spawn(process.execPath, [bin, 'serve', '--model', fixture('iris_svc.onnx'), '--port', String(port), '--host', '127.0.0.1', '--log-format', 'json'], {stdio: 'ignore'})
+    try {
+      await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/ready`)).ok, 'serve ready')
+      const predict = spawn(process.execPath, [bin, 'predict', '--url', `http://127.0.0.1:${port}`, '--data', '[[6.3, 3.3, 6, 2.5]]', '-n', '1000000000000', '-c', '2'], {stdio: ['ignore', 'pipe', 'pipe']})
+      let stdout = ''
+      let stderr = ''
+      predict.stdout.on('data', chunk => {
+        stdout += chunk
+      })
+      predict.stderr.on('data', chunk => {
+        stderr += chunk
+      })
+      const exit = new Promise<number | null>(resolve => {
+        predict.once('exit', code => resolve(code))
+      })
+      await new Promise(resolve => {
+        setTimeout(resolve, 1500)
+      })
+      predict.kill('SIGINT')
+      expect(await exit).to.equal(130)
+      expect(stdout).to.match(/^\{"prediction":2\}$/m)
+      const figures = /^(\d+) +0 +\d+ +[\d.]+ ms/m.exec(stdout)
+      expect(figures, stdout).to.not.equal(null)
+      expect(Number(figures![1])).to.be.greaterThan(0).and.lessThan(1_000_000_000_000)
+      expect(stderr).to.match(new RegExp(`^interrupted after ${figures![1]} of 1000000000000 requests$`, 'm'))
+    } finally {
+      server.kill('SIGTERM')
+    }
+  })
+
+  it('an unreachable --url: gives up after a few failed attempts with exit 7, not after -n of them', async () => {
+    const port = await freePort()
+    const run = await runCli(['predict', '--url', `http://127.0.0.1:${port}`, '--data', '[[1, 2, 3, 4]]', '-n', '1000000000000'])
+    expect(run.code).to.equal(ExitCode.UNAVAILABLE)
+    expect(run.stderr).to.match(new RegExp(`^Error: cannot reach http://127\\.0\\.0\\.1:${port}: `, 'm'))
+  })
+})

@@ -248,6 +248,14 @@ export class GcsBackend implements StorageBackend {
 
     const credentials = credentialsError(error)
     if (credentials) return credentials
+    // A server that answers in HTML (or anything but JSON) is not a GCS API, whatever it says.
+    const contentType = String((error as {response?: {headers?: Record<string, unknown>}})?.response?.headers?.['content-type'] ?? '')
+    if (status !== undefined && contentType !== '' && !/json/i.test(contentType)) {
+      return new UsageError(`${this.options.endpoint ?? 'the storage endpoint'} answered HTTP ${status} with ${contentType.split(';')[0]}: it is not a GCS JSON API`, {
+        suggestion: 'check --gcs-endpoint / MLOPS_GCS_ENDPOINT / store.endpoint (fake-gcs-server answers at http://HOST:PORT, without a path)',
+      })
+    }
+
     // stat, read and delete handle an object's 404 themselves; one reaching here (list, write, upload) is the bucket's.
     if (status === 404) {
       return new NotFoundError(`bucket ${this.options.bucket} does not exist`, {suggestion: 'check --store / MLOPS_STORE / store.uri in mlops.yaml'})

@@ -170,3 +170,21 @@ describe('an unknown command', () => {
     expect(run.stderr).to.not.contain('secret-value')
   })
 })
+
+describe('a --gcs-endpoint that is not a GCS API', () => {
+  it('bad input: a web server answering HTML → exit 2 saying so, not "bucket does not exist"', async () => {
+    const {createServer} = await import('node:http')
+    const server = createServer((_request, response) => {
+      response.writeHead(404, {'content-type': 'text/html; charset=utf-8'}).end('<!DOCTYPE html><title>Not Found</title>')
+    }).listen(0, '127.0.0.1')
+    await new Promise(resolve => server.once('listening', resolve))
+    try {
+      const endpoint = `http://127.0.0.1:${(server.address() as {port: number}).port}`
+      const run = await runCli(['model', 'list', '--store', 'gs://some-bucket', '--gcs-endpoint', endpoint])
+      expect(run.code).to.equal(ExitCode.USAGE)
+      expect(run.stderr).to.contain(`Error: ${endpoint} answered HTTP 404 with text/html: it is not a GCS JSON API`)
+    } finally {
+      server.close()
+    }
+  })
+})

@@ -52,27 +52,6 @@ const COMMANDS: Array<{args: string[]; flags: string[]}> = [
   {args: ['predict', '--url', 'http://127.0.0.1:1'], flags: ['url', 'data', 'file', 'endpoint', 'protocol', 'requests', 'concurrency', 'expect']},
 ]
 
-/** The real CLI, as runCli, but killed after 20 s: a hostile value must never make a command hang. */
-async function runBounded(args: string[], env: Record<string, string>, cwd: string): Promise<{code: number | null; stdout: string; stderr: string}> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [join(import.meta.dirname, '..', '..', 'bin', 'run.js'), ...args], {cwd, env: {...process.env, ...env}, stdio: ['ignore', 'pipe', 'pipe']})
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', chunk => {
-      stdout += chunk
-    })
-    child.stderr.on('data', chunk => {
-      stderr += chunk
-    })
-    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000)
-    child.on('error', reject)
-    child.on('close', code => {
-      clearTimeout(timer)
-      resolve({code, stdout, stderr})
-    })
-  })
-}
-
 describe(`hostile-value sweep over every command (seed ${SEED})`, function () {
   this.timeout(600_000)
   let project: string
@@ -104,7 +83,7 @@ describe(`hostile-value sweep over every command (seed ${SEED})`, function () {
     const worker = async () => {
       while (index < cases.length) {
         const args = cases[index++]
-        const run = await runBounded(args, env, project)
+        const run = await runCli(args, env, project, {timeoutMs: 20_000})
         const output = run.stdout + run.stderr
         const problem = run.code === 1 ? 'exit 1 (unexpected)'
           : run.code === null ? 'no answer within 20 s (killed)'

@@ -1,30 +1,43 @@
-import {spawn} from 'node:child_process'
+import {type ChildProcess, spawn} from 'node:child_process'
 import {join} from 'node:path'
 
 import {tempDir} from './stores.js'
 
 const bin = join(import.meta.dirname, '..', '..', 'bin', 'run.js')
 
-interface Run {
+export interface Run {
+  /** null when it was killed (by `timeoutMs`, or a signal). */
   code: number | null
   stdout: string
   stderr: string
 }
 
-/** The real CLI in a child process, as a user or CI runs it (no TTY). */
-export async function runCli(args: string[], env: Record<string, string> = {}, cwd = tempDir()): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [bin, ...args], {cwd, env: {...process.env, ...env}, stdio: ['ignore', 'pipe', 'pipe']})
+/**
+ * The real CLI in a child process, as a user or CI runs it (no TTY); the
+ * child is there to signal (Ctrl-C is SIGINT). With `timeoutMs` it is
+ * SIGKILLed when it runs longer: a command must never hang.
+ */
+export function startCli(args: string[], env: Record<string, string> = {}, cwd = tempDir(), options: {timeoutMs?: number} = {}): {child: ChildProcess; done: Promise<Run>} {
+  const child = spawn(process.execPath, [bin, ...args], {cwd, env: {...process.env, ...env}, stdio: ['ignore', 'pipe', 'pipe']})
+  const done = new Promise<Run>((resolve, reject) => {
     let stdout = ''
     let stderr = ''
-    child.stdout.on('data', chunk => {
+    child.stdout!.on('data', chunk => {
       stdout += chunk
     })
-    child.stderr.on('data', chunk => {
+    child.stderr!.on('data', chunk => {
       stderr += chunk
     })
+    const timer = options.timeoutMs === undefined ? undefined : setTimeout(() => child.kill('SIGKILL'), options.timeoutMs)
     child.on('error', reject)
-    child.on('close', code => resolve({code, stdout, stderr}))
+    child.on('close', code => {
+      clearTimeout(timer)
+      resolve({code, stdout, stderr})
+    })
   })
+  return {child, done}
 }
 
+export async function runCli(args: string[], env: Record<string, string> = {}, cwd = tempDir(), options: {timeoutMs?: number} = {}): Promise<Run> {
+  return startCli(args, env, cwd, options).done
+}

@@ -4,7 +4,7 @@ import {writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 
 import {ExitCode} from '../../src/errors.js'
-import {runCli} from '../helpers/cli.js'
+import {runCli, startCli} from '../helpers/cli.js'
 import {freePort, waitFor} from '../env/ports.js'
 import {fixture, tempDir} from '../helpers/stores.js'
 
@@ -107,23 +107,13 @@ describe('predict -n with a huge count', function () {
     const server = spawn(process.execPath, [bin, 'serve', '--model', fixture('iris_svc.onnx'), '--port', String(port), '--host', '127.0.0.1', '--log-format', 'json'], {stdio: 'ignore'})
     try {
       await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/ready`)).ok, 'serve ready')
-      const predict = spawn(process.execPath, [bin, 'predict', '--url', `http://127.0.0.1:${port}`, '--data', '[[6.3, 3.3, 6, 2.5]]', '-n', '1000000000000', '-c', '2'], {stdio: ['ignore', 'pipe', 'pipe']})
-      let stdout = ''
-      let stderr = ''
-      predict.stdout.on('data', chunk => {
-        stdout += chunk
-      })
-      predict.stderr.on('data', chunk => {
-        stderr += chunk
-      })
-      const exit = new Promise<number | null>(resolve => {
-        predict.once('exit', code => resolve(code))
-      })
+      const predict = startCli(['predict', '--url', `http://127.0.0.1:${port}`, '--data', '[[6.3, 3.3, 6, 2.5]]', '-n', '1000000000000', '-c', '2'])
       await new Promise(resolve => {
         setTimeout(resolve, 1500)
       })
-      predict.kill('SIGINT')
-      expect(await exit).to.equal(130)
+      predict.child.kill('SIGINT')
+      const {code, stdout, stderr} = await predict.done
+      expect(code).to.equal(130)
       expect(stdout).to.match(/^\{"prediction":2\}$/m)
       const figures = /^(\d+) +0 +\d+ +[\d.]+ ms/m.exec(stdout)
       expect(figures, stdout).to.not.equal(null)

@@ -6,6 +6,7 @@ import {ExitCode} from '../../src/errors.js'
 import {addSecret, redact, redactJson, registerProcessSecrets} from '../../src/util/redact.js'
 import {runCli} from '../helpers/cli.js'
 import {tempDir} from '../helpers/stores.js'
+import {restoreEnv} from '../helpers/env.js'
 
 describe('no output, log or termination message contains a credential it was given', function () {
   this.timeout(60_000)
@@ -33,9 +34,7 @@ describe('no output, log or termination message contains a credential it was giv
       const saved = process.env.MLOPS_REGISTRY_PASSWORD
       process.env.MLOPS_REGISTRY_PASSWORD = 'env-secret-123'
       registerProcessSecrets(['image', 'push', '--password', 'flag-secret-1', '--token=flag-secret-2'])
-      // Assigning undefined would leave the string "undefined" for every later test in this process.
-      if (saved === undefined) delete process.env.MLOPS_REGISTRY_PASSWORD
-      else process.env.MLOPS_REGISTRY_PASSWORD = saved
+      restoreEnv('MLOPS_REGISTRY_PASSWORD', saved)
       expect(redact('a flag-secret-1 b flag-secret-2 c env-secret-123')).to.equal('a *** b *** c ***')
       expect(redactJson({error: {message: 'x flag-secret-1', nested: ['env-secret-123']}})).to.deep.equal({error: {message: 'x ***', nested: ['***']}})
     })

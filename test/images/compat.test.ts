@@ -13,6 +13,7 @@ import {inspectModelFile} from '../../src/store/model-file.js'
 import {dockerEngine} from '../env/docker.js'
 import {labelledImage as labelledImageIn} from '../helpers/docker.js'
 import {expected, fixture, makeStore, tempDir} from '../helpers/stores.js'
+import {restoreEnv} from '../helpers/env.js'
 
 const root = join(import.meta.dirname, '..', '..')
 const runtime = {runtime: '1.30.0', irVersion: 13, opsets: {'ai.onnx': 26, 'ai.onnx.ml': 5}}
@@ -143,7 +144,7 @@ describe('compatibility guard against an image in a real Docker engine', () => {
       expect((error as {oclif?: {exit?: number}}).oclif?.exit).to.equal(ExitCode.UNAVAILABLE)
       expect(stderr).to.contain('Error: cannot reach the Docker engine at unix:///tmp/mlops-no-such-docker.sock')
     } finally {
-      process.env.DOCKER_HOST = saved
+      restoreEnv('DOCKER_HOST', saved)
     }
   })
 })

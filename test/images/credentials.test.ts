@@ -7,12 +7,13 @@ import {registryCredentials} from '../../src/images/credentials.js'
 import {registryOf} from '../../src/images/names.js'
 import {rejection} from '../helpers/assert.js'
 import {tempDir} from '../helpers/stores.js'
+import {restoreEnv} from '../helpers/env.js'
 
 describe('registry credentials, found the way the Docker CLI finds them', () => {
   const saved = {DOCKER_CONFIG: process.env.DOCKER_CONFIG, PATH: process.env.PATH}
   afterEach(() => {
-    process.env.DOCKER_CONFIG = saved.DOCKER_CONFIG
-    process.env.PATH = saved.PATH
+    restoreEnv('DOCKER_CONFIG', saved.DOCKER_CONFIG)
+    restoreEnv('PATH', saved.PATH)
   })
 
   function config(content: object): void {

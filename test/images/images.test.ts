@@ -12,6 +12,7 @@ import {dockerEngine, localRegistry} from '../env/docker.js'
 import {labelledImage} from '../helpers/docker.js'
 import {freePort, waitFor} from '../env/ports.js'
 import {type StoreFixture, fixture, makeStore, tempDir} from '../helpers/stores.js'
+import {restoreEnv} from '../helpers/env.js'
 
 const root = join(import.meta.dirname, '..', '..')
 const LOADER = 'mlops-test/loader:test'
@@ -170,7 +171,7 @@ describe('loader and API images on a real Docker engine', function () {
       expect((error as {oclif?: {exit?: number}}).oclif?.exit).to.equal(ExitCode.UNAVAILABLE)
       expect(stderr).to.contain('cannot reach the Docker engine at unix:///tmp/mlops-no-such-docker.sock')
     } finally {
-      process.env.DOCKER_HOST = saved
+      restoreEnv('DOCKER_HOST', saved)
     }
   })
 })
@@ -194,7 +195,7 @@ describe('mlops image push to a real registry', function () {
 
   after(() => {
     registry?.stop()
-    process.env.DOCKER_CONFIG = saved.DOCKER_CONFIG
+    restoreEnv('DOCKER_CONFIG', saved.DOCKER_CONFIG)
     delete process.env.MLOPS_REGISTRY_USERNAME
     delete process.env.MLOPS_REGISTRY_PASSWORD
   })

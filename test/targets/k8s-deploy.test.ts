@@ -9,6 +9,7 @@ import {encodeLenField, encodeVarintField} from '../../src/onnx/wire.js'
 import {inspectModelFile} from '../../src/store/model-file.js'
 import {type Cluster, kubeCluster} from '../env/k8s.js'
 import {type StoreFixture, fixture, makeStore, tempDir} from '../helpers/stores.js'
+import {restoreEnv} from '../helpers/env.js'
 
 const root = join(import.meta.dirname, '..', '..')
 
@@ -42,7 +43,7 @@ describe('mlops deploy on a real Kubernetes control plane', function () {
   })
 
   after(() => {
-    process.env.KUBECONFIG = saved
+    restoreEnv('KUBECONFIG', saved)
   })
 
   async function deploy(...args: string[]) {

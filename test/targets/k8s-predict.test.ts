@@ -13,6 +13,7 @@ import {type Cluster, kubeCluster} from '../env/k8s.js'
 import {freePort, waitFor} from '../env/ports.js'
 import {runCli} from '../helpers/cli.js'
 import {type StoreFixture, fixture, makeStore, tempDir} from '../helpers/stores.js'
+import {restoreEnv} from '../helpers/env.js'
 
 const bin = join(import.meta.dirname, '..', '..', 'bin', 'run.js')
 const ROW = '[[6.3,3.3,6.0,2.5]]'
@@ -126,7 +127,7 @@ describe('mlops predict --target k8s through a port-forward on a real control pl
       })
       expect(refused).to.equal('ECONNREFUSED')
     } finally {
-      process.env.KUBECONFIG = saved
+      restoreEnv('KUBECONFIG', saved)
     }
   })
 

@@ -13,17 +13,15 @@
  *
  *   npm run build && npx tsx bench/real-node.ts [--runs 3]
  */
-import {CoreV1Api, KubeConfig} from '@kubernetes/client-node'
 import {execFileSync} from 'node:child_process'
 import {rmSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {parseArgs} from 'node:util'
 
-import {nodeCtr} from '../test/env/node.js'
-import {stopKubeCluster} from '../test/env/k8s.js'
-import {stopRealNode} from '../test/env/node.js'
 import {stopDockerEngine} from '../test/env/docker.js'
-import {KUBECTL} from '../test/e2e/cluster.js'
+import {stopKubeCluster} from '../test/env/k8s.js'
+import {nodeCtr, stopRealNode} from '../test/env/node.js'
+import {KUBECTL, clientsFor} from '../test/e2e/cluster.js'
 import {realNodeProject} from '../test/e2e/environment.js'
 import {writeSyntheticOnnx} from '../test/helpers/onnx-writer.js'
 import {tempDir} from '../test/helpers/stores.js'
@@ -33,9 +31,7 @@ const {values} = parseArgs({options: {runs: {type: 'string', default: '3'}}})
 const runs = Number(values.runs)
 const setup = await realNodeProject('bench')
 const {cluster, node, project, env, gcs, bucket} = setup
-const config = new KubeConfig()
-config.loadFromFile(cluster.kubeconfig)
-const core = config.makeApiClient(CoreV1Api)
+const {core} = clientsFor(cluster.kubeconfig)
 const kube = `"${KUBECTL}" --kubeconfig "${cluster.kubeconfig}"`
 const sh = async (script: string) => time('bash', ['-c', script], env, project)
 const ratio = (a: number[], b: number[]) => (median(a) / median(b)).toFixed(2)

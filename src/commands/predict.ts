@@ -2,15 +2,14 @@ import {Flags} from '@oclif/core'
 import {readFile} from 'node:fs/promises'
 import {text as readStream} from 'node:stream/consumers'
 
-import {BaseCommand} from '../cli/base-command.js'
+import {fromEnvironment} from '../cli/flag-rules.js'
+import {contextFlag, namespaceFlagLong, targetFlag} from '../cli/flags.js'
 import {formatTable} from '../cli/table.js'
+import {TargetCommand} from '../cli/target-command.js'
 import {ExpectationError, NotFoundError, UnavailableError, UsageError} from '../errors.js'
 import {parseRows} from '../predict/input.js'
 import {type Answer, type LatencyReport, type PredictRequest, loadTest, sendOnce} from '../predict/load.js'
-import {readState} from '../images/state.js'
-import {deploymentTarget, fromEnvironment, refuseClusterFlags, targetFlag, targetFlags, targetOf} from '../cli/render-flags.js'
-import {localStatus} from '../targets/local.js'
-import type {PortForwarding} from '../targets/k8s/port-forward.js'
+import type {Endpoint} from '../targets/target.js'
 
 export interface PredictResult {
   url: string
@@ -20,7 +19,7 @@ export interface PredictResult {
   load?: LatencyReport
 }
 
-export default class Predict extends BaseCommand<typeof Predict> {
+export default class Predict extends TargetCommand<typeof Predict> {
   static summary = 'Send test requests to a model server and show the answer, with latency figures under load.'
 
   static description = `Rows come from --data (JSON), --file (JSON: {"data": [...]} or a list of rows; or CSV, one row per line, a header line skipped) or stdin. With -n, sends N requests with --concurrency in flight and reports requests/s and p50/p95/p99 latency. --expect makes it exit 11 when the prediction differs (for CI smoke tests).`
@@ -38,8 +37,8 @@ export default class Predict extends BaseCommand<typeof Predict> {
     // Where mlops deploy started the server; k8s goes through a port-forward to a ready pod.
     target: targetFlag,
     // -n is --requests here, so --namespace has no short form.
-    namespace: Flags.string({summary: 'Namespace with --target k8s (default: deploy.namespace, else the project name).', env: 'MLOPS_NAMESPACE'}),
-    context: targetFlags.context,
+    namespace: namespaceFlagLong,
+    context: contextFlag,
     data: Flags.string({summary: 'Rows as JSON.', exclusive: ['file']}),
     file: Flags.string({summary: 'Rows from a JSON or CSV file.', exclusive: ['data']}),
     endpoint: Flags.string({summary: 'Path for the original protocol.', default: '/predict/label', options: ['/predict', '/predict/label']}),
@@ -54,17 +53,18 @@ export default class Predict extends BaseCommand<typeof Predict> {
     const {flags} = this
     const rows = parseRows(await this.rowsText(), flags.data !== undefined ? '--data' : flags.file ?? 'stdin')
     const url = this.explicitUrl()
-    const target = url ? undefined : targetOf(this.project, flags.target)
-    if (target !== 'k8s') {
-      refuseClusterFlags(flags, Predict.flags, url ? '--url' : target!)
-      return this.predict(url ?? await this.targetUrl(target as 'docker' | 'local'), rows)
+    if (url) {
+      this.refuseForeign('--url', [])
+      return this.predict({url, close: async () => {}}, rows)
     }
 
-    const forwarding = await this.forward()
+    const {target} = await this.target()
+    const endpoint = await target.endpoint({namespace: flags.namespace, context: flags.context, connections: Math.min(flags.requests, flags.concurrency)})
     try {
-      return {...await this.predict(forwarding.url, rows, forwarding), pod: forwarding.pod}
+      const result = await this.predict(endpoint, rows)
+      return endpoint.pod ? {...result, pod: endpoint.pod} : result
     } finally {
-      await forwarding.close()
+      await endpoint.close()
     }
   }
 
@@ -82,28 +82,12 @@ export default class Predict extends BaseCommand<typeof Predict> {
     return urlFromEnv && !targetFromEnv ? undefined : url
   }
 
-  /** A port-forward to a ready pod of the project's Deployment, torn down by run(). */
-  private async forward(): Promise<PortForwarding> {
-    const [{kubeClients}, {readDeployment}, {forwardPort, readyPod}] = await Promise.all([
-      import('../targets/k8s/client.js'), import('../targets/k8s/history.js'), import('../targets/k8s/port-forward.js'),
-    ])
-    const clients = kubeClients({context: this.flags.context})
-    const deployment = await readDeployment(clients, deploymentTarget(this.project, this.flags))
-    const {pod, port} = await readyPod(clients, deployment)
-    // One tunnel per connection the requests will use, opened before the clock starts
-    // (at most 64 at once: beyond that they open as connections come).
-    const warm = Math.min(this.flags.requests, this.flags.concurrency, 64)
-    const forwarding = await forwardPort(clients, {namespace: deployment.metadata!.namespace!, pod, port, warm})
-    process.stderr.write(`forwarding ${forwarding.url} -> pod ${forwarding.namespace}/${pod}:${port}\n`)
-    return forwarding
-  }
-
-  private async predict(url: string, rows: number[][], forwarding?: PortForwarding): Promise<PredictResult> {
+  private async predict(endpoint: Endpoint, rows: number[][]): Promise<PredictResult> {
     try {
-      return await this.send(url, rows)
+      return await this.send(endpoint.url, rows)
     } catch (error) {
-      // Through a port-forward, what the API server or the node said is the useful part.
-      if (forwarding?.lastError && error instanceof UnavailableError) throw forwarding.lastError
+      // Through a tunnel (a port-forward), what the API server or the node said is the useful part.
+      if (endpoint.lastError && error instanceof UnavailableError) throw endpoint.lastError
       throw error
     }
   }
@@ -170,13 +154,6 @@ export default class Predict extends BaseCommand<typeof Predict> {
     if (flags.expect !== undefined) this.check(response, flags.expect)
     if (load && load.errors > 0) throw new UnavailableError(`${load.errors} of ${load.requests} requests failed`)
     return {url, response, load}
-  }
-
-  private async targetUrl(target: 'docker' | 'local'): Promise<string> {
-    const state = (await readState(this.project.dir))[target]
-    if (!state) throw new NotFoundError(`nothing is running on the ${target} target`, {suggestion: `deploy first: mlops deploy --target ${target}, or pass --url`})
-    if (target === 'local' && !(await localStatus(this.project.dir)).running) throw new NotFoundError('the local server is no longer running', {suggestion: 'mlops deploy --target local'})
-    return state.url
   }
 
   private async rowsText(): Promise<string> {

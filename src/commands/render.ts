@@ -3,8 +3,10 @@ import {mkdir} from 'node:fs/promises'
 import {join} from 'node:path'
 
 import {BaseCommand} from '../cli/base-command.js'
-import {renderFlags, renderFromFlags} from '../cli/render-flags.js'
+import {renderFlags} from '../cli/flags.js'
+import {storeOverrides} from '../cli/store-flags.js'
 import {toYaml} from '../manifests/render.js'
+import {renderRelease} from '../targets/k8s/release.js'
 import {writeFileAtomic} from '../util/fs-atomic.js'
 
 export interface RenderCommandResult {
@@ -32,7 +34,9 @@ export default class Render extends BaseCommand<typeof Render> {
 
   async run(): Promise<RenderCommandResult> {
     const {flags, project} = this
-    const result = await renderFromFlags(project, flags)
+    const result = await renderRelease(project, {
+      model: flags.model, store: storeOverrides(flags), values: flags.values, set: flags.set, namespace: flags.namespace, image: {repository: flags.repository, tag: flags.tag},
+    })
     const {manifest} = result
     const summary: RenderCommandResult = {
       model: `${manifest.name}@${manifest.version}`,

@@ -5,6 +5,7 @@ import {basename, extname} from 'node:path'
 import {BaseCommand} from '../cli/base-command.js'
 import {type Logger, createLogger, logFormatFlag, resolveLogFormat} from '../cli/log.js'
 import {UsageError} from '../errors.js'
+import {API_ENV, LOG_EVENTS} from '../pod/contract.js'
 import {prepareModel} from '../runtime/model.js'
 import {startServer} from '../runtime/server.js'
 
@@ -27,12 +28,12 @@ export default class Serve extends BaseCommand<typeof Serve> {
   ]
 
   static flags = {
-    model: Flags.string({summary: 'Model file (ONNX).', env: 'MODEL_FILEPATH', required: true}),
-    labels: Flags.string({summary: 'Labels file: {"0": "setosa", ...} or ["setosa", ...].', env: 'LABEL_FILEPATH'}),
-    port: Flags.integer({summary: 'Port to listen on (0: any free port).', env: 'PORT', default: 8000, min: 0, max: 65_535}),
-    host: Flags.string({summary: 'Address to listen on.', env: 'MLOPS_HOST', default: '0.0.0.0'}),
-    name: Flags.string({summary: 'Model name in metrics and the v2 API (default: the file name).', env: 'MODEL_NAME'}),
-    'model-version': Flags.string({summary: 'Model version in metrics and the v2 API.', env: 'MODEL_VERSION'}),
+    model: Flags.string({summary: 'Model file (ONNX).', env: API_ENV.model, required: true}),
+    labels: Flags.string({summary: 'Labels file: {"0": "setosa", ...} or ["setosa", ...].', env: API_ENV.labels}),
+    port: Flags.integer({summary: 'Port to listen on (0: any free port).', env: API_ENV.port, default: 8000, min: 0, max: 65_535}),
+    host: Flags.string({summary: 'Address to listen on.', env: API_ENV.host, default: '0.0.0.0'}),
+    name: Flags.string({summary: 'Model name in metrics and the v2 API (default: the file name).', env: API_ENV.name}),
+    'model-version': Flags.string({summary: 'Model version in metrics and the v2 API.', env: API_ENV.version}),
     sample: Flags.string({summary: 'Sample input row as JSON, or @FILE, for /metadata, /predict/test and the warm-up (default: zeros).', env: 'MODEL_SAMPLE'}),
     'label-from': Flags.string({summary: 'Which label a classifier answers: output (the model\'s own label output, when it has one) or argmax (the class of the highest probability, as the original model-load server).', env: 'MLOPS_LABEL_FROM', options: ['output', 'argmax'], default: 'output'}),
     'max-inflight-bytes': Flags.integer({summary: 'Request-body bytes handled at once; more get 503 with Retry-After: 1 (default: from the container\'s memory limit, about 1/40 of what is above 200 MiB; 32 MiB without a limit).', env: 'MLOPS_MAX_INFLIGHT_BYTES', min: 1}),
@@ -43,7 +44,7 @@ export default class Serve extends BaseCommand<typeof Serve> {
   protected failureLog(): {log: Logger; msg: string} | undefined {
     // Flags may not have parsed (one way to fail): the environment still says which format.
     const format = resolveLogFormat((this.flags ?? {})['log-format'] ?? process.env.MLOPS_LOG_FORMAT)
-    return format === 'json' ? {log: createLogger('json', 'serve'), msg: 'serve failed'} : undefined
+    return format === 'json' ? {log: createLogger('json', 'serve'), msg: LOG_EVENTS.serveFailed} : undefined
   }
 
   async run(): Promise<ServeResult> {

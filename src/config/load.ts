@@ -4,27 +4,15 @@ import {dirname, join, resolve} from 'node:path'
 import {LineCounter, parseDocument} from 'yaml'
 
 import {ConfigError} from '../errors.js'
+import type {MlopsYaml} from './mlops-yaml.js'
 import validateSchema from './schema-validator.js'
 import {closestMatch} from '../util/text.js'
 
 export const CONFIG_FILE_NAME = 'mlops.yaml'
 
-/** mlops.yaml as validated against schemas/mlops.schema.json. */
-export interface MlopsYaml {
-  name?: string
-  model?: {name?: string}
-  store?: string | StoreYaml
-  image?: {repository?: string; tag?: string; base?: string}
-  deploy?: import('../manifests/values.js').DeployConfig
-}
-
-export interface StoreYaml {
-  uri?: string
-  endpoint?: string
-  anonymous?: boolean
-  project?: string
-  timeout?: number
-}
+/** mlops.yaml as validated against schemas/mlops.schema.json (the type is generated from the schema). */
+export type {MlopsYaml} from './mlops-yaml.js'
+export type StoreYaml = Exclude<NonNullable<MlopsYaml['store']>, string>
 
 export interface ProjectConfig {
   /** Absolute path of the mlops.yaml that was loaded, if any. */

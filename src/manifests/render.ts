@@ -32,7 +32,7 @@ const WHEN = /^#\s*mlops:when\s+([A-Za-z0-9_.]+)\s*$/m
  * when the value is false or empty. The result is parsed with the `yaml` library and checked
  * to be Kubernetes objects.
  */
-export function renderManifests(values: Record<string, unknown>, dirs: string[]): RenderedFile[] {
+export function renderManifests(values: object, dirs: string[]): RenderedFile[] {
   const files = new Map<string, string>()
   for (const dir of dirs) {
     if (!existsSync(dir)) continue
@@ -71,7 +71,7 @@ function order(name: string): number {
   return name.startsWith('namespace') ? 0 : name.startsWith('serviceaccount') ? 1 : 2
 }
 
-function lookup(values: Record<string, unknown>, path: string, template: string): unknown {
+function lookup(values: object, path: string, template: string): unknown {
   let current: unknown = values
   for (const key of path.split('.')) {
     if (current === null || typeof current !== 'object' || !(key in current)) {

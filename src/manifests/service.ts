@@ -1,15 +1,13 @@
-import {readFileSync} from 'node:fs'
 import {join} from 'node:path'
-import {parse as parseYaml} from 'yaml'
 
+import {mergeDeployConfig, readValuesFile} from '../config/deploy.js'
 import {type ProjectConfig, validateDeployValues} from '../config/load.js'
-import {UsageError} from '../errors.js'
 import {imageNames} from '../images/names.js'
-import {readState} from '../images/state.js'
+import {readState} from '../state/project-state.js'
 import type {ModelManifest} from '../store/manifest.js'
 import type {StoreSettings} from '../store/open.js'
 import {BUILT_IN_TEMPLATES, type KubernetesObject, type RenderedFile, renderManifests} from './render.js'
-import {type DeployConfig, manifestValues, mergeDeployConfig} from './values.js'
+import {type ManifestValues, manifestValues} from './values.js'
 
 export interface RenderRequest {
   project: ProjectConfig
@@ -23,7 +21,7 @@ export interface RenderRequest {
 export interface RenderResult {
   files: RenderedFile[]
   objects: KubernetesObject[]
-  values: Record<string, unknown>
+  values: ManifestValues
 }
 
 /**
@@ -43,26 +41,9 @@ export async function renderProject(request: RenderRequest): Promise<RenderResul
   }
   const values = manifestValues({project: request.project, deploy, manifest: request.manifest, images, store: request.store})
   const rendered = renderManifests(values, [BUILT_IN_TEMPLATES, join(request.project.dir, 'manifests')])
-  const autoscaled = (values.deploy as {autoscaling: unknown}).autoscaling !== false
+  const autoscaled = values.deploy.autoscaling !== false
   const objects = rendered.flatMap(file => file.objects)
   // With an autoscaler the replica count is the autoscaler's: applying one would fight it.
   if (autoscaled) for (const object of objects) if (object.kind === 'Deployment') delete (object.spec as {replicas?: number}).replicas
   return {files: rendered, objects, values}
-}
-
-function readValuesFile(path: string): DeployConfig {
-  let text: string
-  try {
-    text = readFileSync(path, 'utf8')
-  } catch {
-    throw new UsageError(`values file ${path} cannot be read`)
-  }
-
-  try {
-    const value = parseYaml(text) as unknown
-    if (value !== null && (typeof value !== 'object' || Array.isArray(value))) throw new Error('not a mapping')
-    return (value ?? {}) as DeployConfig
-  } catch (error) {
-    throw new UsageError(`values file ${path} is not a YAML mapping: ${(error as Error).message.split('\n')[0]}`)
-  }
 }

@@ -5,6 +5,7 @@ import {inFlightBudget} from './limits.js'
 import {Metrics} from './metrics.js'
 import {type PreparedModel, type ServedModel, loadModel, predict} from './model.js'
 import {BadRequestError, batchToTensorData, describeShape, flatToTensorData, tensorValues} from './tensors.js'
+import {HEALTH_PATH, LOG_EVENTS, READY_PATH} from '../pod/contract.js'
 
 export interface ServerOptions {
   host: string
@@ -87,8 +88,8 @@ export async function startServer(prepared: PreparedModel, options: ServerOption
     return reply.code(status).send({error: message})
   })
 
-  app.get('/health', async () => ({health: 'ok'}))
-  app.get('/ready', async (_request, reply) => (model ? {ready: true} : reply.code(503).send({ready: false, reason: notReady})))
+  app.get(HEALTH_PATH, async () => ({health: 'ok'}))
+  app.get(READY_PATH, async (_request, reply) => (model ? {ready: true} : reply.code(503).send({ready: false, reason: notReady})))
   app.get('/metrics', async (_request, reply) => reply.type('text/plain; version=0.0.4').send(metrics.render()))
   app.get('/metadata', async () => metadataOf(requireModel()))
   app.get('/label', async () => requireModel().labels ?? {})
@@ -120,7 +121,7 @@ export async function startServer(prepared: PreparedModel, options: ServerOption
   const address = app.server.address()
   const port = typeof address === 'object' && address ? address.port : options.port
   const url = `http://${options.host.includes(':') ? `[${options.host}]` : options.host}:${port}`
-  options.log('info', 'listening', {url, model: prepared.source.modelPath})
+  options.log('info', LOG_EVENTS.listening, {url, model: prepared.source.modelPath})
 
   let closed = false
   const loaded = (async () => {

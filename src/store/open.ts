@@ -5,10 +5,10 @@ import type {ProjectConfig} from '../config/load.js'
 import {ConfigError, UsageError} from '../errors.js'
 import type {StorageBackend} from './backend.js'
 import {LocalBackend} from './local.js'
+import {DEFAULT_LOCAL_STORE, DEFAULT_STORE_TIMEOUT_SECONDS} from './defaults.js'
 import {ModelStore} from './model-store.js'
 
-export const DEFAULT_STORE_TIMEOUT_SECONDS = 30
-export const DEFAULT_LOCAL_STORE = '.mlops/store'
+export {DEFAULT_LOCAL_STORE, DEFAULT_STORE_TIMEOUT_SECONDS} from './defaults.js'
 
 /** Store settings as flags and MLOPS_* variables give them (both override mlops.yaml). */
 export interface StoreOverrides {

@@ -1,21 +1,17 @@
 import type Docker from 'dockerode'
 import {PassThrough} from 'node:stream'
-import {setTimeout as sleep} from 'node:timers/promises'
 
+import {deploymentName} from '../config/deploy.js'
 import {NotFoundError, RolloutError} from '../errors.js'
-import {readState, updateState} from '../images/state.js'
+import {requireCompatible, runtimeSupportFor} from '../images/compat.js'
+import {imageNames} from '../images/names.js'
+import {API_ENV, GCS_KEY_PATH, LOG_EVENTS, WORKDIR, apiEnv, envList, findLogEvent, isReady, loaderArgs, loaderEnv, waitUntilReady} from '../pod/contract.js'
+import {type DockerDeployment, readState, updateState} from '../state/project-state.js'
 import type {ModelManifest} from '../store/manifest.js'
 import {type StoreSettings, localStoreRoot} from '../store/open.js'
 import {freePort} from '../util/net.js'
-
-export interface DockerDeployment {
-  container: string
-  url: string
-  model: string
-  sha256: string
-  volume: string
-  startedAt: string
-}
+import {resolveDeployModel} from './deploy-model.js'
+import type {Target, TargetContext} from './target.js'
 
 export interface DockerDeployRequest {
   name: string
@@ -68,31 +64,24 @@ async function loadIntoVolume(docker: Docker, request: DockerDeployRequest, volu
   const model = `${manifest.name}@${manifest.version}`
   request.onProgress?.(`Loading ${model} into volume ${volume}`)
   // A fresh volume is root-owned; Kubernetes' emptyDir is writable by the pod: make it so.
-  await runToEnd(docker, {Image: images.loader, User: 'root', Entrypoint: ['chmod', '0777', '/workdir'], HostConfig: {NetworkMode: 'host', Binds: [`${volume}:/workdir`]}})
+  await runToEnd(docker, {Image: images.loader, User: 'root', Entrypoint: ['chmod', '0777', WORKDIR], HostConfig: {NetworkMode: 'host', Binds: [`${volume}:${WORKDIR}`]}})
   const localRoot = localStoreRoot(store)
   const key = process.env.GOOGLE_APPLICATION_CREDENTIALS
-  const env = [
-    `MLOPS_STORE=${localRoot ?? store.uri}`, 'MLOPS_LOG_FORMAT=json',
-    ...(store.endpoint ? [`MLOPS_GCS_ENDPOINT=${store.endpoint}`] : []),
-    ...(store.anonymous ? ['MLOPS_GCS_ANONYMOUS=true'] : []),
-    ...(store.project ? [`MLOPS_GCS_PROJECT=${store.project}`] : []),
-    ...(key ? ['GOOGLE_APPLICATION_CREDENTIALS=/var/secrets/google/key.json'] : []),
-  ]
   const loader = await runToEnd(docker, {
-    Image: images.loader, Env: env,
-    Cmd: [model, '--to', '/workdir/model.onnx', ...(manifest.labels ? ['--labels-to', '/workdir/labels.json'] : [])],
+    Image: images.loader, Env: envList(loaderEnv(store, {store: localRoot, keyFile: Boolean(key)})),
+    Cmd: loaderArgs(manifest),
     HostConfig: {
       NetworkMode: 'host',
       Binds: [
-        `${volume}:/workdir`,
+        `${volume}:${WORKDIR}`,
         // A local store is read where it is on the host; credentials go in read-only.
         ...(localRoot ? [`${localRoot}:${localRoot}:ro`] : []),
-        ...(key ? [`${key}:/var/secrets/google/key.json:ro`] : []),
+        ...(key ? [`${key}:${GCS_KEY_PATH}:ro`] : []),
       ],
     },
   })
   if (loader.code !== 0) {
-    const failure = loader.stderr.split('\n').filter(line => line.startsWith('{')).map(line => JSON.parse(line) as {msg?: string; code?: string; message?: string}).find(line => line.msg === 'pull failed')
+    const failure = findLogEvent(loader.stderr, LOG_EVENTS.pullFailed) as {code?: string; message?: string} | undefined
     throw new RolloutError(`the model loader failed (exit ${loader.code}): ${failure ? `${failure.code}: ${failure.message}` : loader.stderr.trim().split('\n').slice(-2).join(' | ')}`, {
       suggestion: 'the API container was not started; check the model ref and the store settings',
     })
@@ -106,23 +95,24 @@ async function startApi(docker: Docker, request: DockerDeployRequest, volume: st
   request.onProgress?.(`Starting ${containerName} on 127.0.0.1:${port}`)
   const container = await docker.createContainer({
     name: containerName, Image: images.api, Labels: {'io.mlops.project': name, 'io.mlops.model': `${manifest.name}@${manifest.version}`},
-    Env: ['MODEL_FILEPATH=/workdir/model.onnx', ...(manifest.labels ? ['LABEL_FILEPATH=/workdir/labels.json'] : []), `MODEL_NAME=${manifest.name}`, `MODEL_VERSION=${manifest.version}`, `PORT=${port}`, 'MLOPS_HOST=127.0.0.1'],
-    HostConfig: {NetworkMode: 'host', Binds: [`${volume}:/workdir:ro`], RestartPolicy: {Name: 'no'}},
+    Env: envList([...apiEnv(manifest, port), {name: API_ENV.host, value: '127.0.0.1'}]),
+    HostConfig: {NetworkMode: 'host', Binds: [`${volume}:${WORKDIR}:ro`], RestartPolicy: {Name: 'no'}},
   })
   await container.start()
   const url = `http://127.0.0.1:${port}`
-  const deadline = Date.now() + request.timeoutMs
-  while (Date.now() < deadline) {
-    if (await fetch(`${url}/ready`, {signal: AbortSignal.timeout(2000)}).then(r => r.ok, () => false)) return url
-    const info = await container.inspect()
-    if (!info.State.Running) {
+  const outcome = await waitUntilReady({
+    url: () => url,
+    async failure() {
+      const info = await container.inspect()
+      if (info.State.Running) return undefined
       const logs = await containerLogs(docker, container)
-      throw new RolloutError(`the API container exited (code ${info.State.ExitCode}) before it was ready: ${logs.trim().split('\n').slice(-2).join(' | ')}`)
-    }
-
-    await sleep(100)
-  }
-
+      return `the API container exited (code ${info.State.ExitCode}) before it was ready: ${logs.trim().split('\n').slice(-2).join(' | ')}`
+    },
+    timeoutMs: request.timeoutMs,
+    intervalMs: 100,
+  })
+  if ('url' in outcome) return outcome.url
+  if ('failure' in outcome) throw new RolloutError(outcome.failure)
   throw new RolloutError(`the API container was not ready within ${Math.round(request.timeoutMs / 1000)}s`, {suggestion: `docker logs ${containerName}`})
 }
 
@@ -130,7 +120,7 @@ export async function dockerStatus(docker: Docker, projectDir: string): Promise<
   const deployment = (await readState(projectDir)).docker
   if (!deployment) throw new NotFoundError('nothing is deployed on the docker target', {suggestion: 'mlops deploy --target docker'})
   const running = await docker.getContainer(deployment.container).inspect().then(info => info.State.Running, () => false)
-  const ready = running && await fetch(`${deployment.url}/ready`, {signal: AbortSignal.timeout(2000)}).then(r => r.ok, () => false)
+  const ready = running && await isReady(deployment.url)
   return {...deployment, running, ready}
 }
 
@@ -173,4 +163,53 @@ async function containerLogs(docker: Docker, container: Docker.Container, which:
     setImmediate(resolve)
   })
   return Buffer.concat(out).toString('utf8')
+}
+
+/** The pod shape on the Docker engine: loader container into a volume, then the API container. */
+export function dockerTarget({project, io}: TargetContext): Target {
+  const engine = async () => (await import('../images/docker.js')).connectDocker()
+  return {
+    async deploy(request) {
+      const started = Date.now()
+      const {settings, manifest} = await resolveDeployModel(project, request, {cluster: false})
+      const names = await imageNames(project, request.image)
+      const images = {loader: names.ref('loader'), api: names.ref('api')}
+      const {connectDocker, imageLabels} = await import('../images/docker.js')
+      const docker = await connectDocker()
+      for (const image of Object.values(images)) await imageLabels(docker, image)
+      const runtime = await runtimeSupportFor(images.api)
+      requireCompatible(manifest, runtime.support, runtime.source, 'nothing was started')
+      const progress = await io.progress()
+      progress.start(`Deploying ${manifest.name}@${manifest.version} to Docker`)
+      try {
+        const deployed = await deployDocker(docker, project.dir, {
+          name: deploymentName(project, project.values.deploy ?? {}).name, manifest, images, store: settings,
+          timeoutMs: request.timeoutMs ?? 120_000, onProgress: text => progress.text(text),
+        })
+        progress.succeed(`Deployed ${deployed.model} to Docker`)
+        io.log(`${deployed.model} serving at ${deployed.url} (container ${deployed.container}, volume ${deployed.volume})`)
+        return {target: 'docker', model: deployed.model, sha256: deployed.sha256, url: deployed.url, container: deployed.container, unchanged: false, seconds: (Date.now() - started) / 1000}
+      } finally {
+        progress.stop()
+      }
+    },
+
+    async status() {
+      const running = await dockerStatus(await engine(), project.dir)
+      io.log(`docker: ${running.model} (sha256:${running.sha256.slice(0, 12)}) at ${running.url}, container ${running.container}, ${running.running ? (running.ready ? 'ready' : 'running, not ready') : 'not running'}`)
+      return {target: 'docker', ...running}
+    },
+
+    async delete() {
+      const removed = await deleteDocker(await engine(), project.dir)
+      io.log(`removed container ${removed.container} (${removed.model}) and volume ${removed.volume}`)
+      return {target: 'docker', model: removed.model, container: removed.container}
+    },
+
+    async endpoint() {
+      const deployment = (await readState(project.dir)).docker
+      if (!deployment) throw new NotFoundError('nothing is running on the docker target', {suggestion: 'deploy first: mlops deploy --target docker, or pass --url'})
+      return {url: deployment.url, close: async () => {}}
+    },
+  }
 }

@@ -1,18 +1,21 @@
 import {spawn} from 'node:child_process'
 import {closeSync, openSync, readFileSync} from 'node:fs'
 import {mkdir, readdir, rm} from 'node:fs/promises'
-import {join} from 'node:path'
+import {basename, join} from 'node:path'
 import {setTimeout as sleep} from 'node:timers/promises'
 import {fileURLToPath} from 'node:url'
 
 import {NotFoundError, RolloutError} from '../errors.js'
-import {type ProjectState, readState, updateState} from '../images/state.js'
+import {requireCompatible} from '../images/compat.js'
+import {LABELS_PATH, LOG_EVENTS, MODEL_PATH, findLogEvent, isReady, parseLogLine, waitUntilReady} from '../pod/contract.js'
+import {installedRuntimeSupport} from '../runtime/capabilities.js'
+import {type LocalDeployment, readState, updateState} from '../state/project-state.js'
 import type {ModelStore} from '../store/model-store.js'
 import type {ModelRef} from '../store/names.js'
+import {resolveDeployModel} from './deploy-model.js'
+import type {Target, TargetContext} from './target.js'
 
 const BIN = fileURLToPath(new URL('../../bin/run.js', import.meta.url))
-
-export type LocalDeployment = NonNullable<ProjectState['local']>
 
 /**
  * The model-load pattern on this machine, nothing but Node: the loader step
@@ -27,7 +30,7 @@ export async function deployLocal(projectDir: string, store: ModelStore, ref: Mo
   const previous = (await readState(projectDir)).local
   const manifest = await store.resolve(ref)
   const previousServes = previous !== undefined && processAlive(previous.pid)
-  if (previous && previousServes && previous.sha256 === manifest.sha256 && await ready(previous.url)) return {...previous, unchanged: true}
+  if (previous && previousServes && previous.sha256 === manifest.sha256 && await isReady(previous.url)) return {...previous, unchanged: true}
   // A fixed port the current server holds cannot be bound twice: then, and only then, it stops first.
   if (previous && previousServes && options.port !== 0 && new URL(previous.url).port === String(options.port)) await stopProcess(previous.pid)
 
@@ -38,17 +41,20 @@ export async function deployLocal(projectDir: string, store: ModelStore, ref: Mo
   await mkdir(workdir, {recursive: true})
   let pid: number | undefined
   try {
-    await store.pull({ref: {name: manifest.name, ref: manifest.version}, destination: join(workdir, 'model.onnx'), labelsDestination: manifest.labels ? join(workdir, 'labels.json') : undefined})
+    // The pod's layout, under this deploy's own folder.
+    const model = join(workdir, basename(MODEL_PATH))
+    const labels = manifest.labels ? join(workdir, basename(LABELS_PATH)) : undefined
+    await store.pull({ref: {name: manifest.name, ref: manifest.version}, destination: model, labelsDestination: labels})
     const out = openSync(log, 'w')
     const child = spawn(process.execPath, [
-      BIN, 'serve', '--model', join(workdir, 'model.onnx'), ...(manifest.labels ? ['--labels', join(workdir, 'labels.json')] : []),
+      BIN, 'serve', '--model', model, ...(labels ? ['--labels', labels] : []),
       '--name', manifest.name, '--model-version', manifest.version, '--host', '127.0.0.1', '--port', String(options.port), '--log-format', 'json',
     ], {detached: true, stdio: ['ignore', out, out]})
     closeSync(out)
     child.unref()
     pid = child.pid!
     options.onProgress?.(`Starting mlops serve (pid ${pid})`)
-    const url = await waitUntilReady(pid, log, options.timeoutMs)
+    const url = await untilReady(pid, log, options.timeoutMs)
     const deployment: LocalDeployment = {pid, url, model: `${manifest.name}@${manifest.version}`, sha256: manifest.sha256, workdir, log, startedAt: new Date().toISOString()}
     await updateState(projectDir, state => {
       state.local = deployment
@@ -63,17 +69,16 @@ export async function deployLocal(projectDir: string, store: ModelStore, ref: Mo
   }
 }
 
-async function waitUntilReady(pid: number, log: string, timeoutMs: number): Promise<string> {
-  const deadline = Date.now() + timeoutMs
+async function untilReady(pid: number, log: string, timeoutMs: number): Promise<string> {
   let url: string | undefined
-  while (Date.now() < deadline) {
-    url ??= listeningUrl(log)
-    if (url && await ready(url)) return url
-    if (!processAlive(pid)) throw new RolloutError(`mlops serve exited before it was ready: ${lastLines(log)}; the server that was serving still is`, {suggestion: `the whole log is in ${log}`})
-    await sleep(50)
-  }
-
-  throw new RolloutError(`mlops serve was not ready within ${Math.round(timeoutMs / 1000)}s: ${lastLines(log)}; the server that was serving still is`, {suggestion: `the whole log is in ${log}`})
+  const outcome = await waitUntilReady({
+    url: () => (url ??= listeningUrl(log)),
+    failure: async () => (processAlive(pid) ? undefined : 'exited'),
+    timeoutMs,
+  })
+  if ('url' in outcome) return outcome.url
+  const why = 'failure' in outcome ? 'exited before it was ready' : `was not ready within ${Math.round(timeoutMs / 1000)}s`
+  throw new RolloutError(`mlops serve ${why}: ${lastLines(log)}; the server that was serving still is`, {suggestion: `the whole log is in ${log}`})
 }
 
 /** Stops a replaced server and removes its files (a work folder from before per-deploy folders is removed too). */
@@ -97,7 +102,7 @@ export async function localStatus(projectDir: string): Promise<LocalDeployment &
   const deployment = (await readState(projectDir)).local
   if (!deployment) throw new NotFoundError('nothing is deployed on the local target', {suggestion: 'mlops deploy --target local'})
   const running = processAlive(deployment.pid)
-  return {...deployment, running, ready: running && await ready(deployment.url)}
+  return {...deployment, running, ready: running && await isReady(deployment.url)}
 }
 
 export async function deleteLocal(projectDir: string): Promise<LocalDeployment> {
@@ -137,18 +142,10 @@ function processAlive(pid: number): boolean {
   }
 }
 
-async function ready(url: string): Promise<boolean> {
-  try {
-    return (await fetch(`${url}/ready`, {signal: AbortSignal.timeout(2000)})).ok
-  } catch {
-    return false
-  }
-}
-
 function listeningUrl(log: string): string | undefined {
   try {
-    const line = readFileSync(log, 'utf8').split('\n').find(l => l.includes('"msg":"listening"'))
-    return line ? (JSON.parse(line) as {url: string}).url : undefined
+    const url = findLogEvent(readFileSync(log, 'utf8'), LOG_EVENTS.listening)?.url
+    return typeof url === 'string' ? url : undefined
   } catch {
     return undefined
   }
@@ -157,14 +154,53 @@ function listeningUrl(log: string): string | undefined {
 function lastLines(log: string): string {
   try {
     return readFileSync(log, 'utf8').trim().split('\n').slice(-3).map(line => {
-      try {
-        const parsed = JSON.parse(line) as {msg?: string; error?: string; message?: string}
-        return [parsed.msg, parsed.error ?? parsed.message].filter(Boolean).join(': ')
-      } catch {
-        return line
-      }
+      const parsed = parseLogLine(line) as {msg?: string; error?: string; message?: string} | undefined
+      return parsed ? [parsed.msg, parsed.error ?? parsed.message].filter(Boolean).join(': ') : line
     }).join(' | ')
   } catch {
     return 'no log'
+  }
+}
+
+/** The same pattern on this machine: the loader step, then mlops serve in the background. */
+export function localTarget({project, io}: TargetContext): Target {
+  return {
+    async deploy(request) {
+      const started = Date.now()
+      const {store, manifest} = await resolveDeployModel(project, request, {cluster: false})
+      const support = await installedRuntimeSupport()
+      requireCompatible(manifest, support, `onnxruntime ${support.runtime}`, 'nothing was started')
+      const progress = await io.progress()
+      progress.start(`Deploying ${manifest.name}@${manifest.version} locally`)
+      try {
+        const deployed = await deployLocal(project.dir, store, {name: manifest.name, ref: manifest.version}, {
+          port: request.port, timeoutMs: request.timeoutMs ?? 120_000, onProgress: text => progress.text(text),
+        })
+        progress.succeed(`Deployed ${deployed.model} locally`)
+        io.log(`${deployed.model} ${deployed.unchanged ? 'already serving' : 'serving'} at ${deployed.url} (pid ${deployed.pid}, log ${deployed.log})`)
+        return {target: 'local', model: deployed.model, sha256: deployed.sha256, url: deployed.url, pid: deployed.pid, unchanged: deployed.unchanged, seconds: (Date.now() - started) / 1000}
+      } finally {
+        progress.stop()
+      }
+    },
+
+    async status() {
+      const local = await localStatus(project.dir)
+      io.log(`local: ${local.model} (sha256:${local.sha256.slice(0, 12)}) at ${local.url}, pid ${local.pid}, ${local.running ? (local.ready ? 'ready' : 'running, not ready') : 'not running'}\n  log ${local.log}`)
+      return {target: 'local', ...local}
+    },
+
+    async delete() {
+      const stopped = await deleteLocal(project.dir)
+      io.log(`stopped mlops serve (pid ${stopped.pid}, ${stopped.model}) and removed ${stopped.workdir}`)
+      return {target: 'local', model: stopped.model, pid: stopped.pid}
+    },
+
+    async endpoint() {
+      const deployment = (await readState(project.dir)).local
+      if (!deployment) throw new NotFoundError('nothing is running on the local target', {suggestion: 'deploy first: mlops deploy --target local, or pass --url'})
+      if (!processAlive(deployment.pid)) throw new NotFoundError('the local server is no longer running', {suggestion: 'mlops deploy --target local'})
+      return {url: deployment.url, close: async () => {}}
+    },
   }
 }

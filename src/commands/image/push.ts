@@ -5,7 +5,7 @@ import {registryCredentials} from '../../images/credentials.js'
 import {connectDocker} from '../../images/docker.js'
 import {componentsOf, imageNames, registryOf} from '../../images/names.js'
 import {pushImage} from '../../images/push.js'
-import {statePath, updateState} from '../../images/state.js'
+import {statePath, updateState} from '../../state/project-state.js'
 import {componentArgs, imageNameFlags} from '../../cli/image-flags.js'
 
 export interface PushedImages {

@@ -1,13 +1,14 @@
 import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../../cli/base-command.js'
-import {deploymentTarget, targetFlags} from '../../cli/render-flags.js'
+import {clusterFlags} from '../../cli/flags.js'
 import {imageNameFlags} from '../../cli/image-flags.js'
 import {PermissionError, UsageError} from '../../errors.js'
 import {registryCredentials} from '../../images/credentials.js'
 import {imageNames, registryOf} from '../../images/names.js'
 import {kubeClients} from '../../targets/k8s/client.js'
 import {applyPullSecret} from '../../targets/k8s/pull-secret.js'
+import {deploymentOf} from '../../targets/k8s/release.js'
 
 export interface PullSecretResult {
   secret: string
@@ -30,14 +31,14 @@ export default class ImageSecret extends BaseCommand<typeof ImageSecret> {
   ]
 
   static flags = {
-    ...targetFlags,
+    ...clusterFlags,
     ...imageNameFlags,
     name: Flags.string({summary: 'Secret name (default: the first of deploy.imagePullSecrets, else <deployment>-registry).'}),
     username: Flags.string({summary: 'Registry user (with MLOPS_REGISTRY_PASSWORD; never pass a password as a flag).', env: 'MLOPS_REGISTRY_USERNAME'}),
   }
 
   async run(): Promise<PullSecretResult> {
-    const target = deploymentTarget(this.project, this.flags)
+    const target = deploymentOf(this.project, this.flags)
     const listed = this.project.values.deploy?.imagePullSecrets ?? []
     const name = this.flags.name ?? listed[0] ?? `${target.name}-registry`
     if (!/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(name) || name.length > 253) {

@@ -5,13 +5,11 @@ import {BaseCommand} from '../../cli/base-command.js'
 import {type Logger, createLogger} from '../../cli/log.js'
 import {storeFlags, storeFor} from '../../cli/store-flags.js'
 import {isMlopsError, systemError} from '../../errors.js'
+import {LOADER_ENV, LOG_EVENTS, TERMINATION_LOG} from '../../pod/contract.js'
 import type {PullResult} from '../../store/model-store.js'
 import {LATEST, parseModelRef} from '../../store/names.js'
 import {redactJson} from '../../util/redact.js'
 import {formatBytes} from '../../util/text.js'
-
-/** Where Kubernetes reads a container's termination message by default. */
-const KUBERNETES_TERMINATION_LOG = '/dev/termination-log'
 
 export default class ModelPull extends BaseCommand<typeof ModelPull> {
   static summary = 'Download a model version, verified, to a local path (the loader\'s job).'
@@ -34,13 +32,13 @@ As a Kubernetes initContainer (the loader): when /dev/termination-log exists, or
     to: Flags.string({summary: 'Destination file, or an existing folder.', required: true}),
     'labels-to': Flags.string({summary: 'Also download the labels to this file or folder.'}),
     'termination-log': Flags.string({
-      summary: `Write a one-line JSON summary here (default: ${KUBERNETES_TERMINATION_LOG} when it exists).`,
-      env: 'MLOPS_TERMINATION_LOG',
+      summary: `Write a one-line JSON summary here (default: ${TERMINATION_LOG} when it exists).`,
+      env: LOADER_ENV.terminationLog,
     }),
     'log-format': Flags.string({
       summary: 'Structured progress lines on stderr: json or text (default: none).',
       options: ['json', 'text'],
-      env: 'MLOPS_LOG_FORMAT',
+      env: LOADER_ENV.logFormat,
     }),
     ...storeFlags,
   }
@@ -60,12 +58,12 @@ As a Kubernetes initContainer (the loader): when /dev/termination-log exists, or
         ref, destination: this.flags.to, labelsDestination: this.flags['labels-to'],
         onResolved(manifest) {
           progress.text(`Downloading ${manifest.name}@${manifest.version}`)
-          log?.('info', 'resolved', {ref: `${manifest.name}@${manifest.version}`, sha256: manifest.sha256, size: manifest.size})
+          log?.('info', LOG_EVENTS.resolved, {ref: `${manifest.name}@${manifest.version}`, sha256: manifest.sha256, size: manifest.size})
         },
         onProgress: progress.bytes('Downloading'),
       })
       progress.stop()
-      log?.('info', result.skipped ? 'up to date' : 'verified', {path: result.path, sha256: result.sha256, bytes: result.bytes, seconds: result.seconds})
+      log?.('info', result.skipped ? LOG_EVENTS.upToDate : LOG_EVENTS.verified, {path: result.path, sha256: result.sha256, bytes: result.bytes, seconds: result.seconds})
       // uptime: seconds since this process started, node's start-up included: a pod's loader lead time.
       this.writeTerminationLog({ok: true, ...result, uptime: Number(process.uptime().toFixed(3))})
       const what = `${result.name}@${result.version}`
@@ -91,7 +89,7 @@ As a Kubernetes initContainer (the loader): when /dev/termination-log exists, or
 
   protected failureLog(): {log: Logger; msg: string} | undefined {
     const format = (this.flags ?? {})['log-format'] ?? process.env.MLOPS_LOG_FORMAT
-    return format === 'json' ? {log: createLogger('json', 'loader'), msg: 'pull failed'} : undefined
+    return format === 'json' ? {log: createLogger('json', 'loader'), msg: LOG_EVENTS.pullFailed} : undefined
   }
 
   private logger(): Logger | undefined {
@@ -102,7 +100,7 @@ As a Kubernetes initContainer (the loader): when /dev/termination-log exists, or
 
   /** One JSON line, for `kubectl describe` and for deploy's diagnosis of a failed loader. */
   private writeTerminationLog(summary: Record<string, unknown>): void {
-    const path = (this.flags ?? {})['termination-log'] ?? (existsSync(KUBERNETES_TERMINATION_LOG) ? KUBERNETES_TERMINATION_LOG : undefined)
+    const path = (this.flags ?? {})['termination-log'] ?? (existsSync(TERMINATION_LOG) ? TERMINATION_LOG : undefined)
     if (!path) return
     try {
       writeFileSync(path, `${JSON.stringify(redactJson(summary))}\n`)

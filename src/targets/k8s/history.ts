@@ -1,6 +1,7 @@
 import type {V1Deployment, V1ReplicaSet} from '../../vendor/kubernetes.js'
 
 import {NotFoundError, UsageError} from '../../errors.js'
+import {ANNOTATION_PREFIX, annotatedModel} from '../../pod/contract.js'
 import {FIELD_MANAGER, applyObjects} from './apply.js'
 import {type KubeClients, kubeError} from './client.js'
 
@@ -38,9 +39,7 @@ export async function revisions(clients: KubeClients, deployment: V1Deployment):
     const annotations = rs.spec?.template?.metadata?.annotations ?? {}
     return {
       revision: Number(rs.metadata?.annotations?.[REVISION] ?? 0),
-      model: annotations['mlops.io/model'] ?? null,
-      version: annotations['mlops.io/model-version'] ?? null,
-      sha256: annotations['mlops.io/model-sha256'] ?? null,
+      ...(({name, version, sha256}) => ({model: name, version, sha256}))(annotatedModel(annotations)),
       images: [...(rs.spec?.template?.spec?.initContainers ?? []), ...(rs.spec?.template?.spec?.containers ?? [])].map(c => c.image ?? ''),
       created: rs.metadata?.creationTimestamp ? new Date(rs.metadata.creationTimestamp).toISOString() : null,
       replicas: rs.status?.replicas ?? 0,
@@ -68,7 +67,7 @@ export async function rollbackTo(clients: KubeClients, deployment: V1Deployment,
   if (target.current) throw new UsageError(`revision ${target.revision} is the current one`)
   const template = structuredClone(target.replicaSet.spec!.template!)
   delete template.metadata?.labels?.['pod-template-hash']
-  const modelAnnotations = Object.fromEntries(Object.entries(template.metadata?.annotations ?? {}).filter(([key]) => key.startsWith('mlops.io/')))
+  const modelAnnotations = Object.fromEntries(Object.entries(template.metadata?.annotations ?? {}).filter(([key]) => key.startsWith(ANNOTATION_PREFIX)))
   const {spec} = deployment
   const object = {
     apiVersion: 'apps/v1', kind: 'Deployment',

@@ -3,6 +3,7 @@ import {type AddressInfo, type Server, type Socket, createServer} from 'node:net
 import {EventEmitter} from 'node:events'
 
 import {type MlopsError, NotFoundError, PermissionError, UnavailableError, errorMessage} from '../../errors.js'
+import {API_PORT_NAME} from '../../pod/contract.js'
 import {type KubeClients, kubeError} from './client.js'
 import {revisions} from './history.js'
 
@@ -55,7 +56,7 @@ export async function readyPod(clients: KubeClients, deployment: V1Deployment): 
 
   const containers = pod.spec?.containers ?? []
   const ports = containers.flatMap(c => c.ports ?? [])
-  const port = (ports.find(p => p.name === 'http') ?? ports[0])?.containerPort
+  const port = (ports.find(p => p.name === API_PORT_NAME) ?? ports[0])?.containerPort
   if (!port) throw new NotFoundError(`pod ${namespace}/${pod.metadata!.name} declares no container port to forward to`, {suggestion: 'declare the API container\'s port (ports: [{name: http, containerPort: 8000}])'})
   return {pod: pod.metadata!.name!, port}
 }

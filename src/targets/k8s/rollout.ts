@@ -2,6 +2,7 @@ import type {V1Deployment, V1Pod} from '../../vendor/kubernetes.js'
 import {setTimeout as sleep} from 'node:timers/promises'
 
 import {ExitCode, MlopsError, RolloutError} from '../../errors.js'
+import {parseLoaderSummary} from '../../pod/contract.js'
 import {type KubeClients, kubeError} from './client.js'
 
 export {RolloutError} from '../../errors.js'
@@ -149,15 +150,11 @@ function podProblems(pod: V1Pod): string[] {
   return problems
 }
 
-/** The loader writes a JSON summary as its termination message (mlops model pull --termination-log). */
+/** The loader writes a JSON summary as its termination message (see LoaderSummary in the pod contract). */
 function loaderMessage(message: string | undefined): string {
   if (!message) return 'no termination message'
-  try {
-    const summary = JSON.parse(message.trim().split('\n')[0]) as {error?: {code?: string; message?: string}}
-    if (summary.error) return `${summary.error.code}: ${summary.error.message}`
-  } catch {
-    // not our summary (FallbackToLogsOnError gave the log tail): show its end
-  }
-
+  const summary = parseLoaderSummary(message)
+  if (summary && !summary.ok) return `${summary.error.code}: ${summary.error.message}`
+  // Not our summary (FallbackToLogsOnError gave the log tail): show its end.
   return message.trim().split('\n').slice(-3).join(' | ')
 }

@@ -1,6 +1,7 @@
 import type {V1Deployment} from '../../vendor/kubernetes.js'
 
 import {errorMessage} from '../../errors.js'
+import {API_PORT_NAME, CONTAINERS} from '../../pod/contract.js'
 import {type KubeClients, apiMessage} from './client.js'
 import {currentPods} from './rollout.js'
 
@@ -27,14 +28,14 @@ const MAX_PODS = 16
 export async function servedModels(clients: KubeClients, deployment: V1Deployment): Promise<ServedModel[]> {
   const namespace = deployment.metadata!.namespace!
   const pods = (await currentPods(clients, deployment))
-    .filter(pod => pod.status?.containerStatuses?.some(status => status.name === 'api' && status.state?.running))
+    .filter(pod => pod.status?.containerStatuses?.some(status => status.name === CONTAINERS.api && status.state?.running))
     .slice(0, MAX_PODS)
   return Promise.all(pods.map(async pod => {
     const name = pod.metadata!.name!
     const ready = pod.status?.conditions?.some(c => c.type === 'Ready' && c.status === 'True') ?? false
     const served: ServedModel = {pod: name, ready, name: null, version: null, sha256: null}
     // The pod proxy takes a port number: a port name gives a reset stream.
-    const port = pod.spec?.containers.find(container => container.name === 'api')?.ports?.find(p => p.name === 'http')?.containerPort
+    const port = pod.spec?.containers.find(container => container.name === CONTAINERS.api)?.ports?.find(p => p.name === API_PORT_NAME)?.containerPort
     try {
       if (!port) throw new Error('the api container has no port named http')
       const body = await withTimeout(clients.core.connectGetNamespacedPodProxyWithPath({name: `${name}:${port}`, namespace, path: 'metadata'}), 5000) as unknown

@@ -2,15 +2,38 @@ import {mkdir, readFile} from 'node:fs/promises'
 import {join} from 'node:path'
 
 import {withFileLock, writeFileAtomic} from '../util/fs-atomic.js'
-import type {Component} from './names.js'
+import type {Component} from '../images/names.js'
 
-/** .mlops/state.json: what this project last pushed, so deploy can pin images by digest. */
+/**
+ * .mlops/state.json: what this project last pushed (so deploy can pin images
+ * by digest) and what runs on the local and docker targets (so status,
+ * predict and delete find it).
+ */
 export interface ProjectState {
   images?: Partial<Record<Component, {ref: string; digest: string; pinned: string; pushedAt: string}>>
-  /** The local target: the mlops serve process deploy started. */
-  local?: {pid: number; url: string; model: string; sha256: string; workdir: string; log: string; startedAt: string}
-  /** The docker target: the API container deploy started, and its volume. */
-  docker?: {container: string; url: string; model: string; sha256: string; volume: string; startedAt: string}
+  local?: LocalDeployment
+  docker?: DockerDeployment
+}
+
+/** The local target: the mlops serve process deploy started, and its work folder. */
+export interface LocalDeployment {
+  pid: number
+  url: string
+  model: string
+  sha256: string
+  workdir: string
+  log: string
+  startedAt: string
+}
+
+/** The docker target: the API container deploy started, and its volume. */
+export interface DockerDeployment {
+  container: string
+  url: string
+  model: string
+  sha256: string
+  volume: string
+  startedAt: string
 }
 
 export function statePath(projectDir: string): string {

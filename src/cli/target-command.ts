@@ -1,0 +1,35 @@
+import type {Command} from '@oclif/core'
+
+import {type Target, type TargetName, TARGETS, openTarget, targetOf} from '../targets/target.js'
+import {BaseCommand} from './base-command.js'
+import {refuseForeignFlags} from './flag-rules.js'
+
+/**
+ * The commands that act where a model is deployed (deploy, status, delete,
+ * rollback, predict): the target from --target or mlops.yaml, the other
+ * targets' flags refused, and the target's service with this command's output.
+ */
+export abstract class TargetCommand<T extends typeof Command> extends BaseCommand<T> {
+  /** The chosen target, after refusing the flags that belong to another one. */
+  protected async target(): Promise<{name: TargetName; target: Target}> {
+    const name = targetOf(this.project, (this.flags as {target?: string}).target)
+    this.refuseForeign(name)
+    return {name, target: await this.open(name)}
+  }
+
+  protected refuseForeign(where: string, accepts: readonly string[] = TARGETS[where as TargetName]?.flags ?? []): void {
+    refuseForeignFlags(this.flags as Record<string, unknown>, this.ctor.flags as Record<string, {env?: string}>, where, accepts)
+  }
+
+  protected async open(name: TargetName): Promise<Target> {
+    return openTarget(name, {
+      project: this.project,
+      io: {
+        log: message => this.log(message),
+        note: message => this.logToStderr(message),
+        progress: () => this.progress(),
+        json: this.jsonEnabled(),
+      },
+    })
+  }
+}

@@ -1,0 +1,77 @@
+import {readFileSync} from 'node:fs'
+import {parse as parseYaml} from 'yaml'
+
+import {UsageError} from '../errors.js'
+import type {ProjectConfig} from './load.js'
+import type {MlopsYaml} from './mlops-yaml.js'
+
+/** The deploy section of mlops.yaml (and of -f values files, and of --set paths). */
+export type DeployConfig = NonNullable<MlopsYaml['deploy']>
+
+export const DEPLOY_DEFAULTS = {
+  replicas: 2,
+  port: 8000,
+  resources: {requests: {cpu: '100m', memory: '256Mi'}, limits: {cpu: '1', memory: '512Mi'}},
+  autoscaling: {minReplicas: 2, maxReplicas: 10, targetCPUUtilization: 70},
+  pdb: {minAvailable: 1},
+} as const
+
+/** Later wins: mlops.yaml's deploy section, then each -f file, then each --set KEY=VALUE (YAML scalars). */
+export function mergeDeployConfig(base: DeployConfig | undefined, files: DeployConfig[], sets: string[]): DeployConfig {
+  let config = structuredClone(base ?? {}) as Record<string, unknown>
+  for (const file of files) config = deepMerge(config, file as Record<string, unknown>)
+  for (const assignment of sets) {
+    const eq = assignment.indexOf('=')
+    if (eq <= 0) throw new UsageError(`invalid --set "${assignment}": use KEY=VALUE, e.g. --set replicas=3`)
+    const path = assignment.slice(0, eq).replace(/^deploy\./, '').split('.')
+    let target = config
+    for (const key of path.slice(0, -1)) {
+      if (typeof target[key] !== 'object' || target[key] === null) target[key] = {}
+      target = target[key] as Record<string, unknown>
+    }
+
+    target[path.at(-1)!] = parseYaml(assignment.slice(eq + 1) || '""')
+  }
+
+  return config as DeployConfig
+}
+
+function deepMerge(a: Record<string, unknown>, b: Record<string, unknown>): Record<string, unknown> {
+  const out = {...a}
+  for (const [key, value] of Object.entries(b ?? {})) {
+    out[key] = value && typeof value === 'object' && !Array.isArray(value) && typeof out[key] === 'object' && out[key] !== null
+      ? deepMerge(out[key] as Record<string, unknown>, value as Record<string, unknown>)
+      : value
+  }
+
+  return out
+}
+
+/** A -f values file: a YAML mapping with the deploy keys. */
+export function readValuesFile(path: string): DeployConfig {
+  let text: string
+  try {
+    text = readFileSync(path, 'utf8')
+  } catch {
+    throw new UsageError(`values file ${path} cannot be read`)
+  }
+
+  try {
+    const value = parseYaml(text) as unknown
+    if (value !== null && (typeof value !== 'object' || Array.isArray(value))) throw new Error('not a mapping')
+    return (value ?? {}) as DeployConfig
+  } catch (error) {
+    throw new UsageError(`values file ${path} is not a YAML mapping: ${(error as Error).message.split('\n')[0]}`)
+  }
+}
+
+/**
+ * The Deployment's name and namespace, the one rule for render, deploy and the
+ * commands that find it again: deploy.name, else the project name, else the
+ * model name; deploy.namespace, else the name.
+ */
+export function deploymentName(project: ProjectConfig, deploy: DeployConfig, modelName?: string): {name: string; namespace: string} {
+  const name = deploy.name ?? project.values.name ?? modelName ?? project.values.model?.name
+  if (!name) throw new UsageError('no deployment name: set name (or deploy.name) in mlops.yaml', {suggestion: 'run the command in the project folder, or pass --config'})
+  return {name, namespace: deploy.namespace ?? name}
+}

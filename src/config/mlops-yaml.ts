@@ -1,0 +1,125 @@
+// Generated from schemas/mlops.schema.json by scripts/config-types.js: edit the schema, then run it.
+
+/**
+ * Project configuration for the mlops CLI. Environment variables (MLOPS_*) override it, flags override both.
+ */
+export interface MlopsYaml {
+  /**
+   * Project name.
+   */
+  name?: string
+  model?: {
+    /**
+     * Default model name for push.
+     */
+    name?: string
+  }
+  /**
+   * Where models live: gs://BUCKET[/PREFIX], file:///abs/path or a folder relative to this file. Default: .mlops/store next to mlops.yaml.
+   */
+  store?:
+    | string
+    | {
+        uri?: string
+        /**
+         * GCS API endpoint, for emulators such as fake-gcs-server (http://127.0.0.1:4443).
+         */
+        endpoint?: string
+        /**
+         * Use no credentials (public buckets, emulators).
+         */
+        anonymous?: boolean
+        /**
+         * Google Cloud project id sent with requests.
+         */
+        project?: string
+        /**
+         * Seconds to keep retrying transient storage failures before giving up with exit code 7.
+         */
+        timeout?: number
+      }
+  /**
+   * The loader and API images: <repository>/loader:<tag> and <repository>/api:<tag>.
+   */
+  image?: {
+    /**
+     * e.g. registry.example.com/team/iris
+     */
+    repository?: string
+    /**
+     * Default: the git short sha of the project, else the mlops version.
+     */
+    tag?: string
+    /**
+     * Base image for both (default node:20-slim).
+     */
+    base?: string
+  }
+  /**
+   * Kubernetes deployment settings (templates/manifests/). -f files and --set KEY=VALUE use the same keys.
+   */
+  deploy?: {
+    name?: string
+    namespace?: string
+    replicas?: number
+    port?: number
+    /**
+     * requests and limits of the API container, as Kubernetes quantities (cpu: 500m, memory: 1Gi).
+     */
+    resources?: {
+      requests?: {
+        cpu?: string | number
+        memory?: string | number
+        'ephemeral-storage'?: string | number
+      }
+      limits?: {
+        cpu?: string | number
+        memory?: string | number
+        'ephemeral-storage'?: string | number
+      }
+    }
+    autoscaling?:
+      | false
+      | {
+          minReplicas?: number
+          maxReplicas?: number
+          targetCPUUtilization?: number
+        }
+    pdb?: {
+      minAvailable?: number | string
+    }
+    gcs?: {
+      secretName?: string
+      serviceAccount?: string
+      workloadIdentity?: string
+    }
+    /**
+     * Where deploy, status, delete and predict act: local (a background mlops serve, the default), docker (loader and API containers) or k8s.
+     */
+    target?: 'local' | 'docker' | 'k8s'
+    /**
+     * Names of existing Secrets of type kubernetes.io/dockerconfigjson the node uses to pull the loader and API images (mlops image secret creates one from the credentials mlops image push uses).
+     */
+    imagePullSecrets?: string[]
+    /**
+     * Node labels the pods must match (spec.nodeSelector), e.g. {cloud.google.com/gke-nodepool: models}.
+     */
+    nodeSelector?: {
+      [k: string]: string
+    }
+    /**
+     * Taints the pods tolerate (spec.tolerations), as Kubernetes writes them.
+     */
+    tolerations?: {
+      key?: string
+      operator?: 'Exists' | 'Equal'
+      value?: string
+      effect?: 'NoSchedule' | 'PreferNoSchedule' | 'NoExecute'
+      tolerationSeconds?: number
+    }[]
+    /**
+     * Seconds the Deployment may make no progress before Kubernetes reports ProgressDeadlineExceeded and deploy fails (default: 120 plus 1 s per 20 MiB of model).
+     */
+    progressDeadlineSeconds?: number
+  }
+}

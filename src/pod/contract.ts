@@ -1,0 +1,197 @@
+/**
+ * The pod contract of the model-load pattern, stated once: where the loader
+ * puts the model, how it is told which one, what the API container reads,
+ * the annotations that say which model a pod template carries, the log
+ * events and termination summary the targets diagnose from, and what
+ * "ready" means. The Kubernetes values, the docker and local targets,
+ * `mlops model pull` (the loader) and `mlops serve` (the API) all use it.
+ */
+import type {ModelManifest} from '../store/manifest.js'
+import {DEFAULT_STORE_TIMEOUT_SECONDS} from '../store/defaults.js'
+import type {StoreSettings} from '../store/open.js'
+
+/** The volume shared by the loader and the API container (an emptyDir in a pod). */
+export const WORKDIR = '/workdir'
+export const MODEL_PATH = `${WORKDIR}/model.onnx`
+export const LABELS_PATH = `${WORKDIR}/labels.json`
+
+/** Container names in the pod (templates/manifests/deployment.yaml) and the API container's port name. */
+export const CONTAINERS = {loader: 'model-loader', api: 'api'} as const
+export const API_PORT_NAME = 'http'
+
+/** Where a GCS service-account key Secret is mounted in the loader. */
+export const GCS_KEY_DIR = '/var/secrets/google'
+export const GCS_KEY_PATH = `${GCS_KEY_DIR}/key.json`
+
+/** Where Kubernetes reads a container's termination message by default. */
+export const TERMINATION_LOG = '/dev/termination-log'
+
+/** The API container's environment: what `mlops serve` reads. */
+export const API_ENV = {
+  model: 'MODEL_FILEPATH',
+  labels: 'LABEL_FILEPATH',
+  name: 'MODEL_NAME',
+  version: 'MODEL_VERSION',
+  port: 'PORT',
+  host: 'MLOPS_HOST',
+} as const
+
+/** The loader's environment: what `mlops model pull` reads besides its arguments. */
+export const LOADER_ENV = {
+  store: 'MLOPS_STORE',
+  logFormat: 'MLOPS_LOG_FORMAT',
+  endpoint: 'MLOPS_GCS_ENDPOINT',
+  anonymous: 'MLOPS_GCS_ANONYMOUS',
+  project: 'MLOPS_GCS_PROJECT',
+  timeout: 'MLOPS_STORE_TIMEOUT',
+  terminationLog: 'MLOPS_TERMINATION_LOG',
+  credentials: 'GOOGLE_APPLICATION_CREDENTIALS',
+} as const
+
+/** Pod-template annotations: which model a revision carries (read back by status and rollback). */
+export const ANNOTATIONS = {
+  model: 'mlops.io/model',
+  version: 'mlops.io/model-version',
+  sha256: 'mlops.io/model-sha256',
+  size: 'mlops.io/model-size',
+  loaderImage: 'mlops.io/loader-image',
+  apiImage: 'mlops.io/api-image',
+} as const
+
+/** Every annotation of ours starts so; rollback carries them over to the restored revision. */
+export const ANNOTATION_PREFIX = 'mlops.io/'
+
+/** The `msg` of the JSON log lines the targets look for. */
+export const LOG_EVENTS = {
+  /** serve: the URL it listens on (the model may still be loading). */
+  listening: 'listening',
+  /** serve: a failure before or while loading. */
+  serveFailed: 'serve failed',
+  /** loader: resolved a ref to a version. */
+  resolved: 'resolved',
+  /** loader: the model is in place, verified. */
+  verified: 'verified',
+  upToDate: 'up to date',
+  /** loader: the failure, with its code and message. */
+  pullFailed: 'pull failed',
+} as const
+
+/** HTTP paths of the API container: ready once the model is loaded and warmed up; healthy while the process runs. */
+export const READY_PATH = '/ready'
+export const HEALTH_PATH = '/health'
+
+/** The loader's termination message: one JSON line (mlops model pull --termination-log). */
+export type LoaderSummary =
+  | {ok: true; name: string; version: string; sha256: string; bytes: number; seconds: number; uptime: number; [key: string]: unknown}
+  | {ok: false; ref?: string; seconds: number; error: {code: string; exitCode: number; message: string}}
+
+export interface Env {
+  name: string
+  value: string
+}
+
+/** The loader's arguments: the pinned NAME@VERSION into the work folder (and the labels beside it). */
+export function loaderArgs(manifest: Pick<ModelManifest, 'labels' | 'name' | 'version'>): string[] {
+  return [`${manifest.name}@${manifest.version}`, '--to', MODEL_PATH, ...(manifest.labels ? ['--labels-to', LABELS_PATH] : [])]
+}
+
+/** The loader's environment for a store; `store` is the URI as the loader sees it (a local store's folder, mounted). */
+export function loaderEnv(settings: StoreSettings, options: {store?: string; keyFile: boolean}): Env[] {
+  return [
+    {name: LOADER_ENV.store, value: options.store ?? settings.uri},
+    {name: LOADER_ENV.logFormat, value: 'json'},
+    ...(settings.endpoint ? [{name: LOADER_ENV.endpoint, value: settings.endpoint}] : []),
+    ...(settings.anonymous ? [{name: LOADER_ENV.anonymous, value: 'true'}] : []),
+    ...(settings.project ? [{name: LOADER_ENV.project, value: settings.project}] : []),
+    ...(settings.timeoutSeconds === DEFAULT_STORE_TIMEOUT_SECONDS ? [] : [{name: LOADER_ENV.timeout, value: String(settings.timeoutSeconds)}]),
+    ...(options.keyFile ? [{name: LOADER_ENV.credentials, value: GCS_KEY_PATH}] : []),
+  ]
+}
+
+/** The API container's environment for a model. */
+export function apiEnv(manifest: Pick<ModelManifest, 'labels' | 'name' | 'version'>, port: number): Env[] {
+  return [
+    {name: API_ENV.model, value: MODEL_PATH},
+    ...(manifest.labels ? [{name: API_ENV.labels, value: LABELS_PATH}] : []),
+    {name: API_ENV.name, value: manifest.name},
+    {name: API_ENV.version, value: manifest.version},
+    {name: API_ENV.port, value: String(port)},
+  ]
+}
+
+/** NAME=value, as the Docker engine takes an environment. */
+export function envList(env: Env[]): string[] {
+  return env.map(({name, value}) => `${name}=${value}`)
+}
+
+export function modelAnnotations(manifest: ModelManifest, images: {api: string; loader: string}): Record<string, string> {
+  return {
+    [ANNOTATIONS.model]: manifest.name,
+    [ANNOTATIONS.version]: manifest.version,
+    [ANNOTATIONS.sha256]: manifest.sha256,
+    [ANNOTATIONS.size]: String(manifest.size),
+    [ANNOTATIONS.loaderImage]: images.loader,
+    [ANNOTATIONS.apiImage]: images.api,
+  }
+}
+
+/** Which model a pod template's annotations name (null where one is missing). */
+export function annotatedModel(annotations: Record<string, string> | undefined): {name: string | null; version: string | null; sha256: string | null} {
+  return {name: annotations?.[ANNOTATIONS.model] ?? null, version: annotations?.[ANNOTATIONS.version] ?? null, sha256: annotations?.[ANNOTATIONS.sha256] ?? null}
+}
+
+/** A JSON log line of ours, or undefined for anything else (plain text, a torn line). */
+export function parseLogLine(line: string): {msg?: string; [key: string]: unknown} | undefined {
+  if (!line.startsWith('{')) return undefined
+  try {
+    const parsed = JSON.parse(line) as unknown
+    return parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed) ? parsed as {msg?: string} : undefined
+  } catch {
+    return undefined
+  }
+}
+
+/** The first JSON log line with this event in a container's or process's output. */
+export function findLogEvent(output: string, event: string): {msg?: string; [key: string]: unknown} | undefined {
+  for (const line of output.split('\n')) {
+    const parsed = parseLogLine(line.trim())
+    if (parsed?.msg === event) return parsed
+  }
+
+  return undefined
+}
+
+/** The loader's termination summary, when the message is one (FallbackToLogsOnError may give the log tail instead). */
+export function parseLoaderSummary(message: string | undefined): LoaderSummary | undefined {
+  const parsed = message ? parseLogLine(message.trim().split('\n')[0]) : undefined
+  return parsed && typeof parsed.ok === 'boolean' ? parsed as unknown as LoaderSummary : undefined
+}
+
+/** Whether a server of ours at `url` answers 200 on its readiness path. */
+export async function isReady(url: string, timeoutMs = 2000): Promise<boolean> {
+  try {
+    return (await fetch(`${url}${READY_PATH}`, {signal: AbortSignal.timeout(timeoutMs)})).ok
+  } catch {
+    return false
+  }
+}
+
+/**
+ * Polls until the server answers on its readiness path. `url` may not be known
+ * yet (a server on a free port says it in its log); `failure` says why waiting
+ * is pointless (the process or container is gone), else undefined.
+ */
+export async function waitUntilReady(options: {url: () => string | undefined; failure: () => Promise<string | undefined>; timeoutMs: number; intervalMs?: number}): Promise<{url: string} | {failure: string} | {timedOut: true}> {
+  const deadline = Date.now() + options.timeoutMs
+  while (Date.now() < deadline) {
+    const url = options.url()
+    if (url && await isReady(url)) return {url}
+    const failure = await options.failure()
+    if (failure !== undefined) return {failure}
+    await new Promise(resolve => {
+      setTimeout(resolve, options.intervalMs ?? 50)
+    })
+  }
+
+  return {timedOut: true}
+}

@@ -1,0 +1,130 @@
+/**
+ * Where a model is deployed: one interface for every target, and the
+ * registry of targets. deploy, status, delete, rollback and predict parse
+ * their flags and dispatch through it; a new target is one new module and
+ * one entry below.
+ */
+import type {Progress} from '../cli/progress.js'
+import type {ProjectConfig} from '../config/load.js'
+import type {StoreOverrides} from '../store/open.js'
+
+export type TargetName = 'docker' | 'k8s' | 'local'
+
+/** How a target talks to the person or the script running the command. */
+export interface TargetIO {
+  /** A line of human output on stdout (not under --json). */
+  log(message: string): void
+  /** A line on stderr (what is happening, never the result). */
+  note(message: string): void
+  progress(): Promise<Progress>
+  /** Whether --json is on: then nothing but the result goes to stdout. */
+  json: boolean
+}
+
+export interface TargetContext {
+  project: ProjectConfig
+  io: TargetIO
+}
+
+/** Where a live deployment is, for the targets that need more than the project (a cluster). */
+export interface Locator {
+  namespace?: string
+  context?: string
+}
+
+/** What deploy asks of a target. Fields a target does not take are refused by the command (see TargetInfo.flags). */
+export interface DeployRequest extends Locator {
+  /** NAME@REF (default: model.name in mlops.yaml, at latest). */
+  model?: string
+  store: StoreOverrides
+  image: {repository?: string; tag?: string}
+  /** How long to wait until it serves (default: the target's). */
+  timeoutMs?: number
+  /** local: the port for mlops serve (0: a free one). */
+  port: number
+  /** k8s: values files and --set assignments. */
+  values: string[]
+  set: string[]
+  dryRun?: 'client' | 'server'
+  diff: boolean
+  atomic: boolean
+  forceConflicts: boolean
+}
+
+/** Every deploy result names the model it deployed; the rest is the target's own (see each target). */
+export interface DeployOutcome {
+  model: string
+  sha256: string
+  seconds: number
+  [key: string]: unknown
+}
+
+export interface DeleteOutcome {
+  [key: string]: unknown
+}
+
+/** Where predict sends requests; close() tears down whatever was opened to reach it. */
+export interface Endpoint {
+  url: string
+  /** The pod the requests reach, when the target picks one. */
+  pod?: string
+  /** What the way in (a tunnel) last reported, when it failed: better than the client's own error. */
+  readonly lastError?: Error
+  close(): Promise<void>
+}
+
+export interface Target {
+  deploy(request: DeployRequest): Promise<DeployOutcome>
+  status(where: Locator): Promise<object>
+  delete(where: Locator & {yes: boolean}): Promise<DeleteOutcome>
+  endpoint(where: Locator & {connections: number}): Promise<Endpoint>
+  /** Only targets that keep revisions. */
+  rollback?(where: Locator & {toRevision?: number; timeoutMs: number}): Promise<{revision: number; model: string; name: string; namespace: string; deployment: string}>
+}
+
+export interface TargetInfo {
+  summary: string
+  /** The target-specific flags it takes; the commands refuse the others' (a cluster flag on local). */
+  flags: readonly string[]
+  /** Whether it keeps revisions to roll back to (then its Target has rollback). */
+  revisions?: boolean
+  /** A hint for a flag of another target given here. */
+  hints?: Record<string, string>
+  load(context: TargetContext): Promise<Target>
+}
+
+export const TARGETS: Record<TargetName, TargetInfo> = {
+  local: {
+    summary: 'a background mlops serve on this machine',
+    flags: ['port'],
+    load: async context => (await import('./local.js')).localTarget(context),
+  },
+  docker: {
+    summary: 'loader and API containers',
+    flags: [],
+    load: async context => (await import('./docker.js')).dockerTarget(context),
+  },
+  k8s: {
+    summary: 'a Kubernetes cluster',
+    flags: ['dry-run', 'diff', 'atomic', 'force-conflicts', 'context', 'values', 'set', 'namespace'],
+    revisions: true,
+    hints: {port: 'the cluster\'s port is deploy.port in mlops.yaml (--set port=N)'},
+    load: async context => (await import('./k8s/target.js')).kubernetesTarget(context),
+  },
+}
+
+export const TARGET_NAMES = Object.keys(TARGETS) as TargetName[]
+
+/** The target from --target, deploy.target in mlops.yaml, else local (the zero-setup default). */
+export function targetOf(project: ProjectConfig, flag: string | undefined): TargetName {
+  return (flag ?? project.values.deploy?.target ?? 'local') as TargetName
+}
+
+export async function openTarget(name: TargetName, context: TargetContext): Promise<Target> {
+  return TARGETS[name].load(context)
+}
+
+/** Which target takes a target-specific flag. */
+export function ownerOf(flag: string): TargetName | undefined {
+  return TARGET_NAMES.find(name => TARGETS[name].flags.includes(flag))
+}

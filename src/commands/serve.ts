@@ -38,6 +38,7 @@ export default class Serve extends BaseCommand<typeof Serve> {
     'label-from': Flags.string({summary: 'Which label a classifier answers: output (the model\'s own label output, when it has one) or argmax (the class of the highest probability, as the original model-load server).', env: 'MLOPS_LABEL_FROM', options: ['output', 'argmax'], default: 'output'}),
     'max-inflight-bytes': Flags.integer({summary: 'Request-body bytes handled at once; more get 503 with Retry-After: 1 (default: from the container\'s memory limit, about 1/40 of what is above 200 MiB; 32 MiB without a limit).', env: 'MLOPS_MAX_INFLIGHT_BYTES', min: 1}),
     'max-body-bytes': Flags.integer({summary: 'Largest request body; larger ones get 413.', env: 'MLOPS_MAX_BODY_BYTES', default: 1024 * 1024, min: 1}),
+    sha256: Flags.string({summary: 'Refuse to serve unless the model file has this sha256 (64 hex); deploy pins it for image volumes.', env: API_ENV.sha256}),
     'log-format': logFormatFlag,
   }
 
@@ -68,6 +69,7 @@ export default class Serve extends BaseCommand<typeof Serve> {
       version: flags['model-version'],
       sample: flags.sample === undefined ? undefined : parseSample(flags.sample),
       labelFrom: flags['label-from'] as 'argmax' | 'output',
+      expectedSha256: expectedSha256(flags.sha256),
     })
     const prepared = await Promise.race([preparing, stop])
     if (typeof prepared === 'string') return stopped(prepared)
@@ -91,6 +93,12 @@ export default class Serve extends BaseCommand<typeof Serve> {
     log('info', 'stopped')
     return {url: server.url, name: prepared.source.name, sha256: prepared.sha256, stoppedBy}
   }
+}
+
+function expectedSha256(text: string | undefined): string | undefined {
+  if (text === undefined || text === '') return undefined
+  if (!/^[0-9a-f]{64}$/.test(text)) throw new UsageError(`--sha256 "${text.slice(0, 80)}" is not a sha256: 64 lower-case hex digits`)
+  return text
 }
 
 function parseSample(text: string): unknown {

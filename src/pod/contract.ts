@@ -34,6 +34,8 @@ export const API_ENV = {
   version: 'MODEL_VERSION',
   port: 'PORT',
   host: 'MLOPS_HOST',
+  /** The sha256 the model file must have; serve refuses anything else (image volumes are verified too). */
+  sha256: 'MODEL_SHA256',
 } as const
 
 /** The loader's environment: what `mlops model pull` reads besides its arguments. */

@@ -32,6 +32,8 @@ export interface ModelSource {
    * server did. They differ where a model's label is not its top probability (an SVC's Platt scaling).
    */
   labelFrom?: 'argmax' | 'output'
+  /** The sha256 the file must have (a read-only image volume is verified too: fail closed). */
+  expectedSha256?: string
 }
 
 /** A model file checked and prepared, before onnxruntime has loaded it. */
@@ -81,6 +83,13 @@ export async function prepareModel(source: ModelSource): Promise<PreparedModel> 
     if (error.code === 'EISDIR') throw new UsageError(`${source.modelPath} is a folder, not a model file`)
     throw error
   })
+  const sha256 = createHash('sha256').update(bytes).digest('hex')
+  if (source.expectedSha256 !== undefined && sha256 !== source.expectedSha256) {
+    throw new IntegrityError(`model file ${source.modelPath} has sha256 ${sha256}, not the pinned ${source.expectedSha256}: refusing to serve it`, {
+      suggestion: 'the model image or volume does not hold the version deployed; publish it again (mlops model publish) and redeploy',
+    })
+  }
+
   let info: OnnxInfo
   try {
     info = readOnnxInfoFromBuffer(bytes)
@@ -95,7 +104,7 @@ export async function prepareModel(source: ModelSource): Promise<PreparedModel> 
 
   const {model, zipMaps} = exposeZipMapInputs(bytes)
   const labels = source.labelsPath ? await readLabels(source.labelsPath) : undefined
-  return {source, bytes: model, sha256: createHash('sha256').update(bytes).digest('hex'), info, zipMaps, labels}
+  return {source, bytes: model, sha256, info, zipMaps, labels}
 }
 
 /** Starts onnxruntime on its own thread with the model, and works out how to read the model's outputs. */

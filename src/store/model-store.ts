@@ -1,9 +1,11 @@
+import {NotFoundError} from '../errors.js'
 import type {StorageBackend} from './backend.js'
 import {type AliasResult, removeAlias, setAlias} from './aliases.js'
-import {Catalog, type ModelSummary, type VersionSummary} from './catalog.js'
+import {Catalog, MANIFEST, type ModelSummary, type VersionSummary} from './catalog.js'
 import {type PushRequest, type PushResult, pushVersion, removeVersion} from './commit.js'
 import type {ModelManifest} from './manifest.js'
 import type {ModelRef} from './names.js'
+import {type Publication, readPublications, recordPublication} from './publications.js'
 import {type PullRequest, type PullResult, pullVersion} from './pull.js'
 import {DEFAULT_TUNING, type TransferTuning} from './transfer.js'
 
@@ -11,6 +13,7 @@ export type {AliasResult} from './aliases.js'
 export type {ModelSummary, VersionSummary} from './catalog.js'
 export type {PushRequest, PushResult} from './commit.js'
 export type {PullRequest, PullResult} from './pull.js'
+export type {Publication} from './publications.js'
 
 /**
  * Versioned, immutable, verified models on any StorageBackend: what the
@@ -58,6 +61,22 @@ export class ModelStore {
 
   removeAlias(name: string, alias: string): Promise<AliasResult> {
     return removeAlias(this.catalog, name, alias)
+  }
+
+  /** The stored manifest's own bytes (a published image carries them as they are). */
+  async manifestBytes(manifest: ModelManifest): Promise<Buffer> {
+    const object = await this.backend.read(this.catalog.key(manifest.name, manifest.version, MANIFEST))
+    if (!object) throw new NotFoundError(`${manifest.name}@${manifest.version} does not exist in ${this.uri}`)
+    return object.data
+  }
+
+  /** Where a version was published as an OCI image. */
+  publications(name: string, version: string): Promise<Publication[]> {
+    return readPublications(this.catalog, name, version)
+  }
+
+  recordPublication(name: string, version: string, publication: Publication): Promise<Publication[]> {
+    return recordPublication(this.catalog, name, version, publication)
   }
 
   /** Deletes a version (see removeVersion); undefined when `confirm` says no. */

@@ -1,0 +1,80 @@
+import {mkdtemp, readdir, rm, writeFile} from 'node:fs/promises'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+
+import {UsageError} from '../errors.js'
+import type {ModelStore} from '../store/model-store.js'
+import type {ModelRef} from '../store/names.js'
+import type {RegistryAuth} from './credentials.js'
+import {MEDIA_TYPES, modelImage, modelImageFiles, sha256Of, writeLayer} from './oci.js'
+import {type ImageReference, RegistryClient} from './registry.js'
+
+const TAG = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/
+
+export interface PublishResult {
+  model: string
+  sha256: string
+  repository: string
+  tag: string
+  digest: string
+  /** REPOSITORY@DIGEST: what a pod's image volume names. */
+  reference: string
+  layer: {digest: string; size: number; uploaded: boolean}
+  seconds: number
+}
+
+/**
+ * Publishes a stored version as a model image: pulled and verified into a
+ * private temporary folder, packed into one reproducible layer, pushed
+ * (blobs the registry already has are not sent again), then recorded in the
+ * store beside the version. The same version always gives the same digest.
+ */
+export async function publishModel(store: ModelStore, ref: ModelRef, target: ImageReference, auth: RegistryAuth | undefined, options: {tag?: string; onProgress?: (text: string) => void} = {}): Promise<PublishResult> {
+  const started = Date.now()
+  const manifest = await store.resolve(ref)
+  const tag = options.tag ?? manifest.version
+  if (!TAG.test(tag)) throw new UsageError(`"${tag}" is not an image tag: letters, digits, _ . - (up to 128), not starting with . or -`, {suggestion: 'pass --tag'})
+  await removeAbandoned()
+  const dir = await mkdtemp(join(tmpdir(), `mlops-publish-${process.pid}-`))
+  try {
+    options.onProgress?.(`Pulling ${manifest.name}@${manifest.version}`)
+    const pulled = await store.pull({ref: {name: manifest.name, ref: manifest.version}, destination: join(dir, 'model'), labelsDestination: manifest.labels ? join(dir, 'labels') : undefined})
+    const manifestData = await store.manifestBytes(manifest)
+    await writeFile(join(dir, 'manifest'), manifestData)
+    options.onProgress?.('Packing the layer')
+    const files = modelImageFiles(manifest, {model: pulled.path, labels: pulled.labelsPath, manifest: join(dir, 'manifest'), manifestSize: manifestData.length})
+    const layer = await writeLayer(files, join(dir, 'layer.tar'), Math.floor(Date.parse(manifest.createdAt) / 1000) || 0)
+    const image = modelImage(manifest, {path: join(dir, 'layer.tar'), ...layer})
+    const client = new RegistryClient(target, auth)
+    options.onProgress?.(`Pushing to ${target.registry}/${target.repository}`)
+    const sent = await client.uploadBlob(layer.digest, layer.size, {path: join(dir, 'layer.tar')})
+    await client.uploadBlob(sha256Of(image.config), image.config.length, {data: image.config})
+    await client.putManifest(tag, image.manifest, MEDIA_TYPES.manifest, image.digest)
+    const repository = `${target.registry}/${target.repository}`
+    await store.recordPublication(manifest.name, manifest.version, {repository, digest: image.digest, tag, publishedAt: new Date().toISOString()})
+    return {
+      model: `${manifest.name}@${manifest.version}`, sha256: manifest.sha256, repository, tag, digest: image.digest, reference: `${repository}@${image.digest}`,
+      layer: {digest: layer.digest, size: layer.size, uploaded: sent === 'uploaded'}, seconds: (Date.now() - started) / 1000,
+    }
+  } finally {
+    await rm(dir, {recursive: true, force: true})
+  }
+}
+
+/** Folders of publishes killed before they could clean up (their process is gone). */
+async function removeAbandoned(): Promise<void> {
+  for (const name of await readdir(tmpdir()).catch(() => [] as string[])) {
+    const pid = Number(/^mlops-publish-(\d+)-/.exec(name)?.[1])
+    if (!pid || pid === process.pid || alive(pid)) continue
+    await rm(join(tmpdir(), name), {recursive: true, force: true})
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM'
+  }
+}

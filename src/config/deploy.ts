@@ -23,7 +23,9 @@ export function mergeDeployConfig(base: DeployConfig | undefined, files: DeployC
   for (const assignment of sets) {
     const eq = assignment.indexOf('=')
     if (eq <= 0) throw new UsageError(`invalid --set "${assignment}": use KEY=VALUE, e.g. --set replicas=3`)
-    const path = assignment.slice(0, eq).replace(/^deploy\./, '').split('.')
+    const path = assignment.slice(0, eq).trim().replace(/^deploy\./, '').split('.')
+    if (path.some(key => key.trim() === '')) throw new UsageError(`invalid --set "${assignment}": a key path has an empty part`, {suggestion: 'e.g. --set resources.limits.cpu=2'})
+    if (path.some(key => FORBIDDEN_KEYS.has(key))) throw new UsageError(`invalid --set "${assignment}": "${path.find(key => FORBIDDEN_KEYS.has(key))}" is not a deploy key`)
     let target = config
     for (const key of path.slice(0, -1)) {
       if (typeof target[key] !== 'object' || target[key] === null) target[key] = {}
@@ -36,12 +38,17 @@ export function mergeDeployConfig(base: DeployConfig | undefined, files: DeployC
   return config as DeployConfig
 }
 
+/** Keys that would reach Object.prototype through a plain object: never deploy keys. */
+const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype'])
+
+/** Merges b into a copy of a; b's values are copied too, so a later --set never writes into a -f file's objects. */
 function deepMerge(a: Record<string, unknown>, b: Record<string, unknown>): Record<string, unknown> {
   const out = {...a}
   for (const [key, value] of Object.entries(b ?? {})) {
+    if (FORBIDDEN_KEYS.has(key)) continue
     out[key] = value && typeof value === 'object' && !Array.isArray(value) && typeof out[key] === 'object' && out[key] !== null
       ? deepMerge(out[key] as Record<string, unknown>, value as Record<string, unknown>)
-      : value
+      : structuredClone(value)
   }
 
   return out

@@ -4,6 +4,7 @@ import {dirname, join, resolve} from 'node:path'
 import {LineCounter, parseDocument} from 'yaml'
 
 import {ConfigError} from '../errors.js'
+import {DEPLOY_DEFAULTS} from './deploy.js'
 import type {MlopsYaml} from './mlops-yaml.js'
 import validateSchema from './schema-validator.js'
 import {closestMatch} from '../util/text.js'
@@ -88,8 +89,12 @@ export function validateDeployValues(deploy: unknown, origin: string): void {
   }
 
   const scaling = (deploy as {autoscaling?: false | {minReplicas?: number; maxReplicas?: number}}).autoscaling
-  if (scaling && scaling.minReplicas !== undefined && scaling.maxReplicas !== undefined && scaling.minReplicas > scaling.maxReplicas) {
-    throw new ConfigError(`${origin}: deploy.autoscaling.minReplicas (${scaling.minReplicas}) is above maxReplicas (${scaling.maxReplicas})`)
+  if (scaling) {
+    // One side may be the default: minReplicas 20 alone is above the default maxReplicas.
+    const min = scaling.minReplicas ?? DEPLOY_DEFAULTS.autoscaling.minReplicas
+    const max = scaling.maxReplicas ?? DEPLOY_DEFAULTS.autoscaling.maxReplicas
+    const which = (value: number | undefined) => (value === undefined ? ' (the default)' : '')
+    if (min > max) throw new ConfigError(`${origin}: deploy.autoscaling.minReplicas (${min}${which(scaling.minReplicas)}) is above maxReplicas (${max}${which(scaling.maxReplicas)})`, {suggestion: scaling.minReplicas === undefined || scaling.maxReplicas === undefined ? 'set both minReplicas and maxReplicas' : undefined})
   }
 }
 

@@ -27,9 +27,11 @@ function jsonRows(text: string, source: string): number[][] {
 
   const data = value && typeof value === 'object' && !Array.isArray(value) ? (value as {data?: unknown}).data : value
   if (!Array.isArray(data)) throw new UsageError(`${source}: expected {"data": [[...]]} or a list of rows`)
+  if (data.length === 0) throw new UsageError(`${source} has no rows`)
   const rows = data.every(v => typeof v === 'number') ? [data] : data
   return rows.map((row, i) => {
     if (!Array.isArray(row) || !row.every(v => typeof v === 'number' && Number.isFinite(v))) throw new UsageError(`${source}: row ${i + 1} is not a list of numbers`)
+    if (row.length === 0) throw new UsageError(`${source}: row ${i + 1} is empty`)
     return row as number[]
   })
 }
@@ -39,8 +41,9 @@ function csvRows(text: string, source: string): number[][] {
   const rows: number[][] = []
   lines.forEach((line, i) => {
     const cells = line.split(',').map(cell => cell.trim())
-    const numbers = cells.map(Number)
-    if (numbers.some(n => !Number.isFinite(n) || Number.isNaN(n))) {
+    // Decimal numbers only: an empty cell is not 0, and 0x10 is not 16.
+    const numbers = cells.map(cell => (/^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i.test(cell) ? Number(cell) : Number.NaN))
+    if (numbers.some(n => !Number.isFinite(n))) {
       // A first line of names is a header.
       if (i === 0 && cells.some(cell => /[A-Za-z_]/.test(cell))) return
       throw new UsageError(`${source}: line ${i + 1} has a value that is not a number: ${line.slice(0, 60)}`)

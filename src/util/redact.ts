@@ -3,11 +3,16 @@
  * termination message: credentials given to it must never come back out.
  * - userinfo in any URL (`http://user:pass@host`, `tcp://u:p@host`): a
  *   --gcs-endpoint, a kubeconfig server, DOCKER_HOST, an error that quotes them;
+ * - bearer tokens and PEM private keys, by their shape;
  * - values registered as secret: the registry password from the environment,
  *   and the value of any --password/--token/--secret/--key given on the
  *   command line (oclif would otherwise echo it in a usage error).
  */
-const USERINFO = /\b([a-z][a-z0-9+.-]*:\/\/)[^\s/?#@'"]+@/gi
+// Up to the last @ before the host: a password may hold a raw @ (http://user:p@ss@host).
+const USERINFO = /\b([a-z][a-z0-9+.-]*:\/\/)[^\s/?#'"]+@/gi
+// Credentials recognised by their shape, registered or not: bearer tokens and PEM private keys.
+const BEARER = /\b(Bearer\s+)[A-Za-z0-9._~+/-]{8,}=*/g
+const PRIVATE_KEY = /-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(-----END [A-Z ]*PRIVATE KEY-----|$)/g
 const SECRET_ENV = ['MLOPS_REGISTRY_PASSWORD']
 const SECRET_FLAG = /^--?(password|passwd|token|secret|key|api-key)(=(.*))?$/i
 const secrets = new Set<string>()
@@ -29,7 +34,7 @@ export function addSecret(value: string | undefined): void {
 }
 
 export function redact(text: string): string {
-  let out = text.replaceAll(USERINFO, `$1${REDACTED}@`)
+  let out = text.replaceAll(USERINFO, `$1${REDACTED}@`).replaceAll(BEARER, `$1${REDACTED}`).replaceAll(PRIVATE_KEY, REDACTED)
   for (const secret of secrets) out = out.replaceAll(secret, REDACTED)
   return out
 }

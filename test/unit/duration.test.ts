@@ -1,6 +1,6 @@
 import {expect} from 'chai'
 
-import {parseDuration} from '../../src/commands/deploy.js'
+import {parseDuration} from '../../src/util/duration.js'
 import {UsageError} from '../../src/errors.js'
 
 describe('parseDuration (deploy --timeout)', () => {

@@ -55,15 +55,16 @@ describe('redact: credentials never come back out', () => {
       expect(redact('unit-user-name unit-not-a-flag')).to.equal('unit-user-name unit-not-a-flag')
     })
 
-    it('a bearer header or a PEM private key is not recognised by its shape: only a registered value is removed', () => {
-      const header = 'Authorization: Bearer unit.bearer.tok3n'
-      const pem = '-----BEGIN PRIVATE KEY-----\nunitMIIEvQIBADANBgkq\n-----END PRIVATE KEY-----'
-      expect(redact(header)).to.equal(header)
-      expect(redact(pem)).to.equal(pem)
-      addSecret('unit.bearer.tok3n')
-      addSecret('unitMIIEvQIBADANBgkq')
-      expect(redact(header)).to.equal('Authorization: Bearer ***')
-      expect(redact(pem)).to.equal('-----BEGIN PRIVATE KEY-----\n***\n-----END PRIVATE KEY-----')
+    it('a bearer header and a PEM private key are recognised by their shape, registered or not', () => {
+      expect(redact('Authorization: Bearer unit.bearer.tok3n')).to.equal('Authorization: Bearer ***')
+      expect(redact('key: -----BEGIN PRIVATE KEY-----\nunitMIIEvQIBADANBgkq\n-----END PRIVATE KEY----- end')).to.equal('key: *** end')
+      expect(redact('{"private_key": "-----BEGIN RSA PRIVATE KEY-----\\nMIIEvQ\\n-----END RSA PRIVATE KEY-----\\n"}')).to.equal('{"private_key": "***\\n"}')
+      // A key cut off before its END line is still removed, to the end of the text.
+      expect(redact('-----BEGIN PRIVATE KEY-----\nunitMIIEvQ')).to.equal('***')
+    })
+
+    it('a password with a raw @ in a URL is removed whole (bad input: http://user:p@ss@host)', () => {
+      expect(redact('http://user:p@ss@host.example/x')).to.equal('http://***@host.example/x')
     })
   })
 

@@ -1,6 +1,6 @@
 import {expect} from 'chai'
 
-import {rolloutStatus} from '../../src/targets/k8s/rollout.js'
+import {rolloutStatus} from '../../src/targets/k8s/rollout-rules.js'
 import type {V1Deployment, V1DeploymentCondition} from '../../src/vendor/kubernetes.js'
 
 /**

@@ -1,7 +1,8 @@
 import {expect} from 'chai'
 
 import {UsageError} from '../../src/errors.js'
-import {type DeployConfig, manifestValues, mergeDeployConfig} from '../../src/manifests/values.js'
+import {type DeployConfig, mergeDeployConfig} from '../../src/config/deploy.js'
+import {manifestValues} from '../../src/manifests/values.js'
 import type {ModelManifest} from '../../src/store/manifest.js'
 import type {StoreSettings} from '../../src/store/open.js'
 
@@ -153,6 +154,7 @@ describe('manifestValues: what the templates see', () => {
       gcs: {serviceAccount: false, workloadIdentity: '', podServiceAccount: 'default', automountToken: false},
       // 1.5 × 10 MiB = 15 MiB, + 64 MiB of headroom.
       volumes: [{name: 'workdir', emptyDir: {sizeLimit: '79Mi'}}],
+      pod: {workdir: '/workdir', readyPath: '/ready', healthPath: '/health', containers: {loader: 'model-loader', api: 'api'}, portName: 'http'},
     })
   })
 
@@ -210,7 +212,7 @@ describe('manifestValues: what the templates see', () => {
 
   it('gcs.secretName mounts the key for the loader; serviceAccount and workloadIdentity pass through', () => {
     const deploy: DeployConfig = {gcs: {secretName: 'gcs-key', serviceAccount: 'loader', workloadIdentity: 'loader@proj.iam.gserviceaccount.com'}}
-    const values = manifestValues({project: {dir: '/p', values: {}}, deploy, manifest: manifest(), images: IMAGES, store: STORE}) as Record<string, {env?: unknown[]; volumeMounts?: unknown[]} & Record<string, unknown>> & {volumes: unknown[]}
+    const values = manifestValues({project: {dir: '/p', values: {}}, deploy, manifest: manifest(), images: IMAGES, store: STORE})
     expect(values.loader.env).to.deep.include({name: 'GOOGLE_APPLICATION_CREDENTIALS', value: '/var/secrets/google/key.json'})
     expect(values.loader.volumeMounts).to.deep.equal([{name: 'workdir', mountPath: '/workdir'}, {name: 'gcs-key', mountPath: '/var/secrets/google', readOnly: true}])
     expect(values.volumes).to.deep.equal([{name: 'workdir', emptyDir: {sizeLimit: '79Mi'}}, {name: 'gcs-key', secret: {secretName: 'gcs-key'}}])
@@ -218,7 +220,7 @@ describe('manifestValues: what the templates see', () => {
   })
 
   it('a 2 GiB model: longer rollout deadline and start-up probe, a larger workdir', () => {
-    const values = manifestValues({project: {dir: '/p', values: {}}, deploy: {}, manifest: manifest({size: 2 * 1024 ** 3}), images: IMAGES, store: STORE}) as {deploy: Record<string, unknown>; volumes: unknown[]}
+    const values = manifestValues({project: {dir: '/p', values: {}}, deploy: {}, manifest: manifest({size: 2 * 1024 ** 3}), images: IMAGES, store: STORE})
     // 60 + 2048/20 = 162.4 → 163 s
     expect(values.deploy).to.deep.include({progressDeadlineSeconds: 223, startupFailureThreshold: 82})
     expect(values.volumes).to.deep.equal([{name: 'workdir', emptyDir: {sizeLimit: `${3072 + 64}Mi`}}])

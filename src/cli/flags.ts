@@ -4,6 +4,7 @@
  */
 import {Flags} from '@oclif/core'
 
+import {DELIVERIES} from '../pod/contract.js'
 import {TARGETS, TARGET_NAMES} from '../targets/target.js'
 import {parseDuration} from '../util/duration.js'
 import {imageNameFlags} from './image-flags.js'
@@ -34,6 +35,7 @@ export const renderFlags = {
   values: Flags.string({char: 'f', summary: 'Values file with deploy settings (repeatable; later wins).', multiple: true, default: []}),
   set: Flags.string({summary: 'KEY=VALUE deploy setting, e.g. replicas=3 (repeatable; wins over -f).', multiple: true, default: []}),
   namespace: namespaceFlag,
+  delivery: Flags.string({summary: 'How pods get the model: init-container (the loader), image-volume (the image mlops model publish made) or auto (default: deploy.delivery, else init-container).', options: [...DELIVERIES]}),
   ...imageNameFlags,
   ...storeFlags,
 }

@@ -37,6 +37,7 @@ export default class Deploy extends TargetCommand<typeof Deploy> {
       model: flags.model, store: storeOverrides(flags), image: {repository: flags.repository, tag: flags.tag},
       timeoutMs: flags.timeout, port: flags.port,
       values: flags.values, set: flags.set, namespace: flags.namespace, context: flags.context,
+      delivery: flags.delivery as 'auto' | 'image-volume' | 'init-container' | undefined,
       dryRun: flags['dry-run'] as 'client' | 'server' | undefined, diff: flags.diff, atomic: flags.atomic, forceConflicts: flags['force-conflicts'],
     })
   }

@@ -36,6 +36,7 @@ export default class Render extends BaseCommand<typeof Render> {
     const {flags, project} = this
     const result = await renderRelease(project, {
       model: flags.model, store: storeOverrides(flags), values: flags.values, set: flags.set, namespace: flags.namespace, image: {repository: flags.repository, tag: flags.tag},
+      delivery: flags.delivery as 'auto' | 'image-volume' | 'init-container' | undefined,
     })
     const {manifest} = result
     const summary: RenderCommandResult = {

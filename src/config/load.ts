@@ -164,6 +164,7 @@ const EXPECTED_FORMS: Array<[RegExp, string]> = [
   [/^deploy\.(name|namespace)$/, 'a Kubernetes name (lower-case letters, digits and -, up to 63)'],
   [/^deploy\.imagePullSecrets\.\d+$/, 'a Secret name (lower-case letters, digits, - and .)'],
   [/^store\.endpoint$/, 'an http:// or https:// URL'],
+  [/^deploy\.modelImage$/, 'REGISTRY/REPOSITORY, such as registry.example.com/team/iris-model'],
   [/^(name|model\.name)$/, 'a name of 1-64 characters from A-Z a-z 0-9 . _ -, not starting with "."'],
 ]
 

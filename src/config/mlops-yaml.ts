@@ -121,5 +121,13 @@ export interface MlopsYaml {
      * Seconds the Deployment may make no progress before Kubernetes reports ProgressDeadlineExceeded and deploy fails (default: 120 plus 1 s per 20 MiB of model).
      */
     progressDeadlineSeconds?: number
+    /**
+     * How pods get the model: init-container (the loader pulls it from the store into an emptyDir), image-volume (a Kubernetes image volume of the image mlops model publish made; the runtime pulls it once per node) or auto (image-volume where the cluster and the model allow, else init-container). Default: init-container.
+     */
+    delivery?: 'init-container' | 'image-volume' | 'auto'
+    /**
+     * image-volume: the published repository to use (REGISTRY/REPOSITORY) when a version was published to several (default: the most recent publication).
+     */
+    modelImage?: string
   }
 }

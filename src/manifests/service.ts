@@ -1,8 +1,9 @@
 import {join} from 'node:path'
 
-import {mergeDeployConfig, readValuesFile} from '../config/deploy.js'
+import {type DeployConfig, mergeDeployConfig, readValuesFile} from '../config/deploy.js'
 import {type ProjectConfig, validateDeployValues} from '../config/load.js'
 import {imageNames} from '../images/names.js'
+import type {Delivery} from '../pod/contract.js'
 import {readState} from '../state/project-state.js'
 import type {ModelManifest} from '../store/manifest.js'
 import type {StoreSettings} from '../store/open.js'
@@ -16,6 +17,8 @@ export interface RenderRequest {
   valuesFiles: string[]
   sets: string[]
   image: {repository?: string; tag?: string}
+  /** How the pods get the model, decided once the deploy values are merged (default: the loader). */
+  delivery?: (deploy: DeployConfig) => Promise<Delivery>
 }
 
 export interface RenderResult {
@@ -39,7 +42,8 @@ export async function renderProject(request: RenderRequest): Promise<RenderResul
     loader: state.images?.loader?.ref === names.ref('loader') ? state.images.loader.pinned : names.ref('loader'),
     api: state.images?.api?.ref === names.ref('api') ? state.images.api.pinned : names.ref('api'),
   }
-  const values = manifestValues({project: request.project, deploy, manifest: request.manifest, images, store: request.store})
+  const delivery = await request.delivery?.(deploy)
+  const values = manifestValues({project: request.project, deploy, manifest: request.manifest, images, store: request.store, delivery})
   const rendered = renderManifests(values, [BUILT_IN_TEMPLATES, join(request.project.dir, 'manifests')])
   const autoscaled = values.deploy.autoscaling !== false
   const objects = rendered.flatMap(file => file.objects)

@@ -1,6 +1,6 @@
 import {DEPLOY_DEFAULTS, type DeployConfig, deploymentName} from '../config/deploy.js'
 import type {ProjectConfig} from '../config/load.js'
-import {API_PORT_NAME, CONTAINERS, type Env, GCS_KEY_DIR, HEALTH_PATH, READY_PATH, WORKDIR, apiEnv, loaderArgs, loaderEnv, modelAnnotations} from '../pod/contract.js'
+import {API_PORT_NAME, CONTAINERS, DELIVERY_ANNOTATIONS, type Delivery, type Env, GCS_KEY_DIR, HEALTH_PATH, READY_PATH, WORKDIR, apiEnv, loaderArgs, loaderEnv, modelAnnotations} from '../pod/contract.js'
 import type {ModelManifest} from '../store/manifest.js'
 import type {StoreSettings} from '../store/open.js'
 
@@ -10,6 +10,8 @@ export interface ValuesInput {
   manifest: ModelManifest
   images: {loader: string; api: string}
   store: StoreSettings
+  /** Default: the loader (init-container). */
+  delivery?: Delivery
 }
 
 type Tolerations = NonNullable<DeployConfig['tolerations']>
@@ -31,7 +33,17 @@ export interface ManifestValues {
     nodeSelector: Record<string, string> | null
     tolerations: Tolerations | null
   }
-  loader: {args: string[]; env: Env[]; volumeMounts: Array<{name: string; mountPath: string; readOnly?: boolean}>; resources: Record<string, Record<string, string>>}
+  loader: {
+    args: string[]
+    env: Env[]
+    volumeMounts: Array<{name: string; mountPath: string; readOnly?: boolean}>
+    resources: Record<string, Record<string, string>>
+    /** The loader as the pod's initContainers; null with an image volume (nothing to download). */
+    initContainers: Array<Record<string, unknown>> | null
+  }
+  /** The containers' hardened security context. */
+  securityContext: Record<string, unknown>
+  delivery: Delivery
   api: {env: Env[]}
   gcs: {serviceAccount: string | false; workloadIdentity: string; podServiceAccount: string; automountToken: boolean}
   volumes: Array<Record<string, unknown>>
@@ -50,9 +62,23 @@ export function manifestValues(input: ValuesInput): ManifestValues {
   const sizeMiB = manifest.size / (1024 * 1024)
   // A bigger model takes longer to download and load: give the rollout and the start-up probe time to match.
   const loadSeconds = Math.ceil(60 + sizeMiB / 20)
+  const delivery = input.delivery ?? {kind: 'init-container'}
+  const securityContext = {allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: {drop: ['ALL']}}
+  const loader = {
+    args: loaderArgs(manifest),
+    env: loaderEnv(store, {keyFile: Boolean(gcs.secretName)}),
+    volumeMounts: [{name: 'workdir', mountPath: WORKDIR}, ...(gcs.secretName ? [{name: 'gcs-key', mountPath: GCS_KEY_DIR, readOnly: true}] : [])],
+    resources: {requests: {cpu: '100m', memory: '128Mi'}, limits: {memory: '256Mi'}},
+  }
+  const imageVolume = delivery.kind === 'image-volume'
   return {
     app: {name, namespace, labels, selector},
-    model: {annotations: modelAnnotations(manifest, images)},
+    model: {
+      annotations: {
+        ...modelAnnotations(manifest, images),
+        ...(imageVolume ? {[DELIVERY_ANNOTATIONS.delivery]: delivery.kind, [DELIVERY_ANNOTATIONS.image]: delivery.image} : {}),
+      },
+    },
     images,
     deploy: {
       replicas: deploy.replicas ?? DEPLOY_DEFAULTS.replicas,
@@ -67,22 +93,27 @@ export function manifestValues(input: ValuesInput): ManifestValues {
       tolerations: deploy.tolerations?.length ? deploy.tolerations : null,
     },
     loader: {
-      args: loaderArgs(manifest),
-      env: loaderEnv(store, {keyFile: Boolean(gcs.secretName)}),
-      volumeMounts: [{name: 'workdir', mountPath: WORKDIR}, ...(gcs.secretName ? [{name: 'gcs-key', mountPath: GCS_KEY_DIR, readOnly: true}] : [])],
-      resources: {requests: {cpu: '100m', memory: '128Mi'}, limits: {memory: '256Mi'}},
+      ...loader,
+      initContainers: imageVolume ? null : [{
+        name: CONTAINERS.loader, image: images.loader, imagePullPolicy: 'IfNotPresent', args: loader.args, env: loader.env, volumeMounts: loader.volumeMounts,
+        terminationMessagePolicy: 'FallbackToLogsOnError', resources: loader.resources, securityContext,
+      }],
     },
-    api: {env: apiEnv(manifest, port)},
+    securityContext,
+    delivery,
+    api: {env: apiEnv(manifest, port, {pinSha256: imageVolume})},
     gcs: {
       serviceAccount: gcs.serviceAccount ?? false,
       workloadIdentity: gcs.workloadIdentity ?? '',
       podServiceAccount: gcs.serviceAccount ?? 'default',
       automountToken: false,
     },
-    volumes: [
-      {name: 'workdir', emptyDir: {sizeLimit: `${Math.ceil((manifest.size * 1.5) / (1024 * 1024)) + 64}Mi`}},
-      ...(gcs.secretName ? [{name: 'gcs-key', secret: {secretName: gcs.secretName}}] : []),
-    ],
+    volumes: imageVolume
+      ? [{name: 'workdir', image: {reference: delivery.image, pullPolicy: 'IfNotPresent'}}]
+      : [
+          {name: 'workdir', emptyDir: {sizeLimit: `${Math.ceil((manifest.size * 1.5) / (1024 * 1024)) + 64}Mi`}},
+          ...(gcs.secretName ? [{name: 'gcs-key', secret: {secretName: gcs.secretName}}] : []),
+        ],
     pod: {workdir: WORKDIR, readyPath: READY_PATH, healthPath: HEALTH_PATH, containers: {...CONTAINERS}, portName: API_PORT_NAME},
   }
 }

@@ -82,6 +82,19 @@ export const LOG_EVENTS = {
 export const READY_PATH = '/ready'
 export const HEALTH_PATH = '/health'
 
+/**
+ * How the model reaches the work folder: the loader initContainer pulls it
+ * from the store into an emptyDir, or the node's runtime mounts the published
+ * model image read-only (an image volume), pinned by digest; then the API
+ * container verifies the file's sha256 itself (API_ENV.sha256).
+ */
+export type Delivery = {kind: 'init-container'} | {kind: 'image-volume'; image: string}
+
+export const DELIVERIES = ['init-container', 'image-volume', 'auto'] as const
+
+/** The annotation that says how a revision gets its model, and from which image (absent: the loader). */
+export const DELIVERY_ANNOTATIONS = {delivery: 'mlops.io/delivery', image: 'mlops.io/model-image'} as const
+
 /** The loader's termination message: one JSON line (mlops model pull --termination-log). */
 export type LoaderSummary =
   | {ok: true; name: string; version: string; sha256: string; bytes: number; seconds: number; uptime: number; [key: string]: unknown}
@@ -110,14 +123,15 @@ export function loaderEnv(settings: StoreSettings, options: {store?: string; key
   ]
 }
 
-/** The API container's environment for a model. */
-export function apiEnv(manifest: Pick<ModelManifest, 'labels' | 'name' | 'version'>, port: number): Env[] {
+/** The API container's environment for a model; a pinned sha256 makes serve verify the file it did not download. */
+export function apiEnv(manifest: Pick<ModelManifest, 'labels' | 'name' | 'sha256' | 'version'>, port: number, options: {pinSha256?: boolean} = {}): Env[] {
   return [
     {name: API_ENV.model, value: MODEL_PATH},
     ...(manifest.labels ? [{name: API_ENV.labels, value: LABELS_PATH}] : []),
     {name: API_ENV.name, value: manifest.name},
     {name: API_ENV.version, value: manifest.version},
     {name: API_ENV.port, value: String(port)},
+    ...(options.pinSha256 ? [{name: API_ENV.sha256, value: manifest.sha256}] : []),
   ]
 }
 
@@ -140,6 +154,12 @@ export function modelAnnotations(manifest: ModelManifest, images: {api: string; 
 /** Which model a pod template's annotations name (null where one is missing). */
 export function annotatedModel(annotations: Record<string, string> | undefined): {name: string | null; version: string | null; sha256: string | null} {
   return {name: annotations?.[ANNOTATIONS.model] ?? null, version: annotations?.[ANNOTATIONS.version] ?? null, sha256: annotations?.[ANNOTATIONS.sha256] ?? null}
+}
+
+/** How a pod template's annotations say it gets its model (no annotation: the loader). */
+export function annotatedDelivery(annotations: Record<string, string> | undefined): Delivery {
+  const image = annotations?.[DELIVERY_ANNOTATIONS.image]
+  return annotations?.[DELIVERY_ANNOTATIONS.delivery] === 'image-volume' && image ? {kind: 'image-volume', image} : {kind: 'init-container'}
 }
 
 /** A JSON log line of ours, or undefined for anything else (plain text, a torn line). */

@@ -45,6 +45,8 @@ export interface DeployRequest extends Locator {
   /** k8s: values files and --set assignments. */
   values: string[]
   set: string[]
+  /** k8s: how pods get the model (init-container, image-volume, auto). */
+  delivery?: 'auto' | 'image-volume' | 'init-container'
   dryRun?: 'client' | 'server'
   diff: boolean
   atomic: boolean
@@ -106,7 +108,7 @@ export const TARGETS: Record<TargetName, TargetInfo> = {
   },
   k8s: {
     summary: 'a Kubernetes cluster',
-    flags: ['dry-run', 'diff', 'atomic', 'force-conflicts', 'context', 'values', 'set', 'namespace'],
+    flags: ['dry-run', 'diff', 'atomic', 'force-conflicts', 'context', 'values', 'set', 'namespace', 'delivery'],
     revisions: true,
     hints: {port: 'the cluster\'s port is deploy.port in mlops.yaml (--set port=N)'},
     load: async context => (await import('./k8s/target.js')).kubernetesTarget(context),

@@ -3,13 +3,14 @@ import {Args} from '@oclif/core'
 import {BaseCommand} from '../../cli/base-command.js'
 import {storeFlags, storeFor} from '../../cli/store-flags.js'
 import type {ModelManifest} from '../../store/manifest.js'
+import type {Publication} from '../../store/model-store.js'
 import {LATEST, parseModelRef} from '../../store/names.js'
 import {formatBytes} from '../../util/text.js'
 
 export default class ModelShow extends BaseCommand<typeof ModelShow> {
   static summary = 'Show the manifest of a model version.'
 
-  static description = 'REF is a version, an alias or "latest" (the default). --json prints the manifest itself: name, version, file, size, sha256, crc32c, createdAt, source, metadata, labels and the ONNX signature.'
+  static description = 'REF is a version, an alias or "latest" (the default). --json prints the manifest itself: name, version, file, size, sha256, crc32c, createdAt, source, metadata, labels and the ONNX signature, and images: where mlops model publish pushed it (repository, tag, digest).'
 
   static examples = [
     '<%= config.bin %> <%= command.id %> iris@3',
@@ -22,9 +23,10 @@ export default class ModelShow extends BaseCommand<typeof ModelShow> {
 
   static flags = {...storeFlags}
 
-  async run(): Promise<ModelManifest> {
+  async run(): Promise<ModelManifest & {images: Publication[]}> {
     const store = await storeFor(this.project, this.flags)
     const manifest = await store.resolve(parseModelRef(this.args.ref, {defaultRef: LATEST}))
+    const images = await store.publications(manifest.name, manifest.version)
     const lines = [
       `${manifest.name}@${manifest.version}`,
       `  file       ${manifest.file} (${formatBytes(manifest.size)}, ${manifest.size} bytes)`,
@@ -44,7 +46,8 @@ export default class ModelShow extends BaseCommand<typeof ModelShow> {
       )
     }
 
+    for (const image of images) lines.push(`  image      ${image.repository}:${image.tag}@${image.digest} (published ${image.publishedAt})`)
     this.log(lines.join('\n'))
-    return manifest
+    return {...manifest, images}
   }
 }

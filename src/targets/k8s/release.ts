@@ -4,6 +4,8 @@ import {type RenderResult, renderProject} from '../../manifests/service.js'
 import type {ModelManifest} from '../../store/manifest.js'
 import type {StoreOverrides} from '../../store/open.js'
 import {resolveDeployModel} from '../deploy-model.js'
+import type {KubeClients} from './client.js'
+import {type DeliveryChoice, type DeliveryRequest, chooseDelivery} from './delivery.js'
 
 export interface ReleaseRequest {
   model?: string
@@ -12,14 +14,25 @@ export interface ReleaseRequest {
   set: string[]
   namespace?: string
   image: {repository?: string; tag?: string}
+  /** --delivery; else deploy.delivery; else init-container. */
+  delivery?: DeliveryRequest
 }
 
 /** The objects for one release on a cluster: the model ref resolved to a concrete version first, then rendered. */
-export async function renderRelease(project: ProjectConfig, request: ReleaseRequest): Promise<RenderResult & {manifest: ModelManifest}> {
-  const {settings, manifest} = await resolveDeployModel(project, request, {cluster: true})
+export async function renderRelease(project: ProjectConfig, request: ReleaseRequest, clients?: KubeClients): Promise<RenderResult & {manifest: ModelManifest; delivery: DeliveryChoice}> {
+  const {settings, store, manifest} = await resolveDeployModel(project, request, {cluster: true})
   const sets = request.namespace ? [...request.set, `namespace=${request.namespace}`] : request.set
-  const result = await renderProject({project, manifest, store: settings, valuesFiles: request.values, sets, image: request.image})
-  return {...result, manifest}
+  let choice: DeliveryChoice | undefined
+  const result = await renderProject({
+    project, manifest, store: settings, valuesFiles: request.values, sets, image: request.image,
+    async delivery(deploy) {
+      const requested = request.delivery ?? deploy.delivery ?? 'init-container'
+      const publications = requested === 'init-container' ? [] : await store.publications(manifest.name, manifest.version)
+      choice = await chooseDelivery({requested, manifest, publications, preferred: deploy.modelImage, clients, nodeSelector: deploy.nodeSelector})
+      return choice.delivery
+    },
+  })
+  return {...result, manifest, delivery: choice!}
 }
 
 /** The Deployment this project deploys, where --namespace (or deploy.namespace) says: the same rule as the manifests' values. */

@@ -1,7 +1,7 @@
 import {UsageError} from '../../errors.js'
 import {requireCompatible, runtimeSupportFor} from '../../images/compat.js'
 import {toYaml} from '../../manifests/render.js'
-import {annotatedModel} from '../../pod/contract.js'
+import {type Delivery, annotatedDelivery, annotatedModel} from '../../pod/contract.js'
 import {formatTable} from '../../cli/table.js'
 import type {DeployOutcome, Target, TargetContext} from '../target.js'
 import {type AppliedObject, applyObjects} from './apply.js'
@@ -16,6 +16,8 @@ export interface DeployResult extends DeployOutcome {
   namespace: string
   deployment: string
   dryRun: 'client' | 'server' | null
+  /** How the pods get the model, and why that way. */
+  delivery: Delivery & {reason: string}
   applied: AppliedObject[]
   rollout: string | null
   revision: string | null
@@ -29,6 +31,8 @@ export interface StatusResult {
   replicas: {desired: number; updated: number; ready: number; available: number}
   rollout: string
   conditions: Array<{type: string; status: string; reason?: string; message?: string}>
+  /** How the current revision's pods get the model (from its annotations). */
+  delivery: Delivery
   revisions: Revision[]
   /** What each running API container of the current revision reports at /metadata. */
   serving: Array<ServedModel & {matches: boolean}>
@@ -52,7 +56,8 @@ export function kubernetesTarget({project, io}: TargetContext): Target {
     async deploy(request) {
       const started = Date.now()
       const seconds = () => (Date.now() - started) / 1000
-      const rendered = await renderRelease(project, request)
+      const clients = request.dryRun === 'client' ? undefined : kubeClients({context: request.context})
+      const rendered = await renderRelease(project, request, clients)
       const {manifest, objects} = rendered
       const model = `${manifest.name}@${manifest.version}`
       const runtime = await runtimeSupportFor(rendered.values.images.api)
@@ -63,14 +68,14 @@ export function kubernetesTarget({project, io}: TargetContext): Target {
       const target = {name: deployment.metadata.name, namespace: deployment.metadata.namespace ?? 'default'}
       const result: DeployResult = {
         model, sha256: manifest.sha256, namespace: target.namespace, deployment: target.name, dryRun: request.dryRun ?? null,
-        applied: [], rollout: null, revision: null, seconds: 0,
+        delivery: {...rendered.delivery.delivery, reason: rendered.delivery.reason}, applied: [], rollout: null, revision: null, seconds: 0,
       }
-      if (request.dryRun === 'client') {
+      if (rendered.delivery.delivery.kind !== 'init-container' || request.delivery || project.values.deploy?.delivery) io.note(`delivery: ${rendered.delivery.delivery.kind} (${rendered.delivery.reason})`)
+      if (!clients) {
         if (!io.json) process.stdout.write(toYaml(rendered.files))
         return {...result, seconds: seconds()}
       }
 
-      const clients = kubeClients({context: request.context})
       if (request.diff) {
         const patch = await diffObjects(clients, objects, {force: request.forceConflicts})
         io.log(patch || `no changes: the live objects already match ${model}`)
@@ -117,6 +122,7 @@ export function kubernetesTarget({project, io}: TargetContext): Target {
         images: Object.fromEntries([...(pod?.initContainers ?? []), ...(pod?.containers ?? [])].map(c => [c.name, c.image ?? ''])),
         replicas: {desired: deployment.spec?.replicas ?? 0, updated: status.updatedReplicas ?? 0, ready: status.readyReplicas ?? 0, available: status.availableReplicas ?? 0},
         rollout: rolloutStatus(deployment).message,
+        delivery: annotatedDelivery(annotations),
         conditions: (status.conditions ?? []).map(c => ({type: c.type, status: c.status, reason: c.reason, message: c.message})),
         revisions: history.map(({replicaSet: _, ...revision}) => revision),
         serving: served.map(pod => ({...pod, matches: pod.sha256 !== null && pod.sha256 === model.sha256})),
@@ -185,6 +191,7 @@ function statusText(result: StatusResult): string {
   return [
     `deployment ${result.namespace}/${result.deployment}: ${result.model.name}@${result.model.version} (sha256:${result.model.sha256?.slice(0, 12) ?? '?'})`,
     ...Object.entries(result.images).map(([container, image]) => `  ${container.padEnd(12)} ${image}`),
+    `  delivery     ${result.delivery.kind === 'image-volume' ? `image volume ${result.delivery.image}` : 'init-container (the loader)'}`,
     `  replicas     ${result.replicas.available}/${result.replicas.desired} available, ${result.replicas.updated} updated, ${result.replicas.ready} ready (${result.rollout})`,
     ...result.conditions.map(c => `  ${c.type.padEnd(12)} ${c.status} ${c.reason ?? ''}`.trimEnd()),
     ...result.serving.map(pod => `  serving      ${pod.pod}: ${pod.error

@@ -302,8 +302,17 @@ function credentialsError(error: unknown): Error | undefined {
   const where = file ? `GOOGLE_APPLICATION_CREDENTIALS (${file})` : 'the application default credentials'
   const fix = 'point GOOGLE_APPLICATION_CREDENTIALS at a service-account key (JSON), or run gcloud auth application-default login'
   const message = error instanceof Error ? error.message : ''
+  // The auth library's "The file at X does not exist, or it is not a file." for a missing path or a folder.
+  if (file && /does not exist, or it is not a file/.test(message)) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return new PermissionError(`${where} does not exist`, {suggestion: fix})
+    return new UsageError(`${where} is not a file`, {suggestion: fix})
+  }
+
   if (error instanceof SyntaxError) return new UsageError(`${where} is not a JSON key file`, {suggestion: fix})
-  if (/DECODER routines|PEM|private key|client_email|No key or keyFile set/i.test(message)) return new UsageError(`${where} is not a usable service-account key`, {suggestion: fix})
+  if (/DECODER routines|PEM|private key|client_email|No key or keyFile set|incoming JSON object does not|Must pass in a JSON object/i.test(message)) {
+    return new UsageError(`${where} is not a usable service-account key`, {suggestion: fix})
+  }
+
   if (/Could not load the default credentials/i.test(message)) return new PermissionError(`no Google credentials found for ${where}`, {suggestion: fix})
   if (/invalid_grant|invalid_client|unauthorized_client/i.test(message)) return new PermissionError(`${where} was refused by the token endpoint (${/invalid_grant|invalid_client|unauthorized_client/i.exec(message)![0]})`, {suggestion: 'the key may be revoked or expired: create a new key, or use another account'})
   return undefined

@@ -44,7 +44,7 @@ describe('GCS credentials: a service-account key, its token endpoint and a token
   async function bucketWithModel(): Promise<string> {
     const bucket = `auth-${randomBytes(4).toString('hex')}`
     await gcs.createBucket(bucket)
-    const push = await runCli(['model', 'push', fixture('iris_svc.onnx'), '--name', 'iris'], {MLOPS_STORE: `gs://${bucket}`, MLOPS_GCS_ENDPOINT: gcs.url})
+    const push = await runCli(['model', 'push', fixture('iris_svc.onnx'), '--name', 'iris'], {MLOPS_STORE: `gs://${bucket}`, MLOPS_GCS_ENDPOINT: gcs.url, MLOPS_GCS_ANONYMOUS: 'true'})
     expect(push.code, push.stderr).to.equal(0)
     return bucket
   }

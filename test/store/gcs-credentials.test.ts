@@ -176,11 +176,11 @@ describe('GCS credentials: a service-account key, its token endpoint and a token
   })
 
   describe('GOOGLE_APPLICATION_CREDENTIALS naming something that is not a key: exit 2 or 6 in one line, none of its content echoed, no token requested', () => {
-    const marker = 'K3Y-MATERIAL-7f3a'
+    // Short: the JSON parser quotes only a file's first ten characters.
+    const marker = 'K3yM4t'
     const email = 'model-loader@mlops-test.iam.gserviceaccount.com'
     const notKeys: Array<[string, string, number, RegExp]> = [
       ['not JSON: a PEM key on its own', `-----BEGIN PRIVATE KEY-----\n${marker}\n-----END PRIVATE KEY-----\n`, ExitCode.USAGE, /is not a JSON key file$/],
-      // The JSON parser's message quotes a file's first characters.
       ['not JSON: a bare base64 key', `${marker}MIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n`, ExitCode.USAGE, /is not a JSON key file$/],
       ['an empty file', '', ExitCode.USAGE, /is not a JSON key file$/],
       ['JSON without private_key', JSON.stringify({type: 'service_account', client_email: email, private_key_id: marker, token_uri: 'http://127.0.0.1:1/token'}), ExitCode.USAGE, /is not a usable service-account key$/],

@@ -21,7 +21,8 @@ import {makeStore, tempDir} from '../test/helpers/stores.js'
 import {BIN, median, time} from './lib.js'
 
 const {values} = parseArgs({options: {mib: {type: 'string', default: '256'}, runs: {type: 'string', default: '3'}}})
-process.env.DOCKER_HOST = dockerEngine().dockerHost
+const engine = dockerEngine()
+process.env.DOCKER_HOST = engine.dockerHost
 const docker = new Docker()
 const mb = (bytes: number) => `${(bytes / 1e6).toFixed(0)} MB`
 const build = (component: string, tag: string) => time(process.execPath, [BIN, 'image', 'build', component, '--repository', 'mlops-bench', '--tag', tag], {CI: '1'})
@@ -38,7 +39,7 @@ const rebuild = {loader: await build('loader', 'warm'), api: await build('api', 
 rmSync(touched)
 
 const size = async (ref: string) => (await docker.getImage(ref).inspect()).Size
-const base = await size('node:20-slim')
+const base = await size(engine.baseImage)
 const loaderSize = await size('mlops-bench/loader:cold')
 const apiSize = await size('mlops-bench/api:cold')
 
@@ -95,7 +96,7 @@ execFileSync('true')
 
 console.log('| image | size | added to the base | target |')
 console.log('|---|---|---|---|')
-console.log(`| node:20-slim (stand-in base) | ${mb(base)} | | |`)
+console.log(`| ${engine.baseImage} (stand-in for node:20-slim) | ${mb(base)} | | |`)
 console.log(`| loader | ${mb(loaderSize)} | ${mb(loaderSize - base)} | < 160 MB |`)
 console.log(`| api | ${mb(apiSize)} | ${mb(apiSize - base)} | < 260 MB |`)
 console.log('\n| image | cold build | rebuild after one source file | rebuild / cold |')

@@ -12,9 +12,9 @@ import {rangeRequest, streamRequest} from './http.js'
 export interface GcsOptions {
   bucket: string
   prefix: string
-  /** API endpoint for emulators or private endpoints; requests to it carry no credentials. */
+  /** API endpoint for emulators or private endpoints; a plain-http one gets no credentials unless anonymous is false. */
   endpoint?: string
-  /** No credentials at all (public buckets). */
+  /** true: no credentials at all (public buckets); false: credentials whatever the endpoint; unset: see endpoint. */
   anonymous?: boolean
   project?: string
   /** Retry window for transient failures, in ms. */
@@ -23,7 +23,7 @@ export interface GcsOptions {
 
 /**
  * Google Cloud Storage through @google-cloud/storage: Application Default
- * Credentials unless anonymous or pointed at an endpoint. Every call goes
+ * Credentials unless anonymous or pointed at a plain-http endpoint. Every call goes
  * through one retry policy (ours: the library's own retries are off so that
  * there is one bounded window), and generation preconditions make retried
  * writes safe.
@@ -46,7 +46,8 @@ export class GcsBackend implements StorageBackend {
         apiEndpoint: options.endpoint,
         projectId: options.project,
         retryOptions: {autoRetry: false},
-        // An https endpoint (a private or regional Google endpoint) still gets credentials; a plain-http emulator does not.
+        // An https endpoint (a private or regional Google endpoint) still gets credentials; a plain-http emulator
+        // does not, unless anonymous is explicitly false.
         useAuthWithCustomEndpoint: this.authenticated,
         ...(options.anonymous ? {authClient: new PassThroughClient()} : {}),
       })
@@ -204,14 +205,15 @@ export class GcsBackend implements StorageBackend {
     return this.storage.apiEndpoint.replace(/\/+$/, '')
   }
 
-  /** The same credentials the storage client sends: none when anonymous or for a plain-http endpoint (emulators). */
+  /** The same credentials the storage client sends. */
   private async authHeaders(): Promise<Record<string, string>> {
     if (!this.authenticated) return {}
     return {...(await this.storage.authClient.getRequestHeaders()) as Record<string, string>}
   }
 
   private get authenticated(): boolean {
-    return !this.options.anonymous && !this.options.endpoint?.startsWith('http://')
+    if (this.options.anonymous !== undefined) return !this.options.anonymous
+    return !this.options.endpoint?.startsWith('http://')
   }
 
   private describe(key: string): string {
@@ -300,8 +302,17 @@ function credentialsError(error: unknown): Error | undefined {
   const where = file ? `GOOGLE_APPLICATION_CREDENTIALS (${file})` : 'the application default credentials'
   const fix = 'point GOOGLE_APPLICATION_CREDENTIALS at a service-account key (JSON), or run gcloud auth application-default login'
   const message = error instanceof Error ? error.message : ''
+  // The auth library's "The file at X does not exist, or it is not a file." for a missing path or a folder.
+  if (file && /does not exist, or it is not a file/.test(message)) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return new PermissionError(`${where} does not exist`, {suggestion: fix})
+    return new UsageError(`${where} is not a file`, {suggestion: fix})
+  }
+
   if (error instanceof SyntaxError) return new UsageError(`${where} is not a JSON key file`, {suggestion: fix})
-  if (/DECODER routines|PEM|private key|client_email|No key or keyFile set/i.test(message)) return new UsageError(`${where} is not a usable service-account key`, {suggestion: fix})
+  if (/DECODER routines|PEM|private key|client_email|No key or keyFile set|incoming JSON object does not|Must pass in a JSON object/i.test(message)) {
+    return new UsageError(`${where} is not a usable service-account key`, {suggestion: fix})
+  }
+
   if (/Could not load the default credentials/i.test(message)) return new PermissionError(`no Google credentials found for ${where}`, {suggestion: fix})
   if (/invalid_grant|invalid_client|unauthorized_client/i.test(message)) return new PermissionError(`${where} was refused by the token endpoint (${/invalid_grant|invalid_client|unauthorized_client/i.exec(message)![0]})`, {suggestion: 'the key may be revoked or expired: create a new key, or use another account'})
   return undefined

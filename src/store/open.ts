@@ -24,7 +24,12 @@ export interface StoreSettings {
   /** Folder a relative local store path is resolved against. */
   baseDir: string
   endpoint?: string
-  anonymous: boolean
+  /**
+   * true: no credentials. false (said explicitly): credentials even to a
+   * plain-http endpoint (a credential-checking proxy on this machine).
+   * Unset: credentials, except to a plain-http endpoint (emulators).
+   */
+  anonymous?: boolean
   project?: string
   timeoutSeconds: number
 }
@@ -37,7 +42,7 @@ export function resolveStoreSettings(config: ProjectConfig, overrides: StoreOver
     uri,
     baseDir: overrides.store === undefined ? config.dir : cwd,
     endpoint: overrides.endpoint ?? fromFile.endpoint ?? emulatorHost(),
-    anonymous: overrides.anonymous ?? fromFile.anonymous ?? false,
+    anonymous: overrides.anonymous ?? anonymousFromEnv() ?? fromFile.anonymous,
     project: overrides.project ?? fromFile.project,
     timeoutSeconds: overrides.timeout ?? fromFile.timeout ?? DEFAULT_STORE_TIMEOUT_SECONDS,
   }
@@ -52,6 +57,15 @@ function emulatorHost(): string | undefined {
   const host = process.env.STORAGE_EMULATOR_HOST?.trim()
   if (!host) return undefined
   return /^[a-z][a-z0-9+.-]*:\/\//i.test(host) ? host.replace(/\/+$/, '') : `http://${host}`
+}
+
+/**
+ * An explicit MLOPS_GCS_ANONYMOUS=false. The --anonymous flag reads the
+ * variable too, but a boolean flag cannot tell "false" from unset, and only
+ * "false" sends credentials to a plain-http endpoint.
+ */
+function anonymousFromEnv(): false | undefined {
+  return /^(false|0|no|n)$/i.test(process.env.MLOPS_GCS_ANONYMOUS?.trim() ?? '') ? false : undefined
 }
 
 /** The backend for a store URI; the GCS client is loaded only for gs:// stores (it costs ~0.2 s of start-up). */

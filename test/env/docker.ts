@@ -11,23 +11,27 @@ function script(name: string, args: string[] = []): Record<string, string> {
 }
 
 let startedByUs = false
-let baseImageChecked = false
+let baseImage: string | undefined
 
 /**
  * A real Docker engine (installed from Debian's docker.io and started without
- * a bridge on first use, about 15 s on a new machine) with the local
- * node:20-slim stand-in base image. Every call checks that the engine answers
- * (engine.sh up returns at once when it does) and starts it again if not.
+ * a bridge on first use, about 15 s on a new machine) with the local stand-in
+ * for node:20-slim (test/env/docker/base-image.sh: host Node 20 in a root made
+ * of host files, under a tag of its own). Every call checks that the engine
+ * answers (engine.sh up returns at once when it does) and starts it again if
+ * not.
+ *
+ * Image builds go FROM the stand-in: MLOPS_BASE_IMAGE (image build
+ * --base-image) names it for in-process commands and child CLIs alike. The
+ * tests never make the product's default, node:20-slim: on a fresh machine a
+ * build that misses MLOPS_BASE_IMAGE fails rather than using a look-alike.
  */
-export function dockerEngine(): {dockerHost: string} {
+export function dockerEngine(): {dockerHost: string; baseImage: string} {
   const engine = script('engine.sh', ['up'])
   if (engine.started === 'ours') startedByUs = true
-  if (!baseImageChecked || engine.started === 'ours') {
-    script('base-image.sh')
-    baseImageChecked = true
-  }
-
-  return {dockerHost: engine.DOCKER_HOST}
+  if (baseImage === undefined || engine.started === 'ours') baseImage = script('base-image.sh').image
+  process.env.MLOPS_BASE_IMAGE = baseImage
+  return {dockerHost: engine.DOCKER_HOST, baseImage}
 }
 
 /** Stops the engine if this run started it. */

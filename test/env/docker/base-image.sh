@@ -1,9 +1,18 @@
 #!/usr/bin/env bash
 # A local stand-in for the `node:20-slim` base image, made from this machine's
 # files with `docker import` (no registry is reachable, nothing is pulled).
+# It has a tag of its own, never `node:20-slim`: an image named like the
+# official one but holding something else would make every size and
+# behaviour measured on it look like the official image's. Tests and
+# benchmarks build FROM it through MLOPS_BASE_IMAGE (test/env/docker.ts).
 #
-#   test/env/docker/base-image.sh            create the image if the tag is absent
-#   test/env/docker/base-image.sh --force    rebuild it even if the tag exists
+#   test/env/docker/base-image.sh            create the image unless a good one has the tag
+#   test/env/docker/base-image.sh --force    rebuild it even so
+#
+# An image with the tag is reused only if it is labelled as this stand-in
+# (org.mlops.standin=true), its label org.mlops.node-version is v20.x, and
+# its node binary says v20.x; otherwise it is rebuilt. Building needs the
+# host's Node to be 20 (it is copied in): any other version is an error.
 #
 # Contents: the host's Node 20 binary (`command -v node`) as /usr/local/bin/node,
 # npm + corepack from the global node_modules as /usr/local/lib/node_modules,
@@ -20,32 +29,60 @@
 # running engine (engine.sh up). Honours DOCKER_HOST.
 # stdout: `image=<tag>` and `id=<sha256:...>` lines; progress and timings go to stderr.
 #
-# Settings: MLOPS_BASE_TAG (node:20-slim), MLOPS_NODE_BIN (command -v node).
+# Settings: MLOPS_BASE_TAG (mlops-test/node:20-slim-standin; never node:*),
+# MLOPS_NODE_BIN (command -v node).
 set -euo pipefail
 
-TAG=${MLOPS_BASE_TAG:-node:20-slim}
+TAG=${MLOPS_BASE_TAG:-mlops-test/node:20-slim-standin}
 NODE_BIN=$(readlink -f "${MLOPS_NODE_BIN:-$(command -v node)}")
 FORCE=0
 [ "${1:-}" = --force ] && FORCE=1
 
 log() { echo "base-image.sh: $*" >&2; }
+fail() { log "error: $*"; exit 1; }
 now_ms() { date +%s%3N; }
 
-if [ "$FORCE" = 0 ] && id=$(docker image inspect --format '{{.Id}}' "$TAG" 2>/dev/null); then
-  log "$TAG already present"
-  echo "image=$TAG"
-  echo "id=$id"
-  exit 0
+case "$TAG" in
+  node:* | library/node:* | docker.io/node:* | docker.io/library/node:*)
+    fail "MLOPS_BASE_TAG=$TAG is the official image's name; the stand-in needs a tag of its own" ;;
+esac
+
+# Why an image with the tag cannot be reused, or nothing when it can.
+unusable() {
+  local labels version
+  labels=$(docker image inspect --format '{{index .Config.Labels "org.mlops.standin"}} {{index .Config.Labels "org.mlops.node-version"}}' "$TAG" 2>/dev/null) \
+    || { echo "absent"; return; }
+  case "$labels" in
+    "true v20."*) ;;
+    *) echo "not this stand-in, or not Node 20 (labels org.mlops.standin, org.mlops.node-version: '$labels')"; return ;;
+  esac
+  version=$(docker run --rm --pull=never --network host --entrypoint /usr/local/bin/node "$TAG" --version 2>/dev/null) \
+    || { echo "its node binary does not run"; return; }
+  case "$version" in
+    v20.*) ;;
+    *) echo "its node binary is $version, not Node 20"; return ;;
+  esac
+}
+
+if [ "$FORCE" = 0 ]; then
+  why=$(unusable)
+  if [ -z "$why" ]; then
+    log "$TAG already present (Node 20 stand-in)"
+    echo "image=$TAG"
+    echo "id=$(docker image inspect --format '{{.Id}}' "$TAG")"
+    exit 0
+  fi
+  [ "$why" = absent ] || log "rebuilding $TAG: $why"
 fi
 
 NODE_VERSION=$("$NODE_BIN" --version)
 case "$NODE_VERSION" in
   v20.*) ;;
-  *) log "warning: $NODE_BIN is $NODE_VERSION, not Node 20; the tag $TAG would lie" ;;
+  *) fail "$NODE_BIN is $NODE_VERSION, not Node 20: a stand-in for node:20-slim needs Node 20 on the host (MLOPS_NODE_BIN names another binary)" ;;
 esac
 NODE_MODULES=$(dirname "$(dirname "$NODE_BIN")")/lib/node_modules
 [ -d "$NODE_MODULES/npm" ] || NODE_MODULES=$("$NODE_BIN" "$(command -v npm)" root -g)
-[ -d "$NODE_MODULES/npm" ] || { log "npm not found next to $NODE_BIN"; exit 1; }
+[ -d "$NODE_MODULES/npm" ] || fail "npm not found next to $NODE_BIN"
 
 if ! command -v busybox >/dev/null 2>&1; then
   log "installing busybox (apt)"
@@ -119,7 +156,7 @@ chmod 755 "$ROOT/usr/local/bin/docker-entrypoint.sh"
 # --- /etc -------------------------------------------------------------------------
 # Certificates as plain files (the host's are symlinks into /usr/share/ca-certificates).
 cp -rL /etc/ssl/certs "$ROOT/etc/ssl/certs"
-[ -s "$ROOT/etc/ssl/certs/ca-certificates.crt" ] || { log "no /etc/ssl/certs/ca-certificates.crt on the host"; exit 1; }
+[ -s "$ROOT/etc/ssl/certs/ca-certificates.crt" ] || fail "no /etc/ssl/certs/ca-certificates.crt on the host"
 cat >"$ROOT/etc/nsswitch.conf" <<'EOF'
 passwd:         files
 group:          files
@@ -164,7 +201,7 @@ id=$(tar -C "$ROOT" --numeric-owner -cf - . | docker import \
   --change "ENV NODE_VERSION=${NODE_VERSION#v}" \
   --change "ENV NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt" \
   --change "ENV NPM_CONFIG_UPDATE_NOTIFIER=false" \
-  --change "LABEL org.mlops.standin=true org.mlops.node-version=$NODE_VERSION" \
+  --change "LABEL org.mlops.standin=true org.mlops.standin-for=node:20-slim org.mlops.node-version=$NODE_VERSION org.opencontainers.image.description=\"stand-in for node:20-slim, not the official image: host Node $NODE_VERSION copied into a Debian slim root\"" \
   --change 'ENTRYPOINT ["docker-entrypoint.sh"]' \
   --change 'CMD ["node"]' \
   --message "mlops stand-in for node:20-slim (host files, Node $NODE_VERSION)" \

@@ -4,7 +4,7 @@
 #   (b) two containers sharing a named volume, (c) a container reaching a
 #   server on the host's 127.0.0.1, (d) registry with basic auth: wrong
 #   credentials refused, push, pull, digest read back.
-# Leaves the engine and node:20-slim in place; removes everything else it made.
+# Leaves the engine and the node:20-slim stand-in in place; removes everything else it made.
 #   test/env/docker/prove.sh
 set -euo pipefail
 D=$(cd "$(dirname "$0")" && pwd)
@@ -28,12 +28,12 @@ ms() { date +%s%3N; }
 step "engine"
 "$D/engine.sh" up
 step "base image"
-"$D/base-image.sh"
+BASE=$("$D/base-image.sh" | sed -n 's/^image=//p')
 
 step "(a) docker build --network host: npm install from the registry, USER node"
 mkdir -p "$WORK/a"
-cat >"$WORK/a/Dockerfile" <<'EOF'
-FROM node:20-slim
+cat >"$WORK/a/Dockerfile" <<EOF
+FROM $BASE
 WORKDIR /app
 RUN npm init -y >/dev/null && npm install --no-audit --no-fund left-pad && chown -R node:node /app
 USER node
@@ -52,9 +52,9 @@ case "$who" in uid=1000\(node\)*) ;; *) exit 1 ;; esac
 step "(b) two containers share a named volume (initContainer + emptyDir)"
 t=$(ms)
 docker volume create mlops-prove-workdir >/dev/null
-"${RUN[@]}" -v mlops-prove-workdir:/workdir node:20-slim \
+"${RUN[@]}" -v mlops-prove-workdir:/workdir "$BASE" \
   sh -c 'echo "written by the init container" >/workdir/model.txt && chown -R 1000:1000 /workdir'
-got=$("${RUN[@]}" --user node -v mlops-prove-workdir:/workdir node:20-slim cat /workdir/model.txt)
+got=$("${RUN[@]}" --user node -v mlops-prove-workdir:/workdir "$BASE" cat /workdir/model.txt)
 echo "second container read: [$got] ($(( $(ms) - t )) ms for the pair)"
 [ "$got" = "written by the init container" ]
 
@@ -64,10 +64,10 @@ PORT=$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{
 python3 -m http.server "$PORT" --bind 127.0.0.1 --directory "$WORK/www" >"$WORK/http.log" 2>&1 &
 HTTP_PID=$!
 for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$PORT/index.txt" >/dev/null && break; sleep 0.05; done
-got=$("${RUN[@]}" node:20-slim node -e "fetch('http://127.0.0.1:$PORT/index.txt').then(r=>r.text()).then(t=>process.stdout.write(t))")
+got=$("${RUN[@]}" "$BASE" node -e "fetch('http://127.0.0.1:$PORT/index.txt').then(r=>r.text()).then(t=>process.stdout.write(t))")
 echo "node fetch from the container: [$got]"
 [ "$got" = "hello from the host" ]
-got=$("${RUN[@]}" node:20-slim wget -qO- "http://127.0.0.1:$PORT/index.txt")
+got=$("${RUN[@]}" "$BASE" wget -qO- "http://127.0.0.1:$PORT/index.txt")
 echo "busybox wget from the container: [$got]"
 kill "$HTTP_PID"; HTTP_PID=""
 

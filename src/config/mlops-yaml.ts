@@ -26,7 +26,7 @@ export interface MlopsYaml {
          */
         endpoint?: string
         /**
-         * Use no credentials (public buckets, emulators).
+         * true: no credentials (public buckets, emulators). false: credentials even to a plain-http endpoint. Unset: credentials, except to a plain-http endpoint.
          */
         anonymous?: boolean
         /**

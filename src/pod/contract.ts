@@ -116,7 +116,8 @@ export function loaderEnv(settings: StoreSettings, options: {store?: string; key
     {name: LOADER_ENV.store, value: options.store ?? settings.uri},
     {name: LOADER_ENV.logFormat, value: 'json'},
     ...(settings.endpoint ? [{name: LOADER_ENV.endpoint, value: settings.endpoint}] : []),
-    ...(settings.anonymous ? [{name: LOADER_ENV.anonymous, value: 'true'}] : []),
+    // Said either way, it reaches the loader either way (false: credentials even to a plain-http endpoint).
+    ...(settings.anonymous === undefined ? [] : [{name: LOADER_ENV.anonymous, value: String(settings.anonymous)}]),
     ...(settings.project ? [{name: LOADER_ENV.project, value: settings.project}] : []),
     ...(settings.timeoutSeconds === DEFAULT_STORE_TIMEOUT_SECONDS ? [] : [{name: LOADER_ENV.timeout, value: String(settings.timeoutSeconds)}]),
     ...(options.keyFile ? [{name: LOADER_ENV.credentials, value: GCS_KEY_PATH}] : []),

@@ -94,7 +94,7 @@ describe('models as OCI images on a real node: publish, deploy through an image 
     const show = await json('model', 'show', 'iris@1')
     expect(show.images).to.have.length(1)
     writeFileSync(record, JSON.stringify({images: [{...show.images[0], digest: published['2']}]}))
-    await setup.gcs.upload(setup.bucket, 'models/iris/1/images.json', readFileSync(record))
+    await setup.gcs.overwriteObject(setup.bucket, 'models/iris/1/images.json', readFileSync(record))
     try {
       const result = await mlops('deploy', '--model', 'iris@1', '--delivery', 'image-volume', '--set', 'replicas=1', '--set', 'autoscaling=false', '--set', 'deploy.progressDeadlineSeconds=30', '--timeout', '90s', '--atomic')
       expect(result.code, result.stderr).to.equal(ExitCode.ROLLOUT_FAILED)

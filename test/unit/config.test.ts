@@ -14,7 +14,7 @@ function configError(run: () => unknown): ConfigError {
   throw new Error('no error thrown')
 }
 
-const ALLOWED_DEPLOY_KEYS = 'name, namespace, replicas, port, resources, autoscaling, pdb, gcs, target, imagePullSecrets, nodeSelector, tolerations, progressDeadlineSeconds'
+const ALLOWED_DEPLOY_KEYS = 'name, namespace, replicas, port, resources, autoscaling, pdb, gcs, target, imagePullSecrets, nodeSelector, tolerations, progressDeadlineSeconds, delivery, modelImage'
 const SEE_README = 'see the deploy keys in README "Configuration"'
 
 describe('validateDeployValues: the merged deploy values, before anything is rendered', () => {

@@ -100,7 +100,7 @@ function manifest(extra: Partial<ModelManifest> = {}): ModelManifest {
   }
 }
 
-const STORE: StoreSettings = {uri: 'gs://bucket/models', baseDir: '/project', anonymous: false, timeoutSeconds: 30}
+const STORE: StoreSettings = {uri: 'gs://bucket/models', baseDir: '/project', timeoutSeconds: 30}
 const IMAGES = {loader: 'registry.example.com/iris/loader:abc', api: 'registry.example.com/iris/api:abc'}
 
 describe('manifestValues: what the templates see', () => {
@@ -142,7 +142,16 @@ describe('manifestValues: what the templates see', () => {
         env: [{name: 'MLOPS_STORE', value: 'gs://bucket/models'}, {name: 'MLOPS_LOG_FORMAT', value: 'json'}],
         volumeMounts: [{name: 'workdir', mountPath: '/workdir'}],
         resources: {requests: {cpu: '100m', memory: '128Mi'}, limits: {memory: '256Mi'}},
+        initContainers: [{
+          name: 'model-loader', image: IMAGES.loader, imagePullPolicy: 'IfNotPresent', args: ['iris@3', '--to', '/workdir/model.onnx'],
+          env: [{name: 'MLOPS_STORE', value: 'gs://bucket/models'}, {name: 'MLOPS_LOG_FORMAT', value: 'json'}],
+          volumeMounts: [{name: 'workdir', mountPath: '/workdir'}], terminationMessagePolicy: 'FallbackToLogsOnError',
+          resources: {requests: {cpu: '100m', memory: '128Mi'}, limits: {memory: '256Mi'}},
+          securityContext: {allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: {drop: ['ALL']}},
+        }],
       },
+      securityContext: {allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: {drop: ['ALL']}},
+      delivery: {kind: 'init-container'},
       api: {
         env: [
           {name: 'MODEL_FILEPATH', value: '/workdir/model.onnx'},
@@ -224,5 +233,16 @@ describe('manifestValues: what the templates see', () => {
     // 60 + 2048/20 = 162.4 → 163 s
     expect(values.deploy).to.deep.include({progressDeadlineSeconds: 223, startupFailureThreshold: 82})
     expect(values.volumes).to.deep.equal([{name: 'workdir', emptyDir: {sizeLimit: `${3072 + 64}Mi`}}])
+  })
+})
+
+describe('manifestValues with an image volume (deploy.delivery image-volume)', () => {
+  it('no initContainer, the work volume is the image by digest, the API container pins the sha256, the revision says how it gets the model', () => {
+    const image = `registry.example.com/team/iris-model@sha256:${'b'.repeat(64)}`
+    const values = manifestValues({project: {dir: '/p', values: {}}, deploy: {gcs: {secretName: 'gcs-key'}}, manifest: manifest(), images: IMAGES, store: STORE, delivery: {kind: 'image-volume', image}})
+    expect(values.loader.initContainers).to.equal(null)
+    expect(values.volumes).to.deep.equal([{name: 'workdir', image: {reference: image, pullPolicy: 'IfNotPresent'}}])
+    expect(values.api.env).to.deep.include({name: 'MODEL_SHA256', value: SHA})
+    expect(values.model.annotations).to.include({'mlops.io/delivery': 'image-volume', 'mlops.io/model-image': image})
   })
 })

@@ -3,13 +3,13 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 
 import {UsageError} from '../errors.js'
+import {TAG} from '../util/oci-names.js'
 import type {ModelStore} from '../store/model-store.js'
 import type {ModelRef} from '../store/names.js'
 import type {RegistryAuth} from './credentials.js'
 import {MEDIA_TYPES, modelImage, modelImageFiles, sha256Of, writeLayer} from './oci.js'
 import {type ImageReference, RegistryClient} from './registry.js'
 
-const TAG = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/
 
 export interface PublishResult {
   model: string

@@ -11,11 +11,9 @@ import {createReadStream} from 'node:fs'
 import {Readable} from 'node:stream'
 
 import {NotFoundError, PermissionError, UnavailableError, UsageError} from '../errors.js'
+import {isRegistryHost, splitRepository} from '../util/oci-names.js'
 import type {RegistryAuth} from './credentials.js'
 
-const DIGEST = /^sha256:[0-9a-f]{64}$/
-/** registry[:port]/path, lower case, as the distribution spec names repositories. */
-const REPOSITORY = /^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$/
 
 export interface ImageReference {
   registry: string
@@ -25,17 +23,16 @@ export interface ImageReference {
 /** REGISTRY/REPO (no tag, no digest): where a model image goes. */
 export function parseRepository(text: string): ImageReference {
   const slash = text.indexOf('/')
-  const registry = slash > 0 ? text.slice(0, slash) : ''
-  const repository = text.slice(slash + 1)
-  if (!/[.:]/.test(registry) && registry !== 'localhost') {
+  if (!isRegistryHost(slash > 0 ? text.slice(0, slash) : '')) {
     throw new UsageError(`"${text}" does not name a registry: use REGISTRY/REPOSITORY, e.g. registry.example.com/team/iris-model`)
   }
 
-  if (!/^[A-Za-z0-9.-]+(?::\d{1,5})?$/.test(registry) || !REPOSITORY.test(repository) || repository.length > 255) {
+  const ref = splitRepository(text)
+  if (!ref) {
     throw new UsageError(`"${text}" is not a repository: lower-case letters, digits and . _ - / after the registry, no tag`, {suggestion: 'e.g. --to registry.example.com/team/iris-model'})
   }
 
-  return {registry, repository}
+  return ref
 }
 
 export function isLoopback(registry: string): boolean {
@@ -157,6 +154,3 @@ export class RegistryClient {
   }
 }
 
-export function isDigest(text: string): boolean {
-  return DIGEST.test(text)
-}

@@ -5,6 +5,7 @@
  * a sha256 digest is refused, never rendered into a pod spec.
  */
 import {IntegrityError} from '../errors.js'
+import {DIGEST, TAG, splitRepository} from '../util/oci-names.js'
 import {isPreconditionFailed} from './backend.js'
 import type {Catalog} from './catalog.js'
 
@@ -19,9 +20,6 @@ export interface Publication {
   publishedAt: string
 }
 
-const REPOSITORY = /^[A-Za-z0-9.-]+(?::\d{1,5})?\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$/
-const DIGEST = /^sha256:[0-9a-f]{64}$/
-const TAG = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/
 
 export function parsePublications(data: Buffer): Publication[] {
   let value: unknown
@@ -35,7 +33,7 @@ export function parsePublications(data: Buffer): Publication[] {
   if (!Array.isArray(images)) throw new Error('no "images" list')
   return images.map((entry, index) => {
     const {repository, digest, tag, publishedAt} = (entry ?? {}) as Record<string, unknown>
-    if (typeof repository !== 'string' || !REPOSITORY.test(repository) || repository.length > 255) throw new Error(`images[${index}].repository is not REGISTRY/REPOSITORY`)
+    if (typeof repository !== 'string' || !splitRepository(repository)) throw new Error(`images[${index}].repository is not REGISTRY/REPOSITORY`)
     if (typeof digest !== 'string' || !DIGEST.test(digest)) throw new Error(`images[${index}].digest is not sha256:<64 hex>`)
     if (typeof tag !== 'string' || !TAG.test(tag)) throw new Error(`images[${index}].tag is not an image tag`)
     return {repository, digest, tag, publishedAt: typeof publishedAt === 'string' ? publishedAt.slice(0, 64) : ''}

@@ -1,6 +1,7 @@
 import {Args} from '@oclif/core'
 
 import {BaseCommand} from '../../cli/base-command.js'
+import {IntegrityError} from '../../errors.js'
 import {storeFlags, storeFor} from '../../cli/store-flags.js'
 import type {ModelManifest} from '../../store/manifest.js'
 import type {Publication} from '../../store/model-store.js'
@@ -23,10 +24,16 @@ export default class ModelShow extends BaseCommand<typeof ModelShow> {
 
   static flags = {...storeFlags}
 
-  async run(): Promise<ModelManifest & {images: Publication[]}> {
+  async run(): Promise<ModelManifest & {images: Publication[]; imagesProblem?: string}> {
     const store = await storeFor(this.project, this.flags)
     const manifest = await store.resolve(parseModelRef(this.args.ref, {defaultRef: LATEST}))
-    const images = await store.publications(manifest.name, manifest.version)
+    // A corrupt publications record is reported, not fatal: the manifest is still worth showing.
+    let imagesProblem: string | undefined
+    const images = await store.publications(manifest.name, manifest.version).catch((error: unknown) => {
+      if (!(error instanceof IntegrityError)) throw error
+      imagesProblem = error.message
+      return []
+    })
     const lines = [
       `${manifest.name}@${manifest.version}`,
       `  file       ${manifest.file} (${formatBytes(manifest.size)}, ${manifest.size} bytes)`,
@@ -46,8 +53,9 @@ export default class ModelShow extends BaseCommand<typeof ModelShow> {
       )
     }
 
+    if (imagesProblem) lines.push(`  image      ${imagesProblem}`)
     for (const image of images) lines.push(`  image      ${image.repository}:${image.tag}@${image.digest} (published ${image.publishedAt})`)
     this.log(lines.join('\n'))
-    return {...manifest, images}
+    return {...manifest, images, ...(imagesProblem ? {imagesProblem} : {})}
   }
 }

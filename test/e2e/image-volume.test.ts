@@ -63,6 +63,9 @@ describe('models as OCI images on a real node: publish, deploy through an image 
     expect(pod.spec?.initContainers ?? []).to.deep.equal([])
     expect(pod.spec?.volumes?.find(v => v.name === 'workdir')?.image).to.deep.equal({reference: `${repository}@${published['1']}`, pullPolicy: 'IfNotPresent'})
     expect(pod.spec?.containers[0].env).to.deep.include({name: 'MODEL_SHA256', value: setup.sha.v1})
+    // The first pod on the node pulled the model image: the kubelet says so (what the next test's "no second pull" relies on).
+    const events = (await core.listNamespacedEvent({namespace: NAMESPACE, fieldSelector: `involvedObject.name=${pod.metadata!.name}`})).items
+    expect(events.some(event => /^Pull/.test(event.reason ?? '') && (event.message ?? '').includes(published['1'])), JSON.stringify(events.map(e => `${e.reason}: ${e.message}`))).to.equal(true)
     const predict = await json('predict', '--data', VIRGINICA)
     expect(predict.response).to.deep.equal({prediction: 'virginica'})
     const status = await json('status')

@@ -18,7 +18,7 @@ import {parseArgs} from 'node:util'
 
 import {stopDockerEngine} from '../test/env/docker.js'
 import {stopKubeCluster} from '../test/env/k8s.js'
-import {nodeCtr, stopRealNode} from '../test/env/node.js'
+import {removeNodeImages, stopRealNode} from '../test/env/node.js'
 import {KUBECTL} from '../test/e2e/cluster.js'
 import {realNodeProject} from '../test/e2e/environment.js'
 import {writeSyntheticOnnx} from '../test/helpers/onnx-writer.js'
@@ -44,13 +44,8 @@ try {
   ]
   for (const model of models) mlops(['model', 'publish', model.ref])
 
-  /** Every image of the project on the node (loader, API, models), by every name containerd keeps for it. */
-  const removeImages = () => {
-    const rows = nodeCtr(node, ['images', 'ls']).split('\n').slice(1).map(line => line.split(/\s+/)).filter(row => row.length > 3)
-    const ours = new Set(rows.filter(([ref]) => ref.startsWith(setup.registry.address)).map(row => row[2]))
-    const refs = rows.filter(row => ours.has(row[2])).map(([ref]) => ref)
-    if (refs.length > 0) nodeCtr(node, ['images', 'rm', '--sync', ...refs])
-  }
+  const removeImages = () => removeNodeImages(node, setup.registry.address)
+
 
   let n = 0
   const freshNamespace = () => {

@@ -20,7 +20,7 @@ import {parseArgs} from 'node:util'
 
 import {stopDockerEngine} from '../test/env/docker.js'
 import {stopKubeCluster} from '../test/env/k8s.js'
-import {nodeCtr, stopRealNode} from '../test/env/node.js'
+import {removeNodeImages, stopRealNode} from '../test/env/node.js'
 import {KUBECTL, clientsFor} from '../test/e2e/cluster.js'
 import {realNodeProject} from '../test/e2e/environment.js'
 import {writeSyntheticOnnx} from '../test/helpers/onnx-writer.js'
@@ -42,14 +42,8 @@ try {
   execFileSync(process.execPath, [BIN, 'model', 'push', 'model/m256.onnx', '--name', 'big'], {cwd: project, env: {...process.env, ...env}, stdio: 'ignore'})
   rmSync(join(project, 'model', 'm256.onnx'))
   const models = [{label: 'sample, 2.4 KiB', ref: 'iris@1', object: 'models/iris/1/model.onnx', memory: []}, {label: 'synthetic, 256 MiB', ref: 'big@1', object: 'models/big/1/model.onnx', memory: ['--set', 'resources.limits.memory=1Gi']}]
-  // Every name the node's containerd keeps for the project's images: repo:tag, repo@digest and the
-  // image id (sha256:...) the CRI adds, all sharing the manifest digest; then the content is gone too.
-  const removeImages = () => {
-    const rows = nodeCtr(node, ['images', 'ls']).split('\n').slice(1).map(line => line.split(/\s+/)).filter(row => row.length > 3)
-    const ours = new Set(rows.filter(([ref]) => ref.startsWith(setup.registry.address)).map(row => row[2]))
-    const refs = rows.filter(row => ours.has(row[2])).map(([ref]) => ref)
-    if (refs.length > 0) nodeCtr(node, ['images', 'rm', '--sync', ...refs])
-  }
+  const removeImages = () => removeNodeImages(node, setup.registry.address)
+
 
   let n = 0
   const freshNamespace = async () => {

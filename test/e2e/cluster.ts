@@ -22,6 +22,15 @@ export async function podsOf(core: CoreV1Api, namespace: string, app: string): P
   return (await core.listNamespacedPod({namespace, labelSelector: `app.kubernetes.io/name=${app}`})).items
 }
 
+/** Pods of the Deployment's current revision (its newest ReplicaSet), not being deleted. */
+export async function currentPods(clients: {core: CoreV1Api; apps: AppsV1Api}, namespace: string, name = 'iris'): Promise<V1Pod[]> {
+  const live = await clients.apps.readNamespacedDeployment({name, namespace})
+  const sets = (await clients.apps.listNamespacedReplicaSet({namespace, labelSelector: `app.kubernetes.io/name=${name}`})).items
+  const revision = live.metadata?.annotations?.['deployment.kubernetes.io/revision']
+  const newest = sets.find(rs => rs.metadata?.annotations?.['deployment.kubernetes.io/revision'] === revision)
+  return (await podsOf(clients.core, namespace, name)).filter(pod => pod.metadata?.labels?.['pod-template-hash'] === newest?.metadata?.labels?.['pod-template-hash'] && !pod.metadata?.deletionTimestamp)
+}
+
 export const isReady = (pod: V1Pod) => pod.status?.conditions?.some(c => c.type === 'Ready' && c.status === 'True') ?? false
 
 /** The loader's termination message: what Kubernetes read from /dev/termination-log. */

@@ -5,7 +5,7 @@ import {join} from 'node:path'
 
 import {ExitCode} from '../../src/errors.js'
 import {nodeCtr} from '../env/node.js'
-import {clientsFor, isReady, podsOf} from './cluster.js'
+import {clientsFor, currentPods as currentPodsOf, isReady} from './cluster.js'
 import {type RealNodeProject, realNodeProject} from './environment.js'
 
 const VIRGINICA = JSON.stringify([[6.3, 3.3, 6, 2.5]])
@@ -27,12 +27,8 @@ describe('models as OCI images on a real node: publish, deploy through an image 
     return JSON.parse(result.stdout)
   }
 
-  const currentPods = async () => {
-    const live = await apps.readNamespacedDeployment({name: 'iris', namespace: NAMESPACE})
-    const sets = (await apps.listNamespacedReplicaSet({namespace: NAMESPACE, labelSelector: 'app.kubernetes.io/name=iris'})).items
-    const newest = sets.find(rs => rs.metadata?.annotations?.['deployment.kubernetes.io/revision'] === live.metadata?.annotations?.['deployment.kubernetes.io/revision'])
-    return (await podsOf(core, NAMESPACE, 'iris')).filter(pod => pod.metadata?.labels?.['pod-template-hash'] === newest?.metadata?.labels?.['pod-template-hash'] && !pod.metadata?.deletionTimestamp)
-  }
+  const currentPods = async () => currentPodsOf({core, apps}, NAMESPACE)
+
 
   const servedSha = async () => (await json('status')).serving.map((pod: {sha256: string}) => pod.sha256)
 

@@ -11,7 +11,7 @@ import {type RealNode, nodeCtr} from '../env/node.js'
 import {runCli} from '../helpers/cli.js'
 import {writeSlowLoadingOnnx, writeSyntheticOnnx} from '../helpers/onnx-writer.js'
 import {fixture} from '../helpers/stores.js'
-import {PredictLoop, clientsFor, isReady, kubectl, loaderSummary, podsOf} from './cluster.js'
+import {PredictLoop, clientsFor, currentPods as currentPodsOf, isReady, kubectl, loaderSummary, podsOf} from './cluster.js'
 import {type RealNodeProject, realNodeProject} from './environment.js'
 
 const VIRGINICA = [[6.3, 3.3, 6, 2.5]]
@@ -33,12 +33,8 @@ describe('the model-load pattern on a real node (kubelet, containerd, runc): rea
 
   const mlops = async (...args: string[]) => runCli(args, env, project)
   const deployment = async (name = 'iris', namespace = NAMESPACE) => apps.readNamespacedDeployment({name, namespace})
-  const currentPods = async (namespace = NAMESPACE) => {
-    const live = await deployment('iris', namespace)
-    const sets = (await apps.listNamespacedReplicaSet({namespace, labelSelector: 'app.kubernetes.io/name=iris'})).items
-    const newest = sets.find(rs => rs.metadata?.annotations?.['deployment.kubernetes.io/revision'] === live.metadata?.annotations?.['deployment.kubernetes.io/revision'])
-    return (await podsOf(core, namespace, 'iris')).filter(pod => pod.metadata?.labels?.['pod-template-hash'] === newest?.metadata?.labels?.['pod-template-hash'])
-  }
+  const currentPods = async (namespace = NAMESPACE) => currentPodsOf({core, apps}, namespace)
+
 
   before(async function () {
     // A fresh machine builds the node's binaries with the control plane's (minutes), and both images.

@@ -50,6 +50,14 @@ export function nodeCtr(target: RealNode, args: string[]): string {
   return execFileSync(target.ctr, ['-a', target.containerdSocket, '-n', 'k8s.io', ...args], {encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe']})
 }
 
+/** Removes every image from `registry` on the node, by every name containerd keeps for it (repo:tag, repo@digest, the image id), content too. */
+export function removeNodeImages(target: RealNode, registry: string): void {
+  const rows = nodeCtr(target, ['images', 'ls']).split('\n').slice(1).map(line => line.split(/\s+/)).filter(row => row.length > 3)
+  const ours = new Set(rows.filter(([ref]) => ref.startsWith(registry)).map(row => row[2]))
+  const refs = rows.filter(row => ours.has(row[2])).map(([ref]) => ref)
+  if (refs.length > 0) nodeCtr(target, ['images', 'rm', '--sync', ...refs])
+}
+
 export function stopRealNode(): void {
   if (node) execFileSync('bash', [join(SCRIPTS, 'down.sh'), node.stateDir], {stdio: ['ignore', 'ignore', 'inherit']})
   node = undefined

@@ -81,7 +81,7 @@ try {
           const started = performance.now()
           mlops(base(model, delivery, namespace))
           ready.push((performance.now() - started) / 1000)
-          mlops(['predict', '-n', namespace, '--target', 'k8s', ...model.predict])
+          mlops(['predict', '--namespace', namespace, '--target', 'k8s', ...model.predict])
           predicted.push((performance.now() - started) / 1000)
           drop(namespace)
         }

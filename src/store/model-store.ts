@@ -375,8 +375,14 @@ export class ModelStore {
       return {committed: true, digest}
     } catch (error) {
       if (!isPreconditionFailed(error)) throw error
-      // Lost the race for this version: take back what this attempt wrote, if it is still ours.
-      for (const object of uploaded) await this.backend.delete(object.key, {ifGeneration: object.generation}).catch(() => {})
+      // Lost the race for this version: take back what this attempt wrote, if it is still ours and
+      // the winner does not use it (a concurrent push of the same content adopts this attempt's objects).
+      const winner = await this.readManifest(name, version).catch(() => undefined)
+      const adopted = new Set([winner?.file, winner?.labels?.file].filter(file => file !== undefined).map(file => this.key(name, version, file)))
+      for (const object of uploaded) {
+        if (!adopted.has(object.key)) await this.backend.delete(object.key, {ifGeneration: object.generation}).catch(() => {})
+      }
+
       return {committed: false}
     }
   }

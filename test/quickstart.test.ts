@@ -1,25 +1,9 @@
 import {expect} from 'chai'
 import {spawn} from 'node:child_process'
-import {readFileSync, readdirSync} from 'node:fs'
+import {readdirSync} from 'node:fs'
 import {join} from 'node:path'
 
-/** Live processes (zombies are not) whose command line contains `text`, by PID. */
-function processesWith(text: string): Map<number, string> {
-  const found = new Map<number, string>()
-  for (const entry of readdirSync('/proc')) {
-    const pid = Number(entry)
-    if (!Number.isInteger(pid) || pid === process.pid) continue
-    try {
-      const state = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.[0]
-      const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ')
-      if (state !== 'Z' && cmdline.includes(text)) found.set(pid, cmdline)
-    } catch {
-      // gone between the listing and the read
-    }
-  }
-
-  return found
-}
+import {processesWith, stillRunning} from './helpers/processes.js'
 
 describe('npm run quickstart (the README\'s first command)', () => {
   it('runs the whole flow on the embedded defaults and cleans up after itself: its mlops serve is gone, its folder removed', async () => {
@@ -64,15 +48,7 @@ describe('npm run quickstart (the README\'s first command)', () => {
     // The background server really ran (the scan sees it), is the one delete reports stopping, and is gone now.
     expect([...serves.keys()], 'the mlops serve processes seen while the quickstart ran').to.deep.equal([stopped])
     expect(processesWith(work), 'processes still running from the quickstart\'s folder').to.deep.equal(new Map())
-    let alive = true
-    try {
-      process.kill(stopped, 0)
-    } catch (error) {
-      alive = (error as NodeJS.ErrnoException).code !== 'ESRCH'
-    }
-
-    // A PID taken again since belongs to another program: its command line no longer names the folder.
-    if (alive) expect(readFileSync(`/proc/${stopped}/cmdline`, 'utf8'), `pid ${stopped} is still alive`).to.not.contain(work)
+    expect(stillRunning(stopped, work), `pid ${stopped} still runs mlops serve`).to.equal(false)
     expect(() => readdirSync(work), `${work} still exists`).to.throw(/ENOENT/)
   })
 })

@@ -1,10 +1,11 @@
 import {expect} from 'chai'
-import {existsSync, mkdirSync, writeFileSync} from 'node:fs'
+import {existsSync, mkdirSync, readFileSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 
 import {ExitCode} from '../../src/errors.js'
 import {runCli} from '../helpers/cli.js'
-import {fixture, listFiles, tempDir} from '../helpers/stores.js'
+import {inspectModelFile} from '../../src/store/model-file.js'
+import {fixture, listFiles, makeStore, tempDir} from '../helpers/stores.js'
 
 /** What the operating system refuses because of a user's input: a documented exit code and the path, never "this is a bug". */
 describe('foreseeable system errors get their exit code and name the path', function () {
@@ -42,10 +43,14 @@ describe('foreseeable system errors get their exit code and name the path', func
   it('bad input: model pull --to a destination under a file → exit 2, nothing written', async () => {
     const store = join(dir, 'store')
     expect((await runCli(['model', 'push', fixture('iris_svc.onnx'), '--name', 'iris', '--store', store])).code).to.equal(0)
+    const before = listFiles(dir)
     const run = await runCli(['model', 'pull', 'iris@1', '--to', join(file, 'model.onnx'), '--store', store])
     expect(run.code, run.stderr).to.equal(ExitCode.USAGE)
     expect(run.stderr).to.contain(`is a file, not a folder`)
     noBug(run)
+    // Nothing written: the file is still the file it was, and no temp file appeared beside it.
+    expect(readFileSync(file, 'utf8')).to.equal('not a folder')
+    expect(listFiles(dir)).to.deep.equal(before)
   })
 
   it('bad input: mlops init into a path under a file → exit 2', async () => {
@@ -55,11 +60,19 @@ describe('foreseeable system errors get their exit code and name the path', func
     noBug(run)
   })
 
-  it('bad input: mlops render --out to a file → exit 2', async () => {
+  it('bad input: mlops render --out to a file → exit 2 naming it, the file untouched', async () => {
+    // A project render accepts (a gs:// store holding the model), so that --out is what it refuses.
+    const store = await makeStore('gcs')
+    await store.store.push({model: await inspectModelFile(fixture('iris_svc.onnx')), name: 'iris', metadata: {}, workDir: tempDir()})
     mkdirSync(join(dir, 'project'))
+    writeFileSync(join(dir, 'project', 'mlops.yaml'), `name: iris\nstore:\n  uri: ${store.uri}\n  endpoint: ${store.env.MLOPS_GCS_ENDPOINT}\n`)
+    const rendered = await runCli(['render', '--out', join(dir, 'rendered'), '--model', 'iris@1'], {}, join(dir, 'project'))
+    expect(rendered.code, rendered.stderr).to.equal(0)
     const run = await runCli(['render', '--out', file, '--model', 'iris@1'], {}, join(dir, 'project'))
-    expect(run.code).to.be.oneOf([ExitCode.USAGE, ExitCode.NOT_FOUND])
+    expect(run.code, run.stderr).to.equal(ExitCode.USAGE)
+    expect(run.stderr).to.contain(file)
     noBug(run)
+    expect(readFileSync(file, 'utf8')).to.equal('not a folder')
   })
 
   for (const [what, args, exitCode, message] of [

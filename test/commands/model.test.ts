@@ -4,9 +4,12 @@ import {mkdirSync, readFileSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 
 import {ExitCode} from '../../src/errors.js'
+import {type FakeGcs} from '../env/fake-gcs.js'
+import {sharedGcs} from '../env/global.js'
 import {STORE_KINDS, type StoreFixture, fixture, listFiles, makeStore, tempDir} from '../helpers/stores.js'
 
 const root = join(import.meta.dirname, '..', '..')
+const TOO_SHORT_BUCKET = 'ab'
 
 /** Runs `mlops ARGS` in-process against a store; returns exit code, parsed JSON and output. */
 async function mlops(s: StoreFixture, args: string[]) {
@@ -63,13 +66,26 @@ for (const kind of STORE_KINDS) {
 describe('mlops model push: bad inputs (exit code, one-line message, nothing written)', () => {
   let s: StoreFixture
   let dir: string
+  let cwd: string
+  let gcs: FakeGcs
+
+  before(async () => {
+    gcs = await sharedGcs()
+    // A name GCS refuses (2 characters) that the emulator accepts: a push that let it through would land there.
+    await gcs.createBucket(TOO_SHORT_BUCKET).catch((error: Error) => {
+      if (!/HTTP 409/.test(error.message)) throw error
+    })
+  })
 
   beforeEach(async () => {
     s = await makeStore('local')
     dir = tempDir()
+    cwd = tempDir()
   })
 
-  const cases: Array<{name: string; args: () => string[]; exitCode: number; message: RegExp}> = [
+  /** Where a case's push would have written: the test's store, unless the case names its own. */
+  type Written = () => Promise<string[]>
+  const cases: Array<{name: string; args: () => string[]; exitCode: number; message: RegExp; written?: Written}> = [
     {name: 'missing file', args: () => [join(dir, 'nope.onnx'), '--name', 'iris'], exitCode: ExitCode.NOT_FOUND, message: /model file .*nope\.onnx does not exist/},
     {name: 'a folder instead of a file', args: () => [dir, '--name', 'iris'], exitCode: ExitCode.USAGE, message: /is a folder, not a model file/},
     {name: 'empty file', args: () => [fixture('empty.onnx'), '--name', 'iris'], exitCode: ExitCode.INTEGRITY, message: /is empty/},
@@ -86,22 +102,36 @@ describe('mlops model push: bad inputs (exit code, one-line message, nothing wri
     {name: 'missing labels file', args: () => [fixture('iris_svc.onnx'), '--name', 'iris', '--labels', join(dir, 'labels.json')], exitCode: ExitCode.NOT_FOUND, message: /labels file .* does not exist/},
     {name: '--meta without =', args: () => [fixture('iris_svc.onnx'), '--name', 'iris', '--meta', 'accuracy'], exitCode: ExitCode.USAGE, message: /invalid --meta "accuracy"/},
     {name: 'no --name and no model.name', args: () => [fixture('iris_svc.onnx')], exitCode: ExitCode.USAGE, message: /no model name: pass --name NAME/},
-    {name: 'unsupported store scheme s3://', args: () => [fixture('iris_svc.onnx'), '--name', 'iris', '--store', 's3://bucket'], exitCode: ExitCode.USAGE, message: /unsupported store s3:\/\/bucket/},
-    {name: 'invalid bucket name', args: () => [fixture('iris_svc.onnx'), '--name', 'iris', '--store', 'gs://Bad_Bucket'], exitCode: ExitCode.USAGE, message: /not a valid bucket name/},
+    // Taken as a folder path, s3://bucket would be the folder s3:/bucket below the working folder.
+    {name: 'unsupported store scheme s3://', args: () => [fixture('iris_svc.onnx'), '--name', 'iris', '--store', 's3://bucket'], exitCode: ExitCode.USAGE, message: /unsupported store s3:\/\/bucket/, written: async () => listFiles(cwd)},
+    {name: `invalid bucket name gs://${TOO_SHORT_BUCKET} (2 characters)`, args: () => [fixture('iris_svc.onnx'), '--name', 'iris', '--store', `gs://${TOO_SHORT_BUCKET}/models`, '--gcs-endpoint', gcs.url], exitCode: ExitCode.USAGE, message: /not a valid bucket name/, written: async () => gcs.listObjects(TOO_SHORT_BUCKET)},
+    // The emulator refuses this name as GCS does: nothing can be written there, and no bucket may appear.
+    {name: 'invalid bucket name gs://Bad_Bucket (upper case, underscore)', args: () => [fixture('iris_svc.onnx'), '--name', 'iris', '--store', 'gs://Bad_Bucket', '--gcs-endpoint', gcs.url], exitCode: ExitCode.USAGE, message: /"Bad_Bucket" is not a valid bucket name/, written: async () => (await gcs.listBuckets()).filter(name => name.toLowerCase() === 'bad_bucket')},
   ]
 
   for (const c of cases) {
     it(`${c.name} → exit ${c.exitCode}`, async () => {
       const args = c.args()
       const storeIndex = args.indexOf('--store')
-      const {error, stderr, stdout} = await runCommand(['model', 'push', ...args, ...(storeIndex === -1 ? ['--store', s.uri] : [])], {root})
+      // From a working folder of its own: a relative path the command made of its input would land there.
+      const previous = process.cwd()
+      process.chdir(cwd)
+      let result: Awaited<ReturnType<typeof runCommand>>
+      try {
+        result = await runCommand(['model', 'push', ...args, ...(storeIndex === -1 ? ['--store', s.uri] : [])], {root})
+      } finally {
+        process.chdir(previous)
+      }
+
+      const {error, stderr, stdout} = result
       expect((error as {oclif?: {exit?: number}})?.oclif?.exit).to.equal(c.exitCode)
       const [first, ...rest] = stderr.trim().split('\n')
       expect(first).to.match(/^Error: /)
       expect(first).to.match(c.message)
       expect(rest.every(line => line.startsWith('Hint: '))).to.equal(true, `only a hint may follow the error line:\n${stderr}`)
       expect(stdout).to.equal('')
-      expect(await s.keys()).to.deep.equal([])
+      expect(await (c.written ?? (async () => s.keys()))(), 'what the push wrote where it would have written').to.deep.equal([])
+      expect(listFiles(cwd), 'what the push wrote in its working folder').to.deep.equal([])
     })
   }
 

@@ -56,6 +56,14 @@ export class FakeGcs {
     if (!response.ok) throw new Error(`creating bucket ${name}: HTTP ${response.status} ${await response.text()}`)
   }
 
+  /** Every bucket on the server, by name. */
+  async listBuckets(): Promise<string[]> {
+    const response = await fetch(`${this.url}/storage/v1/b?project=test`)
+    if (!response.ok) throw new Error(`listing buckets: HTTP ${response.status} ${await response.text()}`)
+    const body = await response.json() as {items?: Array<{name: string}>}
+    return (body.items ?? []).map(item => item.name).sort()
+  }
+
   /** Replaces an object's bytes behind the store's back (a corrupted object). */
   async overwriteObject(bucket: string, name: string, data: Buffer): Promise<void> {
     const response = await fetch(`${this.url}/upload/storage/v1/b/${bucket}/o?uploadType=media&name=${encodeURIComponent(name)}`, {
@@ -77,6 +85,8 @@ export class FakeGcs {
 
   async listObjects(bucket: string): Promise<string[]> {
     const response = await fetch(`${this.url}/storage/v1/b/${bucket}/o`)
+    // A listing that failed is not an empty bucket: a leftover check aimed at the wrong bucket must fail.
+    if (!response.ok) throw new Error(`listing gs://${bucket}: HTTP ${response.status} ${await response.text()}`)
     const body = await response.json() as {items?: Array<{name: string}>}
     return (body.items ?? []).map(item => item.name).sort()
   }

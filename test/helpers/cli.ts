@@ -5,6 +5,13 @@ import {tempDir} from './stores.js'
 
 const bin = join(import.meta.dirname, '..', '..', 'bin', 'run.js')
 
+export interface CliOptions {
+  /** SIGKILL the command when it runs longer than this. */
+  timeoutMs?: number
+  /** Bytes piped to the command's stdin, which then ends. */
+  input?: string
+}
+
 export interface Run {
   /** null when it was killed (by `timeoutMs`, or a signal). */
   code: number | null
@@ -15,10 +22,18 @@ export interface Run {
 /**
  * The real CLI in a child process, as a user or CI runs it (no TTY); the
  * child is there to signal (Ctrl-C is SIGINT). With `timeoutMs` it is
- * SIGKILLed when it runs longer: a command must never hang.
+ * SIGKILLed when it runs longer: a command must never hang. With `input`,
+ * stdin is a pipe that carries it and then ends (`echo ... | mlops ...`);
+ * without, stdin is /dev/null.
  */
-export function startCli(args: string[], env: Record<string, string> = {}, cwd = tempDir(), options: {timeoutMs?: number} = {}): {child: ChildProcess; done: Promise<Run>} {
-  const child = spawn(process.execPath, [bin, ...args], {cwd, env: {...process.env, ...env}, stdio: ['ignore', 'pipe', 'pipe']})
+export function startCli(args: string[], env: Record<string, string> = {}, cwd = tempDir(), options: CliOptions = {}): {child: ChildProcess; done: Promise<Run>} {
+  const child = spawn(process.execPath, [bin, ...args], {cwd, env: {...process.env, ...env}, stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe']})
+  if (options.input !== undefined) {
+    // A command that exits without reading all of it closes the pipe: not the test's failure.
+    child.stdin!.on('error', () => {})
+    child.stdin!.end(options.input)
+  }
+
   const done = new Promise<Run>((resolve, reject) => {
     let stdout = ''
     let stderr = ''
@@ -38,6 +53,6 @@ export function startCli(args: string[], env: Record<string, string> = {}, cwd =
   return {child, done}
 }
 
-export async function runCli(args: string[], env: Record<string, string> = {}, cwd = tempDir(), options: {timeoutMs?: number} = {}): Promise<Run> {
+export async function runCli(args: string[], env: Record<string, string> = {}, cwd = tempDir(), options: CliOptions = {}): Promise<Run> {
   return startCli(args, env, cwd, options).done
 }

@@ -1,5 +1,5 @@
 import {randomBytes} from 'node:crypto'
-import {mkdirSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync} from 'node:fs'
+import {type Dirent, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {dirname, join, relative} from 'node:path'
 
@@ -35,6 +35,8 @@ export interface StoreFixture {
 export async function makeStore(kind: StoreKind, tuning: Partial<TransferTuning> = {}, gcs?: FakeGcs): Promise<StoreFixture> {
   if (kind === 'local') {
     const root = join(tempDir('mlops-store-'), 'store')
+    // An empty store that exists: keys() then lists this very folder, and a check aimed elsewhere fails.
+    mkdirSync(root)
     const settings: StoreSettings = {uri: root, baseDir: root, anonymous: false, timeoutSeconds: 5}
     return {
       kind, uri: root, settings, env: {MLOPS_STORE: root},
@@ -76,17 +78,21 @@ export async function makeStore(kind: StoreKind, tuning: Partial<TransferTuning>
   }
 }
 
+/**
+ * Every file below `dir`. A folder that does not exist is an error, not an
+ * empty list: a leftover check aimed at the wrong path must fail, not pass.
+ */
 function walk(dir: string): string[] {
-  let entries: string[]
+  let entries: Dirent[]
   try {
-    entries = readdirSync(dir)
-  } catch {
-    return []
+    entries = readdirSync(dir, {withFileTypes: true})
+  } catch (error) {
+    throw new Error(`cannot list ${dir}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message} (a leftover check needs a folder that exists)`)
   }
 
-  return entries.flatMap(name => {
-    const path = join(dir, name)
-    return statSync(path).isDirectory() ? walk(path) : [path]
+  return entries.flatMap(entry => {
+    const path = join(dir, entry.name)
+    return entry.isDirectory() ? walk(path) : [path]
   }).sort()
 }
 

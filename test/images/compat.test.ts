@@ -13,6 +13,8 @@ import {inspectModelFile} from '../../src/store/model-file.js'
 import {dockerEngine} from '../env/docker.js'
 import {labelledImage as labelledImageIn} from '../helpers/docker.js'
 import {expected, fixture, makeStore, tempDir} from '../helpers/stores.js'
+import {rejection} from '../helpers/assert.js'
+import {runCli} from '../helpers/cli.js'
 import {restoreEnv} from '../helpers/env.js'
 
 const root = join(import.meta.dirname, '..', '..')
@@ -49,19 +51,28 @@ describe('compatibility guard', () => {
     }
   })
 
-  it('the installed ONNX Runtime reports its own limits, and they are real limits', async function () {
+  it('the installed ONNX Runtime reports its own limits, and they are real limits: one opset or IR version more is refused for that reason; mlops serve exits 8 on it', async function () {
     const support = await probeRuntimeSupport()
     expect(support.irVersion).to.be.at.least(8)
     expect(support.opsets['ai.onnx']).to.be.at.least(15)
     expect(support.opsets['ai.onnx.ml']).to.be.at.least(1)
     const ort = await import('onnxruntime-node')
     const dir = tempDir()
-    await ort.InferenceSession.create(stampedModel(join(dir, 'max.onnx'), support.irVersion, {'': support.opsets['ai.onnx']}), {logSeverityLevel: 4})
-    let refused = false
-    await ort.InferenceSession.create(stampedModel(join(dir, 'over.onnx'), support.irVersion, {'': support.opsets['ai.onnx'] + 1}), {logSeverityLevel: 4}).catch(() => {
-      refused = true
-    })
-    expect(refused).to.equal(true)
+    const load = async (path: string) => ort.InferenceSession.create(path, {logSeverityLevel: 4})
+    /** Why onnxruntime refuses the model; fails the test if it loads. */
+    const refusal = async (path: string) => (await rejection(load(path))).message
+    const opset = support.opsets['ai.onnx']
+    await (await load(stampedModel(join(dir, 'max.onnx'), support.irVersion, {'': opset}))).release()
+    // Refused because of the limit, not for any other reason (a model the test wrote wrongly would be refused too).
+    const overOpset = stampedModel(join(dir, 'over-opset.onnx'), support.irVersion, {'': opset + 1})
+    expect(await refusal(overOpset)).to.match(new RegExp(`Opset ${opset + 1} is under development.*Current official support for domain ai\\.onnx is till opset ${opset}\\.`, 's'))
+    const overIr = stampedModel(join(dir, 'over-ir.onnx'), support.irVersion + 1, {'': opset})
+    expect(await refusal(overIr)).to.match(new RegExp(`Unsupported model IR version: ${support.irVersion + 1}, max supported IR version: ${support.irVersion}$`, 'm'))
+    // The server refuses it the same way, with the documented exit code for an incompatible model.
+    const serve = await runCli(['serve', '--model', overOpset, '--port', '0', '--host', '127.0.0.1', '--log-format', 'text'])
+    expect(serve.code, serve.stderr).to.equal(ExitCode.INCOMPATIBLE)
+    expect(serve.stderr).to.match(new RegExp(`^Error: onnxruntime ${support.runtime.replaceAll('.', '\\.')} cannot load ${overOpset.replaceAll('.', '\\.')}: .*Current official support for domain ai\\.onnx is till opset ${opset}\\.$`, 'm'))
+    expect(serve.stderr).to.match(new RegExp(`^Hint: the model declares IR ${support.irVersion}, opsets ai\\.onnx ${opset + 1}; `, 'm'))
   })
 
   for (const file of Object.keys(expected.models)) {
@@ -131,7 +142,9 @@ describe('compatibility guard against an image in a real Docker engine', () => {
     const plain = await check('mlops-test/plain:1')
     expect((plain.error as {oclif?: {exit?: number}}).oclif?.exit).to.equal(ExitCode.INCOMPATIBLE)
     expect(plain.stderr).to.contain('no io.mlops.* labels')
-    expect(((await check('mlops-test/none:1')).error as {oclif?: {exit?: number}}).oclif?.exit).to.equal(ExitCode.NOT_FOUND)
+    const none = await check('mlops-test/none:1')
+    expect((none.error as {oclif?: {exit?: number}}).oclif?.exit).to.equal(ExitCode.NOT_FOUND)
+    expect(none.stderr).to.match(/^Error: image mlops-test\/none:1 is not in the Docker engine at /)
   })
 
   it('daemon unreachable → exit 7 naming DOCKER_HOST', async () => {

@@ -79,7 +79,12 @@ describe('loader and API images on a real Docker engine', function () {
   }
 
   const storeEnv = () => [`MLOPS_STORE=${store.uri}`, `MLOPS_GCS_ENDPOINT=${store.env.MLOPS_GCS_ENDPOINT}`, 'MLOPS_STORE_TIMEOUT=3']
-  const files = async (volume: string) => (await run(LOADER, [], {User: 'root', Entrypoint: ['ls', '-A', '/workdir']}, volume)).stdout.split('\n').filter(Boolean).sort()
+  /** The volume's files; a listing that failed is an error, not an empty volume. */
+  const files = async (volume: string) => {
+    const listing = await run(LOADER, [], {User: 'root', Entrypoint: ['ls', '-A', '/workdir']}, volume)
+    expect(listing.code, `ls /workdir in ${volume}: ${listing.stderr}`).to.equal(0)
+    return listing.stdout.split('\n').filter(Boolean).sort()
+  }
 
   it('both images run as uid 1000 and carry the OCI and io.mlops labels', async () => {
     const api = await docker.getImage(API).inspect()
@@ -148,7 +153,7 @@ describe('loader and API images on a real Docker engine', function () {
     expect(await files(volume)).to.deep.equal([])
   })
 
-  it('the API container without a model file exits non-zero (no fallback model)', async () => {
+  it('the API container without a model file exits 3 naming the file (no fallback model)', async () => {
     const volume = await workdir()
     const result = await run(API, [], {}, volume, [`PORT=${await freePort()}`])
     expect(result.code).to.equal(ExitCode.NOT_FOUND)

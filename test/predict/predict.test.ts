@@ -36,11 +36,31 @@ describe('mlops predict against a real mlops serve', function () {
     expect(JSON.parse(probabilities.stdout).response.prediction[0]).to.have.length(3)
   })
 
-  it('--file accepts CSV (header skipped) and JSON; stdin too', async () => {
+  it('--file accepts CSV (header skipped) and JSON', async () => {
     writeFileSync(join(dir, 'rows.csv'), 'sepal_length,sepal_width,petal_length,petal_width\n5.1,3.5,1.4,0.2\n6.3,3.3,6.0,2.5\n')
     expect((await runCli(['predict', '--url', url, '--file', join(dir, 'rows.csv')])).stdout.trim()).to.equal('{"prediction":["setosa","virginica"]}')
     writeFileSync(join(dir, 'rows.json'), '[[5.1, 3.5, 1.4, 0.2]]')
     expect((await runCli(['predict', '--url', url, '--file', join(dir, 'rows.json')])).stdout.trim()).to.equal('{"prediction":"setosa"}')
+  })
+
+  it('rows piped on stdin (JSON, or CSV with a header) give the same prediction as --data', async () => {
+    const rows = '[[5.1, 3.5, 1.4, 0.2], [6.3, 3.3, 6.0, 2.5]]'
+    const viaData = await runCli(['predict', '--url', url, '--data', rows])
+    expect(viaData.code, viaData.stderr).to.equal(0)
+    expect(viaData.stdout.trim()).to.equal('{"prediction":["setosa","virginica"]}')
+    const json = await runCli(['predict', '--url', url], {}, dir, {input: `{"data": ${rows}}\n`})
+    expect(json.code, json.stderr).to.equal(0)
+    expect(json.stdout).to.equal(viaData.stdout)
+    const csv = await runCli(['predict', '--url', url], {}, dir, {input: 'sepal_length,sepal_width,petal_length,petal_width\n5.1,3.5,1.4,0.2\n6.3,3.3,6.0,2.5\n'})
+    expect(csv.code, csv.stderr).to.equal(0)
+    expect(csv.stdout).to.equal(viaData.stdout)
+  })
+
+  it('bad input: empty stdin (no --data, no --file) → exit 2 with one Error: line', async () => {
+    const run = await runCli(['predict', '--url', url], {}, dir, {input: ''})
+    expect(run.code).to.equal(ExitCode.USAGE)
+    expect(run.stderr).to.equal('Error: stdin is empty: give rows as JSON ({"data": [[...]]}) or CSV\n')
+    expect(run.stdout).to.equal('')
   })
 
   it('--protocol v2 finds the input name from the server and returns the outputs', async () => {

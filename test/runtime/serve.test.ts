@@ -87,7 +87,22 @@ const CLASSIFIERS: Record<string, {probabilities: string; label?: string}> = {
   'iris_mlp_softmax.onnx': {probabilities: 'probabilities'},
 }
 
+/** The tensors /v2/models/{name}/infer returns per fixture (a ZipMap's sequence of maps is served as its probabilities tensor). */
+const V2_OUTPUTS: Record<string, string[]> = {
+  'iris_svc.onnx': ['output_label', 'probabilities'],
+  'iris_rf.onnx': ['output_label', 'probabilities'],
+  'iris_logreg.onnx': ['label', 'probabilities'],
+  'iris_mlp_softmax.onnx': ['probabilities'],
+  'diabetes_linreg.onnx': ['variable'],
+  'iris_ocsvm.onnx': ['label', 'scores'],
+}
+
 describe('mlops serve: every fixture model through both APIs', () => {
+  it('V2_OUTPUTS names every fixture model', () => {
+    expect(Object.keys(V2_OUTPUTS).sort()).to.deep.equal(Object.keys(expected.models).sort())
+  })
+
+
   for (const [file, model] of Object.entries(expected.models) as Array<[string, any]>) {
     describe(file, () => {
       let server: Server
@@ -140,8 +155,11 @@ describe('mlops serve: every fixture model through both APIs', () => {
         })
         expect(status).to.equal(200)
         expect(json).to.include({model_name: name, model_version: '7', id: 'r1'})
+        // Exactly the model's outputs, by name and in order: an empty or partial list must fail.
+        expect(json.outputs.map((output: {name: string}) => output.name)).to.deep.equal(V2_OUTPUTS[file])
         for (const output of json.outputs) {
           const wanted = output.name === 'probabilities' && classifier?.probabilities === 'output_probability' ? model.expected.output_probability : model.expected[output.name]
+          expect(wanted, `expected values for output ${output.name}`).to.be.an('array').with.length.above(0)
           closeTo(output.data, wanted.flat())
         }
 

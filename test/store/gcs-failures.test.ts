@@ -1,6 +1,7 @@
 import {expect} from 'chai'
-import {existsSync, writeFileSync} from 'node:fs'
-import {join} from 'node:path'
+import {randomBytes} from 'node:crypto'
+import {readFileSync, writeFileSync} from 'node:fs'
+import {dirname, join} from 'node:path'
 
 import {ExitCode} from '../../src/errors.js'
 import {rejection} from '../helpers/assert.js'
@@ -20,16 +21,26 @@ async function gcsStore(endpoint: string, uri: string, timeoutSeconds: number): 
 describe('GCS store failures (fake-gcs-server)', () => {
   it('bucket that does not exist: push and list fail with exit 3 naming the bucket, nothing written', async () => {
     const gcs = await sharedGcs()
-    const store = await gcsStore(gcs.url, 'gs://no-such-bucket-mlops/models', 5)
+    const bucket = `no-such-bucket-${randomBytes(4).toString('hex')}`
+    const store = await gcsStore(gcs.url, `gs://${bucket}/models`, 5)
     const model = await inspectModelFile(fixture('iris_svc.onnx'))
-    const push = await rejection(store.push({model, name: 'iris', metadata: {}, workDir: tempDir()}))
+    const workDir = tempDir()
+    const push = await rejection(store.push({model, name: 'iris', metadata: {}, workDir}))
     expect(push.exitCode).to.equal(ExitCode.NOT_FOUND)
-    expect(push.message).to.equal('bucket no-such-bucket-mlops does not exist')
+    expect(push.message).to.equal(`bucket ${bucket} does not exist`)
+    // Nothing written: the push did not create the bucket on the way (so no object can be in it),
+    // and the folder it ran in holds nothing new.
+    const control = `${bucket}-control`
+    await gcs.createBucket(control)
+    const buckets = await gcs.listBuckets()
+    expect(buckets).to.include(control)
+    expect(buckets).to.not.include(bucket)
+    expect(listFiles(workDir)).to.deep.equal([])
     const list = await rejection(store.listModels())
     expect(list.exitCode).to.equal(ExitCode.NOT_FOUND)
     const show = await rejection(store.resolve({name: 'iris', ref: 'latest'}))
     expect(show.exitCode).to.equal(ExitCode.NOT_FOUND)
-    expect(show.message).to.match(/bucket no-such-bucket-mlops does not exist/)
+    expect(show.message).to.match(new RegExp(`bucket ${bucket} does not exist`))
   })
 
   it('storage server down: bounded retries, then exit 7 naming the endpoint', async () => {
@@ -54,7 +65,9 @@ describe('GCS store failures (fake-gcs-server)', () => {
       await fixtureStore.store.push({model: await inspectModelFile(file), name: 'big', metadata: {}, workDir: dir})
       const store = await gcsStore(gcs.url, fixtureStore.uri, 2)
       const out = join(tempDir(), 'model.bin')
-      writeFileSync(out, 'previous')
+      // A previous model of some size: a download that wrote into it in place would change bytes of it.
+      const previous = randomBytes(256 * 1024)
+      writeFileSync(out, previous)
       let killed = false
       const error = await rejection(store.pull({
         ref: {name: 'big', ref: '1'}, destination: out,
@@ -68,8 +81,9 @@ describe('GCS store failures (fake-gcs-server)', () => {
       expect(killed).to.equal(true)
       expect(error.exitCode).to.equal(ExitCode.UNAVAILABLE)
       expect(error.message).to.match(/downloading big@1/)
-      expect(listFiles(join(out, '..'))).to.deep.equal(['model.bin'])
-      expect(existsSync(out)).to.equal(true)
+      // The old file, byte for byte, and no temp file of the download left beside it.
+      expect(listFiles(dirname(out))).to.deep.equal(['model.bin'])
+      expect(readFileSync(out).equals(previous), 'the destination holds exactly what it held before').to.equal(true)
     } finally {
       await gcs.stop()
     }

@@ -57,34 +57,61 @@ for (const kind of STORE_KINDS) {
       expect(await s.keys()).to.deep.equal(keys)
     })
 
-    it('concurrent push of one version with different content: exactly one succeeds', async () => {
-      const results = await Promise.allSettled([
-        s.store.push(await pushRequest(fixture('iris_svc.onnx'), {version: '7'})),
-        s.store.push(await pushRequest(fixture('iris_rf.onnx'), {version: '7'})),
-      ])
+    /** Pulls `ref` back into a fresh folder: the bytes a loader would get. */
+    async function pulledBytes(ref: string): Promise<Buffer> {
+      const destination = join(tempDir(), 'model.onnx')
+      await s.store.pull({ref: {name: 'iris', ref}, destination})
+      return readFileSync(destination)
+    }
+
+    it('concurrent push of one version with different content (iris_svc, iris_rf as 7): exactly one succeeds, its bytes are stored, nothing else is left', async () => {
+      const files = [fixture('iris_svc.onnx'), fixture('iris_rf.onnx')]
+      const results = await Promise.allSettled(files.map(async file => s.store.push(await pushRequest(file, {version: '7'}))))
       expect(results.filter(r => r.status === 'fulfilled')).to.have.length(1)
       const failure = results.find(r => r.status === 'rejected') as PromiseRejectedResult
       expect((failure.reason as MlopsError).exitCode).to.equal(ExitCode.CONFLICT)
+      const winnerIndex = results.findIndex(r => r.status === 'fulfilled')
+      const winner = (results[winnerIndex] as PromiseFulfilledResult<{sha256: string}>).value
+      const winnerBytes = readFileSync(files[winnerIndex])
+      expect(winner.sha256).to.equal(sha256(winnerBytes))
       const manifest = await s.store.resolve({name: 'iris', ref: '7'})
-      const winner = (results.find(r => r.status === 'fulfilled') as PromiseFulfilledResult<{sha256: string}>).value
       expect(manifest.sha256).to.equal(winner.sha256)
-      expect(sha256((await s.read('iris/7/model.onnx'))!)).to.equal(manifest.sha256)
+      expect((await s.read('iris/7/model.onnx'))!.equals(winnerBytes), 'the stored object is the winner\'s file').to.equal(true)
+      expect((await pulledBytes('7')).equals(winnerBytes), 'a pull gets the winner\'s file').to.equal(true)
+      // Neither the loser's object nor a temp file or lock of either push is left.
+      expect(await s.keys()).to.deep.equal(['iris/7/manifest.json', 'iris/7/model.onnx'])
     })
 
-    it('concurrent push of one version with the same content: exactly one succeeds', async () => {
-      const results = await Promise.allSettled([1, 2, 3].map(async () => s.store.push(await pushRequest(fixture('iris_svc.onnx'), {version: '1'}))))
+    it('concurrent push of one version with the same content (iris_svc with labels as 1, three times): exactly one succeeds, the model and labels stay stored, nothing else is left', async () => {
+      const bytes = readFileSync(fixture('iris_svc.onnx'))
+      const results = await Promise.allSettled([1, 2, 3].map(async () => s.store.push(await pushRequest(fixture('iris_svc.onnx'), {version: '1'}, fixture('iris_labels.json')))))
       expect(results.filter(r => r.status === 'fulfilled')).to.have.length(1)
-      for (const r of results.filter(r => r.status === 'rejected') as PromiseRejectedResult[]) {
-        expect((r.reason as MlopsError).exitCode).to.equal(ExitCode.CONFLICT)
-      }
+      const failures = results.filter(r => r.status === 'rejected') as PromiseRejectedResult[]
+      expect(failures).to.have.length(2)
+      for (const r of failures) expect((r.reason as MlopsError).exitCode).to.equal(ExitCode.CONFLICT)
+      expect((await s.store.resolve({name: 'iris', ref: '1'})).sha256).to.equal(sha256(bytes))
+      expect((await s.read('iris/1/model.onnx'))!.equals(bytes)).to.equal(true)
+      expect((await pulledBytes('1')).equals(bytes)).to.equal(true)
+      // A losing push must not take back the objects the winner adopted from it.
+      const dir = tempDir()
+      await s.store.pull({ref: {name: 'iris', ref: '1'}, destination: `${dir}/`, labelsDestination: `${dir}/`})
+      expect(JSON.parse(readFileSync(join(dir, 'labels.json'), 'utf8'))).to.deep.equal(expected.labels)
+      expect(await s.keys()).to.deep.equal(['iris/1/labels.json', 'iris/1/manifest.json', 'iris/1/model.onnx'])
     })
 
-    it('concurrent pushes without --version get distinct versions', async () => {
-      const results = await Promise.all([fixture('iris_svc.onnx'), fixture('iris_rf.onnx'), fixture('iris_logreg.onnx')]
-        .map(async file => s.store.push(await pushRequest(file))))
+    it('concurrent pushes without --version (iris_svc, iris_rf, iris_logreg) get distinct versions, each with its own bytes, nothing else left', async () => {
+      const files = [fixture('iris_svc.onnx'), fixture('iris_rf.onnx'), fixture('iris_logreg.onnx')]
+      const results = await Promise.all(files.map(async file => s.store.push(await pushRequest(file))))
       expect(results.map(r => r.version).sort()).to.deep.equal(['1', '2', '3'])
-      for (const r of results) expect((await s.store.resolve({name: 'iris', ref: r.version})).sha256).to.equal(r.sha256)
-      expect((await s.keys()).filter(k => k.endsWith('model.onnx'))).to.have.length(3)
+      for (const [i, r] of results.entries()) {
+        const bytes = readFileSync(files[i])
+        expect(r.sha256).to.equal(sha256(bytes))
+        expect((await s.store.resolve({name: 'iris', ref: r.version})).sha256).to.equal(r.sha256)
+        expect((await s.read(`iris/${r.version}/model.onnx`))!.equals(bytes), `iris@${r.version} holds ${files[i]}`).to.equal(true)
+        expect((await pulledBytes(r.version)).equals(bytes)).to.equal(true)
+      }
+
+      expect(await s.keys()).to.deep.equal(['1', '2', '3'].flatMap(v => [`iris/${v}/manifest.json`, `iris/${v}/model.onnx`]))
     })
 
     it('resolves latest by numeric order (10 after 9), aliases, and reports unknown name / version / alias with exit 3', async () => {
@@ -117,13 +144,32 @@ for (const kind of STORE_KINDS) {
       expect((await rejection(s.store.removeAlias('iris', 'prod'))).exitCode).to.equal(ExitCode.NOT_FOUND)
     })
 
-    it('concurrent alias updates all land as whole writes', async () => {
-      for (let i = 0; i < 3; i++) await s.store.push(await pushRequest(fixture('iris_svc.onnx')))
-      const results = await Promise.all(['1', '2', '3'].map(ref => s.store.setAlias({name: 'iris', ref}, 'prod')))
+    it('concurrent alias updates (six writers, versions 1-6) each land once, in one sequence: no update is lost, the alias is one whole write', async () => {
+      const versions = ['1', '2', '3', '4', '5', '6']
+      for (const version of versions) await s.store.push(await pushRequest(fixture('iris_svc.onnx'), {version}))
+      const results = await Promise.all(versions.map(ref => s.store.setAlias({name: 'iris', ref}, 'prod')))
+      expect(results.map(r => r.version)).to.deep.equal(versions)
+      // setAlias is a compare-and-swap on the alias object: each update replaced exactly what it
+      // reports as previous. Every update landing once means the updates form one chain: one of them
+      // created the alias, every other replaced a different earlier update, and the last one is what
+      // the alias holds now. Two updates that replaced the same value are a lost update.
+      const previous = results.map(r => r.previous)
+      expect(previous.filter(p => p === undefined), 'exactly one update created the alias').to.have.length(1)
+      const replaced = previous.filter((p): p is string => p !== undefined)
+      expect(new Set(replaced).size, `each update replaced a different one (previous values: ${replaced.join(', ')})`).to.equal(replaced.length)
       const final = (await s.store.resolve({name: 'iris', ref: 'prod'})).version
-      expect(['1', '2', '3']).to.include(final)
-      // Compare-and-swap: each update saw the one before it, so the previous values chain.
-      expect(results.filter(r => r.previous === undefined)).to.have.length(1)
+      expect([...replaced, final].sort()).to.deep.equal([...versions].sort())
+      // Following the chain from the update that created the alias reaches the final value through every update.
+      const next = new Map(results.filter(r => r.previous !== undefined).map(r => [r.previous!, r.version]))
+      const chain = [results.find(r => r.previous === undefined)!.version]
+      while (next.has(chain.at(-1)!)) chain.push(next.get(chain.at(-1)!)!)
+      expect(chain).to.have.length(versions.length)
+      expect(chain.at(-1)).to.equal(final)
+      // One whole write: the object parses as one alias record, and no temp file or lock is left.
+      const alias = JSON.parse((await s.read('iris/aliases/prod'))!.toString('utf8'))
+      expect(alias).to.have.keys(['version', 'updatedAt'])
+      expect(alias.version).to.equal(final)
+      expect((await s.keys()).filter(k => k.startsWith('iris/aliases/'))).to.deep.equal(['iris/aliases/prod'])
     })
 
     it('rm refuses while an alias points at the version (exit 4), asks before deleting, then deletes', async () => {

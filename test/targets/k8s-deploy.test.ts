@@ -1,5 +1,5 @@
 import {runCommand} from '@oclif/test'
-import {AppsV1Api, CoreV1Api, KubeConfig, KubernetesObjectApi, PatchStrategy} from '@kubernetes/client-node'
+import {AppsV1Api, AutoscalingV2Api, CoreV1Api, KubeConfig, KubernetesObjectApi, PatchStrategy, PolicyV1Api} from '@kubernetes/client-node'
 import {expect} from 'chai'
 import {writeFileSync} from 'node:fs'
 import {join} from 'node:path'
@@ -10,6 +10,7 @@ import {inspectModelFile} from '../../src/store/model-file.js'
 import {type Cluster, kubeCluster} from '../env/k8s.js'
 import {type StoreFixture, fixture, makeStore, tempDir} from '../helpers/stores.js'
 import {restoreEnv} from '../helpers/env.js'
+import {apiStatus} from '../helpers/kube.js'
 
 const root = join(import.meta.dirname, '..', '..')
 
@@ -20,6 +21,8 @@ describe('mlops deploy on a real Kubernetes control plane', function () {
   let project: string
   let apps: AppsV1Api
   let core: CoreV1Api
+  let autoscaling: AutoscalingV2Api
+  let policy: PolicyV1Api
   const saved = process.env.KUBECONFIG
 
   before(async () => {
@@ -29,6 +32,8 @@ describe('mlops deploy on a real Kubernetes control plane', function () {
     config.loadFromFile(cluster.kubeconfig)
     apps = config.makeApiClient(AppsV1Api)
     core = config.makeApiClient(CoreV1Api)
+    autoscaling = config.makeApiClient(AutoscalingV2Api)
+    policy = config.makeApiClient(PolicyV1Api)
     store = await makeStore('gcs')
     const dir = tempDir()
     await store.store.push({model: await inspectModelFile(fixture('iris_svc.onnx'), fixture('iris_labels.json')), name: 'iris', metadata: {}, workDir: dir})
@@ -51,9 +56,17 @@ describe('mlops deploy on a real Kubernetes control plane', function () {
     return {...result, exitCode: (result.error as {oclif?: {exit?: number}} | undefined)?.oclif?.exit ?? 0}
   }
 
-  const exists = async (read: () => Promise<unknown>) => read().then(() => true, () => false)
+  /** Each object deploy makes, read from the API server: 200 or 404. */
+  const objects = async (namespace: string) => ({
+    deployment: await apiStatus(async () => apps.readNamespacedDeployment({name: 'iris', namespace})),
+    service: await apiStatus(async () => core.readNamespacedService({name: 'iris', namespace})),
+    pdb: await apiStatus(async () => policy.readNamespacedPodDisruptionBudget({name: 'iris', namespace})),
+    hpa: await apiStatus(async () => autoscaling.readNamespacedHorizontalPodAutoscaler({name: 'iris', namespace})),
+  })
 
-  it('creates Namespace, Deployment, Service and PDB (and an autoscaling/v2 HPA when enabled); the rollout completes', async () => {
+  // kwok marks the pods of the one fake node Running and Ready without running any container: the
+  // controllers, the scheduler and the API server are real, the pods' insides are not.
+  it('creates Namespace, Deployment, Service and PDB (and an autoscaling/v2 HPA when enabled); the Deployment controller reports the rollout complete', async () => {
     const {exitCode, stderr, stdout} = await deploy('--model', 'iris@1', '--set', 'autoscaling.minReplicas=2', '--set', 'autoscaling.maxReplicas=4')
     expect(exitCode, stderr).to.equal(0)
     expect(stdout).to.contain('deployment iris/iris rolled out: iris@1')
@@ -64,9 +77,18 @@ describe('mlops deploy on a real Kubernetes control plane', function () {
     const pod = deployment.spec!.template.spec!
     expect(pod.initContainers![0].name).to.equal('model-loader')
     expect(pod.volumes![0].emptyDir).to.not.equal(undefined)
-    expect(await exists(() => core.readNamespacedService({name: 'iris', namespace: 'iris'}))).to.equal(true)
     const fields = (deployment.metadata?.managedFields ?? []).map(f => f.manager)
     expect(fields).to.include('mlops')
+    // What the output says was created, read back from the API server.
+    expect(await apiStatus(async () => core.readNamespace({name: 'iris'}))).to.equal(200)
+    const service = await core.readNamespacedService({name: 'iris', namespace: 'iris'})
+    expect(service.spec?.selector).to.deep.equal(deployment.spec?.selector?.matchLabels)
+    const pdb = await policy.readNamespacedPodDisruptionBudget({name: 'iris', namespace: 'iris'})
+    expect(pdb.spec?.selector?.matchLabels).to.deep.equal(deployment.spec?.selector?.matchLabels)
+    const hpa = await autoscaling.readNamespacedHorizontalPodAutoscaler({name: 'iris', namespace: 'iris'})
+    expect(hpa.spec).to.deep.include({minReplicas: 2, maxReplicas: 4})
+    expect(hpa.spec?.scaleTargetRef).to.deep.include({apiVersion: 'apps/v1', kind: 'Deployment', name: 'iris'})
+    for (const object of [service, pdb, hpa]) expect((object.metadata?.managedFields ?? []).map(f => f.manager), object.kind).to.include('mlops')
   })
 
   it('re-running the same deploy changes nothing (same resourceVersion)', async () => {
@@ -124,14 +146,14 @@ describe('mlops deploy on a real Kubernetes control plane', function () {
     const dry = await deploy('--model', 'iris@1', '--namespace', 'dry', '--dry-run', 'server')
     expect(dry.exitCode, dry.stderr).to.equal(ExitCode.NOT_FOUND)
     expect(dry.stderr).to.match(/^Error: applying Deployment dry\/iris: namespace dry does not exist yet, and a server dry run creates nothing\nHint: check the other objects with --dry-run client/)
-    expect(await exists(() => core.readNamespace({name: 'dry'}))).to.equal(false)
+    expect(await apiStatus(async () => core.readNamespace({name: 'dry'}))).to.equal(404)
   })
 
   it('an incompatible model is refused with exit 8 and nothing is applied', async () => {
     const {exitCode, stderr} = await deploy('--model', 'future@1', '--namespace', 'future')
     expect(exitCode).to.equal(ExitCode.INCOMPATIBLE)
     expect(stderr).to.match(/^Error: future@1 needs opset 99 of ai\.onnx; onnxruntime [\d.]+ supports up to opset \d+; nothing was applied/)
-    expect(await exists(() => core.readNamespace({name: 'future'}))).to.equal(false)
+    expect(await apiStatus(async () => core.readNamespace({name: 'future'}))).to.equal(404)
   })
 
   it('the restricted user gets exit 6 naming the verb and the resource', async () => {
@@ -145,10 +167,16 @@ describe('mlops deploy on a real Kubernetes control plane', function () {
     }
   })
 
-  it('a rollout that cannot finish → exit 9 with a diagnosis (unschedulable pods), within --timeout', async () => {
+  it('a rollout that cannot finish (a CPU request of 5000 no node has) → exit 9 with a diagnosis (unschedulable pods) once --timeout 4s has passed, not much later', async () => {
+    const started = Date.now()
     const {exitCode, stderr} = await deploy('--model', 'iris@1', '--namespace', 'stuck', '--set', 'resources.requests.cpu=5000', '--timeout', '4s')
+    const seconds = (Date.now() - started) / 1000
     expect(exitCode).to.equal(ExitCode.ROLLOUT_FAILED)
     expect(stderr).to.match(/^Error: rollout of stuck\/iris did not finish in 4s .*cannot be scheduled: .*Insufficient cpu/)
+    // The --timeout contract, not a speed figure: it waited the whole 4 s (nothing ends an
+    // unschedulable rollout sooner), and gave up then, not at the default deadline (minutes).
+    // The margin covers rendering, applying and the diagnosis on a loaded 2-core machine.
+    expect(seconds).to.be.at.least(4).and.below(4 + 30)
   })
 
   it('status shows the live model, images, replicas and the revision history', async () => {
@@ -182,13 +210,18 @@ describe('mlops deploy on a real Kubernetes control plane', function () {
     expect(deployment.spec?.template.spec?.containers[0].resources?.requests?.cpu).to.not.equal('5000')
   })
 
-  it('delete asks (refuses without a terminal), then with --yes removes Deployment, Service, PDB', async () => {
+  it('delete asks (refuses without a terminal, nothing deleted), then with --yes removes Deployment, Service, PDB and HPA; the namespace stays', async () => {
+    // The HPA is the one the first deploy made (--set autoscaling.*): later deploys without it leave it.
+    const all = {deployment: 200, service: 200, pdb: 200, hpa: 200}
+    expect(await objects('iris')).to.deep.equal(all)
     const refused = await runCommand(['delete', '--config', join(project, 'mlops.yaml')], {root})
     expect((refused.error as {oclif?: {exit?: number}}).oclif?.exit).to.equal(ExitCode.USAGE)
+    expect(await objects('iris')).to.deep.equal(all)
     const {stdout, error} = await runCommand(['delete', '--config', join(project, 'mlops.yaml'), '--yes'], {root})
     expect(error).to.equal(undefined)
     expect(stdout).to.contain('deployment/iris')
-    expect(await exists(() => apps.readNamespacedDeployment({name: 'iris', namespace: 'iris'}))).to.equal(false)
+    expect(await objects('iris')).to.deep.equal({deployment: 404, service: 404, pdb: 404, hpa: 404})
+    expect(await apiStatus(async () => core.readNamespace({name: 'iris'}))).to.equal(200)
     const status = await runCommand(['status', '--config', join(project, 'mlops.yaml')], {root})
     expect((status.error as {oclif?: {exit?: number}}).oclif?.exit).to.equal(ExitCode.NOT_FOUND)
   })

@@ -6,6 +6,7 @@ import {basename, join} from 'node:path'
 
 import {ExitCode} from '../../src/errors.js'
 import {runCli} from '../helpers/cli.js'
+import {stillRunning} from '../helpers/processes.js'
 import {fixture, tempDir} from '../helpers/stores.js'
 
 describe('the local target: loader step + mlops serve in the background', function () {
@@ -65,11 +66,19 @@ describe('the local target: loader step + mlops serve in the background', functi
   it('the same deploy again changes nothing; a new version replaces the server', async () => {
     const again = JSON.parse((await cli('deploy', '--model', 'iris@1', '--json')).stdout)
     expect(again.unchanged).to.equal(true)
+    const replaced = JSON.parse((await cli('status', '--json')).stdout)
+    expect(stillRunning(replaced.pid, replaced.workdir), 'the server of iris@1 runs').to.equal(true)
     const next = JSON.parse((await cli('deploy', '--model', 'iris@2', '--json')).stdout)
     expect(next).to.include({model: 'iris@2', unchanged: false})
     expect(next.pid).to.not.equal(again.pid)
     const metadata = await (await fetch(`${next.url}/metadata`)).json() as {version: string}
     expect(metadata.version).to.equal('2')
+    // Replaced means gone, as the process table and the file system show: not only a new PID in the output.
+    expect(stillRunning(replaced.pid, replaced.workdir), `the server of iris@1 (pid ${replaced.pid}) still runs`).to.equal(false)
+    const current = JSON.parse((await cli('status', '--json')).stdout)
+    expect(current.pid).to.equal(next.pid)
+    expect(stillRunning(current.pid, current.workdir), 'the server of iris@2 runs').to.equal(true)
+    expect(existsSync(replaced.workdir)).to.equal(false)
   })
 
   it('a redeploy that fails (its port taken) leaves the serving server serving its own model and files; nothing of the failed one stays', async () => {
@@ -110,11 +119,14 @@ describe('the local target: loader step + mlops serve in the background', functi
     expect(back.code, back.stderr).to.equal(0)
   })
 
-  it('delete stops the server; status then says nothing is deployed', async () => {
-    const {url} = JSON.parse((await cli('status', '--json')).stdout)
+  it('delete stops the server (its process is gone, its files removed); status then says nothing is deployed', async () => {
+    const {url, pid, workdir} = JSON.parse((await cli('status', '--json')).stdout)
+    expect(stillRunning(pid, workdir)).to.equal(true)
     const deleted = await cli('delete')
     expect(deleted.code, deleted.stderr).to.equal(0)
-    expect(deleted.stdout).to.match(/^stopped mlops serve \(pid \d+, iris@2\)/)
+    expect(deleted.stdout).to.match(new RegExp(`^stopped mlops serve \\(pid ${pid}, iris@2\\)`))
+    expect(stillRunning(pid, workdir), `pid ${pid} still runs mlops serve`).to.equal(false)
+    expect(existsSync(workdir)).to.equal(false)
     expect(await fetch(`${url}/health`).then(() => 'up', () => 'down')).to.equal('down')
     expect((await cli('status')).code).to.equal(ExitCode.NOT_FOUND)
   })

@@ -6,6 +6,7 @@ import {join} from 'node:path'
 import {ExitCode} from '../../src/errors.js'
 import {type Cluster, kubeCluster} from '../env/k8s.js'
 import {runCli} from '../helpers/cli.js'
+import {apiStatus} from '../helpers/kube.js'
 import {tempDir} from '../helpers/stores.js'
 
 describe('mlops image secret: the pull Secret from the credentials image push uses', function () {
@@ -66,7 +67,7 @@ describe('mlops image secret: the pull Secret from the credentials image push us
       const result = await secretCli([...args, '--namespace', 'never-made'], env)
       expect(result.code, result.stderr).to.equal(exitCode)
       expect(result.stderr).to.match(message)
-      expect(await core.readNamespace({name: 'never-made'}).then(() => true, () => false)).to.equal(false)
+      expect(await apiStatus(async () => core.readNamespace({name: 'never-made'}))).to.equal(404)
     })
   }
 

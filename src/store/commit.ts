@@ -151,8 +151,14 @@ async function tryCommitVersion(
     return {committed: true, digest}
   } catch (error) {
     if (!isPreconditionFailed(error)) throw error
-    // Lost the race for this version: take back what this attempt wrote, if it is still ours.
-    for (const object of uploaded) await catalog.backend.delete(object.key, {ifGeneration: object.generation}).catch(() => {})
+    // Lost the race for this version: take back what this attempt wrote, if it is still ours and
+    // the winner does not use it (a concurrent push of the same content adopts this attempt's objects).
+    const winner = await catalog.readManifest(name, version).catch(() => undefined)
+    const adopted = new Set([winner?.file, winner?.labels?.file].filter(file => file !== undefined).map(file => catalog.key(name, version, file)))
+    for (const object of uploaded) {
+      if (!adopted.has(object.key)) await catalog.backend.delete(object.key, {ifGeneration: object.generation}).catch(() => {})
+    }
+
     return {committed: false}
   }
 }

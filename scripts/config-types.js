@@ -14,7 +14,9 @@ const out = join(root, 'src', 'config', 'mlops-yaml.ts')
 
 export async function generate() {
   const body = await compileFromFile(join(root, 'schemas', 'mlops.schema.json'), {
-    bannerComment: '', additionalProperties: false, cwd: join(root, 'schemas'),
+    bannerComment: '',
+    additionalProperties: false,
+    cwd: join(root, 'schemas'),
     style: {singleQuote: true, semi: false, printWidth: 140, bracketSpacing: false},
   })
   return `// Generated from schemas/mlops.schema.json by scripts/config-types.js: edit the schema, then run it.\n\n${body.trim()}\n`

@@ -33,7 +33,10 @@ try {
   mlops('predict', '--data', '[[6.3, 3.3, 6.0, 2.5]]', '--expect', 'virginica')
   mlops('predict', '--data', '[[6.3, 3.3, 6.0, 2.5]]', '-n', '500', '--concurrency', '8')
   mlops('delete')
-  console.log('\nQuickstart finished: scaffolded a project, pushed, aliased and inspected a model, pulled it verified as the loader does, deployed it on the local target (loader step + mlops serve), predicted and measured latency, and removed it.')
+  console.log(
+    '\nQuickstart finished: scaffolded a project, pushed, aliased and inspected a model, pulled it verified as the loader does,' +
+      ' deployed it on the local target (loader step + mlops serve), predicted and measured latency, and removed it.',
+  )
 } catch (error) {
   console.error(`\nQuickstart failed: ${error.message.split('\n')[0]}`)
   process.exitCode = 1

@@ -15,5 +15,8 @@ const validate = ajv.compile(JSON.parse(readFileSync(join(root, 'schemas', 'mlop
 const code = (standalone.default ?? standalone)(ajv, validate)
 // The generated code still require()s ajv's small runtime helpers (ucs2length).
 const out = join(root, 'dist', 'config', 'schema-validator.js')
-writeFileSync(`${out}.tmp`, `import {createRequire} from 'node:module';const require = createRequire(import.meta.url);\nexport const AJV_OPTIONS = ${JSON.stringify(AJV_OPTIONS)};\n${code.replace(/^"use strict";/, '')}\n`)
+writeFileSync(
+  `${out}.tmp`,
+  `import {createRequire} from 'node:module';const require = createRequire(import.meta.url);\nexport const AJV_OPTIONS = ${JSON.stringify(AJV_OPTIONS)};\n${code.replace(/^"use strict";/, '')}\n`,
+)
 renameSync(`${out}.tmp`, out)

@@ -9,10 +9,20 @@ import {fileURLToPath} from 'node:url'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 const vendor = join(root, 'dist', 'vendor')
-const entryPoints = readdirSync(vendor).filter(name => name.endsWith('.js')).map(name => join(vendor, name))
+const entryPoints = readdirSync(vendor)
+  .filter(name => name.endsWith('.js'))
+  .map(name => join(vendor, name))
 await build({
-  entryPoints, outdir: vendor, allowOverwrite: true,
-  bundle: true, minify: true, format: 'esm', platform: 'node', target: 'node20', legalComments: 'none', logLevel: 'warning',
+  entryPoints,
+  outdir: vendor,
+  allowOverwrite: true,
+  bundle: true,
+  minify: true,
+  format: 'esm',
+  platform: 'node',
+  target: 'node20',
+  legalComments: 'none',
+  logLevel: 'warning',
   // CommonJS code inside the bundle still calls require() for Node's built-ins.
   banner: {js: "import {createRequire as __mlopsCreateRequire} from 'node:module'; const require = __mlopsCreateRequire(import.meta.url);"},
 })

@@ -111,28 +111,53 @@ export function errorMessage(error: unknown): string {
  * address: never "this is a bug". Undefined for anything else.
  */
 export function systemError(error: unknown): MlopsError | undefined {
-  const {code, path, dest, syscall, address, port} = (error ?? {}) as NodeJS.ErrnoException & {dest?: string; address?: string; port?: number}
+  const {code, path, dest, syscall, address, port} = (error ?? {}) as NodeJS.ErrnoException & {
+    dest?: string
+    address?: string
+    port?: number
+  }
   if (typeof code !== 'string') return undefined
   const target = path ?? dest
   const where = target ? ` ${target}` : ''
   if (syscall === 'listen' || syscall === 'bind' || syscall === 'getaddrinfo') {
     const at = address ?? (error as {hostname?: string}).hostname ?? 'that address'
-    if (code === 'EACCES') return new PermissionError(`cannot listen on port ${port ?? '?'}: ports below 1024 need root`, {suggestion: 'use a port of 1024 or above'})
+    if (code === 'EACCES')
+      return new PermissionError(`cannot listen on port ${port ?? '?'}: ports below 1024 need root`, {
+        suggestion: 'use a port of 1024 or above',
+      })
     if (code === 'EADDRINUSE') return new UsageError(`port ${port ?? '?'} on ${at} is already in use`, {suggestion: 'pass another port'})
-    if (code === 'ENOTFOUND' || code === 'EADDRNOTAVAIL' || code === 'EAI_AGAIN') return new UsageError(`cannot listen on ${at}: not an address of this machine`, {suggestion: 'use 0.0.0.0, 127.0.0.1 or an address this machine has'})
+    if (code === 'ENOTFOUND' || code === 'EADDRNOTAVAIL' || code === 'EAI_AGAIN')
+      return new UsageError(`cannot listen on ${at}: not an address of this machine`, {
+        suggestion: 'use 0.0.0.0, 127.0.0.1 or an address this machine has',
+      })
   }
 
   switch (code) {
-    case 'ENOTDIR': return new UsageError(`a part of the path${where} is a file, not a folder`)
-    case 'EISDIR': return new UsageError(`${target ?? 'the path'} is a folder, not a file`)
-    case 'ENOENT': return new NotFoundError(`no such file or folder:${where || ' (unnamed)'}`)
+    case 'ENOTDIR':
+      return new UsageError(`a part of the path${where} is a file, not a folder`)
+    case 'EISDIR':
+      return new UsageError(`${target ?? 'the path'} is a folder, not a file`)
+    case 'ENOENT':
+      return new NotFoundError(`no such file or folder:${where || ' (unnamed)'}`)
     // mkdir -p meeting a file where a folder should be.
-    case 'EEXIST': return syscall === 'mkdir' ? new UsageError(`${target ?? 'the path'} is a file, not a folder`) : new ConflictError(`${target ?? 'the path'} already exists`)
+    case 'EEXIST':
+      return syscall === 'mkdir'
+        ? new UsageError(`${target ?? 'the path'} is a file, not a folder`)
+        : new ConflictError(`${target ?? 'the path'} already exists`)
     case 'EACCES':
-    case 'EPERM': return new PermissionError(`permission denied:${where || ' (unnamed)'}`, {suggestion: 'check the owner and mode of the file or folder, or choose another one'})
-    case 'EROFS': return new PermissionError(`read-only file system:${where || ' (unnamed)'}`, {suggestion: 'choose a writable location'})
-    case 'ENOSPC': return new UnavailableError(`no space left on the device${target ? ` for ${target}` : ''}`, {suggestion: 'free some space, or choose another location'})
-    case 'ENAMETOOLONG': return new UsageError(`a file name is too long:${where}`)
-    default: return undefined
+    case 'EPERM':
+      return new PermissionError(`permission denied:${where || ' (unnamed)'}`, {
+        suggestion: 'check the owner and mode of the file or folder, or choose another one',
+      })
+    case 'EROFS':
+      return new PermissionError(`read-only file system:${where || ' (unnamed)'}`, {suggestion: 'choose a writable location'})
+    case 'ENOSPC':
+      return new UnavailableError(`no space left on the device${target ? ` for ${target}` : ''}`, {
+        suggestion: 'free some space, or choose another location',
+      })
+    case 'ENAMETOOLONG':
+      return new UsageError(`a file name is too long:${where}`)
+    default:
+      return undefined
   }
 }

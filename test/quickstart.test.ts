@@ -5,7 +5,7 @@ import {join} from 'node:path'
 
 import {processesWith, stillRunning} from './helpers/processes.js'
 
-describe('npm run quickstart (the README\'s first command)', () => {
+describe("npm run quickstart (the README's first command)", () => {
   it('runs the whole flow on the embedded defaults and cleans up after itself: its mlops serve is gone, its folder removed', async () => {
     const script = join(import.meta.dirname, '..', 'scripts', 'quickstart.js')
     const child = spawn(process.execPath, [script], {env: {...process.env, CI: 'true'}, stdio: ['ignore', 'pipe', 'pipe']})
@@ -47,7 +47,7 @@ describe('npm run quickstart (the README\'s first command)', () => {
 
     // The background server really ran (the scan sees it), is the one delete reports stopping, and is gone now.
     expect([...serves.keys()], 'the mlops serve processes seen while the quickstart ran').to.deep.equal([stopped])
-    expect(processesWith(work), 'processes still running from the quickstart\'s folder').to.deep.equal(new Map())
+    expect(processesWith(work), "processes still running from the quickstart's folder").to.deep.equal(new Map())
     expect(stillRunning(stopped, work), `pid ${stopped} still runs mlops serve`).to.equal(false)
     expect(() => readdirSync(work), `${work} still exists`).to.throw(/ENOENT/)
   })

@@ -87,7 +87,9 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     const definition = flag ? (this.ctor.flags as Record<string, {env?: string}> | undefined)?.[flag] : undefined
     if (!flag || !definition?.env || process.env[definition.env] === undefined) return
     if (this.argv.some(arg => arg === `--${flag}` || arg.startsWith(`--${flag}=`))) return
-    described.message = redact(`${definition.env}=${process.env[definition.env]} (the environment variable for --${flag}): ${described.message.replace(/^Parsing --[a-z0-9-]+ /, '')}`)
+    described.message = redact(
+      `${definition.env}=${process.env[definition.env]} (the environment variable for --${flag}): ${described.message.replace(/^Parsing --[a-z0-9-]+ /, '')}`,
+    )
     described.suggestion = `fix or unset ${definition.env}`
   }
 
@@ -104,7 +106,9 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
       this.logToStderr(`Error: ${described.message}`)
       if (described.suggestion) this.logToStderr(`Hint: ${described.suggestion}`)
       if (described.code === 'UNEXPECTED' && error.stack) {
-        this.logToStderr(process.env.MLOPS_DEBUG ? redact(error.stack) : 'Set MLOPS_DEBUG=1 for the stack trace; this is a bug if it persists.')
+        this.logToStderr(
+          process.env.MLOPS_DEBUG ? redact(error.stack) : 'Set MLOPS_DEBUG=1 for the stack trace; this is a bug if it persists.',
+        )
       }
     }
 
@@ -113,14 +117,17 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
 }
 
 function describeError(thrown: Error & {oclif?: {exit?: number}}): ErrorJson['error'] {
-  const error = isMlopsError(thrown) ? thrown : systemError(thrown) ?? thrown
+  const error = isMlopsError(thrown) ? thrown : (systemError(thrown) ?? thrown)
   if (isMlopsError(error)) {
     return {code: error.code, exitCode: error.exitCode, message: error.message, suggestion: error.suggestion}
   }
 
   // oclif's own parse errors (unknown flag, missing argument, bad option value) are usage errors.
   if (error.oclif?.exit !== undefined && error.oclif.exit !== 1) {
-    const lines = error.message.split('\n').map(line => line.trim()).filter(line => line !== '')
+    const lines = error.message
+      .split('\n')
+      .map(line => line.trim())
+      .filter(line => line !== '')
     const hint = lines.find(line => line.includes('--help')) ?? 'see --help'
     const message = lines.filter(line => line !== hint).join(' ')
     return {code: 'USAGE', exitCode: ExitCode.USAGE, message, suggestion: hint}

@@ -18,13 +18,23 @@ function given(flags: Record<string, unknown>, definitions: Record<string, {env?
  * came from the environment (MLOPS_NAMESPACE exported for the cluster) is
  * not an error. `where` names what was chosen: a target, or --url.
  */
-export function refuseForeignFlags(flags: Record<string, unknown>, definitions: Record<string, {env?: string}>, where: string, accepts: readonly string[]): void {
-  const foreign = Object.keys(definitions).filter(name => ownerOf(name) !== undefined && !accepts.includes(name) && given(flags, definitions, name))
+export function refuseForeignFlags(
+  flags: Record<string, unknown>,
+  definitions: Record<string, {env?: string}>,
+  where: string,
+  accepts: readonly string[],
+): void {
+  const foreign = Object.keys(definitions).filter(
+    name => ownerOf(name) !== undefined && !accepts.includes(name) && given(flags, definitions, name),
+  )
   if (foreign.length === 0) return
   const owner = ownerOf(foreign[0]) as TargetName
   const order = TARGETS[owner].flags
   const names = foreign.filter(name => ownerOf(name) === owner).sort((a, b) => order.indexOf(a) - order.indexOf(b))
-  throw new UsageError(`${names.map(name => `--${name}`).join(', ')} ${names.length === 1 ? 'applies' : 'apply'} to --target ${owner}, not ${where}`, {
-    suggestion: TARGETS[where as TargetName]?.hints?.[names[0]] ?? `drop it, or pass --target ${owner}`,
-  })
+  throw new UsageError(
+    `${names.map(name => `--${name}`).join(', ')} ${names.length === 1 ? 'applies' : 'apply'} to --target ${owner}, not ${where}`,
+    {
+      suggestion: TARGETS[where as TargetName]?.hints?.[names[0]] ?? `drop it, or pass --target ${owner}`,
+    },
+  )
 }

@@ -14,7 +14,10 @@ const namespaceSummary = 'Namespace (default: deploy.namespace, else the project
 
 /** Kubernetes namespace; predict has no short form (-n is its --requests). */
 export const namespaceFlag = Flags.string({char: 'n', summary: namespaceSummary, env: 'MLOPS_NAMESPACE'})
-export const namespaceFlagLong = Flags.string({summary: 'Namespace with --target k8s (default: deploy.namespace, else the project name).', env: 'MLOPS_NAMESPACE'})
+export const namespaceFlagLong = Flags.string({
+  summary: 'Namespace with --target k8s (default: deploy.namespace, else the project name).',
+  env: 'MLOPS_NAMESPACE',
+})
 
 export const contextFlag = Flags.string({summary: 'kubeconfig context (default: the current one).', env: 'MLOPS_KUBE_CONTEXT'})
 
@@ -35,7 +38,11 @@ export const renderFlags = {
   values: Flags.string({char: 'f', summary: 'Values file with deploy settings (repeatable; later wins).', multiple: true, default: []}),
   set: Flags.string({summary: 'KEY=VALUE deploy setting, e.g. replicas=3 (repeatable; wins over -f).', multiple: true, default: []}),
   namespace: namespaceFlag,
-  delivery: Flags.string({summary: 'How pods get the model: init-container (the loader), image-volume (the image mlops model publish made) or auto (default: deploy.delivery, else init-container).', options: [...DELIVERIES]}),
+  delivery: Flags.string({
+    summary:
+      'How pods get the model: init-container (the loader), image-volume (the image mlops model publish made) or auto (default: deploy.delivery, else init-container).',
+    options: [...DELIVERIES],
+  }),
   ...imageNameFlags,
   ...storeFlags,
 }

@@ -3,7 +3,10 @@ import {Args, Flags} from '@oclif/core'
 /** How images are named, for the commands that build, push or reference them. */
 export const imageNameFlags = {
   tag: Flags.string({summary: 'Image tag (default: image.tag, else the git short sha, else the mlops version).', env: 'MLOPS_IMAGE_TAG'}),
-  repository: Flags.string({summary: 'Image repository (default: image.repository, else mlops/<project name>).', env: 'MLOPS_IMAGE_REPOSITORY'}),
+  repository: Flags.string({
+    summary: 'Image repository (default: image.repository, else mlops/<project name>).',
+    env: 'MLOPS_IMAGE_REPOSITORY',
+  }),
 }
 
 /** Which image build and push act on. */

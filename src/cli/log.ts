@@ -23,7 +23,10 @@ export function createLogger(format: LogFormat, component: string): Logger {
     if (format === 'json') {
       process.stderr.write(`${JSON.stringify(redactJson({time: new Date().toISOString(), level, component, msg, ...fields}))}\n`)
     } else {
-      const details = Object.entries(fields).filter(([, v]) => v !== undefined).map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`).join(' ')
+      const details = Object.entries(fields)
+        .filter(([, v]) => v !== undefined)
+        .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
+        .join(' ')
       process.stderr.write(redact(`${level === 'error' ? 'error: ' : ''}${msg}${details ? `  ${details}` : ''}\n`))
     }
   }

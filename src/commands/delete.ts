@@ -9,7 +9,11 @@ export default class Delete extends TargetCommand<typeof Delete> {
 
   static examples = ['<%= config.bin %> <%= command.id %>', '<%= config.bin %> <%= command.id %> --namespace staging --yes']
 
-  static flags = {...clusterFlags, target: targetFlag, yes: Flags.boolean({char: 'y', summary: 'Do not ask for confirmation.', default: false})}
+  static flags = {
+    ...clusterFlags,
+    target: targetFlag,
+    yes: Flags.boolean({char: 'y', summary: 'Do not ask for confirmation.', default: false}),
+  }
 
   async run(): Promise<DeleteOutcome> {
     const {target} = await this.target()

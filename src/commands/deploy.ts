@@ -10,7 +10,16 @@ export type {DeployResult} from '../targets/k8s/target.js'
 export default class Deploy extends TargetCommand<typeof Deploy> {
   static summary = 'Deploy a model version (local, docker or Kubernetes target) and wait until it serves.'
 
-  static description = `--target local (the default) pulls the model as the loader would and starts mlops serve in the background; --target docker runs the loader container into a volume, then the API container; both wait for /ready. --target k8s: resolves the model ref to a concrete version and sha256, renders the manifests (see mlops render), refuses an incompatible model before touching the cluster (exit 8), applies every object with server-side apply (field manager "mlops"; a conflict with another manager exits 4 unless --force-conflicts), then waits for the rollout with kubectl's rules and, when it cannot finish, exits 9 with a diagnosis from the pods (the loader's termination summary, image pull errors, crash loops, scheduling). Re-running the same deploy changes nothing. The default --timeout grows with the model size.`
+  static description = [
+    `--target local (the default) pulls the model as the loader would and starts mlops serve in the background;`,
+    `--target docker runs the loader container into a volume, then the API container; both wait for /ready.`,
+    `--target k8s: resolves the model ref to a concrete version and sha256, renders the manifests (see mlops render), refuses`,
+    `an incompatible model before touching the cluster (exit 8), applies every object with server-side apply (field manager`,
+    `"mlops"; a conflict with another manager exits 4 unless --force-conflicts), then waits for the rollout with kubectl's`,
+    `rules and, when it cannot finish, exits 9 with a diagnosis from the pods (the loader's termination summary, image pull`,
+    `errors, crash loops, scheduling).`,
+    `Re-running the same deploy changes nothing. The default --timeout grows with the model size.`,
+  ].join(' ')
 
   static examples = [
     '<%= config.bin %> <%= command.id %> --model iris@prod',
@@ -21,24 +30,49 @@ export default class Deploy extends TargetCommand<typeof Deploy> {
   static flags = {
     ...renderFlags,
     target: targetFlag,
-    port: Flags.integer({summary: 'local target: port for mlops serve on 127.0.0.1 (default: a free one).', default: 0, min: 0, max: 65_535}),
+    port: Flags.integer({
+      summary: 'local target: port for mlops serve on 127.0.0.1 (default: a free one).',
+      default: 0,
+      min: 0,
+      max: 65_535,
+    }),
     context: clusterFlags.context,
-    'dry-run': Flags.string({summary: 'client: print what would be applied; server: let the API server validate and admit everything, persist nothing.', options: ['client', 'server']}),
-    timeout: durationFlag({summary: 'How long to wait for the rollout, e.g. 90s, 5m (default: the Deployment\'s progress deadline plus a minute).'}),
+    'dry-run': Flags.string({
+      summary: 'client: print what would be applied; server: let the API server validate and admit everything, persist nothing.',
+      options: ['client', 'server'],
+    }),
+    timeout: durationFlag({
+      summary: "How long to wait for the rollout, e.g. 90s, 5m (default: the Deployment's progress deadline plus a minute).",
+    }),
     'force-conflicts': Flags.boolean({summary: 'Take over fields owned by another field manager.', default: false}),
-    atomic: Flags.boolean({summary: 'When the rollout fails, roll back to the revision that was live before (still exit 9).', default: false}),
-    diff: Flags.boolean({summary: 'Print what would change against the live objects (a server-side dry run) and apply nothing.', default: false}),
+    atomic: Flags.boolean({
+      summary: 'When the rollout fails, roll back to the revision that was live before (still exit 9).',
+      default: false,
+    }),
+    diff: Flags.boolean({
+      summary: 'Print what would change against the live objects (a server-side dry run) and apply nothing.',
+      default: false,
+    }),
   }
 
   async run(): Promise<DeployOutcome> {
     const {flags} = this
     const {target} = await this.target()
     return target.deploy({
-      model: flags.model, store: storeOverrides(flags), image: {repository: flags.repository, tag: flags.tag},
-      timeoutMs: flags.timeout, port: flags.port,
-      values: flags.values, set: flags.set, namespace: flags.namespace, context: flags.context,
+      model: flags.model,
+      store: storeOverrides(flags),
+      image: {repository: flags.repository, tag: flags.tag},
+      timeoutMs: flags.timeout,
+      port: flags.port,
+      values: flags.values,
+      set: flags.set,
+      namespace: flags.namespace,
+      context: flags.context,
       delivery: flags.delivery as 'auto' | 'image-volume' | 'init-container' | undefined,
-      dryRun: flags['dry-run'] as 'client' | 'server' | undefined, diff: flags.diff, atomic: flags.atomic, forceConflicts: flags['force-conflicts'],
+      dryRun: flags['dry-run'] as 'client' | 'server' | undefined,
+      diff: flags.diff,
+      atomic: flags.atomic,
+      forceConflicts: flags['force-conflicts'],
     })
   }
 }

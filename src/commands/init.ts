@@ -19,7 +19,11 @@ const DNS_NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/
 export default class Init extends BaseCommand<typeof Init> {
   static summary = 'Scaffold a new model-load project: mlops.yaml, a README, and optionally a sample model and manifests/.'
 
-  static description = 'Asks for each setting on a terminal (every prompt also has a flag); --yes takes the defaults; without a terminal it never prompts: a setting with neither a flag nor --yes is an error naming the flag (exit 2). Refuses to overwrite existing files (exit 4, nothing written) unless --force, and lists what it wrote.'
+  static description = [
+    'Asks for each setting on a terminal (every prompt also has a flag); --yes takes the defaults; without a terminal it',
+    'never prompts: a setting with neither a flag nor --yes is an error naming the flag (exit 2). Refuses to overwrite',
+    'existing files (exit 4, nothing written) unless --force, and lists what it wrote.',
+  ].join(' ')
 
   static examples = [
     '<%= config.bin %> <%= command.id %> iris-service',
@@ -47,15 +51,38 @@ export default class Init extends BaseCommand<typeof Init> {
     const {flags} = this
     const dir = resolve(this.args.dir)
     const given: Partial<ProjectAnswers> = {
-      name: flags.name, modelName: flags['model-name'], store: flags.store, imageRepository: flags['image-repository'], namespace: flags.namespace,
-      replicas: flags.replicas, cpu: flags.cpu, memory: flags.memory, sampleModel: flags['sample-model'], manifests: flags.manifests,
+      name: flags.name,
+      modelName: flags['model-name'],
+      store: flags.store,
+      imageRepository: flags['image-repository'],
+      namespace: flags.namespace,
+      replicas: flags.replicas,
+      cpu: flags.cpu,
+      memory: flags.memory,
+      sampleModel: flags['sample-model'],
+      manifests: flags.manifests,
     }
     const questions: Array<Question<keyof ProjectAnswers>> = [
-      {key: 'name', flag: '--name', message: 'Project name', fallback: () => basename(dir).toLowerCase().replaceAll(/[^a-z0-9-]/g, '-'), validate: v => DNS_NAME.test(String(v)) || 'lowercase letters, digits and -'},
+      {
+        key: 'name',
+        flag: '--name',
+        message: 'Project name',
+        fallback: () =>
+          basename(dir)
+            .toLowerCase()
+            .replaceAll(/[^a-z0-9-]/g, '-'),
+        validate: v => DNS_NAME.test(String(v)) || 'lowercase letters, digits and -',
+      },
       {key: 'modelName', flag: '--model-name', message: 'Model name', fallback: a => a.name!, validate: v => isValidName(String(v))},
       {key: 'store', flag: '--store', message: 'Model store (gs://BUCKET[/PREFIX] or a folder)', fallback: () => '.mlops/store'},
       {key: 'imageRepository', flag: '--image-repository', message: 'Image repository', fallback: a => `mlops/${a.name}`},
-      {key: 'namespace', flag: '--namespace', message: 'Kubernetes namespace', fallback: a => a.name!, validate: v => DNS_NAME.test(String(v)) || 'lowercase letters, digits and -'},
+      {
+        key: 'namespace',
+        flag: '--namespace',
+        message: 'Kubernetes namespace',
+        fallback: a => a.name!,
+        validate: v => DNS_NAME.test(String(v)) || 'lowercase letters, digits and -',
+      },
       {key: 'replicas', flag: '--replicas', message: 'Replicas', fallback: () => 2},
       {key: 'cpu', flag: '--cpu', message: 'CPU request per pod', fallback: () => '100m'},
       {key: 'memory', flag: '--memory', message: 'Memory per pod', fallback: () => '512Mi'},
@@ -68,7 +95,9 @@ export default class Init extends BaseCommand<typeof Init> {
       let value = given[question.key]
       if (value === undefined && interactive) value = await ask(question, question.fallback(answers))
       if (value === undefined && !flags.yes) {
-        throw new UsageError(`missing ${question.flag}: there is no terminal to ask (${question.message.toLowerCase()})`, {suggestion: `pass ${question.flag}, or --yes for the defaults`})
+        throw new UsageError(`missing ${question.flag}: there is no terminal to ask (${question.message.toLowerCase()})`, {
+          suggestion: `pass ${question.flag}, or --yes for the defaults`,
+        })
       }
 
       value ??= question.fallback(answers)
@@ -93,9 +122,13 @@ function isValidName(value: string): string | true {
 }
 
 /** One inquirer prompt of the right kind for the setting. */
-async function ask(question: Question<keyof ProjectAnswers>, fallback: ProjectAnswers[keyof ProjectAnswers]): Promise<ProjectAnswers[keyof ProjectAnswers]> {
+async function ask(
+  question: Question<keyof ProjectAnswers>,
+  fallback: ProjectAnswers[keyof ProjectAnswers],
+): Promise<ProjectAnswers[keyof ProjectAnswers]> {
   const {confirm, input, number} = await import('@inquirer/prompts')
   if (typeof fallback === 'boolean') return confirm({message: question.message, default: fallback})
-  if (typeof fallback === 'number') return (await number({message: question.message, default: fallback, min: 0, required: true})) ?? fallback
+  if (typeof fallback === 'number')
+    return (await number({message: question.message, default: fallback, min: 0, required: true})) ?? fallback
   return input({message: question.message, default: String(fallback), validate: value => question.validate?.(value as never) ?? true})
 }

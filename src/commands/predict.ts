@@ -22,13 +22,17 @@ export interface PredictResult {
 export default class Predict extends TargetCommand<typeof Predict> {
   static summary = 'Send test requests to a model server and show the answer, with latency figures under load.'
 
-  static description = `Rows come from --data (JSON), --file (JSON: {"data": [...]} or a list of rows; or CSV, one row per line, a header line skipped) or stdin. With -n, sends N requests with --concurrency in flight and reports requests/s and p50/p95/p99 latency. --expect makes it exit 11 when the prediction differs (for CI smoke tests).`
+  static description = [
+    `Rows come from --data (JSON), --file (JSON: {"data": [...]} or a list of rows; or CSV, one row per line, a header line skipped) or stdin.`,
+    `With -n, sends N requests with --concurrency in flight and reports requests/s and p50/p95/p99 latency.`,
+    `--expect makes it exit 11 when the prediction differs (for CI smoke tests).`,
+  ].join(' ')
 
   static examples = [
-    '<%= config.bin %> <%= command.id %> --url http://127.0.0.1:8000 --data \'[[6.3, 3.3, 6.0, 2.5]]\'',
+    "<%= config.bin %> <%= command.id %> --url http://127.0.0.1:8000 --data '[[6.3, 3.3, 6.0, 2.5]]'",
     '<%= config.bin %> <%= command.id %> --url http://127.0.0.1:8000 --file rows.csv --endpoint /predict',
-    '<%= config.bin %> <%= command.id %> --target k8s --namespace iris --data \'[[6.3, 3.3, 6.0, 2.5]]\' -n 500 -c 16',
-    '<%= config.bin %> <%= command.id %> --url http://127.0.0.1:8000 --data \'[6.3, 3.3, 6.0, 2.5]\' -n 2000 --concurrency 32 --expect virginica',
+    "<%= config.bin %> <%= command.id %> --target k8s --namespace iris --data '[[6.3, 3.3, 6.0, 2.5]]' -n 500 -c 16",
+    "<%= config.bin %> <%= command.id %> --url http://127.0.0.1:8000 --data '[6.3, 3.3, 6.0, 2.5]' -n 2000 --concurrency 32 --expect virginica",
     'echo \'{"data": [[5.1, 3.5, 1.4, 0.2]]}\' | <%= config.bin %> <%= command.id %> --url http://127.0.0.1:8000 --protocol v2 --model-name iris',
   ]
 
@@ -41,8 +45,16 @@ export default class Predict extends TargetCommand<typeof Predict> {
     context: contextFlag,
     data: Flags.string({summary: 'Rows as JSON.', exclusive: ['file']}),
     file: Flags.string({summary: 'Rows from a JSON or CSV file.', exclusive: ['data']}),
-    endpoint: Flags.string({summary: 'Path for the original protocol.', default: '/predict/label', options: ['/predict', '/predict/label']}),
-    protocol: Flags.string({summary: 'original (the model-load API) or v2 (Open Inference Protocol).', default: 'original', options: ['original', 'v2']}),
+    endpoint: Flags.string({
+      summary: 'Path for the original protocol.',
+      default: '/predict/label',
+      options: ['/predict', '/predict/label'],
+    }),
+    protocol: Flags.string({
+      summary: 'original (the model-load API) or v2 (Open Inference Protocol).',
+      default: 'original',
+      options: ['original', 'v2'],
+    }),
     'model-name': Flags.string({summary: 'Model name for --protocol v2 (default: model.name in mlops.yaml).'}),
     requests: Flags.integer({char: 'n', summary: 'Send this many requests and report latency figures.', default: 1, min: 1}),
     concurrency: Flags.integer({char: 'c', summary: 'Requests in flight at once (with -n).', default: 1, min: 1}),
@@ -51,7 +63,7 @@ export default class Predict extends TargetCommand<typeof Predict> {
 
   async run(): Promise<PredictResult> {
     const {flags} = this
-    const rows = parseRows(await this.rowsText(), flags.data !== undefined ? '--data' : flags.file ?? 'stdin')
+    const rows = parseRows(await this.rowsText(), flags.data !== undefined ? '--data' : (flags.file ?? 'stdin'))
     const url = this.explicitUrl()
     if (url) {
       this.refuseForeign('--url', [])
@@ -59,7 +71,11 @@ export default class Predict extends TargetCommand<typeof Predict> {
     }
 
     const {target} = await this.target()
-    const endpoint = await target.endpoint({namespace: flags.namespace, context: flags.context, connections: Math.min(flags.requests, flags.concurrency)})
+    const endpoint = await target.endpoint({
+      namespace: flags.namespace,
+      context: flags.context,
+      connections: Math.min(flags.requests, flags.concurrency),
+    })
     try {
       const result = await this.predict(endpoint, rows)
       return endpoint.pod ? {...result, pod: endpoint.pod} : result
@@ -131,17 +147,27 @@ export default class Predict extends TargetCommand<typeof Predict> {
 
     if (answer.status >= 400) {
       const message = (answer.body as {error?: string})?.error ?? JSON.stringify(answer.body)
-      if (answer.status >= 500) throw new UnavailableError(`the server answered ${answer.status}: ${message}`, {suggestion: 'is it ready? curl URL/ready'})
+      if (answer.status >= 500)
+        throw new UnavailableError(`the server answered ${answer.status}: ${message}`, {suggestion: 'is it ready? curl URL/ready'})
       throw new UsageError(`the server refused the request (${answer.status}): ${message}`)
     }
 
     const response = answer.body
     this.log(JSON.stringify(response))
     if (load) {
-      this.log(formatTable(['REQUESTS', 'ERRORS', 'REQ/S', 'P50', 'P95', 'P99', 'MAX'], [[
-        String(load.requests), String(load.errors), load.requestsPerSecond.toFixed(0),
-        ...[load.p50, load.p95, load.p99, load.max].map(ms => `${ms.toFixed(2)} ms`),
-      ]]))
+      this.log(
+        formatTable(
+          ['REQUESTS', 'ERRORS', 'REQ/S', 'P50', 'P95', 'P99', 'MAX'],
+          [
+            [
+              String(load.requests),
+              String(load.errors),
+              load.requestsPerSecond.toFixed(0),
+              ...[load.p50, load.p95, load.p99, load.max].map(ms => `${ms.toFixed(2)} ms`),
+            ],
+          ],
+        ),
+      )
     }
 
     if (this.interrupted) {
@@ -176,7 +202,7 @@ export default class Predict extends TargetCommand<typeof Predict> {
     try {
       const response = await fetch(new URL(`/v2/models/${model}`, url))
       if (response.status === 404) throw new NotFoundError(`the server does not serve a model named ${model}`)
-      metadata = await response.json() as typeof metadata
+      metadata = (await response.json()) as typeof metadata
     } catch (error) {
       if (error instanceof NotFoundError) throw error
       throw new UnavailableError(`cannot reach ${url}: ${(error as Error).message}`)
@@ -186,7 +212,9 @@ export default class Predict extends TargetCommand<typeof Predict> {
   }
 
   private check(response: unknown, expected: string): void {
-    const prediction = (response as {prediction?: unknown; outputs?: Array<{data: unknown}>})?.prediction ?? (response as {outputs?: Array<{data: unknown}>})?.outputs?.[0]?.data
+    const prediction =
+      (response as {prediction?: unknown; outputs?: Array<{data: unknown}>})?.prediction ??
+      (response as {outputs?: Array<{data: unknown}>})?.outputs?.[0]?.data
     let wanted: unknown = expected
     try {
       wanted = JSON.parse(expected)

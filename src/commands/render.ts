@@ -19,7 +19,12 @@ export interface RenderCommandResult {
 export default class Render extends BaseCommand<typeof Render> {
   static summary = 'Print (or write) the Kubernetes manifests that deploy would apply.'
 
-  static description = `Resolves the model ref to a concrete version and sha256 first, so the manifests pin it: the loader initContainer pulls exactly NAME@VERSION. Images are pinned by digest when .mlops/state.json has one from mlops image push. Templates come from templates/manifests/, each overridable by a file of the same name in the project's manifests/ folder. Values: the deploy section of mlops.yaml, then each -f file, then each --set KEY=VALUE (later wins).`
+  static description = [
+    `Resolves the model ref to a concrete version and sha256 first, so the manifests pin it: the loader initContainer pulls exactly NAME@VERSION.`,
+    `Images are pinned by digest when .mlops/state.json has one from mlops image push.`,
+    `Templates come from templates/manifests/, each overridable by a file of the same name in the project's manifests/ folder.`,
+    `Values: the deploy section of mlops.yaml, then each -f file, then each --set KEY=VALUE (later wins).`,
+  ].join(' ')
 
   static examples = [
     '<%= config.bin %> <%= command.id %> --model iris@prod',
@@ -35,7 +40,12 @@ export default class Render extends BaseCommand<typeof Render> {
   async run(): Promise<RenderCommandResult> {
     const {flags, project} = this
     const result = await renderRelease(project, {
-      model: flags.model, store: storeOverrides(flags), values: flags.values, set: flags.set, namespace: flags.namespace, image: {repository: flags.repository, tag: flags.tag},
+      model: flags.model,
+      store: storeOverrides(flags),
+      values: flags.values,
+      set: flags.set,
+      namespace: flags.namespace,
+      image: {repository: flags.repository, tag: flags.tag},
       delivery: flags.delivery as 'auto' | 'image-volume' | 'init-container' | undefined,
     })
     const {manifest} = result

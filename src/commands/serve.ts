@@ -19,12 +19,18 @@ export interface ServeResult {
 export default class Serve extends BaseCommand<typeof Serve> {
   static summary = 'Serve an ONNX model over HTTP: the process the API image runs.'
 
-  static description = `Checks the model file before listening (a missing, unreadable or invalid model exits with its exit code: there is no fallback model), listens, loads the model into ONNX Runtime and runs one warm-up inference; /ready answers 200 only then. Speaks the original model-load API (/health, /metadata, /label, /predict, /predict/label, /predict/test, /predict/test/label), the Open Inference Protocol (/v2/...) and /metrics (Prometheus). SIGTERM finishes in-flight requests, then exits 0. Logs are JSON lines on stderr unless on a terminal.`
+  static description = [
+    `Checks the model file before listening (a missing, unreadable or invalid model exits with its exit code: there is no`,
+    `fallback model), listens, loads the model into ONNX Runtime and runs one warm-up inference; /ready answers 200 only`,
+    `then.`,
+    `Speaks the original model-load API (/health, /metadata, /label, /predict, /predict/label, /predict/test, /predict/test/label), the Open Inference Protocol (/v2/...) and /metrics (Prometheus).`,
+    `SIGTERM finishes in-flight requests, then exits 0. Logs are JSON lines on stderr unless on a terminal.`,
+  ].join(' ')
 
   static examples = [
     '<%= config.bin %> <%= command.id %> --model model.onnx --labels labels.json',
     'MODEL_FILEPATH=/workdir/model.onnx PORT=8000 <%= config.bin %> <%= command.id %>',
-    '<%= config.bin %> <%= command.id %> --model iris.onnx --name iris --model-version 3 --sample \'[5.1, 3.5, 1.4, 0.2]\'',
+    "<%= config.bin %> <%= command.id %> --model iris.onnx --name iris --model-version 3 --sample '[5.1, 3.5, 1.4, 0.2]'",
   ]
 
   static flags = {
@@ -34,11 +40,33 @@ export default class Serve extends BaseCommand<typeof Serve> {
     host: Flags.string({summary: 'Address to listen on.', env: API_ENV.host, default: '0.0.0.0'}),
     name: Flags.string({summary: 'Model name in metrics and the v2 API (default: the file name).', env: API_ENV.name}),
     'model-version': Flags.string({summary: 'Model version in metrics and the v2 API.', env: API_ENV.version}),
-    sample: Flags.string({summary: 'Sample input row as JSON, or @FILE, for /metadata, /predict/test and the warm-up (default: zeros).', env: 'MODEL_SAMPLE'}),
-    'label-from': Flags.string({summary: 'Which label a classifier answers: output (the model\'s own label output, when it has one) or argmax (the class of the highest probability, as the original model-load server).', env: 'MLOPS_LABEL_FROM', options: ['output', 'argmax'], default: 'output'}),
-    'max-inflight-bytes': Flags.integer({summary: 'Request-body bytes handled at once; more get 503 with Retry-After: 1 (default: from the container\'s memory limit, about 1/40 of what is above 200 MiB; 32 MiB without a limit).', env: 'MLOPS_MAX_INFLIGHT_BYTES', min: 1}),
-    'max-body-bytes': Flags.integer({summary: 'Largest request body; larger ones get 413.', env: 'MLOPS_MAX_BODY_BYTES', default: 1024 * 1024, min: 1}),
-    sha256: Flags.string({summary: 'Refuse to serve unless the model file has this sha256 (64 hex); deploy pins it for image volumes.', env: API_ENV.sha256}),
+    sample: Flags.string({
+      summary: 'Sample input row as JSON, or @FILE, for /metadata, /predict/test and the warm-up (default: zeros).',
+      env: 'MODEL_SAMPLE',
+    }),
+    'label-from': Flags.string({
+      summary:
+        "Which label a classifier answers: output (the model's own label output, when it has one) or argmax (the class of the highest probability, as the original model-load server).",
+      env: 'MLOPS_LABEL_FROM',
+      options: ['output', 'argmax'],
+      default: 'output',
+    }),
+    'max-inflight-bytes': Flags.integer({
+      summary:
+        "Request-body bytes handled at once; more get 503 with Retry-After: 1 (default: from the container's memory limit, about 1/40 of what is above 200 MiB; 32 MiB without a limit).",
+      env: 'MLOPS_MAX_INFLIGHT_BYTES',
+      min: 1,
+    }),
+    'max-body-bytes': Flags.integer({
+      summary: 'Largest request body; larger ones get 413.',
+      env: 'MLOPS_MAX_BODY_BYTES',
+      default: 1024 * 1024,
+      min: 1,
+    }),
+    sha256: Flags.string({
+      summary: 'Refuse to serve unless the model file has this sha256 (64 hex); deploy pins it for image volumes.',
+      env: API_ENV.sha256,
+    }),
     'log-format': logFormatFlag,
   }
 
@@ -73,8 +101,15 @@ export default class Serve extends BaseCommand<typeof Serve> {
     })
     const prepared = await Promise.race([preparing, stop])
     if (typeof prepared === 'string') return stopped(prepared)
-    const server = await startServer(prepared, {host: flags.host, port: flags.port, bodyLimit: flags['max-body-bytes'], inFlightBytes: flags['max-inflight-bytes'], log}).catch(error => {
-      if ((error as NodeJS.ErrnoException).code === 'EADDRINUSE') throw new UsageError(`port ${flags.port} on ${flags.host} is already in use`, {suggestion: 'pass another --port (or PORT)'})
+    const server = await startServer(prepared, {
+      host: flags.host,
+      port: flags.port,
+      bodyLimit: flags['max-body-bytes'],
+      inFlightBytes: flags['max-inflight-bytes'],
+      log,
+    }).catch(error => {
+      if ((error as NodeJS.ErrnoException).code === 'EADDRINUSE')
+        throw new UsageError(`port ${flags.port} on ${flags.host} is already in use`, {suggestion: 'pass another --port (or PORT)'})
       throw error
     })
     const first = await Promise.race([server.loaded.then(() => undefined), stop]).catch(async (error: unknown) => {
@@ -106,6 +141,6 @@ function parseSample(text: string): unknown {
   try {
     return JSON.parse(json)
   } catch (error) {
-    throw new UsageError(`--sample is not valid JSON: ${(error as Error).message}`, {suggestion: 'e.g. --sample \'[5.1, 3.5, 1.4, 0.2]\''})
+    throw new UsageError(`--sample is not valid JSON: ${(error as Error).message}`, {suggestion: "e.g. --sample '[5.1, 3.5, 1.4, 0.2]'"})
   }
 }

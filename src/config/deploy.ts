@@ -23,9 +23,15 @@ export function mergeDeployConfig(base: DeployConfig | undefined, files: DeployC
   for (const assignment of sets) {
     const eq = assignment.indexOf('=')
     if (eq <= 0) throw new UsageError(`invalid --set "${assignment}": use KEY=VALUE, e.g. --set replicas=3`)
-    const path = assignment.slice(0, eq).trim().replace(/^deploy\./, '').split('.')
-    if (path.some(key => key.trim() === '')) throw new UsageError(`invalid --set "${assignment}": a key path has an empty part`, {suggestion: 'e.g. --set resources.limits.cpu=2'})
-    if (path.some(key => FORBIDDEN_KEYS.has(key))) throw new UsageError(`invalid --set "${assignment}": "${path.find(key => FORBIDDEN_KEYS.has(key))}" is not a deploy key`)
+    const path = assignment
+      .slice(0, eq)
+      .trim()
+      .replace(/^deploy\./, '')
+      .split('.')
+    if (path.some(key => key.trim() === ''))
+      throw new UsageError(`invalid --set "${assignment}": a key path has an empty part`, {suggestion: 'e.g. --set resources.limits.cpu=2'})
+    if (path.some(key => FORBIDDEN_KEYS.has(key)))
+      throw new UsageError(`invalid --set "${assignment}": "${path.find(key => FORBIDDEN_KEYS.has(key))}" is not a deploy key`)
     let target = config
     for (const key of path.slice(0, -1)) {
       if (typeof target[key] !== 'object' || target[key] === null) target[key] = {}
@@ -46,9 +52,10 @@ function deepMerge(a: Record<string, unknown>, b: Record<string, unknown>): Reco
   const out = {...a}
   for (const [key, value] of Object.entries(b ?? {})) {
     if (FORBIDDEN_KEYS.has(key)) continue
-    out[key] = value && typeof value === 'object' && !Array.isArray(value) && typeof out[key] === 'object' && out[key] !== null
-      ? deepMerge(out[key] as Record<string, unknown>, value as Record<string, unknown>)
-      : structuredClone(value)
+    out[key] =
+      value && typeof value === 'object' && !Array.isArray(value) && typeof out[key] === 'object' && out[key] !== null
+        ? deepMerge(out[key] as Record<string, unknown>, value as Record<string, unknown>)
+        : structuredClone(value)
   }
 
   return out
@@ -79,6 +86,9 @@ export function readValuesFile(path: string): DeployConfig {
  */
 export function deploymentName(project: ProjectConfig, deploy: DeployConfig, modelName?: string): {name: string; namespace: string} {
   const name = deploy.name ?? project.values.name ?? modelName ?? project.values.model?.name
-  if (!name) throw new UsageError('no deployment name: set name (or deploy.name) in mlops.yaml', {suggestion: 'run the command in the project folder, or pass --config'})
+  if (!name)
+    throw new UsageError('no deployment name: set name (or deploy.name) in mlops.yaml', {
+      suggestion: 'run the command in the project folder, or pass --config',
+    })
   return {name, namespace: deploy.namespace ?? name}
 }

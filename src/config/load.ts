@@ -85,7 +85,9 @@ export function validateDeployValues(deploy: unknown, origin: string): void {
   const errors = validate(values)
   if (errors.length > 0) {
     const error = pickError(errors)
-    throw new ConfigError(`${origin}: ${describe(error, values, errors)}`, {suggestion: suggestionFor(error) ?? 'see the deploy keys in README "Configuration"'})
+    throw new ConfigError(`${origin}: ${describe(error, values, errors)}`, {
+      suggestion: suggestionFor(error) ?? 'see the deploy keys in README "Configuration"',
+    })
   }
 
   const scaling = (deploy as {autoscaling?: false | {minReplicas?: number; maxReplicas?: number}}).autoscaling
@@ -94,7 +96,14 @@ export function validateDeployValues(deploy: unknown, origin: string): void {
     const min = scaling.minReplicas ?? DEPLOY_DEFAULTS.autoscaling.minReplicas
     const max = scaling.maxReplicas ?? DEPLOY_DEFAULTS.autoscaling.maxReplicas
     const which = (value: number | undefined) => (value === undefined ? ' (the default)' : '')
-    if (min > max) throw new ConfigError(`${origin}: deploy.autoscaling.minReplicas (${min}${which(scaling.minReplicas)}) is above maxReplicas (${max}${which(scaling.maxReplicas)})`, {suggestion: scaling.minReplicas === undefined || scaling.maxReplicas === undefined ? 'set both minReplicas and maxReplicas' : undefined})
+    if (min > max)
+      throw new ConfigError(
+        `${origin}: deploy.autoscaling.minReplicas (${min}${which(scaling.minReplicas)}) is above maxReplicas (${max}${which(scaling.maxReplicas)})`,
+        {
+          suggestion:
+            scaling.minReplicas === undefined || scaling.maxReplicas === undefined ? 'set both minReplicas and maxReplicas' : undefined,
+        },
+      )
   }
 }
 
@@ -103,7 +112,10 @@ function firstLine(text: string): string {
 }
 
 function pathOf(error: ErrorObject): Array<number | string> {
-  return error.instancePath.split('/').slice(1).map(part => part.replaceAll('~1', '/').replaceAll('~0', '~'))
+  return error.instancePath
+    .split('/')
+    .slice(1)
+    .map(part => part.replaceAll('~1', '/').replaceAll('~0', '~'))
 }
 
 function fieldName(error: ErrorObject): string {
@@ -145,7 +157,8 @@ function describe(error: ErrorObject, values: unknown, all: ErrorObject[]): stri
     }
 
     case 'pattern': {
-      const wanted = EXPECTED_FORMS.find(([path]) => path.test(field))?.[1] ?? `something matching ${(error.params as {pattern: string}).pattern}`
+      const wanted =
+        EXPECTED_FORMS.find(([path]) => path.test(field))?.[1] ?? `something matching ${(error.params as {pattern: string}).pattern}`
       return `${field}: ${describeValue(valueAt(values, pathOf(error)))} is not ${wanted}`
     }
 

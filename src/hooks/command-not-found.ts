@@ -17,9 +17,20 @@ const hook: Hook<'command_not_found'> = async function (options) {
   while (known < words.length && topics.has(words.slice(0, known + 1).join(':'))) known++
   const asked = words.slice(0, known + 1).join(' ')
   // Compared with commands cut to as many words as were asked: "modle" meets "model".
-  const commands = [...new Set(options.config.commandIDs.map(id => id.split(':').slice(0, known + 1).join(' ')))]
+  const commands = [
+    ...new Set(
+      options.config.commandIDs.map(id =>
+        id
+          .split(':')
+          .slice(0, known + 1)
+          .join(' '),
+      ),
+    ),
+  ]
   const close = closestMatch(asked, commands)
-  process.stderr.write(`${redact(`Error: mlops has no command "${asked}"`)}\nHint: ${close ? `did you mean "mlops ${close}"? ` : ''}mlops --help lists the commands\n`)
+  process.stderr.write(
+    `${redact(`Error: mlops has no command "${asked}"`)}\nHint: ${close ? `did you mean "mlops ${close}"? ` : ''}mlops --help lists the commands\n`,
+  )
   this.exit(ExitCode.USAGE)
 }
 

@@ -47,10 +47,18 @@ export async function buildImage(docker: Docker, request: BuildRequest): Promise
   const started = Date.now()
   const dockerfile = `templates/images/${request.component}.Dockerfile`
   const [tag, ...more] = request.tags
-  const stream: NodeJS.ReadableStream = await docker.buildImage(buildContext(PACKAGE_ROOT, dockerfile, request.dockerfile) as unknown as NodeJS.ReadableStream, {
-    t: tag, dockerfile, networkmode: 'host', rm: true, forcerm: true,
-    buildargs: {BASE_IMAGE: request.baseImage}, labels: request.labels,
-  })
+  const stream: NodeJS.ReadableStream = await docker.buildImage(
+    buildContext(PACKAGE_ROOT, dockerfile, request.dockerfile) as unknown as NodeJS.ReadableStream,
+    {
+      t: tag,
+      dockerfile,
+      networkmode: 'host',
+      rm: true,
+      forcerm: true,
+      buildargs: {BASE_IMAGE: request.baseImage},
+      labels: request.labels,
+    },
+  )
   const log: string[] = []
   let step = ''
   let id: string | undefined
@@ -71,7 +79,10 @@ export async function buildImage(docker: Docker, request: BuildRequest): Promise
   }
 
   if (failure || !id) {
-    const output = log.slice(log.lastIndexOf(step) + 1).slice(-20).join('\n')
+    const output = log
+      .slice(log.lastIndexOf(step) + 1)
+      .slice(-20)
+      .join('\n')
     throw new BuildError(`${request.component} image: ${step || 'build'} failed: ${failure ?? 'the engine returned no image id'}`, {
       suggestion: output ? `last output of that step:\n${output}` : 'run again with --verbose for the full log',
     })
@@ -79,9 +90,12 @@ export async function buildImage(docker: Docker, request: BuildRequest): Promise
 
   for (const name of more) {
     const at = name.lastIndexOf(':')
-    await docker.getImage(id).tag({repo: name.slice(0, at), tag: name.slice(at + 1)}).catch(error => {
-      throw new BuildError(`tagging ${name}: ${errorMessage(error)}`)
-    })
+    await docker
+      .getImage(id)
+      .tag({repo: name.slice(0, at), tag: name.slice(at + 1)})
+      .catch(error => {
+        throw new BuildError(`tagging ${name}: ${errorMessage(error)}`)
+      })
   }
 
   const info = await docker.getImage(id).inspect()

@@ -14,13 +14,21 @@ export const RUNTIME_LABELS = {
 } as const
 
 /** Operator domains that ship inside ONNX Runtime itself (contrib operators), whose versions are not probed. */
-const BUILT_IN_DOMAINS = new Set(['com.microsoft', 'com.microsoft.nchwc', 'com.microsoft.experimental', 'ai.onnx.preview.training', 'ai.onnx.training'])
+const BUILT_IN_DOMAINS = new Set([
+  'com.microsoft',
+  'com.microsoft.nchwc',
+  'com.microsoft.experimental',
+  'ai.onnx.preview.training',
+  'ai.onnx.training',
+])
 
 export function runtimeLabels(support: RuntimeSupport): Record<string, string> {
   return {
     [RUNTIME_LABELS.runtime]: support.runtime,
     [RUNTIME_LABELS.irVersion]: String(support.irVersion),
-    [RUNTIME_LABELS.opsets]: Object.entries(support.opsets).map(([domain, version]) => `${domain}=${version}`).join(','),
+    [RUNTIME_LABELS.opsets]: Object.entries(support.opsets)
+      .map(([domain, version]) => `${domain}=${version}`)
+      .join(','),
   }
 }
 
@@ -33,7 +41,12 @@ export function supportFromLabels(labels: Record<string, string> | undefined): R
   return {
     runtime,
     irVersion: ir,
-    opsets: Object.fromEntries(opsets.split(',').map(pair => pair.split('=')).map(([domain, version]) => [domain, Number(version)])),
+    opsets: Object.fromEntries(
+      opsets
+        .split(',')
+        .map(pair => pair.split('='))
+        .map(([domain, version]) => [domain, Number(version)]),
+    ),
   }
 }
 
@@ -48,7 +61,11 @@ export interface Compatibility {
  * model's manifest (IR version, opset imports) and the runtime's support.
  * Deploy calls it before any rollout; `mlops image check` shows it.
  */
-export function checkCompatibility(manifest: Pick<ModelManifest, 'name' | 'onnx' | 'version'>, support: RuntimeSupport, runtimeName = `onnxruntime ${support.runtime}`): Compatibility {
+export function checkCompatibility(
+  manifest: Pick<ModelManifest, 'name' | 'onnx' | 'version'>,
+  support: RuntimeSupport,
+  runtimeName = `onnxruntime ${support.runtime}`,
+): Compatibility {
   const model = `${manifest.name}@${manifest.version}`
   if (!manifest.onnx) return {compatible: false, reasons: [`${model} is not an ONNX model; the API image serves ONNX models`]}
   const reasons: string[] = []
@@ -59,7 +76,8 @@ export function checkCompatibility(manifest: Pick<ModelManifest, 'name' | 'onnx'
   for (const {domain, version} of manifest.onnx.opsetImports) {
     const max = support.opsets[domain]
     if (max === undefined) {
-      if (!BUILT_IN_DOMAINS.has(domain)) reasons.push(`${model} uses operator domain ${domain} (opset ${version}), which ${runtimeName} does not provide`)
+      if (!BUILT_IN_DOMAINS.has(domain))
+        reasons.push(`${model} uses operator domain ${domain} (opset ${version}), which ${runtimeName} does not provide`)
     } else if (version > max) {
       reasons.push(`${model} needs opset ${version} of ${domain}; ${runtimeName} supports up to opset ${max}`)
     }
@@ -69,11 +87,17 @@ export function checkCompatibility(manifest: Pick<ModelManifest, 'name' | 'onnx'
 }
 
 /** The guard as deploy and image check use it: exit 8 with every reason, and what was not done. */
-export function requireCompatible(manifest: Pick<ModelManifest, 'name' | 'onnx' | 'version'>, support: RuntimeSupport, runtimeName: string, notDone?: string): void {
+export function requireCompatible(
+  manifest: Pick<ModelManifest, 'name' | 'onnx' | 'version'>,
+  support: RuntimeSupport,
+  runtimeName: string,
+  notDone?: string,
+): void {
   const {compatible, reasons} = checkCompatibility(manifest, support, runtimeName)
   if (compatible) return
   throw new IncompatibleError(`${reasons.join('; ')}${notDone ? `; ${notDone}` : ''}`, {
-    suggestion: 'export the model for the runtime\'s opsets (e.g. target_opset in skl2onnx), or build the API image with a newer ONNX Runtime',
+    suggestion:
+      "export the model for the runtime's opsets (e.g. target_opset in skl2onnx), or build the API image with a newer ONNX Runtime",
   })
 }
 

@@ -5,7 +5,8 @@ import type {Readable} from 'node:stream'
 import {pack} from 'tar-fs'
 
 // A CommonJS module whose default export is the factory.
-const dockerignore = ((dockerignoreModule as unknown as {default?: typeof dockerignoreModule}).default ?? dockerignoreModule) as unknown as (options?: {ignorecase?: boolean}) => {add(patterns: string[]): {ignores(path: string): boolean}}
+const dockerignore = ((dockerignoreModule as unknown as {default?: typeof dockerignoreModule}).default ??
+  dockerignoreModule) as unknown as (options?: {ignorecase?: boolean}) => {add(patterns: string[]): {ignores(path: string): boolean}}
 
 /**
  * The build context as a tar stream, honouring the folder's .dockerignore the
@@ -15,7 +16,10 @@ const dockerignore = ((dockerignoreModule as unknown as {default?: typeof docker
 export function buildContext(dir: string, dockerfile: string, override?: string): Readable {
   let patterns: string[] = []
   try {
-    patterns = readFileSync(join(dir, '.dockerignore'), 'utf8').split('\n').map(line => line.trim()).filter(line => line && !line.startsWith('#'))
+    patterns = readFileSync(join(dir, '.dockerignore'), 'utf8')
+      .split('\n')
+      .map(line => line.trim())
+      .filter(line => line && !line.startsWith('#'))
   } catch {
     // no .dockerignore: everything goes in
   }

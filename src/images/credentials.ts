@@ -25,11 +25,17 @@ interface DockerConfig {
  * ~/.docker): a credHelpers entry for the registry, its auths entry, then
  * the credsStore helper. Undefined when there are none (anonymous push).
  */
-export async function registryCredentials(registry: string, given: {username?: string; password?: string}): Promise<RegistryAuth | undefined> {
+export async function registryCredentials(
+  registry: string,
+  given: {username?: string; password?: string},
+): Promise<RegistryAuth | undefined> {
   // An empty variable (CI templates export them unset as '') means not given.
   const explicit = {username: given.username || undefined, password: given.password || undefined}
   if (explicit.username !== undefined || explicit.password !== undefined) {
-    if (!explicit.username || !explicit.password) throw new UsageError('registry credentials need both a username and a password', {suggestion: 'set MLOPS_REGISTRY_USERNAME and MLOPS_REGISTRY_PASSWORD'})
+    if (!explicit.username || !explicit.password)
+      throw new UsageError('registry credentials need both a username and a password', {
+        suggestion: 'set MLOPS_REGISTRY_USERNAME and MLOPS_REGISTRY_PASSWORD',
+      })
     return {serveraddress: registry, username: explicit.username, password: explicit.password}
   }
 
@@ -42,7 +48,10 @@ export async function registryCredentials(registry: string, given: {username?: s
     throw new UsageError(`${join(dir, 'config.json')} is not valid JSON: ${(error as Error).message}`)
   }
 
-  const keys = registry === 'docker.io' ? ['https://index.docker.io/v1/', 'docker.io', 'index.docker.io'] : [registry, `https://${registry}`, `http://${registry}`]
+  const keys =
+    registry === 'docker.io'
+      ? ['https://index.docker.io/v1/', 'docker.io', 'index.docker.io']
+      : [registry, `https://${registry}`, `http://${registry}`]
   const helper = keys.map(key => config.credHelpers?.[key]).find(Boolean)
   if (helper) return fromHelper(helper, keys[0], registry)
   const entry = keys.map(key => config.auths?.[key]).find(Boolean)
@@ -62,7 +71,12 @@ async function fromHelper(helper: string, key: string, registry: string): Promis
   const output = await new Promise<string>((resolve, reject) => {
     const child = execFile(program, ['get'], {timeout: 30_000}, (error, stdout, stderr) => {
       if (!error) resolve(stdout)
-      else if ((error as NodeJS.ErrnoException).code === 'ENOENT') reject(new PermissionError(`the credential helper ${program} is not installed`, {suggestion: 'install it, or log in again without a helper (docker login), or set MLOPS_REGISTRY_USERNAME/PASSWORD'}))
+      else if ((error as NodeJS.ErrnoException).code === 'ENOENT')
+        reject(
+          new PermissionError(`the credential helper ${program} is not installed`, {
+            suggestion: 'install it, or log in again without a helper (docker login), or set MLOPS_REGISTRY_USERNAME/PASSWORD',
+          }),
+        )
       else if (/credentials not found/i.test(stdout + stderr)) resolve('')
       else reject(new PermissionError(`${program} failed for ${registry}: ${(stderr || stdout).trim().split('\n')[0]}`))
     })
@@ -70,5 +84,7 @@ async function fromHelper(helper: string, key: string, registry: string): Promis
   })
   if (!output.trim()) return undefined
   const {Username, Secret} = JSON.parse(output) as {Username: string; Secret: string}
-  return Username === '<token>' ? {serveraddress: registry, identitytoken: Secret} : {serveraddress: registry, username: Username, password: Secret}
+  return Username === '<token>'
+    ? {serveraddress: registry, identitytoken: Secret}
+    : {serveraddress: registry, username: Username, password: Secret}
 }

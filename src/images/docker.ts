@@ -27,7 +27,9 @@ export async function imageLabels(docker: Docker, ref: string): Promise<Record<s
     return info.Config?.Labels ?? {}
   } catch (error) {
     if ((error as {statusCode?: number}).statusCode === 404) {
-      throw new NotFoundError(`image ${ref} is not in the Docker engine at ${dockerEndpoint()}`, {suggestion: 'build it with mlops image build api, or pull it first'})
+      throw new NotFoundError(`image ${ref} is not in the Docker engine at ${dockerEndpoint()}`, {
+        suggestion: 'build it with mlops image build api, or pull it first',
+      })
     }
 
     throw error
@@ -35,7 +37,7 @@ export async function imageLabels(docker: Docker, ref: string): Promise<Record<s
 }
 
 /** The engine's progress streams (build, push) are JSON lines; a line may arrive split across chunks. */
-export async function * jsonLines<T>(stream: NodeJS.ReadableStream): AsyncGenerator<T> {
+export async function* jsonLines<T>(stream: NodeJS.ReadableStream): AsyncGenerator<T> {
   let pending = ''
   for await (const chunk of stream) {
     pending += chunk.toString()

@@ -25,7 +25,10 @@ export function componentsOf(argument: string): Component[] {
  * mlops/<project name>. Tag: flag, image.tag, else the project's git short
  * sha (-dirty with uncommitted changes), else the mlops version.
  */
-export async function imageNames(project: ProjectConfig, overrides: {repository?: string; tag?: string}): Promise<{repository: string; tag: string; revision?: string; version: string; ref: (component: Component) => string}> {
+export async function imageNames(
+  project: ProjectConfig,
+  overrides: {repository?: string; tag?: string},
+): Promise<{repository: string; tag: string; revision?: string; version: string; ref: (component: Component) => string}> {
   const git = await gitState(project.dir)
   const version = (JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as {version: string}).version
   const tag = overrides.tag ?? project.values.image?.tag ?? (git ? git.commit.slice(0, 12) + (git.dirty ? '-dirty' : '') : version)

@@ -76,7 +76,10 @@ function tarHeader(name: string, size: number, mtime: number): Buffer {
 }
 
 /** The files of a model image, in the pod contract's names (what the API container reads at /workdir). */
-export function modelImageFiles(manifest: ModelManifest, paths: {model: string; labels?: string; manifest: string; manifestSize: number}): LayerFile[] {
+export function modelImageFiles(
+  manifest: ModelManifest,
+  paths: {model: string; labels?: string; manifest: string; manifestSize: number},
+): LayerFile[] {
   return [
     {name: basename(MODEL_PATH), path: paths.model, size: manifest.size},
     ...(manifest.labels && paths.labels ? [{name: basename(LABELS_PATH), path: paths.labels, size: manifest.labels.size}] : []),
@@ -152,7 +155,9 @@ export function modelImage(manifest: ModelManifest, layer: {path: string; digest
     mediaType: MEDIA_TYPES.manifest,
     artifactType: MODEL_ARTIFACT_TYPE,
     config: {mediaType: MEDIA_TYPES.config, digest: sha256Of(config), size: config.length},
-    layers: [{mediaType: MEDIA_TYPES.layer, digest: layer.digest, size: layer.size, annotations: {'org.opencontainers.image.title': 'model'}}],
+    layers: [
+      {mediaType: MEDIA_TYPES.layer, digest: layer.digest, size: layer.size, annotations: {'org.opencontainers.image.title': 'model'}},
+    ],
     annotations,
   })
   return {layer, config, manifest: body, digest: sha256Of(body)}
@@ -165,7 +170,12 @@ export function sha256Of(data: Buffer): string {
 function canonicalJson(value: unknown): Buffer {
   const sorted = (v: unknown): unknown => {
     if (Array.isArray(v)) return v.map(sorted)
-    if (v && typeof v === 'object') return Object.fromEntries(Object.keys(v).sort().map(key => [key, sorted((v as Record<string, unknown>)[key])]))
+    if (v && typeof v === 'object')
+      return Object.fromEntries(
+        Object.keys(v)
+          .sort()
+          .map(key => [key, sorted((v as Record<string, unknown>)[key])]),
+      )
     return v
   }
 

@@ -10,7 +10,6 @@ import type {RegistryAuth} from './credentials.js'
 import {MEDIA_TYPES, modelImage, modelImageFiles, sha256Of, writeLayer} from './oci.js'
 import {type ImageReference, RegistryClient} from './registry.js'
 
-
 export interface PublishResult {
   model: string
   sha256: string
@@ -29,20 +28,38 @@ export interface PublishResult {
  * (blobs the registry already has are not sent again), then recorded in the
  * store beside the version. The same version always gives the same digest.
  */
-export async function publishModel(store: ModelStore, ref: ModelRef, target: ImageReference, auth: RegistryAuth | undefined, options: {tag?: string; onProgress?: (text: string) => void} = {}): Promise<PublishResult> {
+export async function publishModel(
+  store: ModelStore,
+  ref: ModelRef,
+  target: ImageReference,
+  auth: RegistryAuth | undefined,
+  options: {tag?: string; onProgress?: (text: string) => void} = {},
+): Promise<PublishResult> {
   const started = Date.now()
   const manifest = await store.resolve(ref)
   const tag = options.tag ?? manifest.version
-  if (!TAG.test(tag)) throw new UsageError(`"${tag}" is not an image tag: letters, digits, _ . - (up to 128), not starting with . or -`, {suggestion: 'pass --tag'})
+  if (!TAG.test(tag))
+    throw new UsageError(`"${tag}" is not an image tag: letters, digits, _ . - (up to 128), not starting with . or -`, {
+      suggestion: 'pass --tag',
+    })
   await removeAbandoned()
   const dir = await mkdtemp(join(tmpdir(), `mlops-publish-${process.pid}-`))
   try {
     options.onProgress?.(`Pulling ${manifest.name}@${manifest.version}`)
-    const pulled = await store.pull({ref: {name: manifest.name, ref: manifest.version}, destination: join(dir, 'model'), labelsDestination: manifest.labels ? join(dir, 'labels') : undefined})
+    const pulled = await store.pull({
+      ref: {name: manifest.name, ref: manifest.version},
+      destination: join(dir, 'model'),
+      labelsDestination: manifest.labels ? join(dir, 'labels') : undefined,
+    })
     const manifestData = await store.manifestBytes(manifest)
     await writeFile(join(dir, 'manifest'), manifestData)
     options.onProgress?.('Packing the layer')
-    const files = modelImageFiles(manifest, {model: pulled.path, labels: pulled.labelsPath, manifest: join(dir, 'manifest'), manifestSize: manifestData.length})
+    const files = modelImageFiles(manifest, {
+      model: pulled.path,
+      labels: pulled.labelsPath,
+      manifest: join(dir, 'manifest'),
+      manifestSize: manifestData.length,
+    })
     const layer = await writeLayer(files, join(dir, 'layer.tar'), Math.floor(Date.parse(manifest.createdAt) / 1000) || 0)
     const image = modelImage(manifest, {path: join(dir, 'layer.tar'), ...layer})
     const client = new RegistryClient(target, auth)
@@ -51,10 +68,21 @@ export async function publishModel(store: ModelStore, ref: ModelRef, target: Ima
     await client.uploadBlob(sha256Of(image.config), image.config.length, {data: image.config})
     await client.putManifest(tag, image.manifest, MEDIA_TYPES.manifest, image.digest)
     const repository = `${target.registry}/${target.repository}`
-    await store.recordPublication(manifest.name, manifest.version, {repository, digest: image.digest, tag, publishedAt: new Date().toISOString()})
+    await store.recordPublication(manifest.name, manifest.version, {
+      repository,
+      digest: image.digest,
+      tag,
+      publishedAt: new Date().toISOString(),
+    })
     return {
-      model: `${manifest.name}@${manifest.version}`, sha256: manifest.sha256, repository, tag, digest: image.digest, reference: `${repository}@${image.digest}`,
-      layer: {digest: layer.digest, size: layer.size, uploaded: sent === 'uploaded'}, seconds: (Date.now() - started) / 1000,
+      model: `${manifest.name}@${manifest.version}`,
+      sha256: manifest.sha256,
+      repository,
+      tag,
+      digest: image.digest,
+      reference: `${repository}@${image.digest}`,
+      layer: {digest: layer.digest, size: layer.size, uploaded: sent === 'uploaded'},
+      seconds: (Date.now() - started) / 1000,
     }
   } finally {
     await rm(dir, {recursive: true, force: true})

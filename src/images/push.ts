@@ -17,13 +17,18 @@ interface PushEvent {
  * refused push with HTTP 200 and an error event in the stream, so every
  * event is checked; the digest comes from the final aux event.
  */
-export async function pushImage(docker: Docker, ref: string, auth: RegistryAuth | undefined): Promise<{ref: string; digest: string; pinned: string}> {
+export async function pushImage(
+  docker: Docker,
+  ref: string,
+  auth: RegistryAuth | undefined,
+): Promise<{ref: string; digest: string; pinned: string}> {
   const registry = registryOf(ref)
   const colon = ref.lastIndexOf(':')
   const [name, tag] = [ref.slice(0, colon), ref.slice(colon + 1)]
   const image = docker.getImage(ref)
   await image.inspect().catch(error => {
-    if ((error as {statusCode?: number}).statusCode === 404) throw new NotFoundError(`image ${ref} is not in the Docker engine`, {suggestion: 'build it first: mlops image build'})
+    if ((error as {statusCode?: number}).statusCode === 404)
+      throw new NotFoundError(`image ${ref} is not in the Docker engine`, {suggestion: 'build it first: mlops image build'})
     throw error
   })
   let stream: NodeJS.ReadableStream
@@ -35,7 +40,8 @@ export async function pushImage(docker: Docker, ref: string, auth: RegistryAuth 
 
   let digest: string | undefined
   for await (const event of jsonLines<PushEvent>(stream)) {
-    if (event.errorDetail || event.error) throw classify(event.errorDetail?.message ?? event.error ?? 'push failed', registry, auth !== undefined)
+    if (event.errorDetail || event.error)
+      throw classify(event.errorDetail?.message ?? event.error ?? 'push failed', registry, auth !== undefined)
     if (event.aux?.Digest) digest = event.aux.Digest
   }
 
@@ -52,5 +58,7 @@ function classify(message: string, registry: string, hadCredentials = false): Er
     })
   }
 
-  return new UnavailableError(`pushing to ${registry} failed: ${message}`, {suggestion: `check that ${registry} is reachable from the Docker engine`})
+  return new UnavailableError(`pushing to ${registry} failed: ${message}`, {
+    suggestion: `check that ${registry} is reachable from the Docker engine`,
+  })
 }

@@ -14,7 +14,6 @@ import {NotFoundError, PermissionError, UnavailableError, UsageError} from '../e
 import {isRegistryHost, splitRepository} from '../util/oci-names.js'
 import type {RegistryAuth} from './credentials.js'
 
-
 export interface ImageReference {
   registry: string
   repository: string
@@ -29,7 +28,9 @@ export function parseRepository(text: string): ImageReference {
 
   const ref = splitRepository(text)
   if (!ref) {
-    throw new UsageError(`"${text}" is not a repository: lower-case letters, digits and . _ - / after the registry, no tag`, {suggestion: 'e.g. --to registry.example.com/team/iris-model'})
+    throw new UsageError(`"${text}" is not a repository: lower-case letters, digits and . _ - / after the registry, no tag`, {
+      suggestion: 'e.g. --to registry.example.com/team/iris-model',
+    })
   }
 
   return ref
@@ -44,7 +45,11 @@ export class RegistryClient {
   private authorization?: string
   private readonly base: string
 
-  constructor(readonly ref: ImageReference, private readonly auth: RegistryAuth | undefined, private readonly timeoutMs = 60_000) {
+  constructor(
+    readonly ref: ImageReference,
+    private readonly auth: RegistryAuth | undefined,
+    private readonly timeoutMs = 60_000,
+  ) {
     this.base = `${isLoopback(ref.registry) ? 'http' : 'https'}://${ref.registry}/v2/${ref.repository}`
   }
 
@@ -63,10 +68,16 @@ export class RegistryClient {
     const location = started.headers.get('location')
     if (!location) throw new UnavailableError(`${this.ref.registry} started an upload without a Location header`)
     const url = new URL(location, this.base)
-    if (url.host !== new URL(this.base).host) throw new UnavailableError(`${this.ref.registry} sent the upload to another host (${url.host}); refusing to send credentials or data there`)
+    if (url.host !== new URL(this.base).host)
+      throw new UnavailableError(
+        `${this.ref.registry} sent the upload to another host (${url.host}); refusing to send credentials or data there`,
+      )
     url.searchParams.set('digest', digest)
     const stream = 'path' in body ? () => Readable.toWeb(createReadStream(body.path)) as ReadableStream : () => body.data
-    const put = await this.request('PUT', url.toString(), {body: stream, headers: {'content-type': 'application/octet-stream', 'content-length': String(size)}})
+    const put = await this.request('PUT', url.toString(), {
+      body: stream,
+      headers: {'content-type': 'application/octet-stream', 'content-length': String(size)},
+    })
     this.expect(put, [201], `uploading blob ${digest}`)
     return 'uploaded'
   }
@@ -91,14 +102,20 @@ export class RegistryClient {
     if (ok.includes(response.status)) return
     const where = `${this.ref.registry}/${this.ref.repository}`
     if (response.status === 401 || response.status === 403) {
-      throw new PermissionError(`${where} refused ${what} (${response.status})`, {suggestion: `docker login ${this.ref.registry}, or set MLOPS_REGISTRY_USERNAME and MLOPS_REGISTRY_PASSWORD`})
+      throw new PermissionError(`${where} refused ${what} (${response.status})`, {
+        suggestion: `docker login ${this.ref.registry}, or set MLOPS_REGISTRY_USERNAME and MLOPS_REGISTRY_PASSWORD`,
+      })
     }
 
     if (response.status === 404) throw new NotFoundError(`${where}: not found while ${what}`)
     throw new UnavailableError(`${where} answered ${response.status} while ${what}`)
   }
 
-  private async request(method: string, path: string, init: {body?: () => Buffer | ReadableStream; headers?: Record<string, string>} = {}): Promise<Response> {
+  private async request(
+    method: string,
+    path: string,
+    init: {body?: () => Buffer | ReadableStream; headers?: Record<string, string>} = {},
+  ): Promise<Response> {
     const url = path.startsWith('http') ? path : `${this.base}${path}`
     const send = async () => {
       const body = init.body?.()
@@ -112,7 +129,9 @@ export class RegistryClient {
           ...(body instanceof ReadableStream ? {duplex: 'half'} : {}),
         } as RequestInit)
       } catch (error) {
-        throw new UnavailableError(`cannot reach ${this.ref.registry}: ${(error as {cause?: Error}).cause?.message ?? (error as Error).message}`)
+        throw new UnavailableError(
+          `cannot reach ${this.ref.registry}: ${(error as {cause?: Error}).cause?.message ?? (error as Error).message}`,
+        )
       }
     }
 
@@ -120,13 +139,16 @@ export class RegistryClient {
     if (response.status !== 401 || this.authorization) return response
     const challenge = response.headers.get('www-authenticate') ?? ''
     await response.arrayBuffer().catch(() => {})
-    if (!await this.authenticate(challenge)) return response
+    if (!(await this.authenticate(challenge))) return response
     return send()
   }
 
   /** Answers a 401's challenge once: basic with the credentials, or a bearer token from the realm. */
   private async authenticate(challenge: string): Promise<boolean> {
-    const basic = this.auth?.username && this.auth.password ? `Basic ${Buffer.from(`${this.auth.username}:${this.auth.password}`).toString('base64')}` : undefined
+    const basic =
+      this.auth?.username && this.auth.password
+        ? `Basic ${Buffer.from(`${this.auth.username}:${this.auth.password}`).toString('base64')}`
+        : undefined
     if (/^basic\b/i.test(challenge)) {
       if (!basic) return false
       this.authorization = basic
@@ -137,20 +159,25 @@ export class RegistryClient {
     const params = Object.fromEntries([...challenge.matchAll(/(\w+)="([^"]*)"/g)].map(([, key, value]) => [key.toLowerCase(), value]))
     if (!params.realm) return false
     const realm = new URL(params.realm)
-    if (realm.protocol !== 'https:' && !isLoopback(realm.host)) throw new UnavailableError(`${this.ref.registry} asks for a token from ${realm.origin} over plain HTTP; refusing to send credentials there`)
+    if (realm.protocol !== 'https:' && !isLoopback(realm.host))
+      throw new UnavailableError(
+        `${this.ref.registry} asks for a token from ${realm.origin} over plain HTTP; refusing to send credentials there`,
+      )
     if (params.service) realm.searchParams.set('service', params.service)
     realm.searchParams.set('scope', params.scope ?? `repository:${this.ref.repository}:pull,push`)
     const headers: Record<string, string> = basic ? {authorization: basic} : {}
     const token = await fetch(realm, {headers, signal: AbortSignal.timeout(this.timeoutMs)}).catch(error => {
       throw new UnavailableError(`cannot reach the token service ${realm.origin}: ${(error as Error).message}`)
     })
-    if (token.status === 401 || token.status === 403) throw new PermissionError(`the token service ${realm.origin} refused the credentials for ${this.ref.registry}`, {suggestion: `docker login ${this.ref.registry}`})
+    if (token.status === 401 || token.status === 403)
+      throw new PermissionError(`the token service ${realm.origin} refused the credentials for ${this.ref.registry}`, {
+        suggestion: `docker login ${this.ref.registry}`,
+      })
     if (!token.ok) throw new UnavailableError(`the token service ${realm.origin} answered ${token.status}`)
-    const body = await token.json().catch(() => ({})) as {token?: unknown; access_token?: unknown}
+    const body = (await token.json().catch(() => ({}))) as {token?: unknown; access_token?: unknown}
     const value = typeof body.token === 'string' ? body.token : typeof body.access_token === 'string' ? body.access_token : undefined
     if (!value || !/^[\w.~+/=-]+$/.test(value)) throw new UnavailableError(`the token service ${realm.origin} sent no usable token`)
     this.authorization = `Bearer ${value}`
     return true
   }
 }
-

@@ -36,7 +36,10 @@ export function renderManifests(values: object, dirs: string[]): RenderedFile[] 
   const files = new Map<string, string>()
   for (const dir of dirs) {
     if (!existsSync(dir)) continue
-    for (const name of readdirSync(dir).filter(n => n.endsWith('.yaml') || n.endsWith('.yml')).sort()) files.set(name, join(dir, name))
+    for (const name of readdirSync(dir)
+      .filter(n => n.endsWith('.yaml') || n.endsWith('.yml'))
+      .sort())
+      files.set(name, join(dir, name))
   }
 
   const rendered: RenderedFile[] = []
@@ -47,10 +50,12 @@ export function renderManifests(values: object, dirs: string[]): RenderedFile[] 
     const substituted = text.replaceAll(PLACEHOLDER, (_, key: string) => JSON.stringify(lookup(values, key, name)))
     const objects: KubernetesObject[] = []
     for (const doc of parseAllDocuments(substituted)) {
-      if (doc.errors.length > 0) throw new UsageError(`template ${path}: invalid YAML after rendering: ${doc.errors[0].message.split('\n')[0]}`)
+      if (doc.errors.length > 0)
+        throw new UsageError(`template ${path}: invalid YAML after rendering: ${doc.errors[0].message.split('\n')[0]}`)
       const object = withoutNulls(doc.toJS()) as KubernetesObject | null
       if (!object) continue
-      if (!object.apiVersion || !object.kind || !object.metadata?.name) throw new UsageError(`template ${path}: a document without apiVersion, kind and metadata.name`)
+      if (!object.apiVersion || !object.kind || !object.metadata?.name)
+        throw new UsageError(`template ${path}: a document without apiVersion, kind and metadata.name`)
       objects.push(object)
     }
 
@@ -63,7 +68,11 @@ export function renderManifests(values: object, dirs: string[]): RenderedFile[] 
 function withoutNulls(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(item => withoutNulls(item))
   if (value === null || typeof value !== 'object') return value
-  return Object.fromEntries(Object.entries(value).filter(([, item]) => item !== null).map(([key, item]) => [key, withoutNulls(item)]))
+  return Object.fromEntries(
+    Object.entries(value)
+      .filter(([, item]) => item !== null)
+      .map(([key, item]) => [key, withoutNulls(item)]),
+  )
 }
 
 /** Namespaces and service accounts before what uses them. */
@@ -75,7 +84,9 @@ function lookup(values: object, path: string, template: string): unknown {
   let current: unknown = values
   for (const key of path.split('.')) {
     if (current === null || typeof current !== 'object' || !(key in current)) {
-      throw new UsageError(`template ${template}: unknown value {{ ${path} }}`, {suggestion: 'see the values in README "Manifests" or mlops render --show-values'})
+      throw new UsageError(`template ${template}: unknown value {{ ${path} }}`, {
+        suggestion: 'see the values in README "Manifests" or mlops render --show-values',
+      })
     }
 
     current = (current as Record<string, unknown>)[key]
@@ -90,5 +101,7 @@ function truthy(value: unknown): boolean {
 
 /** Rendered objects as one multi-document YAML stream, the way kubectl apply -f reads it; no anchors, so each object reads on its own. */
 export function toYaml(files: RenderedFile[]): string {
-  return files.flatMap(file => file.objects.map(object => `# Source: ${file.template}\n${stringify(object, {aliasDuplicateObjects: false})}`)).join('---\n')
+  return files
+    .flatMap(file => file.objects.map(object => `# Source: ${file.template}\n${stringify(object, {aliasDuplicateObjects: false})}`))
+    .join('---\n')
 }

@@ -35,7 +35,12 @@ export interface RenderResult {
 export async function renderProject(request: RenderRequest): Promise<RenderResult> {
   const files = request.valuesFiles.map(path => readValuesFile(path))
   const deploy = mergeDeployConfig(request.project.values.deploy, files, request.sets)
-  validateDeployValues(deploy, request.valuesFiles.length > 0 || request.sets.length > 0 ? 'deploy values (mlops.yaml, then -f files, then --set)' : (request.project.file ?? 'mlops.yaml'))
+  validateDeployValues(
+    deploy,
+    request.valuesFiles.length > 0 || request.sets.length > 0
+      ? 'deploy values (mlops.yaml, then -f files, then --set)'
+      : (request.project.file ?? 'mlops.yaml'),
+  )
   const names = await imageNames(request.project, request.image)
   const state = await readState(request.project.dir)
   const images = {

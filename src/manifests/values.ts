@@ -1,6 +1,20 @@
 import {DEPLOY_DEFAULTS, type DeployConfig, deploymentName} from '../config/deploy.js'
 import type {ProjectConfig} from '../config/load.js'
-import {API_PORT_NAME, CONTAINERS, DELIVERY_ANNOTATIONS, type Delivery, type Env, GCS_KEY_DIR, HEALTH_PATH, READY_PATH, WORKDIR, apiEnv, loaderArgs, loaderEnv, modelAnnotations} from '../pod/contract.js'
+import {
+  API_PORT_NAME,
+  CONTAINERS,
+  DELIVERY_ANNOTATIONS,
+  type Delivery,
+  type Env,
+  GCS_KEY_DIR,
+  HEALTH_PATH,
+  READY_PATH,
+  WORKDIR,
+  apiEnv,
+  loaderArgs,
+  loaderEnv,
+  modelAnnotations,
+} from '../pod/contract.js'
 import type {ModelManifest} from '../store/manifest.js'
 import type {StoreSettings} from '../store/open.js'
 
@@ -56,7 +70,12 @@ export function manifestValues(input: ValuesInput): ManifestValues {
   const {deploy, manifest, images, store} = input
   const {name, namespace} = deploymentName(input.project, deploy, manifest.name)
   const selector = {'app.kubernetes.io/name': name}
-  const labels = {...selector, 'app.kubernetes.io/component': 'model-server', 'app.kubernetes.io/managed-by': 'mlops', 'mlops.io/model': manifest.name}
+  const labels = {
+    ...selector,
+    'app.kubernetes.io/component': 'model-server',
+    'app.kubernetes.io/managed-by': 'mlops',
+    'mlops.io/model': manifest.name,
+  }
   const gcs = deploy.gcs ?? {}
   const port = deploy.port ?? DEPLOY_DEFAULTS.port
   const sizeMiB = manifest.size / (1024 * 1024)
@@ -67,7 +86,10 @@ export function manifestValues(input: ValuesInput): ManifestValues {
   const loader = {
     args: loaderArgs(manifest),
     env: loaderEnv(store, {keyFile: Boolean(gcs.secretName)}),
-    volumeMounts: [{name: 'workdir', mountPath: WORKDIR}, ...(gcs.secretName ? [{name: 'gcs-key', mountPath: GCS_KEY_DIR, readOnly: true}] : [])],
+    volumeMounts: [
+      {name: 'workdir', mountPath: WORKDIR},
+      ...(gcs.secretName ? [{name: 'gcs-key', mountPath: GCS_KEY_DIR, readOnly: true}] : []),
+    ],
     resources: {requests: {cpu: '100m', memory: '128Mi'}, limits: {memory: '256Mi'}},
   }
   const imageVolume = delivery.kind === 'image-volume'
@@ -94,10 +116,21 @@ export function manifestValues(input: ValuesInput): ManifestValues {
     },
     loader: {
       ...loader,
-      initContainers: imageVolume ? null : [{
-        name: CONTAINERS.loader, image: images.loader, imagePullPolicy: 'IfNotPresent', args: loader.args, env: loader.env, volumeMounts: loader.volumeMounts,
-        terminationMessagePolicy: 'FallbackToLogsOnError', resources: loader.resources, securityContext,
-      }],
+      initContainers: imageVolume
+        ? null
+        : [
+            {
+              name: CONTAINERS.loader,
+              image: images.loader,
+              imagePullPolicy: 'IfNotPresent',
+              args: loader.args,
+              env: loader.env,
+              volumeMounts: loader.volumeMounts,
+              terminationMessagePolicy: 'FallbackToLogsOnError',
+              resources: loader.resources,
+              securityContext,
+            },
+          ],
     },
     securityContext,
     delivery,

@@ -18,9 +18,29 @@ const OPTIONAL = {ELEM_TYPE: 1}
 
 /** TensorProto.DataType, named as onnxruntime names them. */
 const ELEMENT_TYPES: Record<number, string> = {
-  1: 'float', 2: 'uint8', 3: 'int8', 4: 'uint16', 5: 'int16', 6: 'int32', 7: 'int64', 8: 'string', 9: 'bool',
-  10: 'float16', 11: 'double', 12: 'uint32', 13: 'uint64', 14: 'complex64', 15: 'complex128', 16: 'bfloat16',
-  17: 'float8e4m3fn', 18: 'float8e4m3fnuz', 19: 'float8e5m2', 20: 'float8e5m2fnuz', 21: 'uint4', 22: 'int4', 23: 'float4e2m1',
+  1: 'float',
+  2: 'uint8',
+  3: 'int8',
+  4: 'uint16',
+  5: 'int16',
+  6: 'int32',
+  7: 'int64',
+  8: 'string',
+  9: 'bool',
+  10: 'float16',
+  11: 'double',
+  12: 'uint32',
+  13: 'uint64',
+  14: 'complex64',
+  15: 'complex128',
+  16: 'bfloat16',
+  17: 'float8e4m3fn',
+  18: 'float8e4m3fnuz',
+  19: 'float8e5m2',
+  20: 'float8e5m2fnuz',
+  21: 'uint4',
+  22: 'int4',
+  23: 'float4e2m1',
 }
 
 export type Dimension = number | string | null
@@ -90,27 +110,59 @@ export function readOnnxInfo(source: ByteSource): OnnxInfo {
   try {
     return parseModel(source)
   } catch (error) {
-    if (error instanceof WireFormatError) throw new InvalidOnnxError(`not a valid ONNX model (truncated, corrupt or another format): ${error.message}`)
+    if (error instanceof WireFormatError)
+      throw new InvalidOnnxError(`not a valid ONNX model (truncated, corrupt or another format): ${error.message}`)
     throw error
   }
 }
 
 function parseModel(source: ByteSource): OnnxInfo {
   const info: OnnxInfo = {
-    irVersion: 0, opsetImports: [], producerName: '', producerVersion: '', domain: '', modelVersion: 0,
-    graphName: '', inputs: [], outputs: [], operators: [],
+    irVersion: 0,
+    opsetImports: [],
+    producerName: '',
+    producerVersion: '',
+    domain: '',
+    modelVersion: 0,
+    graphName: '',
+    inputs: [],
+    outputs: [],
+    operators: [],
   }
   let graph: Field | undefined
   for (const field of fields(source, 0, source.size)) {
     switch (field.number) {
-      case MODEL.IR_VERSION: { info.irVersion = readInt(field); break }
-      case MODEL.PRODUCER_NAME: { info.producerName = readString(source, field); break }
-      case MODEL.PRODUCER_VERSION: { info.producerVersion = readString(source, field); break }
-      case MODEL.DOMAIN: { info.domain = readString(source, field); break }
-      case MODEL.MODEL_VERSION: { info.modelVersion = readInt(field); break }
-      case MODEL.OPSET_IMPORT: { info.opsetImports.push(parseOpset(source, field)); break }
-      case MODEL.GRAPH: { expectWireType(field, WireType.LEN); graph = field; break }
-      default: break
+      case MODEL.IR_VERSION: {
+        info.irVersion = readInt(field)
+        break
+      }
+      case MODEL.PRODUCER_NAME: {
+        info.producerName = readString(source, field)
+        break
+      }
+      case MODEL.PRODUCER_VERSION: {
+        info.producerVersion = readString(source, field)
+        break
+      }
+      case MODEL.DOMAIN: {
+        info.domain = readString(source, field)
+        break
+      }
+      case MODEL.MODEL_VERSION: {
+        info.modelVersion = readInt(field)
+        break
+      }
+      case MODEL.OPSET_IMPORT: {
+        info.opsetImports.push(parseOpset(source, field))
+        break
+      }
+      case MODEL.GRAPH: {
+        expectWireType(field, WireType.LEN)
+        graph = field
+        break
+      }
+      default:
+        break
     }
   }
 
@@ -139,12 +191,28 @@ function parseGraph(source: ByteSource, graph: Field, info: OnnxInfo): void {
   const operators = new Set<string>()
   for (const field of fields(source, graph.start, graph.end)) {
     switch (field.number) {
-      case GRAPH.NAME: { info.graphName = readString(source, field); break }
-      case GRAPH.INPUT: { inputs.push(parseValueInfo(source, field)); break }
-      case GRAPH.OUTPUT: { info.outputs.push(parseValueInfo(source, field)); break }
-      case GRAPH.INITIALIZER: { initializers.add(parseInitializerName(source, field)); break }
-      case GRAPH.NODE: { operators.add(parseOperator(source, field)); break }
-      default: break
+      case GRAPH.NAME: {
+        info.graphName = readString(source, field)
+        break
+      }
+      case GRAPH.INPUT: {
+        inputs.push(parseValueInfo(source, field))
+        break
+      }
+      case GRAPH.OUTPUT: {
+        info.outputs.push(parseValueInfo(source, field))
+        break
+      }
+      case GRAPH.INITIALIZER: {
+        initializers.add(parseInitializerName(source, field))
+        break
+      }
+      case GRAPH.NODE: {
+        operators.add(parseOperator(source, field))
+        break
+      }
+      default:
+        break
     }
   }
 
@@ -193,12 +261,23 @@ function parseType(source: ByteSource, field: Field): OnnxType {
   expectWireType(field, WireType.LEN)
   for (const f of fields(source, field.start, field.end)) {
     switch (f.number) {
-      case TYPE.TENSOR: { return parseTensorType(source, f, 'tensor') }
-      case TYPE.SPARSE_TENSOR: { return parseTensorType(source, f, 'sparse_tensor') }
-      case TYPE.SEQUENCE: { return {kind: 'sequence', valueType: parseInnerType(source, f, SEQUENCE.ELEM_TYPE)} }
-      case TYPE.OPTIONAL: { return {kind: 'optional', valueType: parseInnerType(source, f, OPTIONAL.ELEM_TYPE)} }
-      case TYPE.MAP: { return parseMapType(source, f) }
-      default: break
+      case TYPE.TENSOR: {
+        return parseTensorType(source, f, 'tensor')
+      }
+      case TYPE.SPARSE_TENSOR: {
+        return parseTensorType(source, f, 'sparse_tensor')
+      }
+      case TYPE.SEQUENCE: {
+        return {kind: 'sequence', valueType: parseInnerType(source, f, SEQUENCE.ELEM_TYPE)}
+      }
+      case TYPE.OPTIONAL: {
+        return {kind: 'optional', valueType: parseInnerType(source, f, OPTIONAL.ELEM_TYPE)}
+      }
+      case TYPE.MAP: {
+        return parseMapType(source, f)
+      }
+      default:
+        break
     }
   }
 
@@ -266,9 +345,17 @@ export function formatType(type: OnnxType): string {
       return `${type.kind}(${type.elemType ?? '?'})${shape}`
     }
 
-    case 'sequence': { return `seq(${formatType(type.valueType ?? {kind: 'unknown'})})` }
-    case 'optional': { return `optional(${formatType(type.valueType ?? {kind: 'unknown'})})` }
-    case 'map': { return `map(${type.keyType ?? '?'},${formatType(type.valueType ?? {kind: 'unknown'})})` }
-    default: { return 'unknown' }
+    case 'sequence': {
+      return `seq(${formatType(type.valueType ?? {kind: 'unknown'})})`
+    }
+    case 'optional': {
+      return `optional(${formatType(type.valueType ?? {kind: 'unknown'})})`
+    }
+    case 'map': {
+      return `map(${type.keyType ?? '?'},${formatType(type.valueType ?? {kind: 'unknown'})})`
+    }
+    default: {
+      return 'unknown'
+    }
   }
 }

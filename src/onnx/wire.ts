@@ -100,7 +100,7 @@ export function encodeVarint(value: number | bigint): Buffer {
   let v = BigInt(value)
   const bytes: number[] = []
   do {
-    let byte = Number(v & 0x7Fn)
+    let byte = Number(v & 0x7fn)
     v >>= 7n
     if (v > 0n) byte |= 0x80
     bytes.push(byte)

@@ -46,13 +46,17 @@ export function exposeZipMapInputs(model: Buffer): {model: Buffer; zipMaps: ZipM
 
   // A float tensor output with no shape: onnxruntime takes the shape from the graph.
   const tensorType = encodeLenField(TYPE_TENSOR, encodeVarintField(TENSOR_ELEM_TYPE, FLOAT))
-  const extra = Buffer.concat(exposed.map(z => encodeLenField(GRAPH.OUTPUT, Buffer.concat([
-    encodeLenField(VALUE_INFO.NAME, z.tensor), encodeLenField(VALUE_INFO.TYPE, tensorType),
-  ]))))
+  const extra = Buffer.concat(
+    exposed.map(z =>
+      encodeLenField(GRAPH.OUTPUT, Buffer.concat([encodeLenField(VALUE_INFO.NAME, z.tensor), encodeLenField(VALUE_INFO.TYPE, tensorType)])),
+    ),
+  )
   const graphPayload = Buffer.concat([model.subarray(graph.start, graph.end), extra])
   const rewritten = Buffer.concat([
     model.subarray(0, graph.tagStart),
-    encodeVarint((MODEL_GRAPH << 3) | WireType.LEN), encodeVarint(graphPayload.length), graphPayload,
+    encodeVarint((MODEL_GRAPH << 3) | WireType.LEN),
+    encodeVarint(graphPayload.length),
+    graphPayload,
     model.subarray(graph.end),
   ])
   return {model: rewritten, zipMaps}
@@ -70,11 +74,24 @@ function readZipMap(source: BufferSource, node: Field): ZipMapInfo | undefined {
   let classLabels: Array<number | string> = []
   for (const f of fields(source, node.start, node.end)) {
     switch (f.number) {
-      case NODE.INPUT: { inputs.push(readString(source, f)); break }
-      case NODE.OUTPUT: { outputs.push(readString(source, f)); break }
-      case NODE.OP_TYPE: { opType = readString(source, f); break }
-      case NODE.ATTRIBUTE: { classLabels = readClassLabels(source, f) ?? classLabels; break }
-      default: break
+      case NODE.INPUT: {
+        inputs.push(readString(source, f))
+        break
+      }
+      case NODE.OUTPUT: {
+        outputs.push(readString(source, f))
+        break
+      }
+      case NODE.OP_TYPE: {
+        opType = readString(source, f)
+        break
+      }
+      case NODE.ATTRIBUTE: {
+        classLabels = readClassLabels(source, f) ?? classLabels
+        break
+      }
+      default:
+        break
     }
   }
 
@@ -106,7 +123,7 @@ function readPackedInts(source: BufferSource, field: Field): number[] {
     let shift = 0n
     for (;;) {
       const byte = source.read(pos++, 1)[0]
-      value |= BigInt(byte & 0x7F) << shift
+      value |= BigInt(byte & 0x7f) << shift
       shift += 7n
       if ((byte & 0x80) === 0) break
     }

@@ -119,13 +119,19 @@ export function loaderEnv(settings: StoreSettings, options: {store?: string; key
     // Said either way, it reaches the loader either way (false: credentials even to a plain-http endpoint).
     ...(settings.anonymous === undefined ? [] : [{name: LOADER_ENV.anonymous, value: String(settings.anonymous)}]),
     ...(settings.project ? [{name: LOADER_ENV.project, value: settings.project}] : []),
-    ...(settings.timeoutSeconds === DEFAULT_STORE_TIMEOUT_SECONDS ? [] : [{name: LOADER_ENV.timeout, value: String(settings.timeoutSeconds)}]),
+    ...(settings.timeoutSeconds === DEFAULT_STORE_TIMEOUT_SECONDS
+      ? []
+      : [{name: LOADER_ENV.timeout, value: String(settings.timeoutSeconds)}]),
     ...(options.keyFile ? [{name: LOADER_ENV.credentials, value: GCS_KEY_PATH}] : []),
   ]
 }
 
 /** The API container's environment for a model; a pinned sha256 makes serve verify the file it did not download. */
-export function apiEnv(manifest: Pick<ModelManifest, 'labels' | 'name' | 'sha256' | 'version'>, port: number, options: {pinSha256?: boolean} = {}): Env[] {
+export function apiEnv(
+  manifest: Pick<ModelManifest, 'labels' | 'name' | 'sha256' | 'version'>,
+  port: number,
+  options: {pinSha256?: boolean} = {},
+): Env[] {
   return [
     {name: API_ENV.model, value: MODEL_PATH},
     ...(manifest.labels ? [{name: API_ENV.labels, value: LABELS_PATH}] : []),
@@ -153,8 +159,16 @@ export function modelAnnotations(manifest: ModelManifest, images: {api: string; 
 }
 
 /** Which model a pod template's annotations name (null where one is missing). */
-export function annotatedModel(annotations: Record<string, string> | undefined): {name: string | null; version: string | null; sha256: string | null} {
-  return {name: annotations?.[ANNOTATIONS.model] ?? null, version: annotations?.[ANNOTATIONS.version] ?? null, sha256: annotations?.[ANNOTATIONS.sha256] ?? null}
+export function annotatedModel(annotations: Record<string, string> | undefined): {
+  name: string | null
+  version: string | null
+  sha256: string | null
+} {
+  return {
+    name: annotations?.[ANNOTATIONS.model] ?? null,
+    version: annotations?.[ANNOTATIONS.version] ?? null,
+    sha256: annotations?.[ANNOTATIONS.sha256] ?? null,
+  }
 }
 
 /** How a pod template's annotations say it gets its model (no annotation: the loader). */
@@ -168,7 +182,7 @@ export function parseLogLine(line: string): {msg?: string; [key: string]: unknow
   if (!line.startsWith('{')) return undefined
   try {
     const parsed = JSON.parse(line) as unknown
-    return parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed) ? parsed as {msg?: string} : undefined
+    return parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed) ? (parsed as {msg?: string}) : undefined
   } catch {
     return undefined
   }
@@ -187,7 +201,7 @@ export function findLogEvent(output: string, event: string): {msg?: string; [key
 /** The loader's termination summary, when the message is one (FallbackToLogsOnError may give the log tail instead). */
 export function parseLoaderSummary(message: string | undefined): LoaderSummary | undefined {
   const parsed = message ? parseLogLine(message.trim().split('\n')[0]) : undefined
-  return parsed && typeof parsed.ok === 'boolean' ? parsed as unknown as LoaderSummary : undefined
+  return parsed && typeof parsed.ok === 'boolean' ? (parsed as unknown as LoaderSummary) : undefined
 }
 
 /** Whether a server of ours at `url` answers 200 on its readiness path. */
@@ -204,11 +218,16 @@ export async function isReady(url: string, timeoutMs = 2000): Promise<boolean> {
  * yet (a server on a free port says it in its log); `failure` says why waiting
  * is pointless (the process or container is gone), else undefined.
  */
-export async function waitUntilReady(options: {url: () => string | undefined; failure: () => Promise<string | undefined>; timeoutMs: number; intervalMs?: number}): Promise<{url: string} | {failure: string} | {timedOut: true}> {
+export async function waitUntilReady(options: {
+  url: () => string | undefined
+  failure: () => Promise<string | undefined>
+  timeoutMs: number
+  intervalMs?: number
+}): Promise<{url: string} | {failure: string} | {timedOut: true}> {
   const deadline = Date.now() + options.timeoutMs
   while (Date.now() < deadline) {
     const url = options.url()
-    if (url && await isReady(url)) return {url}
+    if (url && (await isReady(url))) return {url}
     const failure = await options.failure()
     if (failure !== undefined) return {failure}
     await new Promise(resolve => {

@@ -22,7 +22,9 @@ function jsonRows(text: string, source: string): number[][] {
   try {
     value = JSON.parse(text)
   } catch (error) {
-    throw new UsageError(`${source} is not valid JSON: ${(error as Error).message}`, {suggestion: 'e.g. {"data": [[5.1, 3.5, 1.4, 0.2]]} or [[5.1, 3.5, 1.4, 0.2]]'})
+    throw new UsageError(`${source} is not valid JSON: ${(error as Error).message}`, {
+      suggestion: 'e.g. {"data": [[5.1, 3.5, 1.4, 0.2]]} or [[5.1, 3.5, 1.4, 0.2]]',
+    })
   }
 
   const data = value && typeof value === 'object' && !Array.isArray(value) ? (value as {data?: unknown}).data : value
@@ -30,7 +32,8 @@ function jsonRows(text: string, source: string): number[][] {
   if (data.length === 0) throw new UsageError(`${source} has no rows`)
   const rows = data.every(v => typeof v === 'number') ? [data] : data
   return rows.map((row, i) => {
-    if (!Array.isArray(row) || !row.every(v => typeof v === 'number' && Number.isFinite(v))) throw new UsageError(`${source}: row ${i + 1} is not a list of numbers`)
+    if (!Array.isArray(row) || !row.every(v => typeof v === 'number' && Number.isFinite(v)))
+      throw new UsageError(`${source}: row ${i + 1} is not a list of numbers`)
     if (row.length === 0) throw new UsageError(`${source}: row ${i + 1} is empty`)
     return row as number[]
   })

@@ -58,7 +58,10 @@ export class Batcher {
 
   private async runBatch(batch: Pending[], rows: number): Promise<void> {
     const data = batch.length === 1 ? batch[0].values : concat(batch.map(item => item.values))
-    const outputs = await this.engine.run({name: this.input.name, type: this.input.type, dims: [rows, ...this.input.sampleDims], data}, this.outputNames)
+    const outputs = await this.engine.run(
+      {name: this.input.name, type: this.input.type, dims: [rows, ...this.input.sampleDims], data},
+      this.outputNames,
+    )
     if (batch.length === 1) {
       batch[0].resolve(outputs)
       return
@@ -77,7 +80,7 @@ function concat(parts: TypedArray[]): TypedArray {
   const out = new (parts[0].constructor as new (length: number) => TypedArray)(total)
   let offset = 0
   for (const part of parts) {
-    (out as Float32Array).set(part as Float32Array, offset)
+    ;(out as Float32Array).set(part as Float32Array, offset)
     offset += part.length
   }
 
@@ -86,5 +89,9 @@ function concat(parts: TypedArray[]): TypedArray {
 
 function sliceRows(tensor: WireTensor, startRow: number, rows: number): WireTensor {
   const rowSize = tensor.dims.slice(1).reduce((a, b) => a * b, 1)
-  return {type: tensor.type, dims: [rows, ...tensor.dims.slice(1)], data: tensor.data.slice(startRow * rowSize, (startRow + rows) * rowSize) as WireTensor['data']}
+  return {
+    type: tensor.type,
+    dims: [rows, ...tensor.dims.slice(1)],
+    data: tensor.data.slice(startRow * rowSize, (startRow + rows) * rowSize) as WireTensor['data'],
+  }
 }

@@ -35,7 +35,9 @@ export async function probeRuntimeSupport(): Promise<RuntimeSupport> {
   const support: RuntimeSupport = {runtime: ort.env.versions.common ?? 'unknown', irVersion: 0, opsets: {}}
   support.irVersion = await highest(7, 64, ir => loads(probeModel(ir, {'ai.onnx': 13})))
   for (const domain of PROBED_DOMAINS) {
-    support.opsets[domain] = await highest(1, 64, version => loads(probeModel(7, domain === 'ai.onnx' ? {'ai.onnx': version} : {'ai.onnx': 13, [domain]: version})))
+    support.opsets[domain] = await highest(1, 64, version =>
+      loads(probeModel(7, domain === 'ai.onnx' ? {'ai.onnx': version} : {'ai.onnx': 13, [domain]: version})),
+    )
   }
 
   return support
@@ -71,7 +73,7 @@ export async function installedRuntimeSupport(): Promise<RuntimeSupport> {
 
 /** The largest n in [low, high] with ok(n), given ok(low) and ok monotone decreasing. */
 async function highest(low: number, high: number, ok: (n: number) => Promise<boolean>): Promise<number> {
-  if (!await ok(low)) return 0
+  if (!(await ok(low))) return 0
   let [lo, hi] = [low, high]
   while (lo < hi) {
     const mid = Math.ceil((lo + hi) / 2)
@@ -83,12 +85,18 @@ async function highest(low: number, high: number, ok: (n: number) => Promise<boo
 }
 
 function probeModel(irVersion: number, opsets: Record<string, number>): Buffer {
-  const valueInfo = (name: string) => Buffer.concat([
-    encodeLenField(1, name),
-    encodeLenField(2, encodeLenField(1, Buffer.concat([encodeVarintField(1, 1), encodeLenField(2, encodeLenField(1, encodeVarintField(1, 1)))]))),
-  ])
+  const valueInfo = (name: string) =>
+    Buffer.concat([
+      encodeLenField(1, name),
+      encodeLenField(
+        2,
+        encodeLenField(1, Buffer.concat([encodeVarintField(1, 1), encodeLenField(2, encodeLenField(1, encodeVarintField(1, 1)))])),
+      ),
+    ])
   const node = encodeLenField(1, Buffer.concat([encodeLenField(1, 'x'), encodeLenField(2, 'y'), encodeLenField(4, 'Identity')]))
   const graph = Buffer.concat([node, encodeLenField(2, 'probe'), encodeLenField(11, valueInfo('x')), encodeLenField(12, valueInfo('y'))])
-  const imports = Object.entries(opsets).map(([domain, version]) => encodeLenField(8, Buffer.concat([encodeLenField(1, domain === 'ai.onnx' ? '' : domain), encodeVarintField(2, version)])))
+  const imports = Object.entries(opsets).map(([domain, version]) =>
+    encodeLenField(8, Buffer.concat([encodeLenField(1, domain === 'ai.onnx' ? '' : domain), encodeVarintField(2, version)])),
+  )
   return Buffer.concat([encodeVarintField(1, irVersion), ...imports, encodeLenField(7, graph)])
 }

@@ -33,7 +33,9 @@ try {
 
 port.on('message', async (request: EngineRequest) => {
   try {
-    const feeds = {[request.input.name]: new Tensor(request.input.type as 'float32', request.input.data as Float32Array, request.input.dims)}
+    const feeds = {
+      [request.input.name]: new Tensor(request.input.type as 'float32', request.input.data as Float32Array, request.input.dims),
+    }
     const results = await session.run(feeds, request.outputs)
     const outputs: Record<string, WireTensor> = {}
     const transfer: ArrayBuffer[] = []

@@ -18,7 +18,10 @@ export type EngineReply =
   | {type: 'run-failed'; id: number; message: string}
 
 export class EngineLoadError extends Error {
-  constructor(readonly runtime: string, message: string) {
+  constructor(
+    readonly runtime: string,
+    message: string,
+  ) {
     super(message)
   }
 }
@@ -28,7 +31,10 @@ export class Engine {
   private readonly pending = new Map<number, {resolve: (outputs: Record<string, WireTensor>) => void; reject: (error: Error) => void}>()
   private nextId = 0
 
-  private constructor(private readonly worker: Worker, readonly runtime: string) {
+  private constructor(
+    private readonly worker: Worker,
+    readonly runtime: string,
+  ) {
     worker.on('message', (reply: EngineReply) => {
       if (reply.type !== 'result' && reply.type !== 'run-failed') return
       const waiter = this.pending.get(reply.id)
@@ -48,7 +54,8 @@ export class Engine {
     // Hand the bytes over without a copy when the Buffer owns its memory (a model file read whole,
     // the large case): a copy would double the peak memory of loading a 1 GiB model. The caller's
     // Buffer is unusable afterwards.
-    const bytes = model.byteOffset === 0 && model.byteLength === model.buffer.byteLength ? new Uint8Array(model.buffer) : new Uint8Array(model)
+    const bytes =
+      model.byteOffset === 0 && model.byteLength === model.buffer.byteLength ? new Uint8Array(model.buffer) : new Uint8Array(model)
     const worker = new Worker(script, {workerData: {model: bytes}, transferList: [bytes.buffer as ArrayBuffer], execArgv: process.execArgv})
     // The thread never holds the process open: a server stopped while the model loads exits at once.
     worker.unref()
@@ -58,7 +65,10 @@ export class Engine {
     })
     if (first.type !== 'loaded') {
       await worker.terminate()
-      throw new EngineLoadError(first.type === 'load-failed' ? first.runtime : 'unknown', first.type === 'load-failed' ? first.message : 'unexpected reply')
+      throw new EngineLoadError(
+        first.type === 'load-failed' ? first.runtime : 'unknown',
+        first.type === 'load-failed' ? first.message : 'unexpected reply',
+      )
     }
 
     return new Engine(worker, first.runtime)

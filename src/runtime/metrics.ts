@@ -36,7 +36,9 @@ export class Metrics {
     const lines = [
       '# HELP mlops_model_info The model this server serves.',
       '# TYPE mlops_model_info gauge',
-      `mlops_model_info{${Object.entries(this.info).map(([k, v]) => `${k}="${escape(v)}"`).join(',')}} 1`,
+      `mlops_model_info{${Object.entries(this.info)
+        .map(([k, v]) => `${k}="${escape(v)}"`)
+        .join(',')}} 1`,
       '# HELP mlops_model_ready 1 once the model is loaded and a warm-up inference succeeded.',
       '# TYPE mlops_model_ready gauge',
       `mlops_model_ready ${this.ready ? 1 : 0}`,

@@ -14,8 +14,17 @@ const MAX_BATCH_ROWS = 256
 
 /** ONNX element type names (as our reader gives them) → onnxruntime's. */
 const ORT_TYPES: Record<string, string> = {
-  float: 'float32', double: 'float64', int64: 'int64', int32: 'int32', int16: 'int16', int8: 'int8',
-  uint8: 'uint8', uint16: 'uint16', string: 'string', bool: 'bool', float16: 'float16',
+  float: 'float32',
+  double: 'float64',
+  int64: 'int64',
+  int32: 'int32',
+  int16: 'int16',
+  int8: 'int8',
+  uint8: 'uint8',
+  uint16: 'uint16',
+  string: 'string',
+  bool: 'bool',
+  float16: 'float16',
 }
 
 export interface ModelSource {
@@ -78,16 +87,22 @@ export interface ServedModel {
  */
 export async function prepareModel(source: ModelSource): Promise<PreparedModel> {
   const bytes = await readFile(source.modelPath).catch((error: NodeJS.ErrnoException) => {
-    if (error.code === 'ENOENT') throw new NotFoundError(`model file ${source.modelPath} does not exist`, {suggestion: 'the loader writes it; check the MODEL_FILEPATH / --model path and the loader\'s logs'})
+    if (error.code === 'ENOENT')
+      throw new NotFoundError(`model file ${source.modelPath} does not exist`, {
+        suggestion: "the loader writes it; check the MODEL_FILEPATH / --model path and the loader's logs",
+      })
     if (error.code === 'EACCES') throw new PermissionError(`model file ${source.modelPath} is not readable`)
     if (error.code === 'EISDIR') throw new UsageError(`${source.modelPath} is a folder, not a model file`)
     throw error
   })
   const sha256 = createHash('sha256').update(bytes).digest('hex')
   if (source.expectedSha256 !== undefined && sha256 !== source.expectedSha256) {
-    throw new IntegrityError(`model file ${source.modelPath} has sha256 ${sha256}, not the pinned ${source.expectedSha256}: refusing to serve it`, {
-      suggestion: 'the model image or volume does not hold the version deployed; publish it again (mlops model publish) and redeploy',
-    })
+    throw new IntegrityError(
+      `model file ${source.modelPath} has sha256 ${sha256}, not the pinned ${source.expectedSha256}: refusing to serve it`,
+      {
+        suggestion: 'the model image or volume does not hold the version deployed; publish it again (mlops model publish) and redeploy',
+      },
+    )
   }
 
   let info: OnnxInfo
@@ -99,7 +114,9 @@ export async function prepareModel(source: ModelSource): Promise<PreparedModel> 
   }
 
   if (info.inputs.length !== 1) {
-    throw new IncompatibleError(`${source.modelPath} has ${info.inputs.length} inputs (${info.inputs.map(i => i.name).join(', ')}); mlops serve takes models with one input`)
+    throw new IncompatibleError(
+      `${source.modelPath} has ${info.inputs.length} inputs (${info.inputs.map(i => i.name).join(', ')}); mlops serve takes models with one input`,
+    )
   }
 
   const {model, zipMaps} = exposeZipMapInputs(bytes)
@@ -115,13 +132,17 @@ export async function loadModel(prepared: PreparedModel): Promise<ServedModel> {
   } catch (error) {
     const runtime = error instanceof EngineLoadError ? `onnxruntime ${error.runtime}` : 'onnxruntime'
     throw new IncompatibleError(`${runtime} cannot load ${prepared.source.modelPath}: ${errorMessage(error).split('\n')[0]}`, {
-      suggestion: `the model declares IR ${prepared.info.irVersion}, opsets ${prepared.info.opsetImports.map(o => `${o.domain} ${o.version}`).join(', ')}; export it for an older opset or use a newer runtime image`,
+      suggestion: `the model declares IR ${prepared.info.irVersion}, opsets ${opsetList(prepared.info)}; export it for an older opset or use a newer runtime image`,
     })
   }
 
   const {info, zipMaps} = prepared
   const [inputInfo] = info.inputs
-  const input: TensorSpec = {name: inputInfo.name, type: ORT_TYPES[inputInfo.elemType ?? ''] ?? inputInfo.elemType ?? 'unknown', shape: dims(inputInfo.shape)}
+  const input: TensorSpec = {
+    name: inputInfo.name,
+    type: ORT_TYPES[inputInfo.elemType ?? ''] ?? inputInfo.elemType ?? 'unknown',
+    shape: dims(inputInfo.shape),
+  }
   if (inputInfo.kind !== 'tensor' || !isSupportedInputType(input.type)) {
     throw new IncompatibleError(`input ${input.name} is ${inputInfo.type}; mlops serve takes numeric tensor inputs`)
   }
@@ -129,19 +150,32 @@ export async function loadModel(prepared: PreparedModel): Promise<ServedModel> {
   const mapOutputs = new Set(zipMaps.map(z => z.mapOutput))
   const outputs: TensorSpec[] = []
   for (const output of info.outputs) {
-    if (output.kind === 'tensor') outputs.push({name: output.name, type: ORT_TYPES[output.elemType ?? ''] ?? 'unknown', shape: dims(output.shape)})
+    if (output.kind === 'tensor')
+      outputs.push({name: output.name, type: ORT_TYPES[output.elemType ?? ''] ?? 'unknown', shape: dims(output.shape)})
     const zipMap = zipMaps.find(z => z.mapOutput === output.name)
     if (zipMap) outputs.push({name: zipMap.tensor, type: 'float32', shape: [null, zipMap.classLabels.length || null]})
   }
 
   const served: ServedModel = {
-    name: prepared.source.name, version: prepared.source.version, sha256: prepared.sha256, info, input, outputs,
-    labels: prepared.labels, engine, kind: 'other', sample: [], labelFrom: prepared.source.labelFrom ?? 'output',
+    name: prepared.source.name,
+    version: prepared.source.version,
+    sha256: prepared.sha256,
+    info,
+    input,
+    outputs,
+    labels: prepared.labels,
+    engine,
+    kind: 'other',
+    sample: [],
+    labelFrom: prepared.source.labelFrom ?? 'output',
   }
   classify(served, zipMaps, mapOutputs)
   if (served.labelFrom === 'argmax' && !served.probabilities) {
     await engine.close()
-    throw new UsageError(`--label-from argmax needs class probabilities, and ${prepared.source.modelPath} has none (a ${served.kind} model)`, {suggestion: 'drop --label-from (MLOPS_LABEL_FROM)'})
+    throw new UsageError(
+      `--label-from argmax needs class probabilities, and ${prepared.source.modelPath} has none (a ${served.kind} model)`,
+      {suggestion: 'drop --label-from (MLOPS_LABEL_FROM)'},
+    )
   }
   if (served.kind === 'classifier' && served.labels) {
     const probabilities = served.outputs.find(o => o.name === served.probabilities)
@@ -149,14 +183,21 @@ export async function loadModel(prepared: PreparedModel): Promise<ServedModel> {
     const mismatch = classes ? labelsMismatch(served.labels, classes) : undefined
     if (mismatch) {
       await engine.close()
-      throw new UsageError(`labels file ${prepared.source.labelsPath} does not fit ${prepared.source.modelPath}: ${mismatch}`, {suggestion: 'give one label per class, indexed from 0'})
+      throw new UsageError(`labels file ${prepared.source.labelsPath} does not fit ${prepared.source.modelPath}: ${mismatch}`, {
+        suggestion: 'give one label per class, indexed from 0',
+      })
     }
   }
 
   served.sample = sampleRows(prepared.source.sample, input)
   const sampleDims = input.shape.slice(1)
   if (sampleDims.every(d => d !== null) && served.outputs.every(o => o.shape.length > 0 && o.shape[0] === null)) {
-    served.batcher = new Batcher(engine, {name: input.name, type: input.type, sampleDims: sampleDims as number[]}, served.outputs.map(o => o.name), MAX_BATCH_ROWS)
+    served.batcher = new Batcher(
+      engine,
+      {name: input.name, type: input.type, sampleDims: sampleDims as number[]},
+      served.outputs.map(o => o.name),
+      MAX_BATCH_ROWS,
+    )
   }
 
   return served
@@ -211,12 +252,21 @@ export interface Prediction {
 }
 
 /** Runs one batch and reads it the way the model's kind says. */
-export async function predict(model: ServedModel, values: TypedArray, batchDims: number[], options: {labels: boolean}): Promise<Prediction> {
+export async function predict(
+  model: ServedModel,
+  values: TypedArray,
+  batchDims: number[],
+  options: {labels: boolean},
+): Promise<Prediction> {
   let outputs: Record<string, WireTensor>
   try {
-    outputs = model.batcher && batchDims[0] <= MAX_BATCH_ROWS
-      ? await model.batcher.run(values, batchDims[0])
-      : await model.engine.run({name: model.input.name, type: model.input.type, dims: batchDims, data: values}, model.outputs.map(o => o.name))
+    outputs =
+      model.batcher && batchDims[0] <= MAX_BATCH_ROWS
+        ? await model.batcher.run(values, batchDims[0])
+        : await model.engine.run(
+            {name: model.input.name, type: model.input.type, dims: batchDims, data: values},
+            model.outputs.map(o => o.name),
+          )
   } catch (error) {
     throw new BadRequestError(`the model rejected the input: ${errorMessage(error).split('\n')[0]}`)
   }
@@ -249,4 +299,8 @@ function labelsOf(model: ServedModel, outputs: Record<string, WireTensor>): unkn
     for (let i = 1; i < row.length; i++) if (row[i] > row[best]) best = i
     return name(model.classLabels?.[best] ?? best)
   })
+}
+
+function opsetList(info: OnnxInfo): string {
+  return info.opsetImports.map(o => `${o.domain} ${o.version}`).join(', ')
 }

@@ -27,8 +27,17 @@ export interface RunningServer {
 
 /** Open Inference Protocol datatypes by onnxruntime type. */
 const V2_TYPES: Record<string, string> = {
-  float32: 'FP32', float64: 'FP64', float16: 'FP16', int64: 'INT64', int32: 'INT32', int16: 'INT16', int8: 'INT8',
-  uint8: 'UINT8', uint16: 'UINT16', bool: 'BOOL', string: 'BYTES',
+  float32: 'FP32',
+  float64: 'FP64',
+  float16: 'FP16',
+  int64: 'INT64',
+  int32: 'INT32',
+  int16: 'INT16',
+  int8: 'INT8',
+  uint8: 'UINT8',
+  uint16: 'UINT16',
+  bool: 'BOOL',
+  string: 'BYTES',
 }
 
 /**
@@ -58,7 +67,10 @@ export async function startServer(prepared: PreparedModel, options: ServerOption
     const declared = Number(request.headers['content-length'])
     const cost = Number.isFinite(declared) && declared >= 0 ? Math.min(declared, options.bodyLimit) : options.bodyLimit
     if (inFlight > 0 && inFlight + cost > budget) {
-      return reply.code(503).header('retry-after', '1').send({error: `the server is busy: ${inFlight} bytes of requests are in flight (limit ${budget}); retry shortly`})
+      return reply
+        .code(503)
+        .header('retry-after', '1')
+        .send({error: `the server is busy: ${inFlight} bytes of requests are in flight (limit ${budget}); retry shortly`})
     }
 
     inFlight += cost
@@ -78,13 +90,14 @@ export async function startServer(prepared: PreparedModel, options: ServerOption
   })
   app.setNotFoundHandler(async (request, reply) => reply.code(404).send({error: `no route ${request.method} ${request.url}`}))
   app.setErrorHandler(async (error: Error & {statusCode?: number; code?: string}, _request, reply) => {
-    const status = error instanceof BadRequestError ? 400 : error.statusCode ?? 500
+    const status = error instanceof BadRequestError ? 400 : (error.statusCode ?? 500)
     if (status >= 500 && status !== 503) options.log('error', 'request failed', {error: errorMessage(error)})
-    const message = error.code === 'FST_ERR_CTP_BODY_TOO_LARGE'
-      ? `request body is larger than the limit of ${options.bodyLimit} bytes`
-      : error.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || error instanceof SyntaxError
-        ? `malformed JSON: ${error.message}`
-        : error.message
+    const message =
+      error.code === 'FST_ERR_CTP_BODY_TOO_LARGE'
+        ? `request body is larger than the limit of ${options.bodyLimit} bytes`
+        : error.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || error instanceof SyntaxError
+          ? `malformed JSON: ${error.message}`
+          : error.message
     return reply.code(status).send({error: message})
   })
 
@@ -112,10 +125,13 @@ export async function startServer(prepared: PreparedModel, options: ServerOption
   app.get('/v2/health/ready', async (_request, reply) => (model ? {ready: true} : reply.code(503).send({ready: false})))
   app.get<{Params: {name: string}}>('/v2/models/:name', async request => v2Metadata(namedModel(requireModel(), request.params.name)))
   app.get<{Params: {name: string}}>('/v2/models/:name/ready', async (request, reply) => {
-    if (request.params.name !== prepared.source.name) return reply.code(404).send({error: `unknown model ${request.params.name}; this server serves ${prepared.source.name}`})
+    if (request.params.name !== prepared.source.name)
+      return reply.code(404).send({error: `unknown model ${request.params.name}; this server serves ${prepared.source.name}`})
     return model ? {name: model.name, ready: true} : reply.code(503).send({name: prepared.source.name, ready: false})
   })
-  app.post<{Params: {name: string}}>('/v2/models/:name/infer', async request => v2Infer(namedModel(requireModel(), request.params.name), request.body))
+  app.post<{Params: {name: string}}>('/v2/models/:name/infer', async request =>
+    v2Infer(namedModel(requireModel(), request.params.name), request.body),
+  )
 
   await app.listen({host: options.host, port: options.port})
   const address = app.server.address()
@@ -137,21 +153,33 @@ export async function startServer(prepared: PreparedModel, options: ServerOption
     await original(served, served.sample, served.kind === 'classifier' || served.labelOutput !== undefined).catch(error => {
       // A sample the user gave that does not fit is their input; the default (zeros) failing is the model's.
       if (prepared.source.sample !== undefined) {
-        throw new UsageError(`--sample does not fit the model: ${errorMessage(error)}`, {suggestion: 'give one row of the model\'s input, e.g. --sample \'[5.1, 3.5, 1.4, 0.2]\' (MODEL_SAMPLE)'})
+        throw new UsageError(`--sample does not fit the model: ${errorMessage(error)}`, {
+          suggestion: "give one row of the model's input, e.g. --sample '[5.1, 3.5, 1.4, 0.2]' (MODEL_SAMPLE)",
+        })
       }
 
-      throw new IncompatibleError(`warm-up inference failed on a row of zeros: ${errorMessage(error)}`, {suggestion: 'pass --sample with a row the model accepts'})
+      throw new IncompatibleError(`warm-up inference failed on a row of zeros: ${errorMessage(error)}`, {
+        suggestion: 'pass --sample with a row the model accepts',
+      })
     })
     model = served
     metrics.ready = true
-    options.log('info', 'ready', {name: served.name, version: served.version, sha256: served.sha256, kind: served.kind, seconds: (Date.now() - started) / 1000})
+    options.log('info', 'ready', {
+      name: served.name,
+      version: served.version,
+      sha256: served.sha256,
+      kind: served.kind,
+      seconds: (Date.now() - started) / 1000,
+    })
     return served
   })()
   loaded.catch(error => {
     notReady = `failed to load: ${errorMessage(error)}`
   })
   return {
-    app, url, loaded,
+    app,
+    url,
+    loaded,
     async close() {
       closed = true
       await app.close()
@@ -180,7 +208,11 @@ function metadataOf(model: ServedModel) {
     inputs: [{name: model.input.name, type: model.input.type, shape: model.input.shape}],
     outputs: model.outputs.map(o => ({name: o.name, type: o.type, shape: o.shape})),
     labels: model.labels ?? null,
-    onnx: {irVersion: model.info.irVersion, opsetImports: model.info.opsetImports, producer: `${model.info.producerName} ${model.info.producerVersion}`.trim()},
+    onnx: {
+      irVersion: model.info.irVersion,
+      opsetImports: model.info.opsetImports,
+      producer: `${model.info.producerName} ${model.info.producerVersion}`.trim(),
+    },
     // The original model-load server's data interface.
     data_type: model.input.type,
     data_structure: describeShape(model.input.shape),
@@ -189,7 +221,11 @@ function metadataOf(model: ServedModel) {
 }
 
 function v2Metadata(model: ServedModel) {
-  const tensor = (t: {name: string; type: string; shape: Array<number | null>}) => ({name: t.name, datatype: V2_TYPES[t.type] ?? t.type, shape: t.shape.map(d => d ?? -1)})
+  const tensor = (t: {name: string; type: string; shape: Array<number | null>}) => ({
+    name: t.name,
+    datatype: V2_TYPES[t.type] ?? t.type,
+    shape: t.shape.map(d => d ?? -1),
+  })
   return {
     name: model.name,
     versions: model.version ? [model.version] : [],
@@ -202,21 +238,29 @@ function v2Metadata(model: ServedModel) {
 async function v2Infer(model: ServedModel, body: unknown) {
   const request = body as {id?: unknown; inputs?: unknown; outputs?: unknown} | undefined
   if (!request || !Array.isArray(request.inputs) || request.inputs.length !== 1) {
-    throw new BadRequestError(`the body must be {"inputs": [{"name": "${model.input.name}", "shape": [...], "datatype": "${V2_TYPES[model.input.type]}", "data": [...]}]}`)
+    throw new BadRequestError(
+      `the body must be {"inputs": [{"name": "${model.input.name}", "shape": [...], "datatype": "${V2_TYPES[model.input.type]}", "data": [...]}]}`,
+    )
   }
 
   const input = request.inputs[0] as {name?: unknown; shape?: unknown; datatype?: unknown; data?: unknown}
-  if (input.name !== model.input.name) throw new BadRequestError(`unknown input ${JSON.stringify(input.name)}; the model's input is ${model.input.name}`)
+  if (input.name !== model.input.name)
+    throw new BadRequestError(`unknown input ${JSON.stringify(input.name)}; the model's input is ${model.input.name}`)
   // The datatype is part of the request: a missing or different one is refused, never guessed (INT8 carrying 6.3).
   const datatype = V2_TYPES[model.input.type] ?? model.input.type
   if (input.datatype !== datatype) {
-    throw new BadRequestError(`input ${model.input.name} has datatype ${datatype}; the request says ${input.datatype === undefined ? 'nothing' : JSON.stringify(input.datatype)}`)
+    throw new BadRequestError(
+      `input ${model.input.name} has datatype ${datatype}; the request says ${input.datatype === undefined ? 'nothing' : JSON.stringify(input.datatype)}`,
+    )
   }
 
   const {values, dims} = flatToTensorData(input.data, input.shape, model.input)
-  const wanted = Array.isArray(request.outputs) ? (request.outputs as Array<{name?: unknown}>).map(o => String(o.name)) : model.outputs.map(o => o.name)
+  const wanted = Array.isArray(request.outputs)
+    ? (request.outputs as Array<{name?: unknown}>).map(o => String(o.name))
+    : model.outputs.map(o => o.name)
   const unknown = wanted.filter(name => !model.outputs.some(o => o.name === name))
-  if (unknown.length > 0) throw new BadRequestError(`unknown output ${unknown.join(', ')}; outputs: ${model.outputs.map(o => o.name).join(', ')}`)
+  if (unknown.length > 0)
+    throw new BadRequestError(`unknown output ${unknown.join(', ')}; outputs: ${model.outputs.map(o => o.name).join(', ')}`)
   const result = await predict(model, values, dims, {labels: false})
   return {
     model_name: model.name,
@@ -228,4 +272,3 @@ async function v2Infer(model: ServedModel, body: unknown) {
     }),
   }
 }
-

@@ -50,15 +50,23 @@ export function batchToTensorData(data: unknown, spec: TensorSpec): {values: Typ
 
 /** Flat data with an explicit shape (Open Inference Protocol), checked against the input. */
 export function flatToTensorData(data: unknown, shape: unknown, spec: TensorSpec): {values: TypedArray; dims: number[]} {
-  if (!Array.isArray(shape) || shape.some(d => !Number.isInteger(d) || d < 0)) throw new BadRequestError(`input ${spec.name}: "shape" must be a list of non-negative integers`)
-  if (shape.length !== spec.shape.length) throw new BadRequestError(`input ${spec.name}: shape has ${shape.length} axes, the model expects ${spec.shape.length} (${describeShape(spec.shape)})`)
+  if (!Array.isArray(shape) || shape.some(d => !Number.isInteger(d) || d < 0))
+    throw new BadRequestError(`input ${spec.name}: "shape" must be a list of non-negative integers`)
+  if (shape.length !== spec.shape.length)
+    throw new BadRequestError(
+      `input ${spec.name}: shape has ${shape.length} axes, the model expects ${spec.shape.length} (${describeShape(spec.shape)})`,
+    )
   spec.shape.forEach((d, axis) => {
-    if (d !== null && d !== shape[axis]) throw new BadRequestError(`input ${spec.name}: axis ${axis} is ${shape[axis]}, the model expects ${d} (${describeShape(spec.shape)})`)
+    if (d !== null && d !== shape[axis])
+      throw new BadRequestError(`input ${spec.name}: axis ${axis} is ${shape[axis]}, the model expects ${d} (${describeShape(spec.shape)})`)
   })
   if (shape[0] === 0) throw new BadRequestError(`input ${spec.name}: the batch is empty`)
-  const flat = Array.isArray(data) ? data.flat(Number.POSITIVE_INFINITY) as unknown[] : undefined
+  const flat = Array.isArray(data) ? (data.flat(Number.POSITIVE_INFINITY) as unknown[]) : undefined
   const size = (shape as number[]).reduce((a, b) => a * b, 1)
-  if (!flat || flat.length !== size) throw new BadRequestError(`input ${spec.name}: "data" must hold ${size} numbers for shape [${shape.join(',')}], got ${flat ? flat.length : typeof data}`)
+  if (!flat || flat.length !== size)
+    throw new BadRequestError(
+      `input ${spec.name}: "data" must hold ${size} numbers for shape [${shape.join(',')}], got ${flat ? flat.length : typeof data}`,
+    )
   flat.forEach((v, i) => checkNumber(v, `input ${spec.name} element ${i}`))
   return {values: toTyped(flat as number[], spec), dims: shape as number[]}
 }
@@ -72,19 +80,26 @@ function collect(value: unknown, axis: number, dims: number[], flat: number[], w
 
   if (!Array.isArray(value)) throw new BadRequestError(`${where} must be ${expected}, got ${describeValue(value)}`)
   if (dims[axis] === -1) dims[axis] = value.length
-  if (value.length !== dims[axis]) throw new BadRequestError(`${where} has ${value.length} values, the model expects ${dims[axis]} (${expected})`)
+  if (value.length !== dims[axis])
+    throw new BadRequestError(`${where} has ${value.length} values, the model expects ${dims[axis]} (${expected})`)
   value.forEach((v, i) => collect(v, axis + 1, dims, flat, `${where}[${i}]`, expected))
 }
 
 function checkNumber(value: unknown, where: string): void {
   // JSON.parse turns 1e400 into Infinity: a number, but none a model can take.
-  if (typeof value === 'number' && !Number.isFinite(value)) throw new BadRequestError(`${where} must be a finite number, got ${value} (out of the float64 range)`)
+  if (typeof value === 'number' && !Number.isFinite(value))
+    throw new BadRequestError(`${where} must be a finite number, got ${value} (out of the float64 range)`)
   if (typeof value !== 'number') throw new BadRequestError(`${where} must be a number, got ${describeValue(value)}`)
 }
 
 /** The range of each integer input type: a value outside it, or with a fraction, is refused, never wrapped or truncated. */
 const INTEGER_RANGE: Record<string, [number, number]> = {
-  int8: [-128, 127], uint8: [0, 255], int16: [-32_768, 32_767], uint16: [0, 65_535], int32: [-(2 ** 31), 2 ** 31 - 1], uint32: [0, 2 ** 32 - 1],
+  int8: [-128, 127],
+  uint8: [0, 255],
+  int16: [-32_768, 32_767],
+  uint16: [0, 65_535],
+  int32: [-(2 ** 31), 2 ** 31 - 1],
+  uint32: [0, 2 ** 32 - 1],
   int64: [Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER],
 }
 
@@ -96,7 +111,8 @@ function toTyped(flat: number[], spec: TensorSpec): TypedArray {
   if (range) {
     for (const [i, v] of flat.entries()) {
       if (!Number.isInteger(v)) throw new BadRequestError(`input ${spec.name} is ${spec.type}: element ${i} (${v}) is not an integer`)
-      if (v < range[0] || v > range[1]) throw new BadRequestError(`input ${spec.name} is ${spec.type}: element ${i} (${v}) is outside ${range[0]}..${range[1]}`)
+      if (v < range[0] || v > range[1])
+        throw new BadRequestError(`input ${spec.name} is ${spec.type}: element ${i} (${v}) is outside ${range[0]}..${range[1]}`)
     }
   }
 

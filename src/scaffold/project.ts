@@ -29,7 +29,12 @@ function plan(answers: ProjectAnswers): Array<{path: string; content?: string; c
     model: {name: answers.modelName},
     store: answers.store,
     image: {repository: answers.imageRepository},
-    deploy: {namespace: answers.namespace, replicas: answers.replicas, autoscaling: false, resources: {requests: {cpu: answers.cpu, memory: answers.memory}, limits: {memory: answers.memory}}},
+    deploy: {
+      namespace: answers.namespace,
+      replicas: answers.replicas,
+      autoscaling: false,
+      resources: {requests: {cpu: answers.cpu, memory: answers.memory}, limits: {memory: answers.memory}},
+    },
   }
   const files: Array<{path: string; content?: string; copyFrom?: string}> = [
     {path: 'mlops.yaml', content: `# mlops project: see the mlops README for every key.\n${stringify(config)}`},
@@ -63,7 +68,9 @@ export async function scaffoldProject(dir: string, answers: ProjectAnswers, opti
     parseConfig(config, 'mlops.yaml')
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error
-    throw new UsageError(`${error.message.replace(/^mlops\.yaml:\d+:\d+: /, '')}; nothing was written`, {suggestion: 'see mlops init --help for each setting'})
+    throw new UsageError(`${error.message.replace(/^mlops\.yaml:\d+:\d+: /, '')}; nothing was written`, {
+      suggestion: 'see mlops init --help for each setting',
+    })
   }
 
   if (answers.manifests) {
@@ -73,9 +80,18 @@ export async function scaffoldProject(dir: string, answers: ProjectAnswers, opti
 
   if (!options.force) {
     const existing: string[] = []
-    for (const file of files) if (await stat(join(dir, file.path)).then(() => true, () => false)) existing.push(file.path)
+    for (const file of files)
+      if (
+        await stat(join(dir, file.path)).then(
+          () => true,
+          () => false,
+        )
+      )
+        existing.push(file.path)
     if (existing.length > 0) {
-      throw new ConflictError(`${relative(process.cwd(), dir) || '.'} already has ${existing.join(', ')}; nothing was written`, {suggestion: 'pass --force to overwrite them, or choose another folder'})
+      throw new ConflictError(`${relative(process.cwd(), dir) || '.'} already has ${existing.join(', ')}; nothing was written`, {
+        suggestion: 'pass --force to overwrite them, or choose another folder',
+      })
     }
   }
 

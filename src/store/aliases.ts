@@ -35,13 +35,16 @@ export async function removeAlias(catalog: Catalog, name: string, alias: string)
   const current = await catalog.backend.read(key)
   if (!current) {
     const aliases = Object.keys(await catalog.aliasesOf(name))
-    throw new NotFoundError(`${name} has no alias "${alias}"`, {suggestion: aliases.length > 0 ? `aliases: ${aliases.join(', ')}` : `${name} has no aliases`})
+    throw new NotFoundError(`${name} has no alias "${alias}"`, {
+      suggestion: aliases.length > 0 ? `aliases: ${aliases.join(', ')}` : `${name} has no aliases`,
+    })
   }
 
   try {
     await catalog.backend.delete(key, {ifGeneration: current.stat.generation})
   } catch (error) {
-    if (isPreconditionFailed(error)) throw new ConflictError(`alias ${alias} of ${name} changed while it was being removed`, {suggestion: 'run the command again'})
+    if (isPreconditionFailed(error))
+      throw new ConflictError(`alias ${alias} of ${name} changed while it was being removed`, {suggestion: 'run the command again'})
     throw error
   }
 

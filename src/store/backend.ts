@@ -39,7 +39,14 @@ export interface StorageBackend {
   write(key: string, data: Buffer, options?: WriteOptions): Promise<ObjectStat>
   upload(key: string, file: string, options?: UploadOptions): Promise<ObjectStat>
   /** Bytes [start, end) of one generation of an object, in order. A chunk may be a view of a reused buffer, valid only during the call: copy what you keep. */
-  readRange(key: string, generation: string, start: number, end: number, onData: (chunk: Buffer) => void, signal: AbortSignal): Promise<void>
+  readRange(
+    key: string,
+    generation: string,
+    start: number,
+    end: number,
+    onData: (chunk: Buffer) => void,
+    signal: AbortSignal,
+  ): Promise<void>
   list(prefix: string, options?: {delimiter?: boolean}): Promise<ListResult>
   delete(key: string, options?: {ifGeneration?: string}): Promise<void>
   /** Checks that the store root exists and can be reached (bucket exists). */

@@ -75,16 +75,21 @@ export class Catalog {
     const aliases = await this.aliasesOf(name)
     if (versionNames.length === 0 && Object.keys(aliases).length === 0) throw await this.modelNotFound(name)
     // One corrupt manifest is reported on its line; the other versions are still listed.
-    const versions = (await mapLimit(versionNames, 16, async (version): Promise<VersionSummary | undefined> => {
-      const aliasesOf = (v: string) => Object.keys(aliases).filter(a => aliases[a] === v).sort()
-      try {
-        const m = await this.readManifest(name, version)
-        return m && {version: m.version, size: m.size, sha256: m.sha256, createdAt: m.createdAt, aliases: aliasesOf(m.version)}
-      } catch (error) {
-        if (!(error instanceof IntegrityError)) throw error
-        return {version, size: 0, sha256: '', createdAt: '', aliases: aliasesOf(version), problem: error.message}
-      }
-    })).filter((v): v is VersionSummary => v !== undefined)
+    const versions = (
+      await mapLimit(versionNames, 16, async (version): Promise<VersionSummary | undefined> => {
+        const aliasesOf = (v: string) =>
+          Object.keys(aliases)
+            .filter(a => aliases[a] === v)
+            .sort()
+        try {
+          const m = await this.readManifest(name, version)
+          return m && {version: m.version, size: m.size, sha256: m.sha256, createdAt: m.createdAt, aliases: aliasesOf(m.version)}
+        } catch (error) {
+          if (!(error instanceof IntegrityError)) throw error
+          return {version, size: 0, sha256: '', createdAt: '', aliases: aliasesOf(version), problem: error.message}
+        }
+      })
+    ).filter((v): v is VersionSummary => v !== undefined)
     return {name, versions, aliases}
   }
 
@@ -102,9 +107,10 @@ export class Catalog {
     const aliased = await this.readAlias(name, ref.ref)
     if (aliased !== undefined) {
       const target = await this.readManifest(name, aliased)
-      if (!target) throw new NotFoundError(`alias ${ref.ref} of ${name} points at version ${aliased}, which does not exist`, {
-        suggestion: `point it at an existing version: mlops model alias set ${name}@VERSION ${ref.ref}`,
-      })
+      if (!target)
+        throw new NotFoundError(`alias ${ref.ref} of ${name} points at version ${aliased}, which does not exist`, {
+          suggestion: `point it at an existing version: mlops model alias set ${name}@VERSION ${ref.ref}`,
+        })
       return target
     }
 
@@ -150,7 +156,10 @@ export class Catalog {
     try {
       return parseAliasTarget(object.data)
     } catch (error) {
-      if (error instanceof InvalidManifestError) throw new IntegrityError(`${name} alias ${alias} in ${this.uri} is corrupt: ${error.message}`, {suggestion: `point it again: mlops model alias set ${name}@VERSION ${alias}`})
+      if (error instanceof InvalidManifestError)
+        throw new IntegrityError(`${name} alias ${alias} in ${this.uri} is corrupt: ${error.message}`, {
+          suggestion: `point it again: mlops model alias set ${name}@VERSION ${alias}`,
+        })
       throw error
     }
   }
@@ -161,7 +170,8 @@ export class Catalog {
     try {
       return parseManifest(object.data, {name, version})
     } catch (error) {
-      if (error instanceof InvalidManifestError) throw new IntegrityError(`${name}@${version}: the manifest in ${this.uri} is corrupt: ${error.message}`)
+      if (error instanceof InvalidManifestError)
+        throw new IntegrityError(`${name}@${version}: the manifest in ${this.uri} is corrupt: ${error.message}`)
       throw error
     }
   }
@@ -177,7 +187,11 @@ export class Catalog {
     const names = prefixes.map(p => p.replace(/\/$/, ''))
     const close = closestMatch(name, names)
     return new NotFoundError(`model "${name}" not found in ${this.uri}`, {
-      suggestion: close ? `did you mean "${close}"?` : names.length > 0 ? `models: ${names.slice(0, 10).join(', ')}` : 'the store is empty; push a model with: mlops model push FILE --name NAME',
+      suggestion: close
+        ? `did you mean "${close}"?`
+        : names.length > 0
+          ? `models: ${names.slice(0, 10).join(', ')}`
+          : 'the store is empty; push a model with: mlops model push FILE --name NAME',
     })
   }
 }

@@ -48,7 +48,7 @@ export async function pushVersion(catalog: Catalog, request: PushRequest): Promi
   const {name, model} = request
   const explicit = request.version
   let version = explicit ?? nextVersion(await catalog.versionsOf(name))
-  if (explicit && await catalog.backend.stat(catalog.key(name, explicit, MANIFEST))) throw versionExists(name, explicit)
+  if (explicit && (await catalog.backend.stat(catalog.key(name, explicit, MANIFEST)))) throw versionExists(name, explicit)
 
   const git = await gitState(request.workDir)
   for (let attempt = 0; ; attempt++) {
@@ -56,9 +56,15 @@ export async function pushVersion(catalog: Catalog, request: PushRequest): Promi
     if (outcome.committed) {
       if (request.alias) await setAlias(catalog, {name, ref: version}, request.alias)
       return {
-        name, version, ref: `${name}@${version}`, uri: `${catalog.uri}/${name}/${version}/${model.storedName}`,
-        size: outcome.digest.size, sha256: outcome.digest.sha256, crc32c: outcome.digest.crc32c,
-        alias: request.alias, seconds: (Date.now() - started) / 1000,
+        name,
+        version,
+        ref: `${name}@${version}`,
+        uri: `${catalog.uri}/${name}/${version}/${model.storedName}`,
+        size: outcome.digest.size,
+        sha256: outcome.digest.sha256,
+        crc32c: outcome.digest.crc32c,
+        alias: request.alias,
+        seconds: (Date.now() - started) / 1000,
       }
     }
 
@@ -77,7 +83,12 @@ export async function pushVersion(catalog: Catalog, request: PushRequest): Promi
  * `confirm` is asked after the checks and before the first delete; false
  * leaves everything as it was and returns undefined.
  */
-export async function removeVersion(catalog: Catalog, name: string, version: string, confirm: () => Promise<boolean>): Promise<{deleted: string[]; committed: boolean} | undefined> {
+export async function removeVersion(
+  catalog: Catalog,
+  name: string,
+  version: string,
+  confirm: () => Promise<boolean>,
+): Promise<{deleted: string[]; committed: boolean} | undefined> {
   const prefix = `${name}/${version}/`
   const {keys} = await catalog.backend.list(prefix)
   if (keys.length === 0) {
@@ -86,7 +97,9 @@ export async function removeVersion(catalog: Catalog, name: string, version: str
     if (leftovers.length > 0) return {deleted: leftovers, committed: false}
     const aliased = await catalog.readAlias(name, version)
     if (aliased !== undefined) {
-      throw new UsageError(`${version} is an alias of ${name}@${aliased}; rm takes a version`, {suggestion: `mlops model rm ${name}@${aliased}`})
+      throw new UsageError(`${version} is an alias of ${name}@${aliased}; rm takes a version`, {
+        suggestion: `mlops model rm ${name}@${aliased}`,
+      })
     }
 
     await catalog.resolve({name, ref: version})
@@ -94,19 +107,21 @@ export async function removeVersion(catalog: Catalog, name: string, version: str
   }
 
   const aliases = await catalog.aliasesOf(name)
-  const pointing = Object.keys(aliases).filter(a => aliases[a] === version).sort()
+  const pointing = Object.keys(aliases)
+    .filter(a => aliases[a] === version)
+    .sort()
   if (pointing.length > 0) {
     throw new ConflictError(`${name}@${version} is still the target of alias${pointing.length > 1 ? 'es' : ''} ${pointing.join(', ')}`, {
       suggestion: pointing.map(a => `mlops model alias rm ${name} ${a}`).join('; '),
     })
   }
 
-  if (!await confirm()) return undefined
+  if (!(await confirm())) return undefined
   const manifestKey = `${prefix}${MANIFEST}`
   const committed = keys.includes(manifestKey)
   const ordered = committed ? [manifestKey, ...keys.filter(k => k !== manifestKey)] : keys
   for (const key of ordered) await catalog.backend.delete(key)
-  return {deleted: [...ordered, ...await catalog.backend.removeLeftovers(prefix)], committed}
+  return {deleted: [...ordered, ...(await catalog.backend.removeLeftovers(prefix))], committed}
 }
 
 async function tryCommitVersion(
@@ -137,9 +152,15 @@ async function tryCommitVersion(
 
   const manifest: ModelManifest = {
     schemaVersion: MANIFEST_SCHEMA_VERSION,
-    name, version, file: model.storedName, format: model.onnx ? 'onnx' : 'other',
-    size: digest.size, sha256: digest.sha256, crc32c: digest.crc32c,
-    createdAt: new Date().toISOString(), createdBy: whoami(),
+    name,
+    version,
+    file: model.storedName,
+    format: model.onnx ? 'onnx' : 'other',
+    size: digest.size,
+    sha256: digest.sha256,
+    crc32c: digest.crc32c,
+    createdAt: new Date().toISOString(),
+    createdBy: whoami(),
     source: {file: basename(model.path), ...(git ? {gitCommit: git.commit, gitDirty: git.dirty} : {})},
     metadata: request.metadata,
     ...(labels ? {labels} : {}),
@@ -154,7 +175,9 @@ async function tryCommitVersion(
     // Lost the race for this version: take back what this attempt wrote, if it is still ours and
     // the winner does not use it (a concurrent push of the same content adopts this attempt's objects).
     const winner = await catalog.readManifest(name, version).catch(() => undefined)
-    const adopted = new Set([winner?.file, winner?.labels?.file].filter(file => file !== undefined).map(file => catalog.key(name, version, file)))
+    const adopted = new Set(
+      [winner?.file, winner?.labels?.file].filter(file => file !== undefined).map(file => catalog.key(name, version, file)),
+    )
     for (const object of uploaded) {
       if (!adopted.has(object.key)) await catalog.backend.delete(object.key, {ifGeneration: object.generation}).catch(() => {})
     }
@@ -170,7 +193,12 @@ async function tryCommitVersion(
  * conflict otherwise. Returns undefined when an automatic version number was
  * taken by someone else.
  */
-async function putModelObject(catalog: Catalog, request: PushRequest, version: string, key: string): Promise<{stat: ObjectStat; digest: Digest; uploaded: boolean} | undefined> {
+async function putModelObject(
+  catalog: Catalog,
+  request: PushRequest,
+  version: string,
+  key: string,
+): Promise<{stat: ObjectStat; digest: Digest; uploaded: boolean} | undefined> {
   const {model} = request
   const before = await statFile(model.path)
   // The worker hashes the source file while the main thread streams it to the store.
@@ -192,14 +220,19 @@ async function putModelObject(catalog: Catalog, request: PushRequest, version: s
     const after = await statFile(model.path)
     if (after.size !== before.size || after.mtimeMs !== before.mtimeMs || digest.size !== model.size) {
       await catalog.backend.delete(key, {ifGeneration: stat.generation}).catch(() => {})
-      throw new IntegrityError(`${model.path} changed while it was being pushed`, {suggestion: 'nothing was committed; push again once the file is complete'})
+      throw new IntegrityError(`${model.path} changed while it was being pushed`, {
+        suggestion: 'nothing was committed; push again once the file is complete',
+      })
     }
 
     if (stat.size !== digest.size || (stat.crc32c && stat.crc32c !== digest.crc32c)) {
       await catalog.backend.delete(key, {ifGeneration: stat.generation}).catch(() => {})
-      throw new IntegrityError(`upload of ${request.name}@${version} was corrupted in transit (store has ${stat.size} bytes, crc32c ${stat.crc32c}; sent ${digest.size} bytes, crc32c ${digest.crc32c})`, {
-        suggestion: 'nothing was committed; push again',
-      })
+      throw new IntegrityError(
+        `upload of ${request.name}@${version} was corrupted in transit (store has ${stat.size} bytes, crc32c ${stat.crc32c}; sent ${digest.size} bytes, crc32c ${digest.crc32c})`,
+        {
+          suggestion: 'nothing was committed; push again',
+        },
+      )
     }
 
     return {stat, digest, uploaded: true}
@@ -208,11 +241,14 @@ async function putModelObject(catalog: Catalog, request: PushRequest, version: s
   if (request.version === undefined) return undefined
   const ours = await digestFile(model.path)
   const theirs = await catalog.backend.stat(key)
-  if (theirs && await sameContent(catalog, key, theirs, ours)) return {stat: theirs, digest: ours, uploaded: false}
+  if (theirs && (await sameContent(catalog, key, theirs, ours))) return {stat: theirs, digest: ours, uploaded: false}
   if (await catalog.backend.stat(catalog.key(request.name, version, MANIFEST))) return undefined
-  throw new ConflictError(`${request.name}@${version} is being pushed by another process with different content, or an earlier push of it was interrupted`, {
-    suggestion: `if no other push is running, remove the leftovers with: mlops model rm ${request.name}@${version} --yes`,
-  })
+  throw new ConflictError(
+    `${request.name}@${version} is being pushed by another process with different content, or an earlier push of it was interrupted`,
+    {
+      suggestion: `if no other push is running, remove the leftovers with: mlops model rm ${request.name}@${version} --yes`,
+    },
+  )
 }
 
 async function sameContent(catalog: Catalog, key: string, stat: ObjectStat, digest: Digest): Promise<boolean> {

@@ -6,7 +6,14 @@ import {Readable} from 'node:stream'
 
 import {NotFoundError, PermissionError, UsageError} from '../errors.js'
 import {withRetry} from '../util/retry.js'
-import {type ListResult, type ObjectStat, PreconditionFailedError, type StorageBackend, type UploadOptions, type WriteOptions} from './backend.js'
+import {
+  type ListResult,
+  type ObjectStat,
+  PreconditionFailedError,
+  type StorageBackend,
+  type UploadOptions,
+  type WriteOptions,
+} from './backend.js'
 import {rangeRequest, streamRequest} from './http.js'
 
 export interface GcsOptions {
@@ -95,12 +102,15 @@ export class GcsBackend implements StorageBackend {
   async write(key: string, data: Buffer, options: WriteOptions = {}): Promise<ObjectStat> {
     return this.call(`writing ${this.describe(key)}`, async () => {
       const file = this.file(key)
-      await this.mapWriteErrors(key, file.save(data, {
-        resumable: false,
-        validation: false,
-        metadata: {contentType: options.contentType ?? 'application/json', cacheControl: 'no-store'},
-        ...preconditionOf(options.ifGeneration),
-      }))
+      await this.mapWriteErrors(
+        key,
+        file.save(data, {
+          resumable: false,
+          validation: false,
+          metadata: {contentType: options.contentType ?? 'application/json', cacheControl: 'no-store'},
+          ...preconditionOf(options.ifGeneration),
+        }),
+      )
       return toStat(file.metadata)
     })
   }
@@ -123,32 +133,55 @@ export class GcsBackend implements StorageBackend {
       url.searchParams.set('uploadType', 'multipart')
       if (options.ifGeneration !== undefined) url.searchParams.set('ifGenerationMatch', options.ifGeneration)
       const boundary = `mlops-${randomBytes(12).toString('hex')}`
-      const head = Buffer.from(`--${boundary}\r\ncontent-type: application/json; charset=UTF-8\r\n\r\n${JSON.stringify({name: this.objectName(key), contentType})}\r\n`
-        + `--${boundary}\r\ncontent-type: ${contentType}\r\n\r\n`)
+      const head = Buffer.from(
+        `--${boundary}\r\ncontent-type: application/json; charset=UTF-8\r\n\r\n${JSON.stringify({name: this.objectName(key), contentType})}\r\n` +
+          `--${boundary}\r\ncontent-type: ${contentType}\r\n\r\n`,
+      )
       const tail = Buffer.from(`\r\n--${boundary}--\r\n`)
       let sent = 0
-      const response = await this.mapWriteErrors(key, streamRequest({
-        method: 'POST', url,
-        headers: {...await this.authHeaders(), 'content-type': `multipart/related; boundary=${boundary}`, 'content-length': head.length + size + tail.length},
-        body: Readable.from(multipartBody(head, source, size, tail, chunk => {
-          sent += chunk.length
-          options.onProgress?.(sent, size)
-        })),
-      }))
+      const response = await this.mapWriteErrors(
+        key,
+        streamRequest({
+          method: 'POST',
+          url,
+          headers: {
+            ...(await this.authHeaders()),
+            'content-type': `multipart/related; boundary=${boundary}`,
+            'content-length': head.length + size + tail.length,
+          },
+          body: Readable.from(
+            multipartBody(head, source, size, tail, chunk => {
+              sent += chunk.length
+              options.onProgress?.(sent, size)
+            }),
+          ),
+        }),
+      )
       return toStat(JSON.parse(response.body.toString('utf8')))
     })
   }
 
-  async readRange(key: string, generation: string, start: number, end: number, onData: (chunk: Buffer) => void, signal: AbortSignal): Promise<void> {
+  async readRange(
+    key: string,
+    generation: string,
+    start: number,
+    end: number,
+    onData: (chunk: Buffer) => void,
+    signal: AbortSignal,
+  ): Promise<void> {
     if (end <= start) return
-    const url = new URL(`${this.apiEndpoint}/storage/v1/b/${encodeURIComponent(this.options.bucket)}/o/${encodeURIComponent(this.objectName(key))}`)
+    const url = new URL(
+      `${this.apiEndpoint}/storage/v1/b/${encodeURIComponent(this.options.bucket)}/o/${encodeURIComponent(this.objectName(key))}`,
+    )
     url.searchParams.set('alt', 'media')
     url.searchParams.set('generation', generation)
     try {
       await rangeRequest({
-        url, signal, onData,
+        url,
+        signal,
+        onData,
         // identity: the bytes as stored, so sizes and checksums hold even for objects uploaded with gzip encoding.
-        headers: {...await this.authHeaders(), range: `bytes=${start}-${end - 1}`, 'accept-encoding': 'identity'},
+        headers: {...(await this.authHeaders()), range: `bytes=${start}-${end - 1}`, 'accept-encoding': 'identity'},
       })
     } catch (error) {
       if (statusOf(error) === 404) throw new PreconditionFailedError(key)
@@ -161,12 +194,14 @@ export class GcsBackend implements StorageBackend {
     const base = this.prefix ? `${this.prefix}/` : ''
     let pageToken: string | undefined
     do {
-      // eslint-disable-next-line no-await-in-loop
       const page = await this.call(`listing ${this.uri}`, async () => {
         try {
           const [files, next, response] = await this.storage.bucket(this.options.bucket).getFiles({
-            prefix: base + prefix, delimiter: options.delimiter ? '/' : undefined, autoPaginate: false,
-            maxResults: options.maxResults ?? 1000, pageToken,
+            prefix: base + prefix,
+            delimiter: options.delimiter ? '/' : undefined,
+            autoPaginate: false,
+            maxResults: options.maxResults ?? 1000,
+            pageToken,
           })
           return {files, next: next as {pageToken?: string} | null, prefixes: (response as {prefixes?: string[]})?.prefixes ?? []}
         } catch (error) {
@@ -198,7 +233,9 @@ export class GcsBackend implements StorageBackend {
   }
 
   private file(key: string, generation?: string): File {
-    return this.storage.bucket(this.options.bucket).file(this.objectName(key), generation === undefined ? {} : {generation: Number(generation)})
+    return this.storage
+      .bucket(this.options.bucket)
+      .file(this.objectName(key), generation === undefined ? {} : {generation: Number(generation)})
   }
 
   private get apiEndpoint(): string {
@@ -208,7 +245,7 @@ export class GcsBackend implements StorageBackend {
   /** The same credentials the storage client sends. */
   private async authHeaders(): Promise<Record<string, string>> {
     if (!this.authenticated) return {}
-    return {...(await this.storage.authClient.getRequestHeaders()) as Record<string, string>}
+    return {...((await this.storage.authClient.getRequestHeaders()) as Record<string, string>)}
   }
 
   private get authenticated(): boolean {
@@ -253,14 +290,20 @@ export class GcsBackend implements StorageBackend {
     // A server that answers in HTML (or anything but JSON) is not a GCS API, whatever it says.
     const contentType = String((error as {response?: {headers?: Record<string, unknown>}})?.response?.headers?.['content-type'] ?? '')
     if (status !== undefined && contentType !== '' && !/json/i.test(contentType)) {
-      return new UsageError(`${this.options.endpoint ?? 'the storage endpoint'} answered HTTP ${status} with ${contentType.split(';')[0]}: it is not a GCS JSON API`, {
-        suggestion: 'check --gcs-endpoint / MLOPS_GCS_ENDPOINT / store.endpoint (fake-gcs-server answers at http://HOST:PORT, without a path)',
-      })
+      return new UsageError(
+        `${this.options.endpoint ?? 'the storage endpoint'} answered HTTP ${status} with ${contentType.split(';')[0]}: it is not a GCS JSON API`,
+        {
+          suggestion:
+            'check --gcs-endpoint / MLOPS_GCS_ENDPOINT / store.endpoint (fake-gcs-server answers at http://HOST:PORT, without a path)',
+        },
+      )
     }
 
     // stat, read and delete handle an object's 404 themselves; one reaching here (list, write, upload) is the bucket's.
     if (status === 404) {
-      return new NotFoundError(`bucket ${this.options.bucket} does not exist`, {suggestion: 'check --store / MLOPS_STORE / store.uri in mlops.yaml'})
+      return new NotFoundError(`bucket ${this.options.bucket} does not exist`, {
+        suggestion: 'check --store / MLOPS_STORE / store.uri in mlops.yaml',
+      })
     }
 
     return error
@@ -268,7 +311,13 @@ export class GcsBackend implements StorageBackend {
 }
 
 /** Exactly `size` bytes of the file: a file that grows meanwhile cannot overrun content-length. */
-async function * multipartBody(head: Buffer, source: string, size: number, tail: Buffer, onFileChunk: (chunk: Buffer) => void): AsyncGenerator<Buffer> {
+async function* multipartBody(
+  head: Buffer,
+  source: string,
+  size: number,
+  tail: Buffer,
+  onFileChunk: (chunk: Buffer) => void,
+): AsyncGenerator<Buffer> {
   yield head
   for await (const chunk of createReadStream(source, {highWaterMark: 4 << 20, end: size - 1})) {
     onFileChunk(chunk as Buffer)
@@ -309,12 +358,21 @@ function credentialsError(error: unknown): Error | undefined {
   }
 
   if (error instanceof SyntaxError) return new UsageError(`${where} is not a JSON key file`, {suggestion: fix})
-  if (/DECODER routines|PEM|private key|client_email|No key or keyFile set|incoming JSON object does not|Must pass in a JSON object/i.test(message)) {
+  if (
+    /DECODER routines|PEM|private key|client_email|No key or keyFile set|incoming JSON object does not|Must pass in a JSON object/i.test(
+      message,
+    )
+  ) {
     return new UsageError(`${where} is not a usable service-account key`, {suggestion: fix})
   }
 
-  if (/Could not load the default credentials/i.test(message)) return new PermissionError(`no Google credentials found for ${where}`, {suggestion: fix})
-  if (/invalid_grant|invalid_client|unauthorized_client/i.test(message)) return new PermissionError(`${where} was refused by the token endpoint (${/invalid_grant|invalid_client|unauthorized_client/i.exec(message)![0]})`, {suggestion: 'the key may be revoked or expired: create a new key, or use another account'})
+  if (/Could not load the default credentials/i.test(message))
+    return new PermissionError(`no Google credentials found for ${where}`, {suggestion: fix})
+  if (/invalid_grant|invalid_client|unauthorized_client/i.test(message))
+    return new PermissionError(
+      `${where} was refused by the token endpoint (${/invalid_grant|invalid_client|unauthorized_client/i.exec(message)![0]})`,
+      {suggestion: 'the key may be revoked or expired: create a new key, or use another account'},
+    )
   return undefined
 }
 

@@ -6,7 +6,14 @@ import {pathToFileURL} from 'node:url'
 
 import {NotFoundError, UsageError} from '../errors.js'
 import {isTempPath, removeStaleTemps, withFileLock, writeFileAtomic} from '../util/fs-atomic.js'
-import {type ListResult, type ObjectStat, PreconditionFailedError, type StorageBackend, type UploadOptions, type WriteOptions} from './backend.js'
+import {
+  type ListResult,
+  type ObjectStat,
+  PreconditionFailedError,
+  type StorageBackend,
+  type UploadOptions,
+  type WriteOptions,
+} from './backend.js'
 
 /**
  * A store in a local folder: the zero-setup default. Create-only writes use
@@ -23,8 +30,14 @@ export class LocalBackend implements StorageBackend {
   /** A store path that is a file is a mistake (exit 2); one that does not exist yet is an empty store unless `mustExist`. */
   async check(options: {mustExist?: boolean} = {}): Promise<void> {
     const info = await stat(this.root).catch(() => undefined)
-    if (info && !info.isDirectory()) throw new UsageError(`store ${this.root} is a file, not a folder`, {suggestion: 'point --store / MLOPS_STORE / store in mlops.yaml at a folder'})
-    if (!info && options.mustExist) throw new NotFoundError(`store ${this.root} does not exist`, {suggestion: 'check the path (--store / MLOPS_STORE / store in mlops.yaml); the first mlops model push creates it'})
+    if (info && !info.isDirectory())
+      throw new UsageError(`store ${this.root} is a file, not a folder`, {
+        suggestion: 'point --store / MLOPS_STORE / store in mlops.yaml at a folder',
+      })
+    if (!info && options.mustExist)
+      throw new NotFoundError(`store ${this.root} does not exist`, {
+        suggestion: 'check the path (--store / MLOPS_STORE / store in mlops.yaml); the first mlops model push creates it',
+      })
   }
 
   async removeLeftovers(prefix: string): Promise<string[]> {
@@ -36,7 +49,10 @@ export class LocalBackend implements StorageBackend {
           await walk(join(dir, entry.name))
         } else if (isTempPath(entry.name) && !entry.name.endsWith('.lock')) {
           const temp = /^\.(.+)\.\d+\.[0-9a-f]{8}\.tmp$/.exec(entry.name)
-          if (temp) removed.push(...(await removeStaleTemps(join(dir, temp[1]))).map(name => relative(this.root, join(dir, name)).split(sep).join('/')))
+          if (temp)
+            removed.push(
+              ...(await removeStaleTemps(join(dir, temp[1]))).map(name => relative(this.root, join(dir, name)).split(sep).join('/')),
+            )
         }
       }
 
@@ -78,7 +94,14 @@ export class LocalBackend implements StorageBackend {
     })
   }
 
-  async readRange(key: string, generation: string, start: number, end: number, onData: (chunk: Buffer) => void, signal: AbortSignal): Promise<void> {
+  async readRange(
+    key: string,
+    generation: string,
+    start: number,
+    end: number,
+    onData: (chunk: Buffer) => void,
+    signal: AbortSignal,
+  ): Promise<void> {
     const current = await this.stat(key)
     if (!current || current.generation !== generation) throw new PreconditionFailedError(key)
     if (end <= start) return

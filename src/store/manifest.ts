@@ -57,24 +57,36 @@ export function parseManifest(data: Buffer, expected?: {name: string; version: s
   }
 
   const manifest = value as Partial<ModelManifest>
-  for (const [field, type] of [['name', 'string'], ['version', 'string'], ['file', 'string'], ['sha256', 'string'], ['size', 'number']] as const) {
+  for (const [field, type] of [
+    ['name', 'string'],
+    ['version', 'string'],
+    ['file', 'string'],
+    ['sha256', 'string'],
+    ['size', 'number'],
+  ] as const) {
     if (typeof manifest?.[field] !== type) throw new InvalidManifestError(`field "${field}" is missing or not a ${type}`)
   }
 
   if (!SHA256.test(manifest.sha256!)) throw new InvalidManifestError('field "sha256" is not a hex SHA-256')
-  if (!STORED_FILE_NAME.test(manifest.file!)) throw new InvalidManifestError(`field "file" is not a plain file name: ${JSON.stringify(manifest.file!.slice(0, 80))}`)
+  if (!STORED_FILE_NAME.test(manifest.file!))
+    throw new InvalidManifestError(`field "file" is not a plain file name: ${JSON.stringify(manifest.file!.slice(0, 80))}`)
   if (!Number.isSafeInteger(manifest.size) || manifest.size! < 0) throw new InvalidManifestError('field "size" is not a byte count')
   if (expected && (manifest.name !== expected.name || manifest.version !== expected.version)) {
-    throw new InvalidManifestError(`it describes ${JSON.stringify(`${manifest.name}@${manifest.version}`.slice(0, 140))}, not ${expected.name}@${expected.version}`)
+    throw new InvalidManifestError(
+      `it describes ${JSON.stringify(`${manifest.name}@${manifest.version}`.slice(0, 140))}, not ${expected.name}@${expected.version}`,
+    )
   }
 
   if (manifest.labels !== undefined) {
     const {labels} = manifest
     if (typeof labels !== 'object' || labels === null) throw new InvalidManifestError('field "labels" is not an object')
-    if (typeof labels.file !== 'string' || !STORED_FILE_NAME.test(labels.file)) throw new InvalidManifestError(`field "labels.file" is not a plain file name: ${JSON.stringify(String(labels.file).slice(0, 80))}`)
-    if (typeof labels.sha256 !== 'string' || !SHA256.test(labels.sha256)) throw new InvalidManifestError('field "labels.sha256" is not a hex SHA-256')
+    if (typeof labels.file !== 'string' || !STORED_FILE_NAME.test(labels.file))
+      throw new InvalidManifestError(`field "labels.file" is not a plain file name: ${JSON.stringify(String(labels.file).slice(0, 80))}`)
+    if (typeof labels.sha256 !== 'string' || !SHA256.test(labels.sha256))
+      throw new InvalidManifestError('field "labels.sha256" is not a hex SHA-256')
     if (!Number.isSafeInteger(labels.size) || labels.size < 0) throw new InvalidManifestError('field "labels.size" is not a byte count')
-    if (labels.file === manifest.file || labels.file === 'manifest.json') throw new InvalidManifestError('field "labels.file" names another file of the version')
+    if (labels.file === manifest.file || labels.file === 'manifest.json')
+      throw new InvalidManifestError('field "labels.file" names another file of the version')
   }
 
   return manifest as ModelManifest
@@ -89,7 +101,8 @@ export function parseAliasTarget(data: Buffer): string {
     throw new InvalidManifestError(`not JSON (${(error as Error).message})`)
   }
 
-  if (typeof version !== 'string' || !VERSION_NAME.test(version)) throw new InvalidManifestError(`it names no valid version: ${JSON.stringify(String(version).slice(0, 80))}`)
+  if (typeof version !== 'string' || !VERSION_NAME.test(version))
+    throw new InvalidManifestError(`it names no valid version: ${JSON.stringify(String(version).slice(0, 80))}`)
   return version
 }
 

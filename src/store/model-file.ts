@@ -19,7 +19,8 @@ export interface InspectedModel {
 export async function inspectModelFile(path: string, labelsPath?: string): Promise<InspectedModel> {
   const info = await stat(path).catch(() => undefined)
   if (!info) throw new NotFoundError(`model file ${path} does not exist`)
-  if (info.isDirectory()) throw new UsageError(`${path} is a folder, not a model file`, {suggestion: 'pass the model file itself, e.g. model.onnx'})
+  if (info.isDirectory())
+    throw new UsageError(`${path} is a folder, not a model file`, {suggestion: 'pass the model file itself, e.g. model.onnx'})
   if (!info.isFile()) throw new UsageError(`${path} is not a regular file`)
   if (info.size === 0) throw new IntegrityError(`model file ${path} is empty`)
 
@@ -31,7 +32,10 @@ export async function inspectModelFile(path: string, labelsPath?: string): Promi
     try {
       model.onnx = readOnnxInfoFromFile(path)
     } catch (error) {
-      if (error instanceof InvalidOnnxError) throw new IntegrityError(`${path}: ${error.message}`, {suggestion: 'export the model again (e.g. skl2onnx, torch.onnx.export) and check it with onnx.checker'})
+      if (error instanceof InvalidOnnxError)
+        throw new IntegrityError(`${path}: ${error.message}`, {
+          suggestion: 'export the model again (e.g. skl2onnx, torch.onnx.export) and check it with onnx.checker',
+        })
       throw error
     }
   }
@@ -40,7 +44,10 @@ export async function inspectModelFile(path: string, labelsPath?: string): Promi
     model.labels = await readLabels(labelsPath)
     const classes = model.onnx && statedClassCount(model.onnx)
     const mismatch = classes && labelsMismatch(model.labels, classes)
-    if (mismatch) throw new UsageError(`labels file ${labelsPath} does not fit ${path}: ${mismatch}`, {suggestion: 'give one label per class, indexed from 0'})
+    if (mismatch)
+      throw new UsageError(`labels file ${labelsPath} does not fit ${path}: ${mismatch}`, {
+        suggestion: 'give one label per class, indexed from 0',
+      })
   }
   return model
 }
@@ -56,14 +63,21 @@ export async function readLabels(path: string): Promise<Record<string, string>> 
   try {
     value = JSON.parse(text)
   } catch (error) {
-    throw new UsageError(`labels file ${path} is not valid JSON: ${(error as Error).message}`, {suggestion: 'use {"0": "setosa", "1": "versicolor"} or ["setosa", "versicolor"]'})
+    throw new UsageError(`labels file ${path} is not valid JSON: ${(error as Error).message}`, {
+      suggestion: 'use {"0": "setosa", "1": "versicolor"} or ["setosa", "versicolor"]',
+    })
   }
 
   const entries = Array.isArray(value) ? value.map((label, index) => [String(index), label] as const) : Object.entries(value ?? 'x')
-  const wrongShape = typeof value !== 'object' || value === null || entries.length === 0
-    || entries.some(([index, label]) => !/^\d+$/.test(index) || typeof label !== 'string')
+  const wrongShape =
+    typeof value !== 'object' ||
+    value === null ||
+    entries.length === 0 ||
+    entries.some(([index, label]) => !/^\d+$/.test(index) || typeof label !== 'string')
   if (wrongShape) {
-    throw new UsageError(`labels file ${path} must map class indexes to label strings`, {suggestion: 'use {"0": "setosa", "1": "versicolor"} or ["setosa", "versicolor"]'})
+    throw new UsageError(`labels file ${path} must map class indexes to label strings`, {
+      suggestion: 'use {"0": "setosa", "1": "versicolor"} or ["setosa", "versicolor"]',
+    })
   }
 
   return Object.fromEntries(entries) as Record<string, string>
@@ -75,15 +89,19 @@ export async function readLabels(path: string): Promise<Record<string, string>> 
  * ("a", 2) without a word. Undefined when it fits.
  */
 export function labelsMismatch(labels: Record<string, string>, classes: number): string | undefined {
-  const indexes = Object.keys(labels).map(Number).sort((a, b) => a - b)
+  const indexes = Object.keys(labels)
+    .map(Number)
+    .sort((a, b) => a - b)
   if (indexes.length === classes && indexes.every((index, i) => index === i)) return undefined
-  return `the labels name ${indexes.length} class${indexes.length === 1 ? '' : 'es'} (${indexes.slice(0, 5).join(', ')}${indexes.length > 5 ? ', ...' : ''}), the model has ${classes} (0 to ${classes - 1})`
+  const named = `${indexes.slice(0, 5).join(', ')}${indexes.length > 5 ? ', ...' : ''}`
+  return `the labels name ${indexes.length} class${indexes.length === 1 ? '' : 'es'} (${named}), the model has ${classes} (0 to ${classes - 1})`
 }
 
 /** The class count a model states in its signature: the last axis of its probabilities output, when fixed. */
 export function statedClassCount(info: OnnxInfo): number | undefined {
   const floats = info.outputs.filter(o => o.kind === 'tensor' && (o.elemType === 'float' || o.elemType === 'double'))
-  const probabilities = floats.find(o => /prob|score/i.test(o.name)) ?? (floats.length === 1 && info.outputs.length === 1 ? floats[0] : undefined)
+  const probabilities =
+    floats.find(o => /prob|score/i.test(o.name)) ?? (floats.length === 1 && info.outputs.length === 1 ? floats[0] : undefined)
   const last = probabilities?.shape?.at(-1)
   return typeof last === 'number' && last > 1 ? last : undefined
 }

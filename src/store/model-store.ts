@@ -25,7 +25,10 @@ export class ModelStore {
   private readonly tuning: TransferTuning
   private readonly catalog: Catalog
 
-  constructor(readonly backend: StorageBackend, tuning: Partial<TransferTuning> & {timeoutMs: number}) {
+  constructor(
+    readonly backend: StorageBackend,
+    tuning: Partial<TransferTuning> & {timeoutMs: number},
+  ) {
     this.tuning = {...DEFAULT_TUNING, ...tuning}
     this.catalog = new Catalog(backend)
   }

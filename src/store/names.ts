@@ -19,7 +19,10 @@ export function validateName(kind: NameKind, value: string): string {
     throw new UsageError(`invalid ${kind} "${shown}" (${value.length} characters): use ${RULE}`)
   }
 
-  if (RESERVED[kind].includes(value)) throw new UsageError(`"${value}" is reserved and cannot be used as ${kind === 'alias' ? 'an alias' : kind === 'version' ? 'a version' : 'a model name'}`)
+  if (RESERVED[kind].includes(value))
+    throw new UsageError(
+      `"${value}" is reserved and cannot be used as ${kind === 'alias' ? 'an alias' : kind === 'version' ? 'a version' : 'a model name'}`,
+    )
   if (kind === 'alias' && /^\d+$/.test(value)) {
     throw new UsageError(`invalid alias "${value}": an alias cannot be a plain number, which reads as a version`)
   }
@@ -37,12 +40,17 @@ export interface ModelRef {
 
 export function parseModelRef(text: string, options: {defaultRef?: string} = {}): ModelRef {
   // Not echoed: a URL may carry user:password before its "@".
-  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(text)) throw new UsageError('a model ref is NAME@VERSION (or @ALIAS, @latest), not a URL', {suggestion: 'e.g. iris@3; the store is --store / MLOPS_STORE'})
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(text))
+    throw new UsageError('a model ref is NAME@VERSION (or @ALIAS, @latest), not a URL', {
+      suggestion: 'e.g. iris@3; the store is --store / MLOPS_STORE',
+    })
   const at = text.indexOf('@')
   const name = at === -1 ? text : text.slice(0, at)
   const ref = at === -1 ? options.defaultRef : text.slice(at + 1)
   if (ref === undefined) {
-    throw new UsageError(`"${text}" names no version: use NAME@VERSION`, {suggestion: `e.g. ${name}@1; list versions with: mlops model list ${name}`})
+    throw new UsageError(`"${text}" names no version: use NAME@VERSION`, {
+      suggestion: `e.g. ${name}@1; list versions with: mlops model list ${name}`,
+    })
   }
 
   validateName('model name', name)

@@ -36,7 +36,7 @@ export interface StoreSettings {
 
 /** mlops.yaml, then MLOPS_* / flags; a local folder next to mlops.yaml when nothing says otherwise. */
 export function resolveStoreSettings(config: ProjectConfig, overrides: StoreOverrides, cwd: string): StoreSettings {
-  const fromFile = typeof config.values.store === 'string' ? {uri: config.values.store} : config.values.store ?? {}
+  const fromFile = typeof config.values.store === 'string' ? {uri: config.values.store} : (config.values.store ?? {})
   const uri = overrides.store ?? fromFile.uri ?? DEFAULT_LOCAL_STORE
   return {
     uri,
@@ -71,17 +71,24 @@ function anonymousFromEnv(): false | undefined {
 /** The backend for a store URI; the GCS client is loaded only for gs:// stores (it costs ~0.2 s of start-up). */
 export async function openBackend(settings: StoreSettings): Promise<StorageBackend> {
   const {uri} = settings
-  if (!(settings.timeoutSeconds > 0)) throw new ConfigError(`store timeout must be a positive number of seconds, got ${settings.timeoutSeconds}`)
+  if (!(settings.timeoutSeconds > 0))
+    throw new ConfigError(`store timeout must be a positive number of seconds, got ${settings.timeoutSeconds}`)
   if (uri.startsWith('gs://')) {
     const [bucket, ...rest] = uri.slice('gs://'.length).split('/')
     if (!/^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$/.test(bucket)) {
-      throw new UsageError(`invalid store ${uri}: "${bucket}" is not a valid bucket name`, {suggestion: 'use gs://BUCKET[/PREFIX] with a lowercase bucket name'})
+      throw new UsageError(`invalid store ${uri}: "${bucket}" is not a valid bucket name`, {
+        suggestion: 'use gs://BUCKET[/PREFIX] with a lowercase bucket name',
+      })
     }
 
     const {GcsBackend} = await import('./gcs.js')
     return new GcsBackend({
-      bucket, prefix: rest.join('/'), endpoint: settings.endpoint, anonymous: settings.anonymous,
-      project: settings.project, timeoutMs: settings.timeoutSeconds * 1000,
+      bucket,
+      prefix: rest.join('/'),
+      endpoint: settings.endpoint,
+      anonymous: settings.anonymous,
+      project: settings.project,
+      timeoutMs: settings.timeoutSeconds * 1000,
     })
   }
 
@@ -94,7 +101,10 @@ export async function openBackend(settings: StoreSettings): Promise<StorageBacke
 }
 
 export async function openStore(settings: StoreSettings): Promise<ModelStore> {
-  return new ModelStore(await openBackend(settings), {timeoutMs: settings.timeoutSeconds * 1000, stallMs: Math.min(20_000, settings.timeoutSeconds * 1000)})
+  return new ModelStore(await openBackend(settings), {
+    timeoutMs: settings.timeoutSeconds * 1000,
+    stallMs: Math.min(20_000, settings.timeoutSeconds * 1000),
+  })
 }
 
 /** The absolute folder of a local store, or undefined for gs:// (the docker target mounts it into the loader). */

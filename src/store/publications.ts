@@ -20,7 +20,6 @@ export interface Publication {
   publishedAt: string
 }
 
-
 export function parsePublications(data: Buffer): Publication[] {
   let value: unknown
   try {
@@ -33,7 +32,8 @@ export function parsePublications(data: Buffer): Publication[] {
   if (!Array.isArray(images)) throw new Error('no "images" list')
   return images.map((entry, index) => {
     const {repository, digest, tag, publishedAt} = (entry ?? {}) as Record<string, unknown>
-    if (typeof repository !== 'string' || !splitRepository(repository)) throw new Error(`images[${index}].repository is not REGISTRY/REPOSITORY`)
+    if (typeof repository !== 'string' || !splitRepository(repository))
+      throw new Error(`images[${index}].repository is not REGISTRY/REPOSITORY`)
     if (typeof digest !== 'string' || !DIGEST.test(digest)) throw new Error(`images[${index}].digest is not sha256:<64 hex>`)
     if (typeof tag !== 'string' || !TAG.test(tag)) throw new Error(`images[${index}].tag is not an image tag`)
     return {repository, digest, tag, publishedAt: typeof publishedAt === 'string' ? publishedAt.slice(0, 64) : ''}
@@ -68,7 +68,9 @@ export async function recordPublication(catalog: Catalog, name: string, version:
 
     images = [...images.filter(image => image.repository !== publication.repository), publication]
     try {
-      await catalog.backend.write(key, Buffer.from(`${JSON.stringify({images}, null, 2)}\n`), {ifGeneration: current?.stat.generation ?? '0'})
+      await catalog.backend.write(key, Buffer.from(`${JSON.stringify({images}, null, 2)}\n`), {
+        ifGeneration: current?.stat.generation ?? '0',
+      })
       return images
     } catch (error) {
       if (!isPreconditionFailed(error)) throw error

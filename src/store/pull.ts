@@ -37,24 +37,41 @@ export async function pullVersion(catalog: Catalog, tuning: TransferTuning, requ
   const label = `${name}@${version}`
   const destination = await intoFolder(request.destination, manifest.file)
   const result: PullResult = {
-    ref: formatRef(request.ref), name, version, sha256: manifest.sha256, bytes: 0, seconds: 0, skipped: false, path: destination,
+    ref: formatRef(request.ref),
+    name,
+    version,
+    sha256: manifest.sha256,
+    bytes: 0,
+    seconds: 0,
+    skipped: false,
+    path: destination,
   }
 
-  if (await existingSha256(destination, manifest.size) === manifest.sha256) {
+  if ((await existingSha256(destination, manifest.size)) === manifest.sha256) {
     result.skipped = true
   } else {
     const key = catalog.key(name, version, manifest.file)
     const object = await catalog.backend.stat(key)
-    if (!object) throw new IntegrityError(`${label}: the manifest exists but the model object ${manifest.file} is missing from ${catalog.uri}`)
+    if (!object)
+      throw new IntegrityError(`${label}: the manifest exists but the model object ${manifest.file} is missing from ${catalog.uri}`)
     if (object.crc32c && manifest.crc32c && object.crc32c !== manifest.crc32c) {
-      throw new IntegrityError(`${label}: the stored object has crc32c ${object.crc32c}, the manifest says ${manifest.crc32c}; the stored object is corrupt`, {
-        suggestion: 'the destination was left untouched; push the model again as a new version',
-      })
+      throw new IntegrityError(
+        `${label}: the stored object has crc32c ${object.crc32c}, the manifest says ${manifest.crc32c}; the stored object is corrupt`,
+        {
+          suggestion: 'the destination was left untouched; push the model again as a new version',
+        },
+      )
     }
 
     await downloadVerified({
-      backend: catalog.backend, key, stat: object, destination, expected: manifest, label,
-      tuning, onProgress: request.onProgress,
+      backend: catalog.backend,
+      key,
+      stat: object,
+      destination,
+      expected: manifest,
+      label,
+      tuning,
+      onProgress: request.onProgress,
     })
     result.bytes = manifest.size
   }
@@ -63,12 +80,17 @@ export async function pullVersion(catalog: Catalog, tuning: TransferTuning, requ
     if (!manifest.labels) throw new NotFoundError(`${label} has no labels`, {suggestion: 'push it with --labels, or drop --labels-to'})
     const labelsKey = catalog.key(name, version, manifest.labels.file)
     const labelsDestination = await intoFolder(request.labelsDestination, manifest.labels.file)
-    if (await existingSha256(labelsDestination, manifest.labels.size) !== manifest.labels.sha256) {
+    if ((await existingSha256(labelsDestination, manifest.labels.size)) !== manifest.labels.sha256) {
       const object = await catalog.backend.stat(labelsKey)
       if (!object) throw new IntegrityError(`${label}: the labels object is missing from ${catalog.uri}`)
       await downloadVerified({
-        backend: catalog.backend, key: labelsKey, stat: object, destination: labelsDestination, expected: manifest.labels,
-        label: `${label} labels`, tuning,
+        backend: catalog.backend,
+        key: labelsKey,
+        stat: object,
+        destination: labelsDestination,
+        expected: manifest.labels,
+        label: `${label} labels`,
+        tuning,
       })
     }
 

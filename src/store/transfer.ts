@@ -50,9 +50,12 @@ export interface DownloadRequest {
 export async function downloadVerified(request: DownloadRequest): Promise<{sha256: string; size: number}> {
   const {destination, expected, label} = request
   if (request.stat.size !== expected.size) {
-    throw new IntegrityError(`${label}: the stored object is ${request.stat.size} bytes but the manifest says ${expected.size}; the store is corrupt`, {
-      suggestion: 'push the model again as a new version',
-    })
+    throw new IntegrityError(
+      `${label}: the stored object is ${request.stat.size} bytes but the manifest says ${expected.size}; the store is corrupt`,
+      {
+        suggestion: 'push the model again as a new version',
+      },
+    )
   }
 
   await mkdir(dirname(destination), {recursive: true})
@@ -66,9 +69,12 @@ export async function downloadVerified(request: DownloadRequest): Promise<{sha25
     const digest = await fetchInto(file, temp, request)
     await file.close()
     if (digest.sha256 !== expected.sha256) {
-      throw new IntegrityError(`${label}: downloaded content has sha256 ${digest.sha256}, the manifest says ${expected.sha256}; the stored object is corrupt`, {
-        suggestion: 'the destination was left untouched; push the model again as a new version',
-      })
+      throw new IntegrityError(
+        `${label}: downloaded content has sha256 ${digest.sha256}, the manifest says ${expected.sha256}; the stored object is corrupt`,
+        {
+          suggestion: 'the destination was left untouched; push the model again as a new version',
+        },
+      )
     }
 
     await rename(temp, destination)
@@ -118,28 +124,43 @@ async function fetchInto(file: FileHandle, path: string, request: DownloadReques
 
   const fetchRangeInto = async (buffer: Buffer, index: number, start: number, end: number): Promise<void> => {
     const range = buffer.subarray(0, end - start)
-    return withRetry(async () => {
-      // Backends may pass views of a reused read buffer, so every chunk is copied in.
-      let got = 0
-      await withStallTimer(tuning.stallMs, controller.signal, (signal, touch) => backend.readRange(key, object.generation, start, end, chunk => {
-        touch()
-        if (got + chunk.length > range.length) throw Object.assign(new Error(`the store sent more than the ${end - start} bytes of range ${start}-${end - 1}`), {code: 'ECONNRESET'})
-        chunk.copy(range, got)
-        got += chunk.length
-        received += chunk.length
-        onProgress?.(received, total)
-      }, signal)).catch(error => {
-        received -= got
-        throw error
-      })
-      if (got !== end - start) {
-        received -= got
-        throw Object.assign(new Error(`expected ${end - start} bytes of range ${start}-${end - 1}, got ${got}`), {code: 'ECONNRESET'})
-      }
+    return withRetry(
+      async () => {
+        // Backends may pass views of a reused read buffer, so every chunk is copied in.
+        let got = 0
+        await withStallTimer(tuning.stallMs, controller.signal, (signal, touch) =>
+          backend.readRange(
+            key,
+            object.generation,
+            start,
+            end,
+            chunk => {
+              touch()
+              if (got + chunk.length > range.length)
+                throw Object.assign(new Error(`the store sent more than the ${end - start} bytes of range ${start}-${end - 1}`), {
+                  code: 'ECONNRESET',
+                })
+              chunk.copy(range, got)
+              got += chunk.length
+              received += chunk.length
+              onProgress?.(received, total)
+            },
+            signal,
+          ),
+        ).catch(error => {
+          received -= got
+          throw error
+        })
+        if (got !== end - start) {
+          received -= got
+          throw Object.assign(new Error(`expected ${end - start} bytes of range ${start}-${end - 1}, got ${got}`), {code: 'ECONNRESET'})
+        }
 
-      await file.write(range, 0, got, start)
-      if (chunkCount === 1) single = sha256Of([range])
-    }, {what: `downloading ${request.label} from ${backend.uri}`, timeoutMs: tuning.timeoutMs})
+        await file.write(range, 0, got, start)
+        if (chunkCount === 1) single = sha256Of([range])
+      },
+      {what: `downloading ${request.label} from ${backend.uri}`, timeoutMs: tuning.timeoutMs},
+    )
   }
 
   let single: string | undefined
@@ -163,10 +184,14 @@ async function fetchInto(file: FileHandle, path: string, request: DownloadReques
     }
   }
 
-  await Promise.all(Array.from({length: Math.min(tuning.concurrency, chunkCount)}, () => worker().catch(error => {
-    failed ??= error
-    controller.abort()
-  })))
+  await Promise.all(
+    Array.from({length: Math.min(tuning.concurrency, chunkCount)}, () =>
+      worker().catch(error => {
+        failed ??= error
+        controller.abort()
+      }),
+    ),
+  )
   if (failed !== undefined) {
     await hasher.abort()
     throw failed
@@ -193,9 +218,12 @@ async function withStallTimer<T>(
     last = Date.now()
   }
 
-  const timer = setInterval(() => {
-    if (Date.now() - last >= stallMs) controller.abort(Object.assign(new Error(`no data for ${stallMs / 1000}s`), {code: 'STALLED'}))
-  }, Math.min(1000, Math.max(50, stallMs / 4)))
+  const timer = setInterval(
+    () => {
+      if (Date.now() - last >= stallMs) controller.abort(Object.assign(new Error(`no data for ${stallMs / 1000}s`), {code: 'STALLED'}))
+    },
+    Math.min(1000, Math.max(50, stallMs / 4)),
+  )
   try {
     return await fn(controller.signal, touch)
   } catch (error) {

@@ -10,7 +10,11 @@ import {type StoreOverrides, type StoreSettings, openStore, resolveStoreSettings
  * concrete version in the store: a target never decides which model it gets.
  * For a cluster the store must be gs://: pods cannot read a folder on this machine.
  */
-export async function resolveDeployModel(project: ProjectConfig, request: {model?: string; store: StoreOverrides}, options: {cluster: boolean}): Promise<{settings: StoreSettings; store: ModelStore; manifest: ModelManifest}> {
+export async function resolveDeployModel(
+  project: ProjectConfig,
+  request: {model?: string; store: StoreOverrides},
+  options: {cluster: boolean},
+): Promise<{settings: StoreSettings; store: ModelStore; manifest: ModelManifest}> {
   const refText = request.model ?? project.values.model?.name
   if (!refText) throw new UsageError('no model to deploy: pass --model NAME@REF', {suggestion: 'or set model.name in mlops.yaml'})
   const settings = resolveStoreSettings(project, request.store, process.cwd())

@@ -5,13 +5,25 @@ import {deploymentName} from '../config/deploy.js'
 import {NotFoundError, RolloutError} from '../errors.js'
 import {requireCompatible, runtimeSupportFor} from '../images/compat.js'
 import {imageNames} from '../images/names.js'
-import {API_ENV, GCS_KEY_PATH, LOG_EVENTS, WORKDIR, apiEnv, envList, findLogEvent, isReady, loaderArgs, loaderEnv, waitUntilReady} from '../pod/contract.js'
+import {
+  API_ENV,
+  GCS_KEY_PATH,
+  LOG_EVENTS,
+  WORKDIR,
+  apiEnv,
+  envList,
+  findLogEvent,
+  isReady,
+  loaderArgs,
+  loaderEnv,
+  waitUntilReady,
+} from '../pod/contract.js'
 import {type DockerDeployment, readState, updateState} from '../state/project-state.js'
 import type {ModelManifest} from '../store/manifest.js'
 import {type StoreSettings, localStoreRoot} from '../store/open.js'
 import {freePort} from '../util/net.js'
 import {resolveDeployModel} from './deploy-model.js'
-import type {Target, TargetContext} from './target.js'
+import {type Target, type TargetContext, liveness} from './target.js'
 
 export interface DockerDeployRequest {
   name: string
@@ -41,19 +53,32 @@ export async function deployDocker(docker: Docker, projectDir: string, request: 
   try {
     await loadIntoVolume(docker, request, volume)
     const url = await startApi(docker, request, volume, containerName)
-    const deployment: DockerDeployment = {container: containerName, url, model, sha256: manifest.sha256, volume, startedAt: new Date().toISOString()}
+    const deployment: DockerDeployment = {
+      container: containerName,
+      url,
+      model,
+      sha256: manifest.sha256,
+      volume,
+      startedAt: new Date().toISOString(),
+    }
     await updateState(projectDir, state => {
       state.docker = deployment
     })
     if (previous) {
       await removeContainer(docker, previous.container)
-      await docker.getVolume(previous.volume).remove({force: true}).catch(() => {})
+      await docker
+        .getVolume(previous.volume)
+        .remove({force: true})
+        .catch(() => {})
     }
 
     return deployment
   } catch (error) {
     await removeContainer(docker, containerName)
-    await docker.getVolume(volume).remove({force: true}).catch(() => {})
+    await docker
+      .getVolume(volume)
+      .remove({force: true})
+      .catch(() => {})
     throw error
   }
 }
@@ -64,11 +89,17 @@ async function loadIntoVolume(docker: Docker, request: DockerDeployRequest, volu
   const model = `${manifest.name}@${manifest.version}`
   request.onProgress?.(`Loading ${model} into volume ${volume}`)
   // A fresh volume is root-owned; Kubernetes' emptyDir is writable by the pod: make it so.
-  await runToEnd(docker, {Image: images.loader, User: 'root', Entrypoint: ['chmod', '0777', WORKDIR], HostConfig: {NetworkMode: 'host', Binds: [`${volume}:${WORKDIR}`]}})
+  await runToEnd(docker, {
+    Image: images.loader,
+    User: 'root',
+    Entrypoint: ['chmod', '0777', WORKDIR],
+    HostConfig: {NetworkMode: 'host', Binds: [`${volume}:${WORKDIR}`]},
+  })
   const localRoot = localStoreRoot(store)
   const key = process.env.GOOGLE_APPLICATION_CREDENTIALS
   const loader = await runToEnd(docker, {
-    Image: images.loader, Env: envList(loaderEnv(store, {store: localRoot, keyFile: Boolean(key)})),
+    Image: images.loader,
+    Env: envList(loaderEnv(store, {store: localRoot, keyFile: Boolean(key)})),
     Cmd: loaderArgs(manifest),
     HostConfig: {
       NetworkMode: 'host',
@@ -82,9 +113,12 @@ async function loadIntoVolume(docker: Docker, request: DockerDeployRequest, volu
   })
   if (loader.code !== 0) {
     const failure = findLogEvent(loader.stderr, LOG_EVENTS.pullFailed) as {code?: string; message?: string} | undefined
-    throw new RolloutError(`the model loader failed (exit ${loader.code}): ${failure ? `${failure.code}: ${failure.message}` : loader.stderr.trim().split('\n').slice(-2).join(' | ')}`, {
-      suggestion: 'the API container was not started; check the model ref and the store settings',
-    })
+    throw new RolloutError(
+      `the model loader failed (exit ${loader.code}): ${failure ? `${failure.code}: ${failure.message}` : loader.stderr.trim().split('\n').slice(-2).join(' | ')}`,
+      {
+        suggestion: 'the API container was not started; check the model ref and the store settings',
+      },
+    )
   }
 }
 
@@ -94,7 +128,9 @@ async function startApi(docker: Docker, request: DockerDeployRequest, volume: st
   const port = await freePort()
   request.onProgress?.(`Starting ${containerName} on 127.0.0.1:${port}`)
   const container = await docker.createContainer({
-    name: containerName, Image: images.api, Labels: {'io.mlops.project': name, 'io.mlops.model': `${manifest.name}@${manifest.version}`},
+    name: containerName,
+    Image: images.api,
+    Labels: {'io.mlops.project': name, 'io.mlops.model': `${manifest.name}@${manifest.version}`},
     Env: envList([...apiEnv(manifest, port), {name: API_ENV.host, value: '127.0.0.1'}]),
     HostConfig: {NetworkMode: 'host', Binds: [`${volume}:${WORKDIR}:ro`], RestartPolicy: {Name: 'no'}},
   })
@@ -113,14 +149,22 @@ async function startApi(docker: Docker, request: DockerDeployRequest, volume: st
   })
   if ('url' in outcome) return outcome.url
   if ('failure' in outcome) throw new RolloutError(outcome.failure)
-  throw new RolloutError(`the API container was not ready within ${Math.round(request.timeoutMs / 1000)}s`, {suggestion: `docker logs ${containerName}`})
+  throw new RolloutError(`the API container was not ready within ${Math.round(request.timeoutMs / 1000)}s`, {
+    suggestion: `docker logs ${containerName}`,
+  })
 }
 
 export async function dockerStatus(docker: Docker, projectDir: string): Promise<DockerDeployment & {running: boolean; ready: boolean}> {
   const deployment = (await readState(projectDir)).docker
   if (!deployment) throw new NotFoundError('nothing is deployed on the docker target', {suggestion: 'mlops deploy --target docker'})
-  const running = await docker.getContainer(deployment.container).inspect().then(info => info.State.Running, () => false)
-  const ready = running && await isReady(deployment.url)
+  const running = await docker
+    .getContainer(deployment.container)
+    .inspect()
+    .then(
+      info => info.State.Running,
+      () => false,
+    )
+  const ready = running && (await isReady(deployment.url))
   return {...deployment, running, ready}
 }
 
@@ -128,7 +172,10 @@ export async function deleteDocker(docker: Docker, projectDir: string): Promise<
   const deployment = (await readState(projectDir)).docker
   if (!deployment) throw new NotFoundError('nothing is deployed on the docker target')
   await removeContainer(docker, deployment.container)
-  await docker.getVolume(deployment.volume).remove({force: true}).catch(() => {})
+  await docker
+    .getVolume(deployment.volume)
+    .remove({force: true})
+    .catch(() => {})
   await updateState(projectDir, state => {
     delete state.docker
   })
@@ -154,7 +201,7 @@ async function runToEnd(docker: Docker, options: Docker.ContainerCreateOptions):
 }
 
 async function containerLogs(docker: Docker, container: Docker.Container, which: 'all' | 'stderr' = 'all'): Promise<string> {
-  const raw = await container.logs({stdout: which === 'all', stderr: true, follow: false}) as unknown as Buffer
+  const raw = (await container.logs({stdout: which === 'all', stderr: true, follow: false})) as unknown as Buffer
   const out: Buffer[] = []
   const sink = new PassThrough()
   sink.on('data', chunk => out.push(chunk))
@@ -183,12 +230,24 @@ export function dockerTarget({project, io}: TargetContext): Target {
       progress.start(`Deploying ${manifest.name}@${manifest.version} to Docker`)
       try {
         const deployed = await deployDocker(docker, project.dir, {
-          name: deploymentName(project, project.values.deploy ?? {}).name, manifest, images, store: settings,
-          timeoutMs: request.timeoutMs ?? 120_000, onProgress: text => progress.text(text),
+          name: deploymentName(project, project.values.deploy ?? {}).name,
+          manifest,
+          images,
+          store: settings,
+          timeoutMs: request.timeoutMs ?? 120_000,
+          onProgress: text => progress.text(text),
         })
         progress.succeed(`Deployed ${deployed.model} to Docker`)
         io.log(`${deployed.model} serving at ${deployed.url} (container ${deployed.container}, volume ${deployed.volume})`)
-        return {target: 'docker', model: deployed.model, sha256: deployed.sha256, url: deployed.url, container: deployed.container, unchanged: false, seconds: (Date.now() - started) / 1000}
+        return {
+          target: 'docker',
+          model: deployed.model,
+          sha256: deployed.sha256,
+          url: deployed.url,
+          container: deployed.container,
+          unchanged: false,
+          seconds: (Date.now() - started) / 1000,
+        }
       } finally {
         progress.stop()
       }
@@ -196,7 +255,9 @@ export function dockerTarget({project, io}: TargetContext): Target {
 
     async status() {
       const running = await dockerStatus(await engine(), project.dir)
-      io.log(`docker: ${running.model} (sha256:${running.sha256.slice(0, 12)}) at ${running.url}, container ${running.container}, ${running.running ? (running.ready ? 'ready' : 'running, not ready') : 'not running'}`)
+      io.log(
+        `docker: ${running.model} (sha256:${running.sha256.slice(0, 12)}) at ${running.url}, container ${running.container}, ${liveness(running)}`,
+      )
       return {target: 'docker', ...running}
     },
 
@@ -208,7 +269,10 @@ export function dockerTarget({project, io}: TargetContext): Target {
 
     async endpoint() {
       const deployment = (await readState(project.dir)).docker
-      if (!deployment) throw new NotFoundError('nothing is running on the docker target', {suggestion: 'deploy first: mlops deploy --target docker, or pass --url'})
+      if (!deployment)
+        throw new NotFoundError('nothing is running on the docker target', {
+          suggestion: 'deploy first: mlops deploy --target docker, or pass --url',
+        })
       return {url: deployment.url, close: async () => {}}
     },
   }

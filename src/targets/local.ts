@@ -13,7 +13,7 @@ import {type LocalDeployment, readState, updateState} from '../state/project-sta
 import type {ModelStore} from '../store/model-store.js'
 import type {ModelRef} from '../store/names.js'
 import {resolveDeployModel} from './deploy-model.js'
-import type {Target, TargetContext} from './target.js'
+import {type Target, type TargetContext, liveness} from './target.js'
 
 const BIN = fileURLToPath(new URL('../../bin/run.js', import.meta.url))
 
@@ -26,13 +26,20 @@ const BIN = fileURLToPath(new URL('../../bin/run.js', import.meta.url))
  * its own files (two versions never share a folder). The process is recorded
  * in .mlops/state.json so that status, predict and delete find it.
  */
-export async function deployLocal(projectDir: string, store: ModelStore, ref: ModelRef, options: {timeoutMs: number; port: number; onProgress?: (text: string) => void}): Promise<LocalDeployment & {unchanged: boolean}> {
+export async function deployLocal(
+  projectDir: string,
+  store: ModelStore,
+  ref: ModelRef,
+  options: {timeoutMs: number; port: number; onProgress?: (text: string) => void},
+): Promise<LocalDeployment & {unchanged: boolean}> {
   const previous = (await readState(projectDir)).local
   const manifest = await store.resolve(ref)
   const previousServes = previous !== undefined && processAlive(previous.pid)
-  if (previous && previousServes && previous.sha256 === manifest.sha256 && await isReady(previous.url)) return {...previous, unchanged: true}
+  if (previous && previousServes && previous.sha256 === manifest.sha256 && (await isReady(previous.url)))
+    return {...previous, unchanged: true}
   // A fixed port the current server holds cannot be bound twice: then, and only then, it stops first.
-  if (previous && previousServes && options.port !== 0 && new URL(previous.url).port === String(options.port)) await stopProcess(previous.pid)
+  if (previous && previousServes && options.port !== 0 && new URL(previous.url).port === String(options.port))
+    await stopProcess(previous.pid)
 
   const root = join(projectDir, '.mlops', 'local')
   const workdir = join(root, `workdir-${Date.now().toString(36)}-${process.pid}`)
@@ -46,16 +53,41 @@ export async function deployLocal(projectDir: string, store: ModelStore, ref: Mo
     const labels = manifest.labels ? join(workdir, basename(LABELS_PATH)) : undefined
     await store.pull({ref: {name: manifest.name, ref: manifest.version}, destination: model, labelsDestination: labels})
     const out = openSync(log, 'w')
-    const child = spawn(process.execPath, [
-      BIN, 'serve', '--model', model, ...(labels ? ['--labels', labels] : []),
-      '--name', manifest.name, '--model-version', manifest.version, '--host', '127.0.0.1', '--port', String(options.port), '--log-format', 'json',
-    ], {detached: true, stdio: ['ignore', out, out]})
+    const child = spawn(
+      process.execPath,
+      [
+        BIN,
+        'serve',
+        '--model',
+        model,
+        ...(labels ? ['--labels', labels] : []),
+        '--name',
+        manifest.name,
+        '--model-version',
+        manifest.version,
+        '--host',
+        '127.0.0.1',
+        '--port',
+        String(options.port),
+        '--log-format',
+        'json',
+      ],
+      {detached: true, stdio: ['ignore', out, out]},
+    )
     closeSync(out)
     child.unref()
     pid = child.pid!
     options.onProgress?.(`Starting mlops serve (pid ${pid})`)
     const url = await untilReady(pid, log, options.timeoutMs)
-    const deployment: LocalDeployment = {pid, url, model: `${manifest.name}@${manifest.version}`, sha256: manifest.sha256, workdir, log, startedAt: new Date().toISOString()}
+    const deployment: LocalDeployment = {
+      pid,
+      url,
+      model: `${manifest.name}@${manifest.version}`,
+      sha256: manifest.sha256,
+      workdir,
+      log,
+      startedAt: new Date().toISOString(),
+    }
     await updateState(projectDir, state => {
       state.local = deployment
     })
@@ -78,7 +110,9 @@ async function untilReady(pid: number, log: string, timeoutMs: number): Promise<
   })
   if ('url' in outcome) return outcome.url
   const why = 'failure' in outcome ? 'exited before it was ready' : `was not ready within ${Math.round(timeoutMs / 1000)}s`
-  throw new RolloutError(`mlops serve ${why}: ${lastLines(log)}; the server that was serving still is`, {suggestion: `the whole log is in ${log}`})
+  throw new RolloutError(`mlops serve ${why}: ${lastLines(log)}; the server that was serving still is`, {
+    suggestion: `the whole log is in ${log}`,
+  })
 }
 
 /** Stops a replaced server and removes its files (a work folder from before per-deploy folders is removed too). */
@@ -102,7 +136,7 @@ export async function localStatus(projectDir: string): Promise<LocalDeployment &
   const deployment = (await readState(projectDir)).local
   if (!deployment) throw new NotFoundError('nothing is deployed on the local target', {suggestion: 'mlops deploy --target local'})
   const running = processAlive(deployment.pid)
-  return {...deployment, running, ready: running && await isReady(deployment.url)}
+  return {...deployment, running, ready: running && (await isReady(deployment.url))}
 }
 
 export async function deleteLocal(projectDir: string): Promise<LocalDeployment> {
@@ -153,10 +187,15 @@ function listeningUrl(log: string): string | undefined {
 
 function lastLines(log: string): string {
   try {
-    return readFileSync(log, 'utf8').trim().split('\n').slice(-3).map(line => {
-      const parsed = parseLogLine(line) as {msg?: string; error?: string; message?: string} | undefined
-      return parsed ? [parsed.msg, parsed.error ?? parsed.message].filter(Boolean).join(': ') : line
-    }).join(' | ')
+    return readFileSync(log, 'utf8')
+      .trim()
+      .split('\n')
+      .slice(-3)
+      .map(line => {
+        const parsed = parseLogLine(line) as {msg?: string; error?: string; message?: string} | undefined
+        return parsed ? [parsed.msg, parsed.error ?? parsed.message].filter(Boolean).join(': ') : line
+      })
+      .join(' | ')
   } catch {
     return 'no log'
   }
@@ -173,12 +212,29 @@ export function localTarget({project, io}: TargetContext): Target {
       const progress = await io.progress()
       progress.start(`Deploying ${manifest.name}@${manifest.version} locally`)
       try {
-        const deployed = await deployLocal(project.dir, store, {name: manifest.name, ref: manifest.version}, {
-          port: request.port, timeoutMs: request.timeoutMs ?? 120_000, onProgress: text => progress.text(text),
-        })
+        const deployed = await deployLocal(
+          project.dir,
+          store,
+          {name: manifest.name, ref: manifest.version},
+          {
+            port: request.port,
+            timeoutMs: request.timeoutMs ?? 120_000,
+            onProgress: text => progress.text(text),
+          },
+        )
         progress.succeed(`Deployed ${deployed.model} locally`)
-        io.log(`${deployed.model} ${deployed.unchanged ? 'already serving' : 'serving'} at ${deployed.url} (pid ${deployed.pid}, log ${deployed.log})`)
-        return {target: 'local', model: deployed.model, sha256: deployed.sha256, url: deployed.url, pid: deployed.pid, unchanged: deployed.unchanged, seconds: (Date.now() - started) / 1000}
+        io.log(
+          `${deployed.model} ${deployed.unchanged ? 'already serving' : 'serving'} at ${deployed.url} (pid ${deployed.pid}, log ${deployed.log})`,
+        )
+        return {
+          target: 'local',
+          model: deployed.model,
+          sha256: deployed.sha256,
+          url: deployed.url,
+          pid: deployed.pid,
+          unchanged: deployed.unchanged,
+          seconds: (Date.now() - started) / 1000,
+        }
       } finally {
         progress.stop()
       }
@@ -186,7 +242,9 @@ export function localTarget({project, io}: TargetContext): Target {
 
     async status() {
       const local = await localStatus(project.dir)
-      io.log(`local: ${local.model} (sha256:${local.sha256.slice(0, 12)}) at ${local.url}, pid ${local.pid}, ${local.running ? (local.ready ? 'ready' : 'running, not ready') : 'not running'}\n  log ${local.log}`)
+      io.log(
+        `local: ${local.model} (sha256:${local.sha256.slice(0, 12)}) at ${local.url}, pid ${local.pid}, ${liveness(local)}\n  log ${local.log}`,
+      )
       return {target: 'local', ...local}
     },
 
@@ -198,8 +256,12 @@ export function localTarget({project, io}: TargetContext): Target {
 
     async endpoint() {
       const deployment = (await readState(project.dir)).local
-      if (!deployment) throw new NotFoundError('nothing is running on the local target', {suggestion: 'deploy first: mlops deploy --target local, or pass --url'})
-      if (!processAlive(deployment.pid)) throw new NotFoundError('the local server is no longer running', {suggestion: 'mlops deploy --target local'})
+      if (!deployment)
+        throw new NotFoundError('nothing is running on the local target', {
+          suggestion: 'deploy first: mlops deploy --target local, or pass --url',
+        })
+      if (!processAlive(deployment.pid))
+        throw new NotFoundError('the local server is no longer running', {suggestion: 'mlops deploy --target local'})
       return {url: deployment.url, close: async () => {}}
     },
   }

@@ -81,7 +81,9 @@ export interface Target {
   delete(where: Locator & {yes: boolean}): Promise<DeleteOutcome>
   endpoint(where: Locator & {connections: number}): Promise<Endpoint>
   /** Only targets that keep revisions. */
-  rollback?(where: Locator & {toRevision?: number; timeoutMs: number}): Promise<{revision: number; model: string; name: string; namespace: string; deployment: string}>
+  rollback?(
+    where: Locator & {toRevision?: number; timeoutMs: number},
+  ): Promise<{revision: number; model: string; name: string; namespace: string; deployment: string}>
 }
 
 export interface TargetInfo {
@@ -110,7 +112,7 @@ export const TARGETS: Record<TargetName, TargetInfo> = {
     summary: 'a Kubernetes cluster',
     flags: ['dry-run', 'diff', 'atomic', 'force-conflicts', 'context', 'values', 'set', 'namespace', 'delivery'],
     revisions: true,
-    hints: {port: 'the cluster\'s port is deploy.port in mlops.yaml (--set port=N)'},
+    hints: {port: "the cluster's port is deploy.port in mlops.yaml (--set port=N)"},
     load: async context => (await import('./k8s/target.js')).kubernetesTarget(context),
   },
 }
@@ -129,4 +131,9 @@ export async function openTarget(name: TargetName, context: TargetContext): Prom
 /** Which target takes a target-specific flag. */
 export function ownerOf(flag: string): TargetName | undefined {
   return TARGET_NAMES.find(name => TARGETS[name].flags.includes(flag))
+}
+
+/** How a process or container the local and docker targets started is doing, in words. */
+export function liveness(deployment: {running: boolean; ready: boolean}): string {
+  return deployment.running ? (deployment.ready ? 'ready' : 'running, not ready') : 'not running'
 }

@@ -16,7 +16,11 @@ const READ_BUFFER = 256 * 1024
 
 /** A request built once as bytes, sent again and again: the load generator's side of HTTP/1.1. */
 export function requestBytes(method: string, url: URL, headers: Record<string, number | string>, body?: Buffer): Buffer {
-  const lines = [`${method} ${url.pathname}${url.search} HTTP/1.1`, `host: ${url.host}`, ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`)]
+  const lines = [
+    `${method} ${url.pathname}${url.search} HTTP/1.1`,
+    `host: ${url.host}`,
+    ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`),
+  ]
   if (body) lines.push(`content-length: ${body.length}`)
   lines.push('', '')
   return body ? Buffer.concat([Buffer.from(lines.join('\r\n'), 'latin1'), body]) : Buffer.from(lines.join('\r\n'), 'latin1')
@@ -36,11 +40,13 @@ class ResponseParser {
   private chunk: 'crlf' | 'data' | 'size' | 'trailers' = 'size'
   private chunkRemaining = 0
 
-  constructor(private readonly handlers: {
-    onHead(status: number, headers: Record<string, string>): void
-    onBody(bytes: Buffer): void
-    onComplete(): void
-  }) {}
+  constructor(
+    private readonly handlers: {
+      onHead(status: number, headers: Record<string, string>): void
+      onBody(bytes: Buffer): void
+      onComplete(): void
+    },
+  ) {}
 
   get midResponse(): boolean {
     return this.head !== undefined || this.pending.length > 0
@@ -171,7 +177,11 @@ export class Http1Connection {
   private ended = false
   private readonly parser: ResponseParser
 
-  private constructor(private readonly socket: Socket, timeoutMs: number, setRead: (callback: (bytes: Buffer) => void) => void) {
+  private constructor(
+    private readonly socket: Socket,
+    timeoutMs: number,
+    setRead: (callback: (bytes: Buffer) => void) => void,
+  ) {
     this.parser = new ResponseParser({
       onHead: (status, headers) => {
         if (!this.exchange) return
@@ -200,7 +210,9 @@ export class Http1Connection {
       }
     })
     socket.setNoDelay(true)
-    socket.setTimeout(timeoutMs, () => socket.destroy(Object.assign(new Error(`no answer in ${Math.round(timeoutMs / 1000)} s`), {code: 'ETIMEDOUT'})))
+    socket.setTimeout(timeoutMs, () =>
+      socket.destroy(Object.assign(new Error(`no answer in ${Math.round(timeoutMs / 1000)} s`), {code: 'ETIMEDOUT'})),
+    )
     socket.on('end', () => {
       this.ended = true
       this.parser.end()
@@ -227,12 +239,16 @@ export class Http1Connection {
     return new Promise((resolve, reject) => {
       const secure = url.protocol === 'https:'
       // TLS trusts Node's roots plus NODE_EXTRA_CA_CERTS, as the storage client does; `ca` replaces them.
-      const socket = secure ? tlsConnect({host, port, ...(isIP(host) ? {} : {servername: host}), onread, ...(options.ca ? {ca: options.ca} : {})} as never) : netConnect({host, port, onread})
+      const socket = secure
+        ? tlsConnect({host, port, ...(isIP(host) ? {} : {servername: host}), onread, ...(options.ca ? {ca: options.ca} : {})} as never)
+        : netConnect({host, port, onread})
       socket.once(secure ? 'secureConnect' : 'connect', () => {
         socket.off('error', reject)
-        resolve(new Http1Connection(socket, options.timeoutMs ?? 30_000, callback => {
-          deliver = callback
-        }))
+        resolve(
+          new Http1Connection(socket, options.timeoutMs ?? 30_000, callback => {
+            deliver = callback
+          }),
+        )
       })
       socket.once('error', reject)
     })
@@ -264,7 +280,10 @@ export class Http1Connection {
           done()
           reject(error)
         },
-        onBody: options.onBody, status: 0, headers: {}, parts: [],
+        onBody: options.onBody,
+        status: 0,
+        headers: {},
+        parts: [],
       }
       this.socket.ref()
       this.socket.write(bytes)

@@ -3,8 +3,19 @@ import {setTimeout as sleep} from 'node:timers/promises'
 import {UnavailableError, errorMessage} from '../errors.js'
 
 const TRANSIENT_CODES = new Set([
-  'ECONNREFUSED', 'ECONNRESET', 'ECONNABORTED', 'EPIPE', 'ETIMEDOUT', 'EAI_AGAIN', 'ENOTFOUND', 'EHOSTUNREACH',
-  'ENETUNREACH', 'ERR_STREAM_PREMATURE_CLOSE', 'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT', 'STALLED',
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ECONNABORTED',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EAI_AGAIN',
+  'ENOTFOUND',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ERR_STREAM_PREMATURE_CLOSE',
+  'UND_ERR_SOCKET',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'STALLED',
 ])
 
 /** A failure worth another attempt: the network, a stall, HTTP 408/429/5xx. */
@@ -47,7 +58,10 @@ export async function withRetry<T>(attempt: (n: number) => Promise<T>, options: 
       if (elapsed >= options.timeoutMs) {
         throw new UnavailableError(
           `${options.what}: ${describeCause(error)} (gave up after ${n} attempt${n === 1 ? '' : 's'} in ${(elapsed / 1000).toFixed(1)}s)`,
-          {cause: error, suggestion: 'check that the storage endpoint is reachable; store.timeout (MLOPS_STORE_TIMEOUT) sets how long to keep retrying'},
+          {
+            cause: error,
+            suggestion: 'check that the storage endpoint is reachable; store.timeout (MLOPS_STORE_TIMEOUT) sets how long to keep retrying',
+          },
         )
       }
 

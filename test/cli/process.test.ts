@@ -17,7 +17,9 @@ describe('mlops as a process', () => {
   it('invalid name with spaces → exit 2, one line, no stack trace', async () => {
     const run = await runCli(['model', 'push', fixture('iris_svc.onnx'), '--name', 'my model'], {MLOPS_STORE: join(tempDir(), 's')})
     expect(run.code).to.equal(ExitCode.USAGE)
-    expect(run.stderr).to.equal('Error: invalid model name "my model" (8 characters): use 1-64 characters from A-Z a-z 0-9 . _ -, not starting with "."\n')
+    expect(run.stderr).to.equal(
+      'Error: invalid model name "my model" (8 characters): use 1-64 characters from A-Z a-z 0-9 . _ -, not starting with "."\n',
+    )
   })
 
   it('success without a TTY prints no spinner or progress on stderr', async () => {
@@ -30,12 +32,20 @@ describe('mlops as a process', () => {
   it('storage server down → exit 7 after MLOPS_STORE_TIMEOUT seconds, no stack trace', async () => {
     const port = await freePort()
     const started = Date.now()
-    const run = await runCli(['model', 'list'], {MLOPS_STORE: 'gs://models', MLOPS_GCS_ENDPOINT: `http://127.0.0.1:${port}`, MLOPS_STORE_TIMEOUT: '2'})
+    const run = await runCli(['model', 'list'], {
+      MLOPS_STORE: 'gs://models',
+      MLOPS_GCS_ENDPOINT: `http://127.0.0.1:${port}`,
+      MLOPS_STORE_TIMEOUT: '2',
+    })
     const seconds = (Date.now() - started) / 1000
     expect(run.code).to.equal(ExitCode.UNAVAILABLE)
     // The timeout contract, measured rather than read from the message: it retried for the 2 s, then stopped.
-    expect(seconds).to.be.at.least(2).and.below(2 + 10)
-    expect(run.stderr).to.match(/^Error: listing gs:\/\/models: .*ECONNREFUSED.*\(gave up after \d+ attempts in 2\.\ds\)\nHint: .*MLOPS_STORE_TIMEOUT/)
+    expect(seconds)
+      .to.be.at.least(2)
+      .and.below(2 + 10)
+    expect(run.stderr).to.match(
+      /^Error: listing gs:\/\/models: .*ECONNREFUSED.*\(gave up after \d+ attempts in 2\.\ds\)\nHint: .*MLOPS_STORE_TIMEOUT/,
+    )
     expect(run.stderr).to.not.match(/\n\s+at /)
   })
 

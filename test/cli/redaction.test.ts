@@ -14,12 +14,18 @@ describe('no output, log or termination message contains a credential it was giv
 
   describe('redact()', () => {
     it('removes userinfo from every URL in a text, whatever the scheme', () => {
-      expect(redact('request to http://user:pa55@127.0.0.1:1/b failed; DOCKER_HOST tcp://u:p@h:2375; https://tok@x.example/y'))
-        .to.equal('request to http://***@127.0.0.1:1/b failed; DOCKER_HOST tcp://***@h:2375; https://***@x.example/y')
+      expect(redact('request to http://user:pa55@127.0.0.1:1/b failed; DOCKER_HOST tcp://u:p@h:2375; https://tok@x.example/y')).to.equal(
+        'request to http://***@127.0.0.1:1/b failed; DOCKER_HOST tcp://***@h:2375; https://***@x.example/y',
+      )
     })
 
     it('leaves URLs without userinfo and e-mail addresses alone, a port followed by anything included', () => {
-      for (const text of ['http://127.0.0.1:4443/storage and loader@project.iam.gserviceaccount.com', 'cannot reach http://127.0.0.1:1: connect ECONNREFUSED', 'tcp://127.0.0.1:2375, then', 'use http://HOST:PORT'])
+      for (const text of [
+        'http://127.0.0.1:4443/storage and loader@project.iam.gserviceaccount.com',
+        'cannot reach http://127.0.0.1:1: connect ECONNREFUSED',
+        'tcp://127.0.0.1:2375, then',
+        'use http://HOST:PORT',
+      ])
         expect(redact(text)).to.equal(text)
     })
 
@@ -36,7 +42,9 @@ describe('no output, log or termination message contains a credential it was giv
       registerProcessSecrets(['image', 'push', '--password', 'flag-secret-1', '--token=flag-secret-2'])
       restoreEnv('MLOPS_REGISTRY_PASSWORD', saved)
       expect(redact('a flag-secret-1 b flag-secret-2 c env-secret-123')).to.equal('a *** b *** c ***')
-      expect(redactJson({error: {message: 'x flag-secret-1', nested: ['env-secret-123']}})).to.deep.equal({error: {message: 'x ***', nested: ['***']}})
+      expect(redactJson({error: {message: 'x flag-secret-1', nested: ['env-secret-123']}})).to.deep.equal({
+        error: {message: 'x ***', nested: ['***']},
+      })
     })
 
     it('ignores values too short to be secrets (they would blank out words)', () => {
@@ -49,7 +57,7 @@ describe('no output, log or termination message contains a credential it was giv
     const project = tempDir()
     writeFileSync(join(project, 'mlops.yaml'), 'name: iris\n')
 
-    it('userinfo in --gcs-endpoint: not in the error, the --json error, the loader\'s JSON log or its termination message', async () => {
+    it("userinfo in --gcs-endpoint: not in the error, the --json error, the loader's JSON log or its termination message", async () => {
       const endpoint = 'http://gcs-user:gcs-pa55w0rd@127.0.0.1:1'
       const store = ['--store', 'gs://bucket1', '--gcs-endpoint', endpoint, '--store-timeout', '1']
       const list = await runCli(['model', 'list', ...store], {}, project)
@@ -58,9 +66,14 @@ describe('no output, log or termination message contains a credential it was giv
       const json = await runCli(['model', 'list', ...store, '--json'], {}, project)
       expect(JSON.parse(json.stdout).error.message).to.contain('***@127.0.0.1:1')
       const summary = join(tempDir(), 'termination-log')
-      const loader = await runCli(['model', 'pull', 'm@1', '--to', join(tempDir(), 'model.onnx'), ...store, '--log-format', 'json', '--termination-log', summary], {}, project)
+      const loader = await runCli(
+        ['model', 'pull', 'm@1', '--to', join(tempDir(), 'model.onnx'), ...store, '--log-format', 'json', '--termination-log', summary],
+        {},
+        project,
+      )
       expect(loader.code).to.equal(ExitCode.UNAVAILABLE)
-      for (const output of [everything(list), everything(json), everything(loader), readFileSync(summary, 'utf8')]) expect(output).to.not.contain('gcs-pa55w0rd')
+      for (const output of [everything(list), everything(json), everything(loader), readFileSync(summary, 'utf8')])
+        expect(output).to.not.contain('gcs-pa55w0rd')
     })
 
     it('userinfo in DOCKER_HOST: not in the error', async () => {
@@ -72,7 +85,10 @@ describe('no output, log or termination message contains a credential it was giv
 
     it('userinfo in a kubeconfig server URL: not in the error', async () => {
       const kubeconfig = join(tempDir(), 'kubeconfig')
-      writeFileSync(kubeconfig, `apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {server: "https://kube-user:kube-pa55@127.0.0.1:1"}\nusers:\n- name: u\n  user: {token: abc}\ncontexts:\n- name: c\n  context: {cluster: c, user: u}\ncurrent-context: c\n`)
+      writeFileSync(
+        kubeconfig,
+        `apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {server: "https://kube-user:kube-pa55@127.0.0.1:1"}\nusers:\n- name: u\n  user: {token: abc}\ncontexts:\n- name: c\n  context: {cluster: c, user: u}\ncurrent-context: c\n`,
+      )
       const run = await runCli(['status', '--target', 'k8s'], {KUBECONFIG: kubeconfig}, project)
       expect(run.code).to.equal(ExitCode.UNAVAILABLE)
       expect(everything(run)).to.not.contain('kube-pa55')
@@ -87,7 +103,11 @@ describe('no output, log or termination message contains a credential it was giv
     it('a GOOGLE_APPLICATION_CREDENTIALS file that is not JSON: exit 2 naming the file, none of its content', async () => {
       const key = join(tempDir(), 'key.json')
       writeFileSync(key, 'PRIVATE-key-material-not-json\n')
-      const run = await runCli(['model', 'list', '--store', 'gs://bucket1', '--store-timeout', '1'], {GOOGLE_APPLICATION_CREDENTIALS: key}, project)
+      const run = await runCli(
+        ['model', 'list', '--store', 'gs://bucket1', '--store-timeout', '1'],
+        {GOOGLE_APPLICATION_CREDENTIALS: key},
+        project,
+      )
       expect(run.code, run.stderr).to.equal(ExitCode.USAGE)
       expect(run.stderr).to.contain(`Error: GOOGLE_APPLICATION_CREDENTIALS (${key}) is not a JSON key file`)
       expect(everything(run)).to.not.contain('PRIVATE')
@@ -95,8 +115,20 @@ describe('no output, log or termination message contains a credential it was giv
 
     it('a GOOGLE_APPLICATION_CREDENTIALS key whose private key is not PEM: exit 2, not "a bug"', async () => {
       const key = join(tempDir(), 'key.json')
-      writeFileSync(key, JSON.stringify({type: 'service_account', client_email: 'x@p.iam.gserviceaccount.com', private_key: 'not-a-pem-SECRETPART', token_uri: 'http://127.0.0.1:1/token'}))
-      const run = await runCli(['model', 'list', '--store', 'gs://bucket1', '--store-timeout', '1'], {GOOGLE_APPLICATION_CREDENTIALS: key}, project)
+      writeFileSync(
+        key,
+        JSON.stringify({
+          type: 'service_account',
+          client_email: 'x@p.iam.gserviceaccount.com',
+          private_key: 'not-a-pem-SECRETPART',
+          token_uri: 'http://127.0.0.1:1/token',
+        }),
+      )
+      const run = await runCli(
+        ['model', 'list', '--store', 'gs://bucket1', '--store-timeout', '1'],
+        {GOOGLE_APPLICATION_CREDENTIALS: key},
+        project,
+      )
       expect(run.code, run.stderr).to.be.oneOf([ExitCode.USAGE, ExitCode.PERMISSION, ExitCode.UNAVAILABLE])
       expect(run.stderr).to.not.contain('this is a bug')
       expect(everything(run)).to.not.contain('SECRETPART')

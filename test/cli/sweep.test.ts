@@ -27,19 +27,52 @@ function random(seed: number): () => number {
   }
 }
 
-const HOSTILE = ['', ' ', '-1', '0', '99999999999999999999', 'abc', '1e400', '../../../etc/passwd', '/dev/null', 'a'.repeat(300), 'gs://', 's3://x/y',
-  'http://sweep-user:sweep-secret@127.0.0.1:1', 'moon', 'x@y@z', '@', 'iris@', '@1', 'iris@../1', 'Ω≈ç√', '--json', '{"a":', '[1,2', 'null', 'true', '=', 'a=b=c']
+const HOSTILE = [
+  '',
+  ' ',
+  '-1',
+  '0',
+  '99999999999999999999',
+  'abc',
+  '1e400',
+  '../../../etc/passwd',
+  '/dev/null',
+  'a'.repeat(300),
+  'gs://',
+  's3://x/y',
+  'http://sweep-user:sweep-secret@127.0.0.1:1',
+  'moon',
+  'x@y@z',
+  '@',
+  'iris@',
+  '@1',
+  'iris@../1',
+  'Ω≈ç√',
+  '--json',
+  '{"a":',
+  '[1,2',
+  'null',
+  'true',
+  '=',
+  'a=b=c',
+]
 
 /** Each command with arguments that would otherwise be fine, and the flags to try. None of these can start a long-running process. */
 const COMMANDS: Array<{args: string[]; flags: string[]}> = [
-  {args: ['model', 'push', 'MODEL', '--name', 'iris'], flags: ['name', 'version', 'labels', 'meta', 'alias', 'store', 'gcs-endpoint', 'store-timeout']},
+  {
+    args: ['model', 'push', 'MODEL', '--name', 'iris'],
+    flags: ['name', 'version', 'labels', 'meta', 'alias', 'store', 'gcs-endpoint', 'store-timeout'],
+  },
   {args: ['model', 'list'], flags: ['store', 'gcs-endpoint', 'store-timeout']},
   {args: ['model', 'show', 'iris@1'], flags: ['store', 'gcs-endpoint']},
   {args: ['model', 'pull', 'iris@1', '--to', 'out/'], flags: ['to', 'labels-to', 'termination-log', 'log-format', 'store']},
   {args: ['model', 'alias', 'set', 'iris@1', 'prod'], flags: ['store']},
   {args: ['model', 'alias', 'rm', 'iris', 'prod'], flags: ['store']},
   {args: ['model', 'rm', 'iris@9', '--yes'], flags: ['store']},
-  {args: ['render', '--model', 'iris@1', '--store', 'gs://sweep-bucket', '--gcs-endpoint', 'http://127.0.0.1:1'], flags: ['model', 'set', 'values', 'namespace', 'tag', 'repository', 'out', 'store-timeout']},
+  {
+    args: ['render', '--model', 'iris@1', '--store', 'gs://sweep-bucket', '--gcs-endpoint', 'http://127.0.0.1:1'],
+    flags: ['model', 'set', 'values', 'namespace', 'tag', 'repository', 'out', 'store-timeout'],
+  },
   {args: ['status', '--target', 'k8s'], flags: ['namespace', 'context', 'target']},
   {args: ['delete', '--target', 'k8s', '--yes'], flags: ['namespace', 'context', 'target']},
   {args: ['rollback'], flags: ['namespace', 'context', 'to-revision', 'timeout']},
@@ -48,8 +81,14 @@ const COMMANDS: Array<{args: string[]; flags: string[]}> = [
   {args: ['image', 'build'], flags: ['tag', 'repository', 'base-image']},
   {args: ['image', 'push'], flags: ['tag', 'repository', 'username']},
   {args: ['image', 'secret'], flags: ['name', 'namespace', 'context', 'username']},
-  {args: ['init', 'sweep-project', '--yes'], flags: ['name', 'model-name', 'store', 'image-repository', 'namespace', 'replicas', 'cpu', 'memory']},
-  {args: ['predict', '--url', 'http://127.0.0.1:1'], flags: ['url', 'data', 'file', 'endpoint', 'protocol', 'requests', 'concurrency', 'expect']},
+  {
+    args: ['init', 'sweep-project', '--yes'],
+    flags: ['name', 'model-name', 'store', 'image-repository', 'namespace', 'replicas', 'cpu', 'memory'],
+  },
+  {
+    args: ['predict', '--url', 'http://127.0.0.1:1'],
+    flags: ['url', 'data', 'file', 'endpoint', 'protocol', 'requests', 'concurrency', 'expect'],
+  },
 ]
 
 describe(`hostile-value sweep over every command (seed ${SEED})`, function () {
@@ -85,13 +124,22 @@ describe(`hostile-value sweep over every command (seed ${SEED})`, function () {
         const args = cases[index++]
         const run = await runCli(args, env, project, {timeoutMs: 20_000})
         const output = run.stdout + run.stderr
-        const problem = run.code === 1 ? 'exit 1 (unexpected)'
-          : run.code === null ? 'no answer within 20 s (killed)'
-            : /this is a bug|\n\s+at .+:\d+:\d+/.test(output) ? 'a stack trace or "bug"'
-              : output.includes('sweep-secret') ? 'an echoed credential'
-                : run.code !== 0 && !/^Error: .+/m.test(run.stderr) && !run.stdout.includes('"error"') ? 'no Error: line'
-                  : undefined
-        if (problem) failures.push(`${problem}: mlops ${args.map(a => JSON.stringify(a)).join(' ')} → ${run.code}: ${output.trim().split('\n').slice(0, 3).join(' | ')}`)
+        const problem =
+          run.code === 1
+            ? 'exit 1 (unexpected)'
+            : run.code === null
+              ? 'no answer within 20 s (killed)'
+              : /this is a bug|\n\s+at .+:\d+:\d+/.test(output)
+                ? 'a stack trace or "bug"'
+                : output.includes('sweep-secret')
+                  ? 'an echoed credential'
+                  : run.code !== 0 && !/^Error: .+/m.test(run.stderr) && !run.stdout.includes('"error"')
+                    ? 'no Error: line'
+                    : undefined
+        if (problem)
+          failures.push(
+            `${problem}: mlops ${args.map(a => JSON.stringify(a)).join(' ')} → ${run.code}: ${output.trim().split('\n').slice(0, 3).join(' | ')}`,
+          )
       }
     }
 
@@ -104,8 +152,26 @@ describe(`hostile-body sweep over the model server's HTTP API (seed ${SEED})`, f
   this.timeout(120_000)
 
   it('400 bodies: only 200, 400, 404 or 413 answers, never 500; the server stays up and serves', async () => {
-    const child = spawn(process.execPath, [join(import.meta.dirname, '..', '..', 'bin', 'run.js'), 'serve', '--model', fixture('iris_svc.onnx'), '--labels', fixture('iris_labels.json'),
-      '--port', '0', '--host', '127.0.0.1', '--max-body-bytes', '20000', '--log-format', 'json'], {stdio: ['ignore', 'ignore', 'pipe']})
+    const child = spawn(
+      process.execPath,
+      [
+        join(import.meta.dirname, '..', '..', 'bin', 'run.js'),
+        'serve',
+        '--model',
+        fixture('iris_svc.onnx'),
+        '--labels',
+        fixture('iris_labels.json'),
+        '--port',
+        '0',
+        '--host',
+        '127.0.0.1',
+        '--max-body-bytes',
+        '20000',
+        '--log-format',
+        'json',
+      ],
+      {stdio: ['ignore', 'ignore', 'pipe']},
+    )
     let log = ''
     const url = await new Promise<string>((resolve, reject) => {
       child.stderr.on('data', chunk => {
@@ -120,11 +186,23 @@ describe(`hostile-body sweep over the model server's HTTP API (seed ${SEED})`, f
       const next = random(SEED)
       const pick = <T>(list: readonly T[]) => list[Math.floor(next() * list.length)]
       const values = [5.1, -1, 0, 1e308, '1', null, true, [], {}, [1, 2], 'x'.repeat(50), Number.MAX_SAFE_INTEGER]
-      const row = (): unknown => (next() < 0.6 ? [5.1, 3.5, 1.4, 0.2].map(v => (next() < 0.15 ? pick(values) : v)) : Array.from({length: Math.floor(next() * 7)}, () => pick(values)))
+      const row = (): unknown =>
+        next() < 0.6
+          ? [5.1, 3.5, 1.4, 0.2].map(v => (next() < 0.15 ? pick(values) : v))
+          : Array.from({length: Math.floor(next() * 7)}, () => pick(values))
       const bodies: Array<() => unknown> = [
         () => ({data: Array.from({length: Math.floor(next() * 4)}, row)}),
         () => ({data: row()}),
-        () => ({inputs: [{name: pick(['float_input', 'x', '']), shape: pick([[1, 4], [4], [-1, 4], 'x', null]), datatype: pick(['FP32', 'INT8', 'FOO', null]), data: row()}]}),
+        () => ({
+          inputs: [
+            {
+              name: pick(['float_input', 'x', '']),
+              shape: pick([[1, 4], [4], [-1, 4], 'x', null]),
+              datatype: pick(['FP32', 'INT8', 'FOO', null]),
+              data: row(),
+            },
+          ],
+        }),
         () => pick(values),
         () => ({data: {a: 1}}),
         () => '{"data": [[1e400, 1, 1, 1]]}',
@@ -134,7 +212,11 @@ describe(`hostile-body sweep over the model server's HTTP API (seed ${SEED})`, f
       for (let i = 0; i < 400; i++) {
         const body = pick(bodies)()
         const path = pick(['/predict', '/predict/label', '/v2/models/iris_svc/infer', '/v2/models/other/infer', '/predict/test'])
-        const response = await fetch(`${url}${path}`, {method: 'POST', headers: {'content-type': 'application/json'}, body: typeof body === 'string' ? body : JSON.stringify(body)})
+        const response = await fetch(`${url}${path}`, {
+          method: 'POST',
+          headers: {'content-type': 'application/json'},
+          body: typeof body === 'string' ? body : JSON.stringify(body),
+        })
         await response.arrayBuffer()
         statuses.set(response.status, (statuses.get(response.status) ?? 0) + 1)
         expect([200, 400, 404, 413], `${path} ${JSON.stringify(body).slice(0, 200)} → ${response.status}`).to.include(response.status)
@@ -142,7 +224,13 @@ describe(`hostile-body sweep over the model server's HTTP API (seed ${SEED})`, f
 
       expect(statuses.get(400)).to.be.greaterThan(50)
       expect((await fetch(`${url}/health`)).ok).to.equal(true)
-      const answer = await (await fetch(`${url}/predict/label`, {method: 'POST', headers: {'content-type': 'application/json'}, body: '{"data": [[6.3, 3.3, 6, 2.5]]}'})).json()
+      const answer = await (
+        await fetch(`${url}/predict/label`, {
+          method: 'POST',
+          headers: {'content-type': 'application/json'},
+          body: '{"data": [[6.3, 3.3, 6, 2.5]]}',
+        })
+      ).json()
       expect(answer).to.deep.equal({prediction: 'virginica'})
     } finally {
       child.kill('SIGTERM')

@@ -65,7 +65,10 @@ describe('foreseeable system errors get their exit code and name the path', func
     const store = await makeStore('gcs')
     await store.store.push({model: await inspectModelFile(fixture('iris_svc.onnx')), name: 'iris', metadata: {}, workDir: tempDir()})
     mkdirSync(join(dir, 'project'))
-    writeFileSync(join(dir, 'project', 'mlops.yaml'), `name: iris\nstore:\n  uri: ${store.uri}\n  endpoint: ${store.env.MLOPS_GCS_ENDPOINT}\n`)
+    writeFileSync(
+      join(dir, 'project', 'mlops.yaml'),
+      `name: iris\nstore:\n  uri: ${store.uri}\n  endpoint: ${store.env.MLOPS_GCS_ENDPOINT}\n`,
+    )
     const rendered = await runCli(['render', '--out', join(dir, 'rendered'), '--model', 'iris@1'], {}, join(dir, 'project'))
     expect(rendered.code, rendered.stderr).to.equal(0)
     const run = await runCli(['render', '--out', file, '--model', 'iris@1'], {}, join(dir, 'project'))
@@ -76,8 +79,18 @@ describe('foreseeable system errors get their exit code and name the path', func
   })
 
   for (const [what, args, exitCode, message] of [
-    ['a --sample of the wrong width', ['--sample', '[1, 2]'], ExitCode.USAGE, /--sample does not fit the model: row 0 has 2 values, the model expects 4/],
-    ['--sample @FILE that does not exist', ['--sample', '@/nonexistent/sample.json'], ExitCode.NOT_FOUND, /no such file or folder: \/nonexistent\/sample\.json/],
+    [
+      'a --sample of the wrong width',
+      ['--sample', '[1, 2]'],
+      ExitCode.USAGE,
+      /--sample does not fit the model: row 0 has 2 values, the model expects 4/,
+    ],
+    [
+      '--sample @FILE that does not exist',
+      ['--sample', '@/nonexistent/sample.json'],
+      ExitCode.NOT_FOUND,
+      /no such file or folder: \/nonexistent\/sample\.json/,
+    ],
     ['--host 999.1.1.1', ['--host', '999.1.1.1'], ExitCode.USAGE, /cannot listen on 999\.1\.1\.1: not an address of this machine/],
   ] as const) {
     it(`bad input: serve with ${what} → exit ${exitCode}, one clear line`, async () => {
@@ -88,11 +101,23 @@ describe('foreseeable system errors get their exit code and name the path', func
     })
   }
 
-  it('the loader\'s termination summary carries the documented code of a system error (a destination under a file)', async () => {
+  it("the loader's termination summary carries the documented code of a system error (a destination under a file)", async () => {
     const store = join(dir, 'store')
     expect((await runCli(['model', 'push', fixture('iris_svc.onnx'), '--name', 'iris', '--store', store])).code).to.equal(0)
     const summary = join(dir, 'summary.json')
-    const run = await runCli(['model', 'pull', 'iris@1', '--to', join(file, 'model.onnx'), '--store', store, '--termination-log', summary, '--log-format', 'json'])
+    const run = await runCli([
+      'model',
+      'pull',
+      'iris@1',
+      '--to',
+      join(file, 'model.onnx'),
+      '--store',
+      store,
+      '--termination-log',
+      summary,
+      '--log-format',
+      'json',
+    ])
     expect(run.code).to.equal(ExitCode.USAGE)
     expect(listFiles(dir)).to.include('summary.json')
   })
@@ -100,8 +125,18 @@ describe('foreseeable system errors get their exit code and name the path', func
 
 describe('a bad value from the environment is blamed on the variable, not the flag', () => {
   for (const [variable, value, args, message] of [
-    ['MLOPS_STORE_TIMEOUT', 'abc', ['model', 'list'], /^Error: MLOPS_STORE_TIMEOUT=abc \(the environment variable for --store-timeout\): Expected an integer but received: abc\nHint: fix or unset MLOPS_STORE_TIMEOUT\n$/],
-    ['MLOPS_TARGET', 'moon', ['status'], /^Error: MLOPS_TARGET=moon \(the environment variable for --target\): Expected --target=moon to be one of: local, docker, k8s\nHint: fix or unset MLOPS_TARGET\n$/],
+    [
+      'MLOPS_STORE_TIMEOUT',
+      'abc',
+      ['model', 'list'],
+      /^Error: MLOPS_STORE_TIMEOUT=abc \(the environment variable for --store-timeout\): Expected an integer but received: abc\nHint: fix or unset MLOPS_STORE_TIMEOUT\n$/,
+    ],
+    [
+      'MLOPS_TARGET',
+      'moon',
+      ['status'],
+      /^Error: MLOPS_TARGET=moon \(the environment variable for --target\): Expected --target=moon to be one of: local, docker, k8s\nHint: fix or unset MLOPS_TARGET\n$/,
+    ],
   ] as const) {
     it(`bad input: ${variable}=${value} → exit 2 naming ${variable}`, async () => {
       const run = await runCli([...args], {[variable]: value})
@@ -132,7 +167,8 @@ describe('reserved names', () => {
 describe('one corrupt entry in a store does not hide the others', () => {
   it('bad input from the store: a corrupt manifest and a corrupt alias → model list still lists the rest, marks them, names them on stderr, exit 0', async () => {
     const store = join(tempDir(), 'store')
-    for (const model of ['iris_svc.onnx', 'iris_logreg.onnx']) expect((await runCli(['model', 'push', fixture(model), '--name', 'iris', '--store', store])).code).to.equal(0)
+    for (const model of ['iris_svc.onnx', 'iris_logreg.onnx'])
+      expect((await runCli(['model', 'push', fixture(model), '--name', 'iris', '--store', store])).code).to.equal(0)
     expect((await runCli(['model', 'alias', 'set', 'iris@2', 'prod', '--store', store])).code).to.equal(0)
     writeFileSync(join(store, 'iris', '1', 'manifest.json'), '{"name": "iris", "version": "1", "file": "../x"')
     writeFileSync(join(store, 'iris', 'aliases', 'staging'), '{"version": "../../etc"}')
@@ -151,7 +187,11 @@ describe('one corrupt entry in a store does not hide the others', () => {
 })
 
 describe('a labels file that does not fit the model is refused, never served', () => {
-  for (const [what, labels] of [['fewer classes (2 for 3)', ['setosa', 'versicolor']], ['more classes (4 for 3)', ['a', 'b', 'c', 'd']], ['indexes that skip one (0, 1, 3)', {0: 'a', 1: 'b', 3: 'c'}]] as const) {
+  for (const [what, labels] of [
+    ['fewer classes (2 for 3)', ['setosa', 'versicolor']],
+    ['more classes (4 for 3)', ['a', 'b', 'c', 'd']],
+    ['indexes that skip one (0, 1, 3)', {0: 'a', 1: 'b', 3: 'c'}],
+  ] as const) {
     it(`bad input: labels with ${what} → push exits 2 and stores nothing; serve exits 2 before it is ready`, async () => {
       const dir = tempDir()
       const file = join(dir, 'labels.json')
@@ -159,7 +199,9 @@ describe('a labels file that does not fit the model is refused, never served', (
       const store = join(dir, 'store')
       const push = await runCli(['model', 'push', fixture('iris_logreg.onnx'), '--name', 'iris', '--labels', file, '--store', store])
       expect(push.code).to.equal(ExitCode.USAGE)
-      expect(push.stderr).to.match(/^Error: labels file .* does not fit .*iris_logreg\.onnx: the labels name \d+ class(es)? \(.*\), the model has 3 \(0 to 2\)$/m)
+      expect(push.stderr).to.match(
+        /^Error: labels file .* does not fit .*iris_logreg\.onnx: the labels name \d+ class(es)? \(.*\), the model has 3 \(0 to 2\)$/m,
+      )
       expect(existsSync(store)).to.equal(false)
       // A ZipMap classifier states its classes only in the graph: serve checks them once it has read it.
       const serve = await runCli(['serve', '--model', fixture('iris_svc.onnx'), '--labels', file, '--port', '0', '--log-format', 'text'])

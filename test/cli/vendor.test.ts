@@ -14,7 +14,7 @@ describe('vendored bundles (scripts/vendor.js, run by npm run build)', () => {
       // tsc's output would be a short re-export of the packages; the bundle holds their code.
       expect(text.length).to.be.greaterThan(100_000)
       for (const name of packages) expect(text).to.not.match(new RegExp(`(from|import)\\s*\\(?["']${name}["']`))
-      const module = await import(join(dist, file)) as Record<string, unknown>
+      const module = (await import(join(dist, file))) as Record<string, unknown>
       for (const name of names) expect(module[name], name).to.be.a('function')
     })
   }

@@ -15,7 +15,7 @@ const TOO_SHORT_BUCKET = 'ab'
 async function mlops(s: StoreFixture, args: string[]) {
   const storeArgs = ['--store', s.uri, ...(s.env.MLOPS_GCS_ENDPOINT ? ['--gcs-endpoint', s.env.MLOPS_GCS_ENDPOINT] : [])]
   const {error, stdout, stderr} = await runCommand([...args, ...storeArgs], {root})
-  const exitCode = error ? (error as {oclif?: {exit?: number}}).oclif?.exit ?? 1 : 0
+  const exitCode = error ? ((error as {oclif?: {exit?: number}}).oclif?.exit ?? 1) : 0
   let json: any
   if (args.includes('--json')) json = JSON.parse(stdout)
   return {exitCode, json, stdout, stderr}
@@ -30,7 +30,20 @@ for (const kind of STORE_KINDS) {
     })
 
     it('push, list, show, alias, pull and rm: the whole lifecycle with --json', async () => {
-      const push = await mlops(s, ['model', 'push', fixture('iris_svc.onnx'), '--name', 'iris', '--labels', fixture('iris_labels.json'), '--meta', 'accuracy=0.97', '--alias', 'prod', '--json'])
+      const push = await mlops(s, [
+        'model',
+        'push',
+        fixture('iris_svc.onnx'),
+        '--name',
+        'iris',
+        '--labels',
+        fixture('iris_labels.json'),
+        '--meta',
+        'accuracy=0.97',
+        '--alias',
+        'prod',
+        '--json',
+      ])
       expect(push.exitCode).to.equal(0)
       expect(push.json).to.include({name: 'iris', version: '1', ref: 'iris@1', size: 2486, alias: 'prod'})
       await mlops(s, ['model', 'push', fixture('iris_rf.onnx'), '--name', 'iris'])
@@ -41,15 +54,39 @@ for (const kind of STORE_KINDS) {
       expect(versions.stdout).to.match(/^VERSION\s+SIZE\s+CREATED\s+SHA256\s+ALIASES\n1\s+2\.4 KiB\s+\S+\s+d1f497a1f053\s+prod\n2\s+/)
 
       const show = await mlops(s, ['model', 'show', 'iris@prod', '--json'])
-      expect(show.json).to.include({name: 'iris', version: '1', sha256: 'd1f497a1f053d7cc43830cc84d0ecdc65e2dd370a4d3dedd4a49b13523e3a067', size: 2486})
+      expect(show.json).to.include({
+        name: 'iris',
+        version: '1',
+        sha256: 'd1f497a1f053d7cc43830cc84d0ecdc65e2dd370a4d3dedd4a49b13523e3a067',
+        size: 2486,
+      })
       expect(show.json.onnx.outputs[1].type).to.equal('seq(map(int64,tensor(float)))')
       const human = await mlops(s, ['model', 'show', 'iris'])
       expect(human.stdout).to.match(/^iris@2\n/)
 
       const dir = tempDir()
-      const pull = await mlops(s, ['model', 'pull', 'iris@prod', '--to', join(dir, 'model.onnx'), '--labels-to', join(dir, 'labels.json'), '--json'])
+      const pull = await mlops(s, [
+        'model',
+        'pull',
+        'iris@prod',
+        '--to',
+        join(dir, 'model.onnx'),
+        '--labels-to',
+        join(dir, 'labels.json'),
+        '--json',
+      ])
       expect(pull.json).to.include({ref: 'iris@prod', version: '1', skipped: false, bytes: 2486})
-      expect(Object.keys(pull.json).sort()).to.deep.equal(['bytes', 'labelsPath', 'name', 'path', 'ref', 'seconds', 'sha256', 'skipped', 'version'])
+      expect(Object.keys(pull.json).sort()).to.deep.equal([
+        'bytes',
+        'labelsPath',
+        'name',
+        'path',
+        'ref',
+        'seconds',
+        'sha256',
+        'skipped',
+        'version',
+      ])
       const again = await mlops(s, ['model', 'pull', 'iris@1', '--to', join(dir, 'model.onnx')])
       expect(again.stdout).to.match(/iris@1 up to date at/)
 
@@ -58,7 +95,9 @@ for (const kind of STORE_KINDS) {
       const removed = await mlops(s, ['model', 'rm', 'iris@1', '--yes', '--json'])
       expect(removed.json).to.include({removed: true})
       expect((await mlops(s, ['model', 'alias', 'rm', 'iris', 'prod'])).exitCode).to.equal(0)
-      expect((await mlops(s, ['model', 'list', 'iris', '--json'])).json.versions.map((v: {version: string}) => v.version)).to.deep.equal(['2'])
+      expect((await mlops(s, ['model', 'list', 'iris', '--json'])).json.versions.map((v: {version: string}) => v.version)).to.deep.equal([
+        '2',
+      ])
     })
   })
 }
@@ -86,27 +125,120 @@ describe('mlops model push: bad inputs (exit code, one-line message, nothing wri
   /** Where a case's push would have written: the test's store, unless the case names its own. */
   type Written = () => Promise<string[]>
   const cases: Array<{name: string; args: () => string[]; exitCode: number; message: RegExp; written?: Written}> = [
-    {name: 'missing file', args: () => [join(dir, 'nope.onnx'), '--name', 'iris'], exitCode: ExitCode.NOT_FOUND, message: /model file .*nope\.onnx does not exist/},
-    {name: 'a folder instead of a file', args: () => [dir, '--name', 'iris'], exitCode: ExitCode.USAGE, message: /is a folder, not a model file/},
+    {
+      name: 'missing file',
+      args: () => [join(dir, 'nope.onnx'), '--name', 'iris'],
+      exitCode: ExitCode.NOT_FOUND,
+      message: /model file .*nope\.onnx does not exist/,
+    },
+    {
+      name: 'a folder instead of a file',
+      args: () => [dir, '--name', 'iris'],
+      exitCode: ExitCode.USAGE,
+      message: /is a folder, not a model file/,
+    },
     {name: 'empty file', args: () => [fixture('empty.onnx'), '--name', 'iris'], exitCode: ExitCode.INTEGRITY, message: /is empty/},
-    {name: 'random bytes named .onnx', args: () => [fixture('random.onnx'), '--name', 'iris'], exitCode: ExitCode.INTEGRITY, message: /not a valid ONNX model/},
-    {name: 'truncated ONNX', args: () => [fixture('truncated.onnx'), '--name', 'iris'], exitCode: ExitCode.INTEGRITY, message: /not a valid ONNX model .*remain/},
-    {name: 'invalid name ../x', args: () => [fixture('iris_svc.onnx'), '--name', '../x'], exitCode: ExitCode.USAGE, message: /invalid model name "\.\.\/x"/},
-    {name: 'invalid name with a slash', args: () => [fixture('iris_svc.onnx'), '--name', 'team/iris'], exitCode: ExitCode.USAGE, message: /invalid model name "team\/iris"/},
-    {name: 'invalid name of 65 characters', args: () => [fixture('iris_svc.onnx'), '--name', 'a'.repeat(65)], exitCode: ExitCode.USAGE, message: /\(65 characters\): use 1-64 characters/},
-    {name: 'invalid version starting with a dot', args: () => [fixture('iris_svc.onnx'), '--name', 'iris', '--version', '.1'], exitCode: ExitCode.USAGE, message: /invalid version "\.1"/},
-    {name: 'reserved version "latest"', args: () => [fixture('iris_svc.onnx'), '--name', 'iris', '--version', 'latest'], exitCode: ExitCode.USAGE, message: /reserved/},
-    {name: 'numeric alias', args: () => [fixture('iris_svc.onnx'), '--name', 'iris', '--alias', '3'], exitCode: ExitCode.USAGE, message: /cannot be a plain number/},
-    {name: 'labels file that is not JSON', args: () => [fixture('iris_svc.onnx'), '--name', 'iris', '--labels', fixture('iris_svc.onnx')], exitCode: ExitCode.USAGE, message: /labels file .* is not valid JSON/},
-    {name: 'labels file with the wrong shape', args: () => [fixture('iris_svc.onnx'), '--name', 'iris', '--labels', fixture('expected.json')], exitCode: ExitCode.USAGE, message: /must map class indexes to label strings/},
-    {name: 'missing labels file', args: () => [fixture('iris_svc.onnx'), '--name', 'iris', '--labels', join(dir, 'labels.json')], exitCode: ExitCode.NOT_FOUND, message: /labels file .* does not exist/},
-    {name: '--meta without =', args: () => [fixture('iris_svc.onnx'), '--name', 'iris', '--meta', 'accuracy'], exitCode: ExitCode.USAGE, message: /invalid --meta "accuracy"/},
-    {name: 'no --name and no model.name', args: () => [fixture('iris_svc.onnx')], exitCode: ExitCode.USAGE, message: /no model name: pass --name NAME/},
+    {
+      name: 'random bytes named .onnx',
+      args: () => [fixture('random.onnx'), '--name', 'iris'],
+      exitCode: ExitCode.INTEGRITY,
+      message: /not a valid ONNX model/,
+    },
+    {
+      name: 'truncated ONNX',
+      args: () => [fixture('truncated.onnx'), '--name', 'iris'],
+      exitCode: ExitCode.INTEGRITY,
+      message: /not a valid ONNX model .*remain/,
+    },
+    {
+      name: 'invalid name ../x',
+      args: () => [fixture('iris_svc.onnx'), '--name', '../x'],
+      exitCode: ExitCode.USAGE,
+      message: /invalid model name "\.\.\/x"/,
+    },
+    {
+      name: 'invalid name with a slash',
+      args: () => [fixture('iris_svc.onnx'), '--name', 'team/iris'],
+      exitCode: ExitCode.USAGE,
+      message: /invalid model name "team\/iris"/,
+    },
+    {
+      name: 'invalid name of 65 characters',
+      args: () => [fixture('iris_svc.onnx'), '--name', 'a'.repeat(65)],
+      exitCode: ExitCode.USAGE,
+      message: /\(65 characters\): use 1-64 characters/,
+    },
+    {
+      name: 'invalid version starting with a dot',
+      args: () => [fixture('iris_svc.onnx'), '--name', 'iris', '--version', '.1'],
+      exitCode: ExitCode.USAGE,
+      message: /invalid version "\.1"/,
+    },
+    {
+      name: 'reserved version "latest"',
+      args: () => [fixture('iris_svc.onnx'), '--name', 'iris', '--version', 'latest'],
+      exitCode: ExitCode.USAGE,
+      message: /reserved/,
+    },
+    {
+      name: 'numeric alias',
+      args: () => [fixture('iris_svc.onnx'), '--name', 'iris', '--alias', '3'],
+      exitCode: ExitCode.USAGE,
+      message: /cannot be a plain number/,
+    },
+    {
+      name: 'labels file that is not JSON',
+      args: () => [fixture('iris_svc.onnx'), '--name', 'iris', '--labels', fixture('iris_svc.onnx')],
+      exitCode: ExitCode.USAGE,
+      message: /labels file .* is not valid JSON/,
+    },
+    {
+      name: 'labels file with the wrong shape',
+      args: () => [fixture('iris_svc.onnx'), '--name', 'iris', '--labels', fixture('expected.json')],
+      exitCode: ExitCode.USAGE,
+      message: /must map class indexes to label strings/,
+    },
+    {
+      name: 'missing labels file',
+      args: () => [fixture('iris_svc.onnx'), '--name', 'iris', '--labels', join(dir, 'labels.json')],
+      exitCode: ExitCode.NOT_FOUND,
+      message: /labels file .* does not exist/,
+    },
+    {
+      name: '--meta without =',
+      args: () => [fixture('iris_svc.onnx'), '--name', 'iris', '--meta', 'accuracy'],
+      exitCode: ExitCode.USAGE,
+      message: /invalid --meta "accuracy"/,
+    },
+    {
+      name: 'no --name and no model.name',
+      args: () => [fixture('iris_svc.onnx')],
+      exitCode: ExitCode.USAGE,
+      message: /no model name: pass --name NAME/,
+    },
     // Taken as a folder path, s3://bucket would be the folder s3:/bucket below the working folder.
-    {name: 'unsupported store scheme s3://', args: () => [fixture('iris_svc.onnx'), '--name', 'iris', '--store', 's3://bucket'], exitCode: ExitCode.USAGE, message: /unsupported store s3:\/\/bucket/, written: async () => listFiles(cwd)},
-    {name: `invalid bucket name gs://${TOO_SHORT_BUCKET} (2 characters)`, args: () => [fixture('iris_svc.onnx'), '--name', 'iris', '--store', `gs://${TOO_SHORT_BUCKET}/models`, '--gcs-endpoint', gcs.url], exitCode: ExitCode.USAGE, message: /not a valid bucket name/, written: async () => gcs.listObjects(TOO_SHORT_BUCKET)},
+    {
+      name: 'unsupported store scheme s3://',
+      args: () => [fixture('iris_svc.onnx'), '--name', 'iris', '--store', 's3://bucket'],
+      exitCode: ExitCode.USAGE,
+      message: /unsupported store s3:\/\/bucket/,
+      written: async () => listFiles(cwd),
+    },
+    {
+      name: `invalid bucket name gs://${TOO_SHORT_BUCKET} (2 characters)`,
+      args: () => [fixture('iris_svc.onnx'), '--name', 'iris', '--store', `gs://${TOO_SHORT_BUCKET}/models`, '--gcs-endpoint', gcs.url],
+      exitCode: ExitCode.USAGE,
+      message: /not a valid bucket name/,
+      written: async () => gcs.listObjects(TOO_SHORT_BUCKET),
+    },
     // The emulator refuses this name as GCS does: nothing can be written there, and no bucket may appear.
-    {name: 'invalid bucket name gs://Bad_Bucket (upper case, underscore)', args: () => [fixture('iris_svc.onnx'), '--name', 'iris', '--store', 'gs://Bad_Bucket', '--gcs-endpoint', gcs.url], exitCode: ExitCode.USAGE, message: /"Bad_Bucket" is not a valid bucket name/, written: async () => (await gcs.listBuckets()).filter(name => name.toLowerCase() === 'bad_bucket')},
+    {
+      name: 'invalid bucket name gs://Bad_Bucket (upper case, underscore)',
+      args: () => [fixture('iris_svc.onnx'), '--name', 'iris', '--store', 'gs://Bad_Bucket', '--gcs-endpoint', gcs.url],
+      exitCode: ExitCode.USAGE,
+      message: /"Bad_Bucket" is not a valid bucket name/,
+      written: async () => (await gcs.listBuckets()).filter(name => name.toLowerCase() === 'bad_bucket'),
+    },
   ]
 
   for (const c of cases) {
@@ -139,7 +271,10 @@ describe('mlops model push: bad inputs (exit code, one-line message, nothing wri
     await runCommand(['model', 'push', fixture('iris_svc.onnx'), '--name', 'iris', '--store', s.uri], {root})
     const before = await s.keys()
     const manifest = await s.read('iris/1/manifest.json')
-    const {error, stderr} = await runCommand(['model', 'push', fixture('iris_rf.onnx'), '--name', 'iris', '--version', '1', '--store', s.uri], {root})
+    const {error, stderr} = await runCommand(
+      ['model', 'push', fixture('iris_rf.onnx'), '--name', 'iris', '--version', '1', '--store', s.uri],
+      {root},
+    )
     expect((error as {oclif?: {exit?: number}}).oclif?.exit).to.equal(ExitCode.CONFLICT)
     expect(stderr).to.match(/^Error: iris@1 already exists; pushed versions are immutable\nHint: push under a new version/)
     expect(await s.keys()).to.deep.equal(before)
@@ -148,10 +283,14 @@ describe('mlops model push: bad inputs (exit code, one-line message, nothing wri
 
   it('--json error: one JSON object on stdout with code, exitCode, message and suggestion', async () => {
     const {stdout} = await runCommand(['model', 'show', 'iris@3', '--json', '--store', s.uri], {root})
-    expect(JSON.parse(stdout)).to.deep.equal({error: {
-      code: 'NOT_FOUND', exitCode: 3, message: `model "iris" not found in ${s.store.uri}`,
-      suggestion: 'the store is empty; push a model with: mlops model push FILE --name NAME',
-    }})
+    expect(JSON.parse(stdout)).to.deep.equal({
+      error: {
+        code: 'NOT_FOUND',
+        exitCode: 3,
+        message: `model "iris" not found in ${s.store.uri}`,
+        suggestion: 'the store is empty; push a model with: mlops model push FILE --name NAME',
+      },
+    })
   })
 })
 

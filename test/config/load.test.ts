@@ -22,7 +22,10 @@ function configError(text: string): ConfigError {
 
 describe('mlops.yaml', () => {
   it('accepts a full valid file', () => {
-    const values = parseConfig('name: iris-svc\nmodel:\n  name: iris\nstore:\n  uri: gs://models/prod\n  endpoint: http://127.0.0.1:4443\n  anonymous: true\n  timeout: 10\n', 'mlops.yaml')
+    const values = parseConfig(
+      'name: iris-svc\nmodel:\n  name: iris\nstore:\n  uri: gs://models/prod\n  endpoint: http://127.0.0.1:4443\n  anonymous: true\n  timeout: 10\n',
+      'mlops.yaml',
+    )
     expect(values.store).to.deep.equal({uri: 'gs://models/prod', endpoint: 'http://127.0.0.1:4443', anonymous: true, timeout: 10})
   })
 
@@ -45,13 +48,17 @@ describe('mlops.yaml', () => {
   })
 
   it('wrong type: names the field, what was expected and what was found', () => {
-    expect(configError('store:\n  uri: gs://x\n  anonymous: "yes"\n').message).to.equal('mlops.yaml:3:14: store.anonymous: expected boolean, got string "yes"')
+    expect(configError('store:\n  uri: gs://x\n  anonymous: "yes"\n').message).to.equal(
+      'mlops.yaml:3:14: store.anonymous: expected boolean, got string "yes"',
+    )
     expect(configError('store: 42\n').message).to.equal('mlops.yaml:1:8: store: expected string or object, got number 42')
     expect(configError('store:\n  timeout: -1\n').message).to.match(/^mlops\.yaml:2:12: store\.timeout: must be > 0/)
   })
 
   it('invalid model name pattern', () => {
-    expect(configError('model:\n  name: ../x\n').message).to.match(/^mlops\.yaml:2:9: model\.name: string "\.\.\/x" is not a name of 1-64 characters/)
+    expect(configError('model:\n  name: ../x\n').message).to.match(
+      /^mlops\.yaml:2:9: model\.name: string "\.\.\/x" is not a name of 1-64 characters/,
+    )
   })
 
   it('is found in a parent folder; a relative local store resolves next to it', () => {
@@ -68,7 +75,11 @@ describe('mlops.yaml', () => {
     writeFileSync(join(dir, 'mlops.yaml'), 'store:\n  uri: gs://from-file\n  timeout: 9\n')
     const config = loadConfig({cwd: dir})
     expect(resolveStoreSettings(config, {}, '/elsewhere')).to.include({uri: 'gs://from-file', timeoutSeconds: 9})
-    expect(resolveStoreSettings(config, {store: 'local', timeout: 3}, '/elsewhere')).to.include({uri: 'local', baseDir: '/elsewhere', timeoutSeconds: 3})
+    expect(resolveStoreSettings(config, {store: 'local', timeout: 3}, '/elsewhere')).to.include({
+      uri: 'local',
+      baseDir: '/elsewhere',
+      timeoutSeconds: 3,
+    })
     expect(resolveStoreSettings(loadConfig({cwd: tempDir()}), {}, '/x').uri).to.equal('.mlops/store')
   })
 
@@ -92,7 +103,9 @@ describe('mlops.yaml', () => {
     writeFileSync(join(dir, 'mlops.yaml'), `store: ${join(dir, 'file-store')}\nmodel:\n  name: iris\n`)
     process.env.MLOPS_STORE = fromEnv
     try {
-      const {result} = await runCommand<{uri: string}>(['model', 'push', fixture('iris_svc.onnx'), '--config', join(dir, 'mlops.yaml')], {root})
+      const {result} = await runCommand<{uri: string}>(['model', 'push', fixture('iris_svc.onnx'), '--config', join(dir, 'mlops.yaml')], {
+        root,
+      })
       expect(result?.uri).to.equal(`file://${fromEnv}/iris/1/model.onnx`)
     } finally {
       delete process.env.MLOPS_STORE
@@ -102,7 +115,10 @@ describe('mlops.yaml', () => {
 
 describe('the built mlops.yaml validator (ajv standalone code, scripts/schema.js)', () => {
   const cases: Array<[string, unknown]> = [
-    ['a valid project', {name: 'iris', model: {name: 'iris'}, store: 'gs://b/p', deploy: {target: 'k8s', replicas: 2, resources: {requests: {cpu: '100m'}}}}],
+    [
+      'a valid project',
+      {name: 'iris', model: {name: 'iris'}, store: 'gs://b/p', deploy: {target: 'k8s', replicas: 2, resources: {requests: {cpu: '100m'}}}},
+    ],
     ['an unknown key', {name: 'iris', modle: {name: 'iris'}}],
     ['a wrong type', {name: 'iris', deploy: {replicas: 'two'}}],
     ['a bad model name and an unknown target', {model: {name: 'Iris Model'}, deploy: {target: 'nomad'}}],
@@ -110,7 +126,9 @@ describe('the built mlops.yaml validator (ajv standalone code, scripts/schema.js
   ]
   for (const [what, values] of cases) {
     it(`gives exactly the errors ajv gives when compiling the schema at run time: ${what}`, async () => {
-      const built = (await import(join(root, 'dist', 'config', 'schema-validator.js'))).default as ((v: unknown) => boolean) & {errors?: unknown}
+      const built = (await import(join(root, 'dist', 'config', 'schema-validator.js'))).default as ((v: unknown) => boolean) & {
+        errors?: unknown
+      }
       const compiled = (await import('../../src/config/schema-validator.js')).default
       expect(compiled(values)).to.equal(what === 'a valid project')
       expect(built(values)).to.equal(compiled(values))
@@ -118,7 +136,7 @@ describe('the built mlops.yaml validator (ajv standalone code, scripts/schema.js
     })
   }
 
-  it('the build output is ajv\'s standalone code, not the run-time compile', async () => {
+  it("the build output is ajv's standalone code, not the run-time compile", async () => {
     const {readFileSync} = await import('node:fs')
     const text = readFileSync(join(root, 'dist', 'config', 'schema-validator.js'), 'utf8')
     expect(text).to.not.match(/from ['"]ajv['"]/)

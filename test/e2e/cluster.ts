@@ -28,7 +28,10 @@ export async function currentPods(clients: {core: CoreV1Api; apps: AppsV1Api}, n
   const sets = (await clients.apps.listNamespacedReplicaSet({namespace, labelSelector: `app.kubernetes.io/name=${name}`})).items
   const revision = live.metadata?.annotations?.['deployment.kubernetes.io/revision']
   const newest = sets.find(rs => rs.metadata?.annotations?.['deployment.kubernetes.io/revision'] === revision)
-  return (await podsOf(clients.core, namespace, name)).filter(pod => pod.metadata?.labels?.['pod-template-hash'] === newest?.metadata?.labels?.['pod-template-hash'] && !pod.metadata?.deletionTimestamp)
+  return (await podsOf(clients.core, namespace, name)).filter(
+    pod =>
+      pod.metadata?.labels?.['pod-template-hash'] === newest?.metadata?.labels?.['pod-template-hash'] && !pod.metadata?.deletionTimestamp,
+  )
 }
 
 export const isReady = (pod: V1Pod) => pod.status?.conditions?.some(c => c.type === 'Ready' && c.status === 'True') ?? false
@@ -37,7 +40,7 @@ export const isReady = (pod: V1Pod) => pod.status?.conditions?.some(c => c.type 
 export function loaderSummary(pod: V1Pod): Record<string, unknown> | undefined {
   const status = pod.status?.initContainerStatuses?.find(s => s.name === 'model-loader')
   const terminated = status?.state?.terminated ?? status?.lastState?.terminated
-  return terminated?.message ? JSON.parse(terminated.message) as Record<string, unknown> : undefined
+  return terminated?.message ? (JSON.parse(terminated.message) as Record<string, unknown>) : undefined
 }
 
 /**
@@ -51,10 +54,15 @@ export class PredictLoop {
   readonly answers: string[] = []
   readonly errors: string[] = []
 
-  private constructor(private readonly forward: ChildProcess, readonly url: string) {}
+  private constructor(
+    private readonly forward: ChildProcess,
+    readonly url: string,
+  ) {}
 
   static async start(kubeconfig: string, namespace: string, pod: string, body: unknown): Promise<PredictLoop> {
-    const forward = spawn(KUBECTL, ['--kubeconfig', kubeconfig, '-n', namespace, 'port-forward', `pod/${pod}`, ':http'], {stdio: ['ignore', 'pipe', 'pipe']})
+    const forward = spawn(KUBECTL, ['--kubeconfig', kubeconfig, '-n', namespace, 'port-forward', `pod/${pod}`, ':http'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
     let output = ''
     forward.stdout!.on('data', chunk => {
       output += chunk
@@ -78,7 +86,12 @@ export class PredictLoop {
   private async run(body: string): Promise<void> {
     while (!this.stopped) {
       try {
-        const response = await fetch(`${this.url}/predict/label`, {method: 'POST', headers: {'content-type': 'application/json'}, body, signal: AbortSignal.timeout(5000)})
+        const response = await fetch(`${this.url}/predict/label`, {
+          method: 'POST',
+          headers: {'content-type': 'application/json'},
+          body,
+          signal: AbortSignal.timeout(5000),
+        })
         const text = await response.text()
         if (response.ok) this.answers.push(text)
         else this.errors.push(`HTTP ${response.status} ${text}`)

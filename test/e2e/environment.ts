@@ -44,8 +44,11 @@ export async function realNodeProject(namespace: string): Promise<RealNodeProjec
   await gcs.createBucket(bucket)
   const workdir = tempDir('mlops-e2e-')
   const env = {
-    KUBECONFIG: cluster.kubeconfig, DOCKER_HOST: dockerHost, DOCKER_CONFIG: tempDir(),
-    MLOPS_REGISTRY_USERNAME: 'e2e-ci', MLOPS_REGISTRY_PASSWORD: password,
+    KUBECONFIG: cluster.kubeconfig,
+    DOCKER_HOST: dockerHost,
+    DOCKER_CONFIG: tempDir(),
+    MLOPS_REGISTRY_USERNAME: 'e2e-ci',
+    MLOPS_REGISTRY_PASSWORD: password,
   }
   const check = async (what: string, run: ReturnType<typeof runCli>) => {
     const result = await run
@@ -53,8 +56,26 @@ export async function realNodeProject(namespace: string): Promise<RealNodeProjec
     return result
   }
 
-  await check('mlops init', runCli(['init', 'iris', '--yes', '--store', `gs://${bucket}/models`, '--image-repository', `${registry.address}/e2e`,
-    '--namespace', namespace, '--replicas', '1'], env, workdir))
+  await check(
+    'mlops init',
+    runCli(
+      [
+        'init',
+        'iris',
+        '--yes',
+        '--store',
+        `gs://${bucket}/models`,
+        '--image-repository',
+        `${registry.address}/e2e`,
+        '--namespace',
+        namespace,
+        '--replicas',
+        '1',
+      ],
+      env,
+      workdir,
+    ),
+  )
   const project = join(workdir, 'iris')
   const config = parseDocument(readFileSync(join(project, 'mlops.yaml'), 'utf8'))
   config.setIn(['store'], {uri: `gs://${bucket}/models`, endpoint: gcs.url, timeout: 5})
@@ -68,13 +89,31 @@ export async function realNodeProject(namespace: string): Promise<RealNodeProjec
 
   copyFileSync(fixture('iris_logreg.onnx'), join(project, 'model', 'logreg.onnx'))
   const sha = {v1: '', v2: ''}
-  for (const [model, version] of [['model/model.onnx', 'v1'], ['model/logreg.onnx', 'v2']] as const) {
-    sha[version] = JSON.parse((await check('mlops model push', mlops('model', 'push', model, '--name', 'iris', '--labels', 'model/labels.json', '--json'))).stdout).sha256
+  for (const [model, version] of [
+    ['model/model.onnx', 'v1'],
+    ['model/logreg.onnx', 'v2'],
+  ] as const) {
+    sha[version] = JSON.parse(
+      (await check('mlops model push', mlops('model', 'push', model, '--name', 'iris', '--labels', 'model/labels.json', '--json'))).stdout,
+    ).sha256
   }
 
-  for (const step of [['image', 'build'], ['image', 'push'], ['image', 'secret']]) await check(`mlops ${step.join(' ')}`, mlops(...step))
+  for (const step of [
+    ['image', 'build'],
+    ['image', 'push'],
+    ['image', 'secret'],
+  ])
+    await check(`mlops ${step.join(' ')}`, mlops(...step))
   return {
-    cluster, node, gcs, bucket, registry, project, env, sha, mlops,
+    cluster,
+    node,
+    gcs,
+    bucket,
+    registry,
+    project,
+    env,
+    sha,
+    mlops,
     async stop() {
       await gcs.stop()
       registry.stop()

@@ -29,7 +29,6 @@ describe('models as OCI images on a real node: publish, deploy through an image 
 
   const currentPods = async () => currentPodsOf({core, apps}, NAMESPACE)
 
-
   const servedSha = async () => (await json('status')).serving.map((pod: {sha256: string}) => pod.sha256)
 
   before(async function () {
@@ -48,7 +47,12 @@ describe('models as OCI images on a real node: publish, deploy through an image 
     const again = await json('model', 'publish', 'iris@1')
     expect(again).to.include({repository, tag: '1', digest: published['1'], reference: `${repository}@${published['1']}`})
     expect(again.layer.uploaded).to.equal(false)
-    expect((await json('model', 'show', 'iris@1')).images).to.deep.include({repository, tag: '1', digest: published['1'], publishedAt: (await json('model', 'show', 'iris@1')).images[0].publishedAt})
+    expect((await json('model', 'show', 'iris@1')).images).to.deep.include({
+      repository,
+      tag: '1',
+      digest: published['1'],
+      publishedAt: (await json('model', 'show', 'iris@1')).images[0].publishedAt,
+    })
   })
 
   it('deploy --delivery image-volume: no initContainer, the model volume is the image pinned by digest, predict answers, status shows the delivery', async () => {
@@ -57,11 +61,18 @@ describe('models as OCI images on a real node: publish, deploy through an image 
     expect(result.stderr).to.contain(`delivery: image-volume (deploy.delivery image-volume: ${repository}@sha256:`)
     const [pod] = await currentPods()
     expect(pod.spec?.initContainers ?? []).to.deep.equal([])
-    expect(pod.spec?.volumes?.find(v => v.name === 'workdir')?.image).to.deep.equal({reference: `${repository}@${published['1']}`, pullPolicy: 'IfNotPresent'})
+    expect(pod.spec?.volumes?.find(v => v.name === 'workdir')?.image).to.deep.equal({
+      reference: `${repository}@${published['1']}`,
+      pullPolicy: 'IfNotPresent',
+    })
     expect(pod.spec?.containers[0].env).to.deep.include({name: 'MODEL_SHA256', value: setup.sha.v1})
     // The first pod on the node pulled the model image: the kubelet says so (what the next test's "no second pull" relies on).
-    const events = (await core.listNamespacedEvent({namespace: NAMESPACE, fieldSelector: `involvedObject.name=${pod.metadata!.name}`})).items
-    expect(events.some(event => /^Pull/.test(event.reason ?? '') && (event.message ?? '').includes(published['1'])), JSON.stringify(events.map(e => `${e.reason}: ${e.message}`))).to.equal(true)
+    const events = (await core.listNamespacedEvent({namespace: NAMESPACE, fieldSelector: `involvedObject.name=${pod.metadata!.name}`}))
+      .items
+    expect(
+      events.some(event => /^Pull/.test(event.reason ?? '') && (event.message ?? '').includes(published['1'])),
+      JSON.stringify(events.map(e => `${e.reason}: ${e.message}`)),
+    ).to.equal(true)
     const predict = await json('predict', '--data', VIRGINICA)
     expect(predict.response).to.deep.equal({prediction: 'virginica'})
     const status = await json('status')
@@ -74,19 +85,30 @@ describe('models as OCI images on a real node: publish, deploy through an image 
     const image = `${repository}@${published['1']}`
     // containerd keeps the image once pulled: it is in the node's image store, under the k8s.io namespace.
     expect(nodeCtr(setup.node, ['-n', 'k8s.io', 'images', 'ls', '-q'])).to.contain(published['1'])
-    const result = await mlops('deploy', '--model', 'iris@1', '--delivery', 'image-volume', '--set', 'autoscaling=false', '--set', 'replicas=2')
+    const result = await mlops(
+      'deploy',
+      '--model',
+      'iris@1',
+      '--delivery',
+      'image-volume',
+      '--set',
+      'autoscaling=false',
+      '--set',
+      'replicas=2',
+    )
     expect(result.code, result.stderr).to.equal(0)
     const pods = (await currentPods()).filter(isReady)
     expect(pods).to.have.length(2)
     const newest = pods.sort((a, b) => String(b.metadata?.creationTimestamp).localeCompare(String(a.metadata?.creationTimestamp)))[0]
-    const events = (await core.listNamespacedEvent({namespace: NAMESPACE, fieldSelector: `involvedObject.name=${newest.metadata!.name}`})).items
+    const events = (await core.listNamespacedEvent({namespace: NAMESPACE, fieldSelector: `involvedObject.name=${newest.metadata!.name}`}))
+      .items
     const pulling = events.filter(event => event.reason === 'Pulling' && (event.message ?? '').includes(published['1']))
     expect(pulling, JSON.stringify(events.map(e => `${e.reason}: ${e.message}`))).to.deep.equal([])
-    expect((await servedSha())).to.deep.equal([setup.sha.v1, setup.sha.v1])
+    expect(await servedSha()).to.deep.equal([setup.sha.v1, setup.sha.v1])
     expect(image).to.match(/@sha256:/)
   })
 
-  it('a model image that is not the pinned version (a store record pointing iris@1 at iris@2\'s image) → the pod never becomes ready; deploy exits 9 naming both digests', async () => {
+  it("a model image that is not the pinned version (a store record pointing iris@1 at iris@2's image) → the pod never becomes ready; deploy exits 9 naming both digests", async () => {
     const before = JSON.stringify(await servedSha())
     // The store's record is input like any other: here it lies, and the API container's own check catches it.
     const record = join(setup.project, 'tampered-images.json')
@@ -95,7 +117,22 @@ describe('models as OCI images on a real node: publish, deploy through an image 
     writeFileSync(record, JSON.stringify({images: [{...show.images[0], digest: published['2']}]}))
     await setup.gcs.overwriteObject(setup.bucket, 'models/iris/1/images.json', readFileSync(record))
     try {
-      const result = await mlops('deploy', '--model', 'iris@1', '--delivery', 'image-volume', '--set', 'replicas=1', '--set', 'autoscaling=false', '--set', 'deploy.progressDeadlineSeconds=30', '--timeout', '90s', '--atomic')
+      const result = await mlops(
+        'deploy',
+        '--model',
+        'iris@1',
+        '--delivery',
+        'image-volume',
+        '--set',
+        'replicas=1',
+        '--set',
+        'autoscaling=false',
+        '--set',
+        'deploy.progressDeadlineSeconds=30',
+        '--timeout',
+        '90s',
+        '--atomic',
+      )
       expect(result.code, result.stderr).to.equal(ExitCode.ROLLOUT_FAILED)
       expect(result.stderr).to.contain(setup.sha.v1).and.to.contain(setup.sha.v2)
       expect(result.stderr).to.match(/rolled back to revision/)
@@ -107,26 +144,45 @@ describe('models as OCI images on a real node: publish, deploy through an image 
     expect(JSON.parse(before)).to.not.deep.equal([])
     const after = await servedSha()
     expect(after).to.not.deep.equal([])
-    expect(after.every((sha: string) => sha === setup.sha.v1), JSON.stringify(after)).to.equal(true)
+    expect(
+      after.every((sha: string) => sha === setup.sha.v1),
+      JSON.stringify(after),
+    ).to.equal(true)
   })
 
   it('auto: the real node (containerd 2.2, Kubernetes 1.36) gets the image volume; a node whose runtime cannot mount images (kwok) gets the loader, and deploy says why', async () => {
     const real = await mlops('deploy', '--model', 'iris@1', '--delivery', 'auto', '--dry-run', 'server')
     expect(real.code, real.stderr).to.equal(0)
-    expect(real.stderr).to.match(/delivery: image-volume \(auto: Kubernetes v1\.36\.\d+, 1 node on containerd v?2\.2\.\d+, and iris@1 is published as /)
+    expect(real.stderr).to.match(
+      /delivery: image-volume \(auto: Kubernetes v1\.36\.\d+, 1 node on containerd v?2\.2\.\d+, and iris@1 is published as /,
+    )
 
-    const fake = await mlops('deploy', '--model', 'iris@1', '--delivery', 'auto', '--dry-run', 'server', '--json',
-      '--set', `nodeSelector={kubernetes.io/hostname: ${setup.cluster.nodeName}}`)
+    const fake = await mlops(
+      'deploy',
+      '--model',
+      'iris@1',
+      '--delivery',
+      'auto',
+      '--dry-run',
+      'server',
+      '--json',
+      '--set',
+      `nodeSelector={kubernetes.io/hostname: ${setup.cluster.nodeName}}`,
+    )
     expect(fake.code, fake.stderr).to.equal(0)
     const delivery = JSON.parse(fake.stdout).delivery
     expect(delivery.kind).to.equal('init-container')
-    expect(delivery.reason).to.match(new RegExp(`^auto: node ${setup.cluster.nodeName} runs (kubelet .*, older than 1\\.35|.*, which cannot mount image volumes)`))
+    expect(delivery.reason).to.match(
+      new RegExp(`^auto: node ${setup.cluster.nodeName} runs (kubelet .*, older than 1\\.35|.*, which cannot mount image volumes)`),
+    )
 
     const unpublished = await mlops('model', 'push', 'model/logreg.onnx', '--name', 'iris', '--json')
     expect(unpublished.code, unpublished.stderr).to.equal(0)
     const version = JSON.parse(unpublished.stdout).version
     const fallback = await mlops('deploy', '--model', `iris@${version}`, '--delivery', 'auto', '--dry-run', 'server')
-    expect(fallback.stderr).to.contain(`delivery: init-container (auto: iris@${version} has no published model image (mlops model publish iris@${version}); the loader pulls the model from the store)`)
+    expect(fallback.stderr).to.contain(
+      `delivery: init-container (auto: iris@${version} has no published model image (mlops model publish iris@${version}); the loader pulls the model from the store)`,
+    )
   })
 
   it('rollback between an image-volume revision and an init-container revision serves the right model each time', async () => {

@@ -35,7 +35,6 @@ describe('the model-load pattern on a real node (kubelet, containerd, runc): rea
   const deployment = async (name = 'iris', namespace = NAMESPACE) => apps.readNamespacedDeployment({name, namespace})
   const currentPods = async (namespace = NAMESPACE) => currentPodsOf({core, apps}, namespace)
 
-
   before(async function () {
     // A fresh machine builds the node's binaries with the control plane's (minutes), and both images.
     this.timeout(45 * 60 * 1000)
@@ -48,7 +47,7 @@ describe('the model-load pattern on a real node (kubelet, containerd, runc): rea
     await setup?.stop()
   })
 
-  it('deploys the scaffolded project\'s sample model from gs://: the loader initContainer loads it, the API container serves it', async () => {
+  it("deploys the scaffolded project's sample model from gs://: the loader initContainer loads it, the API container serves it", async () => {
     const result = await mlops('deploy', '--model', 'iris@1')
     expect(result.code, result.stderr).to.equal(0)
     expect(result.stdout).to.contain(`deployment ${NAMESPACE}/iris rolled out: iris@1`)
@@ -63,7 +62,8 @@ describe('the model-load pattern on a real node (kubelet, containerd, runc): rea
     expect(pod.spec!.initContainers![0].args).to.not.include('--termination-log')
     expect(loaderSummary(pod)).to.include({ok: true, version: '1', sha256: sha.v1})
     // Images were pulled from the registry that needs credentials, by digest.
-    for (const container of [...pod.spec!.initContainers!, ...pod.spec!.containers]) expect(container.image).to.match(new RegExp(`^${registry.address}/e2e/(loader|api)@sha256:[0-9a-f]{64}$`))
+    for (const container of [...pod.spec!.initContainers!, ...pod.spec!.containers])
+      expect(container.image).to.match(new RegExp(`^${registry.address}/e2e/(loader|api)@sha256:[0-9a-f]{64}$`))
   })
 
   it('every log line of both containers is one JSON object (no ONNX Runtime telemetry warning in between)', async () => {
@@ -129,7 +129,10 @@ describe('the model-load pattern on a real node (kubelet, containerd, runc): rea
   async function failingAtomicDeploy(version: string, meanwhile: () => Promise<void>) {
     const [serving] = (await currentPods()).filter(isReady)
     const loop = await PredictLoop.start(cluster.kubeconfig, NAMESPACE, serving.metadata!.name!, {data: VIRGINICA})
-    const [result] = await Promise.all([mlops('deploy', '--model', `iris@${version}`, '--atomic', '--timeout', '60s'), whenApplied(version, meanwhile)])
+    const [result] = await Promise.all([
+      mlops('deploy', '--model', `iris@${version}`, '--atomic', '--timeout', '60s'),
+      whenApplied(version, meanwhile),
+    ])
     const traffic = await loop.stop()
     return {result, traffic, serving: serving.metadata!.name!}
   }
@@ -144,14 +147,16 @@ describe('the model-load pattern on a real node (kubelet, containerd, runc): rea
     await gcs.overwriteObject(bucket, 'models/iris/corrupt/model.onnx', readFileSync(fixture('iris_rf.onnx')).subarray(0, 519))
     const {result, traffic} = await failingAtomicDeploy('corrupt', async () => {})
     expect(result.code, result.stdout).to.equal(ExitCode.ROLLOUT_FAILED)
-    expect(result.stderr).to.match(/^Error: rollout of e2e\/iris cannot succeed: iris-[a-z0-9]+-[a-z0-9]+: the model loader failed \(exit 5\): INTEGRITY: iris@corrupt: .*corrupt; rolled back to revision \d+ \(iris@1\)/m)
+    expect(result.stderr).to.match(
+      /^Error: rollout of e2e\/iris cannot succeed: iris-[a-z0-9]+-[a-z0-9]+: the model loader failed \(exit 5\): INTEGRITY: iris@corrupt: .*corrupt; rolled back to revision \d+ \(iris@1\)/m,
+    )
     expect(traffic.errors).to.deep.equal([])
     expect(traffic.answers.length).to.be.greaterThan(5)
     expect(new Set(traffic.answers)).to.deep.equal(new Set(['{"prediction":"virginica"}']))
     expect(JSON.parse((await mlops('status', '--json')).stdout).serving.map((pod: {sha256: string}) => pod.sha256)).to.deep.equal([sha.v1])
   })
 
-  it('a version deleted from the bucket behind mlops\'s back before its pod starts: the loader exits 3, deploy exits 9', async () => {
+  it("a version deleted from the bucket behind mlops's back before its pod starts: the loader exits 3, deploy exits 9", async () => {
     await pushVersion('gone')
     const {result, traffic} = await failingAtomicDeploy('gone', async () => {
       for (const file of ['manifest.json', 'model.onnx', 'labels.json']) await gcs.deleteObject(bucket, `models/iris/gone/${file}`)
@@ -167,7 +172,11 @@ describe('the model-load pattern on a real node (kubelet, containerd, runc): rea
     const doomed = await FakeGcs.start({host: node.gateway})
     await doomed.createBucket(bucket)
     const other = {...env, MLOPS_GCS_ENDPOINT: doomed.url}
-    const pushed = await runCli(['model', 'push', 'model/logreg.onnx', '--name', 'iris', '--labels', 'model/labels.json', '--version', 'unreachable'], other, project)
+    const pushed = await runCli(
+      ['model', 'push', 'model/logreg.onnx', '--name', 'iris', '--labels', 'model/labels.json', '--version', 'unreachable'],
+      other,
+      project,
+    )
     expect(pushed.code, pushed.stderr).to.equal(0)
     const [serving] = (await currentPods()).filter(isReady)
     const loop = await PredictLoop.start(cluster.kubeconfig, NAMESPACE, serving.metadata!.name!, {data: VIRGINICA})
@@ -182,7 +191,7 @@ describe('the model-load pattern on a real node (kubelet, containerd, runc): rea
     expect(traffic.errors).to.deep.equal([])
   })
 
-  it('the loader\'s summary reaches Kubernetes through /dev/termination-log, and kubectl describe shows the same one-line JSON', async () => {
+  it("the loader's summary reaches Kubernetes through /dev/termination-log, and kubectl describe shows the same one-line JSON", async () => {
     await pushVersion('described')
     await gcs.overwriteObject(bucket, 'models/iris/described/model.onnx', Buffer.alloc(519, 1))
     const result = await mlops('deploy', '--model', 'iris@described', '--timeout', '60s')
@@ -203,7 +212,9 @@ describe('the model-load pattern on a real node (kubelet, containerd, runc): rea
   it('diagnosis: an image missing from the registry (pull error) exits 9 naming the image', async () => {
     const result = await mlops('deploy', '--model', 'iris@1', '--tag', 'missing', '--timeout', '20s', '--atomic')
     expect(result.code).to.equal(ExitCode.ROLLOUT_FAILED)
-    expect(result.stderr).to.match(new RegExp(`cannot pull the (loader|API) image ${registry.address}/e2e/(loader|api):missing: (ErrImagePull|ImagePullBackOff)`))
+    expect(result.stderr).to.match(
+      new RegExp(`cannot pull the (loader|API) image ${registry.address}/e2e/(loader|api):missing: (ErrImagePull|ImagePullBackOff)`),
+    )
   })
 
   it('diagnosis: ProgressDeadlineExceeded (deploy.progressDeadlineSeconds) exits 9 as soon as Kubernetes says so', async () => {
@@ -221,7 +232,9 @@ describe('the model-load pattern on a real node (kubelet, containerd, runc): rea
     expect(pushed.code, pushed.stderr).to.equal(0)
     const result = await mlops('deploy', '--model', 'iris@unloadable', '--timeout', '40s', '--atomic')
     expect(result.code).to.equal(ExitCode.ROLLOUT_FAILED)
-    expect(result.stderr).to.match(/container api is crash-looping \(exit 8\): .*"msg":"model failed to load".*No Op registered for NoSuchOperator/)
+    expect(result.stderr).to.match(
+      /container api is crash-looping \(exit 8\): .*"msg":"model failed to load".*No Op registered for NoSuchOperator/,
+    )
   })
 
   it('diagnosis: a pod running but never ready exits 9 saying its /ready probe fails', async () => {
@@ -257,8 +270,19 @@ describe('the model-load pattern on a real node (kubelet, containerd, runc): rea
 
   describe('a model of 1 GiB', () => {
     const big = {namespace: 'big', sha256: ''}
-    const deployBig = async (...args: string[]) => mlops('deploy', '--model', 'big@1', '-n', big.namespace,
-      '--set', 'resources.limits.memory=3Gi', '--set', 'resources.requests.memory=256Mi', ...args)
+    const deployBig = async (...args: string[]) =>
+      mlops(
+        'deploy',
+        '--model',
+        'big@1',
+        '-n',
+        big.namespace,
+        '--set',
+        'resources.limits.memory=3Gi',
+        '--set',
+        'resources.requests.memory=256Mi',
+        ...args,
+      )
 
     before(async () => {
       writeSyntheticOnnx(join(project, 'model', 'big.onnx'), 1 << 30)
@@ -273,7 +297,10 @@ describe('the model-load pattern on a real node (kubelet, containerd, runc): rea
     it('loads within the rendered loader limits, with a deadline grown with its size', async () => {
       const rendered = await mlops('render', '--model', 'big@1', '-n', big.namespace)
       expect(rendered.code, rendered.stderr).to.equal(0)
-      const objects = parseAllDocuments(rendered.stdout).map(doc => doc.toJS()) as Array<{kind: string; spec: {progressDeadlineSeconds: number; template: {spec: {initContainers: Array<{resources: {limits: {memory: string}}}>}}}}>
+      const objects = parseAllDocuments(rendered.stdout).map(doc => doc.toJS()) as Array<{
+        kind: string
+        spec: {progressDeadlineSeconds: number; template: {spec: {initContainers: Array<{resources: {limits: {memory: string}}}>}}}
+      }>
       const spec = objects.find(o => o.kind === 'Deployment')!.spec
       expect(spec.progressDeadlineSeconds).to.be.greaterThan(120)
       expect(spec.template.spec.initContainers[0].resources.limits.memory).to.equal('256Mi')
@@ -296,7 +323,20 @@ describe('the model-load pattern on a real node (kubelet, containerd, runc): rea
       const loader = pod.status!.initContainerStatuses!.find(s => s.name === 'model-loader')!
       expect(loader.lastState?.terminated?.exitCode, `killed ${killed}`).to.equal(137)
       expect(loaderSummary(pod)).to.include({ok: true, sha256: big.sha256})
-      const files = kubectl(cluster.kubeconfig, ['-n', big.namespace, 'exec', pod.metadata!.name!, '-c', 'api', '--', 'ls', '-a', '/workdir']).split(/\s+/).filter(Boolean)
+      const files = kubectl(cluster.kubeconfig, [
+        '-n',
+        big.namespace,
+        'exec',
+        pod.metadata!.name!,
+        '-c',
+        'api',
+        '--',
+        'ls',
+        '-a',
+        '/workdir',
+      ])
+        .split(/\s+/)
+        .filter(Boolean)
       expect(files.filter(name => name !== '.' && name !== '..')).to.deep.equal(['model.onnx'])
       const status = JSON.parse((await mlops('status', '-n', big.namespace, '--json')).stdout)
       expect(status.serving[0]).to.include({sha256: big.sha256, matches: true})
@@ -310,8 +350,15 @@ describe('the model-load pattern on a real node (kubelet, containerd, runc): rea
         for (const pod of await podsOf(core, big.namespace, 'iris')) {
           const api = pod.status?.containerStatuses?.find(s => s.name === 'api')
           // Signalled once serve says it reads the model: before its handler exists, PID 1 ignores SIGTERM.
-          if (pod.metadata?.name !== old.metadata?.name && api?.state?.running && !api.ready && api.containerID &&
-              (await core.readNamespacedPodLog({name: pod.metadata!.name!, namespace: big.namespace, container: 'api'})).includes('"msg":"reading the model"')) {
+          if (
+            pod.metadata?.name !== old.metadata?.name &&
+            api?.state?.running &&
+            !api.ready &&
+            api.containerID &&
+            (await core.readNamespacedPodLog({name: pod.metadata!.name!, namespace: big.namespace, container: 'api'})).includes(
+              '"msg":"reading the model"',
+            )
+          ) {
             nodeCtr(node, ['tasks', 'kill', '-s', 'SIGTERM', api.containerID.replace('containerd://', '')])
             stopped = pod.metadata!.name!
           }
@@ -323,7 +370,17 @@ describe('the model-load pattern on a real node (kubelet, containerd, runc): rea
       }
 
       expect(stopped, 'an API container that was loading').to.not.equal(undefined)
-      const result = await mlops('deploy', '--model', 'big@1', '-n', big.namespace, '--set', 'resources.limits.memory=3Gi', '--set', 'resources.requests.memory=256Mi')
+      const result = await mlops(
+        'deploy',
+        '--model',
+        'big@1',
+        '-n',
+        big.namespace,
+        '--set',
+        'resources.limits.memory=3Gi',
+        '--set',
+        'resources.requests.memory=256Mi',
+      )
       expect(result.code, result.stderr).to.equal(0)
       const pod = await core.readNamespacedPod({name: stopped!, namespace: big.namespace})
       const api = pod.status!.containerStatuses!.find(s => s.name === 'api')!

@@ -7,7 +7,13 @@ const SCRIPTS = join(import.meta.dirname, 'docker')
 
 function script(name: string, args: string[] = []): Record<string, string> {
   const out = execFileSync('bash', [join(SCRIPTS, name), ...args], {encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit']})
-  return Object.fromEntries(out.trim().split('\n').filter(line => line.includes('=')).map(line => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1)]))
+  return Object.fromEntries(
+    out
+      .trim()
+      .split('\n')
+      .filter(line => line.includes('='))
+      .map(line => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1)]),
+  )
 }
 
 let startedByUs = false
@@ -45,7 +51,8 @@ export function localRegistry(user: string, password: string): {address: string;
   // Its own state folder, so that two runs on one machine do not share (or stop) one registry.
   const state = mkdtempSync(join(tmpdir(), 'mlops-registry-'))
   const env = {...process.env, MLOPS_REGISTRY_USER: user, MLOPS_REGISTRY_PASSWORD: password, MLOPS_REGISTRY_STATE: state}
-  const run = (args: string[]) => execFileSync('bash', [join(SCRIPTS, 'registry.sh'), ...args], {encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], env})
+  const run = (args: string[]) =>
+    execFileSync('bash', [join(SCRIPTS, 'registry.sh'), ...args], {encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], env})
   const address = /REGISTRY=(\S+)/.exec(run(['up']))![1]
   return {address, stop: () => run(['down'])}
 }

@@ -26,7 +26,10 @@ export function ensureFakeGcsBinary(): string {
 }
 
 export class FakeGcs {
-  private constructor(readonly url: string, readonly process: ChildProcess) {}
+  private constructor(
+    readonly url: string,
+    readonly process: ChildProcess,
+  ) {}
 
   /** On 127.0.0.1, or on another address of this machine (the real node's pod bridge, where pods reach it). */
   static async start(options: {host?: string} = {}): Promise<FakeGcs> {
@@ -34,10 +37,26 @@ export class FakeGcs {
     const host = options.host ?? '127.0.0.1'
     const port = await freePort(host)
     const url = `http://${host}:${port}`
-    const child = spawn(binary, [
-      '-scheme', 'http', '-host', host, '-port', String(port), '-backend', 'memory',
-      '-external-url', url, '-public-host', `${host}:${port}`, '-log-level', 'error',
-    ], {stdio: ['ignore', 'ignore', 'pipe']})
+    const child = spawn(
+      binary,
+      [
+        '-scheme',
+        'http',
+        '-host',
+        host,
+        '-port',
+        String(port),
+        '-backend',
+        'memory',
+        '-external-url',
+        url,
+        '-public-host',
+        `${host}:${port}`,
+        '-log-level',
+        'error',
+      ],
+      {stdio: ['ignore', 'ignore', 'pipe']},
+    )
     let exited = false
     child.once('exit', () => {
       exited = true
@@ -51,7 +70,9 @@ export class FakeGcs {
 
   async createBucket(name: string): Promise<void> {
     const response = await fetch(`${this.url}/storage/v1/b?project=test`, {
-      method: 'POST', headers: {'content-type': 'application/json'}, body: JSON.stringify({name}),
+      method: 'POST',
+      headers: {'content-type': 'application/json'},
+      body: JSON.stringify({name}),
     })
     if (!response.ok) throw new Error(`creating bucket ${name}: HTTP ${response.status} ${await response.text()}`)
   }
@@ -60,14 +81,16 @@ export class FakeGcs {
   async listBuckets(): Promise<string[]> {
     const response = await fetch(`${this.url}/storage/v1/b?project=test`)
     if (!response.ok) throw new Error(`listing buckets: HTTP ${response.status} ${await response.text()}`)
-    const body = await response.json() as {items?: Array<{name: string}>}
+    const body = (await response.json()) as {items?: Array<{name: string}>}
     return (body.items ?? []).map(item => item.name).sort()
   }
 
   /** Replaces an object's bytes behind the store's back (a corrupted object). */
   async overwriteObject(bucket: string, name: string, data: Buffer): Promise<void> {
     const response = await fetch(`${this.url}/upload/storage/v1/b/${bucket}/o?uploadType=media&name=${encodeURIComponent(name)}`, {
-      method: 'POST', headers: {'content-type': 'application/octet-stream'}, body: new Uint8Array(data),
+      method: 'POST',
+      headers: {'content-type': 'application/octet-stream'},
+      body: new Uint8Array(data),
     })
     if (!response.ok) throw new Error(`overwriting ${name}: HTTP ${response.status} ${await response.text()}`)
   }
@@ -87,7 +110,7 @@ export class FakeGcs {
     const response = await fetch(`${this.url}/storage/v1/b/${bucket}/o`)
     // A listing that failed is not an empty bucket: a leftover check aimed at the wrong bucket must fail.
     if (!response.ok) throw new Error(`listing gs://${bucket}: HTTP ${response.status} ${await response.text()}`)
-    const body = await response.json() as {items?: Array<{name: string}>}
+    const body = (await response.json()) as {items?: Array<{name: string}>}
     return (body.items ?? []).map(item => item.name).sort()
   }
 

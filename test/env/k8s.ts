@@ -22,9 +22,13 @@ let cluster: Cluster | undefined
  * takes about 4 s.
  */
 export function kubeCluster(): Cluster {
-  cluster ??= JSON.parse(execFileSync('bash', [join(SCRIPTS, 'up.sh')], {
-    encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], env: {...process.env, MLOPS_K8S_WATCH_PID: String(process.pid)},
-  })) as Cluster
+  cluster ??= JSON.parse(
+    execFileSync('bash', [join(SCRIPTS, 'up.sh')], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'inherit'],
+      env: {...process.env, MLOPS_K8S_WATCH_PID: String(process.pid)},
+    }),
+  ) as Cluster
   return cluster
 }
 

@@ -31,9 +31,13 @@ let node: RealNode | undefined
  */
 export function realNode(): {cluster: Cluster; node: RealNode} {
   const cluster = kubeCluster()
-  node ??= JSON.parse(execFileSync('bash', [join(SCRIPTS, 'up.sh'), cluster.stateDir], {
-    encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], env: {...process.env, MLOPS_NODE_WATCH_PID: String(process.pid)},
-  })) as RealNode
+  node ??= JSON.parse(
+    execFileSync('bash', [join(SCRIPTS, 'up.sh'), cluster.stateDir], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'inherit'],
+      env: {...process.env, MLOPS_NODE_WATCH_PID: String(process.pid)},
+    }),
+  ) as RealNode
   return {cluster, node}
 }
 
@@ -41,18 +45,28 @@ export function realNode(): {cluster: Cluster; node: RealNode} {
 export function trustRegistry(target: RealNode, address: string): void {
   const dir = join(target.certsDir, address)
   mkdirSync(dir, {recursive: true})
-  writeFileSync(join(dir, 'hosts.toml'), `server = "http://${address}"\n\n[host."http://${address}"]\n  capabilities = ["pull", "resolve"]\n`)
+  writeFileSync(
+    join(dir, 'hosts.toml'),
+    `server = "http://${address}"\n\n[host."http://${address}"]\n  capabilities = ["pull", "resolve"]\n`,
+  )
 }
 
 /** ctr against the node's containerd (k8s.io namespace): images, tasks, content. */
 export function nodeCtr(target: RealNode, args: string[]): string {
   // stderr kept: ctr warns about cgroup v1 on every call.
-  return execFileSync(target.ctr, ['-a', target.containerdSocket, '-n', 'k8s.io', ...args], {encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe']})
+  return execFileSync(target.ctr, ['-a', target.containerdSocket, '-n', 'k8s.io', ...args], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
 }
 
 /** Removes every image from `registry` on the node, by every name containerd keeps for it (repo:tag, repo@digest, the image id), content too. */
 export function removeNodeImages(target: RealNode, registry: string): void {
-  const rows = nodeCtr(target, ['images', 'ls']).split('\n').slice(1).map(line => line.split(/\s+/)).filter(row => row.length > 3)
+  const rows = nodeCtr(target, ['images', 'ls'])
+    .split('\n')
+    .slice(1)
+    .map(line => line.split(/\s+/))
+    .filter(row => row.length > 3)
   const ours = new Set(rows.filter(([ref]) => ref.startsWith(registry)).map(row => row[2]))
   const refs = rows.filter(row => ours.has(row[2])).map(([ref]) => ref)
   if (refs.length > 0) nodeCtr(target, ['images', 'rm', '--sync', ...refs])

@@ -26,8 +26,17 @@ export interface Run {
  * stdin is a pipe that carries it and then ends (`echo ... | mlops ...`);
  * without, stdin is /dev/null.
  */
-export function startCli(args: string[], env: Record<string, string> = {}, cwd = tempDir(), options: CliOptions = {}): {child: ChildProcess; done: Promise<Run>} {
-  const child = spawn(process.execPath, [bin, ...args], {cwd, env: {...process.env, ...env}, stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe']})
+export function startCli(
+  args: string[],
+  env: Record<string, string> = {},
+  cwd = tempDir(),
+  options: CliOptions = {},
+): {child: ChildProcess; done: Promise<Run>} {
+  const child = spawn(process.execPath, [bin, ...args], {
+    cwd,
+    env: {...process.env, ...env},
+    stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+  })
   if (options.input !== undefined) {
     // A command that exits without reading all of it closes the pipe: not the test's failure.
     child.stdin!.on('error', () => {})

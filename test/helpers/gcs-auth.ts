@@ -34,18 +34,26 @@ export function writeServiceAccountKey(tokenUri: string, options: {clientEmail?:
   const pem = privateKey.export({type: 'pkcs8', format: 'pem'}).toString()
   const clientEmail = options.clientEmail ?? `model-loader-${randomBytes(3).toString('hex')}@mlops-test.iam.gserviceaccount.com`
   const path = join(tempDir('mlops-key-'), 'key.json')
-  writeFileSync(path, JSON.stringify({
-    type: 'service_account',
-    project_id: 'mlops-test',
-    private_key_id: randomBytes(20).toString('hex'),
-    private_key: pem,
-    client_email: clientEmail,
-    client_id: String(BigInt(`0x${randomBytes(8).toString('hex')}`)),
-    auth_uri: 'https://accounts.google.com/o/oauth2/auth',
-    token_uri: tokenUri,
-    auth_provider_x509_cert_url: 'https://www.googleapis.com/oauth2/v1/certs',
-    universe_domain: 'googleapis.com',
-  }, null, 2), {mode: 0o600})
+  writeFileSync(
+    path,
+    JSON.stringify(
+      {
+        type: 'service_account',
+        project_id: 'mlops-test',
+        private_key_id: randomBytes(20).toString('hex'),
+        private_key: pem,
+        client_email: clientEmail,
+        client_id: String(BigInt(`0x${randomBytes(8).toString('hex')}`)),
+        auth_uri: 'https://accounts.google.com/o/oauth2/auth',
+        token_uri: tokenUri,
+        auth_provider_x509_cert_url: 'https://www.googleapis.com/oauth2/v1/certs',
+        universe_domain: 'googleapis.com',
+      },
+      null,
+      2,
+    ),
+    {mode: 0o600},
+  )
   return {path, clientEmail, privateKey: pem, publicKey}
 }
 
@@ -64,10 +72,27 @@ function tlsIdentity(): TlsIdentity {
   const dir = tempDir('mlops-tls-')
   const keyFile = join(dir, 'key.pem')
   const caFile = join(dir, 'cert.pem')
-  execFileSync('openssl', [
-    'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', keyFile, '-out', caFile, '-days', '2',
-    '-subj', '/CN=www.googleapis.com', '-addext', `subjectAltName=${[...GOOGLE_TOKEN_HOSTS].map(h => `DNS:${h.split(':')[0]}`).join(',')}`,
-  ], {stdio: ['ignore', 'ignore', 'pipe']})
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-keyout',
+      keyFile,
+      '-out',
+      caFile,
+      '-days',
+      '2',
+      '-subj',
+      '/CN=www.googleapis.com',
+      '-addext',
+      `subjectAltName=${[...GOOGLE_TOKEN_HOSTS].map(h => `DNS:${h.split(':')[0]}`).join(',')}`,
+    ],
+    {stdio: ['ignore', 'ignore', 'pipe']},
+  )
   tls = {key: readFileSync(keyFile, 'utf8'), cert: readFileSync(caFile, 'utf8'), caFile}
   return tls
 }
@@ -97,10 +122,14 @@ export class TokenEndpoint {
   private readonly accounts = new Map<string, KeyObject>()
   private readonly sockets = new Set<Socket>()
 
-  private constructor(private readonly server: Server, readonly url: string) {}
+  private constructor(
+    private readonly server: Server,
+    readonly url: string,
+  ) {}
 
   static async start(): Promise<TokenEndpoint> {
     const identity = tlsIdentity()
+    // eslint-disable-next-line prefer-const -- assigned once the server it closes over exists
     let endpoint!: TokenEndpoint
     const handle = (req: IncomingMessage, res: ServerResponse) => {
       endpoint.answer(req, res).catch(error => res.destroy(error))
@@ -147,7 +176,13 @@ export class TokenEndpoint {
 
   /** Environment that sends the CLI's token requests here and nothing else anywhere but 127.0.0.1. */
   env(): Record<string, string> {
-    return {HTTPS_PROXY: this.url, https_proxy: this.url, NO_PROXY: '127.0.0.1,localhost', no_proxy: '127.0.0.1,localhost', NODE_EXTRA_CA_CERTS: tlsIdentity().caFile}
+    return {
+      HTTPS_PROXY: this.url,
+      https_proxy: this.url,
+      NO_PROXY: '127.0.0.1,localhost',
+      no_proxy: '127.0.0.1,localhost',
+      NODE_EXTRA_CA_CERTS: tlsIdentity().caFile,
+    }
   }
 
   async stop(): Promise<void> {
@@ -192,9 +227,11 @@ export class TokenEndpoint {
     const claims = decode(payload)
     const iss = String(claims.iss ?? '')
     const publicKey = this.accounts.get(iss)
-    const signatureValid = publicKey !== undefined && decode(header).alg === 'RS256'
-      && verify('RSA-SHA256', Buffer.from(`${header}.${payload}`), publicKey, Buffer.from(signature, 'base64url'))
-      && Number(claims.exp) * 1000 > Date.now()
+    const signatureValid =
+      publicKey !== undefined &&
+      decode(header).alg === 'RS256' &&
+      verify('RSA-SHA256', Buffer.from(`${header}.${payload}`), publicKey, Buffer.from(signature, 'base64url')) &&
+      Number(claims.exp) * 1000 > Date.now()
     return {iss, scope: String(claims.scope ?? ''), signatureValid}
   }
 }
@@ -215,9 +252,13 @@ export class AuthProxy {
   mode: 'check' | 'forbidden' = 'check'
   readonly requests: ProxiedRequest[] = []
 
-  private constructor(private readonly server: Server, readonly url: string) {}
+  private constructor(
+    private readonly server: Server,
+    readonly url: string,
+  ) {}
 
   static async start(target: string, token: string): Promise<AuthProxy> {
+    // eslint-disable-next-line prefer-const -- assigned once the server it closes over exists
     let proxy!: AuthProxy
     const upstream = new URL(target)
     const server = createServer((req, res) => {
@@ -225,23 +266,39 @@ export class AuthProxy {
       proxy.requests.push({method: req.method ?? '', path: req.url ?? '', authorization})
       if (authorization !== `Bearer ${token}`) {
         req.resume()
-        sendJson(res, 401, gcsError(401, 'Invalid Credentials', 'authError'), {'www-authenticate': 'Bearer realm="https://accounts.google.com/"'})
+        sendJson(res, 401, gcsError(401, 'Invalid Credentials', 'authError'), {
+          'www-authenticate': 'Bearer realm="https://accounts.google.com/"',
+        })
         return
       }
 
       if (proxy.mode === 'forbidden') {
         req.resume()
-        sendJson(res, 403, gcsError(403, 'model-loader@mlops-test.iam.gserviceaccount.com does not have storage.objects.list access to the Google Cloud Storage bucket.', 'forbidden'))
+        sendJson(
+          res,
+          403,
+          gcsError(
+            403,
+            'model-loader@mlops-test.iam.gserviceaccount.com does not have storage.objects.list access to the Google Cloud Storage bucket.',
+            'forbidden',
+          ),
+        )
         return
       }
 
-      const forward = request({
-        host: upstream.hostname, port: upstream.port, method: req.method, path: req.url,
-        headers: {...req.headers, host: upstream.host},
-      }, answer => {
-        res.writeHead(answer.statusCode ?? 502, answer.headers)
-        answer.pipe(res)
-      })
+      const forward = request(
+        {
+          host: upstream.hostname,
+          port: upstream.port,
+          method: req.method,
+          path: req.url,
+          headers: {...req.headers, host: upstream.host},
+        },
+        answer => {
+          res.writeHead(answer.statusCode ?? 502, answer.headers)
+          answer.pipe(res)
+        },
+      )
       forward.on('error', error => res.destroy(error))
       req.pipe(forward)
     })

@@ -22,12 +22,23 @@ export function writeSyntheticOnnx(path: string, weightBytes: number): void {
   const initializerHead = Buffer.concat([intField(1, weightCount), intField(2, 1), bytesField(8, 'weights')])
   const initializerLength = initializerHead.length + lengthPrefix(9, weightCount * 4).length + weightCount * 4
   const node = bytesField(1, Buffer.concat([bytesField(1, 'x'), bytesField(2, 'y'), bytesField(4, 'Identity')]))
-  const graphTail = Buffer.concat([bytesField(2, 'synthetic'), bytesField(11, tensorValueInfo('x', ['N', 4])), bytesField(12, tensorValueInfo('y', ['N', 4]))])
+  const graphTail = Buffer.concat([
+    bytesField(2, 'synthetic'),
+    bytesField(11, tensorValueInfo('x', ['N', 4])),
+    bytesField(12, tensorValueInfo('y', ['N', 4])),
+  ])
   const initializerPrefix = lengthPrefix(5, initializerLength)
   const graphLength = node.length + initializerPrefix.length + initializerLength + graphTail.length
   const head = Buffer.concat([
-    intField(1, 8), bytesField(2, 'mlops-synthetic'), bytesField(3, '1'), bytesField(8, Buffer.concat([bytesField(1, ''), intField(2, 15)])),
-    lengthPrefix(7, graphLength), node, initializerPrefix, initializerHead, lengthPrefix(9, weightCount * 4),
+    intField(1, 8),
+    bytesField(2, 'mlops-synthetic'),
+    bytesField(3, '1'),
+    bytesField(8, Buffer.concat([bytesField(1, ''), intField(2, 15)])),
+    lengthPrefix(7, graphLength),
+    node,
+    initializerPrefix,
+    initializerHead,
+    lengthPrefix(9, weightCount * 4),
   ])
   const fd = openSync(path, 'w')
   try {
@@ -55,6 +66,19 @@ export function writeSlowLoadingOnnx(path: string, nodes: number, operator = 'Re
     parts.push(bytesField(1, Buffer.concat([bytesField(1, input), bytesField(2, output), bytesField(3, `n${i}`), bytesField(4, operator)])))
   }
 
-  const graph = Buffer.concat([...parts, bytesField(2, 'slow'), bytesField(11, tensorValueInfo('x', ['N', 4])), bytesField(12, tensorValueInfo('y', ['N', 4]))])
-  writeFileSync(path, Buffer.concat([intField(1, 8), bytesField(2, 'mlops-synthetic'), bytesField(8, Buffer.concat([bytesField(1, ''), intField(2, 15)])), bytesField(7, graph)]))
+  const graph = Buffer.concat([
+    ...parts,
+    bytesField(2, 'slow'),
+    bytesField(11, tensorValueInfo('x', ['N', 4])),
+    bytesField(12, tensorValueInfo('y', ['N', 4])),
+  ])
+  writeFileSync(
+    path,
+    Buffer.concat([
+      intField(1, 8),
+      bytesField(2, 'mlops-synthetic'),
+      bytesField(8, Buffer.concat([bytesField(1, ''), intField(2, 15)])),
+      bytesField(7, graph),
+    ]),
+  )
 }

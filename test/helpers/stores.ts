@@ -39,7 +39,10 @@ export async function makeStore(kind: StoreKind, tuning: Partial<TransferTuning>
     mkdirSync(root)
     const settings: StoreSettings = {uri: root, baseDir: root, anonymous: false, timeoutSeconds: 5}
     return {
-      kind, uri: root, settings, env: {MLOPS_STORE: root},
+      kind,
+      uri: root,
+      settings,
+      env: {MLOPS_STORE: root},
       store: new ModelStore(await openBackend(settings), {timeoutMs: 5000, ...tuning}),
       async keys() {
         return listFiles(root)
@@ -58,13 +61,17 @@ export async function makeStore(kind: StoreKind, tuning: Partial<TransferTuning>
     }
   }
 
-  const server = gcs ?? await sharedGcs()
+  const server = gcs ?? (await sharedGcs())
   const bucket = `test-${randomBytes(6).toString('hex')}`
   await server.createBucket(bucket)
   const uri = `gs://${bucket}/models`
   const settings: StoreSettings = {uri, baseDir: '/', endpoint: server.url, anonymous: true, timeoutSeconds: 5}
   return {
-    kind, uri, settings, gcs: server, env: {MLOPS_STORE: uri, MLOPS_GCS_ENDPOINT: server.url},
+    kind,
+    uri,
+    settings,
+    gcs: server,
+    env: {MLOPS_STORE: uri, MLOPS_GCS_ENDPOINT: server.url},
     store: new ModelStore(await openBackend(settings), {timeoutMs: 5000, ...tuning}),
     async keys() {
       return (await server.listObjects(bucket)).map(name => name.replace(/^models\//, ''))
@@ -87,13 +94,17 @@ function walk(dir: string): string[] {
   try {
     entries = readdirSync(dir, {withFileTypes: true})
   } catch (error) {
-    throw new Error(`cannot list ${dir}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message} (a leftover check needs a folder that exists)`)
+    throw new Error(
+      `cannot list ${dir}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message} (a leftover check needs a folder that exists)`,
+    )
   }
 
-  return entries.flatMap(entry => {
-    const path = join(dir, entry.name)
-    return entry.isDirectory() ? walk(path) : [path]
-  }).sort()
+  return entries
+    .flatMap(entry => {
+      const path = join(dir, entry.name)
+      return entry.isDirectory() ? walk(path) : [path]
+    })
+    .sort()
 }
 
 export function tempDir(prefix = 'mlops-test-'): string {

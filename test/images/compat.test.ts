@@ -22,9 +22,16 @@ const runtime = {runtime: '1.30.0', irVersion: 13, opsets: {'ai.onnx': 26, 'ai.o
 
 /** An Identity model stamped with the given IR version and opsets (valid protobuf, whatever the numbers). */
 function stampedModel(path: string, irVersion: number, opsets: Record<string, number>): string {
-  const valueInfo = (name: string) => Buffer.concat([encodeLenField(1, name), encodeLenField(2, encodeLenField(1, encodeVarintField(1, 1)))])
-  const graph = Buffer.concat([encodeLenField(1, Buffer.concat([encodeLenField(1, 'x'), encodeLenField(2, 'y'), encodeLenField(4, 'Identity')])), encodeLenField(11, valueInfo('x')), encodeLenField(12, valueInfo('y'))])
-  const imports = Object.entries(opsets).map(([domain, version]) => encodeLenField(8, Buffer.concat([encodeLenField(1, domain), encodeVarintField(2, version)])))
+  const valueInfo = (name: string) =>
+    Buffer.concat([encodeLenField(1, name), encodeLenField(2, encodeLenField(1, encodeVarintField(1, 1)))])
+  const graph = Buffer.concat([
+    encodeLenField(1, Buffer.concat([encodeLenField(1, 'x'), encodeLenField(2, 'y'), encodeLenField(4, 'Identity')])),
+    encodeLenField(11, valueInfo('x')),
+    encodeLenField(12, valueInfo('y')),
+  ])
+  const imports = Object.entries(opsets).map(([domain, version]) =>
+    encodeLenField(8, Buffer.concat([encodeLenField(1, domain), encodeVarintField(2, version)])),
+  )
   writeFileSync(path, Buffer.concat([encodeVarintField(1, irVersion), ...imports, encodeLenField(7, graph)]))
   return path
 }
@@ -32,11 +39,13 @@ function stampedModel(path: string, irVersion: number, opsets: Record<string, nu
 describe('compatibility guard', () => {
   it('the build saved the probe of this runtime (dist/runtime/support.json): equal to probing it now', async () => {
     const saved = JSON.parse(readFileSync(join(import.meta.dirname, '..', '..', 'dist', 'runtime', 'support.json'), 'utf8'))
-    expect(saved.package).to.equal(installedRuntimePackage()).and.to.match(/^\d+\.\d+\.\d+/)
+    expect(saved.package)
+      .to.equal(installedRuntimePackage())
+      .and.to.match(/^\d+\.\d+\.\d+/)
     expect(saved.support).to.deep.equal(await probeRuntimeSupport())
   })
 
-  it('a saved probe is used only for the same onnxruntime-node version; another version\'s answer is probed again', async () => {
+  it("a saved probe is used only for the same onnxruntime-node version; another version's answer is probed again", async () => {
     const path = fileURLToPath(SAVED_SUPPORT)
     const marker = {runtime: 'saved', irVersion: 99, opsets: {'ai.onnx': 99}}
     try {
@@ -65,13 +74,22 @@ describe('compatibility guard', () => {
     await (await load(stampedModel(join(dir, 'max.onnx'), support.irVersion, {'': opset}))).release()
     // Refused because of the limit, not for any other reason (a model the test wrote wrongly would be refused too).
     const overOpset = stampedModel(join(dir, 'over-opset.onnx'), support.irVersion, {'': opset + 1})
-    expect(await refusal(overOpset)).to.match(new RegExp(`Opset ${opset + 1} is under development.*Current official support for domain ai\\.onnx is till opset ${opset}\\.`, 's'))
+    expect(await refusal(overOpset)).to.match(
+      new RegExp(`Opset ${opset + 1} is under development.*Current official support for domain ai\\.onnx is till opset ${opset}\\.`, 's'),
+    )
     const overIr = stampedModel(join(dir, 'over-ir.onnx'), support.irVersion + 1, {'': opset})
-    expect(await refusal(overIr)).to.match(new RegExp(`Unsupported model IR version: ${support.irVersion + 1}, max supported IR version: ${support.irVersion}$`, 'm'))
+    expect(await refusal(overIr)).to.match(
+      new RegExp(`Unsupported model IR version: ${support.irVersion + 1}, max supported IR version: ${support.irVersion}$`, 'm'),
+    )
     // The server refuses it the same way, with the documented exit code for an incompatible model.
     const serve = await runCli(['serve', '--model', overOpset, '--port', '0', '--host', '127.0.0.1', '--log-format', 'text'])
     expect(serve.code, serve.stderr).to.equal(ExitCode.INCOMPATIBLE)
-    expect(serve.stderr).to.match(new RegExp(`^Error: onnxruntime ${support.runtime.replaceAll('.', '\\.')} cannot load ${overOpset.replaceAll('.', '\\.')}: .*Current official support for domain ai\\.onnx is till opset ${opset}\\.$`, 'm'))
+    expect(serve.stderr).to.match(
+      new RegExp(
+        `^Error: onnxruntime ${support.runtime.replaceAll('.', '\\.')} cannot load ${overOpset.replaceAll('.', '\\.')}: .*Current official support for domain ai\\.onnx is till opset ${opset}\\.$`,
+        'm',
+      ),
+    )
     expect(serve.stderr).to.match(new RegExp(`^Hint: the model declares IR ${support.irVersion}, opsets ai\\.onnx ${opset + 1}; `, 'm'))
   })
 
@@ -83,7 +101,21 @@ describe('compatibility guard', () => {
   }
 
   it('a higher opset than the image supports is incompatible, naming both versions', () => {
-    const result = checkCompatibility({name: 'iris', version: '4', onnx: {irVersion: 8, opsetImports: [{domain: 'ai.onnx', version: 27}, {domain: 'ai.onnx.ml', version: 6}]} as never}, runtime, 'api:1 (onnxruntime 1.30.0)')
+    const result = checkCompatibility(
+      {
+        name: 'iris',
+        version: '4',
+        onnx: {
+          irVersion: 8,
+          opsetImports: [
+            {domain: 'ai.onnx', version: 27},
+            {domain: 'ai.onnx.ml', version: 6},
+          ],
+        } as never,
+      },
+      runtime,
+      'api:1 (onnxruntime 1.30.0)',
+    )
     expect(result.compatible).to.equal(false)
     expect(result.reasons).to.deep.equal([
       'iris@4 needs opset 27 of ai.onnx; api:1 (onnxruntime 1.30.0) supports up to opset 26',
@@ -92,7 +124,21 @@ describe('compatibility guard', () => {
   })
 
   it('a newer IR version and an unknown operator domain are incompatible; contrib domains are not', () => {
-    const result = checkCompatibility({name: 'm', version: '1', onnx: {irVersion: 14, opsetImports: [{domain: 'ai.onnx', version: 13}, {domain: 'com.example.custom', version: 1}, {domain: 'com.microsoft', version: 1}]} as never}, runtime)
+    const result = checkCompatibility(
+      {
+        name: 'm',
+        version: '1',
+        onnx: {
+          irVersion: 14,
+          opsetImports: [
+            {domain: 'ai.onnx', version: 13},
+            {domain: 'com.example.custom', version: 1},
+            {domain: 'com.microsoft', version: 1},
+          ],
+        } as never,
+      },
+      runtime,
+    )
     expect(result.reasons).to.deep.equal([
       'm@1 is ONNX IR version 14; onnxruntime 1.30.0 loads IR versions up to 13',
       'm@1 uses operator domain com.example.custom (opset 1), which onnxruntime 1.30.0 does not provide',
@@ -108,7 +154,12 @@ describe('compatibility guard', () => {
     const s = await makeStore('local')
     const dir = tempDir()
     await s.store.push({model: await inspectModelFile(fixture('iris_svc.onnx')), name: 'iris', metadata: {}, workDir: dir})
-    await s.store.push({model: await inspectModelFile(stampedModel(join(dir, 'future.onnx'), 8, {'': 27})), name: 'future', metadata: {}, workDir: dir})
+    await s.store.push({
+      model: await inspectModelFile(stampedModel(join(dir, 'future.onnx'), 8, {'': 27})),
+      name: 'future',
+      metadata: {},
+      workDir: dir,
+    })
     const ok = await runCommand(['image', 'check', '--model', 'iris@1', '--store', s.uri, '--json'], {root})
     expect(JSON.parse(ok.stdout)).to.include({model: 'iris@1', compatible: true})
     const bad = await runCommand(['image', 'check', '--model', 'future', '--store', s.uri], {root})
@@ -138,7 +189,9 @@ describe('compatibility guard against an image in a real Docker engine', () => {
     expect((await check('mlops-test/api:new')).error).to.equal(undefined)
     const old = await check('mlops-test/api:old')
     expect((old.error as {oclif?: {exit?: number}}).oclif?.exit).to.equal(ExitCode.INCOMPATIBLE)
-    expect(old.stderr).to.contain('Error: iris@1 needs opset 15 of ai.onnx; mlops-test/api:old (onnxruntime 1.30.0) supports up to opset 12')
+    expect(old.stderr).to.contain(
+      'Error: iris@1 needs opset 15 of ai.onnx; mlops-test/api:old (onnxruntime 1.30.0) supports up to opset 12',
+    )
     const plain = await check('mlops-test/plain:1')
     expect((plain.error as {oclif?: {exit?: number}}).oclif?.exit).to.equal(ExitCode.INCOMPATIBLE)
     expect(plain.stderr).to.contain('no io.mlops.* labels')

@@ -26,7 +26,17 @@ describe('registry credentials, found the way the Docker CLI finds them', () => 
   function helper(name: string, answers: Record<string, {Username: string; Secret: string}>): void {
     const dir = tempDir()
     const script = join(dir, `docker-credential-${name}`)
-    writeFileSync(script, `#!/usr/bin/env node\nlet key = '';process.stdin.on('data', c => key += c).on('end', () => {\n  const answers = ${JSON.stringify(answers)};\n  if (!answers[key]) { console.log('credentials not found in native keychain'); process.exit(1) }\n  console.log(JSON.stringify({ServerURL: key, ...answers[key]}))\n})\n`)
+    writeFileSync(
+      script,
+      [
+        `#!/usr/bin/env node`,
+        `let key = '';process.stdin.on('data', c => key += c).on('end', () => {`,
+        `  const answers = ${JSON.stringify(answers)};`,
+        `  if (!answers[key]) { console.log('credentials not found in native keychain'); process.exit(1) }`,
+        `  console.log(JSON.stringify({ServerURL: key, ...answers[key]}))`,
+        `})`,
+      ].join('\n') + '\n',
+    )
     chmodSync(script, 0o755)
     process.env.PATH = `${dir}:${saved.PATH}`
   }
@@ -48,15 +58,27 @@ describe('registry credentials, found the way the Docker CLI finds them', () => 
 
   it('credHelpers for one registry win over auths; credsStore for the rest', async () => {
     helper('mlopstest', {'r.example.com': {Username: 'helped', Secret: 's1'}, 'gcr.example.com': {Username: '<token>', Secret: 'oauth'}})
-    config({credHelpers: {'r.example.com': 'mlopstest'}, auths: {'r.example.com': {auth: Buffer.from('me:pw').toString('base64')}}, credsStore: 'mlopstest'})
-    expect(await registryCredentials('r.example.com', {})).to.deep.equal({serveraddress: 'r.example.com', username: 'helped', password: 's1'})
+    config({
+      credHelpers: {'r.example.com': 'mlopstest'},
+      auths: {'r.example.com': {auth: Buffer.from('me:pw').toString('base64')}},
+      credsStore: 'mlopstest',
+    })
+    expect(await registryCredentials('r.example.com', {})).to.deep.equal({
+      serveraddress: 'r.example.com',
+      username: 'helped',
+      password: 's1',
+    })
     expect(await registryCredentials('gcr.example.com', {})).to.deep.equal({serveraddress: 'gcr.example.com', identitytoken: 'oauth'})
     expect(await registryCredentials('none.example.com', {})).to.equal(undefined)
   })
 
   it('explicit username and password win; half of them → exit 2; a missing helper → exit 6', async () => {
     config({credsStore: 'does-not-exist'})
-    expect(await registryCredentials('r.example.com', {username: 'u', password: 'p'})).to.deep.equal({serveraddress: 'r.example.com', username: 'u', password: 'p'})
+    expect(await registryCredentials('r.example.com', {username: 'u', password: 'p'})).to.deep.equal({
+      serveraddress: 'r.example.com',
+      username: 'u',
+      password: 'p',
+    })
     expect((await rejection(registryCredentials('r.example.com', {username: 'u'}))).exitCode).to.equal(ExitCode.USAGE)
     const missing = await rejection(registryCredentials('r.example.com', {}))
     expect(missing.exitCode).to.equal(ExitCode.PERMISSION)

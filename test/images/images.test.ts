@@ -36,11 +36,20 @@ describe('loader and API images on a real Docker engine', function () {
     const built = await runCommand(['image', 'build', 'all', '--repository', 'mlops-test', '--tag', 'test', '--json'], {root})
     expect(built.error, built.stderr).to.equal(undefined)
     store = await makeStore('gcs')
-    await store.store.push({model: await inspectModelFile(fixture('iris_svc.onnx'), fixture('iris_labels.json')), name: 'iris', metadata: {}, workDir: tempDir()})
+    await store.store.push({
+      model: await inspectModelFile(fixture('iris_svc.onnx'), fixture('iris_labels.json')),
+      name: 'iris',
+      metadata: {},
+      workDir: tempDir(),
+    })
   })
 
   after(async () => {
-    for (const name of volumes) await docker.getVolume(name).remove().catch(() => {})
+    for (const name of volumes)
+      await docker
+        .getVolume(name)
+        .remove()
+        .catch(() => {})
   })
 
   /** A named volume the uid-1000 containers can write, as Kubernetes' emptyDir is. */
@@ -53,15 +62,24 @@ describe('loader and API images on a real Docker engine', function () {
   }
 
   /** Runs a container to completion with host networking and the volume at /workdir; never pulls. */
-  async function run(image: string, cmd: string[], extra: Docker.ContainerCreateOptions, volume?: string, env: string[] = []): Promise<Finished> {
+  async function run(
+    image: string,
+    cmd: string[],
+    extra: Docker.ContainerCreateOptions,
+    volume?: string,
+    env: string[] = [],
+  ): Promise<Finished> {
     const container = await docker.createContainer({
-      Image: image, Cmd: cmd, Env: env, ...extra,
+      Image: image,
+      Cmd: cmd,
+      Env: env,
+      ...extra,
       HostConfig: {NetworkMode: 'host', Binds: volume ? [`${volume}:/workdir`] : []},
     })
     try {
       await container.start()
       const {StatusCode} = await container.wait()
-      const logs = await container.logs({stdout: true, stderr: true, follow: false}) as unknown as Buffer
+      const logs = (await container.logs({stdout: true, stderr: true, follow: false})) as unknown as Buffer
       const stdout = new PassThrough()
       const stderr = new PassThrough()
       const out: Buffer[] = []
@@ -103,7 +121,13 @@ describe('loader and API images on a real Docker engine', function () {
     expect(loader.stdout.split('\n')).to.not.include('onnxruntime-node')
     expect(loader.stdout.split('\n')).to.not.include('google-auth-library')
     for (const image of [LOADER, API]) {
-      const present = await run(image, [], {Entrypoint: ['sh', '-c', 'ls -d /app/node_modules/@kubernetes/client-node /app/node_modules/@google-cloud/storage 2>/dev/null; ls /app/dist/vendor']})
+      const present = await run(image, [], {
+        Entrypoint: [
+          'sh',
+          '-c',
+          'ls -d /app/node_modules/@kubernetes/client-node /app/node_modules/@google-cloud/storage 2>/dev/null; ls /app/dist/vendor',
+        ],
+      })
       expect(present.stdout.trim().split('\n'), image).to.deep.equal(['gcs.js', 'kubernetes.js'])
     }
     const api = await run(API, [], {Entrypoint: ['find', '/app/node_modules/onnxruntime-node/bin', '-mindepth', '3', '-maxdepth', '3']})
@@ -112,7 +136,13 @@ describe('loader and API images on a real Docker engine', function () {
 
   it('loader container pulls into the volume, the API container serves it: predictions over HTTP', async () => {
     const volume = await workdir()
-    const loaded = await run(LOADER, ['iris@1', '--to', '/workdir/model.onnx', '--labels-to', '/workdir/labels.json', '--termination-log', '/workdir/termination-log'], {}, volume, storeEnv())
+    const loaded = await run(
+      LOADER,
+      ['iris@1', '--to', '/workdir/model.onnx', '--labels-to', '/workdir/labels.json', '--termination-log', '/workdir/termination-log'],
+      {},
+      volume,
+      storeEnv(),
+    )
     expect(loaded.code, loaded.stderr).to.equal(0)
     expect(loaded.stderr).to.contain('"msg":"verified"')
     expect(await files(volume)).to.deep.equal(['labels.json', 'model.onnx', 'termination-log'])
@@ -121,13 +151,18 @@ describe('loader and API images on a real Docker engine', function () {
 
     const port = await freePort()
     const container = await docker.createContainer({
-      Image: API, Env: ['LABEL_FILEPATH=/workdir/labels.json', `PORT=${port}`, 'MLOPS_HOST=127.0.0.1'],
+      Image: API,
+      Env: ['LABEL_FILEPATH=/workdir/labels.json', `PORT=${port}`, 'MLOPS_HOST=127.0.0.1'],
       HostConfig: {NetworkMode: 'host', Binds: [`${volume}:/workdir`]},
     })
     try {
       await container.start()
       await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/ready`)).ok, 'the API container to be ready', 60_000)
-      const response = await fetch(`http://127.0.0.1:${port}/predict/label`, {method: 'POST', headers: {'content-type': 'application/json'}, body: JSON.stringify({data: [[6.3, 3.3, 6, 2.5]]})})
+      const response = await fetch(`http://127.0.0.1:${port}/predict/label`, {
+        method: 'POST',
+        headers: {'content-type': 'application/json'},
+        body: JSON.stringify({data: [[6.3, 3.3, 6, 2.5]]}),
+      })
       expect(await response.json()).to.deep.equal({prediction: 'virginica'})
       await container.stop({t: 10})
       expect((await container.wait()).StatusCode).to.equal(0)
@@ -148,7 +183,10 @@ describe('loader and API images on a real Docker engine', function () {
     await corrupt.store.push({model: await inspectModelFile(fixture('iris_svc.onnx')), name: 'iris', metadata: {}, workDir: tempDir()})
     await corrupt.corrupt('iris/1/model.onnx', Buffer.alloc(2486, 7))
     const volume = await workdir()
-    const result = await run(LOADER, ['iris@1', '--to', '/workdir/model.onnx'], {}, volume, [`MLOPS_STORE=${corrupt.uri}`, `MLOPS_GCS_ENDPOINT=${corrupt.env.MLOPS_GCS_ENDPOINT}`])
+    const result = await run(LOADER, ['iris@1', '--to', '/workdir/model.onnx'], {}, volume, [
+      `MLOPS_STORE=${corrupt.uri}`,
+      `MLOPS_GCS_ENDPOINT=${corrupt.env.MLOPS_GCS_ENDPOINT}`,
+    ])
     expect(result.code).to.equal(ExitCode.INTEGRITY)
     expect(await files(volume)).to.deep.equal([])
   })
@@ -163,7 +201,10 @@ describe('loader and API images on a real Docker engine', function () {
   it('a failing RUN step → exit 10 naming the step', async () => {
     // A base image without a shell or npm: the RUN npm ci step fails inside the engine.
     await labelledImage(docker, 'mlops-test/plain:1', {'org.opencontainers.image.title': 'plain'})
-    const built = await runCommand(['image', 'build', 'loader', '--repository', 'mlops-test', '--tag', 'broken', '--base-image', 'mlops-test/plain:1'], {root})
+    const built = await runCommand(
+      ['image', 'build', 'loader', '--repository', 'mlops-test', '--tag', 'broken', '--base-image', 'mlops-test/plain:1'],
+      {root},
+    )
     expect((built.error as {oclif?: {exit?: number}})?.oclif?.exit).to.equal(ExitCode.BUILD_FAILED)
     expect(built.stderr).to.match(/^Error: loader image: Step \d+\/\d+ : RUN npm ci .* failed: /)
   })
@@ -193,7 +234,8 @@ describe('mlops image push to a real registry', function () {
     docker = new Docker()
     registry = localRegistry('ci', 'secret-1')
     // The images the first suite built, under names in this registry (as image build would name them).
-    for (const component of ['loader', 'api']) await docker.getImage(`mlops-test/${component}:test`).tag({repo: `${registry.address}/team/${component}`, tag: 'v1'})
+    for (const component of ['loader', 'api'])
+      await docker.getImage(`mlops-test/${component}:test`).tag({repo: `${registry.address}/team/${component}`, tag: 'v1'})
     project = tempDir()
     writeFileSync(join(project, 'mlops.yaml'), `name: iris\nimage:\n  repository: ${registry.address}/team\n  tag: v1\n`)
   })
@@ -226,7 +268,10 @@ describe('mlops image push to a real registry', function () {
       expect(recorded.pinned).to.equal(`${registry.address}/team/${component}@${recorded.digest}`)
       const manifest = await fetch(`http://${registry.address}/v2/team/${component}/manifests/v1`, {
         method: 'HEAD',
-        headers: {authorization: `Basic ${Buffer.from('ci:secret-1').toString('base64')}`, accept: 'application/vnd.docker.distribution.manifest.v2+json'},
+        headers: {
+          authorization: `Basic ${Buffer.from('ci:secret-1').toString('base64')}`,
+          accept: 'application/vnd.docker.distribution.manifest.v2+json',
+        },
       })
       expect(manifest.headers.get('docker-content-digest')).to.equal(recorded.digest)
     }
@@ -238,7 +283,9 @@ describe('mlops image push to a real registry', function () {
     try {
       const {error, stderr} = await push('api')
       expect((error as {oclif?: {exit?: number}}).oclif?.exit).to.equal(ExitCode.PERMISSION)
-      expect(stderr).to.match(new RegExp(`^Error: ${registry.address.replace('.', '\\.')} refused the push: .*(unauthorized|authentication required)`))
+      expect(stderr).to.match(
+        new RegExp(`^Error: ${registry.address.replace('.', '\\.')} refused the push: .*(unauthorized|authentication required)`),
+      )
       expect(stderr).to.contain('Hint: the credentials were rejected')
     } finally {
       delete process.env.MLOPS_REGISTRY_USERNAME

@@ -51,14 +51,20 @@ describe('mlops model publish: a model version as an OCI image, pushed without a
   before(async () => {
     registry = localRegistry('pub', PASSWORD)
     project = tempDir()
-    env = {MLOPS_STORE: join(project, 'store'), MLOPS_REGISTRY_USERNAME: 'pub', MLOPS_REGISTRY_PASSWORD: PASSWORD, DOCKER_CONFIG: tempDir(), TMPDIR: tempDir()}
+    env = {
+      MLOPS_STORE: join(project, 'store'),
+      MLOPS_REGISTRY_USERNAME: 'pub',
+      MLOPS_REGISTRY_PASSWORD: PASSWORD,
+      DOCKER_CONFIG: tempDir(),
+      TMPDIR: tempDir(),
+    }
     const pushed = await mlops('model', 'push', fixture('iris_svc.onnx'), '--name', 'iris', '--labels', fixture('iris_labels.json'))
     expect(pushed.code, pushed.stderr).to.equal(0)
   })
 
   after(() => registry?.stop())
 
-  it('pushes model.onnx, labels.json and the store\'s manifest.json as one layer of an image whose config names it (rootfs.diff_ids); the same version gives the same digest', async () => {
+  it("pushes model.onnx, labels.json and the store's manifest.json as one layer of an image whose config names it (rootfs.diff_ids); the same version gives the same digest", async () => {
     const first = await json('model', 'publish', 'iris@1', '--to', `${registry.address}/models/iris`)
     expect(first).to.include({model: 'iris@1', repository: `${registry.address}/models/iris`, tag: '1'})
     expect(first.digest).to.match(/^sha256:[0-9a-f]{64}$/)
@@ -74,7 +80,12 @@ describe('mlops model publish: a model version as an OCI image, pushed without a
     expect(manifest.config.mediaType).to.equal('application/vnd.oci.image.config.v1+json')
     expect(manifest.layers).to.have.length(1)
     expect(manifest.layers[0]).to.include({mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: first.layer.digest})
-    expect(manifest.annotations).to.include({'org.opencontainers.image.title': 'iris', 'org.opencontainers.image.version': '1', 'org.cncf.model.name': 'iris', 'io.mlops.model.onnx.ir-version': '8'})
+    expect(manifest.annotations).to.include({
+      'org.opencontainers.image.title': 'iris',
+      'org.opencontainers.image.version': '1',
+      'org.cncf.model.name': 'iris',
+      'io.mlops.model.onnx.ir-version': '8',
+    })
     const config = JSON.parse((await registryGet(`models/iris/blobs/${manifest.config.digest}`)).toString('utf8'))
     expect(config.rootfs).to.deep.equal({type: 'layers', diff_ids: [first.layer.digest]})
     expect(config.os).to.equal('linux')
@@ -133,10 +144,19 @@ describe('mlops model publish: a model version as an OCI image, pushed without a
   ] as const) {
     it(`bad input: ${name} → exit ${code}, one line, nothing recorded`, async () => {
       const before = readFileSync(join(project, 'store', 'iris', '1', 'images.json'), 'utf8')
-      const result = await runCli(['model', 'publish', 'iris@1', ...args.map(arg => arg.replace('REGISTRY', registry.address))], {...env, ...extraEnv}, project)
+      const result = await runCli(
+        ['model', 'publish', 'iris@1', ...args.map(arg => arg.replace('REGISTRY', registry.address))],
+        {...env, ...extraEnv},
+        project,
+      )
       expect(result.code, result.stderr).to.equal(code)
       expect(result.stderr).to.match(message)
-      expect(result.stderr.trim().split('\n').filter(line => !line.startsWith('Hint:'))).to.have.length(1)
+      expect(
+        result.stderr
+          .trim()
+          .split('\n')
+          .filter(line => !line.startsWith('Hint:')),
+      ).to.have.length(1)
       expect(result.stderr).to.not.contain('wrong-password-9').and.to.not.contain(PASSWORD)
       expect(readFileSync(join(project, 'store', 'iris', '1', 'images.json'), 'utf8')).to.equal(before)
     })

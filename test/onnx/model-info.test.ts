@@ -15,7 +15,10 @@ describe('ONNX signature reader', () => {
       expect(info.producerName).to.equal(model.onnx.producer_name)
       expect(info.producerVersion).to.equal(model.onnx.producer_version)
       expect(info.graphName).to.equal(model.onnx.graph_name)
-      const opsets = model.onnx.opset_import.map((o: {domain: string; version: number}) => ({domain: o.domain || 'ai.onnx', version: o.version}))
+      const opsets = model.onnx.opset_import.map((o: {domain: string; version: number}) => ({
+        domain: o.domain || 'ai.onnx',
+        version: o.version,
+      }))
       expect(info.opsetImports).to.deep.equal(opsets)
       expect(info.inputs.map(i => i.name)).to.deep.equal(model.onnx.graph_inputs)
       expect(info.outputs.map(o => o.name)).to.deep.equal(model.onnx.graph_outputs)
@@ -38,7 +41,10 @@ describe('ONNX signature reader', () => {
 
   it('refuses a truncated file whose header still parses (cut inside the graph)', () => {
     const bytes = readFileSync(fixture('iris_logreg.onnx'))
-    expect(() => readOnnxInfo(new BufferSource(bytes.subarray(0, bytes.length - 3)))).to.throw(InvalidOnnxError, /declares \d+ bytes but only \d+ remain/)
+    expect(() => readOnnxInfo(new BufferSource(bytes.subarray(0, bytes.length - 3)))).to.throw(
+      InvalidOnnxError,
+      /declares \d+ bytes but only \d+ remain/,
+    )
   })
 
   it('skips initializers: reading a 64 MiB model touches under 1 MiB of it', () => {

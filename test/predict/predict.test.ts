@@ -19,7 +19,24 @@ describe('mlops predict against a real mlops serve', function () {
   before(async () => {
     const port = await freePort()
     url = `http://127.0.0.1:${port}`
-    server = spawn(process.execPath, [bin, 'serve', '--model', fixture('iris_svc.onnx'), '--labels', fixture('iris_labels.json'), '--name', 'iris', '--host', '127.0.0.1', '--port', String(port)], {stdio: 'ignore'})
+    server = spawn(
+      process.execPath,
+      [
+        bin,
+        'serve',
+        '--model',
+        fixture('iris_svc.onnx'),
+        '--labels',
+        fixture('iris_labels.json'),
+        '--name',
+        'iris',
+        '--host',
+        '127.0.0.1',
+        '--port',
+        String(port),
+      ],
+      {stdio: 'ignore'},
+    )
     await waitFor(async () => (await fetch(`${url}/ready`)).ok, 'mlops serve ready')
     dir = tempDir()
   })
@@ -32,13 +49,24 @@ describe('mlops predict against a real mlops serve', function () {
     const label = await runCli(['predict', '--url', url, '--data', '[[6.3, 3.3, 6.0, 2.5]]'])
     expect(label.code, label.stderr).to.equal(0)
     expect(label.stdout.trim()).to.equal('{"prediction":"virginica"}')
-    const probabilities = await runCli(['predict', '--url', url, '--data', '{"data": [[5.1, 3.5, 1.4, 0.2]]}', '--endpoint', '/predict', '--json'])
+    const probabilities = await runCli([
+      'predict',
+      '--url',
+      url,
+      '--data',
+      '{"data": [[5.1, 3.5, 1.4, 0.2]]}',
+      '--endpoint',
+      '/predict',
+      '--json',
+    ])
     expect(JSON.parse(probabilities.stdout).response.prediction[0]).to.have.length(3)
   })
 
   it('--file accepts CSV (header skipped) and JSON', async () => {
     writeFileSync(join(dir, 'rows.csv'), 'sepal_length,sepal_width,petal_length,petal_width\n5.1,3.5,1.4,0.2\n6.3,3.3,6.0,2.5\n')
-    expect((await runCli(['predict', '--url', url, '--file', join(dir, 'rows.csv')])).stdout.trim()).to.equal('{"prediction":["setosa","virginica"]}')
+    expect((await runCli(['predict', '--url', url, '--file', join(dir, 'rows.csv')])).stdout.trim()).to.equal(
+      '{"prediction":["setosa","virginica"]}',
+    )
     writeFileSync(join(dir, 'rows.json'), '[[5.1, 3.5, 1.4, 0.2]]')
     expect((await runCli(['predict', '--url', url, '--file', join(dir, 'rows.json')])).stdout.trim()).to.equal('{"prediction":"setosa"}')
   })
@@ -51,7 +79,9 @@ describe('mlops predict against a real mlops serve', function () {
     const json = await runCli(['predict', '--url', url], {}, dir, {input: `{"data": ${rows}}\n`})
     expect(json.code, json.stderr).to.equal(0)
     expect(json.stdout).to.equal(viaData.stdout)
-    const csv = await runCli(['predict', '--url', url], {}, dir, {input: 'sepal_length,sepal_width,petal_length,petal_width\n5.1,3.5,1.4,0.2\n6.3,3.3,6.0,2.5\n'})
+    const csv = await runCli(['predict', '--url', url], {}, dir, {
+      input: 'sepal_length,sepal_width,petal_length,petal_width\n5.1,3.5,1.4,0.2\n6.3,3.3,6.0,2.5\n',
+    })
     expect(csv.code, csv.stderr).to.equal(0)
     expect(csv.stdout).to.equal(viaData.stdout)
   })
@@ -64,7 +94,18 @@ describe('mlops predict against a real mlops serve', function () {
   })
 
   it('--protocol v2 finds the input name from the server and returns the outputs', async () => {
-    const run = await runCli(['predict', '--url', url, '--protocol', 'v2', '--model-name', 'iris', '--data', '[6.3, 3.3, 6.0, 2.5]', '--json'])
+    const run = await runCli([
+      'predict',
+      '--url',
+      url,
+      '--protocol',
+      'v2',
+      '--model-name',
+      'iris',
+      '--data',
+      '[6.3, 3.3, 6.0, 2.5]',
+      '--json',
+    ])
     expect(run.code, run.stderr).to.equal(0)
     const outputs = JSON.parse(run.stdout).response.outputs
     expect(outputs.map((o: {name: string}) => o.name)).to.deep.equal(['output_label', 'probabilities'])
@@ -99,18 +140,61 @@ describe('mlops predict against a real mlops serve', function () {
   for (const [what, args, code, message] of [
     ['invalid JSON', ['--data', '[[6.3, 3.3'], ExitCode.USAGE, /--data is not valid JSON/],
     ['CSV with the wrong column count', ['--file', 'bad.csv'], ExitCode.USAGE, /row 2 has 3 values, row 1 has 4/],
-    ['a row the model refuses (3 values for 4)', ['--data', '[[6.3, 3.3, 6.0]]'], ExitCode.USAGE, /the server refused the request \(400\): row 0 has 3 values, the model expects 4/],
-    ['an unreachable URL', ['--url', 'http://127.0.0.1:9', '--data', '[[1,2,3,4]]'], ExitCode.UNAVAILABLE, /cannot reach http:\/\/127\.0\.0\.1:9/],
-    ['a URL that is not http(s)', ['--url', 'ftp://127.0.0.1:9', '--data', '[[1,2,3,4]]'], ExitCode.USAGE, /^Error: invalid --url ftp:\/\/127\.0\.0\.1:9: only http:\/\/ and https:\/\/ are served\nHint: use http:\/\/HOST:PORT/],
-    ['-n 10 against an unreachable URL', ['--url', 'http://127.0.0.1:9', '--data', '[[1,2,3,4]]', '-n', '10'], ExitCode.UNAVAILABLE, /cannot reach http:\/\/127\.0\.0\.1:9/],
-    ['--namespace with --url (a cluster flag)', ['--namespace', 'iris', '--data', '[[1,2,3,4]]'], ExitCode.USAGE, /--namespace applies to --target k8s, not --url/],
-    ['--context with --target local', ['--target', 'local', '--context', 'prod', '--data', '[[1,2,3,4]]'], ExitCode.USAGE, /--context applies to --target k8s, not local/],
-    ['--url and --target together', ['--url', 'http://127.0.0.1:9', '--target', 'local', '--data', '[[1,2,3,4]]'], ExitCode.USAGE, /--url and --target each name a server: pass one of them/],
-    ['an unknown v2 model', ['--protocol', 'v2', '--model-name', 'nope', '--data', '[[1,2,3,4]]'], ExitCode.NOT_FOUND, /does not serve a model named nope/],
+    [
+      'a row the model refuses (3 values for 4)',
+      ['--data', '[[6.3, 3.3, 6.0]]'],
+      ExitCode.USAGE,
+      /the server refused the request \(400\): row 0 has 3 values, the model expects 4/,
+    ],
+    [
+      'an unreachable URL',
+      ['--url', 'http://127.0.0.1:9', '--data', '[[1,2,3,4]]'],
+      ExitCode.UNAVAILABLE,
+      /cannot reach http:\/\/127\.0\.0\.1:9/,
+    ],
+    [
+      'a URL that is not http(s)',
+      ['--url', 'ftp://127.0.0.1:9', '--data', '[[1,2,3,4]]'],
+      ExitCode.USAGE,
+      /^Error: invalid --url ftp:\/\/127\.0\.0\.1:9: only http:\/\/ and https:\/\/ are served\nHint: use http:\/\/HOST:PORT/,
+    ],
+    [
+      '-n 10 against an unreachable URL',
+      ['--url', 'http://127.0.0.1:9', '--data', '[[1,2,3,4]]', '-n', '10'],
+      ExitCode.UNAVAILABLE,
+      /cannot reach http:\/\/127\.0\.0\.1:9/,
+    ],
+    [
+      '--namespace with --url (a cluster flag)',
+      ['--namespace', 'iris', '--data', '[[1,2,3,4]]'],
+      ExitCode.USAGE,
+      /--namespace applies to --target k8s, not --url/,
+    ],
+    [
+      '--context with --target local',
+      ['--target', 'local', '--context', 'prod', '--data', '[[1,2,3,4]]'],
+      ExitCode.USAGE,
+      /--context applies to --target k8s, not local/,
+    ],
+    [
+      '--url and --target together',
+      ['--url', 'http://127.0.0.1:9', '--target', 'local', '--data', '[[1,2,3,4]]'],
+      ExitCode.USAGE,
+      /--url and --target each name a server: pass one of them/,
+    ],
+    [
+      'an unknown v2 model',
+      ['--protocol', 'v2', '--model-name', 'nope', '--data', '[[1,2,3,4]]'],
+      ExitCode.NOT_FOUND,
+      /does not serve a model named nope/,
+    ],
   ] as const) {
     it(`bad input: ${what} → exit ${code}`, async () => {
       writeFileSync(join(dir, 'bad.csv'), '1,2,3,4\n1,2,3\n')
-      const full: string[] = (args as readonly string[]).includes('--url') || (args as readonly string[]).includes('--target') ? [...args] : ['--url', url, ...args]
+      const full: string[] =
+        (args as readonly string[]).includes('--url') || (args as readonly string[]).includes('--target')
+          ? [...args]
+          : ['--url', url, ...args]
       const run = await runCli(['predict', ...full.map(a => (a === 'bad.csv' ? join(dir, 'bad.csv') : a))])
       expect(run.code).to.equal(code)
       expect(run.stderr).to.match(message)
@@ -124,10 +208,24 @@ describe('predict -n with a huge count', function () {
 
   it('Ctrl-C (SIGINT) stops sending, prints the figures so far and exits 130', async () => {
     const port = await freePort()
-    const server = spawn(process.execPath, [bin, 'serve', '--model', fixture('iris_svc.onnx'), '--port', String(port), '--host', '127.0.0.1', '--log-format', 'json'], {stdio: 'ignore'})
+    const server = spawn(
+      process.execPath,
+      [bin, 'serve', '--model', fixture('iris_svc.onnx'), '--port', String(port), '--host', '127.0.0.1', '--log-format', 'json'],
+      {stdio: 'ignore'},
+    )
     try {
       await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/ready`)).ok, 'serve ready')
-      const predict = startCli(['predict', '--url', `http://127.0.0.1:${port}`, '--data', '[[6.3, 3.3, 6, 2.5]]', '-n', '1000000000000', '-c', '2'])
+      const predict = startCli([
+        'predict',
+        '--url',
+        `http://127.0.0.1:${port}`,
+        '--data',
+        '[[6.3, 3.3, 6, 2.5]]',
+        '-n',
+        '1000000000000',
+        '-c',
+        '2',
+      ])
       await new Promise(resolve => {
         setTimeout(resolve, 1500)
       })

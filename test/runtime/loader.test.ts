@@ -19,21 +19,38 @@ describe('loader contract (mlops model pull as an initContainer)', () => {
     await s.store.push({model: await inspectModelFile(fixture('iris_svc.onnx')), name: 'iris', metadata: {}, workDir: tempDir()})
     const dir = tempDir()
     const summaryPath = join(dir, 'termination-log')
-    const run = await runCli(['model', 'pull', 'iris@1', '--to', join(dir, 'workdir', 'model.onnx'), '--termination-log', summaryPath, '--log-format', 'json'], s.env)
+    const run = await runCli(
+      ['model', 'pull', 'iris@1', '--to', join(dir, 'workdir', 'model.onnx'), '--termination-log', summaryPath, '--log-format', 'json'],
+      s.env,
+    )
     expect(run.code).to.equal(0)
     const text = readFileSync(summaryPath, 'utf8')
     expect(text.trim().split('\n')).to.have.length(1)
     const summary = JSON.parse(text)
-    expect(summary).to.include({ok: true, ref: 'iris@1', version: '1', bytes: 2486, skipped: false, sha256: 'd1f497a1f053d7cc43830cc84d0ecdc65e2dd370a4d3dedd4a49b13523e3a067'})
+    expect(summary).to.include({
+      ok: true,
+      ref: 'iris@1',
+      version: '1',
+      bytes: 2486,
+      skipped: false,
+      sha256: 'd1f497a1f053d7cc43830cc84d0ecdc65e2dd370a4d3dedd4a49b13523e3a067',
+    })
     expect(summary.seconds).to.be.a('number')
-    const lines = run.stderr.trim().split('\n').map(line => JSON.parse(line))
+    const lines = run.stderr
+      .trim()
+      .split('\n')
+      .map(line => JSON.parse(line))
     expect(lines.map(line => line.msg)).to.deep.equal(['resolving', 'resolved', 'verified'])
     expect(lines.every(line => line.component === 'loader' && line.level === 'info' && typeof line.time === 'string')).to.equal(true)
   })
 
   for (const [what, exitCode, message] of [
     ['missing version', ExitCode.NOT_FOUND, /^iris has no version or alias "9" in /],
-    ['corrupted object', ExitCode.INTEGRITY, /^iris@1: downloaded content has sha256 [0-9a-f]{64}, the manifest says d1f497a1f053d7cc43830cc84d0ecdc65e2dd370a4d3dedd4a49b13523e3a067; the stored object is corrupt$/],
+    [
+      'corrupted object',
+      ExitCode.INTEGRITY,
+      /^iris@1: downloaded content has sha256 [0-9a-f]{64}, the manifest says d1f497a1f053d7cc43830cc84d0ecdc65e2dd370a4d3dedd4a49b13523e3a067; the stored object is corrupt$/,
+    ],
     ['store unreachable', ExitCode.UNAVAILABLE, /ECONNREFUSED.*gave up after \d+ attempts/],
   ] as const) {
     it(`${what}: exit ${exitCode}, the summary names the error, no model file in the volume`, async () => {
@@ -43,10 +60,14 @@ describe('loader contract (mlops model pull as an initContainer)', () => {
       let ref = 'iris@1'
       if (what === 'missing version') ref = 'iris@9'
       if (what === 'corrupted object') await s.corrupt('iris/1/model.onnx', Buffer.alloc(2486, 1))
-      if (what === 'store unreachable') env = {MLOPS_STORE: 'gs://models', MLOPS_GCS_ENDPOINT: `http://127.0.0.1:${await freePort()}`, MLOPS_STORE_TIMEOUT: '1'}
+      if (what === 'store unreachable')
+        env = {MLOPS_STORE: 'gs://models', MLOPS_GCS_ENDPOINT: `http://127.0.0.1:${await freePort()}`, MLOPS_STORE_TIMEOUT: '1'}
       const volume = tempDir()
       const summaryPath = join(tempDir(), 'termination-log')
-      const run = await runCli(['model', 'pull', ref, '--to', join(volume, 'model.onnx'), '--log-format', 'json'], {...env, MLOPS_TERMINATION_LOG: summaryPath})
+      const run = await runCli(['model', 'pull', ref, '--to', join(volume, 'model.onnx'), '--log-format', 'json'], {
+        ...env,
+        MLOPS_TERMINATION_LOG: summaryPath,
+      })
       expect(run.code).to.equal(exitCode)
       const summary = JSON.parse(readFileSync(summaryPath, 'utf8'))
       expect(summary).to.deep.include({ok: false, ref})
@@ -54,16 +75,28 @@ describe('loader contract (mlops model pull as an initContainer)', () => {
       expect(summary.error.message).to.match(message)
       expect(listFiles(volume)).to.deep.equal([])
       expect(existsSync(join(volume, 'model.onnx'))).to.equal(false)
-      const errorLine = run.stderr.split('\n').filter(line => line.startsWith('{')).map(line => JSON.parse(line)).find(line => line.level === 'error')
+      const errorLine = run.stderr
+        .split('\n')
+        .filter(line => line.startsWith('{'))
+        .map(line => JSON.parse(line))
+        .find(line => line.level === 'error')
       expect(errorLine).to.include({msg: 'pull failed', exitCode})
     })
   }
 
-  it('with --log-format json nothing but JSON reaches stdout or stderr (a container\'s log stays parseable)', async () => {
+  it("with --log-format json nothing but JSON reaches stdout or stderr (a container's log stays parseable)", async () => {
     const s = await makeStore('local')
-    await s.store.push({model: await inspectModelFile(fixture('iris_svc.onnx'), fixture('iris_labels.json')), name: 'iris', metadata: {}, workDir: tempDir()})
+    await s.store.push({
+      model: await inspectModelFile(fixture('iris_svc.onnx'), fixture('iris_labels.json')),
+      name: 'iris',
+      metadata: {},
+      workDir: tempDir(),
+    })
     const dir = tempDir()
-    const run = await runCli(['model', 'pull', 'iris@1', '--to', join(dir, 'model.onnx'), '--labels-to', join(dir, 'labels.json'), '--log-format', 'json'], s.env)
+    const run = await runCli(
+      ['model', 'pull', 'iris@1', '--to', join(dir, 'model.onnx'), '--labels-to', join(dir, 'labels.json'), '--log-format', 'json'],
+      s.env,
+    )
     expect(run.code, run.stderr).to.equal(0)
     expect(run.stdout).to.equal('')
     for (const line of run.stderr.trim().split('\n')) expect(() => JSON.parse(line), line).to.not.throw()
@@ -80,13 +113,18 @@ describe('loader contract (mlops model pull as an initContainer)', () => {
     })
 
     /** Starts a pull into a fresh folder and sends `signal` as soon as its temp file exists. */
-    async function interruptedPull(signal: NodeJS.Signals): Promise<{volume: string; exit: {code: number | null; signal: NodeJS.Signals | null}}> {
+    async function interruptedPull(
+      signal: NodeJS.Signals,
+    ): Promise<{volume: string; exit: {code: number | null; signal: NodeJS.Signals | null}}> {
       const volume = tempDir()
-      const child = spawn(process.execPath, [bin, 'model', 'pull', 'big@1', '--to', join(volume, 'model.onnx')], {env: {...process.env, ...store.env}, stdio: 'ignore'})
+      const child = spawn(process.execPath, [bin, 'model', 'pull', 'big@1', '--to', join(volume, 'model.onnx')], {
+        env: {...process.env, ...store.env},
+        stdio: 'ignore',
+      })
       const exit = new Promise<{code: number | null; signal: NodeJS.Signals | null}>(resolve => {
         child.once('exit', (code, sig) => resolve({code, signal: sig}))
       })
-      await waitFor(async () => readdirSync(volume).some(name => name.endsWith('.tmp')), 'the pull\'s temp file', 60_000)
+      await waitFor(async () => readdirSync(volume).some(name => name.endsWith('.tmp')), "the pull's temp file", 60_000)
       child.kill(signal)
       return {volume, exit: await exit}
     }
@@ -120,13 +158,14 @@ describe('a push to a folder store killed mid-write (kill -9)', function () {
     const model = join(dir, 'big.onnx')
     writeSyntheticOnnx(model, 512 << 20)
     const store = join(dir, 'store')
-    const push = () => spawn(process.execPath, [bin, 'model', 'push', model, '--name', 'big', '--version', '1', '--store', store], {stdio: 'ignore'})
+    const push = () =>
+      spawn(process.execPath, [bin, 'model', 'push', model, '--name', 'big', '--version', '1', '--store', store], {stdio: 'ignore'})
     const killMidWrite = async () => {
       const child = push()
       const exit = new Promise(resolve => {
         child.once('exit', (_code, signal) => resolve(signal))
       })
-      await waitFor(async () => listFiles(store).some(name => name.endsWith('.tmp')), 'the push\'s temp file', 60_000)
+      await waitFor(async () => listFiles(store).some(name => name.endsWith('.tmp')), "the push's temp file", 60_000)
       child.kill('SIGKILL')
       expect(await exit).to.equal('SIGKILL')
       expect(listFiles(store).filter(name => name.endsWith('.tmp'))).to.have.length.greaterThan(0)

@@ -29,7 +29,8 @@ after(() => {
 /** A real `mlops serve` process on a free port; resolves once it listens (not necessarily ready). */
 async function serve(args: string[], env: Record<string, string> = {}): Promise<Server> {
   const child = spawn(process.execPath, [bin, 'serve', '--host', '127.0.0.1', '--port', '0', '--log-format', 'json', ...args], {
-    env: {...process.env, ...env}, stdio: ['ignore', 'pipe', 'pipe'],
+    env: {...process.env, ...env},
+    stdio: ['ignore', 'pipe', 'pipe'],
   })
   running.add(child)
   let stderr = ''
@@ -40,7 +41,11 @@ async function serve(args: string[], env: Record<string, string> = {}): Promise<
     child.stderr!.on('data', chunk => {
       stderr += chunk
       // Only our JSON lines: onnxruntime may print its own warnings on stderr too.
-      const listening = stderr.split('\n').filter(line => line.startsWith('{')).map(line => JSON.parse(line)).find(line => line.msg === 'listening')
+      const listening = stderr
+        .split('\n')
+        .filter(line => line.startsWith('{'))
+        .map(line => JSON.parse(line))
+        .find(line => line.msg === 'listening')
       if (listening) resolve(listening.url)
     })
     void exited.then(code => reject(new Error(`serve exited with ${code} before listening:\n${stderr}`)))
@@ -65,7 +70,11 @@ async function stop(server: Server): Promise<number | null> {
 }
 
 async function post(url: string, body: unknown, raw = false): Promise<{status: number; json: any}> {
-  const response = await fetch(url, {method: 'POST', headers: {'content-type': 'application/json'}, body: raw ? String(body) : JSON.stringify(body)})
+  const response = await fetch(url, {
+    method: 'POST',
+    headers: {'content-type': 'application/json'},
+    body: raw ? String(body) : JSON.stringify(body),
+  })
   return {status: response.status, json: await response.json()}
 }
 
@@ -102,14 +111,19 @@ describe('mlops serve: every fixture model through both APIs', () => {
     expect(Object.keys(V2_OUTPUTS).sort()).to.deep.equal(Object.keys(expected.models).sort())
   })
 
-
   for (const [file, model] of Object.entries(expected.models) as Array<[string, any]>) {
     describe(file, () => {
       let server: Server
       const classifier = CLASSIFIERS[file]
 
       before(async () => {
-        server = await serve(['--model', fixture(file), ...(model.labels_file ? ['--labels', fixture(model.labels_file)] : []), '--model-version', '7'])
+        server = await serve([
+          '--model',
+          fixture(file),
+          ...(model.labels_file ? ['--labels', fixture(model.labels_file)] : []),
+          '--model-version',
+          '7',
+        ])
         await ready(server)
       })
       after(async () => {
@@ -118,7 +132,7 @@ describe('mlops serve: every fixture model through both APIs', () => {
 
       it('GET /health and /metadata describe the model', async () => {
         expect(await (await fetch(`${server.url}/health`)).json()).to.deep.equal({health: 'ok'})
-        const metadata = await (await fetch(`${server.url}/metadata`)).json() as any
+        const metadata = (await (await fetch(`${server.url}/metadata`)).json()) as any
         expect(metadata.inputs).to.deep.equal([{name: model.input_name, type: 'float32', shape: [null, model.n_features]}])
         expect(metadata.kind).to.equal(classifier ? 'classifier' : model.task === 'regression' ? 'regressor' : 'other')
         expect(metadata.sha256).to.equal(model.sha256)
@@ -130,7 +144,13 @@ describe('mlops serve: every fixture model through both APIs', () => {
         expect(status).to.equal(200)
         if (classifier) closeTo(json.prediction, model.expected[classifier.probabilities])
         else if (Object.keys(model.expected).length === 1) closeTo(json.prediction, Object.values(model.expected)[0])
-        else closeTo(json.prediction, model.sample_inputs.map((_: unknown, row: number) => Object.fromEntries(Object.entries(model.expected).map(([name, rows]) => [name, (rows as unknown[])[row]]))))
+        else
+          closeTo(
+            json.prediction,
+            model.sample_inputs.map((_: unknown, row: number) =>
+              Object.fromEntries(Object.entries(model.expected).map(([name, rows]) => [name, (rows as unknown[])[row]])),
+            ),
+          )
       })
 
       it('POST /predict/label: a label for one row, a list for several', async () => {
@@ -138,7 +158,9 @@ describe('mlops serve: every fixture model through both APIs', () => {
         if (classifier) {
           expect(status).to.equal(200)
           expect(json.prediction).to.deep.equal(model.expected_labels)
-          expect((await post(`${server.url}/predict/label`, {data: [model.sample_inputs[2]]})).json).to.deep.equal({prediction: model.expected_labels[2]})
+          expect((await post(`${server.url}/predict/label`, {data: [model.sample_inputs[2]]})).json).to.deep.equal({
+            prediction: model.expected_labels[2],
+          })
         } else if (model.task === 'anomaly') {
           expect(json.prediction).to.deep.equal([1, 1, -1])
         } else {
@@ -151,19 +173,23 @@ describe('mlops serve: every fixture model through both APIs', () => {
         const name = file.replace('.onnx', '')
         const flat = model.sample_inputs.flat()
         const {status, json} = await post(`${server.url}/v2/models/${name}/infer`, {
-          id: 'r1', inputs: [{name: model.input_name, shape: [model.sample_inputs.length, model.n_features], datatype: 'FP32', data: flat}],
+          id: 'r1',
+          inputs: [{name: model.input_name, shape: [model.sample_inputs.length, model.n_features], datatype: 'FP32', data: flat}],
         })
         expect(status).to.equal(200)
         expect(json).to.include({model_name: name, model_version: '7', id: 'r1'})
         // Exactly the model's outputs, by name and in order: an empty or partial list must fail.
         expect(json.outputs.map((output: {name: string}) => output.name)).to.deep.equal(V2_OUTPUTS[file])
         for (const output of json.outputs) {
-          const wanted = output.name === 'probabilities' && classifier?.probabilities === 'output_probability' ? model.expected.output_probability : model.expected[output.name]
+          const wanted =
+            output.name === 'probabilities' && classifier?.probabilities === 'output_probability'
+              ? model.expected.output_probability
+              : model.expected[output.name]
           expect(wanted, `expected values for output ${output.name}`).to.be.an('array').with.length.above(0)
           closeTo(output.data, wanted.flat())
         }
 
-        const metadata = await (await fetch(`${server.url}/v2/models/${name}`)).json() as any
+        const metadata = (await (await fetch(`${server.url}/v2/models/${name}`)).json()) as any
         expect(metadata).to.include({name, platform: 'onnxruntime_onnx'})
         expect(metadata.inputs).to.deep.equal([{name: model.input_name, datatype: 'FP32', shape: [-1, model.n_features]}])
         expect((await fetch(`${server.url}/v2/models/${name}/ready`)).status).to.equal(200)
@@ -178,7 +204,18 @@ describe('mlops serve: the original API details', () => {
   let server: Server
 
   before(async () => {
-    server = await serve(['--model', fixture('iris_svc.onnx'), '--labels', fixture('iris_labels.json'), '--name', 'iris', '--sample', '[6.3, 3.3, 6.0, 2.5]', '--max-body-bytes', '2000'])
+    server = await serve([
+      '--model',
+      fixture('iris_svc.onnx'),
+      '--labels',
+      fixture('iris_labels.json'),
+      '--name',
+      'iris',
+      '--sample',
+      '[6.3, 3.3, 6.0, 2.5]',
+      '--max-body-bytes',
+      '2000',
+    ])
     await ready(server)
   })
   after(async () => {
@@ -188,7 +225,7 @@ describe('mlops serve: the original API details', () => {
   it('GET /label, /predict/test and /predict/test/label use the labels and the sample', async () => {
     expect(await (await fetch(`${server.url}/label`)).json()).to.deep.equal(expected.labels)
     expect(await (await fetch(`${server.url}/predict/test/label`)).json()).to.deep.equal({prediction: 'virginica'})
-    const test = await (await fetch(`${server.url}/predict/test`)).json() as any
+    const test = (await (await fetch(`${server.url}/predict/test`)).json()) as any
     expect(test.prediction).to.have.length(1)
     expect(test.prediction[0]).to.have.length(3)
   })
@@ -198,7 +235,7 @@ describe('mlops serve: the original API details', () => {
   })
 
   it('concurrent requests of different sizes each get their own answers (batched runs)', async () => {
-    const rows = (expected.models['iris_svc.onnx'].sample_inputs as number[][])
+    const rows = expected.models['iris_svc.onnx'].sample_inputs as number[][]
     const requests = Array.from({length: 60}, (_, i) => rows.slice(0, 1 + (i % 3)).map((_, j) => rows[(i + j) % 3]))
     const answers = await Promise.all(requests.map(data => post(`${server.url}/predict/label`, {data})))
     answers.forEach((answer, i) => {
@@ -208,25 +245,110 @@ describe('mlops serve: the original API details', () => {
   })
 
   const badInputs: Array<{name: string; path: string; body: unknown; raw?: boolean; status: number; error: RegExp}> = [
-    {name: 'wrong width (3 values for 4)', path: '/predict', body: {data: [[5.1, 3.5, 1.4]]}, status: 400, error: /row 0 has 3 values, the model expects 4/},
-    {name: 'wrong rank (a row of rows)', path: '/predict', body: {data: [[[5.1, 3.5, 1.4, 0.2]]]}, status: 400, error: /row 0 has 1 values, the model expects 4/},
-    {name: 'a string value', path: '/predict', body: {data: [[5.1, 'x', 1.4, 0.2]]}, status: 400, error: /row 0\[1\] must be a number, got the string "x"/},
+    {
+      name: 'wrong width (3 values for 4)',
+      path: '/predict',
+      body: {data: [[5.1, 3.5, 1.4]]},
+      status: 400,
+      error: /row 0 has 3 values, the model expects 4/,
+    },
+    {
+      name: 'wrong rank (a row of rows)',
+      path: '/predict',
+      body: {data: [[[5.1, 3.5, 1.4, 0.2]]]},
+      status: 400,
+      error: /row 0 has 1 values, the model expects 4/,
+    },
+    {
+      name: 'a string value',
+      path: '/predict',
+      body: {data: [[5.1, 'x', 1.4, 0.2]]},
+      status: 400,
+      error: /row 0\[1\] must be a number, got the string "x"/,
+    },
     {name: 'null value', path: '/predict/label', body: {data: [[5.1, null, 1.4, 0.2]]}, status: 400, error: /must be a number, got null/},
     {name: 'empty batch', path: '/predict', body: {data: []}, status: 400, error: /"data" is empty/},
     {name: 'data not a list', path: '/predict', body: {data: 'abc'}, status: 400, error: /"data" must be a list of rows/},
     {name: 'missing "data"', path: '/predict', body: {rows: [[1, 2, 3, 4]]}, status: 400, error: /the body must be JSON \{"data"/},
     {name: 'malformed JSON', path: '/predict', body: '{"data": [[5.1,', raw: true, status: 400, error: /malformed JSON/},
-    {name: 'body over the limit', path: '/predict', body: {data: Array.from({length: 200}, () => [5.1, 3.5, 1.4, 0.2])}, status: 413, error: /larger than the limit of 2000 bytes/},
-    {name: 'v2: unknown input name', path: '/v2/models/iris/infer', body: {inputs: [{name: 'x', shape: [1, 4], datatype: 'FP32', data: [1, 2, 3, 4]}]}, status: 400, error: /unknown input "x"; the model's input is float_input/},
-    {name: 'v2: shape and data disagree', path: '/v2/models/iris/infer', body: {inputs: [{name: 'float_input', shape: [2, 4], datatype: 'FP32', data: [1, 2, 3, 4]}]}, status: 400, error: /must hold 8 numbers for shape \[2,4\], got 4/},
-    {name: 'v2: wrong axis', path: '/v2/models/iris/infer', body: {inputs: [{name: 'float_input', shape: [1, 5], datatype: 'FP32', data: [1, 2, 3, 4, 5]}]}, status: 400, error: /axis 1 is 5, the model expects 4/},
-    {name: 'v2: unknown output', path: '/v2/models/iris/infer', body: {inputs: [{name: 'float_input', shape: [1, 4], datatype: 'FP32', data: [1, 2, 3, 4]}], outputs: [{name: 'nope'}]}, status: 400, error: /unknown output nope/},
-    {name: 'v2: unknown model', path: '/v2/models/other/infer', body: {inputs: []}, status: 404, error: /unknown model other; this server serves iris/},
-    {name: 'v2: datatype FOO', path: '/v2/models/iris/infer', body: {inputs: [{name: 'float_input', shape: [1, 4], datatype: 'FOO', data: [1, 2, 3, 4]}]}, status: 400, error: /input float_input has datatype FP32; the request says "FOO"/},
-    {name: 'v2: datatype null', path: '/v2/models/iris/infer', body: {inputs: [{name: 'float_input', shape: [1, 4], datatype: null, data: [1, 2, 3, 4]}]}, status: 400, error: /has datatype FP32; the request says null/},
-    {name: 'v2: datatype missing', path: '/v2/models/iris/infer', body: {inputs: [{name: 'float_input', shape: [1, 4], data: [1, 2, 3, 4]}]}, status: 400, error: /has datatype FP32; the request says nothing/},
-    {name: 'v2: INT8 carrying 6.3', path: '/v2/models/iris/infer', body: {inputs: [{name: 'float_input', shape: [1, 4], datatype: 'INT8', data: [6.3, 3.3, 6, 2.5]}]}, status: 400, error: /has datatype FP32; the request says "INT8"/},
-    {name: '1e400 in a row (Infinity once parsed)', path: '/predict', body: '{"data": [[1e400, 3.3, 6, 2.5]]}', raw: true, status: 400, error: /row 0\[0\] must be a finite number, got Infinity/},
+    {
+      name: 'body over the limit',
+      path: '/predict',
+      body: {data: Array.from({length: 200}, () => [5.1, 3.5, 1.4, 0.2])},
+      status: 413,
+      error: /larger than the limit of 2000 bytes/,
+    },
+    {
+      name: 'v2: unknown input name',
+      path: '/v2/models/iris/infer',
+      body: {inputs: [{name: 'x', shape: [1, 4], datatype: 'FP32', data: [1, 2, 3, 4]}]},
+      status: 400,
+      error: /unknown input "x"; the model's input is float_input/,
+    },
+    {
+      name: 'v2: shape and data disagree',
+      path: '/v2/models/iris/infer',
+      body: {inputs: [{name: 'float_input', shape: [2, 4], datatype: 'FP32', data: [1, 2, 3, 4]}]},
+      status: 400,
+      error: /must hold 8 numbers for shape \[2,4\], got 4/,
+    },
+    {
+      name: 'v2: wrong axis',
+      path: '/v2/models/iris/infer',
+      body: {inputs: [{name: 'float_input', shape: [1, 5], datatype: 'FP32', data: [1, 2, 3, 4, 5]}]},
+      status: 400,
+      error: /axis 1 is 5, the model expects 4/,
+    },
+    {
+      name: 'v2: unknown output',
+      path: '/v2/models/iris/infer',
+      body: {inputs: [{name: 'float_input', shape: [1, 4], datatype: 'FP32', data: [1, 2, 3, 4]}], outputs: [{name: 'nope'}]},
+      status: 400,
+      error: /unknown output nope/,
+    },
+    {
+      name: 'v2: unknown model',
+      path: '/v2/models/other/infer',
+      body: {inputs: []},
+      status: 404,
+      error: /unknown model other; this server serves iris/,
+    },
+    {
+      name: 'v2: datatype FOO',
+      path: '/v2/models/iris/infer',
+      body: {inputs: [{name: 'float_input', shape: [1, 4], datatype: 'FOO', data: [1, 2, 3, 4]}]},
+      status: 400,
+      error: /input float_input has datatype FP32; the request says "FOO"/,
+    },
+    {
+      name: 'v2: datatype null',
+      path: '/v2/models/iris/infer',
+      body: {inputs: [{name: 'float_input', shape: [1, 4], datatype: null, data: [1, 2, 3, 4]}]},
+      status: 400,
+      error: /has datatype FP32; the request says null/,
+    },
+    {
+      name: 'v2: datatype missing',
+      path: '/v2/models/iris/infer',
+      body: {inputs: [{name: 'float_input', shape: [1, 4], data: [1, 2, 3, 4]}]},
+      status: 400,
+      error: /has datatype FP32; the request says nothing/,
+    },
+    {
+      name: 'v2: INT8 carrying 6.3',
+      path: '/v2/models/iris/infer',
+      body: {inputs: [{name: 'float_input', shape: [1, 4], datatype: 'INT8', data: [6.3, 3.3, 6, 2.5]}]},
+      status: 400,
+      error: /has datatype FP32; the request says "INT8"/,
+    },
+    {
+      name: '1e400 in a row (Infinity once parsed)',
+      path: '/predict',
+      body: '{"data": [[1e400, 3.3, 6, 2.5]]}',
+      raw: true,
+      status: 400,
+      error: /row 0\[0\] must be a finite number, got Infinity/,
+    },
     {name: 'unknown route', path: '/predict/nothing', body: {}, status: 404, error: /no route POST \/predict\/nothing/},
   ]
 
@@ -243,7 +365,9 @@ describe('mlops serve: the original API details', () => {
     const metrics = await (await fetch(`${server.url}/metrics`)).text()
     expect(metrics).to.match(/mlops_http_requests_total\{route="\/predict",method="POST",status="400"\} \d+/)
     expect(metrics).to.match(/mlops_http_requests_total\{route="\/predict\/label",method="POST",status="200"\} \d+/)
-    expect(metrics).to.contain('mlops_model_info{name="iris",version="",sha256="d1f497a1f053d7cc43830cc84d0ecdc65e2dd370a4d3dedd4a49b13523e3a067"} 1')
+    expect(metrics).to.contain(
+      'mlops_model_info{name="iris",version="",sha256="d1f497a1f053d7cc43830cc84d0ecdc65e2dd370a4d3dedd4a49b13523e3a067"} 1',
+    )
     expect(metrics).to.match(/mlops_http_request_duration_seconds_bucket\{route="\/predict\/label",le="\+Inf"\} \d+/)
     expect(metrics).to.contain('mlops_model_ready 1')
   })
@@ -261,7 +385,10 @@ describe('mlops serve: start-up, readiness and shutdown', () => {
       expect(code).to.equal(exitCode)
       expect(stderr).to.not.contain('listening')
       // Logs are JSON lines off a terminal, the failure too: the last line says why, with the exit code.
-      const lines = stderr.trim().split('\n').map(line => JSON.parse(line) as Record<string, unknown>)
+      const lines = stderr
+        .trim()
+        .split('\n')
+        .map(line => JSON.parse(line) as Record<string, unknown>)
       expect(lines.at(-1)).to.include({level: 'error', component: 'serve', msg: 'serve failed', exitCode})
     })
 
@@ -272,7 +399,7 @@ describe('mlops serve: start-up, readiness and shutdown', () => {
     })
   }
 
-  it('--label-from: the model\'s own label by default; argmax (MLOPS_LABEL_FROM) answers the top probability\'s class, as the original server did', async () => {
+  it("--label-from: the model's own label by default; argmax (MLOPS_LABEL_FROM) answers the top probability's class, as the original server did", async () => {
     // A row where the SVC's label (versicolor) is not its top probability (virginica, 0.516 vs 0.466).
     const row = [[4.5, 3, 5.75, 0.5]]
     const own = await serve(['--model', fixture('iris_svc.onnx'), '--labels', fixture('iris_labels.json')])
@@ -286,19 +413,37 @@ describe('mlops serve: start-up, readiness and shutdown', () => {
   })
 
   it('bad input: --label-from argmax on a model without probabilities (a regressor) → exit 2', async () => {
-    const {code, stderr} = await runCli(['serve', '--model', fixture('diabetes_linreg.onnx'), '--label-from', 'argmax', '--port', '0', '--log-format', 'text'])
+    const {code, stderr} = await runCli([
+      'serve',
+      '--model',
+      fixture('diabetes_linreg.onnx'),
+      '--label-from',
+      'argmax',
+      '--port',
+      '0',
+      '--log-format',
+      'text',
+    ])
     expect(code).to.equal(ExitCode.USAGE)
-    expect(stderr).to.match(/^Error: --label-from argmax needs class probabilities, and .*diabetes_linreg\.onnx has none \(a regressor model\)$/m)
+    expect(stderr).to.match(
+      /^Error: --label-from argmax needs class probabilities, and .*diabetes_linreg\.onnx has none \(a regressor model\)$/m,
+    )
   })
 
   it('a burst of large requests over --max-inflight-bytes: the excess gets 503 with Retry-After, the rest answers, memory stays bounded', async () => {
     const server = await serve(['--model', fixture('iris_svc.onnx'), '--max-body-bytes', '2000000', '--max-inflight-bytes', '3000000'])
     await ready(server)
     const body = JSON.stringify({data: Array.from({length: 50_000}, (_, i) => [5 + (i % 3), 3.5, 1.4, 0.2])})
-    const answers = await Promise.all(Array.from({length: 16}, async () => {
-      const response = await fetch(`${server.url}/predict`, {method: 'POST', headers: {'content-type': 'application/json'}, body})
-      return {status: response.status, retryAfter: response.headers.get('retry-after'), json: await response.json() as {error?: string; prediction?: unknown[]}}
-    }))
+    const answers = await Promise.all(
+      Array.from({length: 16}, async () => {
+        const response = await fetch(`${server.url}/predict`, {method: 'POST', headers: {'content-type': 'application/json'}, body})
+        return {
+          status: response.status,
+          retryAfter: response.headers.get('retry-after'),
+          json: (await response.json()) as {error?: string; prediction?: unknown[]},
+        }
+      }),
+    )
     const ok = answers.filter(a => a.status === 200)
     const busy = answers.filter(a => a.status === 503)
     expect(ok.length + busy.length).to.equal(16)
@@ -331,7 +476,7 @@ describe('mlops serve: start-up, readiness and shutdown', () => {
     const server = await serve(['--model', join(dir, 'slow.onnx')])
     const first = await fetch(`${server.url}/ready`)
     expect(first.status).to.equal(503)
-    expect((await first.json() as any).reason).to.match(/loading the model|warming up/)
+    expect(((await first.json()) as any).reason).to.match(/loading the model|warming up/)
     expect((await fetch(`${server.url}/health`)).status).to.equal(200)
     expect((await post(`${server.url}/predict`, {data: [[1, 2, 3, 4]]})).status).to.equal(503)
     await ready(server)
@@ -344,13 +489,17 @@ describe('mlops serve: start-up, readiness and shutdown', () => {
     // Headers and half the body first, the signal, then the rest: the request is in flight when SIGTERM lands.
     const body = Buffer.from(JSON.stringify({data: Array.from({length: 1000}, (_, i) => [5 + (i % 3), 3.5, 1.4, 0.2])}))
     const answer = new Promise<{status: number; text: string}>((resolve, reject) => {
-      const request = httpRequest(`${server.url}/predict`, {method: 'POST', headers: {'content-type': 'application/json', 'content-length': body.length}}, response => {
-        let text = ''
-        response.on('data', chunk => {
-          text += chunk
-        })
-        response.on('end', () => resolve({status: response.statusCode!, text}))
-      })
+      const request = httpRequest(
+        `${server.url}/predict`,
+        {method: 'POST', headers: {'content-type': 'application/json', 'content-length': body.length}},
+        response => {
+          let text = ''
+          response.on('data', chunk => {
+            text += chunk
+          })
+          response.on('end', () => resolve({status: response.statusCode!, text}))
+        },
+      )
       request.on('error', reject)
       request.write(body.subarray(0, body.length / 2))
       setTimeout(() => server.child.kill('SIGTERM'), 150)
@@ -368,7 +517,13 @@ describe('mlops serve: start-up, readiness and shutdown', () => {
     const port = new URL(server.url).port
     const {code, stderr} = await runCli(['serve', '--model', fixture('iris_svc.onnx'), '--port', port, '--host', '127.0.0.1'])
     expect(code).to.equal(ExitCode.USAGE)
-    expect(stderr.trim().split('\n').map(line => JSON.parse(line)).at(-1)).to.include({msg: 'serve failed', code: 'USAGE', message: `port ${port} on 127.0.0.1 is already in use`})
+    expect(
+      stderr
+        .trim()
+        .split('\n')
+        .map(line => JSON.parse(line))
+        .at(-1),
+    ).to.include({msg: 'serve failed', code: 'USAGE', message: `port ${port} on 127.0.0.1 is already in use`})
     await stop(server)
   })
 })

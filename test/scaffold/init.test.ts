@@ -26,9 +26,22 @@ describe('mlops init', function () {
     const dir = join(tempDir(), 'Iris_Service')
     const {exitCode, stdout, stderr} = await init(dir, '--yes', '--store', 'gs://models/iris', '--replicas', '3')
     expect(exitCode, stderr).to.equal(0)
-    expect(listFiles(dir)).to.deep.equal(['.gitignore', 'README.md', 'docker/api.Dockerfile', 'docker/loader.Dockerfile', 'mlops.yaml', 'model/labels.json', 'model/model.onnx'])
+    expect(listFiles(dir)).to.deep.equal([
+      '.gitignore',
+      'README.md',
+      'docker/api.Dockerfile',
+      'docker/loader.Dockerfile',
+      'mlops.yaml',
+      'model/labels.json',
+      'model/model.onnx',
+    ])
     const config = parse(readFileSync(join(dir, 'mlops.yaml'), 'utf8'))
-    expect(config).to.deep.include({name: 'iris-service', model: {name: 'iris-service'}, store: 'gs://models/iris', image: {repository: 'mlops/iris-service'}})
+    expect(config).to.deep.include({
+      name: 'iris-service',
+      model: {name: 'iris-service'},
+      store: 'gs://models/iris',
+      image: {repository: 'mlops/iris-service'},
+    })
     expect(config.deploy).to.include({namespace: 'iris-service', replicas: 3})
     expect(stdout).to.contain('Wrote 7 files')
   })
@@ -66,10 +79,22 @@ describe('mlops init', function () {
   })
 
   for (const [what, args, message] of [
-    ['--store s3://bucket/x (a store no command can open)', ['--store', 's3://bucket/x'], /^Error: store: string "s3:\/\/bucket\/x" is not gs:\/\/BUCKET\[\/PREFIX\], file:\/\/\/absolute\/path or a folder; nothing was written$/m],
-    ['--memory lots', ['--memory', 'lots'], /^Error: deploy\.resources\.requests\.memory: string "lots" is not a Kubernetes quantity such as 500m, 2 or 1Gi; nothing was written$/m],
+    [
+      '--store s3://bucket/x (a store no command can open)',
+      ['--store', 's3://bucket/x'],
+      /^Error: store: string "s3:\/\/bucket\/x" is not gs:\/\/BUCKET\[\/PREFIX\], file:\/\/\/absolute\/path or a folder; nothing was written$/m,
+    ],
+    [
+      '--memory lots',
+      ['--memory', 'lots'],
+      /^Error: deploy\.resources\.requests\.memory: string "lots" is not a Kubernetes quantity such as 500m, 2 or 1Gi; nothing was written$/m,
+    ],
     ['--cpu 2x', ['--cpu', '2x'], /deploy\.resources\.requests\.cpu: string "2x" is not a Kubernetes quantity/],
-    ['--image-repository UPPER/Case', ['--image-repository', 'UPPER/Case'], /image\.repository: string "UPPER\/Case" is not an image repository in lower case/],
+    [
+      '--image-repository UPPER/Case',
+      ['--image-repository', 'UPPER/Case'],
+      /image\.repository: string "UPPER\/Case" is not an image repository in lower case/,
+    ],
   ] as const) {
     it(`bad input: ${what} → exit 2, nothing written (every later command would reject it)`, async () => {
       const dir = tempDir()
@@ -83,12 +108,22 @@ describe('mlops init', function () {
   it('interactively: answers the prompts on a terminal (a pseudo-terminal here)', async () => {
     const dir = join(tempDir(), 'interactive')
     // util-linux script(1) gives the CLI a pseudo-terminal; answers are typed when each prompt shows.
-    const child = spawn('script', ['-qfec', `${process.execPath} ${bin} init ${dir}`, '/dev/null'], {stdio: ['pipe', 'pipe', 'pipe'], env: {...process.env, CI: ''}})
+    const child = spawn('script', ['-qfec', `${process.execPath} ${bin} init ${dir}`, '/dev/null'], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+      env: {...process.env, CI: ''},
+    })
     let screen = ''
     const answers: Array<[RegExp, string]> = [
-      [/Project name/, 'fraud\r'], [/Model name/, 'fraud-gbm\r'], [/Model store/, '\r'], [/Image repository/, '\r'],
-      [/Kubernetes namespace/, 'risk\r'], [/Replicas/, '\r'], [/CPU request/, '\r'], [/Memory per pod/, '1Gi\r'],
-      [/sample iris model/, 'n\r'], [/manifest templates/, '\r'],
+      [/Project name/, 'fraud\r'],
+      [/Model name/, 'fraud-gbm\r'],
+      [/Model store/, '\r'],
+      [/Image repository/, '\r'],
+      [/Kubernetes namespace/, 'risk\r'],
+      [/Replicas/, '\r'],
+      [/CPU request/, '\r'],
+      [/Memory per pod/, '1Gi\r'],
+      [/sample iris model/, 'n\r'],
+      [/manifest templates/, '\r'],
     ]
     let step = 0
     const done = new Promise<number | null>(resolve => {
@@ -118,7 +153,10 @@ describe('mlops init', function () {
     const config = join(dir, 'mlops.yaml')
     process.env.MLOPS_GCS_ENDPOINT = store.env.MLOPS_GCS_ENDPOINT
     try {
-      const pushed = await runCommand(['model', 'push', join(dir, 'model', 'model.onnx'), '--labels', join(dir, 'model', 'labels.json'), '--config', config], {root})
+      const pushed = await runCommand(
+        ['model', 'push', join(dir, 'model', 'model.onnx'), '--labels', join(dir, 'model', 'labels.json'), '--config', config],
+        {root},
+      )
       expect(pushed.error, pushed.stderr).to.equal(undefined)
       const rendered = await runCommand(['render', '--config', config, '--json'], {root})
       expect(rendered.error, rendered.stderr).to.equal(undefined)
@@ -129,7 +167,7 @@ describe('mlops init', function () {
   })
 })
 
-describe('mlops init, then mlops image build with the project\'s own Dockerfile', function () {
+describe("mlops init, then mlops image build with the project's own Dockerfile", function () {
   this.timeout(10 * 60 * 1000)
 
   it('the scaffolded docker/api.Dockerfile is the one built (a label added to it is on the image)', async () => {

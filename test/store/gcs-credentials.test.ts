@@ -44,7 +44,11 @@ describe('GCS credentials: a service-account key, its token endpoint and a token
   async function bucketWithModel(): Promise<string> {
     const bucket = `auth-${randomBytes(4).toString('hex')}`
     await gcs.createBucket(bucket)
-    const push = await runCli(['model', 'push', fixture('iris_svc.onnx'), '--name', 'iris'], {MLOPS_STORE: `gs://${bucket}`, MLOPS_GCS_ENDPOINT: gcs.url, MLOPS_GCS_ANONYMOUS: 'true'})
+    const push = await runCli(['model', 'push', fixture('iris_svc.onnx'), '--name', 'iris'], {
+      MLOPS_STORE: `gs://${bucket}`,
+      MLOPS_GCS_ENDPOINT: gcs.url,
+      MLOPS_GCS_ANONYMOUS: 'true',
+    })
     expect(push.code, push.stderr).to.equal(0)
     return bucket
   }
@@ -52,8 +56,13 @@ describe('GCS credentials: a service-account key, its token endpoint and a token
   /** The CLI sending credentials from `keyFile` to the proxy (MLOPS_GCS_ANONYMOUS=false: the endpoint is plain http). */
   function withKey(bucket: string, keyFile = key.path, more: Record<string, string> = {}): Record<string, string> {
     return {
-      MLOPS_STORE: `gs://${bucket}`, MLOPS_GCS_ENDPOINT: proxy.url, MLOPS_GCS_ANONYMOUS: 'false',
-      GOOGLE_APPLICATION_CREDENTIALS: keyFile, MLOPS_STORE_TIMEOUT: '5', ...token.env(), ...more,
+      MLOPS_STORE: `gs://${bucket}`,
+      MLOPS_GCS_ENDPOINT: proxy.url,
+      MLOPS_GCS_ANONYMOUS: 'false',
+      GOOGLE_APPLICATION_CREDENTIALS: keyFile,
+      MLOPS_STORE_TIMEOUT: '5',
+      ...token.env(),
+      ...more,
     }
   }
 
@@ -65,7 +74,10 @@ describe('GCS credentials: a service-account key, its token endpoint and a token
     expect(run.code, run.stderr).to.equal(code)
     const lines = run.stderr.split('\n').filter(Boolean)
     expect(lines[0]).to.match(message)
-    expect(lines.slice(1).every(line => line.startsWith('Hint: ')), run.stderr).to.equal(true)
+    expect(
+      lines.slice(1).every(line => line.startsWith('Hint: ')),
+      run.stderr,
+    ).to.equal(true)
     expect(lines.length).to.be.at.most(2)
     expect(run.stdout).to.equal('')
     expectNoCredentials(run)
@@ -110,8 +122,10 @@ describe('GCS credentials: a service-account key, its token endpoint and a token
   it('no MLOPS_GCS_ANONYMOUS with a plain-http endpoint, or --anonymous over MLOPS_GCS_ANONYMOUS=false: no token is requested or sent (emulators need no key)', async () => {
     const bucket = await bucketWithModel()
     const {MLOPS_GCS_ANONYMOUS: _, ...unset} = withKey(bucket)
-    for (const [args, env] of [[['model', 'list'], unset], [['model', 'list', '--anonymous'], withKey(bucket)]] as const) {
-      // eslint-disable-next-line no-await-in-loop
+    for (const [args, env] of [
+      [['model', 'list'], unset],
+      [['model', 'list', '--anonymous'], withKey(bucket)],
+    ] as const) {
       const run = await runCli([...args], env)
       expectCleanFailure(run, ExitCode.PERMISSION, /^Error: gs:\/\/auth-\w+: permission denied \(Invalid Credentials\)$/)
     }
@@ -121,14 +135,17 @@ describe('GCS credentials: a service-account key, its token endpoint and a token
     expect(token.grants).to.deep.equal([])
   })
 
-  it('the token endpoint answers 400 invalid_grant: push, list and the loader\'s pull exit 6 in one line, no key or token in any output or the termination log', async () => {
+  it("the token endpoint answers 400 invalid_grant: push, list and the loader's pull exit 6 in one line, no key or token in any output or the termination log", async () => {
     const bucket = await bucketWithModel()
     token.mode = 'invalid_grant'
     const summary = join(tempDir(), 'termination-log')
     for (const args of [push, ['model', 'list'], [...pullArgs(), '--termination-log', summary]]) {
-      // eslint-disable-next-line no-await-in-loop
       const run = await runCli(args, withKey(bucket))
-      expectCleanFailure(run, ExitCode.PERMISSION, /^Error: GOOGLE_APPLICATION_CREDENTIALS \(.+key\.json\) was refused by the token endpoint \(invalid_grant\)$/)
+      expectCleanFailure(
+        run,
+        ExitCode.PERMISSION,
+        /^Error: GOOGLE_APPLICATION_CREDENTIALS \(.+key\.json\) was refused by the token endpoint \(invalid_grant\)$/,
+      )
     }
 
     const log = readFileSync(summary, 'utf8')
@@ -143,7 +160,10 @@ describe('GCS credentials: a service-account key, its token endpoint and a token
     const rotated = writeServiceAccountKey(token.tokenUri, {clientEmail: key.clientEmail})
     const run = await runCli(['model', 'list'], withKey(bucket, rotated.path))
     expectCleanFailure(run, ExitCode.PERMISSION, /was refused by the token endpoint \(invalid_grant\)$/)
-    expectNoCredentials(run, rotated.privateKey.split('\n').filter(line => line && !line.startsWith('-----')))
+    expectNoCredentials(
+      run,
+      rotated.privateKey.split('\n').filter(line => line && !line.startsWith('-----')),
+    )
     expect(token.grants).to.have.length.greaterThan(0)
     expect(token.grants.every(grant => grant.iss === key.clientEmail && !grant.signatureValid)).to.equal(true)
   })
@@ -153,7 +173,6 @@ describe('GCS credentials: a service-account key, its token endpoint and a token
     const other = await AuthProxy.start(gcs.url, 'ya29.another-token')
     try {
       for (const args of [push, ['model', 'list'], pullArgs()]) {
-        // eslint-disable-next-line no-await-in-loop
         const run = await runCli(args, withKey(bucket, key.path, {MLOPS_GCS_ENDPOINT: other.url}))
         expectCleanFailure(run, ExitCode.PERMISSION, /^Error: gs:\/\/auth-\w+: permission denied \(Invalid Credentials\)$/)
       }
@@ -169,9 +188,12 @@ describe('GCS credentials: a service-account key, its token endpoint and a token
     const bucket = await bucketWithModel()
     proxy.mode = 'forbidden'
     for (const args of [push, ['model', 'list'], pullArgs()]) {
-      // eslint-disable-next-line no-await-in-loop
       const run = await runCli(args, withKey(bucket))
-      expectCleanFailure(run, ExitCode.PERMISSION, new RegExp(`^Error: gs://${bucket}: permission denied \\(.*does not have storage\\.objects\\.list access`))
+      expectCleanFailure(
+        run,
+        ExitCode.PERMISSION,
+        new RegExp(`^Error: gs://${bucket}: permission denied \\(.*does not have storage\\.objects\\.list access`),
+      )
     }
   })
 
@@ -180,12 +202,37 @@ describe('GCS credentials: a service-account key, its token endpoint and a token
     const marker = 'K3yM4t'
     const email = 'model-loader@mlops-test.iam.gserviceaccount.com'
     const notKeys: Array<[string, string, number, RegExp]> = [
-      ['not JSON: a PEM key on its own', `-----BEGIN PRIVATE KEY-----\n${marker}\n-----END PRIVATE KEY-----\n`, ExitCode.USAGE, /is not a JSON key file$/],
+      [
+        'not JSON: a PEM key on its own',
+        `-----BEGIN PRIVATE KEY-----\n${marker}\n-----END PRIVATE KEY-----\n`,
+        ExitCode.USAGE,
+        /is not a JSON key file$/,
+      ],
       ['not JSON: a bare base64 key', `${marker}MIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n`, ExitCode.USAGE, /is not a JSON key file$/],
       ['an empty file', '', ExitCode.USAGE, /is not a JSON key file$/],
-      ['JSON without private_key', JSON.stringify({type: 'service_account', client_email: email, private_key_id: marker, token_uri: 'http://127.0.0.1:1/token'}), ExitCode.USAGE, /is not a usable service-account key$/],
-      ['JSON without client_email', JSON.stringify({type: 'service_account', private_key: `-----BEGIN PRIVATE KEY-----\n${marker}\n-----END PRIVATE KEY-----\n`}), ExitCode.USAGE, /is not a usable service-account key$/],
-      ['a private_key that is not PEM', JSON.stringify({type: 'service_account', client_email: email, private_key: `MIIEvQIBADANBgkqhkiG9w0BAQEFAASC${marker}`, token_uri: 'http://127.0.0.1:1/token'}), ExitCode.USAGE, /is not a usable service-account key$/],
+      [
+        'JSON without private_key',
+        JSON.stringify({type: 'service_account', client_email: email, private_key_id: marker, token_uri: 'http://127.0.0.1:1/token'}),
+        ExitCode.USAGE,
+        /is not a usable service-account key$/,
+      ],
+      [
+        'JSON without client_email',
+        JSON.stringify({type: 'service_account', private_key: `-----BEGIN PRIVATE KEY-----\n${marker}\n-----END PRIVATE KEY-----\n`}),
+        ExitCode.USAGE,
+        /is not a usable service-account key$/,
+      ],
+      [
+        'a private_key that is not PEM',
+        JSON.stringify({
+          type: 'service_account',
+          client_email: email,
+          private_key: `MIIEvQIBADANBgkqhkiG9w0BAQEFAASC${marker}`,
+          token_uri: 'http://127.0.0.1:1/token',
+        }),
+        ExitCode.USAGE,
+        /is not a usable service-account key$/,
+      ],
       ['a JSON array', `["${marker}"]`, ExitCode.USAGE, /is not a usable service-account key$/],
     ]
     for (const [what, content, code, message] of notKeys) {
@@ -194,7 +241,6 @@ describe('GCS credentials: a service-account key, its token endpoint and a token
         const file = join(tempDir(), 'key.json')
         writeFileSync(file, content)
         for (const args of [['model', 'list'], pullArgs()]) {
-          // eslint-disable-next-line no-await-in-loop
           const run = await runCli(args, withKey(bucket, file))
           expectCleanFailure(run, code, new RegExp(`^Error: GOOGLE_APPLICATION_CREDENTIALS \\(${file}\\) ${message.source}`))
           expectNoCredentials(run, [marker])
@@ -205,11 +251,10 @@ describe('GCS credentials: a service-account key, its token endpoint and a token
       })
     }
 
-    it('a path that does not exist: exit 6 naming the variable and the path (model list and the loader\'s pull)', async () => {
+    it("a path that does not exist: exit 6 naming the variable and the path (model list and the loader's pull)", async () => {
       const bucket = await bucketWithModel()
       const missing = join(tempDir(), 'no-such-key.json')
       for (const args of [['model', 'list'], pullArgs()]) {
-        // eslint-disable-next-line no-await-in-loop
         const run = await runCli(args, withKey(bucket, missing))
         expectCleanFailure(run, ExitCode.PERMISSION, new RegExp(`^Error: GOOGLE_APPLICATION_CREDENTIALS \\(${missing}\\) does not exist$`))
       }

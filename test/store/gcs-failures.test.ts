@@ -69,15 +69,18 @@ describe('GCS store failures (fake-gcs-server)', () => {
       const previous = randomBytes(256 * 1024)
       writeFileSync(out, previous)
       let killed = false
-      const error = await rejection(store.pull({
-        ref: {name: 'big', ref: '1'}, destination: out,
-        onProgress(done) {
-          if (!killed && done > 0) {
-            killed = true
-            gcs.kill()
-          }
-        },
-      }))
+      const error = await rejection(
+        store.pull({
+          ref: {name: 'big', ref: '1'},
+          destination: out,
+          onProgress(done) {
+            if (!killed && done > 0) {
+              killed = true
+              gcs.kill()
+            }
+          },
+        }),
+      )
       expect(killed).to.equal(true)
       expect(error.exitCode).to.equal(ExitCode.UNAVAILABLE)
       expect(error.message).to.match(/downloading big@1/)

@@ -32,7 +32,14 @@ for (const kind of STORE_KINDS) {
 
       const manifest = await s.store.resolve({name: 'iris', ref: '1'})
       const bytes = readFileSync(file)
-      expect(manifest).to.include({name: 'iris', version: '1', file: 'model.onnx', size: bytes.length, sha256: sha256(bytes), format: 'onnx'})
+      expect(manifest).to.include({
+        name: 'iris',
+        version: '1',
+        file: 'model.onnx',
+        size: bytes.length,
+        sha256: sha256(bytes),
+        format: 'onnx',
+      })
       expect(manifest.crc32c).to.match(/^[A-Za-z0-9+/]{6}==$/)
       expect(manifest.source.file).to.equal('iris_svc.onnx')
       expect(manifest.metadata).to.deep.equal({accuracy: '0.97'})
@@ -76,15 +83,17 @@ for (const kind of STORE_KINDS) {
       expect(winner.sha256).to.equal(sha256(winnerBytes))
       const manifest = await s.store.resolve({name: 'iris', ref: '7'})
       expect(manifest.sha256).to.equal(winner.sha256)
-      expect((await s.read('iris/7/model.onnx'))!.equals(winnerBytes), 'the stored object is the winner\'s file').to.equal(true)
-      expect((await pulledBytes('7')).equals(winnerBytes), 'a pull gets the winner\'s file').to.equal(true)
+      expect((await s.read('iris/7/model.onnx'))!.equals(winnerBytes), "the stored object is the winner's file").to.equal(true)
+      expect((await pulledBytes('7')).equals(winnerBytes), "a pull gets the winner's file").to.equal(true)
       // Neither the loser's object nor a temp file or lock of either push is left.
       expect(await s.keys()).to.deep.equal(['iris/7/manifest.json', 'iris/7/model.onnx'])
     })
 
     it('concurrent push of one version with the same content (iris_svc with labels as 1, three times): exactly one succeeds, the model and labels stay stored, nothing else is left', async () => {
       const bytes = readFileSync(fixture('iris_svc.onnx'))
-      const results = await Promise.allSettled([1, 2, 3].map(async () => s.store.push(await pushRequest(fixture('iris_svc.onnx'), {version: '1'}, fixture('iris_labels.json')))))
+      const results = await Promise.allSettled(
+        [1, 2, 3].map(async () => s.store.push(await pushRequest(fixture('iris_svc.onnx'), {version: '1'}, fixture('iris_labels.json')))),
+      )
       expect(results.filter(r => r.status === 'fulfilled')).to.have.length(1)
       const failures = results.filter(r => r.status === 'rejected') as PromiseRejectedResult[]
       expect(failures).to.have.length(2)
@@ -154,9 +163,14 @@ for (const kind of STORE_KINDS) {
       // created the alias, every other replaced a different earlier update, and the last one is what
       // the alias holds now. Two updates that replaced the same value are a lost update.
       const previous = results.map(r => r.previous)
-      expect(previous.filter(p => p === undefined), 'exactly one update created the alias').to.have.length(1)
+      expect(
+        previous.filter(p => p === undefined),
+        'exactly one update created the alias',
+      ).to.have.length(1)
       const replaced = previous.filter((p): p is string => p !== undefined)
-      expect(new Set(replaced).size, `each update replaced a different one (previous values: ${replaced.join(', ')})`).to.equal(replaced.length)
+      expect(new Set(replaced).size, `each update replaced a different one (previous values: ${replaced.join(', ')})`).to.equal(
+        replaced.length,
+      )
       const final = (await s.store.resolve({name: 'iris', ref: 'prod'})).version
       expect([...replaced, final].sort()).to.deep.equal([...versions].sort())
       // Following the chain from the update that created the alias reaches the final value through every update.
@@ -191,7 +205,11 @@ for (const kind of STORE_KINDS) {
     it('pulls a verified copy, then reports up to date without downloading', async () => {
       await s.store.push(await pushRequest(fixture('iris_svc.onnx'), {}, fixture('iris_labels.json')))
       const dir = tempDir()
-      const first = await s.store.pull({ref: {name: 'iris', ref: 'latest'}, destination: join(dir, 'model.onnx'), labelsDestination: `${dir}/`})
+      const first = await s.store.pull({
+        ref: {name: 'iris', ref: 'latest'},
+        destination: join(dir, 'model.onnx'),
+        labelsDestination: `${dir}/`,
+      })
       expect(first).to.include({version: '1', skipped: false, bytes: 2486})
       expect(readFileSync(join(dir, 'model.onnx'))).to.deep.equal(readFileSync(fixture('iris_svc.onnx')))
       expect(JSON.parse(readFileSync(join(dir, 'labels.json'), 'utf8'))).to.deep.equal(expected.labels)
@@ -206,7 +224,11 @@ for (const kind of STORE_KINDS) {
       const file = randomFile(dir, 'big.bin', 3 * 1024 * 1024 + 123)
       await ranged.store.push(await pushRequest(file))
       const progress: number[] = []
-      const result = await ranged.store.pull({ref: {name: 'iris', ref: '1'}, destination: join(dir, 'out.bin'), onProgress: done => progress.push(done)})
+      const result = await ranged.store.pull({
+        ref: {name: 'iris', ref: '1'},
+        destination: join(dir, 'out.bin'),
+        onProgress: done => progress.push(done),
+      })
       expect(result.bytes).to.equal(3 * 1024 * 1024 + 123)
       expect(readFileSync(join(dir, 'out.bin'))).to.deep.equal(readFileSync(file))
       expect(progress.at(-1)).to.equal(result.bytes)
@@ -277,24 +299,48 @@ for (const kind of STORE_KINDS) {
       }
 
       for (const [what, change, message] of [
-        ['a model file name that climbs out of the destination (../payload.txt)', (m: Record<string, any>) => {
-          m.file = '../payload.txt'
-        }, /field "file" is not a plain file name: "..\/payload.txt"/],
-        ['an absolute model file name (/etc/hostname)', (m: Record<string, any>) => {
-          m.file = '/etc/hostname'
-        }, /field "file" is not a plain file name/],
-        ['a labels file name that climbs out (../../../../etc/hostname)', (m: Record<string, any>) => {
-          m.labels.file = '../../../../etc/hostname'
-        }, /field "labels.file" is not a plain file name/],
-        ['a manifest copied from another version', (m: Record<string, any>) => {
-          m.version = '7'
-        }, /it describes "iris@7", not iris@1/],
-        ['a size that is not a byte count', (m: Record<string, any>) => {
-          m.size = -1
-        }, /field "size" is not a byte count/],
-        ['labels named like the model file', (m: Record<string, any>) => {
-          m.labels.file = m.file
-        }, /field "labels.file" names another file of the version/],
+        [
+          'a model file name that climbs out of the destination (../payload.txt)',
+          (m: Record<string, any>) => {
+            m.file = '../payload.txt'
+          },
+          /field "file" is not a plain file name: "..\/payload.txt"/,
+        ],
+        [
+          'an absolute model file name (/etc/hostname)',
+          (m: Record<string, any>) => {
+            m.file = '/etc/hostname'
+          },
+          /field "file" is not a plain file name/,
+        ],
+        [
+          'a labels file name that climbs out (../../../../etc/hostname)',
+          (m: Record<string, any>) => {
+            m.labels.file = '../../../../etc/hostname'
+          },
+          /field "labels.file" is not a plain file name/,
+        ],
+        [
+          'a manifest copied from another version',
+          (m: Record<string, any>) => {
+            m.version = '7'
+          },
+          /it describes "iris@7", not iris@1/,
+        ],
+        [
+          'a size that is not a byte count',
+          (m: Record<string, any>) => {
+            m.size = -1
+          },
+          /field "size" is not a byte count/,
+        ],
+        [
+          'labels named like the model file',
+          (m: Record<string, any>) => {
+            m.labels.file = m.file
+          },
+          /field "labels.file" names another file of the version/,
+        ],
       ] as const) {
         it(`bad input from the store: ${what} → exit 5, nothing written anywhere`, async () => {
           await tamper(change)

@@ -22,10 +22,14 @@ describe('the docker target: loader container into a volume, then the API contai
     process.env.DOCKER_HOST = dockerEngine().dockerHost
     project = tempDir()
     // A local store: the loader container reads it through a read-only bind mount.
-    writeFileSync(join(project, 'mlops.yaml'), 'name: iris\nmodel:\n  name: iris\nimage:\n  repository: mlops-test\n  tag: test\ndeploy:\n  target: docker\n')
+    writeFileSync(
+      join(project, 'mlops.yaml'),
+      'name: iris\nmodel:\n  name: iris\nimage:\n  repository: mlops-test\n  tag: test\ndeploy:\n  target: docker\n',
+    )
     const built = await mlops('image', 'build', 'all')
     expect(built.exitCode, built.stderr).to.equal(0)
-    for (const file of ['iris_svc.onnx', 'iris_logreg.onnx']) expect((await mlops('model', 'push', fixture(file), '--labels', fixture('iris_labels.json'))).exitCode).to.equal(0)
+    for (const file of ['iris_svc.onnx', 'iris_logreg.onnx'])
+      expect((await mlops('model', 'push', fixture(file), '--labels', fixture('iris_labels.json'))).exitCode).to.equal(0)
   })
 
   after(async () => {
@@ -43,7 +47,7 @@ describe('the docker target: loader container into a volume, then the API contai
     expect(status.container).to.match(/^mlops-iris-api-1-/)
     const next = await mlops('deploy', '--model', 'iris@2', '--json')
     expect(JSON.parse(next.stdout).model).to.equal('iris@2')
-    const metadata = await (await fetch(`${JSON.parse(next.stdout).url}/metadata`)).json() as {version: string}
+    const metadata = (await (await fetch(`${JSON.parse(next.stdout).url}/metadata`)).json()) as {version: string}
     expect(metadata.version).to.equal('2')
   })
 
@@ -67,8 +71,24 @@ describe('the docker target: loader container into a volume, then the API contai
     const {container, volume} = JSON.parse((await mlops('status', '--json')).stdout)
     const deleted = await mlops('delete')
     expect(deleted.exitCode, deleted.stderr).to.equal(0)
-    expect(await docker.getContainer(container).inspect().then(() => 'exists', () => 'gone')).to.equal('gone')
-    expect(await docker.getVolume(volume).inspect().then(() => 'exists', () => 'gone')).to.equal('gone')
+    expect(
+      await docker
+        .getContainer(container)
+        .inspect()
+        .then(
+          () => 'exists',
+          () => 'gone',
+        ),
+    ).to.equal('gone')
+    expect(
+      await docker
+        .getVolume(volume)
+        .inspect()
+        .then(
+          () => 'exists',
+          () => 'gone',
+        ),
+    ).to.equal('gone')
     const leftovers = await docker.listContainers({all: true, filters: {label: ['io.mlops.project=iris']}})
     expect(leftovers).to.deep.equal([])
     expect((await mlops('status')).exitCode).to.equal(ExitCode.NOT_FOUND)

@@ -36,15 +36,55 @@ describe('mlops deploy on a real Kubernetes control plane', function () {
     policy = config.makeApiClient(PolicyV1Api)
     store = await makeStore('gcs')
     const dir = tempDir()
-    await store.store.push({model: await inspectModelFile(fixture('iris_svc.onnx'), fixture('iris_labels.json')), name: 'iris', metadata: {}, workDir: dir})
-    await store.store.push({model: await inspectModelFile(fixture('iris_logreg.onnx'), fixture('iris_labels.json')), name: 'iris', metadata: {}, workDir: dir})
+    await store.store.push({
+      model: await inspectModelFile(fixture('iris_svc.onnx'), fixture('iris_labels.json')),
+      name: 'iris',
+      metadata: {},
+      workDir: dir,
+    })
+    await store.store.push({
+      model: await inspectModelFile(fixture('iris_logreg.onnx'), fixture('iris_labels.json')),
+      name: 'iris',
+      metadata: {},
+      workDir: dir,
+    })
     // A model stamped with an opset no runtime has yet.
-    const valueInfo = (name: string) => Buffer.concat([encodeLenField(1, name), encodeLenField(2, encodeLenField(1, encodeVarintField(1, 1)))])
-    const graph = Buffer.concat([encodeLenField(1, Buffer.concat([encodeLenField(1, 'x'), encodeLenField(2, 'y'), encodeLenField(4, 'Identity')])), encodeLenField(11, valueInfo('x')), encodeLenField(12, valueInfo('y'))])
-    writeFileSync(join(dir, 'future.onnx'), Buffer.concat([encodeVarintField(1, 8), encodeLenField(8, Buffer.concat([encodeLenField(1, ''), encodeVarintField(2, 99)])), encodeLenField(7, graph)]))
+    const valueInfo = (name: string) =>
+      Buffer.concat([encodeLenField(1, name), encodeLenField(2, encodeLenField(1, encodeVarintField(1, 1)))])
+    const graph = Buffer.concat([
+      encodeLenField(1, Buffer.concat([encodeLenField(1, 'x'), encodeLenField(2, 'y'), encodeLenField(4, 'Identity')])),
+      encodeLenField(11, valueInfo('x')),
+      encodeLenField(12, valueInfo('y')),
+    ])
+    writeFileSync(
+      join(dir, 'future.onnx'),
+      Buffer.concat([
+        encodeVarintField(1, 8),
+        encodeLenField(8, Buffer.concat([encodeLenField(1, ''), encodeVarintField(2, 99)])),
+        encodeLenField(7, graph),
+      ]),
+    )
     await store.store.push({model: await inspectModelFile(join(dir, 'future.onnx')), name: 'future', metadata: {}, workDir: dir})
     project = tempDir()
-    writeFileSync(join(project, 'mlops.yaml'), `name: iris\nmodel:\n  name: iris\nstore:\n  uri: ${store.uri}\n  endpoint: ${store.env.MLOPS_GCS_ENDPOINT}\nimage:\n  repository: registry.example.com/team\n  tag: v1\ndeploy:\n  target: k8s\n  namespace: iris\n  autoscaling: false\n  replicas: 2\n`)
+    writeFileSync(
+      join(project, 'mlops.yaml'),
+      [
+        `name: iris`,
+        `model:`,
+        `  name: iris`,
+        `store:`,
+        `  uri: ${store.uri}`,
+        `  endpoint: ${store.env.MLOPS_GCS_ENDPOINT}`,
+        `image:`,
+        `  repository: registry.example.com/team`,
+        `  tag: v1`,
+        `deploy:`,
+        `  target: k8s`,
+        `  namespace: iris`,
+        `  autoscaling: false`,
+        `  replicas: 2`,
+      ].join('\n') + '\n',
+    )
   })
 
   after(() => {
@@ -67,12 +107,23 @@ describe('mlops deploy on a real Kubernetes control plane', function () {
   // kwok marks the pods of the one fake node Running and Ready without running any container: the
   // controllers, the scheduler and the API server are real, the pods' insides are not.
   it('creates Namespace, Deployment, Service and PDB (and an autoscaling/v2 HPA when enabled); the Deployment controller reports the rollout complete', async () => {
-    const {exitCode, stderr, stdout} = await deploy('--model', 'iris@1', '--set', 'autoscaling.minReplicas=2', '--set', 'autoscaling.maxReplicas=4')
+    const {exitCode, stderr, stdout} = await deploy(
+      '--model',
+      'iris@1',
+      '--set',
+      'autoscaling.minReplicas=2',
+      '--set',
+      'autoscaling.maxReplicas=4',
+    )
     expect(exitCode, stderr).to.equal(0)
     expect(stdout).to.contain('deployment iris/iris rolled out: iris@1')
-    for (const object of ['namespace/iris', 'deployment/iris', 'horizontalpodautoscaler/iris', 'poddisruptionbudget/iris', 'service/iris']) expect(stdout).to.contain(`${object} created`)
+    for (const object of ['namespace/iris', 'deployment/iris', 'horizontalpodautoscaler/iris', 'poddisruptionbudget/iris', 'service/iris'])
+      expect(stdout).to.contain(`${object} created`)
     const deployment = await apps.readNamespacedDeployment({name: 'iris', namespace: 'iris'})
-    expect(deployment.metadata?.annotations).to.include({'mlops.io/model-version': '1', 'mlops.io/model-sha256': 'd1f497a1f053d7cc43830cc84d0ecdc65e2dd370a4d3dedd4a49b13523e3a067'})
+    expect(deployment.metadata?.annotations).to.include({
+      'mlops.io/model-version': '1',
+      'mlops.io/model-sha256': 'd1f497a1f053d7cc43830cc84d0ecdc65e2dd370a4d3dedd4a49b13523e3a067',
+    })
     expect(deployment.status?.availableReplicas).to.be.at.least(1)
     const pod = deployment.spec!.template.spec!
     expect(pod.initContainers![0].name).to.equal('model-loader')
@@ -88,7 +139,11 @@ describe('mlops deploy on a real Kubernetes control plane', function () {
     const hpa = await autoscaling.readNamespacedHorizontalPodAutoscaler({name: 'iris', namespace: 'iris'})
     expect(hpa.spec).to.deep.include({minReplicas: 2, maxReplicas: 4})
     expect(hpa.spec?.scaleTargetRef).to.deep.include({apiVersion: 'apps/v1', kind: 'Deployment', name: 'iris'})
-    for (const object of [service, pdb, hpa]) expect((object.metadata?.managedFields ?? []).map(f => f.manager), object.kind).to.include('mlops')
+    for (const object of [service, pdb, hpa])
+      expect(
+        (object.metadata?.managedFields ?? []).map(f => f.manager),
+        object.kind,
+      ).to.include('mlops')
   })
 
   it('re-running the same deploy changes nothing (same resourceVersion)', async () => {
@@ -124,7 +179,19 @@ describe('mlops deploy on a real Kubernetes control plane', function () {
     const config = new KubeConfig()
     config.loadFromFile(cluster.kubeconfig)
     const objects = KubernetesObjectApi.makeApiClient(config)
-    await objects.patch({apiVersion: 'apps/v1', kind: 'Deployment', metadata: {name: 'iris', namespace: 'iris'}, spec: {progressDeadlineSeconds: 999}} as never, undefined, undefined, 'other-tool', true, PatchStrategy.ServerSideApply)
+    await objects.patch(
+      {
+        apiVersion: 'apps/v1',
+        kind: 'Deployment',
+        metadata: {name: 'iris', namespace: 'iris'},
+        spec: {progressDeadlineSeconds: 999},
+      } as never,
+      undefined,
+      undefined,
+      'other-tool',
+      true,
+      PatchStrategy.ServerSideApply,
+    )
     const conflict = await deploy('--model', 'iris@2')
     expect(conflict.exitCode).to.equal(ExitCode.CONFLICT)
     expect(conflict.stderr).to.match(/^Error: applying Deployment iris\/iris: .*conflict with "other-tool".*progressDeadlineSeconds/)
@@ -138,14 +205,25 @@ describe('mlops deploy on a real Kubernetes control plane', function () {
     // A CPU request above its limit passes our schema; only the API server's validation knows.
     // (In the namespace that exists: in a new one, the dry-run Deployment would meet "namespace not found" first.)
     const before = (await apps.readNamespacedDeployment({name: 'iris', namespace: 'iris'})).metadata?.generation
-    const {exitCode, stderr} = await deploy('--model', 'iris@1', '--dry-run', 'server', '--set', 'resources.limits.cpu=1', '--set', 'resources.requests.cpu=2')
+    const {exitCode, stderr} = await deploy(
+      '--model',
+      'iris@1',
+      '--dry-run',
+      'server',
+      '--set',
+      'resources.limits.cpu=1',
+      '--set',
+      'resources.requests.cpu=2',
+    )
     expect(exitCode, stderr).to.equal(ExitCode.USAGE)
     expect(stderr).to.match(/^Error: applying Deployment iris\/iris: .*must be less than or equal to cpu limit/)
     expect((await apps.readNamespacedDeployment({name: 'iris', namespace: 'iris'})).metadata?.generation).to.equal(before)
     // A server dry run into a namespace that does not exist yet says why it cannot check the rest; nothing is created.
     const dry = await deploy('--model', 'iris@1', '--namespace', 'dry', '--dry-run', 'server')
     expect(dry.exitCode, dry.stderr).to.equal(ExitCode.NOT_FOUND)
-    expect(dry.stderr).to.match(/^Error: applying Deployment dry\/iris: namespace dry does not exist yet, and a server dry run creates nothing\nHint: check the other objects with --dry-run client/)
+    expect(dry.stderr).to.match(
+      /^Error: applying Deployment dry\/iris: namespace dry does not exist yet, and a server dry run creates nothing\nHint: check the other objects with --dry-run client/,
+    )
     expect(await apiStatus(async () => core.readNamespace({name: 'dry'}))).to.equal(404)
   })
 
@@ -161,7 +239,9 @@ describe('mlops deploy on a real Kubernetes control plane', function () {
     try {
       const {exitCode, stderr} = await deploy('--model', 'iris@1')
       expect(exitCode).to.equal(ExitCode.PERMISSION)
-      expect(stderr).to.match(/^Error: applying Namespace iris: .*forbidden: User "mlops-restricted" cannot (patch|get) resource "namespaces"/)
+      expect(stderr).to.match(
+        /^Error: applying Namespace iris: .*forbidden: User "mlops-restricted" cannot (patch|get) resource "namespaces"/,
+      )
     } finally {
       process.env.KUBECONFIG = cluster.kubeconfig
     }
@@ -169,14 +249,25 @@ describe('mlops deploy on a real Kubernetes control plane', function () {
 
   it('a rollout that cannot finish (a CPU request of 5000 no node has) → exit 9 with a diagnosis (unschedulable pods) once --timeout 4s has passed, not much later', async () => {
     const started = Date.now()
-    const {exitCode, stderr} = await deploy('--model', 'iris@1', '--namespace', 'stuck', '--set', 'resources.requests.cpu=5000', '--timeout', '4s')
+    const {exitCode, stderr} = await deploy(
+      '--model',
+      'iris@1',
+      '--namespace',
+      'stuck',
+      '--set',
+      'resources.requests.cpu=5000',
+      '--timeout',
+      '4s',
+    )
     const seconds = (Date.now() - started) / 1000
     expect(exitCode).to.equal(ExitCode.ROLLOUT_FAILED)
     expect(stderr).to.match(/^Error: rollout of stuck\/iris did not finish in 4s .*cannot be scheduled: .*Insufficient cpu/)
     // The --timeout contract, not a speed figure: it waited the whole 4 s (nothing ends an
     // unschedulable rollout sooner), and gave up then, not at the default deadline (minutes).
     // The margin covers rendering, applying and the diagnosis on a loaded 2-core machine.
-    expect(seconds).to.be.at.least(4).and.below(4 + 30)
+    expect(seconds)
+      .to.be.at.least(4)
+      .and.below(4 + 30)
   })
 
   it('status shows the live model, images, replicas and the revision history', async () => {
@@ -186,7 +277,12 @@ describe('mlops deploy on a real Kubernetes control plane', function () {
     expect(status.model).to.include({name: 'iris', version: '2'})
     expect(status.images).to.deep.equal({'model-loader': 'registry.example.com/team/loader:v1', api: 'registry.example.com/team/api:v1'})
     expect(status.replicas.available).to.be.at.least(1)
-    expect(status.revisions.map((r: {revision: number; version: string; current: boolean}) => [r.revision, r.version, r.current])).to.deep.equal([[2, '2', true], [1, '1', false]])
+    expect(
+      status.revisions.map((r: {revision: number; version: string; current: boolean}) => [r.revision, r.version, r.current]),
+    ).to.deep.equal([
+      [2, '2', true],
+      [1, '1', false],
+    ])
   })
 
   it('rollback restores the previous model annotation (a new revision); --to-revision goes to a given one', async () => {

@@ -38,13 +38,18 @@ describe('mlops predict --target k8s through a port-forward on a real control pl
   /** Every pod of `namespace` (whatever its name, as ReplicaSets make them) forwards every port to `port` on 127.0.0.1. */
   async function forwardNamespace(namespace: string, port: number): Promise<void> {
     await objects.create({
-      apiVersion: 'kwok.x-k8s.io/v1alpha1', kind: 'ClusterPortForward', metadata: {name: `predict-${namespace}`},
+      apiVersion: 'kwok.x-k8s.io/v1alpha1',
+      kind: 'ClusterPortForward',
+      metadata: {name: `predict-${namespace}`},
       spec: {selector: {matchNamespaces: [namespace]}, forwards: [{target: {address: '127.0.0.1', port}}]},
     } as never)
   }
 
   async function deploy(namespace: string, ...args: string[]): Promise<void> {
-    const run = await runCli(['deploy', '--config', join(project, 'mlops.yaml'), '--model', 'iris@1', '--namespace', namespace, ...args], env)
+    const run = await runCli(
+      ['deploy', '--config', join(project, 'mlops.yaml'), '--model', 'iris@1', '--namespace', namespace, ...args],
+      env,
+    )
     expect(run.code, run.stderr).to.equal(0)
   }
 
@@ -52,7 +57,10 @@ describe('mlops predict --target k8s through a port-forward on a real control pl
 
   async function servedRequests(): Promise<number> {
     const text = await (await fetch(`${serveUrl}/metrics`)).text()
-    return [...text.matchAll(/^mlops_http_requests_total\{[^}]*route="\/predict\/label"[^}]*\} (\d+)/gm)].reduce((sum, m) => sum + Number(m[1]), 0)
+    return [...text.matchAll(/^mlops_http_requests_total\{[^}]*route="\/predict\/label"[^}]*\} (\d+)/gm)].reduce(
+      (sum, m) => sum + Number(m[1]),
+      0,
+    )
   }
 
   before(async () => {
@@ -62,12 +70,52 @@ describe('mlops predict --target k8s through a port-forward on a real control pl
     config.loadFromFile(cluster.kubeconfig)
     objects = KubernetesObjectApi.makeApiClient(config)
     store = await makeStore('gcs')
-    await store.store.push({model: await inspectModelFile(fixture('iris_svc.onnx'), fixture('iris_labels.json')), name: 'iris', metadata: {}, workDir: tempDir()})
+    await store.store.push({
+      model: await inspectModelFile(fixture('iris_svc.onnx'), fixture('iris_labels.json')),
+      name: 'iris',
+      metadata: {},
+      workDir: tempDir(),
+    })
     project = tempDir()
-    writeFileSync(join(project, 'mlops.yaml'), `name: iris\nmodel:\n  name: iris\nstore:\n  uri: ${store.uri}\n  endpoint: ${store.env.MLOPS_GCS_ENDPOINT}\nimage:\n  repository: registry.example.com/team\n  tag: v1\ndeploy:\n  target: k8s\n  namespace: predict\n  autoscaling: false\n  replicas: 2\n`)
+    writeFileSync(
+      join(project, 'mlops.yaml'),
+      [
+        `name: iris`,
+        `model:`,
+        `  name: iris`,
+        `store:`,
+        `  uri: ${store.uri}`,
+        `  endpoint: ${store.env.MLOPS_GCS_ENDPOINT}`,
+        `image:`,
+        `  repository: registry.example.com/team`,
+        `  tag: v1`,
+        `deploy:`,
+        `  target: k8s`,
+        `  namespace: predict`,
+        `  autoscaling: false`,
+        `  replicas: 2`,
+      ].join('\n') + '\n',
+    )
     const port = await freePort()
     serveUrl = `http://127.0.0.1:${port}`
-    server = spawn(process.execPath, [bin, 'serve', '--model', fixture('iris_svc.onnx'), '--labels', fixture('iris_labels.json'), '--name', 'iris', '--host', '127.0.0.1', '--port', String(port)], {stdio: 'ignore'})
+    server = spawn(
+      process.execPath,
+      [
+        bin,
+        'serve',
+        '--model',
+        fixture('iris_svc.onnx'),
+        '--labels',
+        fixture('iris_labels.json'),
+        '--name',
+        'iris',
+        '--host',
+        '127.0.0.1',
+        '--port',
+        String(port),
+      ],
+      {stdio: 'ignore'},
+    )
     await waitFor(async () => (await fetch(`${serveUrl}/ready`)).ok, 'mlops serve ready')
     await deploy('predict')
     await forwardNamespace('predict', port)
@@ -89,7 +137,10 @@ describe('mlops predict --target k8s through a port-forward on a real control pl
     apps.loadFromFile(cluster.kubeconfig)
     const pods = (await apps.makeApiClient(AppsV1Api).readNamespacedDeployment({name: 'iris', namespace: 'predict'})).status?.readyReplicas
     expect(pods).to.equal(2)
-    expect(JSON.parse(json.stdout)).to.deep.include({response: {prediction: 'virginica'}}).and.to.have.property('pod').that.matches(/^iris-/)
+    expect(JSON.parse(json.stdout))
+      .to.deep.include({response: {prediction: 'virginica'}})
+      .and.to.have.property('pod')
+      .that.matches(/^iris-/)
   })
 
   it('--protocol v2 through the port-forward: the metadata call and the inference each get a tunnel', async () => {
@@ -141,10 +192,12 @@ describe('mlops predict --target k8s through a port-forward on a real control pl
     await deploy('predict-empty', '--set', 'replicas=0')
     const run = await predict('--namespace', 'predict-empty', '--data', ROW)
     expect(run.code).to.equal(ExitCode.UNAVAILABLE)
-    expect(run.stderr).to.match(/^Error: deployment predict-empty\/iris has no ready pod \(0 pods, none ready\)\nHint: see why with mlops status/)
+    expect(run.stderr).to.match(
+      /^Error: deployment predict-empty\/iris has no ready pod \(0 pods, none ready\)\nHint: see why with mlops status/,
+    )
   })
 
-  it('bad input: nothing listens on the pod\'s port → exit 7 with the node\'s message, no stack trace', async () => {
+  it("bad input: nothing listens on the pod's port → exit 7 with the node's message, no stack trace", async () => {
     await deploy('predict-nobody')
     await forwardNamespace('predict-nobody', await freePort())
     const run = await predict('--namespace', 'predict-nobody', '--data', ROW)
@@ -157,19 +210,36 @@ describe('mlops predict --target k8s through a port-forward on a real control pl
     const config = new KubeConfig()
     config.loadFromFile(cluster.kubeconfig)
     const rbac = config.makeApiClient(RbacAuthorizationV1Api)
-    await rbac.createNamespacedRole({namespace: 'predict', body: {metadata: {name: 'read-pods'}, rules: [
-      {apiGroups: [''], resources: ['pods'], verbs: ['get', 'list']},
-      {apiGroups: ['apps'], resources: ['replicasets'], verbs: ['get', 'list']},
-    ]}})
-    await rbac.createNamespacedRoleBinding({namespace: 'predict', body: {
-      metadata: {name: 'read-pods'}, roleRef: {apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'read-pods'},
-      subjects: [{apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: cluster.restrictedUser}],
-    }})
-    const run = await runCli(['predict', '--config', join(project, 'mlops.yaml'), '--target', 'k8s', '--data', ROW], {KUBECONFIG: cluster.restrictedKubeconfig})
+    await rbac.createNamespacedRole({
+      namespace: 'predict',
+      body: {
+        metadata: {name: 'read-pods'},
+        rules: [
+          {apiGroups: [''], resources: ['pods'], verbs: ['get', 'list']},
+          {apiGroups: ['apps'], resources: ['replicasets'], verbs: ['get', 'list']},
+        ],
+      },
+    })
+    await rbac.createNamespacedRoleBinding({
+      namespace: 'predict',
+      body: {
+        metadata: {name: 'read-pods'},
+        roleRef: {apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'read-pods'},
+        subjects: [{apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: cluster.restrictedUser}],
+      },
+    })
+    const run = await runCli(['predict', '--config', join(project, 'mlops.yaml'), '--target', 'k8s', '--data', ROW], {
+      KUBECONFIG: cluster.restrictedKubeconfig,
+    })
     expect(run.code).to.equal(ExitCode.PERMISSION)
-    expect(run.stderr).to.match(/^Error: port-forward to predict\/iris-[a-z0-9-]+:8000: the API server refused \(403\)\nHint: port-forward needs the create verb on pods\/portforward/m)
+    expect(run.stderr).to.match(
+      /^Error: port-forward to predict\/iris-[a-z0-9-]+:8000: the API server refused \(403\)\nHint: port-forward needs the create verb on pods\/portforward/m,
+    )
     // Without even the pods list right: the same exit code, the API server's own words.
-    const noPods = await runCli(['predict', '--config', join(project, 'mlops.yaml'), '--target', 'k8s', '--namespace', 'predict-empty', '--data', ROW], {KUBECONFIG: cluster.restrictedKubeconfig})
+    const noPods = await runCli(
+      ['predict', '--config', join(project, 'mlops.yaml'), '--target', 'k8s', '--namespace', 'predict-empty', '--data', ROW],
+      {KUBECONFIG: cluster.restrictedKubeconfig},
+    )
     expect(noPods.code).to.equal(ExitCode.PERMISSION)
     expect(noPods.stderr).to.match(/^Error: listing the pods of deployment predict-empty\/iris: .*forbidden/)
   })

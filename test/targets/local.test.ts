@@ -32,14 +32,16 @@ describe('the local target: loader step + mlops serve in the background', functi
     expect((await cli('status')).code).to.equal(ExitCode.NOT_FOUND)
   })
 
-  it('cluster-only flags on the local target → exit 2 naming them, nothing started; rollback → exit 2; status --namespace, delete --context on docker → exit 2 (MLOPS_NAMESPACE is not an error)', async () => {
+  it('cluster-only flags on local → exit 2 naming them, nothing started; rollback → exit 2; docker status --namespace, delete --context → exit 2 (MLOPS_NAMESPACE is no error)', async () => {
     const dryRun = await cli('deploy', '--model', 'iris@1', '--dry-run', 'server', '--set', 'replicas=3')
     expect(dryRun.code).to.equal(ExitCode.USAGE)
     expect(dryRun.stderr).to.equal('Error: --dry-run, --set apply to --target k8s, not local\nHint: drop it, or pass --target k8s\n')
     expect((await cli('status')).code).to.equal(ExitCode.NOT_FOUND)
     const rollback = await cli('rollback')
     expect(rollback.code).to.equal(ExitCode.USAGE)
-    expect(rollback.stderr).to.match(/^Error: rollback works on --target k8s, which keeps revisions; the local target does not\nHint: deploy the earlier version instead/)
+    expect(rollback.stderr).to.match(
+      /^Error: rollback works on --target k8s, which keeps revisions; the local target does not\nHint: deploy the earlier version instead/,
+    )
     const status = await cli('status', '--namespace', 'iris')
     expect(status.code).to.equal(ExitCode.USAGE)
     expect(status.stderr).to.equal('Error: --namespace applies to --target k8s, not local\nHint: drop it, or pass --target k8s\n')
@@ -71,7 +73,7 @@ describe('the local target: loader step + mlops serve in the background', functi
     const next = JSON.parse((await cli('deploy', '--model', 'iris@2', '--json')).stdout)
     expect(next).to.include({model: 'iris@2', unchanged: false})
     expect(next.pid).to.not.equal(again.pid)
-    const metadata = await (await fetch(`${next.url}/metadata`)).json() as {version: string}
+    const metadata = (await (await fetch(`${next.url}/metadata`)).json()) as {version: string}
     expect(metadata.version).to.equal('2')
     // Replaced means gone, as the process table and the file system show: not only a new PID in the output.
     expect(stillRunning(replaced.pid, replaced.workdir), `the server of iris@1 (pid ${replaced.pid}) still runs`).to.equal(false)
@@ -90,7 +92,9 @@ describe('the local target: loader step + mlops serve in the background', functi
     try {
       const failed = await cli('deploy', '--model', 'iris@1', '--port', String(port))
       expect(failed.code).to.equal(ExitCode.ROLLOUT_FAILED)
-      expect(failed.stderr).to.match(/^Error: mlops serve exited before it was ready: .*serve failed: port \d+ on 127\.0\.0\.1 is already in use; the server that was serving still is$/m)
+      expect(failed.stderr).to.match(
+        /^Error: mlops serve exited before it was ready: .*serve failed: port \d+ on 127\.0\.0\.1 is already in use; the server that was serving still is$/m,
+      )
       failedLog = /Hint: the whole log is in (\S+)/.exec(failed.stderr)![1]
     } finally {
       blocker.close()
@@ -101,7 +105,11 @@ describe('the local target: loader step + mlops serve in the background', functi
     expect(((await (await fetch(`${before.url}/metadata`)).json()) as {version: string}).version).to.equal('2')
     expect(readdirSync(before.workdir).sort()).to.deep.equal(['labels.json', 'model.onnx'])
     // The failed server's log stays for the user (the hint names it) until the next deploy; its model folder is gone.
-    expect(readdirSync(join(project, '.mlops', 'local')).filter(name => name.startsWith('workdir-')).sort()).to.deep.equal([basename(before.workdir), basename(before.log), basename(failedLog)].sort())
+    expect(
+      readdirSync(join(project, '.mlops', 'local'))
+        .filter(name => name.startsWith('workdir-'))
+        .sort(),
+    ).to.deep.equal([basename(before.workdir), basename(before.log), basename(failedLog)].sort())
   })
 
   it('a deploy killed before it finished (kill -9) leaves folders that the next deploy removes', async () => {
@@ -113,7 +121,11 @@ describe('the local target: loader step + mlops serve in the background', functi
     const next = await cli('deploy', '--model', 'iris@1')
     expect(next.code, next.stderr).to.equal(0)
     const {workdir, log} = JSON.parse((await cli('status', '--json')).stdout)
-    expect(readdirSync(join(project, '.mlops', 'local')).filter(name => name.startsWith('workdir-')).sort()).to.deep.equal([basename(workdir), basename(log)].sort())
+    expect(
+      readdirSync(join(project, '.mlops', 'local'))
+        .filter(name => name.startsWith('workdir-'))
+        .sort(),
+    ).to.deep.equal([basename(workdir), basename(log)].sort())
     expect(existsSync(before.workdir)).to.equal(false)
     const back = await cli('deploy', '--model', 'iris@2')
     expect(back.code, back.stderr).to.equal(0)
@@ -127,7 +139,12 @@ describe('the local target: loader step + mlops serve in the background', functi
     expect(deleted.stdout).to.match(new RegExp(`^stopped mlops serve \\(pid ${pid}, iris@2\\)`))
     expect(stillRunning(pid, workdir), `pid ${pid} still runs mlops serve`).to.equal(false)
     expect(existsSync(workdir)).to.equal(false)
-    expect(await fetch(`${url}/health`).then(() => 'up', () => 'down')).to.equal('down')
+    expect(
+      await fetch(`${url}/health`).then(
+        () => 'up',
+        () => 'down',
+      ),
+    ).to.equal('down')
     expect((await cli('status')).code).to.equal(ExitCode.NOT_FOUND)
   })
 })

@@ -22,14 +22,17 @@ describe('mlops image secret: the pull Secret from the credentials image push us
     config.loadFromFile(cluster.kubeconfig)
     core = config.makeApiClient(CoreV1Api)
     project = tempDir()
-    writeFileSync(join(project, 'mlops.yaml'), 'name: iris\nimage:\n  repository: registry.example.com/team\ndeploy:\n  namespace: pull-secret\n')
+    writeFileSync(
+      join(project, 'mlops.yaml'),
+      'name: iris\nimage:\n  repository: registry.example.com/team\ndeploy:\n  namespace: pull-secret\n',
+    )
   })
 
   const credentials = {MLOPS_REGISTRY_USERNAME: 'ci', MLOPS_REGISTRY_PASSWORD: password}
-  const secretCli = async (args: string[], env: Record<string, string> = credentials) => runCli(['image', 'secret', ...args],
-    {KUBECONFIG: cluster.kubeconfig, DOCKER_CONFIG: tempDir(), ...env}, project)
+  const secretCli = async (args: string[], env: Record<string, string> = credentials) =>
+    runCli(['image', 'secret', ...args], {KUBECONFIG: cluster.kubeconfig, DOCKER_CONFIG: tempDir(), ...env}, project)
 
-  it('applies a kubernetes.io/dockerconfigjson Secret (with its namespace) holding the registry\'s credentials; the output names it and never the password', async () => {
+  it("applies a kubernetes.io/dockerconfigjson Secret (with its namespace) holding the registry's credentials; the output names it and never the password", async () => {
     const result = await secretCli([])
     expect(result.code, result.stderr).to.equal(0)
     expect(result.stdout).to.contain('secret pull-secret/iris-registry created: pull credentials for registry.example.com (user ci)')
@@ -38,28 +41,50 @@ describe('mlops image secret: the pull Secret from the credentials image push us
     const secret = await core.readNamespacedSecret({name: 'iris-registry', namespace: 'pull-secret'})
     expect(secret.type).to.equal('kubernetes.io/dockerconfigjson')
     const config = JSON.parse(Buffer.from(secret.data!['.dockerconfigjson'], 'base64').toString('utf8'))
-    expect(config.auths['registry.example.com']).to.deep.equal({username: 'ci', password, auth: Buffer.from(`ci:${password}`).toString('base64')})
+    expect(config.auths['registry.example.com']).to.deep.equal({
+      username: 'ci',
+      password,
+      auth: Buffer.from(`ci:${password}`).toString('base64'),
+    })
   })
 
   it('re-running it changes nothing; --json carries names only', async () => {
     const result = await secretCli(['--json'])
     expect(result.code, result.stderr).to.equal(0)
-    expect(JSON.parse(result.stdout)).to.deep.equal({secret: 'iris-registry', namespace: 'pull-secret', registry: 'registry.example.com', username: 'ci', result: 'unchanged', referenced: false})
+    expect(JSON.parse(result.stdout)).to.deep.equal({
+      secret: 'iris-registry',
+      namespace: 'pull-secret',
+      registry: 'registry.example.com',
+      username: 'ci',
+      result: 'unchanged',
+      referenced: false,
+    })
     expect(result.stdout).to.not.contain(password)
   })
 
   it('the credentials from $DOCKER_CONFIG/config.json when no variables are set, under --name', async () => {
     const dockerConfig = tempDir()
-    writeFileSync(join(dockerConfig, 'config.json'), JSON.stringify({auths: {'registry.example.com': {auth: Buffer.from(`robot:${password}`).toString('base64')}}}))
+    writeFileSync(
+      join(dockerConfig, 'config.json'),
+      JSON.stringify({auths: {'registry.example.com': {auth: Buffer.from(`robot:${password}`).toString('base64')}}}),
+    )
     const result = await secretCli(['--name', 'robot-pull'], {DOCKER_CONFIG: dockerConfig})
     expect(result.code, result.stderr).to.equal(0)
     const secret = await core.readNamespacedSecret({name: 'robot-pull', namespace: 'pull-secret'})
-    expect(JSON.parse(Buffer.from(secret.data!['.dockerconfigjson'], 'base64').toString('utf8')).auths['registry.example.com'].username).to.equal('robot')
+    expect(
+      JSON.parse(Buffer.from(secret.data!['.dockerconfigjson'], 'base64').toString('utf8')).auths['registry.example.com'].username,
+    ).to.equal('robot')
   })
 
   for (const [what, args, env, exitCode, message] of [
     ['no credentials for the registry', [], {}, ExitCode.PERMISSION, /^Error: no credentials for registry\.example\.com$/m],
-    ['empty credential variables (unset in CI)', [], {MLOPS_REGISTRY_USERNAME: '', MLOPS_REGISTRY_PASSWORD: ''}, ExitCode.PERMISSION, /^Error: no credentials for registry\.example\.com$/m],
+    [
+      'empty credential variables (unset in CI)',
+      [],
+      {MLOPS_REGISTRY_USERNAME: '', MLOPS_REGISTRY_PASSWORD: ''},
+      ExitCode.PERMISSION,
+      /^Error: no credentials for registry\.example\.com$/m,
+    ],
     ['a secret name with capitals', ['--name', 'Pull_Secret'], credentials, ExitCode.USAGE, /^Error: invalid secret name "Pull_Secret"/m],
     ['a username without a password', [], {MLOPS_REGISTRY_USERNAME: 'ci'}, ExitCode.USAGE, /need both a username and a password/],
   ] as const) {

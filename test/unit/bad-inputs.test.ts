@@ -19,7 +19,7 @@ function throws(fn: () => unknown, type: new (...args: never[]) => Error, messag
 
 /** Bad inputs the unit tests found, each refused with a one-line usage or config error. */
 describe('bad inputs to the pure rules', () => {
-  it('--set after -f never writes into the -f file\'s objects', () => {
+  it("--set after -f never writes into the -f file's objects", () => {
     const file = {gcs: {secretName: 'a'}}
     const merged = mergeDeployConfig(undefined, [file], ['gcs.serviceAccount=sa'])
     expect(merged).to.deep.equal({gcs: {secretName: 'a', serviceAccount: 'sa'}})
@@ -46,12 +46,25 @@ describe('bad inputs to the pure rules', () => {
   }
 
   it('bad input autoscaling minReplicas 20 alone: above the default maxReplicas 10 → config error naming the default', () => {
-    throws(() => validateDeployValues({autoscaling: {minReplicas: 20}}, 'mlops.yaml'), ConfigError, /minReplicas \(20\) is above maxReplicas \(10 \(the default\)\)/)
-    throws(() => validateDeployValues({autoscaling: {maxReplicas: 1}}, 'mlops.yaml'), ConfigError, /minReplicas \(2 \(the default\)\) is above maxReplicas \(1\)/)
+    throws(
+      () => validateDeployValues({autoscaling: {minReplicas: 20}}, 'mlops.yaml'),
+      ConfigError,
+      /minReplicas \(20\) is above maxReplicas \(10 \(the default\)\)/,
+    )
+    throws(
+      () => validateDeployValues({autoscaling: {maxReplicas: 1}}, 'mlops.yaml'),
+      ConfigError,
+      /minReplicas \(2 \(the default\)\) is above maxReplicas \(1\)/,
+    )
     validateDeployValues({autoscaling: {minReplicas: 5}}, 'mlops.yaml')
   })
 
-  for (const [text, message] of [['[]', /has no rows/], ['{"data": []}', /has no rows/], ['[[]]', /row 1 is empty/], ['[[1, 2], []]', /row 2 is empty/]] as const) {
+  for (const [text, message] of [
+    ['[]', /has no rows/],
+    ['{"data": []}', /has no rows/],
+    ['[[]]', /row 1 is empty/],
+    ['[[1, 2], []]', /row 2 is empty/],
+  ] as const) {
     it(`bad input rows ${text} → usage error, not an empty row sent`, () => {
       throws(() => parseRows(text, '--data'), UsageError, message)
     })

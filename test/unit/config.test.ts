@@ -14,25 +14,39 @@ function configError(run: () => unknown): ConfigError {
   throw new Error('no error thrown')
 }
 
-const ALLOWED_DEPLOY_KEYS = 'name, namespace, replicas, port, resources, autoscaling, pdb, gcs, target, imagePullSecrets, nodeSelector, tolerations, progressDeadlineSeconds, delivery, modelImage'
+const ALLOWED_DEPLOY_KEYS =
+  'name, namespace, replicas, port, resources, autoscaling, pdb, gcs, target, imagePullSecrets, nodeSelector, tolerations, progressDeadlineSeconds, delivery, modelImage'
 const SEE_README = 'see the deploy keys in README "Configuration"'
 
 describe('validateDeployValues: the merged deploy values, before anything is rendered', () => {
   it('accepts an empty section, a full one, autoscaling: false and a percentage pdb', () => {
     validateDeployValues({}, '--set')
-    validateDeployValues({
-      name: 'iris', namespace: 'ml', replicas: 3, port: 8080, target: 'k8s',
-      resources: {requests: {cpu: '500m', memory: '1Gi'}, limits: {cpu: 2, memory: '2Gi'}},
-      autoscaling: {minReplicas: 2, maxReplicas: 2, targetCPUUtilization: 80}, pdb: {minAvailable: '50%'},
-      gcs: {secretName: 'gcs-key'}, imagePullSecrets: ['regcred'], nodeSelector: {pool: 'cpu'},
-      tolerations: [{key: 'dedicated', operator: 'Equal', value: 'ml', effect: 'NoSchedule'}], progressDeadlineSeconds: 300,
-    }, '--set')
+    validateDeployValues(
+      {
+        name: 'iris',
+        namespace: 'ml',
+        replicas: 3,
+        port: 8080,
+        target: 'k8s',
+        resources: {requests: {cpu: '500m', memory: '1Gi'}, limits: {cpu: 2, memory: '2Gi'}},
+        autoscaling: {minReplicas: 2, maxReplicas: 2, targetCPUUtilization: 80},
+        pdb: {minAvailable: '50%'},
+        gcs: {secretName: 'gcs-key'},
+        imagePullSecrets: ['regcred'],
+        nodeSelector: {pool: 'cpu'},
+        tolerations: [{key: 'dedicated', operator: 'Equal', value: 'ml', effect: 'NoSchedule'}],
+        progressDeadlineSeconds: 300,
+      },
+      '--set',
+    )
     validateDeployValues({autoscaling: false}, '--set')
   })
 
   it('bad input replicas=abc: expected integer, naming where the values came from', () => {
     const error = configError(() => validateDeployValues({replicas: 'abc'}, 'deploy values (mlops.yaml, then -f files, then --set)'))
-    expect(error.message).to.equal('deploy values (mlops.yaml, then -f files, then --set): deploy.replicas: expected integer, got string "abc"')
+    expect(error.message).to.equal(
+      'deploy values (mlops.yaml, then -f files, then --set): deploy.replicas: expected integer, got string "abc"',
+    )
     expect(error.suggestion).to.equal(SEE_README)
     expect(error.exitCode).to.equal(2)
   })
@@ -55,12 +69,15 @@ describe('validateDeployValues: the merged deploy values, before anything is ren
   })
 
   it('bad input cpu=lots, namespace=Bad_NS, imagePullSecrets=[UPPER]: the expected form in words', () => {
-    expect(configError(() => validateDeployValues({resources: {limits: {cpu: 'lots'}}}, '--set')).message)
-      .to.equal('--set: deploy.resources.limits.cpu: string "lots" is not a Kubernetes quantity such as 500m, 2 or 1Gi')
-    expect(configError(() => validateDeployValues({namespace: 'Bad_NS'}, '--set')).message)
-      .to.equal('--set: deploy.namespace: string "Bad_NS" is not a Kubernetes name (lower-case letters, digits and -, up to 63)')
-    expect(configError(() => validateDeployValues({imagePullSecrets: ['UPPER']}, '--set')).message)
-      .to.equal('--set: deploy.imagePullSecrets.0: string "UPPER" is not a Secret name (lower-case letters, digits, - and .)')
+    expect(configError(() => validateDeployValues({resources: {limits: {cpu: 'lots'}}}, '--set')).message).to.equal(
+      '--set: deploy.resources.limits.cpu: string "lots" is not a Kubernetes quantity such as 500m, 2 or 1Gi',
+    )
+    expect(configError(() => validateDeployValues({namespace: 'Bad_NS'}, '--set')).message).to.equal(
+      '--set: deploy.namespace: string "Bad_NS" is not a Kubernetes name (lower-case letters, digits and -, up to 63)',
+    )
+    expect(configError(() => validateDeployValues({imagePullSecrets: ['UPPER']}, '--set')).message).to.equal(
+      '--set: deploy.imagePullSecrets.0: string "UPPER" is not a Secret name (lower-case letters, digits, - and .)',
+    )
   })
 
   it('bad input: a deploy section that is a string or null', () => {
@@ -75,8 +92,9 @@ describe('validateDeployValues: the merged deploy values, before anything is ren
   })
 
   it('bad input autoscaling min 3 > max 2 (by one) is refused; min = max is fine', () => {
-    expect(configError(() => validateDeployValues({autoscaling: {minReplicas: 3, maxReplicas: 2}}, '--set')).message)
-      .to.equal('--set: deploy.autoscaling.minReplicas (3) is above maxReplicas (2)')
+    expect(configError(() => validateDeployValues({autoscaling: {minReplicas: 3, maxReplicas: 2}}, '--set')).message).to.equal(
+      '--set: deploy.autoscaling.minReplicas (3) is above maxReplicas (2)',
+    )
     validateDeployValues({autoscaling: {minReplicas: 3, maxReplicas: 3}}, '--set')
   })
 })
@@ -89,7 +107,9 @@ describe('parseConfig: mlops.yaml text', () => {
   })
 
   it('bad input: invalid YAML and duplicate keys, with file:line:col', () => {
-    expect(configError(() => parseConfig('name: a\nname: b\n', '/p/mlops.yaml')).message).to.equal('/p/mlops.yaml:2:1: invalid YAML: Map keys must be unique')
+    expect(configError(() => parseConfig('name: a\nname: b\n', '/p/mlops.yaml')).message).to.equal(
+      '/p/mlops.yaml:2:1: invalid YAML: Map keys must be unique',
+    )
     expect(configError(() => parseConfig('name: [\n', 'mlops.yaml')).message).to.match(/^mlops\.yaml:2:1: invalid YAML: \S/)
   })
 
@@ -100,13 +120,17 @@ describe('parseConfig: mlops.yaml text', () => {
   })
 
   it('bad input: a value of the wrong form at the line and column of the value', () => {
-    expect(configError(() => parseConfig('deploy:\n  resources:\n    limits:\n      cpu: lots\n', 'mlops.yaml')).message)
-      .to.equal('mlops.yaml:4:12: deploy.resources.limits.cpu: string "lots" is not a Kubernetes quantity such as 500m, 2 or 1Gi')
-    expect(configError(() => parseConfig('store: ftp://x\n', 'mlops.yaml')).message)
-      .to.equal('mlops.yaml:1:8: store: string "ftp://x" is not gs://BUCKET[/PREFIX], file:///absolute/path or a folder')
+    expect(configError(() => parseConfig('deploy:\n  resources:\n    limits:\n      cpu: lots\n', 'mlops.yaml')).message).to.equal(
+      'mlops.yaml:4:12: deploy.resources.limits.cpu: string "lots" is not a Kubernetes quantity such as 500m, 2 or 1Gi',
+    )
+    expect(configError(() => parseConfig('store: ftp://x\n', 'mlops.yaml')).message).to.equal(
+      'mlops.yaml:1:8: store: string "ftp://x" is not gs://BUCKET[/PREFIX], file:///absolute/path or a folder',
+    )
   })
 
   it('bad input: a list at the top level', () => {
-    expect(configError(() => parseConfig('- a\n', 'mlops.yaml')).message).to.equal('mlops.yaml:1:1: (top level): expected object, got a list')
+    expect(configError(() => parseConfig('- a\n', 'mlops.yaml')).message).to.equal(
+      'mlops.yaml:1:1: (top level): expected object, got a list',
+    )
   })
 })

@@ -4,8 +4,18 @@ import {InvalidManifestError, type ModelManifest, parseAliasTarget, parseManifes
 
 const SHA = 'ab'.repeat(32)
 const VALID: ModelManifest = {
-  schemaVersion: 1, name: 'iris', version: '3', file: 'model.onnx', format: 'onnx', size: 1024, sha256: SHA, crc32c: 'AAAAAA==',
-  createdAt: '2024-01-01T00:00:00.000Z', createdBy: 'test', source: {file: 'iris.onnx'}, metadata: {team: 'ml'},
+  schemaVersion: 1,
+  name: 'iris',
+  version: '3',
+  file: 'model.onnx',
+  format: 'onnx',
+  size: 1024,
+  sha256: SHA,
+  crc32c: 'AAAAAA==',
+  createdAt: '2024-01-01T00:00:00.000Z',
+  createdBy: 'test',
+  source: {file: 'iris.onnx'},
+  metadata: {team: 'ml'},
 }
 const LABELS = {file: 'labels.json', sha256: SHA, size: 40, values: {0: 'setosa', 1: 'versicolor'}}
 
@@ -25,7 +35,10 @@ function refusal(data: Buffer, expected?: {name: string; version: string}): stri
 describe('parseManifest: a stored manifest is checked before it is used', () => {
   it('a valid manifest, with and without labels, comes back as it was written', () => {
     expect(parseManifest(serializeManifest(VALID))).to.deep.equal(VALID)
-    expect(parseManifest(serializeManifest({...VALID, labels: LABELS}), {name: 'iris', version: '3'})).to.deep.equal({...VALID, labels: LABELS})
+    expect(parseManifest(serializeManifest({...VALID, labels: LABELS}), {name: 'iris', version: '3'})).to.deep.equal({
+      ...VALID,
+      labels: LABELS,
+    })
   })
 
   it('serializeManifest writes indented JSON with a final newline', () => {
@@ -77,12 +90,18 @@ describe('parseManifest: a stored manifest is checked before it is used', () => 
   it('bad input labels: not an object, a path, not a SHA-256, not a byte count, or another file of the version', () => {
     expect(refusal(bytes({...VALID, labels: null}))).to.equal('field "labels" is not an object')
     expect(refusal(bytes({...VALID, labels: 'labels.json'}))).to.equal('field "labels" is not an object')
-    expect(refusal(bytes({...VALID, labels: {...LABELS, file: '../labels.json'}}))).to.equal('field "labels.file" is not a plain file name: "../labels.json"')
+    expect(refusal(bytes({...VALID, labels: {...LABELS, file: '../labels.json'}}))).to.equal(
+      'field "labels.file" is not a plain file name: "../labels.json"',
+    )
     expect(refusal(bytes({...VALID, labels: {...LABELS, file: 5}}))).to.equal('field "labels.file" is not a plain file name: "5"')
     expect(refusal(bytes({...VALID, labels: {...LABELS, sha256: 'ab'}}))).to.equal('field "labels.sha256" is not a hex SHA-256')
     expect(refusal(bytes({...VALID, labels: {...LABELS, size: -5}}))).to.equal('field "labels.size" is not a byte count')
-    expect(refusal(bytes({...VALID, labels: {...LABELS, file: 'model.onnx'}}))).to.equal('field "labels.file" names another file of the version')
-    expect(refusal(bytes({...VALID, labels: {...LABELS, file: 'manifest.json'}}))).to.equal('field "labels.file" names another file of the version')
+    expect(refusal(bytes({...VALID, labels: {...LABELS, file: 'model.onnx'}}))).to.equal(
+      'field "labels.file" names another file of the version',
+    )
+    expect(refusal(bytes({...VALID, labels: {...LABELS, file: 'manifest.json'}}))).to.equal(
+      'field "labels.file" names another file of the version',
+    )
   })
 })
 
@@ -97,7 +116,10 @@ describe('parseAliasTarget: an alias object names a version', () => {
 
   for (const version of ['../3', '.3', '', 'a/b']) {
     it(`bad input version ${JSON.stringify(version)}: never leads out of the model's folder`, () => {
-      expect(() => parseAliasTarget(bytes({version}))).to.throw(InvalidManifestError, `it names no valid version: ${JSON.stringify(version)}`)
+      expect(() => parseAliasTarget(bytes({version}))).to.throw(
+        InvalidManifestError,
+        `it names no valid version: ${JSON.stringify(version)}`,
+      )
     })
   }
 

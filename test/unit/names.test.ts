@@ -76,7 +76,9 @@ describe('model names and refs (NAME@REF)', () => {
 
     it('bad input: a very long name is shown cut to 67 characters and "..."', () => {
       const name = 'n'.repeat(200)
-      expect(refusal(() => parseModelRef(`${name}@1`)).message).to.equal(`invalid model name "${'n'.repeat(67)}..." (200 characters): ${RULE}`)
+      expect(refusal(() => parseModelRef(`${name}@1`)).message).to.equal(
+        `invalid model name "${'n'.repeat(67)}..." (200 characters): ${RULE}`,
+      )
     })
 
     it('bad input: the reserved model names "latest" and "aliases"', () => {
@@ -106,7 +108,9 @@ describe('model names and refs (NAME@REF)', () => {
     })
 
     it('bad input "12" as an alias: a plain number reads as a version', () => {
-      expect(refusal(() => validateName('alias', '12')).message).to.equal('invalid alias "12": an alias cannot be a plain number, which reads as a version')
+      expect(refusal(() => validateName('alias', '12')).message).to.equal(
+        'invalid alias "12": an alias cannot be a plain number, which reads as a version',
+      )
     })
 
     it('a plain number is a fine version, and an alias may contain digits', () => {

@@ -10,8 +10,11 @@ const record = (images: unknown[]) => Buffer.from(JSON.stringify({images}))
 
 describe('published model images: the store record and the repository names', () => {
   it('a good record parses; publishedAt is kept short', () => {
-    expect(parsePublications(record([{repository: 'registry.example.com/team/iris-model', digest: DIGEST, tag: '3', publishedAt: '2026-11-28T00:00:00Z'}])))
-      .to.deep.equal([{repository: 'registry.example.com/team/iris-model', digest: DIGEST, tag: '3', publishedAt: '2026-11-28T00:00:00Z'}])
+    expect(
+      parsePublications(
+        record([{repository: 'registry.example.com/team/iris-model', digest: DIGEST, tag: '3', publishedAt: '2026-11-28T00:00:00Z'}]),
+      ),
+    ).to.deep.equal([{repository: 'registry.example.com/team/iris-model', digest: DIGEST, tag: '3', publishedAt: '2026-11-28T00:00:00Z'}])
   })
 
   for (const [name, images, message] of [
@@ -44,10 +47,23 @@ describe('published model images: the store record and the repository names', ()
   it('parseRepository: REGISTRY/REPOSITORY with a port or localhost', () => {
     expect(parseRepository('127.0.0.1:5000/models/iris')).to.deep.equal({registry: '127.0.0.1:5000', repository: 'models/iris'})
     expect(parseRepository('localhost/iris')).to.deep.equal({registry: 'localhost', repository: 'iris'})
-    expect(parseRepository('europe-docker.pkg.dev/p/r/iris-model')).to.deep.equal({registry: 'europe-docker.pkg.dev', repository: 'p/r/iris-model'})
+    expect(parseRepository('europe-docker.pkg.dev/p/r/iris-model')).to.deep.equal({
+      registry: 'europe-docker.pkg.dev',
+      repository: 'p/r/iris-model',
+    })
   })
 
-  for (const text of ['iris', 'team/iris', 'r.io/Iris', 'r.io/iris:1', 'r.io/iris@sha256:00', 'r.io/', 'r.io//x', 'r.io/x/../y', 'r io/x']) {
+  for (const text of [
+    'iris',
+    'team/iris',
+    'r.io/Iris',
+    'r.io/iris:1',
+    'r.io/iris@sha256:00',
+    'r.io/',
+    'r.io//x',
+    'r.io/x/../y',
+    'r io/x',
+  ]) {
     it(`bad input: parseRepository("${text}") → usage error`, () => {
       expect(() => parseRepository(text)).to.throw(UsageError)
     })

@@ -7,10 +7,12 @@ import {restoreEnv} from '../helpers/env.js'
 describe('redact: credentials never come back out', () => {
   describe('userinfo in URLs', () => {
     it('user:password in http(s), tcp, ssh and any other scheme, every occurrence', () => {
-      expect(redact('GET http://alice:pa55w0rd@127.0.0.1:4443/storage/v1/b failed'))
-        .to.equal('GET http://***@127.0.0.1:4443/storage/v1/b failed')
-      expect(redact('DOCKER_HOST=tcp://u:p@10.0.0.1:2376 and https://bob:hunter2@registry.example.com/v2/ and ssh://git@github.com/o/r'))
-        .to.equal('DOCKER_HOST=tcp://***@10.0.0.1:2376 and https://***@registry.example.com/v2/ and ssh://***@github.com/o/r')
+      expect(redact('GET http://alice:pa55w0rd@127.0.0.1:4443/storage/v1/b failed')).to.equal(
+        'GET http://***@127.0.0.1:4443/storage/v1/b failed',
+      )
+      expect(
+        redact('DOCKER_HOST=tcp://u:p@10.0.0.1:2376 and https://bob:hunter2@registry.example.com/v2/ and ssh://git@github.com/o/r'),
+      ).to.equal('DOCKER_HOST=tcp://***@10.0.0.1:2376 and https://***@registry.example.com/v2/ and ssh://***@github.com/o/r')
     })
 
     it('a token as the only userinfo, a password without a user, an upper-case scheme', () => {
@@ -42,15 +44,28 @@ describe('redact: credentials never come back out', () => {
       const saved = process.env.MLOPS_REGISTRY_PASSWORD
       process.env.MLOPS_REGISTRY_PASSWORD = 'unit-env-registry-pw'
       try {
-        registerProcessSecrets(['image', 'push', '--password', 'unit-flag-pw-1', '--token=unit-flag-tok-2', '-secret', 'unit-flag-sec-3', '--KEY=unit-flag-key-4', '--api-key', 'unit-flag-api-5'])
+        registerProcessSecrets([
+          'image',
+          'push',
+          '--password',
+          'unit-flag-pw-1',
+          '--token=unit-flag-tok-2',
+          '-secret',
+          'unit-flag-sec-3',
+          '--KEY=unit-flag-key-4',
+          '--api-key',
+          'unit-flag-api-5',
+        ])
       } finally {
         restoreEnv('MLOPS_REGISTRY_PASSWORD', saved)
       }
 
-      expect(redact('unit-flag-pw-1 unit-flag-tok-2 unit-flag-sec-3 unit-flag-key-4 unit-flag-api-5 unit-env-registry-pw')).to.equal('*** *** *** *** *** ***')
+      expect(redact('unit-flag-pw-1 unit-flag-tok-2 unit-flag-sec-3 unit-flag-key-4 unit-flag-api-5 unit-env-registry-pw')).to.equal(
+        '*** *** *** *** *** ***',
+      )
     })
 
-    it('registerProcessSecrets: other flags\' values, a trailing --password without a value and --passwords are not registered', () => {
+    it("registerProcessSecrets: other flags' values, a trailing --password without a value and --passwords are not registered", () => {
       registerProcessSecrets(['--username', 'unit-user-name', '--passwords', 'unit-not-a-flag', '--password'])
       expect(redact('unit-user-name unit-not-a-flag')).to.equal('unit-user-name unit-not-a-flag')
     })
@@ -58,7 +73,9 @@ describe('redact: credentials never come back out', () => {
     it('a bearer header and a PEM private key are recognised by their shape, registered or not', () => {
       expect(redact('Authorization: Bearer unit.bearer.tok3n')).to.equal('Authorization: Bearer ***')
       expect(redact('key: -----BEGIN PRIVATE KEY-----\nunitMIIEvQIBADANBgkq\n-----END PRIVATE KEY----- end')).to.equal('key: *** end')
-      expect(redact('{"private_key": "-----BEGIN RSA PRIVATE KEY-----\\nMIIEvQ\\n-----END RSA PRIVATE KEY-----\\n"}')).to.equal('{"private_key": "***\\n"}')
+      expect(redact('{"private_key": "-----BEGIN RSA PRIVATE KEY-----\\nMIIEvQ\\n-----END RSA PRIVATE KEY-----\\n"}')).to.equal(
+        '{"private_key": "***\\n"}',
+      )
       // A key cut off before its END line is still removed, to the end of the text.
       expect(redact('-----BEGIN PRIVATE KEY-----\nunitMIIEvQ')).to.equal('***')
     })

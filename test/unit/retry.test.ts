@@ -56,11 +56,14 @@ describe('retry rules', () => {
 
     it('returns the first success, passing the attempt number', async () => {
       const seen: number[] = []
-      const result = await withRetry(async n => {
-        seen.push(n)
-        if (n < 3) throw coded('ECONNRESET')
-        return 'ok'
-      }, {timeoutMs: 5000, what: 'reading gs://b/x', initialDelayMs: 1})
+      const result = await withRetry(
+        async n => {
+          seen.push(n)
+          if (n < 3) throw coded('ECONNRESET')
+          return 'ok'
+        },
+        {timeoutMs: 5000, what: 'reading gs://b/x', initialDelayMs: 1},
+      )
       expect(result).to.equal('ok')
       expect(seen).to.deep.equal([1, 2, 3])
     })
@@ -68,30 +71,43 @@ describe('retry rules', () => {
     it('a non-transient error is thrown at once, unchanged', async () => {
       const failure = coded(404, 'not found')
       let attempts = 0
-      const thrown = await withRetry(async () => {
-        attempts++
-        throw failure
-      }, {timeoutMs: 5000, what: 'x', initialDelayMs: 1}).catch(error => error)
+      const thrown = await withRetry(
+        async () => {
+          attempts++
+          throw failure
+        },
+        {timeoutMs: 5000, what: 'x', initialDelayMs: 1},
+      ).catch(error => error)
       expect(thrown).to.equal(failure)
       expect(attempts).to.equal(1)
     })
 
     it('a closed window gives up after one attempt: UnavailableError naming what, the code and the cause', async () => {
       const cause = coded('ECONNREFUSED', 'connect ECONNREFUSED 127.0.0.1:1')
-      const error = await withRetry(async () => {
-        throw cause
-      }, {timeoutMs: 0, what: 'reading gs://b/iris/3/manifest.json'}).catch(error_ => error_) as UnavailableError
+      const error = (await withRetry(
+        async () => {
+          throw cause
+        },
+        {timeoutMs: 0, what: 'reading gs://b/iris/3/manifest.json'},
+      ).catch(error_ => error_)) as UnavailableError
       expect(error).to.be.instanceOf(UnavailableError)
       expect(error.exitCode).to.equal(7)
-      expect(error.message).to.equal('reading gs://b/iris/3/manifest.json: connect ECONNREFUSED 127.0.0.1:1 (gave up after 1 attempt in 0.0s)')
+      expect(error.message).to.equal(
+        'reading gs://b/iris/3/manifest.json: connect ECONNREFUSED 127.0.0.1:1 (gave up after 1 attempt in 0.0s)',
+      )
       expect(error.cause).to.equal(cause)
-      expect(error.suggestion).to.equal('check that the storage endpoint is reachable; store.timeout (MLOPS_STORE_TIMEOUT) sets how long to keep retrying')
+      expect(error.suggestion).to.equal(
+        'check that the storage endpoint is reachable; store.timeout (MLOPS_STORE_TIMEOUT) sets how long to keep retrying',
+      )
     })
 
     it('the code is prefixed when the message does not contain it; only the first line of the message is kept', async () => {
-      const error = await withRetry(async () => {
-        throw coded('ECONNRESET', 'socket closed\n    at stack line')
-      }, {timeoutMs: 0, what: 'w'}).catch(error_ => error_) as UnavailableError
+      const error = (await withRetry(
+        async () => {
+          throw coded('ECONNRESET', 'socket closed\n    at stack line')
+        },
+        {timeoutMs: 0, what: 'w'},
+      ).catch(error_ => error_)) as UnavailableError
       expect(error.message).to.equal('w: ECONNRESET socket closed (gave up after 1 attempt in 0.0s)')
     })
 
@@ -99,9 +115,12 @@ describe('retry rules', () => {
       // Jitter factor 1: waits of 20, 40, 40, 40 ms before attempts 2-5 (140 ms); without the cap 20+40+80+160 = 300 ms.
       Math.random = () => 1
       const started = performance.now()
-      await withRetry(async n => {
-        if (n < 5) throw coded('ETIMEDOUT')
-      }, {timeoutMs: 10_000, what: 'x', initialDelayMs: 20, maxDelayMs: 40})
+      await withRetry(
+        async n => {
+          if (n < 5) throw coded('ETIMEDOUT')
+        },
+        {timeoutMs: 10_000, what: 'x', initialDelayMs: 20, maxDelayMs: 40},
+      )
       const elapsed = performance.now() - started
       expect(elapsed).to.be.within(135, 280)
     })
@@ -110,9 +129,12 @@ describe('retry rules', () => {
       // Waits of 20, 40, 80 ms before attempts 2-4 (140 ms); a factor of 1 would make it 280 ms.
       Math.random = () => 0
       const started = performance.now()
-      await withRetry(async n => {
-        if (n < 4) throw coded('ETIMEDOUT')
-      }, {timeoutMs: 10_000, what: 'x', initialDelayMs: 40, maxDelayMs: 1000})
+      await withRetry(
+        async n => {
+          if (n < 4) throw coded('ETIMEDOUT')
+        },
+        {timeoutMs: 10_000, what: 'x', initialDelayMs: 40, maxDelayMs: 1000},
+      )
       expect(performance.now() - started).to.be.within(135, 270)
     })
 
@@ -120,10 +142,13 @@ describe('retry rules', () => {
       Math.random = () => 1
       const seen: number[] = []
       const started = performance.now()
-      const error = await withRetry(async n => {
-        seen.push(n)
-        throw coded('ECONNRESET', 'reset')
-      }, {timeoutMs: 60, what: 'w', initialDelayMs: 10_000}).catch(error_ => error_) as UnavailableError
+      const error = (await withRetry(
+        async n => {
+          seen.push(n)
+          throw coded('ECONNRESET', 'reset')
+        },
+        {timeoutMs: 60, what: 'w', initialDelayMs: 10_000},
+      ).catch(error_ => error_)) as UnavailableError
       expect(performance.now() - started).to.be.below(1000)
       expect(seen).to.deep.equal([1, 2])
       expect(error.message).to.match(/^w: ECONNRESET reset \(gave up after 2 attempts in 0\.\ds\)$/)

@@ -17,11 +17,17 @@ function refusal(text: string, source = '--data'): UsageError {
 describe('parseRows (predict --data, --file, stdin)', () => {
   describe('JSON', () => {
     it('a list of rows', () => {
-      expect(parseRows('[[5.1, 3.5, 1.4, 0.2], [6.2, 3.4, 5.4, 2.3]]', '--data')).to.deep.equal([[5.1, 3.5, 1.4, 0.2], [6.2, 3.4, 5.4, 2.3]])
+      expect(parseRows('[[5.1, 3.5, 1.4, 0.2], [6.2, 3.4, 5.4, 2.3]]', '--data')).to.deep.equal([
+        [5.1, 3.5, 1.4, 0.2],
+        [6.2, 3.4, 5.4, 2.3],
+      ])
     })
 
     it('{"data": rows}, the API\'s own request body; other keys are ignored', () => {
-      expect(parseRows('{"data": [[1, 2], [3, 4]], "id": "x"}', '--data')).to.deep.equal([[1, 2], [3, 4]])
+      expect(parseRows('{"data": [[1, 2], [3, 4]], "id": "x"}', '--data')).to.deep.equal([
+        [1, 2],
+        [3, 4],
+      ])
     })
 
     it('a single row of numbers is one row, plain or under "data"', () => {
@@ -59,11 +65,17 @@ describe('parseRows (predict --data, --file, stdin)', () => {
 
   describe('CSV', () => {
     it('one row per line, values trimmed, blank lines and CRLF endings ignored', () => {
-      expect(parseRows('5.1, 3.5\r\n\r\n6.2,3.4\n', 'rows.csv')).to.deep.equal([[5.1, 3.5], [6.2, 3.4]])
+      expect(parseRows('5.1, 3.5\r\n\r\n6.2,3.4\n', 'rows.csv')).to.deep.equal([
+        [5.1, 3.5],
+        [6.2, 3.4],
+      ])
     })
 
     it('a first line of names is a header and skipped', () => {
-      expect(parseRows('sepal_length,sepal_width\n5.1,3.5\n6.2,3.4', 'rows.csv')).to.deep.equal([[5.1, 3.5], [6.2, 3.4]])
+      expect(parseRows('sepal_length,sepal_width\n5.1,3.5\n6.2,3.4', 'rows.csv')).to.deep.equal([
+        [5.1, 3.5],
+        [6.2, 3.4],
+      ])
     })
 
     it('a single line of numbers is one row', () => {

@@ -1,6 +1,16 @@
 import {expect} from 'chai'
 
-import {ConflictError, ExitCode, NotFoundError, PermissionError, UnavailableError, UsageError, errorMessage, isMlopsError, systemError} from '../../src/errors.js'
+import {
+  ConflictError,
+  ExitCode,
+  NotFoundError,
+  PermissionError,
+  UnavailableError,
+  UsageError,
+  errorMessage,
+  isMlopsError,
+  systemError,
+} from '../../src/errors.js'
 import {registryOf} from '../../src/images/names.js'
 import {inFlightBudget} from '../../src/runtime/limits.js'
 import {closestMatch, formatBytes} from '../../src/util/text.js'
@@ -29,7 +39,10 @@ describe('small rules', () => {
     const errno = (code: string, extra: Record<string, unknown> = {}) => Object.assign(new Error(code), {code, ...extra})
 
     it('ENOENT, ENOTDIR, EISDIR name the path', () => {
-      expect(systemError(errno('ENOENT', {path: '/x/model.onnx'}))).to.deep.include({message: 'no such file or folder: /x/model.onnx', code: 'NOT_FOUND'})
+      expect(systemError(errno('ENOENT', {path: '/x/model.onnx'}))).to.deep.include({
+        message: 'no such file or folder: /x/model.onnx',
+        code: 'NOT_FOUND',
+      })
       expect(systemError(errno('ENOENT'))!.message).to.equal('no such file or folder: (unnamed)')
       expect(systemError(errno('ENOTDIR', {path: '/x/a'}))!.message).to.equal('a part of the path /x/a is a file, not a folder')
       expect(systemError(errno('EISDIR', {path: '/x'}))!.message).to.equal('/x is a folder, not a file')
@@ -37,8 +50,12 @@ describe('small rules', () => {
     })
 
     it('EEXIST: from mkdir a usage error, otherwise a conflict; dest counts as the path', () => {
-      expect(systemError(errno('EEXIST', {syscall: 'mkdir', path: '/x/f'}))).to.be.instanceOf(UsageError).and.to.deep.include({message: '/x/f is a file, not a folder'})
-      expect(systemError(errno('EEXIST', {syscall: 'rename', dest: '/x/g'}))).to.be.instanceOf(ConflictError).and.to.deep.include({message: '/x/g already exists'})
+      expect(systemError(errno('EEXIST', {syscall: 'mkdir', path: '/x/f'})))
+        .to.be.instanceOf(UsageError)
+        .and.to.deep.include({message: '/x/f is a file, not a folder'})
+      expect(systemError(errno('EEXIST', {syscall: 'rename', dest: '/x/g'})))
+        .to.be.instanceOf(ConflictError)
+        .and.to.deep.include({message: '/x/g already exists'})
     })
 
     it('EACCES, EPERM, EROFS are permission errors (exit 6); ENOSPC is unavailable (exit 7)', () => {
@@ -54,10 +71,18 @@ describe('small rules', () => {
     })
 
     it('listen errors: a privileged port, a port in use, an address not of this machine', () => {
-      expect(systemError(errno('EACCES', {syscall: 'listen', port: 80}))!.message).to.equal('cannot listen on port 80: ports below 1024 need root')
-      expect(systemError(errno('EADDRINUSE', {syscall: 'listen', address: '127.0.0.1', port: 8000}))!.message).to.equal('port 8000 on 127.0.0.1 is already in use')
-      expect(systemError(errno('EADDRNOTAVAIL', {syscall: 'listen', address: '10.9.9.9', port: 8000}))!.message).to.equal('cannot listen on 10.9.9.9: not an address of this machine')
-      expect(systemError(errno('ENOTFOUND', {syscall: 'getaddrinfo', hostname: 'nohost'}))!.message).to.equal('cannot listen on nohost: not an address of this machine')
+      expect(systemError(errno('EACCES', {syscall: 'listen', port: 80}))!.message).to.equal(
+        'cannot listen on port 80: ports below 1024 need root',
+      )
+      expect(systemError(errno('EADDRINUSE', {syscall: 'listen', address: '127.0.0.1', port: 8000}))!.message).to.equal(
+        'port 8000 on 127.0.0.1 is already in use',
+      )
+      expect(systemError(errno('EADDRNOTAVAIL', {syscall: 'listen', address: '10.9.9.9', port: 8000}))!.message).to.equal(
+        'cannot listen on 10.9.9.9: not an address of this machine',
+      )
+      expect(systemError(errno('ENOTFOUND', {syscall: 'getaddrinfo', hostname: 'nohost'}))!.message).to.equal(
+        'cannot listen on nohost: not an address of this machine',
+      )
     })
 
     it('anything else is left undefined (a bug, not a user error)', () => {
@@ -77,7 +102,7 @@ describe('small rules', () => {
       expect(isMlopsError({code: 'USAGE', exitCode: 2})).to.equal(false)
     })
 
-    it('errorMessage: an Error\'s message, anything else as a string', () => {
+    it("errorMessage: an Error's message, anything else as a string", () => {
       expect(errorMessage(new Error('boom'))).to.equal('boom')
       expect(errorMessage('text')).to.equal('text')
       expect(errorMessage(42)).to.equal('42')
@@ -100,14 +125,23 @@ describe('small rules', () => {
   })
 
   describe('formatBytes', () => {
-    for (const [bytes, text] of [[0, '0 B'], [1023, '1023 B'], [1024, '1.0 KiB'], [1536, '1.5 KiB'], [100 * MiB, '100 MiB'], [99.94 * MiB, '99.9 MiB'], [5 * 1024 ** 3, '5.0 GiB'], [2 * 1024 ** 5, '2048 TiB']] as const) {
+    for (const [bytes, text] of [
+      [0, '0 B'],
+      [1023, '1023 B'],
+      [1024, '1.0 KiB'],
+      [1536, '1.5 KiB'],
+      [100 * MiB, '100 MiB'],
+      [99.94 * MiB, '99.9 MiB'],
+      [5 * 1024 ** 3, '5.0 GiB'],
+      [2 * 1024 ** 5, '2048 TiB'],
+    ] as const) {
       it(`${bytes} is "${text}"`, () => {
         expect(formatBytes(bytes)).to.equal(text)
       })
     }
   })
 
-  describe('registryOf (the Docker CLI\'s rule for an image reference)', () => {
+  describe("registryOf (the Docker CLI's rule for an image reference)", () => {
     for (const [ref, registry] of [
       ['mlops/iris/api:abc', 'docker.io'],
       ['ubuntu', 'docker.io'],

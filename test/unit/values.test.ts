@@ -12,10 +12,16 @@ describe('mergeDeployConfig: mlops.yaml < -f files < --set', () => {
   })
 
   it('a -f file overrides mlops.yaml key by key, deeply; keys it does not name stay', () => {
-    const base: DeployConfig = {replicas: 2, namespace: 'ml', resources: {requests: {cpu: '100m', memory: '256Mi'}, limits: {memory: '512Mi'}}}
+    const base: DeployConfig = {
+      replicas: 2,
+      namespace: 'ml',
+      resources: {requests: {cpu: '100m', memory: '256Mi'}, limits: {memory: '512Mi'}},
+    }
     const file: DeployConfig = {replicas: 4, resources: {requests: {cpu: '1'}}}
     expect(mergeDeployConfig(base, [file], [])).to.deep.equal({
-      replicas: 4, namespace: 'ml', resources: {requests: {cpu: '1', memory: '256Mi'}, limits: {memory: '512Mi'}},
+      replicas: 4,
+      namespace: 'ml',
+      resources: {requests: {cpu: '1', memory: '256Mi'}, limits: {memory: '512Mi'}},
     })
   })
 
@@ -41,7 +47,11 @@ describe('mergeDeployConfig: mlops.yaml < -f files < --set', () => {
   })
 
   it('--set values are YAML scalars: integers, floats, booleans, null, quoted strings, plain strings', () => {
-    const merged = mergeDeployConfig({}, [], ['replicas=3', 'a=1.5', 'b=true', 'c=false', 'd=null', 'e=~', 'f="3"', 'g=yes', 'h=500m', 'i=1e3', 'j=0x10'])
+    const merged = mergeDeployConfig(
+      {},
+      [],
+      ['replicas=3', 'a=1.5', 'b=true', 'c=false', 'd=null', 'e=~', 'f="3"', 'g=yes', 'h=500m', 'i=1e3', 'j=0x10'],
+    )
     expect(merged).to.deep.equal({replicas: 3, a: 1.5, b: true, c: false, d: null, e: null, f: '3', g: 'yes', h: '500m', i: 1000, j: 16})
   })
 
@@ -54,12 +64,16 @@ describe('mergeDeployConfig: mlops.yaml < -f files < --set', () => {
   })
 
   it('--set YAML flow collections give a list or a mapping', () => {
-    expect(mergeDeployConfig({}, [], ['imagePullSecrets=[a, b]', 'nodeSelector={pool: gpu}'])).to.deep.equal({imagePullSecrets: ['a', 'b'], nodeSelector: {pool: 'gpu'}})
+    expect(mergeDeployConfig({}, [], ['imagePullSecrets=[a, b]', 'nodeSelector={pool: gpu}'])).to.deep.equal({
+      imagePullSecrets: ['a', 'b'],
+      nodeSelector: {pool: 'gpu'},
+    })
   })
 
   it('--set dotted paths create the mappings they go through and keep their siblings', () => {
-    expect(mergeDeployConfig({resources: {limits: {memory: '512Mi'}}}, [], ['resources.limits.cpu=2', 'gcs.secretName=key']))
-      .to.deep.equal({resources: {limits: {memory: '512Mi', cpu: 2}}, gcs: {secretName: 'key'}})
+    expect(mergeDeployConfig({resources: {limits: {memory: '512Mi'}}}, [], ['resources.limits.cpu=2', 'gcs.secretName=key'])).to.deep.equal(
+      {resources: {limits: {memory: '512Mi', cpu: 2}}, gcs: {secretName: 'key'}},
+    )
   })
 
   it('--set through a scalar replaces the scalar with a mapping', () => {
@@ -67,11 +81,14 @@ describe('mergeDeployConfig: mlops.yaml < -f files < --set', () => {
   })
 
   it('--set accepts a leading "deploy." (the key as mlops.yaml spells it); only the first one is stripped', () => {
-    expect(mergeDeployConfig({}, [], ['deploy.replicas=3', 'deploy.gcs.secretName=key'])).to.deep.equal({replicas: 3, gcs: {secretName: 'key'}})
+    expect(mergeDeployConfig({}, [], ['deploy.replicas=3', 'deploy.gcs.secretName=key'])).to.deep.equal({
+      replicas: 3,
+      gcs: {secretName: 'key'},
+    })
     expect(mergeDeployConfig({}, [], ['deploy.deploy.x=1'])).to.deep.equal({deploy: {x: 1}})
   })
 
-  it('mlops.yaml\'s deploy section is not changed by the merge', () => {
+  it("mlops.yaml's deploy section is not changed by the merge", () => {
     const base: DeployConfig = {gcs: {secretName: 'key'}, resources: {limits: {cpu: '1'}}}
     mergeDeployConfig(base, [{resources: {limits: {cpu: '2'}}}], ['gcs.serviceAccount=sa'])
     expect(base).to.deep.equal({gcs: {secretName: 'key'}, resources: {limits: {cpu: '1'}}})
@@ -95,8 +112,19 @@ describe('mergeDeployConfig: mlops.yaml < -f files < --set', () => {
 const SHA = 'ab'.repeat(32)
 function manifest(extra: Partial<ModelManifest> = {}): ModelManifest {
   return {
-    schemaVersion: 1, name: 'iris', version: '3', file: 'model.onnx', format: 'onnx', size: 10 * 1024 * 1024, sha256: SHA, crc32c: 'AAAAAA==',
-    createdAt: '2024-01-01T00:00:00.000Z', createdBy: 'test', source: {file: 'model.onnx'}, metadata: {}, ...extra,
+    schemaVersion: 1,
+    name: 'iris',
+    version: '3',
+    file: 'model.onnx',
+    format: 'onnx',
+    size: 10 * 1024 * 1024,
+    sha256: SHA,
+    crc32c: 'AAAAAA==',
+    createdAt: '2024-01-01T00:00:00.000Z',
+    createdBy: 'test',
+    source: {file: 'model.onnx'},
+    metadata: {},
+    ...extra,
   }
 }
 
@@ -110,7 +138,12 @@ describe('manifestValues: what the templates see', () => {
       app: {
         name: 'iris',
         namespace: 'iris',
-        labels: {'app.kubernetes.io/name': 'iris', 'app.kubernetes.io/component': 'model-server', 'app.kubernetes.io/managed-by': 'mlops', 'mlops.io/model': 'iris'},
+        labels: {
+          'app.kubernetes.io/name': 'iris',
+          'app.kubernetes.io/component': 'model-server',
+          'app.kubernetes.io/managed-by': 'mlops',
+          'mlops.io/model': 'iris',
+        },
         selector: {'app.kubernetes.io/name': 'iris'},
       },
       model: {
@@ -139,16 +172,28 @@ describe('manifestValues: what the templates see', () => {
       },
       loader: {
         args: ['iris@3', '--to', '/workdir/model.onnx'],
-        env: [{name: 'MLOPS_STORE', value: 'gs://bucket/models'}, {name: 'MLOPS_LOG_FORMAT', value: 'json'}],
+        env: [
+          {name: 'MLOPS_STORE', value: 'gs://bucket/models'},
+          {name: 'MLOPS_LOG_FORMAT', value: 'json'},
+        ],
         volumeMounts: [{name: 'workdir', mountPath: '/workdir'}],
         resources: {requests: {cpu: '100m', memory: '128Mi'}, limits: {memory: '256Mi'}},
-        initContainers: [{
-          name: 'model-loader', image: IMAGES.loader, imagePullPolicy: 'IfNotPresent', args: ['iris@3', '--to', '/workdir/model.onnx'],
-          env: [{name: 'MLOPS_STORE', value: 'gs://bucket/models'}, {name: 'MLOPS_LOG_FORMAT', value: 'json'}],
-          volumeMounts: [{name: 'workdir', mountPath: '/workdir'}], terminationMessagePolicy: 'FallbackToLogsOnError',
-          resources: {requests: {cpu: '100m', memory: '128Mi'}, limits: {memory: '256Mi'}},
-          securityContext: {allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: {drop: ['ALL']}},
-        }],
+        initContainers: [
+          {
+            name: 'model-loader',
+            image: IMAGES.loader,
+            imagePullPolicy: 'IfNotPresent',
+            args: ['iris@3', '--to', '/workdir/model.onnx'],
+            env: [
+              {name: 'MLOPS_STORE', value: 'gs://bucket/models'},
+              {name: 'MLOPS_LOG_FORMAT', value: 'json'},
+            ],
+            volumeMounts: [{name: 'workdir', mountPath: '/workdir'}],
+            terminationMessagePolicy: 'FallbackToLogsOnError',
+            resources: {requests: {cpu: '100m', memory: '128Mi'}, limits: {memory: '256Mi'}},
+            securityContext: {allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: {drop: ['ALL']}},
+          },
+        ],
       },
       securityContext: {allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: {drop: ['ALL']}},
       delivery: {kind: 'init-container'},
@@ -163,12 +208,24 @@ describe('manifestValues: what the templates see', () => {
       gcs: {serviceAccount: false, workloadIdentity: '', podServiceAccount: 'default', automountToken: false},
       // 1.5 × 10 MiB = 15 MiB, + 64 MiB of headroom.
       volumes: [{name: 'workdir', emptyDir: {sizeLimit: '79Mi'}}],
-      pod: {workdir: '/workdir', readyPath: '/ready', healthPath: '/health', containers: {loader: 'model-loader', api: 'api'}, portName: 'http'},
+      pod: {
+        workdir: '/workdir',
+        readyPath: '/ready',
+        healthPath: '/health',
+        containers: {loader: 'model-loader', api: 'api'},
+        portName: 'http',
+      },
     })
   })
 
   it('a model with labels: the loader writes them (--labels-to) and the API reads them (LABEL_FILEPATH)', () => {
-    const values = manifestValues({project: {dir: '/project', values: {}}, deploy: {}, manifest: manifest({labels: {file: 'labels.json', sha256: SHA, size: 40, values: {0: 'setosa'}}}), images: IMAGES, store: STORE}) as {loader: {args: string[]}; api: {env: unknown[]}}
+    const values = manifestValues({
+      project: {dir: '/project', values: {}},
+      deploy: {},
+      manifest: manifest({labels: {file: 'labels.json', sha256: SHA, size: 40, values: {0: 'setosa'}}}),
+      images: IMAGES,
+      store: STORE,
+    }) as {loader: {args: string[]}; api: {env: unknown[]}}
     expect(values.loader.args).to.deep.equal(['iris@3', '--to', '/workdir/model.onnx', '--labels-to', '/workdir/labels.json'])
     expect(values.api.env).to.deep.equal([
       {name: 'MODEL_FILEPATH', value: '/workdir/model.onnx'},
@@ -180,7 +237,11 @@ describe('manifestValues: what the templates see', () => {
   })
 
   it('name: deploy.name, else the project name, else the model name; namespace: deploy.namespace, else the name', () => {
-    const name = (project: {name?: string}, deploy: DeployConfig) => (manifestValues({project: {dir: '/p', values: project}, deploy, manifest: manifest(), images: IMAGES, store: STORE}).app as {name: string; namespace: string})
+    const name = (project: {name?: string}, deploy: DeployConfig) =>
+      manifestValues({project: {dir: '/p', values: project}, deploy, manifest: manifest(), images: IMAGES, store: STORE}).app as {
+        name: string
+        namespace: string
+      }
     expect(name({}, {})).to.include({name: 'iris', namespace: 'iris'})
     expect(name({name: 'flowers'}, {})).to.include({name: 'flowers', namespace: 'flowers'})
     expect(name({name: 'flowers'}, {name: 'api', namespace: 'serving'})).to.include({name: 'api', namespace: 'serving'})
@@ -188,27 +249,63 @@ describe('manifestValues: what the templates see', () => {
 
   it('configured values: pull secrets as {name}, node selector, tolerations, autoscaling off, pdb and port; empty lists and maps stay null', () => {
     const deploy: DeployConfig = {
-      replicas: 5, port: 9000, autoscaling: false, pdb: {minAvailable: '50%'}, imagePullSecrets: ['regcred'], nodeSelector: {pool: 'cpu'},
-      tolerations: [{key: 'dedicated', operator: 'Equal', value: 'ml', effect: 'NoSchedule'}], progressDeadlineSeconds: 600,
+      replicas: 5,
+      port: 9000,
+      autoscaling: false,
+      pdb: {minAvailable: '50%'},
+      imagePullSecrets: ['regcred'],
+      nodeSelector: {pool: 'cpu'},
+      tolerations: [{key: 'dedicated', operator: 'Equal', value: 'ml', effect: 'NoSchedule'}],
+      progressDeadlineSeconds: 600,
     }
-    const values = manifestValues({project: {dir: '/p', values: {}}, deploy, manifest: manifest(), images: IMAGES, store: STORE}) as {deploy: Record<string, unknown>; api: {env: Array<{name: string; value: string}>}}
+    const values = manifestValues({project: {dir: '/p', values: {}}, deploy, manifest: manifest(), images: IMAGES, store: STORE}) as {
+      deploy: Record<string, unknown>
+      api: {env: Array<{name: string; value: string}>}
+    }
     expect(values.deploy).to.deep.include({
-      replicas: 5, port: 9000, autoscaling: false, pdb: {minAvailable: '50%'}, progressDeadlineSeconds: 600,
-      imagePullSecrets: [{name: 'regcred'}], nodeSelector: {pool: 'cpu'}, tolerations: [{key: 'dedicated', operator: 'Equal', value: 'ml', effect: 'NoSchedule'}],
+      replicas: 5,
+      port: 9000,
+      autoscaling: false,
+      pdb: {minAvailable: '50%'},
+      progressDeadlineSeconds: 600,
+      imagePullSecrets: [{name: 'regcred'}],
+      nodeSelector: {pool: 'cpu'},
+      tolerations: [{key: 'dedicated', operator: 'Equal', value: 'ml', effect: 'NoSchedule'}],
     })
     expect(values.api.env.find(e => e.name === 'PORT')).to.deep.equal({name: 'PORT', value: '9000'})
-    const empty = manifestValues({project: {dir: '/p', values: {}}, deploy: {imagePullSecrets: [], nodeSelector: {}, tolerations: []}, manifest: manifest(), images: IMAGES, store: STORE}) as {deploy: Record<string, unknown>}
+    const empty = manifestValues({
+      project: {dir: '/p', values: {}},
+      deploy: {imagePullSecrets: [], nodeSelector: {}, tolerations: []},
+      manifest: manifest(),
+      images: IMAGES,
+      store: STORE,
+    }) as {deploy: Record<string, unknown>}
     expect(empty.deploy).to.deep.include({imagePullSecrets: null, nodeSelector: null, tolerations: null})
   })
 
   it('a partial autoscaling section is completed from the defaults', () => {
-    const values = manifestValues({project: {dir: '/p', values: {}}, deploy: {autoscaling: {maxReplicas: 4}}, manifest: manifest(), images: IMAGES, store: STORE}) as {deploy: {autoscaling: unknown}}
+    const values = manifestValues({
+      project: {dir: '/p', values: {}},
+      deploy: {autoscaling: {maxReplicas: 4}},
+      manifest: manifest(),
+      images: IMAGES,
+      store: STORE,
+    }) as {deploy: {autoscaling: unknown}}
     expect(values.deploy.autoscaling).to.deep.equal({minReplicas: 2, maxReplicas: 4, targetCPUUtilization: 70})
   })
 
-  it('store settings reach the loader\'s environment; the default timeout is left out', () => {
-    const store: StoreSettings = {uri: 'gs://b', baseDir: '/p', endpoint: 'http://127.0.0.1:4443', anonymous: true, project: 'proj', timeoutSeconds: 90}
-    const values = manifestValues({project: {dir: '/p', values: {}}, deploy: {}, manifest: manifest(), images: IMAGES, store}) as {loader: {env: unknown[]}}
+  it("store settings reach the loader's environment; the default timeout is left out", () => {
+    const store: StoreSettings = {
+      uri: 'gs://b',
+      baseDir: '/p',
+      endpoint: 'http://127.0.0.1:4443',
+      anonymous: true,
+      project: 'proj',
+      timeoutSeconds: 90,
+    }
+    const values = manifestValues({project: {dir: '/p', values: {}}, deploy: {}, manifest: manifest(), images: IMAGES, store}) as {
+      loader: {env: unknown[]}
+    }
     expect(values.loader.env).to.deep.equal([
       {name: 'MLOPS_STORE', value: 'gs://b'},
       {name: 'MLOPS_LOG_FORMAT', value: 'json'},
@@ -220,16 +317,35 @@ describe('manifestValues: what the templates see', () => {
   })
 
   it('gcs.secretName mounts the key for the loader; serviceAccount and workloadIdentity pass through', () => {
-    const deploy: DeployConfig = {gcs: {secretName: 'gcs-key', serviceAccount: 'loader', workloadIdentity: 'loader@proj.iam.gserviceaccount.com'}}
+    const deploy: DeployConfig = {
+      gcs: {secretName: 'gcs-key', serviceAccount: 'loader', workloadIdentity: 'loader@proj.iam.gserviceaccount.com'},
+    }
     const values = manifestValues({project: {dir: '/p', values: {}}, deploy, manifest: manifest(), images: IMAGES, store: STORE})
     expect(values.loader.env).to.deep.include({name: 'GOOGLE_APPLICATION_CREDENTIALS', value: '/var/secrets/google/key.json'})
-    expect(values.loader.volumeMounts).to.deep.equal([{name: 'workdir', mountPath: '/workdir'}, {name: 'gcs-key', mountPath: '/var/secrets/google', readOnly: true}])
-    expect(values.volumes).to.deep.equal([{name: 'workdir', emptyDir: {sizeLimit: '79Mi'}}, {name: 'gcs-key', secret: {secretName: 'gcs-key'}}])
-    expect(values.gcs).to.deep.equal({serviceAccount: 'loader', workloadIdentity: 'loader@proj.iam.gserviceaccount.com', podServiceAccount: 'loader', automountToken: false})
+    expect(values.loader.volumeMounts).to.deep.equal([
+      {name: 'workdir', mountPath: '/workdir'},
+      {name: 'gcs-key', mountPath: '/var/secrets/google', readOnly: true},
+    ])
+    expect(values.volumes).to.deep.equal([
+      {name: 'workdir', emptyDir: {sizeLimit: '79Mi'}},
+      {name: 'gcs-key', secret: {secretName: 'gcs-key'}},
+    ])
+    expect(values.gcs).to.deep.equal({
+      serviceAccount: 'loader',
+      workloadIdentity: 'loader@proj.iam.gserviceaccount.com',
+      podServiceAccount: 'loader',
+      automountToken: false,
+    })
   })
 
   it('a 2 GiB model: longer rollout deadline and start-up probe, a larger workdir', () => {
-    const values = manifestValues({project: {dir: '/p', values: {}}, deploy: {}, manifest: manifest({size: 2 * 1024 ** 3}), images: IMAGES, store: STORE})
+    const values = manifestValues({
+      project: {dir: '/p', values: {}},
+      deploy: {},
+      manifest: manifest({size: 2 * 1024 ** 3}),
+      images: IMAGES,
+      store: STORE,
+    })
     // 60 + 2048/20 = 162.4 → 163 s
     expect(values.deploy).to.deep.include({progressDeadlineSeconds: 223, startupFailureThreshold: 82})
     expect(values.volumes).to.deep.equal([{name: 'workdir', emptyDir: {sizeLimit: `${3072 + 64}Mi`}}])
@@ -239,7 +355,14 @@ describe('manifestValues: what the templates see', () => {
 describe('manifestValues with an image volume (deploy.delivery image-volume)', () => {
   it('no initContainer, the work volume is the image by digest, the API container pins the sha256, the revision says how it gets the model', () => {
     const image = `registry.example.com/team/iris-model@sha256:${'b'.repeat(64)}`
-    const values = manifestValues({project: {dir: '/p', values: {}}, deploy: {gcs: {secretName: 'gcs-key'}}, manifest: manifest(), images: IMAGES, store: STORE, delivery: {kind: 'image-volume', image}})
+    const values = manifestValues({
+      project: {dir: '/p', values: {}},
+      deploy: {gcs: {secretName: 'gcs-key'}},
+      manifest: manifest(),
+      images: IMAGES,
+      store: STORE,
+      delivery: {kind: 'image-volume', image},
+    })
     expect(values.loader.initContainers).to.equal(null)
     expect(values.volumes).to.deep.equal([{name: 'workdir', image: {reference: image, pullPolicy: 'IfNotPresent'}}])
     expect(values.api.env).to.deep.include({name: 'MODEL_SHA256', value: SHA})

@@ -8,7 +8,7 @@ import {tempDir} from '../helpers/stores.js'
 describe('temp files left by killed writers', () => {
   const touch = (dir: string, name: string) => writeFileSync(join(dir, name), 'partial')
 
-  it('removes those of dead processes and of our own process id (a restarted container is PID 1 again); keeps a live process\'s and other files', async () => {
+  it("removes those of dead processes and of our own process id (a restarted container is PID 1 again); keeps a live process's and other files", async () => {
     const dir = tempDir()
     const dead = 2 ** 22 + 12_345 // above pid_max on these machines: no such process
     touch(dir, `.model.onnx.${dead}.0123abcd.tmp`)
@@ -19,7 +19,14 @@ describe('temp files left by killed writers', () => {
     touch(dir, `.model.onnx.${dead}.not-hex.tmp`)
     const removed = await removeStaleTemps(join(dir, 'model.onnx'))
     expect(removed.sort()).to.deep.equal([`.model.onnx.${dead}.0123abcd.tmp`, `.model.onnx.${process.pid}.0123abce.tmp`].sort())
-    expect(readdirSync(dir).sort()).to.deep.equal([`.labels.json.${dead}.0123abd0.tmp`, `.model.onnx.${dead}.not-hex.tmp`, `.model.onnx.${process.ppid}.0123abcf.tmp`, 'model.onnx'].sort())
+    expect(readdirSync(dir).sort()).to.deep.equal(
+      [
+        `.labels.json.${dead}.0123abd0.tmp`,
+        `.model.onnx.${dead}.not-hex.tmp`,
+        `.model.onnx.${process.ppid}.0123abcf.tmp`,
+        'model.onnx',
+      ].sort(),
+    )
   })
 
   it('a destination name with regular-expression characters matches only itself', async () => {

@@ -15,7 +15,9 @@ import {Http1Connection, requestBytes} from '../../src/util/http1.js'
 import {loadTest} from '../../src/predict/load.js'
 
 /** A raw TCP server answering every request with `reply(n)` bytes, written in pieces to split the parser's input. */
-async function rawServer(reply: (n: number, socket: Socket) => void): Promise<{url: string; server: ReturnType<typeof createTcpServer>; connections: () => number}> {
+async function rawServer(
+  reply: (n: number, socket: Socket) => void,
+): Promise<{url: string; server: ReturnType<typeof createTcpServer>; connections: () => number}> {
   let requests = 0
   let connections = 0
   const server = createTcpServer(socket => {
@@ -52,7 +54,9 @@ describe('our HTTP/1.1 client (predict -n, ranged reads) and the load generator 
   })
 
   it('parses content-length responses split across packets, on one keep-alive connection', async () => {
-    const raw = await rawServer((n, socket) => writeInPieces(socket, `HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: ${String(n).length + 2}\r\n\r\n[${n}]`))
+    const raw = await rawServer((n, socket) =>
+      writeInPieces(socket, `HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: ${String(n).length + 2}\r\n\r\n[${n}]`),
+    )
     servers.push(raw.server)
     const url = new URL('/predict', raw.url)
     const connection = await Http1Connection.open(url)
@@ -105,7 +109,9 @@ describe('our HTTP/1.1 client (predict -n, ranged reads) and the load generator 
   it('loadTest reopens connections the server closes and counts every request once', async () => {
     const raw = await rawServer((n, socket) => {
       const answer = '{"prediction":"virginica"}'
-      socket.write(`HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n${n % 5 === 4 ? 'connection: close\r\n' : ''}content-length: ${answer.length}\r\n\r\n${answer}`)
+      socket.write(
+        `HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n${n % 5 === 4 ? 'connection: close\r\n' : ''}content-length: ${answer.length}\r\n\r\n${answer}`,
+      )
       if (n % 5 === 4) socket.end()
     })
     servers.push(raw.server)
@@ -133,7 +139,14 @@ describe('our HTTP/1.1 client (predict -n, ranged reads) and the load generator 
     await new Promise<void>(resolve => http.listen(0, '127.0.0.1', () => resolve()))
     const {port} = http.address() as AddressInfo
     await new Promise(resolve => http.close(resolve))
-    const failed = await loadTest({url: `http://127.0.0.1:${port}`, endpoint: '/predict/label', protocol: 'original', rows: [[1, 2, 3, 4]]}, 20, 4).then(() => undefined, (error: unknown) => error)
+    const failed = await loadTest(
+      {url: `http://127.0.0.1:${port}`, endpoint: '/predict/label', protocol: 'original', rows: [[1, 2, 3, 4]]},
+      20,
+      4,
+    ).then(
+      () => undefined,
+      (error: unknown) => error,
+    )
     expect(failed).to.be.instanceOf(UnavailableError)
     expect((failed as Error).message).to.match(/cannot reach http:\/\/127\.0\.0\.1:\d+: .*ECONNREFUSED/)
   })
@@ -148,14 +161,20 @@ describe('ranged reads on our own connections (src/store/http.ts rangeRequest) a
   const collect = async (url: string, signal?: AbortSignal) => {
     const parts: Buffer[] = []
     // Copies, as the contract says: a chunk is only valid during the call.
-    await rangeRequest({url: new URL('/o?alt=media', url), headers: {range: 'bytes=0-9'}, signal, onData: chunk => parts.push(Buffer.from(chunk))})
+    await rangeRequest({
+      url: new URL('/o?alt=media', url),
+      headers: {range: 'bytes=0-9'},
+      signal,
+      onData: chunk => parts.push(Buffer.from(chunk)),
+    })
     return Buffer.concat(parts).toString()
   }
 
   it('content-length and chunked bodies arrive whole; two reads reuse one keep-alive connection', async () => {
     const raw = await rawServer((n, socket) => {
       if (n === 0) writeInPieces(socket, 'HTTP/1.1 206 Partial Content\r\ncontent-length: 10\r\n\r\n0123456789', 3)
-      else writeInPieces(socket, 'HTTP/1.1 206 Partial Content\r\ntransfer-encoding: chunked\r\n\r\n4\r\nabcd\r\n6\r\nefghij\r\n0\r\n\r\n', 5)
+      else
+        writeInPieces(socket, 'HTTP/1.1 206 Partial Content\r\ntransfer-encoding: chunked\r\n\r\n4\r\nabcd\r\n6\r\nefghij\r\n0\r\n\r\n', 5)
     })
     servers.push(raw.server)
     expect(await collect(raw.url)).to.equal('0123456789')
@@ -163,10 +182,20 @@ describe('ranged reads on our own connections (src/store/http.ts rangeRequest) a
     expect(raw.connections()).to.equal(1)
   })
 
-  it('bad input: a 404 with a JSON error → HttpStatusError 404 carrying the server\'s message', async () => {
-    const raw = await rawServer((_n, socket) => socket.write('HTTP/1.1 404 Not Found\r\ncontent-type: application/json\r\ncontent-length: 42\r\n\r\n{"error":{"message":"No such object: b/o"}}'.replace('42', String('{"error":{"message":"No such object: b/o"}}'.length))))
+  it("bad input: a 404 with a JSON error → HttpStatusError 404 carrying the server's message", async () => {
+    const raw = await rawServer((_n, socket) =>
+      socket.write(
+        'HTTP/1.1 404 Not Found\r\ncontent-type: application/json\r\ncontent-length: 42\r\n\r\n{"error":{"message":"No such object: b/o"}}'.replace(
+          '42',
+          String('{"error":{"message":"No such object: b/o"}}'.length),
+        ),
+      ),
+    )
     servers.push(raw.server)
-    const failed = await collect(raw.url).then(() => undefined, (error: unknown) => error)
+    const failed = await collect(raw.url).then(
+      () => undefined,
+      (error: unknown) => error,
+    )
     expect(failed).to.be.instanceOf(HttpStatusError)
     expect(failed).to.include({code: 404, message: 'HTTP 404: No such object: b/o'})
   })
@@ -181,7 +210,10 @@ describe('ranged reads on our own connections (src/store/http.ts rangeRequest) a
       }
     })
     servers.push(raw.server)
-    const failed = await collect(raw.url).then(() => undefined, (error: unknown) => error)
+    const failed = await collect(raw.url).then(
+      () => undefined,
+      (error: unknown) => error,
+    )
     expect(isTransient(failed)).to.equal(true)
     expect(await collect(raw.url)).to.equal('0123456789')
     expect(raw.connections()).to.equal(2)
@@ -195,7 +227,10 @@ describe('ranged reads on our own connections (src/store/http.ts rangeRequest) a
     servers.push(raw.server)
     const controller = new AbortController()
     setTimeout(() => controller.abort(), 50)
-    const failed = await collect(raw.url, controller.signal).then(() => undefined, (error: unknown) => error)
+    const failed = await collect(raw.url, controller.signal).then(
+      () => undefined,
+      (error: unknown) => error,
+    )
     expect(failed).to.have.property('name', 'AbortError')
     expect(await collect(raw.url)).to.equal('0123456789')
     expect(raw.connections()).to.equal(2)
@@ -205,8 +240,29 @@ describe('ranged reads on our own connections (src/store/http.ts rangeRequest) a
 describe('our HTTP/1.1 client over TLS (the path to storage.googleapis.com)', () => {
   it('reads into its reused buffer through TLS as well: a 1 MiB body arrives intact, twice on one connection', async () => {
     const dir = tempDir()
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1', '-subj', '/CN=127.0.0.1',
-      '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')], {stdio: 'ignore'})
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:P-256',
+        '-nodes',
+        '-days',
+        '1',
+        '-subj',
+        '/CN=127.0.0.1',
+        '-addext',
+        'subjectAltName=IP:127.0.0.1',
+        '-keyout',
+        join(dir, 'key.pem'),
+        '-out',
+        join(dir, 'cert.pem'),
+      ],
+      {stdio: 'ignore'},
+    )
     const cert = readFileSync(join(dir, 'cert.pem'))
     const payload = randomBytes(1 << 20)
     let connections = 0
@@ -236,8 +292,13 @@ describe('our HTTP/1.1 client over TLS (the path to storage.googleapis.com)', ()
       connection.close()
       expect(connections).to.equal(1)
       // Without our CA the certificate is refused: TLS is verified, not skipped.
-      const refused = await Http1Connection.open(url).then(() => undefined, (error: unknown) => error)
-      expect(refused).to.have.property('code').that.matches(/SELF_SIGNED|UNABLE_TO_VERIFY|DEPTH_ZERO/)
+      const refused = await Http1Connection.open(url).then(
+        () => undefined,
+        (error: unknown) => error,
+      )
+      expect(refused)
+        .to.have.property('code')
+        .that.matches(/SELF_SIGNED|UNABLE_TO_VERIFY|DEPTH_ZERO/)
     } finally {
       server.close()
     }

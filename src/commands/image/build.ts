@@ -21,7 +21,15 @@ function projectDockerfile(dir: string, component: string): string | undefined {
 export default class ImageBuild extends BaseCommand<typeof ImageBuild> {
   static summary = 'Build the loader and API images with the Docker engine.'
 
-  static description = `Builds the project's docker/<component>.Dockerfile when it has one (mlops init writes them), else the packaged templates/images/<component>.Dockerfile, with this mlops package as the build context (honouring its .dockerignore), with host networking and no pulls. Tags <image.repository>/<component>:<tag>, where the tag defaults to the project's git short sha (else the mlops version). Labels: org.opencontainers.image.* and io.mlops.component; the API image also carries its ONNX Runtime version and the highest ONNX IR version and opsets it loads (io.mlops.*), which mlops image check and deploy read. A failing step exits 10 with the step and its output.`
+  static description = [
+    `Builds the project's docker/<component>.Dockerfile when it has one (mlops init writes them), else the packaged`,
+    `templates/images/<component>.Dockerfile, with this mlops package as the build context (honouring its .dockerignore),`,
+    `with host networking and no pulls.`,
+    `Tags <image.repository>/<component>:<tag>, where the tag defaults to the project's git short sha (else the mlops version).`,
+    `Labels: org.opencontainers.image.* and io.mlops.component; the API image also carries its ONNX Runtime version and the`,
+    `highest ONNX IR version and opsets it loads (io.mlops.*), which mlops image check and deploy read.`,
+    `A failing step exits 10 with the step and its output.`,
+  ].join(' ')
 
   static examples = [
     '<%= config.bin %> <%= command.id %>',
@@ -33,7 +41,10 @@ export default class ImageBuild extends BaseCommand<typeof ImageBuild> {
 
   static flags = {
     ...imageNameFlags,
-    'base-image': Flags.string({summary: 'Base image (default: image.base, else node:20-slim). Never pulled: it must be in the engine.', env: 'MLOPS_BASE_IMAGE'}),
+    'base-image': Flags.string({
+      summary: 'Base image (default: image.base, else node:20-slim). Never pulled: it must be in the engine.',
+      env: 'MLOPS_BASE_IMAGE',
+    }),
     verbose: Flags.boolean({summary: 'Print the whole build log.', default: false}),
   }
 
@@ -49,7 +60,8 @@ export default class ImageBuild extends BaseCommand<typeof ImageBuild> {
       try {
         const labels: Record<string, string> = {
           'org.opencontainers.image.title': `mlops ${component}`,
-          'org.opencontainers.image.description': component === 'api' ? 'Model-load pattern API: mlops serve (ONNX Runtime)' : 'Model-load pattern loader: mlops model pull',
+          'org.opencontainers.image.description':
+            component === 'api' ? 'Model-load pattern API: mlops serve (ONNX Runtime)' : 'Model-load pattern loader: mlops model pull',
           'org.opencontainers.image.version': names.tag,
           'org.opencontainers.image.created': new Date().toISOString(),
           ...(names.revision ? {'org.opencontainers.image.revision': names.revision} : {}),
@@ -58,14 +70,18 @@ export default class ImageBuild extends BaseCommand<typeof ImageBuild> {
           ...(component === 'api' ? runtimeLabels(await probeRuntimeSupport()) : {}),
         }
         const image = await buildImage(docker, {
-          component, tags: [names.ref(component)], labels,
+          component,
+          tags: [names.ref(component)],
+          labels,
           baseImage: flags['base-image'] ?? project.values.image?.base ?? 'node:20-slim',
           dockerfile: projectDockerfile(project.dir, component),
           onStep: step => progress.text(`Building ${component}: ${step}`),
           onLine: verbose ? line => verbose('info', line) : undefined,
         })
         progress.succeed(`Built ${component}`)
-        this.log(`${component.padEnd(6)}  ${image.id.slice(0, 19)}  ${image.tags.join(', ')}  ${formatBytes(image.size)}  ${image.seconds.toFixed(1)}s`)
+        this.log(
+          `${component.padEnd(6)}  ${image.id.slice(0, 19)}  ${image.tags.join(', ')}  ${formatBytes(image.size)}  ${image.seconds.toFixed(1)}s`,
+        )
         images.push(image)
       } finally {
         progress.stop()

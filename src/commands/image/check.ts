@@ -20,7 +20,12 @@ export interface CheckResult {
 export default class ImageCheck extends BaseCommand<typeof ImageCheck> {
   static summary = 'Check that a model version can run on an API image (the compatibility guard).'
 
-  static description = `Compares the model's manifest (ONNX IR version, opset per domain) with what the API image's ONNX Runtime supports, read from its io.mlops.* labels (--image) or probed from the ONNX Runtime this CLI packs into the API image it builds (without --image). Exit code 8 when they do not match, with each reason naming both versions. deploy runs the same check before any rollout.`
+  static description = [
+    `Compares the model's manifest (ONNX IR version, opset per domain) with what the API image's ONNX Runtime supports, read`,
+    `from its io.mlops.* labels (--image) or probed from the ONNX Runtime this CLI packs into the API image it builds`,
+    `(without --image).`,
+    `Exit code 8 when they do not match, with each reason naming both versions. deploy runs the same check before any rollout.`,
+  ].join(' ')
 
   static examples = [
     '<%= config.bin %> <%= command.id %> --model iris@prod',
@@ -29,7 +34,7 @@ export default class ImageCheck extends BaseCommand<typeof ImageCheck> {
 
   static flags = {
     model: Flags.string({summary: 'NAME@REF of the model version.', required: true}),
-    image: Flags.string({summary: 'API image to check against (read from the Docker engine); default: this CLI\'s ONNX Runtime.'}),
+    image: Flags.string({summary: "API image to check against (read from the Docker engine); default: this CLI's ONNX Runtime."}),
     ...storeFlags,
   }
 
@@ -57,7 +62,13 @@ export default class ImageCheck extends BaseCommand<typeof ImageCheck> {
     requireCompatible(manifest, support, runtimeName)
     const model = `${manifest.name}@${manifest.version}`
     const opsets = manifest.onnx!.opsetImports.map(o => `${o.domain} ${o.version}`).join(', ')
-    this.log(`${model} (IR ${manifest.onnx!.irVersion}, ${opsets}) runs on ${runtimeName} (IR ≤ ${support.irVersion}, ${Object.entries(support.opsets).map(([d, v]) => `${d} ≤ ${v}`).join(', ')})`)
+    this.log(
+      `${model} (IR ${manifest.onnx!.irVersion}, ${opsets}) runs on ${runtimeName} (IR ≤ ${support.irVersion}, ${Object.entries(
+        support.opsets,
+      )
+        .map(([d, v]) => `${d} ≤ ${v}`)
+        .join(', ')})`,
+    )
     return {model, sha256: manifest.sha256, image: this.flags.image ?? null, runtime: support, compatible: true, reasons: []}
   }
 }

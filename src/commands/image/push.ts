@@ -16,7 +16,12 @@ export interface PushedImages {
 export default class ImagePush extends BaseCommand<typeof ImagePush> {
   static summary = 'Push the loader and API images, and record their digests for deploy.'
 
-  static description = `Pushes <image.repository>/<component>:<tag> (the names image build gave them) to the registry in the name. Credentials: MLOPS_REGISTRY_USERNAME and MLOPS_REGISTRY_PASSWORD, else $DOCKER_CONFIG/config.json (default ~/.docker) the way the Docker CLI reads it (credHelpers, auths, credsStore). The pushed digests go into .mlops/state.json (written atomically), so deploy pins images by digest (repo@sha256:...). A refused push exits 6, an unreachable registry 7.`
+  static description = [
+    `Pushes <image.repository>/<component>:<tag> (the names image build gave them) to the registry in the name. Credentials:`,
+    `MLOPS_REGISTRY_USERNAME and MLOPS_REGISTRY_PASSWORD, else $DOCKER_CONFIG/config.json (default ~/.docker) the way the Docker CLI reads it (credHelpers, auths, credsStore).`,
+    `The pushed digests go into .mlops/state.json (written atomically), so deploy pins images by digest (repo@sha256:...).`,
+    `A refused push exits 6, an unreachable registry 7.`,
+  ].join(' ')
 
   static examples = [
     '<%= config.bin %> <%= command.id %>',
@@ -27,7 +32,10 @@ export default class ImagePush extends BaseCommand<typeof ImagePush> {
 
   static flags = {
     ...imageNameFlags,
-    username: Flags.string({summary: 'Registry user (with MLOPS_REGISTRY_PASSWORD; never pass a password as a flag).', env: 'MLOPS_REGISTRY_USERNAME'}),
+    username: Flags.string({
+      summary: 'Registry user (with MLOPS_REGISTRY_PASSWORD; never pass a password as a flag).',
+      env: 'MLOPS_REGISTRY_USERNAME',
+    }),
   }
 
   async run(): Promise<PushedImages> {
@@ -36,7 +44,10 @@ export default class ImagePush extends BaseCommand<typeof ImagePush> {
     const images: PushedImages['images'] = []
     for (const component of componentsOf(this.args.component)) {
       const ref = names.ref(component)
-      const auth = await registryCredentials(registryOf(ref), {username: this.flags.username, password: process.env.MLOPS_REGISTRY_PASSWORD})
+      const auth = await registryCredentials(registryOf(ref), {
+        username: this.flags.username,
+        password: process.env.MLOPS_REGISTRY_PASSWORD,
+      })
       const progress = await this.progress()
       progress.start(`Pushing ${ref}`)
       try {

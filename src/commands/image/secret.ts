@@ -23,7 +23,13 @@ export interface PullSecretResult {
 export default class ImageSecret extends BaseCommand<typeof ImageSecret> {
   static summary = 'Create or update the Secret the cluster pulls the images with, from the credentials image push uses.'
 
-  static description = `Reads the registry credentials the way mlops image push does (MLOPS_REGISTRY_USERNAME and MLOPS_REGISTRY_PASSWORD, else $DOCKER_CONFIG/config.json) for the registry in the images' names, and applies a kubernetes.io/dockerconfigjson Secret with them (server-side apply, with its namespace; safe to repeat). Name it in deploy.imagePullSecrets in mlops.yaml so the pods use it. The Secret's content is never printed. No credentials for the registry exits 6.`
+  static description = [
+    `Reads the registry credentials the way mlops image push does (MLOPS_REGISTRY_USERNAME and MLOPS_REGISTRY_PASSWORD, else`,
+    `$DOCKER_CONFIG/config.json) for the registry in the images' names, and applies a kubernetes.io/dockerconfigjson Secret`,
+    `with them (server-side apply, with its namespace; safe to repeat).`,
+    `Name it in deploy.imagePullSecrets in mlops.yaml so the pods use it. The Secret's content is never printed.`,
+    `No credentials for the registry exits 6.`,
+  ].join(' ')
 
   static examples = [
     'MLOPS_REGISTRY_USERNAME=ci MLOPS_REGISTRY_PASSWORD=$TOKEN <%= config.bin %> <%= command.id %>',
@@ -34,7 +40,10 @@ export default class ImageSecret extends BaseCommand<typeof ImageSecret> {
     ...clusterFlags,
     ...imageNameFlags,
     name: Flags.string({summary: 'Secret name (default: the first of deploy.imagePullSecrets, else <deployment>-registry).'}),
-    username: Flags.string({summary: 'Registry user (with MLOPS_REGISTRY_PASSWORD; never pass a password as a flag).', env: 'MLOPS_REGISTRY_USERNAME'}),
+    username: Flags.string({
+      summary: 'Registry user (with MLOPS_REGISTRY_PASSWORD; never pass a password as a flag).',
+      env: 'MLOPS_REGISTRY_USERNAME',
+    }),
   }
 
   async run(): Promise<PullSecretResult> {
@@ -49,13 +58,26 @@ export default class ImageSecret extends BaseCommand<typeof ImageSecret> {
     const registry = registryOf(names.ref('api'))
     const auth = await registryCredentials(registry, {username: this.flags.username, password: process.env.MLOPS_REGISTRY_PASSWORD})
     if (!auth) {
-      throw new PermissionError(`no credentials for ${registry}`, {suggestion: `docker login ${registry}, or set MLOPS_REGISTRY_USERNAME and MLOPS_REGISTRY_PASSWORD`})
+      throw new PermissionError(`no credentials for ${registry}`, {
+        suggestion: `docker login ${registry}, or set MLOPS_REGISTRY_USERNAME and MLOPS_REGISTRY_PASSWORD`,
+      })
     }
 
     const applied = await applyPullSecret(kubeClients({context: this.flags.context}), {
-      name, namespace: target.namespace, registry, auth, labels: {'app.kubernetes.io/name': target.name, 'app.kubernetes.io/managed-by': 'mlops'},
+      name,
+      namespace: target.namespace,
+      registry,
+      auth,
+      labels: {'app.kubernetes.io/name': target.name, 'app.kubernetes.io/managed-by': 'mlops'},
     })
-    const result: PullSecretResult = {secret: name, namespace: target.namespace, registry, username: auth.username!, result: applied.result, referenced: listed.includes(name)}
+    const result: PullSecretResult = {
+      secret: name,
+      namespace: target.namespace,
+      registry,
+      username: auth.username!,
+      result: applied.result,
+      referenced: listed.includes(name),
+    }
     this.log(`secret ${target.namespace}/${name} ${applied.result}: pull credentials for ${registry} (user ${result.username})`)
     if (!result.referenced) this.log(`add it to mlops.yaml so the pods use it:\n  deploy:\n    imagePullSecrets: [${name}]`)
     return result

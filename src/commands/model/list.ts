@@ -10,13 +10,13 @@ import {redact} from '../../util/redact.js'
 import {formatBytes} from '../../util/text.js'
 
 export type ListResult =
-  | {store: string; models: ModelSummary[]}
-  | {store: string; name: string; versions: VersionSummary[]; aliases: Record<string, string>}
+  {store: string; models: ModelSummary[]} | {store: string; name: string; versions: VersionSummary[]; aliases: Record<string, string>}
 
 export default class ModelList extends BaseCommand<typeof ModelList> {
   static summary = 'List models, or the versions of one model.'
 
-  static description = 'Without NAME: every model in the store with its number of versions, latest version and aliases. With NAME: its versions with size, creation time, sha256 and aliases.'
+  static description =
+    'Without NAME: every model in the store with its number of versions, latest version and aliases. With NAME: its versions with size, creation time, sha256 and aliases.'
 
   static examples = [
     '<%= config.bin %> <%= command.id %>',
@@ -43,18 +43,29 @@ export default class ModelList extends BaseCommand<typeof ModelList> {
     if (this.args.name === undefined) {
       const models = await store.listModels()
       if (models.length === 0) this.log(`No models in ${store.uri}. Push one with: mlops model push FILE --name NAME`)
-      else this.log(formatTable(['NAME', 'VERSIONS', 'LATEST', 'ALIASES'], models.map(m => [
-        m.name, String(m.versions), m.latest ?? '-', formatAliases(m.aliases),
-      ])))
+      else
+        this.log(
+          formatTable(
+            ['NAME', 'VERSIONS', 'LATEST', 'ALIASES'],
+            models.map(m => [m.name, String(m.versions), m.latest ?? '-', formatAliases(m.aliases)]),
+          ),
+        )
       for (const problem of models.flatMap(m => m.problems ?? [])) this.warnAbout(problem)
       return {store: store.uri, models}
     }
 
     const name = validateName('model name', this.args.name)
     const listing = await store.listVersions(name)
-    this.log(formatTable(['VERSION', 'SIZE', 'CREATED', 'SHA256', 'ALIASES'], listing.versions.map(v => v.problem
-      ? [v.version, '-', '-', 'CORRUPT', v.aliases.join(',') || '-']
-      : [v.version, formatBytes(v.size), v.createdAt, v.sha256.slice(0, 12), v.aliases.join(',') || '-'])))
+    this.log(
+      formatTable(
+        ['VERSION', 'SIZE', 'CREATED', 'SHA256', 'ALIASES'],
+        listing.versions.map(v =>
+          v.problem
+            ? [v.version, '-', '-', 'CORRUPT', v.aliases.join(',') || '-']
+            : [v.version, formatBytes(v.size), v.createdAt, v.sha256.slice(0, 12), v.aliases.join(',') || '-'],
+        ),
+      ),
+    )
     for (const version of listing.versions) if (version.problem) this.warnAbout(version.problem)
     return {store: store.uri, ...listing}
   }

@@ -12,11 +12,20 @@ import {redactJson} from '../../util/redact.js'
 import {formatBytes} from '../../util/text.js'
 
 export default class ModelPull extends BaseCommand<typeof ModelPull> {
-  static summary = 'Download a model version, verified, to a local path (the loader\'s job).'
+  static summary = "Download a model version, verified, to a local path (the loader's job)."
 
-  static description = `Resolves REF (version, alias or latest), downloads into a temporary file beside the destination with parallel ranged reads, verifies size and sha256 (and the store's crc32c), then renames it into place: the destination is never partial or corrupt. When it already holds the same sha256, nothing is downloaded ("up to date"). Transient failures and stalls are retried for store.timeout seconds, then exit code 7.
-
-As a Kubernetes initContainer (the loader): when /dev/termination-log exists, or with --termination-log, a one-line JSON summary is written there (ref, version, sha256, bytes, seconds and uptime: seconds since the process started; or the error, its code and exit code), so that deploy can say why a loader failed; --log-format json writes structured progress lines on stderr.`
+  static description = [
+    `Resolves REF (version, alias or latest), downloads into a temporary file beside the destination with parallel ranged`,
+    `reads, verifies size and sha256 (and the store's crc32c), then renames it into place: the destination is never partial`,
+    `or corrupt. When it already holds the same sha256, nothing is downloaded ("up to date"). Transient failures and stalls`,
+    `are retried for store.timeout seconds, then exit code 7.\n\n`,
+    `As a Kubernetes initContainer (the loader): when /dev/termination-log exists, or with --termination-log, a one-line JSON`,
+    `summary is written there (ref, version, sha256, bytes, seconds and uptime: seconds since the process started; or the`,
+    `error, its code and exit code), so that deploy can say why a loader failed; --log-format json writes structured progress`,
+    `lines on stderr.`,
+  ]
+    .join(' ')
+    .replace('\n\n ', '\n\n')
 
   static examples = [
     '<%= config.bin %> <%= command.id %> iris@3 --to /workdir/model.onnx',
@@ -55,7 +64,9 @@ As a Kubernetes initContainer (the loader): when /dev/termination-log exists, or
     log?.('info', 'resolving', {ref: this.args.ref, store: store.uri})
     try {
       const result = await store.pull({
-        ref, destination: this.flags.to, labelsDestination: this.flags['labels-to'],
+        ref,
+        destination: this.flags.to,
+        labelsDestination: this.flags['labels-to'],
         onResolved(manifest) {
           progress.text(`Downloading ${manifest.name}@${manifest.version}`)
           log?.('info', LOG_EVENTS.resolved, {ref: `${manifest.name}@${manifest.version}`, sha256: manifest.sha256, size: manifest.size})
@@ -63,14 +74,22 @@ As a Kubernetes initContainer (the loader): when /dev/termination-log exists, or
         onProgress: progress.bytes('Downloading'),
       })
       progress.stop()
-      log?.('info', result.skipped ? LOG_EVENTS.upToDate : LOG_EVENTS.verified, {path: result.path, sha256: result.sha256, bytes: result.bytes, seconds: result.seconds})
+      log?.('info', result.skipped ? LOG_EVENTS.upToDate : LOG_EVENTS.verified, {
+        path: result.path,
+        sha256: result.sha256,
+        bytes: result.bytes,
+        seconds: result.seconds,
+      })
       // uptime: seconds since this process started, node's start-up included: a pod's loader lead time.
       this.writeTerminationLog({ok: true, ...result, uptime: Number(process.uptime().toFixed(3))})
       const what = `${result.name}@${result.version}`
       // With structured logs (a container), the log line above says it all: stdout stays free of plain text.
-      if (this.flags['log-format'] !== 'json') this.log(result.skipped
-        ? `${what} up to date at ${result.path} (sha256:${result.sha256.slice(0, 12)})`
-        : `${what} → ${result.path}  ${formatBytes(result.bytes)} in ${result.seconds.toFixed(2)}s  sha256:${result.sha256.slice(0, 12)} verified`)
+      if (this.flags['log-format'] !== 'json')
+        this.log(
+          result.skipped
+            ? `${what} up to date at ${result.path} (sha256:${result.sha256.slice(0, 12)})`
+            : `${what} → ${result.path}  ${formatBytes(result.bytes)} in ${result.seconds.toFixed(2)}s  sha256:${result.sha256.slice(0, 12)} verified`,
+        )
       if (result.labelsPath && this.flags['log-format'] !== 'json') this.log(`labels → ${result.labelsPath}`)
       return result
     } finally {

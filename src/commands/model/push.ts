@@ -11,7 +11,11 @@ import {formatBytes} from '../../util/text.js'
 export default class ModelPush extends BaseCommand<typeof ModelPush> {
   static summary = 'Push a model file to the store as a new, immutable version.'
 
-  static description = `Checks the file first (an ONNX file must parse; its IR version, opsets, inputs and outputs go into the manifest), uploads it create-only while hashing it (sha256, crc32c), then writes the version's manifest.json last. A version that exists is never changed: pushing it again fails with exit code 4. Without --version the next integer is taken.`
+  static description = [
+    `Checks the file first (an ONNX file must parse; its IR version, opsets, inputs and outputs go into the manifest),`,
+    `uploads it create-only while hashing it (sha256, crc32c), then writes the version's manifest.json last.`,
+    `A version that exists is never changed: pushing it again fails with exit code 4. Without --version the next integer is taken.`,
+  ].join(' ')
 
   static examples = [
     '<%= config.bin %> <%= command.id %> iris_svc.onnx --name iris --labels labels.json',
@@ -45,7 +49,12 @@ export default class ModelPush extends BaseCommand<typeof ModelPush> {
     progress.start(`Pushing ${name} to ${store.uri}`)
     try {
       const result = await store.push({
-        model, name, version: flags.version, metadata, alias: flags.alias, workDir: process.cwd(),
+        model,
+        name,
+        version: flags.version,
+        metadata,
+        alias: flags.alias,
+        workDir: process.cwd(),
         onProgress: progress.bytes(`Uploading ${name}`),
       })
       progress.succeed(`Pushed ${result.ref}`)

@@ -15,12 +15,12 @@ export interface RemoveResult {
 export default class ModelRm extends BaseCommand<typeof ModelRm> {
   static summary = 'Delete a model version.'
 
-  static description = 'Refuses (exit code 4) while an alias points at the version. Asks for confirmation unless --yes; without a terminal it refuses instead of waiting. Also removes what an interrupted push left behind (a version folder without a manifest).'
+  static description = [
+    'Refuses (exit code 4) while an alias points at the version. Asks for confirmation unless --yes; without a terminal it',
+    'refuses instead of waiting. Also removes what an interrupted push left behind (a version folder without a manifest).',
+  ].join(' ')
 
-  static examples = [
-    '<%= config.bin %> <%= command.id %> iris@1',
-    '<%= config.bin %> <%= command.id %> iris@1 --yes --json',
-  ]
+  static examples = ['<%= config.bin %> <%= command.id %> iris@1', '<%= config.bin %> <%= command.id %> iris@1 --yes --json']
 
   static args = {
     ref: Args.string({description: 'NAME@VERSION (an explicit version, not an alias).', required: true}),
@@ -35,7 +35,9 @@ export default class ModelRm extends BaseCommand<typeof ModelRm> {
     const {name, ref: version} = parseModelRef(this.args.ref)
     validateName('version', version)
     const store = await storeFor(this.project, this.flags)
-    const result = await store.remove(name, version, () => confirmOrRefuse(`Delete ${name}@${version} from ${store.uri}?`, {yes: this.flags.yes, json: this.jsonEnabled()}))
+    const result = await store.remove(name, version, () =>
+      confirmOrRefuse(`Delete ${name}@${version} from ${store.uri}?`, {yes: this.flags.yes, json: this.jsonEnabled()}),
+    )
     if (!result) {
       this.log('Nothing deleted.')
       return {name, version, removed: false, deleted: []}

@@ -11,12 +11,13 @@ import {formatBytes} from '../../util/text.js'
 export default class ModelShow extends BaseCommand<typeof ModelShow> {
   static summary = 'Show the manifest of a model version.'
 
-  static description = 'REF is a version, an alias or "latest" (the default). --json prints the manifest itself: name, version, file, size, sha256, crc32c, createdAt, source, metadata, labels and the ONNX signature, and images: where mlops model publish pushed it (repository, tag, digest).'
+  static description = [
+    'REF is a version, an alias or "latest" (the default). --json prints the manifest itself: name, version, file, size,',
+    'sha256, crc32c, createdAt, source, metadata, labels and the ONNX signature, and images: where mlops model publish pushed',
+    'it (repository, tag, digest).',
+  ].join(' ')
 
-  static examples = [
-    '<%= config.bin %> <%= command.id %> iris@3',
-    '<%= config.bin %> <%= command.id %> iris@prod --json',
-  ]
+  static examples = ['<%= config.bin %> <%= command.id %> iris@3', '<%= config.bin %> <%= command.id %> iris@prod --json']
 
   static args = {
     ref: Args.string({description: 'NAME@REF (REF: version, alias or latest).', required: true}),

@@ -22,30 +22,53 @@ export interface AppliedObject {
  * forced; --dry-run=server sends everything through validation and admission
  * and persists nothing.
  */
-export async function applyObjects(clients: KubeClients, objects: KubernetesObject[], options: {dryRun?: boolean; force?: boolean} = {}): Promise<AppliedObject[]> {
+export async function applyObjects(
+  clients: KubeClients,
+  objects: KubernetesObject[],
+  options: {dryRun?: boolean; force?: boolean} = {},
+): Promise<AppliedObject[]> {
   const applied: AppliedObject[] = []
   for (const object of objects) {
     const what = `applying ${object.kind} ${object.metadata.namespace ? `${object.metadata.namespace}/` : ''}${object.metadata.name}`
     let before: string | undefined
     try {
-      const current = await clients.objects.read({apiVersion: object.apiVersion, kind: object.kind, metadata: {name: object.metadata.name, namespace: object.metadata.namespace}})
+      const current = await clients.objects.read({
+        apiVersion: object.apiVersion,
+        kind: object.kind,
+        metadata: {name: object.metadata.name, namespace: object.metadata.namespace},
+      })
       before = (current.metadata as {resourceVersion?: string} | undefined)?.resourceVersion
     } catch {
       before = undefined
     }
 
     try {
-      const result = await clients.objects.patch(object, undefined, options.dryRun ? 'All' : undefined, FIELD_MANAGER, options.force ?? false, PatchStrategy.ServerSideApply)
+      const result = await clients.objects.patch(
+        object,
+        undefined,
+        options.dryRun ? 'All' : undefined,
+        FIELD_MANAGER,
+        options.force ?? false,
+        PatchStrategy.ServerSideApply,
+      )
       const after = (result.metadata as {resourceVersion?: string} | undefined)?.resourceVersion
       applied.push({
-        kind: object.kind, name: object.metadata.name, namespace: object.metadata.namespace, resourceVersion: after,
+        kind: object.kind,
+        name: object.metadata.name,
+        namespace: object.metadata.namespace,
+        resourceVersion: after,
         result: before === undefined ? 'created' : before === after ? 'unchanged' : 'configured',
       })
     } catch (error) {
       const mapped = kubeError(error, clients.server, what)
       // A server dry run creates nothing, so objects in a namespace it would create cannot be checked.
       const namespace = object.metadata.namespace
-      if (options.dryRun && mapped instanceof NotFoundError && namespace && applied.some(a => a.kind === 'Namespace' && a.name === namespace && a.result === 'created')) {
+      if (
+        options.dryRun &&
+        mapped instanceof NotFoundError &&
+        namespace &&
+        applied.some(a => a.kind === 'Namespace' && a.name === namespace && a.result === 'created')
+      ) {
         throw new NotFoundError(`${what}: namespace ${namespace} does not exist yet, and a server dry run creates nothing`, {
           suggestion: `check the other objects with --dry-run client, or create the namespace first (kubectl create namespace ${namespace})`,
         })

@@ -43,19 +43,35 @@ export async function chooseDelivery(input: {
   const model = `${manifest.name}@${manifest.version}`
   if (requested === 'init-container') return {delivery: {kind: 'init-container'}, reason: 'the loader pulls the model from the store'}
   const publication = pickPublication(input.publications, input.preferred)
-  const imageVolume = (why: string): DeliveryChoice => ({delivery: {kind: 'image-volume', image: `${publication!.repository}@${publication!.digest}`}, reason: why})
+  const imageVolume = (why: string): DeliveryChoice => ({
+    delivery: {kind: 'image-volume', image: `${publication!.repository}@${publication!.digest}`},
+    reason: why,
+  })
   if (requested === 'image-volume') {
     if (!publication) {
-      throw new NotFoundError(input.preferred ? `${model} was not published to ${input.preferred}` : `${model} has no published model image, which delivery image-volume needs`, {
-        suggestion: `mlops model publish ${model}${input.preferred ? ` --to ${input.preferred}` : ''}, or deploy.delivery init-container`,
-      })
+      throw new NotFoundError(
+        input.preferred
+          ? `${model} was not published to ${input.preferred}`
+          : `${model} has no published model image, which delivery image-volume needs`,
+        {
+          suggestion: `mlops model publish ${model}${input.preferred ? ` --to ${input.preferred}` : ''}, or deploy.delivery init-container`,
+        },
+      )
     }
 
     return imageVolume(`deploy.delivery image-volume: ${publication.repository}@${publication.digest.slice(0, 19)}…`)
   }
 
-  const loader = (why: string): DeliveryChoice => ({delivery: {kind: 'init-container'}, reason: `auto: ${why}; the loader pulls the model from the store`})
-  if (!publication) return loader(input.preferred ? `${model} was not published to ${input.preferred}` : `${model} has no published model image (mlops model publish ${model})`)
+  const loader = (why: string): DeliveryChoice => ({
+    delivery: {kind: 'init-container'},
+    reason: `auto: ${why}; the loader pulls the model from the store`,
+  })
+  if (!publication)
+    return loader(
+      input.preferred
+        ? `${model} was not published to ${input.preferred}`
+        : `${model} has no published model image (mlops model publish ${model})`,
+    )
   if (!input.clients) return loader('no cluster to ask whether it can mount image volumes')
   const support = await clusterSupport(input.clients, input.nodeSelector ?? undefined)
   if (support.missing) return loader(support.missing)
@@ -72,15 +88,21 @@ async function clusterSupport(clients: KubeClients, nodeSelector?: Record<string
   }
 
   const serverVersion = [Number.parseInt(server.major, 10), Number.parseInt(server.minor, 10)]
-  if (!atLeast(serverVersion, MIN_KUBERNETES)) return {missing: `the API server is ${server.gitVersion}; image volumes need Kubernetes ${MIN_KUBERNETES.join('.')} or newer`}
-  const labelSelector = nodeSelector ? Object.entries(nodeSelector).map(([key, value]) => `${key}=${value}`).join(',') : undefined
+  if (!atLeast(serverVersion, MIN_KUBERNETES))
+    return {missing: `the API server is ${server.gitVersion}; image volumes need Kubernetes ${MIN_KUBERNETES.join('.')} or newer`}
+  const labelSelector = nodeSelector
+    ? Object.entries(nodeSelector)
+        .map(([key, value]) => `${key}=${value}`)
+        .join(',')
+    : undefined
   let nodes
   try {
     nodes = (await clients.core.listNode({labelSelector})).items
   } catch (error) {
     const mapped = kubeError(error, clients.server, 'listing nodes')
     // Reading nodes is often not allowed to a deployer: then the nodes cannot be vouched for.
-    if ((mapped as {exitCode?: number}).exitCode === 6) return {missing: 'the nodes cannot be read (no permission to list nodes) to check their container runtime'}
+    if ((mapped as {exitCode?: number}).exitCode === 6)
+      return {missing: 'the nodes cannot be read (no permission to list nodes) to check their container runtime'}
     throw mapped
   }
 
@@ -89,12 +111,17 @@ async function clusterSupport(clients: KubeClients, nodeSelector?: Record<string
   for (const node of nodes) {
     const name = node.metadata?.name ?? 'a node'
     const kubelet = /^v(\d+)\.(\d+)/.exec(node.status?.nodeInfo?.kubeletVersion ?? '')
-    if (!kubelet || !atLeast([Number(kubelet[1]), Number(kubelet[2])], MIN_KUBERNETES)) return {missing: `node ${name} runs kubelet ${node.status?.nodeInfo?.kubeletVersion ?? '(unknown)'}, older than ${MIN_KUBERNETES.join('.')}`}
+    if (!kubelet || !atLeast([Number(kubelet[1]), Number(kubelet[2])], MIN_KUBERNETES))
+      return {
+        missing: `node ${name} runs kubelet ${node.status?.nodeInfo?.kubeletVersion ?? '(unknown)'}, older than ${MIN_KUBERNETES.join('.')}`,
+      }
     const runtime = node.status?.nodeInfo?.containerRuntimeVersion ?? ''
     const match = /^([a-z-]+):\/\/v?(\d+)\.(\d+)/.exec(runtime)
     const minimum = match ? MIN_RUNTIME[match[1]] : undefined
     if (!match || !minimum || !atLeast([Number(match[2]), Number(match[3])], minimum)) {
-      return {missing: `node ${name} runs ${runtime || 'an unknown runtime'}, which cannot mount image volumes (containerd 2.1+ or CRI-O 1.31+ can)`}
+      return {
+        missing: `node ${name} runs ${runtime || 'an unknown runtime'}, which cannot mount image volumes (containerd 2.1+ or CRI-O 1.31+ can)`,
+      }
     }
 
     runtimes.add(runtime.replace('://', ' '))

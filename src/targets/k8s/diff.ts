@@ -22,11 +22,22 @@ function comparable(object: Record<string, unknown> | undefined): string {
 export async function diffObjects(clients: KubeClients, objects: KubernetesObject[], options: {force?: boolean} = {}): Promise<string> {
   const patches: string[] = []
   for (const object of objects) {
-    const header = {apiVersion: object.apiVersion, kind: object.kind, metadata: {name: object.metadata.name, namespace: object.metadata.namespace}}
-    const live = await clients.objects.read(header).catch(() => undefined) as Record<string, unknown> | undefined
+    const header = {
+      apiVersion: object.apiVersion,
+      kind: object.kind,
+      metadata: {name: object.metadata.name, namespace: object.metadata.namespace},
+    }
+    const live = (await clients.objects.read(header).catch(() => undefined)) as Record<string, unknown> | undefined
     let merged: Record<string, unknown>
     try {
-      merged = await clients.objects.patch(object, undefined, 'All', FIELD_MANAGER, options.force ?? false, 'application/apply-patch+yaml') as unknown as Record<string, unknown>
+      merged = (await clients.objects.patch(
+        object,
+        undefined,
+        'All',
+        FIELD_MANAGER,
+        options.force ?? false,
+        'application/apply-patch+yaml',
+      )) as unknown as Record<string, unknown>
     } catch (error) {
       // A namespace that does not exist yet makes its objects' dry run fail: show them as new.
       if ((error as {code?: number}).code === 404 && !live) merged = object as unknown as Record<string, unknown>
@@ -36,7 +47,8 @@ export async function diffObjects(clients: KubeClients, objects: KubernetesObjec
     const name = `${object.kind.toLowerCase()}/${object.metadata.namespace ? `${object.metadata.namespace}/` : ''}${object.metadata.name}`
     const before = comparable(live)
     const after = comparable(merged)
-    if (before !== after) patches.push(createTwoFilesPatch(`live/${name}`, `deploy/${name}`, before, after, undefined, undefined, {context: 3}))
+    if (before !== after)
+      patches.push(createTwoFilesPatch(`live/${name}`, `deploy/${name}`, before, after, undefined, undefined, {context: 3}))
   }
 
   return patches.join('')

@@ -23,7 +23,10 @@ export async function readDeployment(clients: KubeClients, target: {name: string
     return await clients.apps.readNamespacedDeployment(target)
   } catch (error) {
     const mapped = kubeError(error, clients.server, `reading deployment ${target.namespace}/${target.name}`)
-    if (mapped instanceof NotFoundError) throw new NotFoundError(`deployment ${target.namespace}/${target.name} does not exist`, {suggestion: 'deploy it first: mlops deploy (or pass --namespace / --context)'})
+    if (mapped instanceof NotFoundError)
+      throw new NotFoundError(`deployment ${target.namespace}/${target.name} does not exist`, {
+        suggestion: 'deploy it first: mlops deploy (or pass --namespace / --context)',
+      })
     throw mapped
   }
 }
@@ -31,22 +34,29 @@ export async function readDeployment(clients: KubeClients, target: {name: string
 /** The Deployment's ReplicaSets, newest revision first: what rollback can go back to. */
 export async function revisions(clients: KubeClients, deployment: V1Deployment): Promise<Array<Revision & {replicaSet: V1ReplicaSet}>> {
   const namespace = deployment.metadata!.namespace!
-  const selector = Object.entries(deployment.spec?.selector?.matchLabels ?? {}).map(([k, v]) => `${k}=${v}`).join(',')
-  const sets = (await clients.apps.listNamespacedReplicaSet({namespace, labelSelector: selector})).items
-    .filter(rs => rs.metadata?.ownerReferences?.some(o => o.uid === deployment.metadata?.uid))
+  const selector = Object.entries(deployment.spec?.selector?.matchLabels ?? {})
+    .map(([k, v]) => `${k}=${v}`)
+    .join(',')
+  const sets = (await clients.apps.listNamespacedReplicaSet({namespace, labelSelector: selector})).items.filter(rs =>
+    rs.metadata?.ownerReferences?.some(o => o.uid === deployment.metadata?.uid),
+  )
   const current = deployment.metadata?.annotations?.[REVISION]
-  return sets.map(rs => {
-    const annotations = rs.spec?.template?.metadata?.annotations ?? {}
-    return {
-      revision: Number(rs.metadata?.annotations?.[REVISION] ?? 0),
-      ...(({name, version, sha256}) => ({model: name, version, sha256}))(annotatedModel(annotations)),
-      images: [...(rs.spec?.template?.spec?.initContainers ?? []), ...(rs.spec?.template?.spec?.containers ?? [])].map(c => c.image ?? ''),
-      created: rs.metadata?.creationTimestamp ? new Date(rs.metadata.creationTimestamp).toISOString() : null,
-      replicas: rs.status?.replicas ?? 0,
-      current: rs.metadata?.annotations?.[REVISION] === current,
-      replicaSet: rs,
-    }
-  }).sort((a, b) => b.revision - a.revision)
+  return sets
+    .map(rs => {
+      const annotations = rs.spec?.template?.metadata?.annotations ?? {}
+      return {
+        revision: Number(rs.metadata?.annotations?.[REVISION] ?? 0),
+        ...(({name, version, sha256}) => ({model: name, version, sha256}))(annotatedModel(annotations)),
+        images: [...(rs.spec?.template?.spec?.initContainers ?? []), ...(rs.spec?.template?.spec?.containers ?? [])].map(
+          c => c.image ?? '',
+        ),
+        created: rs.metadata?.creationTimestamp ? new Date(rs.metadata.creationTimestamp).toISOString() : null,
+        replicas: rs.status?.replicas ?? 0,
+        current: rs.metadata?.annotations?.[REVISION] === current,
+        replicaSet: rs,
+      }
+    })
+    .sort((a, b) => b.revision - a.revision)
 }
 
 /**
@@ -57,25 +67,48 @@ export async function revisions(clients: KubeClients, deployment: V1Deployment):
 export async function rollbackTo(clients: KubeClients, deployment: V1Deployment, toRevision?: number): Promise<Revision> {
   const history = await revisions(clients, deployment)
   const current = history.find(r => r.current)
-  const target = toRevision === undefined ? history.find(r => !r.current && r.revision < (current?.revision ?? Number.POSITIVE_INFINITY)) : history.find(r => r.revision === toRevision)
+  const target =
+    toRevision === undefined
+      ? history.find(r => !r.current && r.revision < (current?.revision ?? Number.POSITIVE_INFINITY))
+      : history.find(r => r.revision === toRevision)
   if (!target) {
-    throw new NotFoundError(toRevision === undefined ? `deployment ${deployment.metadata?.name} has no earlier revision to roll back to` : `deployment ${deployment.metadata?.name} has no revision ${toRevision}`, {
-      suggestion: `revisions: ${history.map(r => r.revision).join(', ') || '(none)'}`,
-    })
+    throw new NotFoundError(
+      toRevision === undefined
+        ? `deployment ${deployment.metadata?.name} has no earlier revision to roll back to`
+        : `deployment ${deployment.metadata?.name} has no revision ${toRevision}`,
+      {
+        suggestion: `revisions: ${history.map(r => r.revision).join(', ') || '(none)'}`,
+      },
+    )
   }
 
   if (target.current) throw new UsageError(`revision ${target.revision} is the current one`)
   const template = structuredClone(target.replicaSet.spec!.template!)
   delete template.metadata?.labels?.['pod-template-hash']
-  const modelAnnotations = Object.fromEntries(Object.entries(template.metadata?.annotations ?? {}).filter(([key]) => key.startsWith(ANNOTATION_PREFIX)))
+  const modelAnnotations = Object.fromEntries(
+    Object.entries(template.metadata?.annotations ?? {}).filter(([key]) => key.startsWith(ANNOTATION_PREFIX)),
+  )
   const {spec} = deployment
   const object = {
-    apiVersion: 'apps/v1', kind: 'Deployment',
-    metadata: {name: deployment.metadata!.name!, namespace: deployment.metadata!.namespace!, labels: deployment.metadata?.labels, annotations: modelAnnotations},
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: {
+      name: deployment.metadata!.name!,
+      namespace: deployment.metadata!.namespace!,
+      labels: deployment.metadata?.labels,
+      annotations: modelAnnotations,
+    },
     spec: {
-      ...(deployment.metadata?.managedFields?.some(f => f.manager === FIELD_MANAGER && JSON.stringify(f.fieldsV1 ?? {}).includes('"f:replicas"')) ? {replicas: spec?.replicas} : {}),
-      revisionHistoryLimit: spec?.revisionHistoryLimit, progressDeadlineSeconds: spec?.progressDeadlineSeconds,
-      selector: spec?.selector, strategy: spec?.strategy, template,
+      ...(deployment.metadata?.managedFields?.some(
+        f => f.manager === FIELD_MANAGER && JSON.stringify(f.fieldsV1 ?? {}).includes('"f:replicas"'),
+      )
+        ? {replicas: spec?.replicas}
+        : {}),
+      revisionHistoryLimit: spec?.revisionHistoryLimit,
+      progressDeadlineSeconds: spec?.progressDeadlineSeconds,
+      selector: spec?.selector,
+      strategy: spec?.strategy,
+      template,
     },
   }
   await applyObjects(clients, [object as never], {force: true})

@@ -21,8 +21,11 @@ export interface PortForwarding {
 }
 
 function isReady(pod: V1Pod): boolean {
-  return !pod.metadata?.deletionTimestamp && pod.status?.phase === 'Running'
-    && (pod.status.conditions ?? []).some(c => c.type === 'Ready' && c.status === 'True')
+  return (
+    !pod.metadata?.deletionTimestamp &&
+    pod.status?.phase === 'Running' &&
+    (pod.status.conditions ?? []).some(c => c.type === 'Ready' && c.status === 'True')
+  )
 }
 
 /**
@@ -34,7 +37,9 @@ function isReady(pod: V1Pod): boolean {
 export async function readyPod(clients: KubeClients, deployment: V1Deployment): Promise<{pod: string; port: number}> {
   const namespace = deployment.metadata!.namespace!
   const name = deployment.metadata!.name!
-  const selector = Object.entries(deployment.spec?.selector?.matchLabels ?? {}).map(([k, v]) => `${k}=${v}`).join(',')
+  const selector = Object.entries(deployment.spec?.selector?.matchLabels ?? {})
+    .map(([k, v]) => `${k}=${v}`)
+    .join(',')
   let pods: V1Pod[]
   let currentHash: string | undefined
   try {
@@ -44,20 +49,31 @@ export async function readyPod(clients: KubeClients, deployment: V1Deployment): 
     throw kubeError(error, clients.server, `listing the pods of deployment ${namespace}/${name}`)
   }
 
-  const ready = pods.filter(pod => isReady(pod))
-    .sort((a, b) => Number(b.metadata?.labels?.['pod-template-hash'] === currentHash) - Number(a.metadata?.labels?.['pod-template-hash'] === currentHash)
-      || String(b.metadata?.creationTimestamp ?? '').localeCompare(String(a.metadata?.creationTimestamp ?? '')))
+  const ready = pods
+    .filter(pod => isReady(pod))
+    .sort(
+      (a, b) =>
+        Number(b.metadata?.labels?.['pod-template-hash'] === currentHash) -
+          Number(a.metadata?.labels?.['pod-template-hash'] === currentHash) ||
+        String(b.metadata?.creationTimestamp ?? '').localeCompare(String(a.metadata?.creationTimestamp ?? '')),
+    )
   const pod = ready[0]
   if (!pod) {
-    throw new UnavailableError(`deployment ${namespace}/${name} has no ready pod (${pods.length} pod${pods.length === 1 ? '' : 's'}, none ready)`, {
-      suggestion: 'see why with mlops status; mlops deploy waits for the rollout',
-    })
+    throw new UnavailableError(
+      `deployment ${namespace}/${name} has no ready pod (${pods.length} pod${pods.length === 1 ? '' : 's'}, none ready)`,
+      {
+        suggestion: 'see why with mlops status; mlops deploy waits for the rollout',
+      },
+    )
   }
 
   const containers = pod.spec?.containers ?? []
   const ports = containers.flatMap(c => c.ports ?? [])
   const port = (ports.find(p => p.name === API_PORT_NAME) ?? ports[0])?.containerPort
-  if (!port) throw new NotFoundError(`pod ${namespace}/${pod.metadata!.name} declares no container port to forward to`, {suggestion: 'declare the API container\'s port (ports: [{name: http, containerPort: 8000}])'})
+  if (!port)
+    throw new NotFoundError(`pod ${namespace}/${pod.metadata!.name} declares no container port to forward to`, {
+      suggestion: "declare the API container's port (ports: [{name: http, containerPort: 8000}])",
+    })
   return {pod: pod.metadata!.name!, port}
 }
 
@@ -65,9 +81,15 @@ export async function readyPod(clients: KubeClients, deployment: V1Deployment): 
 export function upgradeError(error: unknown, what: string): MlopsError {
   const message = errorMessage((error as {error?: unknown})?.error ?? error) || String((error as {message?: unknown})?.message ?? error)
   const status = Number(/server response: (\d{3})/.exec(message)?.[1])
-  if (status === 401 || status === 403) return new PermissionError(`${what}: the API server refused (${status})`, {suggestion: 'port-forward needs the create verb on pods/portforward in the namespace'})
-  if (status === 404) return new NotFoundError(`${what}: the pod is gone (404)`, {suggestion: 'run the command again to pick another ready pod'})
-  return new UnavailableError(`${what}: ${message}`, {suggestion: 'the API server must reach the node\'s kubelet (check mlops status and the node)'})
+  if (status === 401 || status === 403)
+    return new PermissionError(`${what}: the API server refused (${status})`, {
+      suggestion: 'port-forward needs the create verb on pods/portforward in the namespace',
+    })
+  if (status === 404)
+    return new NotFoundError(`${what}: the pod is gone (404)`, {suggestion: 'run the command again to pick another ready pod'})
+  return new UnavailableError(`${what}: ${message}`, {
+    suggestion: "the API server must reach the node's kubelet (check mlops status and the node)",
+  })
 }
 
 interface WebSocketLike {
@@ -99,7 +121,10 @@ interface Tunnel {
  * the node reports on the error channel becomes `lastError` and ends the
  * connection.
  */
-export async function forwardPort(clients: KubeClients, target: {namespace: string; pod: string; port: number; localPort?: number; warm?: number}): Promise<PortForwarding> {
+export async function forwardPort(
+  clients: KubeClients,
+  target: {namespace: string; pod: string; port: number; localPort?: number; warm?: number},
+): Promise<PortForwarding> {
   const {namespace, pod, port} = target
   const what = `port-forward to ${namespace}/${pod}:${port}`
   const portForward = new PortForward(clients.config, true)
@@ -126,7 +151,9 @@ export async function forwardPort(clients: KubeClients, target: {namespace: stri
         // PortForward passes on the channel's first frame with its port bytes stripped: empty.
         if (chunk.length === 0) return true
         nodeErrors.push(chunk)
-        forwarding.lastError = new UnavailableError(`${what}: ${Buffer.concat(nodeErrors).toString('utf8').trim()}`, {suggestion: 'is the server in the pod listening on that port? mlops status'})
+        forwarding.lastError = new UnavailableError(`${what}: ${Buffer.concat(nodeErrors).toString('utf8').trim()}`, {
+          suggestion: 'is the server in the pod listening on that port? mlops status',
+        })
         end()
         return true
       },
@@ -160,7 +187,14 @@ export async function forwardPort(clients: KubeClients, target: {namespace: stri
     }
     tunnels.add(tunnel)
     try {
-      ws = await portForward.portForward(namespace, pod, [port], output as never, errors as never, input as never) as unknown as WebSocketLike
+      ws = (await portForward.portForward(
+        namespace,
+        pod,
+        [port],
+        output as never,
+        errors as never,
+        input as never,
+      )) as unknown as WebSocketLike
     } catch (error) {
       tunnels.delete(tunnel)
       throw upgradeError(error, what)
@@ -187,10 +221,13 @@ export async function forwardPort(clients: KubeClients, target: {namespace: stri
     }
 
     const next = warmed ? Promise.resolve(warmed) : openTunnel()
-    next.then(tunnel => tunnel.attach(socket), (error: unknown) => {
-      forwarding.lastError = error as MlopsError
-      socket.destroy()
-    })
+    next.then(
+      tunnel => tunnel.attach(socket),
+      (error: unknown) => {
+        forwarding.lastError = error as MlopsError
+        socket.destroy()
+      },
+    )
   }
 
   // Opened together, awaited together: the first refusal is the command's error.
@@ -206,7 +243,9 @@ export async function forwardPort(clients: KubeClients, target: {namespace: stri
 
   const server: Server = createServer(connect)
   await new Promise<void>((resolve, reject) => {
-    server.once('error', error => reject(new UnavailableError(`${what}: cannot listen on 127.0.0.1:${target.localPort ?? 0}: ${errorMessage(error)}`)))
+    server.once('error', error =>
+      reject(new UnavailableError(`${what}: cannot listen on 127.0.0.1:${target.localPort ?? 0}: ${errorMessage(error)}`)),
+    )
     server.listen(target.localPort ?? 0, '127.0.0.1', () => resolve())
   })
   forwarding.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`

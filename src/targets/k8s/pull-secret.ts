@@ -21,16 +21,23 @@ export async function applyPullSecret(clients: KubeClients, request: PullSecretR
   const {auth} = request
   if (!auth.username || !auth.password) {
     throw new UsageError(`the credentials for ${request.registry} are an identity token, which a node cannot pull with`, {
-      suggestion: 'set MLOPS_REGISTRY_USERNAME and MLOPS_REGISTRY_PASSWORD (a token of the registry as the password), or let the nodes pull with their own identity',
+      suggestion:
+        'set MLOPS_REGISTRY_USERNAME and MLOPS_REGISTRY_PASSWORD (a token of the registry as the password), or let the nodes pull with their own identity',
     })
   }
 
-  const entry = {username: auth.username, password: auth.password, auth: Buffer.from(`${auth.username}:${auth.password}`).toString('base64')}
+  const entry = {
+    username: auth.username,
+    password: auth.password,
+    auth: Buffer.from(`${auth.username}:${auth.password}`).toString('base64'),
+  }
   const config = {auths: {[request.registry]: entry}}
   const applied = await applyObjects(clients, [
     {apiVersion: 'v1', kind: 'Namespace', metadata: {name: request.namespace, labels: {'app.kubernetes.io/managed-by': 'mlops'}}},
     {
-      apiVersion: 'v1', kind: 'Secret', type: 'kubernetes.io/dockerconfigjson',
+      apiVersion: 'v1',
+      kind: 'Secret',
+      type: 'kubernetes.io/dockerconfigjson',
       metadata: {name: request.name, namespace: request.namespace, labels: request.labels},
       data: {'.dockerconfigjson': Buffer.from(JSON.stringify(config)).toString('base64')},
     },

@@ -19,16 +19,32 @@ export interface ReleaseRequest {
 }
 
 /** The objects for one release on a cluster: the model ref resolved to a concrete version first, then rendered. */
-export async function renderRelease(project: ProjectConfig, request: ReleaseRequest, clients?: KubeClients): Promise<RenderResult & {manifest: ModelManifest; delivery: DeliveryChoice}> {
+export async function renderRelease(
+  project: ProjectConfig,
+  request: ReleaseRequest,
+  clients?: KubeClients,
+): Promise<RenderResult & {manifest: ModelManifest; delivery: DeliveryChoice}> {
   const {settings, store, manifest} = await resolveDeployModel(project, request, {cluster: true})
   const sets = request.namespace ? [...request.set, `namespace=${request.namespace}`] : request.set
   let choice: DeliveryChoice | undefined
   const result = await renderProject({
-    project, manifest, store: settings, valuesFiles: request.values, sets, image: request.image,
+    project,
+    manifest,
+    store: settings,
+    valuesFiles: request.values,
+    sets,
+    image: request.image,
     async delivery(deploy) {
       const requested = request.delivery ?? deploy.delivery ?? 'init-container'
       const publications = requested === 'init-container' ? [] : await store.publications(manifest.name, manifest.version)
-      choice = await chooseDelivery({requested, manifest, publications, preferred: deploy.modelImage, clients, nodeSelector: deploy.nodeSelector})
+      choice = await chooseDelivery({
+        requested,
+        manifest,
+        publications,
+        preferred: deploy.modelImage,
+        clients,
+        nodeSelector: deploy.nodeSelector,
+      })
       return choice.delivery
     },
   })

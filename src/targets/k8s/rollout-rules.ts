@@ -15,12 +15,18 @@ export function rolloutStatus(deployment: V1Deployment): RolloutProgress & {fail
   const status = deployment.status ?? {}
   if (generation > (status.observedGeneration ?? 0)) return {done: false, message: 'waiting for the deployment spec update to be observed'}
   const progressing = status.conditions?.find(c => c.type === 'Progressing')
-  if (progressing?.reason === 'ProgressDeadlineExceeded') return {done: false, failed: `deployment ${deployment.metadata?.name} exceeded its progress deadline`, message: 'progress deadline exceeded'}
+  if (progressing?.reason === 'ProgressDeadlineExceeded')
+    return {
+      done: false,
+      failed: `deployment ${deployment.metadata?.name} exceeded its progress deadline`,
+      message: 'progress deadline exceeded',
+    }
   const desired = deployment.spec?.replicas ?? 1
   const updated = status.updatedReplicas ?? 0
   const available = status.availableReplicas ?? 0
   if (updated < desired) return {done: false, message: `${updated} of ${desired} new replicas updated`}
-  if ((status.replicas ?? 0) > updated) return {done: false, message: `${(status.replicas ?? 0) - updated} old replicas pending termination`}
+  if ((status.replicas ?? 0) > updated)
+    return {done: false, message: `${(status.replicas ?? 0) - updated} old replicas pending termination`}
   if (available < updated) return {done: false, message: `${available} of ${updated} updated replicas available`}
   return {done: true, message: `${available}/${desired} available`}
 }

@@ -16,7 +16,11 @@ export {type RolloutProgress, rolloutStatus} from './rollout-rules.js'
  * the pods replaces a bare timeout. Polling (not a watch) makes a dropped
  * connection cost one poll: transient errors are retried until the deadline.
  */
-export async function waitForRollout(clients: KubeClients, target: {name: string; namespace: string}, options: {timeoutMs: number; onProgress?: (message: string) => void}): Promise<V1Deployment> {
+export async function waitForRollout(
+  clients: KubeClients,
+  target: {name: string; namespace: string},
+  options: {timeoutMs: number; onProgress?: (message: string) => void},
+): Promise<V1Deployment> {
   const deadline = Date.now() + options.timeoutMs
   let last = 'waiting'
   let nextPodCheck = Date.now() + POD_CHECK_MS
@@ -40,12 +44,17 @@ export async function waitForRollout(clients: KubeClients, target: {name: string
       if (Date.now() >= nextPodCheck) {
         nextPodCheck = Date.now() + POD_CHECK_MS
         const permanent = await permanentLoaderFailure(clients, deployment).catch(() => undefined)
-        if (permanent) throw await rolloutFailure(clients, deployment, `rollout of ${target.namespace}/${target.name} cannot succeed`, permanent)
+        if (permanent)
+          throw await rolloutFailure(clients, deployment, `rollout of ${target.namespace}/${target.name} cannot succeed`, permanent)
       }
     }
 
     if (Date.now() >= deadline) {
-      throw await rolloutFailure(clients, deployment, `rollout of ${target.namespace}/${target.name} did not finish in ${Math.round(options.timeoutMs / 1000)}s (${last})`)
+      throw await rolloutFailure(
+        clients,
+        deployment,
+        `rollout of ${target.namespace}/${target.name} did not finish in ${Math.round(options.timeoutMs / 1000)}s (${last})`,
+      )
     }
 
     await sleep(100)
@@ -55,7 +64,13 @@ export async function waitForRollout(clients: KubeClients, target: {name: string
 const POD_CHECK_MS = 1000
 
 /** Loader exit codes that the same pod spec will meet again on every restart. */
-const PERMANENT_LOADER_EXITS = new Set<number>([ExitCode.USAGE, ExitCode.NOT_FOUND, ExitCode.INTEGRITY, ExitCode.PERMISSION, ExitCode.INCOMPATIBLE])
+const PERMANENT_LOADER_EXITS = new Set<number>([
+  ExitCode.USAGE,
+  ExitCode.NOT_FOUND,
+  ExitCode.INTEGRITY,
+  ExitCode.PERMISSION,
+  ExitCode.INCOMPATIBLE,
+])
 
 async function permanentLoaderFailure(clients: KubeClients, deployment: V1Deployment): Promise<string | undefined> {
   for (const pod of await currentPods(clients, deployment)) {
@@ -71,18 +86,29 @@ async function permanentLoaderFailure(clients: KubeClients, deployment: V1Deploy
 /** The pods of the Deployment's current pod template (its newest ReplicaSet), not those of earlier revisions. */
 export async function currentPods(clients: KubeClients, deployment: V1Deployment): Promise<V1Pod[]> {
   const namespace = deployment.metadata!.namespace!
-  const selector = Object.entries(deployment.spec?.selector?.matchLabels ?? {}).map(([k, v]) => `${k}=${v}`).join(',')
+  const selector = Object.entries(deployment.spec?.selector?.matchLabels ?? {})
+    .map(([k, v]) => `${k}=${v}`)
+    .join(',')
   const [pods, sets] = await Promise.all([
     clients.core.listNamespacedPod({namespace, labelSelector: selector}),
     clients.apps.listNamespacedReplicaSet({namespace, labelSelector: selector}),
   ])
   const revision = deployment.metadata?.annotations?.['deployment.kubernetes.io/revision']
-  const newest = sets.items.find(rs => rs.metadata?.ownerReferences?.some(o => o.uid === deployment.metadata?.uid) && rs.metadata?.annotations?.['deployment.kubernetes.io/revision'] === revision)
+  const newest = sets.items.find(
+    rs =>
+      rs.metadata?.ownerReferences?.some(o => o.uid === deployment.metadata?.uid) &&
+      rs.metadata?.annotations?.['deployment.kubernetes.io/revision'] === revision,
+  )
   const hash = newest?.metadata?.labels?.['pod-template-hash']
   return hash ? pods.items.filter(pod => pod.metadata?.labels?.['pod-template-hash'] === hash) : pods.items
 }
 
-async function rolloutFailure(clients: KubeClients, deployment: V1Deployment | undefined, headline: string, first?: string): Promise<RolloutError> {
+async function rolloutFailure(
+  clients: KubeClients,
+  deployment: V1Deployment | undefined,
+  headline: string,
+  first?: string,
+): Promise<RolloutError> {
   const found = deployment ? await diagnose(clients, deployment).catch(() => []) : []
   const reasons = first ? [first, ...found.filter(reason => reason !== first)] : found
   return new RolloutError(reasons.length > 0 ? `${headline}: ${reasons[0]}` : headline, {
@@ -108,14 +134,17 @@ function podProblems(pod: V1Pod): string[] {
     }
 
     const waiting = status.state?.waiting
-    if (waiting && /ImagePull|ErrImage|InvalidImageName/.test(waiting.reason ?? '')) problems.push(`${name}: cannot pull the loader image ${status.image}: ${waiting.reason} ${waiting.message ?? ''}`.trim())
+    if (waiting && /ImagePull|ErrImage|InvalidImageName/.test(waiting.reason ?? ''))
+      problems.push(`${name}: cannot pull the loader image ${status.image}: ${waiting.reason} ${waiting.message ?? ''}`.trim())
   }
 
   for (const status of pod.status?.containerStatuses ?? []) {
     const waiting = status.state?.waiting
     if (waiting?.reason === 'CrashLoopBackOff') {
       const last = status.lastState?.terminated
-      problems.push(`${name}: container ${status.name} is crash-looping (exit ${last?.exitCode ?? '?'}): ${(last?.message ?? '').trim().split('\n').slice(-3).join(' | ') || 'no output'}`)
+      problems.push(
+        `${name}: container ${status.name} is crash-looping (exit ${last?.exitCode ?? '?'}): ${(last?.message ?? '').trim().split('\n').slice(-3).join(' | ') || 'no output'}`,
+      )
     } else if (waiting && /ImagePull|ErrImage|InvalidImageName/.test(waiting.reason ?? '')) {
       problems.push(`${name}: cannot pull the API image ${status.image}: ${waiting.reason} ${waiting.message ?? ''}`.trim())
     } else if (status.state?.running && !status.ready) {

@@ -30,27 +30,35 @@ export async function servedModels(clients: KubeClients, deployment: V1Deploymen
   const pods = (await currentPods(clients, deployment))
     .filter(pod => pod.status?.containerStatuses?.some(status => status.name === CONTAINERS.api && status.state?.running))
     .slice(0, MAX_PODS)
-  return Promise.all(pods.map(async pod => {
-    const name = pod.metadata!.name!
-    const ready = pod.status?.conditions?.some(c => c.type === 'Ready' && c.status === 'True') ?? false
-    const served: ServedModel = {pod: name, ready, name: null, version: null, sha256: null}
-    // The pod proxy takes a port number: a port name gives a reset stream.
-    const port = pod.spec?.containers.find(container => container.name === CONTAINERS.api)?.ports?.find(p => p.name === API_PORT_NAME)?.containerPort
-    try {
-      if (!port) throw new Error('the api container has no port named http')
-      const body = await withTimeout(clients.core.connectGetNamespacedPodProxyWithPath({name: `${name}:${port}`, namespace, path: 'metadata'}), 5000) as unknown
-      const metadata = (typeof body === 'string' ? JSON.parse(body) : body) as Record<string, unknown>
-      if (typeof metadata?.sha256 !== 'string' || !SHA256.test(metadata.sha256)) throw new Error('its /metadata has no valid sha256')
-      served.sha256 = metadata.sha256
-      served.name = shortText(metadata.name)
-      served.version = shortText(metadata.version)
-    } catch (error) {
-      const status = (error as {code?: number}).code
-      served.error = status === 403 ? 'no right to get pods/proxy' : (status ? apiMessage(error) : errorMessage(error)).split('\n')[0].slice(0, 200)
-    }
+  return Promise.all(
+    pods.map(async pod => {
+      const name = pod.metadata!.name!
+      const ready = pod.status?.conditions?.some(c => c.type === 'Ready' && c.status === 'True') ?? false
+      const served: ServedModel = {pod: name, ready, name: null, version: null, sha256: null}
+      // The pod proxy takes a port number: a port name gives a reset stream.
+      const port = pod.spec?.containers
+        .find(container => container.name === CONTAINERS.api)
+        ?.ports?.find(p => p.name === API_PORT_NAME)?.containerPort
+      try {
+        if (!port) throw new Error('the api container has no port named http')
+        const body = (await withTimeout(
+          clients.core.connectGetNamespacedPodProxyWithPath({name: `${name}:${port}`, namespace, path: 'metadata'}),
+          5000,
+        )) as unknown
+        const metadata = (typeof body === 'string' ? JSON.parse(body) : body) as Record<string, unknown>
+        if (typeof metadata?.sha256 !== 'string' || !SHA256.test(metadata.sha256)) throw new Error('its /metadata has no valid sha256')
+        served.sha256 = metadata.sha256
+        served.name = shortText(metadata.name)
+        served.version = shortText(metadata.version)
+      } catch (error) {
+        const status = (error as {code?: number}).code
+        served.error =
+          status === 403 ? 'no right to get pods/proxy' : (status ? apiMessage(error) : errorMessage(error)).split('\n')[0].slice(0, 200)
+      }
 
-    return served
-  }))
+      return served
+    }),
+  )
 }
 
 function shortText(value: unknown): string | null {
@@ -60,9 +68,12 @@ function shortText(value: unknown): string | null {
 async function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined
   try {
-    return await Promise.race([promise, new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`no answer in ${ms / 1000}s`)), ms)
-    })])
+    return await Promise.race([
+      promise,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no answer in ${ms / 1000}s`)), ms)
+      }),
+    ])
   } finally {
     clearTimeout(timer)
   }

@@ -67,10 +67,19 @@ export function kubernetesTarget({project, io}: TargetContext): Target {
       if (!deployment) throw new UsageError('the manifests have no Deployment', {suggestion: 'check the templates in manifests/'})
       const target = {name: deployment.metadata.name, namespace: deployment.metadata.namespace ?? 'default'}
       const result: DeployResult = {
-        model, sha256: manifest.sha256, namespace: target.namespace, deployment: target.name, dryRun: request.dryRun ?? null,
-        delivery: {...rendered.delivery.delivery, reason: rendered.delivery.reason}, applied: [], rollout: null, revision: null, seconds: 0,
+        model,
+        sha256: manifest.sha256,
+        namespace: target.namespace,
+        deployment: target.name,
+        dryRun: request.dryRun ?? null,
+        delivery: {...rendered.delivery.delivery, reason: rendered.delivery.reason},
+        applied: [],
+        rollout: null,
+        revision: null,
+        seconds: 0,
       }
-      if (rendered.delivery.delivery.kind !== 'init-container' || request.delivery || project.values.deploy?.delivery) io.note(`delivery: ${rendered.delivery.delivery.kind} (${rendered.delivery.reason})`)
+      if (rendered.delivery.delivery.kind !== 'init-container' || request.delivery || project.values.deploy?.delivery)
+        io.note(`delivery: ${rendered.delivery.delivery.kind} (${rendered.delivery.reason})`)
       if (!clients) {
         if (!io.json) process.stdout.write(toYaml(rendered.files))
         return {...result, seconds: seconds()}
@@ -86,7 +95,8 @@ export function kubernetesTarget({project, io}: TargetContext): Target {
       progress.start(`Applying ${objects.length} objects for ${model} to ${clients.server}`)
       try {
         result.applied = await applyObjects(clients, objects, {dryRun: request.dryRun === 'server', force: request.forceConflicts})
-        for (const object of result.applied) io.log(`${object.kind.toLowerCase()}/${object.name} ${object.result}${request.dryRun ? ' (server dry run)' : ''}`)
+        for (const object of result.applied)
+          io.log(`${object.kind.toLowerCase()}/${object.name} ${object.result}${request.dryRun ? ' (server dry run)' : ''}`)
         if (request.dryRun === 'server') return {...result, seconds: seconds()}
 
         const progressDeadline = (deployment.spec as {progressDeadlineSeconds?: number}).progressDeadlineSeconds ?? 600
@@ -100,7 +110,9 @@ export function kubernetesTarget({project, io}: TargetContext): Target {
         result.rollout = rolloutStatus(live).message
         result.revision = live.metadata?.annotations?.['deployment.kubernetes.io/revision'] ?? null
         progress.succeed(`Deployed ${model}`)
-        io.log(`deployment ${target.namespace}/${target.name} rolled out: ${model} (sha256:${manifest.sha256.slice(0, 12)}), ${result.rollout}, revision ${result.revision}`)
+        io.log(
+          `deployment ${target.namespace}/${target.name} rolled out: ${model} (sha256:${manifest.sha256.slice(0, 12)}), ${result.rollout}, revision ${result.revision}`,
+        )
         return {...result, seconds: seconds()}
       } finally {
         progress.stop()
@@ -120,7 +132,12 @@ export function kubernetesTarget({project, io}: TargetContext): Target {
         ...{namespace: target.namespace, deployment: target.name},
         model,
         images: Object.fromEntries([...(pod?.initContainers ?? []), ...(pod?.containers ?? [])].map(c => [c.name, c.image ?? ''])),
-        replicas: {desired: deployment.spec?.replicas ?? 0, updated: status.updatedReplicas ?? 0, ready: status.readyReplicas ?? 0, available: status.availableReplicas ?? 0},
+        replicas: {
+          desired: deployment.spec?.replicas ?? 0,
+          updated: status.updatedReplicas ?? 0,
+          ready: status.readyReplicas ?? 0,
+          available: status.availableReplicas ?? 0,
+        },
         rollout: rolloutStatus(deployment).message,
         delivery: annotatedDelivery(annotations),
         conditions: (status.conditions ?? []).map(c => ({type: c.type, status: c.status, reason: c.reason, message: c.message})),
@@ -136,7 +153,12 @@ export function kubernetesTarget({project, io}: TargetContext): Target {
       const clients = kubeClients({context: where.context})
       const deleted: string[] = []
       const {confirmOrRefuse} = await import('../../cli/confirm.js')
-      if (!await confirmOrRefuse(`Delete deployment ${target.namespace}/${target.name} and its Service, HPA and PDB from ${clients.server}?`, {yes: where.yes, json: io.json})) {
+      if (
+        !(await confirmOrRefuse(
+          `Delete deployment ${target.namespace}/${target.name} and its Service, HPA and PDB from ${clients.server}?`,
+          {yes: where.yes, json: io.json},
+        ))
+      ) {
         io.log('Nothing deleted.')
         return {...target, deployment: target.name, deleted}
       }
@@ -151,7 +173,11 @@ export function kubernetesTarget({project, io}: TargetContext): Target {
         }
       }
 
-      io.log(deleted.length > 0 ? `deleted ${deleted.join(', ')} in ${target.namespace}` : `nothing of ${target.name} was left in ${target.namespace}`)
+      io.log(
+        deleted.length > 0
+          ? `deleted ${deleted.join(', ')} in ${target.namespace}`
+          : `nothing of ${target.name} was left in ${target.namespace}`,
+      )
       return {...target, deployment: target.name, deleted}
     },
 
@@ -163,7 +189,12 @@ export function kubernetesTarget({project, io}: TargetContext): Target {
       const {pod, port} = await readyPod(clients, deployment)
       // One tunnel per connection the requests will use, opened before the clock starts
       // (at most 64 at once: beyond that they open as connections come).
-      const forwarding = await forwardPort(clients, {namespace: deployment.metadata!.namespace!, pod, port, warm: Math.min(where.connections, 64)})
+      const forwarding = await forwardPort(clients, {
+        namespace: deployment.metadata!.namespace!,
+        pod,
+        port,
+        warm: Math.min(where.connections, 64),
+      })
       io.note(`forwarding ${forwarding.url} -> pod ${forwarding.namespace}/${pod}:${port}`)
       return {
         url: forwarding.url,
@@ -194,21 +225,39 @@ function statusText(result: StatusResult): string {
     `  delivery     ${result.delivery.kind === 'image-volume' ? `image volume ${result.delivery.image}` : 'init-container (the loader)'}`,
     `  replicas     ${result.replicas.available}/${result.replicas.desired} available, ${result.replicas.updated} updated, ${result.replicas.ready} ready (${result.rollout})`,
     ...result.conditions.map(c => `  ${c.type.padEnd(12)} ${c.status} ${c.reason ?? ''}`.trimEnd()),
-    ...result.serving.map(pod => `  serving      ${pod.pod}: ${pod.error
-      ? `unknown (${pod.error})`
-      : `${pod.name ?? '?'}@${pod.version ?? '?'} sha256:${pod.sha256!.slice(0, 12)}${pod.matches ? '' : ' (NOT the deployed model)'}${pod.ready ? '' : ', not ready'}`}`),
+    ...result.serving.map(
+      pod =>
+        `  serving      ${pod.pod}: ${
+          pod.error
+            ? `unknown (${pod.error})`
+            : `${pod.name ?? '?'}@${pod.version ?? '?'} sha256:${pod.sha256!.slice(0, 12)}${pod.matches ? '' : ' (NOT the deployed model)'}${pod.ready ? '' : ', not ready'}`
+        }`,
+    ),
     '',
-    formatTable(['REVISION', 'MODEL', 'SHA256', 'REPLICAS', 'CREATED'], result.revisions.map(r => [
-      `${r.revision}${r.current ? ' *' : ''}`, `${r.model}@${r.version}`, r.sha256?.slice(0, 12) ?? '-', String(r.replicas), r.created ?? '-',
-    ])),
+    formatTable(
+      ['REVISION', 'MODEL', 'SHA256', 'REPLICAS', 'CREATED'],
+      result.revisions.map(r => [
+        `${r.revision}${r.current ? ' *' : ''}`,
+        `${r.model}@${r.version}`,
+        r.sha256?.slice(0, 12) ?? '-',
+        String(r.replicas),
+        r.created ?? '-',
+      ]),
+    ),
   ].join('\n')
 }
 
 /** --atomic: put the previous revision back, and say so in the rollout error. */
-async function rollBackAfterFailure(clients: KubeClients, target: {name: string; namespace: string}, failure: RolloutError): Promise<RolloutError> {
+async function rollBackAfterFailure(
+  clients: KubeClients,
+  target: {name: string; namespace: string},
+  failure: RolloutError,
+): Promise<RolloutError> {
   try {
     const restored = await rollbackTo(clients, await readDeployment(clients, target))
-    return new RolloutError(`${failure.message}; rolled back to revision ${restored.revision} (${restored.model}@${restored.version})`, {suggestion: failure.suggestion})
+    return new RolloutError(`${failure.message}; rolled back to revision ${restored.revision} (${restored.model}@${restored.version})`, {
+      suggestion: failure.suggestion,
+    })
   } catch (error) {
     return new RolloutError(`${failure.message}; not rolled back: ${(error as Error).message}`, {suggestion: failure.suggestion})
   }

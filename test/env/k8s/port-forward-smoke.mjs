@@ -32,7 +32,9 @@ const T0 = performance.now()
 const el = () => ((performance.now() - T0) / 1000).toFixed(2) + 's'
 const log = (...a) => console.log(`[pf-smoke ${el()}]`, ...a)
 const sleep = ms => new Promise(r => setTimeout(r, ms))
-function fail(msg) { throw new Error('PORT-FORWARD SMOKE FAIL: ' + msg) }
+function fail(msg) {
+  throw new Error('PORT-FORWARD SMOKE FAIL: ' + msg)
+}
 
 let stateDir = process.argv[2]
 const own = !stateDir
@@ -53,19 +55,31 @@ const agent = new https.Agent({...tls, keepAlive: true})
 
 function api(method, p, body) {
   return new Promise((resolve, reject) => {
-    const req = https.request({host: server.hostname, port: server.port, method, path: p, agent,
-      headers: {'Content-Type': 'application/json', Accept: 'application/json'}}, res => {
-      let data = ''
-      res.setEncoding('utf8')
-      res.on('data', c => { data += c })
-      res.on('end', () => {
-        const obj = data ? JSON.parse(data) : {}
-        if (res.statusCode >= 300) reject(new Error(`${method} ${p}: HTTP ${res.statusCode} ${obj.message ?? data}`))
-        else resolve(obj)
-      })
-    })
+    const req = https.request(
+      {
+        host: server.hostname,
+        port: server.port,
+        method,
+        path: p,
+        agent,
+        headers: {'Content-Type': 'application/json', Accept: 'application/json'},
+      },
+      res => {
+        let data = ''
+        res.setEncoding('utf8')
+        res.on('data', c => {
+          data += c
+        })
+        res.on('end', () => {
+          const obj = data ? JSON.parse(data) : {}
+          if (res.statusCode >= 300) reject(new Error(`${method} ${p}: HTTP ${res.statusCode} ${obj.message ?? data}`))
+          else resolve(obj)
+        })
+      },
+    )
     req.on('error', reject)
-    if (body) req.end(JSON.stringify(body)); else req.end()
+    if (body) req.end(JSON.stringify(body))
+    else req.end()
   })
 }
 
@@ -95,16 +109,36 @@ function rawForward(ns, pod, port, request, {verbose = false} = {}) {
     let data = Buffer.alloc(0)
     let errText = ''
     let done = false
-    const finish = (err, val) => { if (done) return; done = true; clearTimeout(timer); try { ws.close() } catch {} ; err ? reject(err) : resolve(val) }
+    const finish = (err, val) => {
+      if (done) return
+      done = true
+      clearTimeout(timer)
+      try {
+        ws.close()
+      } catch {
+        // already closed
+      }
+      if (err) reject(err)
+      else resolve(val)
+    }
     const timer = setTimeout(() => finish(new Error(`timeout; data=${JSON.stringify(data.toString())} err=${errText}`)), 5000)
     ws.on('unexpected-response', (_req, res) => {
-      let b = ''; res.on('data', c => { b += c }); res.on('end', () => finish(new Error(`upgrade refused: HTTP ${res.statusCode} ${b}`)))
+      let b = ''
+      res.on('data', c => {
+        b += c
+      })
+      res.on('end', () => finish(new Error(`upgrade refused: HTTP ${res.statusCode} ${b}`)))
     })
     ws.on('error', e => finish(e))
-    ws.on('open', () => { if (verbose) log(`  ws open, negotiated subprotocol: ${ws.protocol}`) })
+    ws.on('open', () => {
+      if (verbose) log(`  ws open, negotiated subprotocol: ${ws.protocol}`)
+    })
     ws.on('message', (msg, isBinary) => {
       const buf = Buffer.from(msg)
-      if (frames.length < 6) frames.push(`${isBinary ? 'bin' : 'text'}[${[...buf.subarray(0, 8)].map(b => '0x' + b.toString(16).padStart(2, '0')).join(' ')}${buf.length > 8 ? ' ...' : ''}] len=${buf.length}`)
+      if (frames.length < 6)
+        frames.push(
+          `${isBinary ? 'bin' : 'text'}[${[...buf.subarray(0, 8)].map(b => '0x' + b.toString(16).padStart(2, '0')).join(' ')}${buf.length > 8 ? ' ...' : ''}] len=${buf.length}`,
+        )
       const ch = buf[0]
       let payload = buf.subarray(1)
       if (!seenPort[ch]) {
@@ -140,18 +174,32 @@ async function clientNodeForward(ns, pod, port) {
     const pf = new PortForward(kc, true)
     // the error channel's first frame is only the port number: PortForward strips it
     // and writes an empty buffer here
-    const err = {write: b => { if (b.length) errors.push(Buffer.from(b).toString()) }}
-    pf.portForward(ns, pod, [port], sock, err, sock).then(ws => {
-      sock.on('close', () => ws.close())
-      ws.on('close', () => sock.destroy())
-    }).catch(e => { errors.push(String(e)); sock.destroy() })
+    const err = {
+      write: b => {
+        if (b.length) errors.push(Buffer.from(b).toString())
+      },
+    }
+    pf.portForward(ns, pod, [port], sock, err, sock)
+      .then(ws => {
+        sock.on('close', () => ws.close())
+        ws.on('close', () => sock.destroy())
+      })
+      .catch(e => {
+        errors.push(String(e))
+        sock.destroy()
+      })
   })
   await new Promise(r => local.listen(0, '127.0.0.1', r))
   try {
     const {port: lp} = local.address()
     const body = await new Promise((resolve, reject) => {
       const req = http.get({host: '127.0.0.1', port: lp, path: '/via-client-node', agent: false, timeout: 5000}, res => {
-        let b = ''; res.setEncoding('utf8'); res.on('data', c => { b += c }); res.on('end', () => resolve(b))
+        let b = ''
+        res.setEncoding('utf8')
+        res.on('data', c => {
+          b += c
+        })
+        res.on('end', () => resolve(b))
       })
       req.on('timeout', () => req.destroy(new Error('timeout')))
       req.on('error', e => reject(new Error(`${e.message}; port-forward errors: ${errors.join(' | ')}`)))
@@ -167,7 +215,11 @@ async function clientNodeForward(ns, pod, port) {
 async function retry(what, fn, ms = 5000) {
   const deadline = performance.now() + ms
   for (let i = 1; ; i++) {
-    try { const r = await fn(); if (i > 1) log(`  (${what}: ok after ${i} attempts)`); return r } catch (e) {
+    try {
+      const r = await fn()
+      if (i > 1) log(`  (${what}: ok after ${i} attempts)`)
+      return r
+    } catch (e) {
       if (performance.now() > deadline) fail(`${what}: ${e.message}`)
       if (process.env.PF_SMOKE_VERBOSE) log(`  (${what}: attempt ${i}: ${e.message.trim()})`)
       await sleep(100)
@@ -203,11 +255,23 @@ try {
 
   // --- A: bare pod + PortForward (same name/namespace as the pod) ------------------
   log('A: Pod pf-a on kwok-node-0 + PortForward pf-a -> target A')
-  const podSpec = {nodeName: cluster.nodeName, containers: [{name: 'main', image: 'registry.invalid/mlops/nothing:1', ports: [{name: 'http', containerPort: 8080}]}]}
-  await api('POST', `/api/v1/namespaces/${NS}/pods`, {apiVersion: 'v1', kind: 'Pod', metadata: {name: 'pf-a', labels: {app: 'pf-a'}}, spec: podSpec})
+  const podSpec = {
+    nodeName: cluster.nodeName,
+    containers: [{name: 'main', image: 'registry.invalid/mlops/nothing:1', ports: [{name: 'http', containerPort: 8080}]}],
+  }
+  await api('POST', `/api/v1/namespaces/${NS}/pods`, {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: {name: 'pf-a', labels: {app: 'pf-a'}},
+    spec: podSpec,
+  })
   log('  pod created')
-  const pfA = {apiVersion: 'kwok.x-k8s.io/v1alpha1', kind: 'PortForward', metadata: {name: 'pf-a', namespace: NS},
-    spec: {forwards: [{ports: [8080], target: {address: '127.0.0.1', port: portOf(a)}}]}}
+  const pfA = {
+    apiVersion: 'kwok.x-k8s.io/v1alpha1',
+    kind: 'PortForward',
+    metadata: {name: 'pf-a', namespace: NS},
+    spec: {forwards: [{ports: [8080], target: {address: '127.0.0.1', port: portOf(a)}}]},
+  }
   await api('POST', `/apis/kwok.x-k8s.io/v1alpha1/namespaces/${NS}/portforwards`, pfA)
   log('  PortForward: ' + JSON.stringify(pfA))
   await waitRunning(NS, 'app=pf-a', 1)
@@ -219,10 +283,22 @@ try {
 
   // --- B: Deployment (random pod names) + ClusterPortForward by namespace ----------
   log('B: Deployment pf-b (2 replicas) + ClusterPortForward selecting its namespace -> target B')
-  await api('POST', `/apis/apps/v1/namespaces/${NS}/deployments`, {apiVersion: 'apps/v1', kind: 'Deployment', metadata: {name: 'pf-b'},
-    spec: {replicas: 2, selector: {matchLabels: {app: 'pf-b'}}, template: {metadata: {labels: {app: 'pf-b'}}, spec: {containers: podSpec.containers}}}})
-  const cpfB = {apiVersion: 'kwok.x-k8s.io/v1alpha1', kind: 'ClusterPortForward', metadata: {name: NS},
-    spec: {selector: {matchNamespaces: [NS]}, forwards: [{ports: [8080], target: {address: '127.0.0.1', port: portOf(b)}}]}}
+  await api('POST', `/apis/apps/v1/namespaces/${NS}/deployments`, {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: {name: 'pf-b'},
+    spec: {
+      replicas: 2,
+      selector: {matchLabels: {app: 'pf-b'}},
+      template: {metadata: {labels: {app: 'pf-b'}}, spec: {containers: podSpec.containers}},
+    },
+  })
+  const cpfB = {
+    apiVersion: 'kwok.x-k8s.io/v1alpha1',
+    kind: 'ClusterPortForward',
+    metadata: {name: NS},
+    spec: {selector: {matchNamespaces: [NS]}, forwards: [{ports: [8080], target: {address: '127.0.0.1', port: portOf(b)}}]},
+  }
   await api('POST', '/apis/kwok.x-k8s.io/v1alpha1/clusterportforwards', cpfB)
   log('  ClusterPortForward: ' + JSON.stringify(cpfB))
   const podsB = await waitRunning(NS, 'app=pf-b', 2)
@@ -231,38 +307,70 @@ try {
     checkBody(`B client-node (${pod})`, await retry('B client-node', () => clientNodeForward(NS, pod, 8080)), 'B')
   }
   // port not listed in any forward -> error on channel 1
-  const e = await rawForward(NS, podsB[0], 9999, req('/')).then(() => null, err => err.message)
+  const e = await rawForward(NS, podsB[0], 9999, req('/')).then(
+    () => null,
+    err => err.message,
+  )
   if (!e || !e.includes('no forward found')) fail(`port 9999: expected "no forward found", got ${e}`)
   log(`  OK unlisted port 9999 -> ${e.trim()}`)
 
   // --- C: PortForward named like one Deployment pod overrides the ClusterPortForward --
   log(`C: PortForward ${podsB[0]} -> target C (overrides the ClusterPortForward for that pod)`)
-  await api('POST', `/apis/kwok.x-k8s.io/v1alpha1/namespaces/${NS}/portforwards`, {apiVersion: 'kwok.x-k8s.io/v1alpha1', kind: 'PortForward',
-    metadata: {name: podsB[0], namespace: NS}, spec: {forwards: [{target: {address: '127.0.0.1', port: portOf(c)}}]}})
-  checkBody(`C raw ws (${podsB[0]})`, (await retry('C raw ws', async () => {
-    const r = await rawForward(NS, podsB[0], 8080, req('/raw-ws'))
-    if (!r.response.includes('hello from C')) throw new Error('not yet C: ' + r.response.split('\r\n\r\n').pop())
-    return r
-  })).response, 'C')
+  await api('POST', `/apis/kwok.x-k8s.io/v1alpha1/namespaces/${NS}/portforwards`, {
+    apiVersion: 'kwok.x-k8s.io/v1alpha1',
+    kind: 'PortForward',
+    metadata: {name: podsB[0], namespace: NS},
+    spec: {forwards: [{target: {address: '127.0.0.1', port: portOf(c)}}]},
+  })
+  checkBody(
+    `C raw ws (${podsB[0]})`,
+    (
+      await retry('C raw ws', async () => {
+        const r = await rawForward(NS, podsB[0], 8080, req('/raw-ws'))
+        if (!r.response.includes('hello from C')) throw new Error('not yet C: ' + r.response.split('\r\n\r\n').pop())
+        return r
+      })
+    ).response,
+    'C',
+  )
   checkBody(`C other pod still B (${podsB[1]})`, (await rawForward(NS, podsB[1], 8080, req('/raw-ws'))).response, 'B')
 
   // --- D: kubectl port-forward deployment/... (tunnelled SPDY over WebSocket) -------
   const kubectl = path.join(process.env.MLOPS_TEST_CACHE ?? path.join(os.homedir(), '.cache/mlops-test'), 'k8s-v1.36.3/bin/kubectl')
   if (existsSync(kubectl)) {
     log(`D: kubectl port-forward deployment/pf-b :8080`)
-    const kp = spawn(kubectl, ['--kubeconfig', cluster.kubeconfig, '-n', NS, 'port-forward', '--address', '127.0.0.1', 'deployment/pf-b', ':8080'], {stdio: ['ignore', 'pipe', 'pipe']})
+    const kp = spawn(
+      kubectl,
+      ['--kubeconfig', cluster.kubeconfig, '-n', NS, 'port-forward', '--address', '127.0.0.1', 'deployment/pf-b', ':8080'],
+      {stdio: ['ignore', 'pipe', 'pipe']},
+    )
     try {
       const lp = await new Promise((resolve, reject) => {
         let out = ''
         const t = setTimeout(() => reject(new Error('kubectl: no "Forwarding from" in 10 s: ' + out)), 10000)
-        const on = c => { out += c; const m = /Forwarding from 127\.0\.0\.1:(\d+)/.exec(out); if (m) { clearTimeout(t); resolve(Number(m[1])) } }
-        kp.stdout.on('data', on); kp.stderr.on('data', on)
+        const on = c => {
+          out += c
+          const m = /Forwarding from 127\.0\.0\.1:(\d+)/.exec(out)
+          if (m) {
+            clearTimeout(t)
+            resolve(Number(m[1]))
+          }
+        }
+        kp.stdout.on('data', on)
+        kp.stderr.on('data', on)
         kp.on('exit', code => reject(new Error(`kubectl exited ${code}: ${out}`)))
       })
       const body = await new Promise((resolve, reject) => {
-        http.get({host: '127.0.0.1', port: lp, path: '/via-kubectl', agent: false, timeout: 5000}, res => {
-          let b = ''; res.setEncoding('utf8'); res.on('data', c => { b += c }); res.on('end', () => resolve(b))
-        }).on('error', reject)
+        http
+          .get({host: '127.0.0.1', port: lp, path: '/via-kubectl', agent: false, timeout: 5000}, res => {
+            let b = ''
+            res.setEncoding('utf8')
+            res.on('data', c => {
+              b += c
+            })
+            res.on('end', () => resolve(b))
+          })
+          .on('error', reject)
       })
       // deployment/pf-b resolves to one of its pods: C's override or B
       if (!/hello from [BC]/.test(body)) fail(`kubectl: ${JSON.stringify(body)}`)

@@ -8,12 +8,12 @@ import {parseModelRef, validateName} from '../../../store/names.js'
 export default class ModelAliasSet extends BaseCommand<typeof ModelAliasSet> {
   static summary = 'Point an alias at a model version.'
 
-  static description = 'The update is atomic (a generation precondition on the alias object), so concurrent updates never interleave. REF may itself be an alias or "latest"; the alias records the concrete version it resolves to now.'
+  static description = [
+    'The update is atomic (a generation precondition on the alias object), so concurrent updates never interleave. REF may',
+    'itself be an alias or "latest"; the alias records the concrete version it resolves to now.',
+  ].join(' ')
 
-  static examples = [
-    '<%= config.bin %> <%= command.id %> iris@3 prod',
-    '<%= config.bin %> <%= command.id %> iris@latest staging',
-  ]
+  static examples = ['<%= config.bin %> <%= command.id %> iris@3 prod', '<%= config.bin %> <%= command.id %> iris@latest staging']
 
   static args = {
     ref: Args.string({description: 'NAME@REF to point at.', required: true}),

@@ -39,6 +39,8 @@ export interface RetryOptions {
   what: string
   initialDelayMs?: number
   maxDelayMs?: number
+  /** How to wait between attempts (tests record the waits instead of taking them). */
+  sleep?: (ms: number) => Promise<unknown>
 }
 
 /**
@@ -65,7 +67,7 @@ export async function withRetry<T>(attempt: (n: number) => Promise<T>, options: 
         )
       }
 
-      await sleep(Math.min(delay * (0.5 + Math.random() / 2), options.timeoutMs - elapsed))
+      await (options.sleep ?? sleep)(Math.min(delay * (0.5 + Math.random() / 2), options.timeoutMs - elapsed))
       delay = Math.min(delay * 2, options.maxDelayMs ?? 2000)
     }
   }

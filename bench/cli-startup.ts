@@ -43,10 +43,12 @@ const loads = {
 } as const
 const loadTimes: Record<string, number[]> = Object.fromEntries(Object.keys(loads).map(name => [name, []]))
 for (let run = 0; run < runs; run++) {
-  for (const [name, code] of Object.entries(loads)) loadTimes[name].push(await time(process.execPath, ['--input-type=module', '-e', `await ${code}`], {}, root))
+  for (const [name, code] of Object.entries(loads))
+    loadTimes[name].push(await time(process.execPath, ['--input-type=module', '-e', `await ${code}`], {}, root))
 }
 
-const loadRow = (name: keyof typeof loads, baseline?: keyof typeof loads) => `| ${name} | ${fmt(median(loadTimes[name]) - base)} | ${baseline ? ((median(loadTimes[name]) - base) / (median(loadTimes[baseline]) - base)).toFixed(2) : '1.00'} |`
+const loadRow = (name: keyof typeof loads, baseline?: keyof typeof loads) =>
+  `| ${name} | ${fmt(median(loadTimes[name]) - base)} | ${baseline ? ((median(loadTimes[name]) - base) / (median(loadTimes[baseline]) - base)).toFixed(2) : '1.00'} |`
 console.log('\n| module load (wall time minus node -e 0) | time | ratio to the package |')
 console.log('|---|---|---|')
 console.log(loadRow('client-node package'))

@@ -24,10 +24,32 @@ const cluster = kubeCluster()
 const gcs = await FakeGcs.start()
 try {
   const store = await makeStore('gcs', {}, gcs)
-  await store.store.push({model: await inspectModelFile(fixture('iris_svc.onnx'), fixture('iris_labels.json')), name: 'iris', metadata: {}, workDir: tempDir()})
+  await store.store.push({
+    model: await inspectModelFile(fixture('iris_svc.onnx'), fixture('iris_labels.json')),
+    name: 'iris',
+    metadata: {},
+    workDir: tempDir(),
+  })
   const project = tempDir()
   const config = join(project, 'mlops.yaml')
-  writeFileSync(config, `name: iris\nmodel:\n  name: iris\nstore:\n  uri: ${store.uri}\n  endpoint: ${gcs.url}\nimage:\n  repository: registry.example.com/team\n  tag: v1\ndeploy:\n  target: k8s\n  autoscaling: false\n  replicas: 2\n`)
+  writeFileSync(
+    config,
+    [
+      `name: iris`,
+      `model:`,
+      `  name: iris`,
+      `store:`,
+      `  uri: ${store.uri}`,
+      `  endpoint: ${gcs.url}`,
+      `image:`,
+      `  repository: registry.example.com/team`,
+      `  tag: v1`,
+      `deploy:`,
+      `  target: k8s`,
+      `  autoscaling: false`,
+      `  replicas: 2`,
+    ].join('\n') + '\n',
+  )
   const env = {KUBECONFIG: cluster.kubeconfig, CI: '1'}
 
   const renders: number[] = []
@@ -39,15 +61,32 @@ try {
     ours.push(await time(process.execPath, [BIN, 'deploy', '--config', config, '--namespace', `bench-mlops-${i}`], env))
     // One ordered stream (the Namespace first), as mlops applies it.
     const rendered = join(project, `kubectl-${i}.yaml`)
-    await time('bash', ['-c', `"${process.execPath}" "${BIN}" render --config "${config}" --namespace bench-kubectl-${i} > "${rendered}"`], env)
-    theirs.push(await time('bash', ['-c', `"${kubectl}" apply -f "${rendered}" >/dev/null && "${kubectl}" rollout status -n bench-kubectl-${i} deployment/iris --timeout=120s >/dev/null`], env))
+    await time(
+      'bash',
+      ['-c', `"${process.execPath}" "${BIN}" render --config "${config}" --namespace bench-kubectl-${i} > "${rendered}"`],
+      env,
+    )
+    theirs.push(
+      await time(
+        'bash',
+        [
+          '-c',
+          `"${kubectl}" apply -f "${rendered}" >/dev/null && "${kubectl}" rollout status -n bench-kubectl-${i} deployment/iris --timeout=120s >/dev/null`,
+        ],
+        env,
+      ),
+    )
   }
 
-  console.log(`control plane: kube-apiserver ${'v1.36.3'} + kwok on 127.0.0.1; 2-replica Deployment, Service, PDB into a fresh namespace; median of ${runs}`)
+  console.log(
+    `control plane: kube-apiserver ${'v1.36.3'} + kwok on 127.0.0.1; 2-replica Deployment, Service, PDB into a fresh namespace; median of ${runs}`,
+  )
   console.log('| step | wall time | ratio |')
   console.log('|---|---|---|')
   console.log(`| kubectl apply -f + kubectl rollout status | ${median(theirs).toFixed(3)} s | 1.00 |`)
-  console.log(`| mlops deploy (resolve, render, check, apply, wait) | ${median(ours).toFixed(3)} s | ${(median(ours) / median(theirs)).toFixed(2)} |`)
+  console.log(
+    `| mlops deploy (resolve, render, check, apply, wait) | ${median(ours).toFixed(3)} s | ${(median(ours) / median(theirs)).toFixed(2)} |`,
+  )
   console.log(`| mlops render | ${median(renders).toFixed(3)} s | |`)
 } finally {
   await gcs.stop()

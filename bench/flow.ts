@@ -33,7 +33,8 @@ function mlops(cwd: string, ...args: string[]): string {
 
 // 1. The quickstart, as the README runs it (without the build step).
 const quickstarts: number[] = []
-for (let i = 0; i < Math.min(runs, 3); i++) quickstarts.push(await time(process.execPath, [join(root, 'scripts', 'quickstart.js')], {CI: '1'}))
+for (let i = 0; i < Math.min(runs, 3); i++)
+  quickstarts.push(await time(process.execPath, [join(root, 'scripts', 'quickstart.js')], {CI: '1'}))
 
 // 2. deploy --target local to ready, on a scaffolded project with the sample model pushed.
 const work = tempDir('mlops-bench-flow-')
@@ -54,7 +55,9 @@ for (let i = 0; i < runs; i++) {
 //    issue's -n, and with as many requests as autocannon sent in its 3 s.
 const url = (JSON.parse(mlops(project, 'status', '--json')) as {url: string}).url
 const predictRps = (count: number): number => {
-  const report = JSON.parse(mlops(project, 'predict', '--data', JSON.stringify([row]), '-n', String(count), '--concurrency', String(concurrency), '--json')) as {load: {requestsPerSecond: number; errors: number}}
+  const report = JSON.parse(
+    mlops(project, 'predict', '--data', JSON.stringify([row]), '-n', String(count), '--concurrency', String(concurrency), '--json'),
+  ) as {load: {requestsPerSecond: number; errors: number}}
   if (report.load.errors > 0) throw new Error(`mlops predict had ${report.load.errors} errors`)
   return report.load.requestsPerSecond
 }
@@ -76,7 +79,21 @@ if (result.errors + result.non2xx > 0) { console.error('autocannon errors', resu
 console.log(Number(amount) / ((last - started) / 1000))
 `
 function autocannonAmount(amount: number): number {
-  return Number(execFileSync(process.execPath, ['--input-type=module', '-e', AUTOCANNON_ONCE, `${url}/predict/label`, String(amount), String(concurrency), JSON.stringify({data: [row]})], {cwd: root, encoding: 'utf8'}))
+  return Number(
+    execFileSync(
+      process.execPath,
+      [
+        '--input-type=module',
+        '-e',
+        AUTOCANNON_ONCE,
+        `${url}/predict/label`,
+        String(amount),
+        String(concurrency),
+        JSON.stringify({data: [row]}),
+      ],
+      {cwd: root, encoding: 'utf8'},
+    ),
+  )
 }
 
 const ours: number[] = []
@@ -87,8 +104,13 @@ let long = 0
 try {
   for (let i = 0; i < 5; i++) {
     const result = await autocannon({
-      url: `${url}/predict/label`, method: 'POST', headers: {'content-type': 'application/json'}, body: JSON.stringify({data: [row]}),
-      connections: concurrency, pipelining: 1, duration: 3,
+      url: `${url}/predict/label`,
+      method: 'POST',
+      headers: {'content-type': 'application/json'},
+      body: JSON.stringify({data: [row]}),
+      connections: concurrency,
+      pipelining: 1,
+      duration: 3,
     })
     if (result.errors + result.non2xx > 0) throw new Error(`autocannon had ${result.errors + result.non2xx} errors`)
     theirs.push(result.requests.total / result.duration)
@@ -107,6 +129,12 @@ console.log(`|---|---|---|`)
 console.log(`| quickstart wall time (median of ${quickstarts.length}) | ${fmt(median(quickstarts))} | < 10 s |`)
 console.log(`| deploy --target local to ready (median of ${runs}) | ${fmt(median(deploys))} (node -e 0: ${fmt(median(node))}) | < 2 s |`)
 console.log(`| autocannon -c ${concurrency} for 3 s, same payload and server, req/s (median of 5) | ${median(theirs).toFixed(0)} | |`)
-console.log(`| autocannon -a ${requests} -c ${concurrency} in a fresh process, timed to its last response, req/s (median of 5) | ${median(theirsShort).toFixed(0)} | |`)
-console.log(`| predict -n ${requests} -c ${concurrency}, req/s (median of 5) | ${median(ours).toFixed(0)} (ratio ${(median(ours) / median(theirsShort)).toFixed(2)} to autocannon -a ${requests}) | ≥ 0.8 |`)
-console.log(`| predict -n ${long} -c ${concurrency} (autocannon's count), req/s (median of 5) | ${median(oursLong).toFixed(0)} (ratio ${(median(oursLong) / median(theirs)).toFixed(2)}) | ≥ 0.8 |`)
+console.log(
+  `| autocannon -a ${requests} -c ${concurrency} in a fresh process, timed to its last response, req/s (median of 5) | ${median(theirsShort).toFixed(0)} | |`,
+)
+console.log(
+  `| predict -n ${requests} -c ${concurrency}, req/s (median of 5) | ${median(ours).toFixed(0)} (ratio ${(median(ours) / median(theirsShort)).toFixed(2)} to autocannon -a ${requests}) | ≥ 0.8 |`,
+)
+console.log(
+  `| predict -n ${long} -c ${concurrency} (autocannon's count), req/s (median of 5) | ${median(oursLong).toFixed(0)} (ratio ${(median(oursLong) / median(theirs)).toFixed(2)}) | ≥ 0.8 |`,
+)

@@ -29,7 +29,13 @@ const runs = Number(values.runs)
 const setup = await realNodeProject('bench-iv')
 const {cluster, node, project, env} = setup
 const kube = `"${KUBECTL}" --kubeconfig "${cluster.kubeconfig}"`
-const mlops = (args: string[]) => execFileSync(process.execPath, [BIN, ...args], {cwd: project, env: {...process.env, ...env}, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe']})
+const mlops = (args: string[]) =>
+  execFileSync(process.execPath, [BIN, ...args], {
+    cwd: project,
+    env: {...process.env, ...env},
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
 const timed = (args: string[]) => time(process.execPath, [BIN, ...args], env, project)
 const s = (values: number[]) => `${median(values).toFixed(2)} s`
 const ratio = (a: number[], b: number[]) => (median(a) / median(b)).toFixed(2)
@@ -40,12 +46,16 @@ try {
   rmSync(join(project, 'model', 'm256.onnx'))
   const models = [
     {label: 'sample, 2.4 KiB', ref: 'iris@1', predict: ['--data', '[[6.3, 3.3, 6, 2.5]]', '--expect', 'virginica'], extra: [] as string[]},
-    {label: 'synthetic, 256 MiB', ref: 'big@1', predict: ['--data', '[[1, 2, 3, 4]]', '--endpoint', '/predict', '--expect', '[[1,2,3,4]]'], extra: ['--set', 'resources.limits.memory=1Gi']},
+    {
+      label: 'synthetic, 256 MiB',
+      ref: 'big@1',
+      predict: ['--data', '[[1, 2, 3, 4]]', '--endpoint', '/predict', '--expect', '[[1,2,3,4]]'],
+      extra: ['--set', 'resources.limits.memory=1Gi'],
+    },
   ]
   for (const model of models) mlops(['model', 'publish', model.ref])
 
   const removeImages = () => removeNodeImages(node, setup.registry.address)
-
 
   let n = 0
   const freshNamespace = () => {
@@ -56,9 +66,24 @@ try {
 
   const drop = (namespace: string) => execFileSync('bash', ['-c', `${kube} delete namespace ${namespace} >/dev/null`])
   const deliveries = ['init-container', 'image-volume'] as const
-  const base = (model: (typeof models)[number], delivery: string, namespace: string) => ['deploy', '--model', model.ref, '-n', namespace, '--delivery', delivery, '--set', 'autoscaling=false', '--set', 'replicas=1', ...model.extra]
+  const base = (model: (typeof models)[number], delivery: string, namespace: string) => [
+    'deploy',
+    '--model',
+    model.ref,
+    '-n',
+    namespace,
+    '--delivery',
+    delivery,
+    '--set',
+    'autoscaling=false',
+    '--set',
+    'replicas=1',
+    ...model.extra,
+  ]
 
-  console.log(`real node: kubelet v1.36.3, containerd 2.2.9, runc; images from a registry with basic auth on 127.0.0.1; store: fake-gcs-server on the node's bridge; median of ${runs}`)
+  console.log(
+    `real node: kubelet v1.36.3, containerd 2.2.9, runc; images from a registry with basic auth on 127.0.0.1; store: fake-gcs-server on the node's bridge; median of ${runs}`,
+  )
   console.log('\n| model | node | delivery | deploy → Ready | deploy → first correct prediction |')
   console.log('|---|---|---|---|---|')
   const results: Record<string, {ready: number[]; predicted: number[]}> = {}
@@ -115,7 +140,9 @@ try {
       }
     }
 
-    console.log(`| ${model.label} | ${s(times['init-container'])} | ${s(times['image-volume'])} | ${ratio(times['init-container'], times['image-volume'])} |`)
+    console.log(
+      `| ${model.label} | ${s(times['init-container'])} | ${s(times['image-volume'])} | ${ratio(times['init-container'], times['image-volume'])} |`,
+    )
   }
 } finally {
   await setup.stop()

@@ -25,10 +25,15 @@ const engine = dockerEngine()
 process.env.DOCKER_HOST = engine.dockerHost
 const docker = new Docker()
 const mb = (bytes: number) => `${(bytes / 1e6).toFixed(0)} MB`
-const build = (component: string, tag: string) => time(process.execPath, [BIN, 'image', 'build', component, '--repository', 'mlops-bench', '--tag', tag], {CI: '1'})
+const build = (component: string, tag: string) =>
+  time(process.execPath, [BIN, 'image', 'build', component, '--repository', 'mlops-bench', '--tag', tag], {CI: '1'})
 
 // Cold: no build cache, no earlier image of ours.
-for (const component of ['loader', 'api']) await docker.getImage(`mlops-bench/${component}:cold`).remove({force: true}).catch(() => {})
+for (const component of ['loader', 'api'])
+  await docker
+    .getImage(`mlops-bench/${component}:cold`)
+    .remove({force: true})
+    .catch(() => {})
 await docker.pruneBuilder().catch(() => {})
 await docker.pruneImages({filters: {dangling: {true: true}}})
 const cold = {loader: await build('loader', 'cold'), api: await build('api', 'cold')}
@@ -59,12 +64,18 @@ const hostPullRuns: number[] = []
 for (let run = 0; run < Number(values.runs); run++) {
   const volume = `mlops-bench-${Date.now()}`
   await docker.createVolume({Name: volume})
-  const chmod = await docker.createContainer({Image: 'mlops-bench/loader:cold', User: 'root', Entrypoint: ['chmod', '0777', '/workdir'], HostConfig: {NetworkMode: 'host', Binds: [`${volume}:/workdir`]}})
+  const chmod = await docker.createContainer({
+    Image: 'mlops-bench/loader:cold',
+    User: 'root',
+    Entrypoint: ['chmod', '0777', '/workdir'],
+    HostConfig: {NetworkMode: 'host', Binds: [`${volume}:/workdir`]},
+  })
   await chmod.start()
   await chmod.wait()
   await chmod.remove()
   const container = await docker.createContainer({
-    Image: 'mlops-bench/loader:cold', Cmd: ['big@1', '--to', '/workdir/model.onnx'],
+    Image: 'mlops-bench/loader:cold',
+    Cmd: ['big@1', '--to', '/workdir/model.onnx'],
     Env: [`MLOPS_STORE=${store.uri}`, `MLOPS_GCS_ENDPOINT=${gcs.url}`],
     HostConfig: {NetworkMode: 'host', Binds: [`${volume}:/workdir`]},
   })
@@ -78,14 +89,24 @@ for (let run = 0; run < Number(values.runs); run++) {
   const out = join(dir, 'curl.onnx')
   curlRuns.push(await time('curl', ['-sS', '--fail', '-o', out, objectUrl]))
   rmSync(out)
-  const empty = await docker.createContainer({Image: 'mlops-bench/loader:cold', Entrypoint: ['node', '-e', '0'], HostConfig: {NetworkMode: 'host'}})
+  const empty = await docker.createContainer({
+    Image: 'mlops-bench/loader:cold',
+    Entrypoint: ['node', '-e', '0'],
+    HostConfig: {NetworkMode: 'host'},
+  })
   const emptyStarted = performance.now()
   await empty.start()
   await empty.wait()
   emptyRuns.push((performance.now() - emptyStarted) / 1000)
   await empty.remove()
   const hostOut = join(dir, 'host-pull', 'model.onnx')
-  hostPullRuns.push(await time(process.execPath, [BIN, 'model', 'pull', 'big@1', '--to', hostOut], {MLOPS_STORE: store.uri, MLOPS_GCS_ENDPOINT: gcs.url, CI: '1'}))
+  hostPullRuns.push(
+    await time(process.execPath, [BIN, 'model', 'pull', 'big@1', '--to', hostOut], {
+      MLOPS_STORE: store.uri,
+      MLOPS_GCS_ENDPOINT: gcs.url,
+      CI: '1',
+    }),
+  )
   rmSync(join(dir, 'host-pull'), {recursive: true, force: true})
 }
 
@@ -102,8 +123,17 @@ console.log(`| api | ${mb(apiSize)} | ${mb(apiSize - base)} | < 260 MB |`)
 console.log('\n| image | cold build | rebuild after one source file | rebuild / cold |')
 console.log('|---|---|---|---|')
 for (const component of ['loader', 'api'] as const) {
-  console.log(`| ${component} | ${cold[component].toFixed(1)} s | ${rebuild[component].toFixed(1)} s | ${(rebuild[component] / cold[component]).toFixed(2)} |`)
+  console.log(
+    `| ${component} | ${cold[component].toFixed(1)} s | ${rebuild[component].toFixed(1)} s | ${(rebuild[component] / cold[component]).toFixed(2)} |`,
+  )
 }
 
-console.log(`\nloader lead time, container start to ${values.mib} MiB model verified in the volume: median ${median(loaderRuns).toFixed(2)} s; curl on the host: ${median(curlRuns).toFixed(2)} s; curl / loader = ${(median(curlRuns) / median(loaderRuns)).toFixed(2)} (${values.runs} runs)`)
-console.log(`where it goes (medians): the same container running node -e 0: ${median(emptyRuns).toFixed(2)} s; mlops model pull of the same model on the host: ${median(hostPullRuns).toFixed(2)} s (curl / host pull = ${(median(curlRuns) / median(hostPullRuns)).toFixed(2)}); loader minus empty container: ${(median(loaderRuns) - median(emptyRuns)).toFixed(2)} s`)
+console.log(
+  `\nloader lead time, container start to ${values.mib} MiB model verified in the volume: median ${median(loaderRuns).toFixed(2)} s;` +
+    ` curl on the host: ${median(curlRuns).toFixed(2)} s; curl / loader = ${(median(curlRuns) / median(loaderRuns)).toFixed(2)} (${values.runs} runs)`,
+)
+console.log(
+  `where it goes (medians): the same container running node -e 0: ${median(emptyRuns).toFixed(2)} s;` +
+    ` mlops model pull of the same model on the host: ${median(hostPullRuns).toFixed(2)} s (curl / host pull = ${(median(curlRuns) / median(hostPullRuns)).toFixed(2)});` +
+    ` loader minus empty container: ${(median(loaderRuns) - median(emptyRuns)).toFixed(2)} s`,
+)

@@ -43,7 +43,14 @@ try {
   const curl: Array<{rss: number; seconds: number}> = []
   for (let run = 0; run < runs; run++) {
     const out = join(dir, `run-${run}`)
-    curl.push(measure('curl', ['-sSf', '-o', `${out}.curl`, `${gcs.url}/storage/v1/b/bench/o/${encodeURIComponent('models/big/1/model.onnx')}?alt=media`]))
+    curl.push(
+      measure('curl', [
+        '-sSf',
+        '-o',
+        `${out}.curl`,
+        `${gcs.url}/storage/v1/b/bench/o/${encodeURIComponent('models/big/1/model.onnx')}?alt=media`,
+      ]),
+    )
     ours.push(measure(process.execPath, [BIN, 'model', 'pull', 'big@1', '--to', `${out}.onnx`]))
     rmSync(`${out}.curl`)
     rmSync(`${out}.onnx`)
@@ -56,7 +63,9 @@ try {
   console.log('|---|---|---|')
   console.log(`| curl (alt=media into a file) | ${rss(curl).toFixed(0)} MiB | ${wall(curl).toFixed(2)} s |`)
   console.log(`| mlops model pull (verified) | ${rss(ours).toFixed(0)} MiB | ${wall(ours).toFixed(2)} s |`)
-  console.log(`| mlops / curl | ${(rss(ours) / rss(curl)).toFixed(1)}x | ${(wall(ours) / wall(curl)).toFixed(2)} (throughput ${(wall(curl) / wall(ours)).toFixed(2)} of curl) |`)
+  console.log(
+    `| mlops / curl | ${(rss(ours) / rss(curl)).toFixed(1)}x | ${(wall(ours) / wall(curl)).toFixed(2)} (throughput ${(wall(curl) / wall(ours)).toFixed(2)} of curl) |`,
+  )
 } finally {
   await gcs.stop()
   rmSync(dir, {recursive: true, force: true})

@@ -34,9 +34,13 @@ import {BIN, median, time} from './lib.js'
 
 const kubectl = join(process.env.MLOPS_TEST_CACHE ?? join(homedir(), '.cache', 'mlops-test'), 'k8s-v1.36.3', 'bin', 'kubectl')
 
-const {values} = parseArgs({options: {
-  runs: {type: 'string', default: '5'}, requests: {type: 'string', default: '20000'}, 'cold-requests': {type: 'string', default: '2000'},
-}})
+const {values} = parseArgs({
+  options: {
+    runs: {type: 'string', default: '5'},
+    requests: {type: 'string', default: '20000'},
+    'cold-requests': {type: 'string', default: '2000'},
+  },
+})
 const runs = Number(values.runs)
 const requests = String(values.requests)
 const coldRequests = String(values['cold-requests'])
@@ -49,7 +53,10 @@ let forwarder: ChildProcess | undefined
 
 /** `kubectl port-forward deployment/iris :8000`, resolved once it prints the local port. */
 function startForward(env: NodeJS.ProcessEnv): {child: ChildProcess; url: Promise<string>} {
-  const child = spawn(kubectl, ['port-forward', '-n', 'bench-pf', 'deployment/iris', ':8000', '--address', '127.0.0.1'], {env, stdio: ['ignore', 'pipe', 'ignore']})
+  const child = spawn(kubectl, ['port-forward', '-n', 'bench-pf', 'deployment/iris', ':8000', '--address', '127.0.0.1'], {
+    env,
+    stdio: ['ignore', 'pipe', 'ignore'],
+  })
   const url = new Promise<string>((resolve, reject) => {
     let out = ''
     child.stdout!.on('data', chunk => {
@@ -73,21 +80,46 @@ async function stopForward(child: ChildProcess): Promise<void> {
 
 try {
   const store = await makeStore('gcs', {}, gcs)
-  await store.store.push({model: await inspectModelFile(fixture('iris_svc.onnx'), fixture('iris_labels.json')), name: 'iris', metadata: {}, workDir: tempDir()})
+  await store.store.push({
+    model: await inspectModelFile(fixture('iris_svc.onnx'), fixture('iris_labels.json')),
+    name: 'iris',
+    metadata: {},
+    workDir: tempDir(),
+  })
   const project = tempDir()
   const config = join(project, 'mlops.yaml')
-  writeFileSync(config, `name: iris\nmodel:\n  name: iris\nstore:\n  uri: ${store.uri}\n  endpoint: ${gcs.url}\n`
-    + 'image:\n  repository: registry.example.com/team\n  tag: v1\ndeploy:\n  target: k8s\n  namespace: bench-pf\n  autoscaling: false\n  replicas: 2\n')
+  writeFileSync(
+    config,
+    `name: iris\nmodel:\n  name: iris\nstore:\n  uri: ${store.uri}\n  endpoint: ${gcs.url}\n` +
+      'image:\n  repository: registry.example.com/team\n  tag: v1\ndeploy:\n  target: k8s\n  namespace: bench-pf\n  autoscaling: false\n  replicas: 2\n',
+  )
   const env = {...process.env, KUBECONFIG: cluster.kubeconfig, CI: '1'}
   const port = await freePort()
   const url = `http://127.0.0.1:${port}`
-  server = spawn(process.execPath, [BIN, 'serve', '--model', fixture('iris_svc.onnx'), '--labels', fixture('iris_labels.json'), '--host', '127.0.0.1', '--port', String(port)], {stdio: 'ignore'})
+  server = spawn(
+    process.execPath,
+    [
+      BIN,
+      'serve',
+      '--model',
+      fixture('iris_svc.onnx'),
+      '--labels',
+      fixture('iris_labels.json'),
+      '--host',
+      '127.0.0.1',
+      '--port',
+      String(port),
+    ],
+    {stdio: 'ignore'},
+  )
   await waitFor(async () => (await fetch(`${url}/ready`)).ok, 'mlops serve ready')
   execFileSync(process.execPath, [BIN, 'deploy', '--config', config, '--model', 'iris@1'], {env, stdio: 'ignore'})
   const kc = new KubeConfig()
   kc.loadFromFile(cluster.kubeconfig)
   await KubernetesObjectApi.makeApiClient(kc).create({
-    apiVersion: 'kwok.x-k8s.io/v1alpha1', kind: 'ClusterPortForward', metadata: {name: 'bench-pf'},
+    apiVersion: 'kwok.x-k8s.io/v1alpha1',
+    kind: 'ClusterPortForward',
+    metadata: {name: 'bench-pf'},
     spec: {selector: {matchNamespaces: ['bench-pf']}, forwards: [{target: {address: '127.0.0.1', port}}]},
   } as never)
 
@@ -98,7 +130,11 @@ try {
 
   const predict = (target: string[], extra: string[]) => [BIN, 'predict', '--config', config, ...target, '--data', row, ...extra]
   const load = (target: string[]): {requestsPerSecond: number; p50: number; p99: number} => {
-    const out = execFileSync(process.execPath, predict(target, ['-n', requests, '--concurrency', concurrency, '--json']), {env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore']})
+    const out = execFileSync(process.execPath, predict(target, ['-n', requests, '--concurrency', concurrency, '--json']), {
+      env,
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    })
     const report = JSON.parse(out) as {load: {requestsPerSecond: number; p50: number; p99: number; errors: number}}
     if (report.load.errors > 0) throw new Error(`${report.load.errors} errors`)
     return report.load
@@ -154,7 +190,9 @@ try {
 
   const seconds = (v: number) => `${v.toFixed(3)} s`
   console.log(`median of ${runs} runs, --concurrency ${concurrency}, the same mlops serve behind all three, order rotated per run`)
-  console.log('| measure | predict --url (direct, no tunnel) | predict --url via kubectl port-forward | predict --target k8s | k8s / kubectl | k8s / direct |')
+  console.log(
+    '| measure | predict --url (direct, no tunnel) | predict --url via kubectl port-forward | predict --target k8s | k8s / kubectl | k8s / direct |',
+  )
   console.log('|---|---|---|---|---|---|')
   show3(`steady state, -n ${requests}: requests/s`, rps, v => v.toFixed(0))
   show3(`steady state, -n ${requests}: p50`, p50, v => `${v.toFixed(2)} ms`)
@@ -163,8 +201,10 @@ try {
   show3(`cold, -n ${coldRequests}: wall time with set-up`, cold, seconds)
   const perRun = rps.forwarded.map((f, i) => (f / rps.kubectl[i]).toFixed(2))
   console.log(`\nsteady-state requests/s, k8s / kubectl, run by run: ${perRun.join(', ')}`)
-  console.log('cold rows: "direct" is the predict command alone; "kubectl" is kubectl port-forward started, its port awaited,'
-    + ' then the same predict through it; "k8s" is the whole predict --target k8s command')
+  console.log(
+    'cold rows: "direct" is the predict command alone; "kubectl" is kubectl port-forward started, its port awaited,' +
+      ' then the same predict through it; "k8s" is the whole predict --target k8s command',
+  )
 } finally {
   server?.kill('SIGTERM')
   if (forwarder) await stopForward(forwarder)

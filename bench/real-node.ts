@@ -39,20 +39,32 @@ const s = (values: number[]) => `${median(values).toFixed(2)} s`
 
 try {
   writeSyntheticOnnx(join(project, 'model', 'm256.onnx'), 256 << 20)
-  execFileSync(process.execPath, [BIN, 'model', 'push', 'model/m256.onnx', '--name', 'big'], {cwd: project, env: {...process.env, ...env}, stdio: 'ignore'})
+  execFileSync(process.execPath, [BIN, 'model', 'push', 'model/m256.onnx', '--name', 'big'], {
+    cwd: project,
+    env: {...process.env, ...env},
+    stdio: 'ignore',
+  })
   rmSync(join(project, 'model', 'm256.onnx'))
-  const models = [{label: 'sample, 2.4 KiB', ref: 'iris@1', object: 'models/iris/1/model.onnx', memory: []}, {label: 'synthetic, 256 MiB', ref: 'big@1', object: 'models/big/1/model.onnx', memory: ['--set', 'resources.limits.memory=1Gi']}]
+  const models = [
+    {label: 'sample, 2.4 KiB', ref: 'iris@1', object: 'models/iris/1/model.onnx', memory: []},
+    {label: 'synthetic, 256 MiB', ref: 'big@1', object: 'models/big/1/model.onnx', memory: ['--set', 'resources.limits.memory=1Gi']},
+  ]
   const removeImages = () => removeNodeImages(node, setup.registry.address)
-
 
   let n = 0
   const freshNamespace = async () => {
     const namespace = `bench-${n++}`
-    execFileSync(process.execPath, [BIN, 'image', 'secret', '-n', namespace], {cwd: project, env: {...process.env, ...env}, stdio: 'ignore'})
+    execFileSync(process.execPath, [BIN, 'image', 'secret', '-n', namespace], {
+      cwd: project,
+      env: {...process.env, ...env},
+      stdio: 'ignore',
+    })
     return namespace
   }
 
-  console.log(`real node: kubelet v1.36.3, containerd 2.2.9, runc; images from a registry with basic auth on 127.0.0.1; store: fake-gcs-server on the node's bridge; median of ${runs}`)
+  console.log(
+    `real node: kubelet v1.36.3, containerd 2.2.9, runc; images from a registry with basic auth on 127.0.0.1; store: fake-gcs-server on the node's bridge; median of ${runs}`,
+  )
   console.log('\n| deploy to Ready | images | mlops deploy | kubectl apply + rollout status | ratio |')
   console.log('|---|---|---|---|---|')
   const leadTimes: Record<string, number[]> = {}
@@ -72,9 +84,20 @@ try {
         await sh(`${kube} delete namespace ${mine} >/dev/null`)
         const theirNamespace = await freshNamespace()
         const rendered = join(tempDir(), 'rendered.yaml')
-        writeFileSync(rendered, execFileSync(process.execPath, [BIN, 'render', '--model', model.ref, '-n', theirNamespace, ...model.memory], {cwd: project, env: {...process.env, ...env}, encoding: 'utf8'}))
+        writeFileSync(
+          rendered,
+          execFileSync(process.execPath, [BIN, 'render', '--model', model.ref, '-n', theirNamespace, ...model.memory], {
+            cwd: project,
+            env: {...process.env, ...env},
+            encoding: 'utf8',
+          }),
+        )
         if (images !== 'on the node') removeImages()
-        theirs.push(await sh(`${kube} apply -f "${rendered}" >/dev/null && ${kube} rollout status -n ${theirNamespace} deployment/iris --timeout=300s >/dev/null`))
+        theirs.push(
+          await sh(
+            `${kube} apply -f "${rendered}" >/dev/null && ${kube} rollout status -n ${theirNamespace} deployment/iris --timeout=300s >/dev/null`,
+          ),
+        )
         await sh(`${kube} delete namespace ${theirNamespace} >/dev/null`)
       }
 
@@ -82,7 +105,9 @@ try {
     }
   }
 
-  console.log('\n| loader lead time | in the pod (process start → verified) | mlops model pull on this machine | curl of the object | pod / host pull | pod / curl |')
+  console.log(
+    '\n| loader lead time | in the pod (process start → verified) | mlops model pull on this machine | curl of the object | pod / host pull | pod / curl |',
+  )
   console.log('|---|---|---|---|---|---|')
   for (const model of models) {
     const host: number[] = []
@@ -90,7 +115,14 @@ try {
     for (let i = 0; i < runs; i++) {
       const dir = tempDir()
       host.push(await time(process.execPath, [BIN, 'model', 'pull', model.ref, '--to', join(dir, 'model.onnx')], env, project))
-      curl.push(await time('curl', ['-sf', '-o', join(dir, 'curl.onnx'), `${gcs.url}/storage/v1/b/${bucket}/o/${encodeURIComponent(model.object)}?alt=media`]))
+      curl.push(
+        await time('curl', [
+          '-sf',
+          '-o',
+          join(dir, 'curl.onnx'),
+          `${gcs.url}/storage/v1/b/${bucket}/o/${encodeURIComponent(model.object)}?alt=media`,
+        ]),
+      )
       rmSync(dir, {recursive: true})
     }
 
@@ -108,8 +140,19 @@ try {
       const theirNamespace = await freshNamespace()
       await time(process.execPath, [BIN, 'deploy', '--model', model.ref, '-n', mine, ...model.memory], env, project)
       await time(process.execPath, [BIN, 'deploy', '--model', model.ref, '-n', theirNamespace, ...model.memory], env, project)
-      ours.push(await time(process.execPath, [BIN, 'deploy', '--model', model.ref, '-n', mine, '--set', 'replicas=3', ...model.memory], env, project))
-      theirs.push(await sh(`${kube} scale -n ${theirNamespace} deployment/iris --replicas=3 >/dev/null && ${kube} rollout status -n ${theirNamespace} deployment/iris --timeout=300s >/dev/null`))
+      ours.push(
+        await time(
+          process.execPath,
+          [BIN, 'deploy', '--model', model.ref, '-n', mine, '--set', 'replicas=3', ...model.memory],
+          env,
+          project,
+        ),
+      )
+      theirs.push(
+        await sh(
+          `${kube} scale -n ${theirNamespace} deployment/iris --replicas=3 >/dev/null && ${kube} rollout status -n ${theirNamespace} deployment/iris --timeout=300s >/dev/null`,
+        ),
+      )
       for (const namespace of [mine, theirNamespace]) await sh(`${kube} delete namespace ${namespace} >/dev/null`)
     }
 

@@ -20,7 +20,11 @@ const dir = tempDir('mlops-bench-')
 const model = join(dir, 'model.onnx')
 writeSyntheticOnnx(model, mib << 20)
 const started = Date.now()
-const server = spawn(process.execPath, [values.bin!, 'serve', '--model', model, '--port', '0', '--host', '127.0.0.1', '--log-format', 'json'], {stdio: ['ignore', 'ignore', 'pipe']})
+const server = spawn(
+  process.execPath,
+  [values.bin!, 'serve', '--model', model, '--port', '0', '--host', '127.0.0.1', '--log-format', 'json'],
+  {stdio: ['ignore', 'ignore', 'pipe']},
+)
 let log = ''
 server.stderr.on('data', chunk => {
   log += chunk

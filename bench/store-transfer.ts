@@ -20,7 +20,9 @@ import {tempDir} from '../test/helpers/stores.js'
 import {writeSyntheticOnnx} from '../test/helpers/onnx-writer.js'
 import {BIN, fmt, median, time} from './lib.js'
 
-const {values} = parseArgs({options: {mib: {type: 'string', default: '512'}, runs: {type: 'string', default: '3'}, repeat: {type: 'string', default: '1'}}})
+const {values} = parseArgs({
+  options: {mib: {type: 'string', default: '512'}, runs: {type: 'string', default: '3'}, repeat: {type: 'string', default: '1'}},
+})
 const mib = Number(values.mib)
 const runs = Number(values.runs)
 const repeats = Number(values.repeat)
@@ -45,8 +47,17 @@ async function measure(repeat: number): Promise<{push: number; pull: number}> {
   try {
     for (let run = 0; run < runs; run++) {
       // Alternate the tools within each run so that drift in the machine hits both.
-      curlUp.push(await curl(['-X', 'POST', '-H', 'content-type: application/octet-stream', '--data-binary', `@${model}`,
-        `${gcs.url}/upload/storage/v1/b/bench/o?uploadType=media&name=curl-${run}.onnx`]))
+      curlUp.push(
+        await curl([
+          '-X',
+          'POST',
+          '-H',
+          'content-type: application/octet-stream',
+          '--data-binary',
+          `@${model}`,
+          `${gcs.url}/upload/storage/v1/b/bench/o?uploadType=media&name=curl-${run}.onnx`,
+        ]),
+      )
       push.push(await time(process.execPath, [BIN, 'model', 'push', model, '--name', 'big', '--version', String(run + 1)], env))
       // Into a file, as mlops pull does (a user's `curl -o model.onnx`).
       curlDown.push(await curl([`${gcs.url}/storage/v1/b/bench/o/curl-${run}.onnx?alt=media`], join(dir, 'curl.onnx')))
@@ -62,7 +73,9 @@ async function measure(repeat: number): Promise<{push: number; pull: number}> {
 
   const row = (what: string, ours: number, base: number) =>
     `| ${what} | ${fmt(ours)} (${mibs(ours)}) | ${fmt(base)} (${mibs(base)}) | ${(base / ours).toFixed(2)} |`
-  console.log(`${repeats > 1 ? `repeat ${repeat + 1} of ${repeats}: ` : ''}${(bytes / 1024 / 1024).toFixed(0)} MiB ONNX model, fake-gcs-server (memory backend) on 127.0.0.1, median of ${runs} runs`)
+  console.log(
+    `${repeats > 1 ? `repeat ${repeat + 1} of ${repeats}: ` : ''}${(bytes / 1024 / 1024).toFixed(0)} MiB ONNX model, fake-gcs-server (memory backend) on 127.0.0.1, median of ${runs} runs`,
+  )
   console.log('| transfer | mlops | curl | mlops/curl throughput |')
   console.log('|---|---|---|---|')
   console.log(row('push (upload)', median(push), median(curlUp)))
@@ -79,8 +92,11 @@ try {
   }
 
   if (repeats > 1) {
-    const range = (values: number[]) => `${Math.min(...values).toFixed(2)}–${Math.max(...values).toFixed(2)} (${values.map(v => v.toFixed(2)).join(', ')})`
-    console.log(`\nmlops/curl throughput over ${repeats} repeats of ${runs} runs: push ${range(ratios.map(r => r.push))}; pull ${range(ratios.map(r => r.pull))}`)
+    const range = (values: number[]) =>
+      `${Math.min(...values).toFixed(2)}–${Math.max(...values).toFixed(2)} (${values.map(v => v.toFixed(2)).join(', ')})`
+    console.log(
+      `\nmlops/curl throughput over ${repeats} repeats of ${runs} runs: push ${range(ratios.map(r => r.push))}; pull ${range(ratios.map(r => r.pull))}`,
+    )
   }
 } finally {
   rmSync(dir, {recursive: true, force: true})

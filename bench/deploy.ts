@@ -4,7 +4,9 @@
  * the same manifests on the same control plane, alternated in one run, each
  * into a fresh namespace. Also `mlops render` wall time.
  *
- *   npm run build && npx tsx bench/deploy.ts [--runs 5]
+ * With --before DIR (a built checkout of an earlier commit), that build's deploy too, alternated in the same loop.
+ *
+ *   npm run build && npx tsx bench/deploy.ts [--runs 5] [--before /path/to/earlier/checkout]
  */
 import {writeFileSync} from 'node:fs'
 import {homedir} from 'node:os'
@@ -17,7 +19,8 @@ import {kubeCluster, stopKubeCluster} from '../test/env/k8s.js'
 import {fixture, makeStore, tempDir} from '../test/helpers/stores.js'
 import {BIN, median, time} from './lib.js'
 
-const {values} = parseArgs({options: {runs: {type: 'string', default: '5'}}})
+const {values} = parseArgs({options: {runs: {type: 'string', default: '5'}, before: {type: 'string'}}})
+const BEFORE = values.before ? join(values.before, 'bin', 'run.js') : undefined
 const runs = Number(values.runs)
 const kubectl = join(process.env.MLOPS_TEST_CACHE ?? join(homedir(), '.cache', 'mlops-test'), 'k8s-v1.36.3', 'bin', 'kubectl')
 const cluster = kubeCluster()
@@ -57,8 +60,10 @@ try {
 
   const ours: number[] = []
   const theirs: number[] = []
+  const earlier: number[] = []
   for (let i = 0; i < runs; i++) {
     ours.push(await time(process.execPath, [BIN, 'deploy', '--config', config, '--namespace', `bench-mlops-${i}`], env))
+    if (BEFORE) earlier.push(await time(process.execPath, [BEFORE, 'deploy', '--config', config, '--namespace', `bench-before-${i}`], env))
     // One ordered stream (the Namespace first), as mlops applies it.
     const rendered = join(project, `kubectl-${i}.yaml`)
     await time(
@@ -88,6 +93,12 @@ try {
     `| mlops deploy (resolve, render, check, apply, wait) | ${median(ours).toFixed(3)} s | ${(median(ours) / median(theirs)).toFixed(2)} |`,
   )
   console.log(`| mlops render | ${median(renders).toFixed(3)} s | |`)
+  if (BEFORE) {
+    const ratio = (median(earlier) / median(theirs)).toFixed(2)
+    console.log(
+      `| mlops deploy of ${values.before} | ${median(earlier).toFixed(3)} s | ${ratio} (this build / that one: ${(median(ours) / median(earlier)).toFixed(2)}) |`,
+    )
+  }
 } finally {
   await gcs.stop()
   stopKubeCluster()

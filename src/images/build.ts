@@ -2,7 +2,7 @@ import type Docker from 'dockerode'
 
 import {BuildError, errorMessage} from '../errors.js'
 import {buildContext} from './context.js'
-import {jsonLines} from './docker.js'
+import {dockerEndpoint, jsonLines} from './docker.js'
 import {type Component, PACKAGE_ROOT} from './names.js'
 
 export type {Component} from './names.js'
@@ -38,8 +38,24 @@ interface BuildEvent {
 }
 
 /**
+ * A failed FROM step: the base image is not in the engine and the engine could
+ * not pull it (offline, it fails with a DNS error that names no image). Say
+ * which image it was and how to provide it.
+ */
+function missingBaseImage(request: BuildRequest, step: string, failure: string): BuildError {
+  const from = step.replace(/^Step \d+\/\d+ : FROM\s+/i, '').split(/\s+/)
+  const image = (from.find(word => !word.startsWith('--')) ?? request.baseImage).replace(/\$\{?BASE_IMAGE\}?/, request.baseImage)
+  return new BuildError(
+    `${request.component} image: base image ${image} is not in the Docker engine at ${dockerEndpoint()}, and the engine could not pull it: ${failure}`,
+    {
+      suggestion: `docker pull ${image} where the engine can reach its registry, or name an image the engine has with --base-image (MLOPS_BASE_IMAGE, image.base)`,
+    },
+  )
+}
+
+/**
  * One image from templates/images/<component>.Dockerfile, through dockerode.
- * Host networking (the daemon runs without a bridge), no pulls, and every
+ * Host networking (the daemon runs without a bridge), and every
  * event of the build stream is checked: the engine reports a failed RUN as
  * an ordinary event in a stream that ends normally.
  */
@@ -78,6 +94,7 @@ export async function buildImage(docker: Docker, request: BuildRequest): Promise
     }
   }
 
+  if (failure && /^Step \d+\/\d+ : FROM /i.test(step)) throw missingBaseImage(request, step, failure)
   if (failure || !id) {
     const output = log
       .slice(log.lastIndexOf(step) + 1)

@@ -222,6 +222,24 @@ describe('loader and API images on a real Docker engine', function () {
   })
 })
 
+describe('mlops image build without its base image', function () {
+  this.timeout(5 * 60 * 1000)
+
+  before(() => {
+    process.env.DOCKER_HOST = dockerEngine().dockerHost
+  })
+
+  it('a base image the engine has not got and cannot pull → exit 10 naming the image and how to provide it', async () => {
+    const missing = `mlops-test/absent-base:${Date.now()}`
+    const built = await runCommand(['image', 'build', 'loader', '--repository', 'mlops-test', '--tag', 'nobase', '--base-image', missing], {
+      root,
+    })
+    expect((built.error as {oclif?: {exit?: number}})?.oclif?.exit).to.equal(ExitCode.BUILD_FAILED)
+    expect(built.stderr).to.contain(`Error: loader image: base image ${missing} is not in the Docker engine at ${process.env.DOCKER_HOST}`)
+    expect(built.stderr).to.contain(`Hint: docker pull ${missing} where the engine can reach its registry, or name an image the engine has`)
+  })
+})
+
 describe('mlops image push to a real registry', function () {
   this.timeout(10 * 60 * 1000)
   let registry: {address: string; stop: () => void}

@@ -24,7 +24,8 @@ export default class ImageBuild extends BaseCommand<typeof ImageBuild> {
   static description = [
     `Builds the project's docker/<component>.Dockerfile when it has one (mlops init writes them), else the packaged`,
     `templates/images/<component>.Dockerfile, with this mlops package as the build context (honouring its .dockerignore),`,
-    `with host networking and no pulls.`,
+    `with host networking. The base image (node:20-slim unless --base-image or image.base names another) must be in the`,
+    `engine, or the engine must be able to pull it; a missing one exits 10 saying so.`,
     `Tags <image.repository>/<component>:<tag>, where the tag defaults to the project's git short sha (else the mlops version).`,
     `Labels: org.opencontainers.image.* and io.mlops.component; the API image also carries its ONNX Runtime version and the`,
     `highest ONNX IR version and opsets it loads (io.mlops.*), which mlops image check and deploy read.`,
@@ -42,7 +43,7 @@ export default class ImageBuild extends BaseCommand<typeof ImageBuild> {
   static flags = {
     ...imageNameFlags,
     'base-image': Flags.string({
-      summary: 'Base image (default: image.base, else node:20-slim). Never pulled: it must be in the engine.',
+      summary: 'Base image (default: image.base, else node:20-slim). The engine pulls it when it is missing and can reach its registry.',
       env: 'MLOPS_BASE_IMAGE',
     }),
     verbose: Flags.boolean({summary: 'Print the whole build log.', default: false}),

@@ -27,7 +27,7 @@ export default class Init extends BaseCommand<typeof Init> {
 
   static examples = [
     '<%= config.bin %> <%= command.id %> iris-service',
-    '<%= config.bin %> <%= command.id %> iris-service --yes --store gs://my-models/iris --image-repository europe-docker.pkg.dev/p/models/iris',
+    '<%= config.bin %> <%= command.id %> iris-service --yes --store gs://my-models --image-repository europe-docker.pkg.dev/my-project/models/iris',
   ]
 
   static args = {dir: Args.string({description: 'Folder for the project (created when missing).', default: '.'})}

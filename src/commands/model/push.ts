@@ -18,7 +18,7 @@ export default class ModelPush extends BaseCommand<typeof ModelPush> {
   ].join(' ')
 
   static examples = [
-    '<%= config.bin %> <%= command.id %> iris_svc.onnx --name iris --labels labels.json',
+    '<%= config.bin %> <%= command.id %> model/model.onnx --name iris --labels model/labels.json --alias prod',
     '<%= config.bin %> <%= command.id %> model.onnx --name iris --version 2024-06-01 --meta accuracy=0.97 --alias staging',
     'MLOPS_STORE=gs://my-models/prod <%= config.bin %> <%= command.id %> model.onnx --name iris --json',
   ]

@@ -5,6 +5,7 @@ import {join} from 'node:path'
 
 import {dockerEngine} from '../env/docker.js'
 import {runCli} from '../helpers/cli.js'
+import {shellWords} from '../helpers/shell-words.js'
 
 /**
  * The README's by-hand story ("Your own project, step by step"), run as written: every
@@ -20,7 +21,7 @@ const STORY = '## Your own project, step by step'
 const LOCAL = '### 1. On this machine'
 const DOCKER = '### 2. In Docker'
 
-export interface StoryStep {
+interface StoryStep {
   /** The command line as the README shows it, without its prompt and comment. */
   line: string
   argv: string[]
@@ -28,7 +29,7 @@ export interface StoryStep {
 }
 
 /** The ```console blocks under a `###` heading of the story section, as steps. */
-export function storySteps(markdown: string, heading: string): StoryStep[] {
+function storySteps(markdown: string, heading: string): StoryStep[] {
   const story = markdown.slice(markdown.indexOf(STORY))
   const sectionEnd = story.indexOf('\n## ', STORY.length)
   const section = sectionEnd === -1 ? story : story.slice(0, sectionEnd)
@@ -51,31 +52,8 @@ export function storySteps(markdown: string, heading: string): StoryStep[] {
   return steps
 }
 
-/** Splits a command line as a POSIX shell would for the quoting the README uses ('...', "..."). */
-export function shellWords(line: string): string[] {
-  const words: string[] = []
-  let word: string | undefined
-  for (let i = 0; i < line.length; i++) {
-    const c = line[i]
-    if (c === "'" || c === '"') {
-      const end = line.indexOf(c, i + 1)
-      if (end === -1) throw new Error(`unbalanced ${c} in: ${line}`)
-      word = (word ?? '') + line.slice(i + 1, end)
-      i = end
-    } else if (/\s/.test(c)) {
-      if (word !== undefined) words.push(word)
-      word = undefined
-    } else if ('|&;<>$`\\'.includes(c)) {
-      throw new Error(`the README's story runs commands without a shell; "${c}" in: ${line}`)
-    } else word = (word ?? '') + c
-  }
-
-  if (word !== undefined) words.push(word)
-  return words
-}
-
 /** What may differ between the README and a run, replaced by a placeholder on both sides. */
-export function normalise(text: string): string[] {
+function normalise(text: string): string[] {
   return text
     .split('\n')
     .map(line =>

@@ -5,6 +5,7 @@ import {join} from 'node:path'
 
 import {dockerEngine} from '../env/docker.js'
 import {runCli} from '../helpers/cli.js'
+import {restoreEnv} from '../helpers/env.js'
 import {shellWords} from '../helpers/shell-words.js'
 
 /**
@@ -80,15 +81,19 @@ function normalise(text: string): string[] {
 describe('README.md: the by-hand story runs as written (output compared, ids and figures aside)', function () {
   this.timeout(120_000)
   const markdown = readFileSync(README, 'utf8')
-  const home = mkdtempSync(join(tmpdir(), 'mlops-readme-'))
-  let cwd = home
+  // The folder the story starts in, shown as ~ in the README.
+  let home = ''
+  let cwd = ''
   let broken: string | undefined
   const env: Record<string, string> = {CI: 'true'}
-  // The README's story in a clean environment: no MLOPS_* setting of this shell or of other tests.
-  const saved = Object.entries(process.env).filter(([key]) => key.startsWith('MLOPS_') || key === 'STORAGE_EMULATOR_HOST')
+  let saved: [string, string | undefined][] = []
 
   before(() => {
+    // The README's story in a clean environment: no MLOPS_* setting of this shell or of other tests.
+    saved = Object.entries(process.env).filter(([key]) => key.startsWith('MLOPS_') || key === 'STORAGE_EMULATOR_HOST')
     for (const [key] of saved) delete process.env[key]
+    home = mkdtempSync(join(tmpdir(), 'mlops-readme-'))
+    cwd = home
   })
 
   after(async () => {
@@ -98,8 +103,8 @@ describe('README.md: the by-hand story runs as written (output compared, ids and
       if (env.DOCKER_HOST) await runCli(['delete', '--target', 'docker'], env, cwd, {timeoutMs: 30_000})
     }
 
-    rmSync(home, {recursive: true, force: true})
-    for (const [key, value] of saved) process.env[key] = value
+    if (home) rmSync(home, {recursive: true, force: true})
+    for (const [key, value] of saved) restoreEnv(key, value)
   })
 
   function steps(heading: string): void {

@@ -33,7 +33,7 @@ export interface RealNodeProject {
  * credentials, and the pull Secret made with mlops image secret. Every step
  * is the real CLI; a failing step throws with its output.
  */
-export async function realNodeProject(namespace: string): Promise<RealNodeProject> {
+export async function realNodeProject(namespace: string, options: {pushModels?: boolean} = {}): Promise<RealNodeProject> {
   const {cluster, node} = realNode()
   const {dockerHost} = dockerEngine()
   const password = randomBytes(12).toString('hex')
@@ -89,10 +89,11 @@ export async function realNodeProject(namespace: string): Promise<RealNodeProjec
 
   copyFileSync(fixture('iris_logreg.onnx'), join(project, 'model', 'logreg.onnx'))
   const sha = {v1: '', v2: ''}
-  for (const [model, version] of [
+  const versions = [
     ['model/model.onnx', 'v1'],
     ['model/logreg.onnx', 'v2'],
-  ] as const) {
+  ] as const
+  for (const [model, version] of options.pushModels === false ? [] : versions) {
     sha[version] = JSON.parse(
       (await check('mlops model push', mlops('model', 'push', model, '--name', 'iris', '--labels', 'model/labels.json', '--json'))).stdout,
     ).sha256

@@ -1,0 +1,42 @@
+import {expect} from 'chai'
+import {readFileSync} from 'node:fs'
+
+import {KUBERNETES, README, normalise, storySteps} from '../helpers/readme.js'
+import {type RealNodeProject, realNodeProject} from './environment.js'
+
+/**
+ * Part 3 of the README's by-hand story ("On Kubernetes") run as written on the real node: the
+ * project as `mlops init` makes it with the store, registry and node settings the part describes
+ * (here: the GCS emulator, the local registry, the real node), then every `$ mlops ...` line of
+ * the part in order, its output compared with the README's, ids, buckets and pods aside.
+ */
+describe('README.md part 3 runs as written on a real node (output compared)', function () {
+  this.timeout(10 * 60 * 1000)
+  let setup: RealNodeProject
+  let broken: string | undefined
+
+  before(async function () {
+    this.timeout(45 * 60 * 1000)
+    // The deployment is named iris in the namespace iris, as in the README; no model pushed yet.
+    setup = await realNodeProject('iris', {pushModels: false})
+  })
+
+  after(async () => {
+    await setup?.mlops('delete', '--yes')
+    await setup?.stop()
+  })
+
+  for (const step of storySteps(readFileSync(README, 'utf8'), KUBERNETES))
+    it(`$ ${step.line}`, async function () {
+      if (broken) this.skip()
+      broken = step.line
+      expect(step.argv[0], "the README's story runs only mlops").to.equal('mlops')
+      const run = await setup.mlops(...step.argv.slice(1))
+      const output = run.stdout + run.stderr
+      expect(run.code, `exit code of: ${step.line}\n${output}`).to.equal(0)
+      broken = undefined
+      expect(normalise(output).join('\n'), `the output README.md shows for $ ${step.line}`).to.equal(
+        normalise(step.expected.join('\n')).join('\n'),
+      )
+    })
+})

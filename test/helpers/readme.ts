@@ -1,0 +1,74 @@
+import {join} from 'node:path'
+
+import {shellWords} from './shell-words.js'
+
+/**
+ * The README's by-hand story as steps, and what may differ between the README
+ * and a run: test/docs/readme.test.ts runs parts 1 and 2, test/e2e/readme-k8s.test.ts
+ * part 3 on the real node.
+ */
+export const README = join(import.meta.dirname, '..', '..', 'README.md')
+export const STORY = '## Your own project, step by step'
+/** The story's parts. */
+export const LOCAL = '### 1. On this machine'
+export const DOCKER = '### 2. In Docker'
+export const KUBERNETES = '### 3. On Kubernetes'
+
+export interface StoryStep {
+  /** The command line as the README shows it, without its prompt and comment. */
+  line: string
+  argv: string[]
+  expected: string[]
+}
+
+/** The ```console blocks under a `###` heading of the story section, as steps. */
+export function storySteps(markdown: string, heading: string): StoryStep[] {
+  const story = markdown.slice(markdown.indexOf(STORY))
+  const sectionEnd = story.indexOf('\n## ', STORY.length)
+  const section = sectionEnd === -1 ? story : story.slice(0, sectionEnd)
+  const start = section.indexOf(`\n${heading}\n`)
+  if (start === -1) throw new Error(`README.md: no "${heading}" under "${STORY}"`)
+  const next = section.indexOf('\n### ', start + 1)
+  const part = section.slice(start, next === -1 ? undefined : next)
+  const steps: StoryStep[] = []
+  for (const block of part.matchAll(/^```console\n([\s\S]*?)^```$/gm))
+    for (const line of block[1].split('\n')) {
+      if (line.startsWith('$ ')) {
+        const command = line.slice(2).replace(/\s+#.*$/, '')
+        steps.push({line: command, argv: shellWords(command), expected: []})
+      } else if (line !== '' || steps.length > 0) {
+        if (steps.length === 0) throw new Error(`README.md: output before any command in "${heading}": ${line}`)
+        steps.at(-1)!.expected.push(line)
+      }
+    }
+
+  return steps
+}
+
+/** What may differ between the README and a run, replaced by a placeholder on both sides. */
+export function normalise(text: string): string[] {
+  return text
+    .split('\n')
+    .map(line =>
+      line
+        .replaceAll(/\b[0-9a-f]{64}\b/g, '<sha256>')
+        .replaceAll(/\b[0-9a-f]{12}\b/g, '<sha>')
+        .replaceAll(/127\.0\.0\.1:\d+/g, '127.0.0.1:<port>')
+        .replaceAll(/\bpid \d+/g, 'pid <pid>')
+        .replaceAll(/workdir-[a-z0-9]+-\d+/g, 'workdir-<id>')
+        .replaceAll(/\b(mlops-[a-z0-9-]*?-\d+)-[a-z0-9]{8}\b/g, '$1-<id>')
+        .replaceAll(/\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z/g, '<time>')
+        .replaceAll(/\b\d+(\.\d+)? ms\b/g, '<ms>')
+        .replaceAll(/\b\d+(\.\d+)?s\b/g, '<seconds>')
+        .replaceAll(/\b\d+(\.\d+)? (B|KiB|MiB|GiB)\b/g, '<size>')
+        .replaceAll(/ by \S+@\S+/g, ' by <user>')
+        // Part 3: the store's bucket and the pods' names are the cluster's.
+        .replaceAll(/gs:\/\/\S*?\/iris\//g, 'gs://<store>/iris/')
+        .replaceAll(/\biris-[a-z0-9]{8,10}-[a-z0-9]{5}\b/g, 'iris-<pod>')
+        .replaceAll(/\s+/g, ' ')
+        .trim()
+        // The load figures' row: requests and errors are the README's, requests/s are this machine's.
+        .replace(/^(\d+) (\d+) \d+ <ms>/, '$1 $2 <rps> <ms>'),
+    )
+    .filter((line, i, lines) => line !== '' || i < lines.length - 1)
+}

@@ -109,7 +109,6 @@ export default class Serve extends BaseCommand<typeof Serve> {
     // a rollout) exits 0 at once, not after the load.
     const stop = new Promise<string>(resolve => {
       for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, () => resolve(signal))
-      void link?.shutdown.then(() => resolve('shutdown'))
     })
     const name = flags.name ?? basename(flags.model, extname(flags.model))
     const stopped = async (signal: string, url = '') => {

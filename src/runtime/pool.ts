@@ -3,9 +3,12 @@
  * forks the workers (each re-runs the same command and serves the model on
  * its own, with its own copy of it) and does no HTTP itself; cluster's
  * round-robin shares the port, and a `--port 0` is the same free port in
- * every worker. Over IPC the primary says when every worker has loaded the
- * model (the pod is ready only then), sums every worker's counters for any
- * worker's /metrics, and drains them all on SIGTERM. A worker that dies is
+ * every worker. The first worker binds the port alone; the others are forked
+ * once it listens (two first binds at once can leave a worker waiting on its
+ * listen forever when the port is taken). Over IPC the primary says when
+ * every worker has loaded the model (the pod is ready only then) and sums
+ * every worker's counters for any worker's /metrics; it drains them all on
+ * SIGTERM by passing the signal on. A worker that dies is
  * not restarted: the primary drains the others and exits non-zero, and the
  * container's restart policy starts the pod's server afresh.
  */
@@ -20,12 +23,12 @@ import {type Counters, sumCounters} from './metrics.js'
 type WorkerMessage =
   | {type: 'counters'; id: number; counters: Counters}
   | {type: 'failed'; error: ReportedFailure}
+  | {type: 'hello'}
   | {type: 'loaded'; fields: Record<string, unknown>}
   | {type: 'metrics'; id: number}
 
 /** What the primary says to a worker. */
-type PrimaryMessage =
-  {type: 'all-loaded'} | {type: 'collect'; id: number} | {type: 'metrics'; id: number; counters: Counters} | {type: 'shutdown'}
+type PrimaryMessage = {type: 'all-loaded'} | {type: 'collect'; id: number} | {type: 'metrics'; id: number; counters: Counters}
 
 export interface ReportedFailure {
   code: ExitCodeName
@@ -65,6 +68,9 @@ export async function runPool(options: PoolOptions): Promise<{url: string; stopp
   let stopping = false
   let failure: WorkerError | undefined
   const loaded = new Set<number>()
+  /** Workers listening for the primary's messages (one still starting would drop them). */
+  const joined = new Set<number>()
+  let forked = 0
   const reported = new Set<number>()
   let exited = 0
   const collections = new Map<number, {waiting: Set<number>; parts: Counters[]; requester: Worker; requestId: number}>()
@@ -75,10 +81,11 @@ export async function runPool(options: PoolOptions): Promise<{url: string; stopp
     if (worker.isConnected()) worker.send(message)
   }
 
+  // A signal, not a message: a worker still starting has no listener yet, and dies of it at once.
   const stopAll = () => {
     if (stopping) return
     stopping = true
-    for (const worker of connected()) send(worker, {type: 'shutdown'})
+    for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGTERM')
   }
 
   const answerIfComplete = (id: number) => {
@@ -88,7 +95,6 @@ export async function runPool(options: PoolOptions): Promise<{url: string; stopp
     send(collection.requester, {type: 'metrics', id: collection.requestId, counters: sumCounters(collection.parts)})
   }
 
-  const workers = Array.from({length: options.workers}, () => cluster.fork({[API_ENV.workers]: String(options.workers)}))
   return new Promise((resolve, reject) => {
     void options.stop.then(signal => {
       if (stopping) return
@@ -97,15 +103,23 @@ export async function runPool(options: PoolOptions): Promise<{url: string; stopp
       stopAll()
     })
 
-    for (const worker of workers) {
+    const fork = () => {
+      forked++
+      const worker = cluster.fork({[API_ENV.workers]: String(options.workers)})
       worker.on('listening', address => {
         if (url) return
         url = `http://${options.host.includes(':') ? `[${options.host}]` : options.host}:${address.port}`
         log('info', LOG_EVENTS.listening, {url, model: options.modelPath, workers: options.workers})
+        if (!stopping) for (let i = 1; i < options.workers; i++) fork()
       })
 
       worker.on('message', (message: WorkerMessage) => {
         switch (message.type) {
+          case 'hello': {
+            joined.add(worker.id)
+            return
+          }
+
           case 'loaded': {
             loaded.add(worker.id)
             if (loaded.size < options.workers) return
@@ -123,7 +137,7 @@ export async function runPool(options: PoolOptions): Promise<{url: string; stopp
 
           case 'metrics': {
             const id = nextCollection++
-            const asked = connected()
+            const asked = connected().filter(w => joined.has(w.id))
             collections.set(id, {waiting: new Set(asked.map(w => w.id)), parts: [], requester: worker, requestId: message.id})
             for (const w of asked) send(w, {type: 'collect', id})
             return
@@ -146,8 +160,10 @@ export async function runPool(options: PoolOptions): Promise<{url: string; stopp
           answerIfComplete(id)
         }
 
-        // Exit 0 is a worker that stopped on a signal of its own (Ctrl-C reaches the whole process group).
-        if (code !== 0 && !reported.has(worker.id)) {
+        // Exit 0 is a worker that stopped on a signal of its own (Ctrl-C reaches the whole process group);
+        // SIGTERM while stopping, one that was still starting.
+        const stoppedHere = stopping && signal === 'SIGTERM'
+        if (code !== 0 && !stoppedHere && !reported.has(worker.id)) {
           log('error', 'worker exited', {worker: worker.id, pid: worker.process.pid, code, signal})
           failure ??= new WorkerError(
             'UNEXPECTED',
@@ -160,11 +176,13 @@ export async function runPool(options: PoolOptions): Promise<{url: string; stopp
         }
 
         stopAll()
-        if (exited < options.workers) return
+        if (exited < forked) return
         if (failure) reject(failure)
         else resolve({url, stoppedBy})
       })
     }
+
+    fork()
   })
 }
 
@@ -180,19 +198,14 @@ export async function reportFailure(error: ReportedFailure): Promise<void> {
 export class PoolLink {
   /** Whether every worker has loaded the model. */
   allLoaded = false
-  /** Settles when the primary stops the pod. */
-  readonly shutdown: Promise<void>
   readonly id = cluster.worker?.id ?? 0
   private counters: () => Counters = () => ({ready: false, requests: [], latency: []})
   private readonly pending = new Map<number, (counters: Counters) => void>()
   private nextId = 0
-  private shutdownRequested!: () => void
 
   constructor() {
-    this.shutdown = new Promise(resolve => {
-      this.shutdownRequested = resolve
-    })
     process.on('message', this.onMessage)
+    this.send({type: 'hello'})
   }
 
   /** Where this worker's own counters come from (its server, once it runs). */
@@ -223,11 +236,6 @@ export class PoolLink {
     switch (message.type) {
       case 'all-loaded': {
         this.allLoaded = true
-        return
-      }
-
-      case 'shutdown': {
-        this.shutdownRequested()
         return
       }
 

@@ -116,7 +116,8 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
   }
 }
 
-function describeError(thrown: Error & {oclif?: {exit?: number}}): ErrorJson['error'] {
+/** An error as the one line, code and suggestion that every failure ends as. */
+export function describeError(thrown: Error & {oclif?: {exit?: number}}): ErrorJson['error'] {
   const error = isMlopsError(thrown) ? thrown : (systemError(thrown) ?? thrown)
   if (isMlopsError(error)) {
     return {code: error.code, exitCode: error.exitCode, message: error.message, suggestion: error.suggestion}

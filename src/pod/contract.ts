@@ -36,6 +36,8 @@ export const API_ENV = {
   host: 'MLOPS_HOST',
   /** The sha256 the model file must have; serve refuses anything else (image volumes are verified too). */
   sha256: 'MODEL_SHA256',
+  /** How many server processes share the port (default: from the container's CPU quota). */
+  workers: 'MLOPS_WORKERS',
 } as const
 
 /** The loader's environment: what `mlops model pull` reads besides its arguments. */

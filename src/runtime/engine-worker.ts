@@ -18,8 +18,9 @@ try {
   // workerData would keep the model's bytes alive for the thread's life: onnxruntime keeps its own copy.
   workerData.model = undefined
   session = await InferenceSession.create(model, {
-    // One thread per run: small models gain nothing from intra-op threads and lose to their hand-offs.
-    intraOpNumThreads: 1,
+    // One thread per run by default: small models gain nothing from intra-op threads and lose to
+    // their hand-offs; a large model's operators may run faster split over a few (--intra-op-threads).
+    intraOpNumThreads: workerData.intraOpThreads as number,
     interOpNumThreads: 1,
     executionMode: 'sequential',
     graphOptimizationLevel: 'all',

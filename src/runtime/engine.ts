@@ -46,8 +46,11 @@ export class Engine {
     worker.on('exit', code => this.failAll(new Error(`the onnxruntime thread exited (code ${code})`)))
   }
 
-  /** Takes the model's bytes: the Buffer passed in is detached (moved to the engine's thread). */
-  static async start(model: Buffer): Promise<Engine> {
+  /**
+   * Takes the model's bytes: the Buffer passed in is detached (moved to the engine's thread).
+   * `intraOpThreads`: onnxruntime's threads per run (default 1).
+   */
+  static async start(model: Buffer, options: {intraOpThreads?: number} = {}): Promise<Engine> {
     disableRuntimeTelemetry()
     // Under the TypeScript test runner this module is engine.ts; built, it is engine.js.
     const script = new URL(import.meta.url.endsWith('.ts') ? './engine-worker.ts' : './engine-worker.js', import.meta.url)
@@ -56,7 +59,11 @@ export class Engine {
     // Buffer is unusable afterwards.
     const bytes =
       model.byteOffset === 0 && model.byteLength === model.buffer.byteLength ? new Uint8Array(model.buffer) : new Uint8Array(model)
-    const worker = new Worker(script, {workerData: {model: bytes}, transferList: [bytes.buffer as ArrayBuffer], execArgv: process.execArgv})
+    const worker = new Worker(script, {
+      workerData: {model: bytes, intraOpThreads: options.intraOpThreads ?? 1},
+      transferList: [bytes.buffer as ArrayBuffer],
+      execArgv: process.execArgv,
+    })
     // The thread never holds the process open: a server stopped while the model loads exits at once.
     worker.unref()
     const first = await new Promise<EngineReply>((resolve, reject) => {

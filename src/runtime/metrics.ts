@@ -7,6 +7,28 @@ interface Histogram {
   count: number
 }
 
+/** One process's counters, as they cross to the primary to be summed with the other workers'. */
+export interface Counters {
+  ready: boolean
+  requests: Array<[string, number]>
+  latency: Array<[string, Histogram]>
+}
+
+/** The pod's counters: every worker's summed (histograms bucket by bucket); ready when every worker is. */
+export function sumCounters(parts: Counters[]): Counters {
+  const requests = new Map<string, number>()
+  const latency = new Map<string, Histogram>()
+  for (const part of parts) {
+    for (const [key, value] of part.requests) requests.set(key, (requests.get(key) ?? 0) + value)
+    for (const [key, h] of part.latency) {
+      const total = latency.get(key) ?? {counts: BUCKETS.map(() => 0), sum: 0, count: 0}
+      latency.set(key, {counts: total.counts.map((c, i) => c + h.counts[i]), sum: total.sum + h.sum, count: total.count + h.count})
+    }
+  }
+
+  return {ready: parts.length > 0 && parts.every(part => part.ready), requests: [...requests], latency: [...latency]}
+}
+
 export class Metrics {
   private readonly requests = new Map<string, number>()
   private readonly latency = new Map<string, Histogram>()
@@ -32,7 +54,12 @@ export class Metrics {
     histogram.count++
   }
 
-  render(): string {
+  counters(): Counters {
+    return {ready: this.ready, requests: [...this.requests], latency: [...this.latency]}
+  }
+
+  /** This process's counters, or the pod's when given (several workers). */
+  render(counters: Counters = this.counters()): string {
     const lines = [
       '# HELP mlops_model_info The model this server serves.',
       '# TYPE mlops_model_info gauge',
@@ -41,14 +68,14 @@ export class Metrics {
         .join(',')}} 1`,
       '# HELP mlops_model_ready 1 once the model is loaded and a warm-up inference succeeded.',
       '# TYPE mlops_model_ready gauge',
-      `mlops_model_ready ${this.ready ? 1 : 0}`,
+      `mlops_model_ready ${counters.ready ? 1 : 0}`,
       '# HELP mlops_http_requests_total HTTP requests by route, method and status.',
       '# TYPE mlops_http_requests_total counter',
-      ...[...this.requests].map(([labels, value]) => `mlops_http_requests_total{${labels}} ${value}`),
+      ...counters.requests.map(([labels, value]) => `mlops_http_requests_total{${labels}} ${value}`),
       '# HELP mlops_http_request_duration_seconds HTTP request latency by route.',
       '# TYPE mlops_http_request_duration_seconds histogram',
     ]
-    for (const [labels, h] of this.latency) {
+    for (const [labels, h] of counters.latency) {
       BUCKETS.forEach((bound, i) => lines.push(`mlops_http_request_duration_seconds_bucket{${labels},le="${bound}"} ${h.counts[i]}`))
       lines.push(
         `mlops_http_request_duration_seconds_bucket{${labels},le="+Inf"} ${h.count}`,

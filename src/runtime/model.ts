@@ -124,11 +124,20 @@ export async function prepareModel(source: ModelSource): Promise<PreparedModel> 
   return {source, bytes: model, sha256, info, zipMaps, labels}
 }
 
+/**
+ * prepareModel's checks, without keeping the model: what the primary of several workers needs
+ * (it serves nothing; each worker reads the model itself).
+ */
+export async function checkModel(source: ModelSource): Promise<{name: string; sha256: string}> {
+  const {sha256} = await prepareModel(source)
+  return {name: source.name, sha256}
+}
+
 /** Starts onnxruntime on its own thread with the model, and works out how to read the model's outputs. */
-export async function loadModel(prepared: PreparedModel): Promise<ServedModel> {
+export async function loadModel(prepared: PreparedModel, options: {intraOpThreads?: number} = {}): Promise<ServedModel> {
   let engine: Engine
   try {
-    engine = await Engine.start(prepared.bytes)
+    engine = await Engine.start(prepared.bytes, options)
   } catch (error) {
     const runtime = error instanceof EngineLoadError ? `onnxruntime ${error.runtime}` : 'onnxruntime'
     throw new IncompatibleError(`${runtime} cannot load ${prepared.source.modelPath}: ${errorMessage(error).split('\n')[0]}`, {

@@ -4,6 +4,7 @@ import {IncompatibleError, UsageError, errorMessage} from '../errors.js'
 import {inFlightBudget} from './limits.js'
 import {Metrics} from './metrics.js'
 import {type PreparedModel, type ServedModel, loadModel, predict} from './model.js'
+import type {PoolLink} from './pool.js'
 import {BadRequestError, batchToTensorData, describeShape, flatToTensorData, tensorValues} from './tensors.js'
 import {HEALTH_PATH, LOG_EVENTS, READY_PATH} from '../pod/contract.js'
 
@@ -14,6 +15,14 @@ export interface ServerOptions {
   bodyLimit: number
   /** Request-body bytes in flight at once; more get 503 with Retry-After (default: sized from the memory limit). */
   inFlightBytes?: number
+  /** ONNX Runtime's threads per inference (intraOpNumThreads). */
+  intraOpThreads?: number
+  /**
+   * One worker of several (runtime/pool.ts): the primary logs "listening" and "ready" for the
+   * pod, /ready waits for every worker, /metrics sums every worker's counters, and each answer
+   * says which worker gave it (x-mlops-worker: its pid).
+   */
+  pool?: {link: PoolLink; workers: number}
   log: (level: 'error' | 'info', msg: string, fields?: Record<string, unknown>) => void
 }
 
@@ -50,6 +59,10 @@ export async function startServer(prepared: PreparedModel, options: ServerOption
   const metrics = new Metrics({name: prepared.source.name, version: prepared.source.version, sha256: prepared.sha256})
   let model: ServedModel | undefined
   let notReady = 'loading the model'
+  const link = options.pool?.link
+  link?.countersFrom(() => metrics.counters())
+  const ready = () => model !== undefined && (link?.allLoaded ?? true)
+  const notReadyReason = () => (model ? 'waiting for the other workers to load the model' : notReady)
   const app = Fastify({bodyLimit: options.bodyLimit, logger: false, return503OnClosing: true, forceCloseConnections: 'idle'})
 
   const requireModel = (): ServedModel => {
@@ -59,9 +72,16 @@ export async function startServer(prepared: PreparedModel, options: ServerOption
 
   // Admission by body size: a burst of large requests is answered 503 + Retry-After rather than
   // parsed all at once (16 bodies of 1 MiB took about 600 MB, over the pod's 512Mi).
-  const budget = options.inFlightBytes ?? inFlightBudget(options.bodyLimit)
+  const budget = options.inFlightBytes ?? inFlightBudget(options.bodyLimit, undefined, options.pool?.workers)
   let inFlight = 0
   const admitted = new WeakMap<FastifyRequest, number>()
+  if (link) {
+    const pid = String(process.pid)
+    app.addHook('onRequest', async (_request, reply) => {
+      reply.header('x-mlops-worker', pid)
+    })
+  }
+
   app.addHook('onRequest', async (request, reply) => {
     if (request.method !== 'POST') return
     const declared = Number(request.headers['content-length'])
@@ -102,8 +122,10 @@ export async function startServer(prepared: PreparedModel, options: ServerOption
   })
 
   app.get(HEALTH_PATH, async () => ({health: 'ok'}))
-  app.get(READY_PATH, async (_request, reply) => (model ? {ready: true} : reply.code(503).send({ready: false, reason: notReady})))
-  app.get('/metrics', async (_request, reply) => reply.type('text/plain; version=0.0.4').send(metrics.render()))
+  app.get(READY_PATH, async (_request, reply) => (ready() ? {ready: true} : reply.code(503).send({ready: false, reason: notReadyReason()})))
+  app.get('/metrics', async (_request, reply) =>
+    reply.type('text/plain; version=0.0.4').send(metrics.render(link ? await link.podCounters() : undefined)),
+  )
   app.get('/metadata', async () => metadataOf(requireModel()))
   app.get('/label', async () => requireModel().labels ?? {})
 
@@ -122,12 +144,12 @@ export async function startServer(prepared: PreparedModel, options: ServerOption
   // Open Inference Protocol (KServe v2) REST.
   app.get('/v2', async () => ({name: 'mlops', version: process.env.npm_package_version ?? '', extensions: []}))
   app.get('/v2/health/live', async () => ({live: true}))
-  app.get('/v2/health/ready', async (_request, reply) => (model ? {ready: true} : reply.code(503).send({ready: false})))
+  app.get('/v2/health/ready', async (_request, reply) => (ready() ? {ready: true} : reply.code(503).send({ready: false})))
   app.get<{Params: {name: string}}>('/v2/models/:name', async request => v2Metadata(namedModel(requireModel(), request.params.name)))
   app.get<{Params: {name: string}}>('/v2/models/:name/ready', async (request, reply) => {
     if (request.params.name !== prepared.source.name)
       return reply.code(404).send({error: `unknown model ${request.params.name}; this server serves ${prepared.source.name}`})
-    return model ? {name: model.name, ready: true} : reply.code(503).send({name: prepared.source.name, ready: false})
+    return ready() ? {name: prepared.source.name, ready: true} : reply.code(503).send({name: prepared.source.name, ready: false})
   })
   app.post<{Params: {name: string}}>('/v2/models/:name/infer', async request =>
     v2Infer(namedModel(requireModel(), request.params.name), request.body),
@@ -137,12 +159,12 @@ export async function startServer(prepared: PreparedModel, options: ServerOption
   const address = app.server.address()
   const port = typeof address === 'object' && address ? address.port : options.port
   const url = `http://${options.host.includes(':') ? `[${options.host}]` : options.host}:${port}`
-  options.log('info', LOG_EVENTS.listening, {url, model: prepared.source.modelPath})
+  if (!link) options.log('info', LOG_EVENTS.listening, {url, model: prepared.source.modelPath})
 
   let closed = false
   const loaded = (async () => {
     const started = Date.now()
-    const served = await loadModel(prepared)
+    const served = await loadModel(prepared, {intraOpThreads: options.intraOpThreads})
     if (closed) {
       // Closed while loading: nothing will serve this model.
       await served.engine.close()
@@ -164,13 +186,10 @@ export async function startServer(prepared: PreparedModel, options: ServerOption
     })
     model = served
     metrics.ready = true
-    options.log('info', 'ready', {
-      name: served.name,
-      version: served.version,
-      sha256: served.sha256,
-      kind: served.kind,
-      seconds: (Date.now() - started) / 1000,
-    })
+    const fields = {name: served.name, version: served.version, sha256: served.sha256, kind: served.kind}
+    // One of several workers: the primary says "ready" once every worker has loaded the model.
+    options.log('info', link ? 'model loaded' : 'ready', {...fields, seconds: (Date.now() - started) / 1000})
+    link?.loaded(fields)
     return served
   })()
   loaded.catch(error => {

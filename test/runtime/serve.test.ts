@@ -26,10 +26,13 @@ after(() => {
   running.clear()
 })
 
-/** A real `mlops serve` process on a free port; resolves once it listens (not necessarily ready). */
+/**
+ * A real `mlops serve` process on a free port; resolves once it listens (not necessarily ready).
+ * One worker: these tests are about the server itself (serve-workers.test.ts runs several).
+ */
 async function serve(args: string[], env: Record<string, string> = {}): Promise<Server> {
   const child = spawn(process.execPath, [bin, 'serve', '--host', '127.0.0.1', '--port', '0', '--log-format', 'json', ...args], {
-    env: {...process.env, ...env},
+    env: {...process.env, MLOPS_WORKERS: '1', ...env},
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   running.add(child)

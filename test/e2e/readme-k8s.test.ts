@@ -32,7 +32,8 @@ describe('README.md part 3 runs as written on a real node (output compared)', fu
       broken = step.line
       expect(step.argv[0], "the README's story runs only mlops").to.equal('mlops')
       const run = await setup.mlops(...step.argv.slice(1))
-      const output = run.stdout + run.stderr
+      // A terminal shows predict's "forwarding" line (stderr) before the answer (stdout).
+      const output = run.stderr + run.stdout
       expect(run.code, `exit code of: ${step.line}\n${output}`).to.equal(0)
       broken = undefined
       expect(normalise(output).join('\n'), `the output README.md shows for $ ${step.line}`).to.equal(

@@ -65,6 +65,9 @@ export function normalise(text: string): string[] {
         // Part 3: the store's bucket and the pods' names are the cluster's.
         .replaceAll(/gs:\/\/\S*?\/iris\//g, 'gs://<store>/iris/')
         .replaceAll(/\biris-[a-z0-9]{8,10}-[a-z0-9]{5}\b/g, 'iris-<pod>')
+        // The namespace may exist already (mlops image secret makes it); the test node runs one replica.
+        .replace(/^namespace\/(\S+) (created|unchanged)$/, 'namespace/$1 <applied>')
+        .replace(/ (\d+)\/\1 available, revision /, ' <n>/<n> available, revision ')
         .replaceAll(/\s+/g, ' ')
         .trim()
         // The load figures' row: requests and errors are the README's, requests/s are this machine's.

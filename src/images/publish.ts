@@ -3,6 +3,7 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 
 import {UsageError} from '../errors.js'
+import {processExists} from '../util/fs-atomic.js'
 import {TAG} from '../util/oci-names.js'
 import type {ModelStore} from '../store/model-store.js'
 import type {ModelRef} from '../store/names.js'
@@ -93,16 +94,7 @@ export async function publishModel(
 async function removeAbandoned(): Promise<void> {
   for (const name of await readdir(tmpdir()).catch(() => [] as string[])) {
     const pid = Number(/^mlops-publish-(\d+)-/.exec(name)?.[1])
-    if (!pid || pid === process.pid || alive(pid)) continue
+    if (!pid || pid === process.pid || processExists(pid)) continue
     await rm(join(tmpdir(), name), {recursive: true, force: true})
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM'
   }
 }

@@ -30,7 +30,8 @@ export async function removeStaleTemps(path: string): Promise<string[]> {
   return removed
 }
 
-function processExists(pid: number): boolean {
+/** Whether a process with this pid exists (another user's counts). */
+export function processExists(pid: number): boolean {
   try {
     process.kill(pid, 0)
     return true

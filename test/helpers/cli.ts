@@ -1,7 +1,8 @@
 import {type ChildProcess, spawn} from 'node:child_process'
 import {join} from 'node:path'
 
-import {tempDir} from './stores.js'
+import {freePort, waitFor} from '../env/ports.js'
+import {fixture, tempDir} from './stores.js'
 
 const bin = join(import.meta.dirname, '..', '..', 'bin', 'run.js')
 
@@ -64,4 +65,26 @@ export function startCli(
 
 export async function runCli(args: string[], env: Record<string, string> = {}, cwd = tempDir(), options: CliOptions = {}): Promise<Run> {
   return startCli(args, env, cwd, options).done
+}
+
+/** `mlops serve` of the iris SVC fixture on 127.0.0.1, ready; kill it with SIGTERM when done. */
+export async function startIrisServer(): Promise<{url: string; port: number; server: ChildProcess}> {
+  const port = await freePort()
+  const url = `http://127.0.0.1:${port}`
+  const args = [
+    'serve',
+    '--model',
+    fixture('iris_svc.onnx'),
+    '--labels',
+    fixture('iris_labels.json'),
+    '--name',
+    'iris',
+    '--host',
+    '127.0.0.1',
+    '--port',
+    String(port),
+  ]
+  const server = spawn(process.execPath, [bin, ...args], {stdio: 'ignore'})
+  await waitFor(async () => (await fetch(`${url}/ready`)).ok, 'mlops serve ready')
+  return {url, port, server}
 }

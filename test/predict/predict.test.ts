@@ -4,7 +4,7 @@ import {writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 
 import {ExitCode} from '../../src/errors.js'
-import {runCli, startCli} from '../helpers/cli.js'
+import {runCli, startCli, startIrisServer} from '../helpers/cli.js'
 import {freePort, waitFor} from '../env/ports.js'
 import {fixture, tempDir} from '../helpers/stores.js'
 
@@ -17,27 +17,9 @@ describe('mlops predict against a real mlops serve', function () {
   let dir: string
 
   before(async () => {
-    const port = await freePort()
-    url = `http://127.0.0.1:${port}`
-    server = spawn(
-      process.execPath,
-      [
-        bin,
-        'serve',
-        '--model',
-        fixture('iris_svc.onnx'),
-        '--labels',
-        fixture('iris_labels.json'),
-        '--name',
-        'iris',
-        '--host',
-        '127.0.0.1',
-        '--port',
-        String(port),
-      ],
-      {stdio: 'ignore'},
-    )
-    await waitFor(async () => (await fetch(`${url}/ready`)).ok, 'mlops serve ready')
+    const started = await startIrisServer()
+    url = started.url
+    server = started.server
     dir = tempDir()
   })
 

@@ -1,6 +1,6 @@
 import {AppsV1Api, KubeConfig, KubernetesObjectApi, RbacAuthorizationV1Api} from '@kubernetes/client-node'
 import {expect} from 'chai'
-import {type ChildProcess, spawn} from 'node:child_process'
+import type {ChildProcess} from 'node:child_process'
 import {writeFileSync} from 'node:fs'
 import {connect} from 'node:net'
 import {join} from 'node:path'
@@ -10,12 +10,11 @@ import {kubeClients} from '../../src/targets/k8s/client.js'
 import {forwardPort, readyPod} from '../../src/targets/k8s/port-forward.js'
 import {inspectModelFile} from '../../src/store/model-file.js'
 import {type Cluster, kubeCluster} from '../env/k8s.js'
-import {freePort, waitFor} from '../env/ports.js'
-import {runCli} from '../helpers/cli.js'
+import {freePort} from '../env/ports.js'
+import {runCli, startIrisServer} from '../helpers/cli.js'
 import {type StoreFixture, fixture, makeStore, tempDir} from '../helpers/stores.js'
 import {restoreEnv} from '../helpers/env.js'
 
-const bin = join(import.meta.dirname, '..', '..', 'bin', 'run.js')
 const ROW = '[[6.3,3.3,6.0,2.5]]'
 
 /**
@@ -96,27 +95,10 @@ describe('mlops predict --target k8s through a port-forward on a real control pl
         `  replicas: 2`,
       ].join('\n') + '\n',
     )
-    const port = await freePort()
-    serveUrl = `http://127.0.0.1:${port}`
-    server = spawn(
-      process.execPath,
-      [
-        bin,
-        'serve',
-        '--model',
-        fixture('iris_svc.onnx'),
-        '--labels',
-        fixture('iris_labels.json'),
-        '--name',
-        'iris',
-        '--host',
-        '127.0.0.1',
-        '--port',
-        String(port),
-      ],
-      {stdio: 'ignore'},
-    )
-    await waitFor(async () => (await fetch(`${serveUrl}/ready`)).ok, 'mlops serve ready')
+    const started = await startIrisServer()
+    serveUrl = started.url
+    server = started.server
+    const {port} = started
     await deploy('predict')
     await forwardNamespace('predict', port)
   })

@@ -14,6 +14,7 @@ import {
   loaderArgs,
   loaderEnv,
   modelAnnotations,
+  workersForCpuLimit,
 } from '../pod/contract.js'
 import type {ModelManifest} from '../store/manifest.js'
 import type {StoreSettings} from '../store/open.js'
@@ -134,7 +135,12 @@ export function manifestValues(input: ValuesInput): ManifestValues {
     },
     securityContext,
     delivery,
-    api: {env: apiEnv(manifest, port, {pinSha256: imageVolume})},
+    api: {
+      env: apiEnv(manifest, port, {
+        pinSha256: imageVolume,
+        workers: workersForCpuLimit((deploy.resources ?? DEPLOY_DEFAULTS.resources).limits?.cpu),
+      }),
+    },
     gcs: {
       serviceAccount: gcs.serviceAccount ?? false,
       workloadIdentity: gcs.workloadIdentity ?? '',

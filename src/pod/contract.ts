@@ -132,7 +132,7 @@ export function loaderEnv(settings: StoreSettings, options: {store?: string; key
 export function apiEnv(
   manifest: Pick<ModelManifest, 'labels' | 'name' | 'sha256' | 'version'>,
   port: number,
-  options: {pinSha256?: boolean} = {},
+  options: {pinSha256?: boolean; workers?: number} = {},
 ): Env[] {
   return [
     {name: API_ENV.model, value: MODEL_PATH},
@@ -141,6 +141,7 @@ export function apiEnv(
     {name: API_ENV.version, value: manifest.version},
     {name: API_ENV.port, value: String(port)},
     ...(options.pinSha256 ? [{name: API_ENV.sha256, value: manifest.sha256}] : []),
+    ...(options.workers === undefined ? [] : [{name: API_ENV.workers, value: String(options.workers)}]),
   ]
 }
 
@@ -238,4 +239,18 @@ export async function waitUntilReady(options: {
   }
 
   return {timedOut: true}
+}
+
+/**
+ * Workers for a CPU limit (a Kubernetes quantity: 2, 1.5, 500m): one per whole core, rounded up,
+ * at least one; undefined without a limit (then serve decides from what it sees). Stated in the pod
+ * spec because a container cannot always read its own quota (cgroup v1 without a cgroup namespace).
+ */
+export function workersForCpuLimit(limit: number | string | undefined): number | undefined {
+  if (limit === undefined) return undefined
+  const text = String(limit).trim()
+  const match = /^(\d+(?:\.\d+)?)(m?)$/.exec(text)
+  if (!match) return undefined
+  const cores = Number(match[1]) / (match[2] === 'm' ? 1000 : 1)
+  return Math.max(1, Math.ceil(cores))
 }

@@ -71,6 +71,9 @@ export async function deployLocal(
         String(options.port),
         '--log-format',
         'json',
+        // A development loop on this machine: one process, one copy of the model, the fastest start.
+        '--workers',
+        '1',
       ],
       {detached: true, stdio: ['ignore', out, out]},
     )

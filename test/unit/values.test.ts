@@ -203,6 +203,7 @@ describe('manifestValues: what the templates see', () => {
           {name: 'MODEL_NAME', value: 'iris'},
           {name: 'MODEL_VERSION', value: '3'},
           {name: 'PORT', value: '8000'},
+          {name: 'MLOPS_WORKERS', value: '1'},
         ],
       },
       gcs: {serviceAccount: false, workloadIdentity: '', podServiceAccount: 'default', automountToken: false},
@@ -233,6 +234,7 @@ describe('manifestValues: what the templates see', () => {
       {name: 'MODEL_NAME', value: 'iris'},
       {name: 'MODEL_VERSION', value: '3'},
       {name: 'PORT', value: '8000'},
+      {name: 'MLOPS_WORKERS', value: '1'},
     ])
   })
 

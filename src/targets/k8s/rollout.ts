@@ -140,8 +140,12 @@ function podProblems(pod: V1Pod): string[] {
 
   for (const status of pod.status?.containerStatuses ?? []) {
     const waiting = status.state?.waiting
-    if (waiting?.reason === 'CrashLoopBackOff') {
-      const last = status.lastState?.terminated
+    const last = status.lastState?.terminated
+    // Between two crashes a container is waiting (CrashLoopBackOff) or running again, loading: either way its last exit says why.
+    const crashing =
+      waiting?.reason === 'CrashLoopBackOff' ||
+      (status.state?.running && !status.ready && (status.restartCount ?? 0) > 0 && last && last.exitCode !== 0)
+    if (crashing) {
       problems.push(
         `${name}: container ${status.name} is crash-looping (exit ${last?.exitCode ?? '?'}): ${(last?.message ?? '').trim().split('\n').slice(-3).join(' | ') || 'no output'}`,
       )

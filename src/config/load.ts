@@ -86,7 +86,7 @@ export function validateDeployValues(deploy: unknown, origin: string): void {
   if (errors.length > 0) {
     const error = pickError(errors)
     throw new ConfigError(`${origin}: ${describe(error, values, errors)}`, {
-      suggestion: suggestionFor(error) ?? 'see the deploy keys in README "Configuration"',
+      suggestion: suggestionFor(error) ?? 'see the deploy keys in docs/configuration.md',
     })
   }
 

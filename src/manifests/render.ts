@@ -85,7 +85,7 @@ function lookup(values: object, path: string, template: string): unknown {
   for (const key of path.split('.')) {
     if (current === null || typeof current !== 'object' || !(key in current)) {
       throw new UsageError(`template ${template}: unknown value {{ ${path} }}`, {
-        suggestion: 'see the values in README "Manifests" or mlops render --show-values',
+        suggestion: 'see the values templates may use in src/manifests/values.ts (ManifestValues) and docs/kubernetes.md',
       })
     }
 

@@ -170,7 +170,7 @@ export async function runPool(options: PoolOptions): Promise<{url: string; stopp
             `serve worker ${worker.id} (pid ${worker.process.pid}) exited ${signal ? `on ${signal}` : `with code ${code}`}`,
             {
               suggestion:
-                'the container restarts; a signal such as SIGKILL is often the memory limit: see the memory per worker in the README',
+                'the container restarts; a signal such as SIGKILL is often the memory limit: see the memory per worker in docs/serve.md (Workers)',
             },
           )
         }

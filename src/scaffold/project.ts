@@ -37,7 +37,7 @@ function plan(answers: ProjectAnswers): Array<{path: string; content?: string; c
     },
   }
   const files: Array<{path: string; content?: string; copyFrom?: string}> = [
-    {path: 'mlops.yaml', content: `# mlops project: see the mlops README for every key.\n${stringify(config)}`},
+    {path: 'mlops.yaml', content: `# mlops project: every key is in mlops' docs/configuration.md.\n${stringify(config)}`},
     {path: '.gitignore', content: '.mlops/\n'},
     {path: 'README.md', content: readme(answers)},
     // The images' Dockerfiles, to customise (mlops image build uses these over the packaged ones).

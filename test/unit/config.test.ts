@@ -16,7 +16,7 @@ function configError(run: () => unknown): ConfigError {
 
 const ALLOWED_DEPLOY_KEYS =
   'name, namespace, replicas, port, resources, autoscaling, pdb, gcs, target, imagePullSecrets, nodeSelector, tolerations, progressDeadlineSeconds, delivery, modelImage'
-const SEE_README = 'see the deploy keys in README "Configuration"'
+const SEE_README = 'see the deploy keys in docs/configuration.md'
 
 describe('validateDeployValues: the merged deploy values, before anything is rendered', () => {
   it('accepts an empty section, a full one, autoscaling: false and a percentage pdb', () => {

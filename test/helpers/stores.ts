@@ -133,3 +133,24 @@ export function randomFile(dir: string, name: string, size: number, seed = 1): s
 }
 
 export {randomBytes}
+
+/** mlops.yaml of a project that deploys the iris fixture from a gs:// test store to the test control plane. */
+export function writeK8sProject(project: string, store: {uri: string; env: Record<string, string>}, namespace: string): void {
+  const lines = [
+    'name: iris',
+    'model:',
+    '  name: iris',
+    'store:',
+    `  uri: ${store.uri}`,
+    `  endpoint: ${store.env.MLOPS_GCS_ENDPOINT}`,
+    'image:',
+    '  repository: registry.example.com/team',
+    '  tag: v1',
+    'deploy:',
+    '  target: k8s',
+    `  namespace: ${namespace}`,
+    '  autoscaling: false',
+    '  replicas: 2',
+  ]
+  writeFileSync(join(project, 'mlops.yaml'), `${lines.join('\n')}\n`)
+}

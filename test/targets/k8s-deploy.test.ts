@@ -8,7 +8,7 @@ import {ExitCode} from '../../src/errors.js'
 import {encodeLenField, encodeVarintField} from '../../src/onnx/wire.js'
 import {inspectModelFile} from '../../src/store/model-file.js'
 import {type Cluster, kubeCluster} from '../env/k8s.js'
-import {type StoreFixture, fixture, makeStore, tempDir} from '../helpers/stores.js'
+import {type StoreFixture, fixture, makeStore, tempDir, writeK8sProject} from '../helpers/stores.js'
 import {restoreEnv} from '../helpers/env.js'
 import {apiStatus} from '../helpers/kube.js'
 
@@ -66,25 +66,7 @@ describe('mlops deploy on a real Kubernetes control plane', function () {
     )
     await store.store.push({model: await inspectModelFile(join(dir, 'future.onnx')), name: 'future', metadata: {}, workDir: dir})
     project = tempDir()
-    writeFileSync(
-      join(project, 'mlops.yaml'),
-      [
-        `name: iris`,
-        `model:`,
-        `  name: iris`,
-        `store:`,
-        `  uri: ${store.uri}`,
-        `  endpoint: ${store.env.MLOPS_GCS_ENDPOINT}`,
-        `image:`,
-        `  repository: registry.example.com/team`,
-        `  tag: v1`,
-        `deploy:`,
-        `  target: k8s`,
-        `  namespace: iris`,
-        `  autoscaling: false`,
-        `  replicas: 2`,
-      ].join('\n') + '\n',
-    )
+    writeK8sProject(project, store, 'iris')
   })
 
   after(() => {

@@ -1,7 +1,6 @@
 import {AppsV1Api, KubeConfig, KubernetesObjectApi, RbacAuthorizationV1Api} from '@kubernetes/client-node'
 import {expect} from 'chai'
 import type {ChildProcess} from 'node:child_process'
-import {writeFileSync} from 'node:fs'
 import {connect} from 'node:net'
 import {join} from 'node:path'
 
@@ -12,7 +11,7 @@ import {inspectModelFile} from '../../src/store/model-file.js'
 import {type Cluster, kubeCluster} from '../env/k8s.js'
 import {freePort} from '../env/ports.js'
 import {runCli, startIrisServer} from '../helpers/cli.js'
-import {type StoreFixture, fixture, makeStore, tempDir} from '../helpers/stores.js'
+import {type StoreFixture, fixture, makeStore, tempDir, writeK8sProject} from '../helpers/stores.js'
 import {restoreEnv} from '../helpers/env.js'
 
 const ROW = '[[6.3,3.3,6.0,2.5]]'
@@ -76,25 +75,7 @@ describe('mlops predict --target k8s through a port-forward on a real control pl
       workDir: tempDir(),
     })
     project = tempDir()
-    writeFileSync(
-      join(project, 'mlops.yaml'),
-      [
-        `name: iris`,
-        `model:`,
-        `  name: iris`,
-        `store:`,
-        `  uri: ${store.uri}`,
-        `  endpoint: ${store.env.MLOPS_GCS_ENDPOINT}`,
-        `image:`,
-        `  repository: registry.example.com/team`,
-        `  tag: v1`,
-        `deploy:`,
-        `  target: k8s`,
-        `  namespace: predict`,
-        `  autoscaling: false`,
-        `  replicas: 2`,
-      ].join('\n') + '\n',
-    )
+    writeK8sProject(project, store, 'predict')
     const started = await startIrisServer()
     serveUrl = started.url
     server = started.server

@@ -7,6 +7,7 @@ import {FakeGcs} from '../env/fake-gcs.js'
 import type {Cluster} from '../env/k8s.js'
 import {type RealNode, realNode, trustRegistry} from '../env/node.js'
 import {runCli} from '../helpers/cli.js'
+import {kubectl} from './cluster.js'
 import {fixture, randomBytes, tempDir} from '../helpers/stores.js'
 
 export interface RealNodeProject {
@@ -116,6 +117,8 @@ export async function realNodeProject(namespace: string, options: {pushModels?: 
     sha,
     mlops,
     async stop() {
+      // Its pods go with it: the node's CPU and memory are shared by the e2e files that run after this one.
+      kubectl(cluster.kubeconfig, ['delete', 'namespace', namespace, '--ignore-not-found', '--wait=true', '--timeout=180s'])
       await gcs.stop()
       registry.stop()
     },

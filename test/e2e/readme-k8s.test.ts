@@ -2,7 +2,6 @@ import {expect} from 'chai'
 import {readFileSync} from 'node:fs'
 
 import {KUBERNETES, README, normalise, storySteps} from '../helpers/readme.js'
-import {kubectl} from './cluster.js'
 import {type RealNodeProject, realNodeProject} from './environment.js'
 
 /**
@@ -24,8 +23,7 @@ describe('README.md part 3 runs as written on a real node (output compared)', fu
 
   after(async () => {
     await setup?.mlops('delete', '--yes')
-    // The namespace goes too: later tests on the same control plane deploy into a namespace named iris.
-    if (setup) kubectl(setup.cluster.kubeconfig, ['delete', 'namespace', 'iris', '--wait=true', '--timeout=120s'])
+    // stop() removes the namespace too: later tests on the same control plane deploy into one named iris.
     await setup?.stop()
   })
 

@@ -232,7 +232,7 @@ describe('the model-load pattern on a real node (kubelet, containerd, runc): rea
     expect(pushed.code, pushed.stderr).to.equal(0)
     const result = await mlops('deploy', '--model', 'iris@unloadable', '--timeout', '40s', '--atomic', '--set', 'resources.limits.cpu=2')
     expect(result.code).to.equal(ExitCode.ROLLOUT_FAILED)
-    expect(result.stderr).to.match(
+    expect(result.stderr, result.stderr).to.match(
       /container api is crash-looping \(exit 8\): .*"msg":"model failed to load".*No Op registered for NoSuchOperator/,
     )
   })
@@ -243,7 +243,7 @@ describe('the model-load pattern on a real node (kubelet, containerd, runc): rea
     expect(pushed.code, pushed.stderr).to.equal(0)
     const result = await mlops('deploy', '--model', 'iris@slow', '--timeout', '6s', '--atomic')
     expect(result.code).to.equal(ExitCode.ROLLOUT_FAILED)
-    expect(result.stderr).to.match(/container api is running but not ready \(its \/ready probe fails/)
+    expect(result.stderr, result.stderr).to.match(/container api is running but not ready \(its \/ready probe fails/)
   })
 
   it('the restricted RBAC user gets exit 6 from deploy, and nothing changes', async () => {

@@ -243,14 +243,13 @@ export async function waitUntilReady(options: {
 
 /**
  * Workers for a CPU limit (a Kubernetes quantity: 2, 1.5, 500m): one per whole core, rounded up,
- * at least one; undefined without a limit (then serve decides from what it sees). Stated in the pod
- * spec because a container cannot always read its own quota (cgroup v1 without a cgroup namespace).
+ * at least one; one without a limit. Stated in the pod spec because a container cannot always
+ * read its own quota or memory limit (cgroup v1 without a cgroup namespace), and a worker per
+ * node core would each load the model into a memory limit sized for one.
  */
-export function workersForCpuLimit(limit: number | string | undefined): number | undefined {
-  if (limit === undefined) return undefined
-  const text = String(limit).trim()
-  const match = /^(\d+(?:\.\d+)?)(m?)$/.exec(text)
-  if (!match) return undefined
+export function workersForCpuLimit(limit: number | string | undefined): number {
+  const match = /^(\d+(?:\.\d+)?)(m?)$/.exec(String(limit ?? '').trim())
+  if (!match) return 1
   const cores = Number(match[1]) / (match[2] === 'm' ? 1000 : 1)
   return Math.max(1, Math.ceil(cores))
 }

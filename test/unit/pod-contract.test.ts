@@ -17,8 +17,8 @@ describe('pod contract: serve workers from the rendered CPU limit', () => {
   }
 
   for (const limit of [undefined, '', 'abc', '1Gi', '-1']) {
-    it(`limits.cpu ${JSON.stringify(limit)} (none, or not a CPU quantity) → no MLOPS_WORKERS: serve decides`, () => {
-      expect(workersForCpuLimit(limit)).to.equal(undefined)
+    it(`limits.cpu ${JSON.stringify(limit)} (none, or not a CPU quantity) → one worker, not one per node core`, () => {
+      expect(workersForCpuLimit(limit)).to.equal(1)
     })
   }
 })

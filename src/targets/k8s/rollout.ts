@@ -158,7 +158,24 @@ function podProblems(pod: V1Pod): string[] {
 
   const scheduled = pod.status?.conditions?.find(c => c.type === 'PodScheduled')
   if (scheduled?.status === 'False') problems.push(`${name}: cannot be scheduled: ${scheduled.message ?? scheduled.reason ?? ''}`)
+  const ready = pod.status?.conditions?.some(c => c.type === 'Ready' && c.status === 'True')
+  // Nothing wrong found, and still not ready: say where it is, so a timeout never explains nothing.
+  if (problems.length === 0 && !ready) problems.push(`${name}: not ready yet: ${podProgress(pod)}`)
   return problems
+}
+
+/** Where a pod is on its way to ready: its phase and each container's state, in words. */
+function podProgress(pod: V1Pod): string {
+  const states = [...(pod.status?.initContainerStatuses ?? []), ...(pod.status?.containerStatuses ?? [])].map(status => {
+    const state = status.state
+    const what = state?.running
+      ? 'running'
+      : state?.terminated
+        ? `exited ${state.terminated.exitCode}`
+        : `waiting${state?.waiting?.reason ? ` (${state.waiting.reason})` : ''}`
+    return `${status.name} ${what}${status.restartCount ? `, ${status.restartCount} restarts` : ''}`
+  })
+  return [`phase ${pod.status?.phase ?? 'unknown'}`, ...states].join(', ')
 }
 
 /** The loader writes a JSON summary as its termination message (see LoaderSummary in the pod contract). */

@@ -1,6 +1,8 @@
 import {spawn} from 'node:child_process'
 import {join} from 'node:path'
 
+import {fixture} from '../test/helpers/stores.js'
+
 export const BIN = join(import.meta.dirname, '..', 'bin', 'run.js')
 
 /** Wall time of one command in seconds; throws on a non-zero exit. */
@@ -26,4 +28,22 @@ export function median(values: number[]): number {
 
 export function fmt(seconds: number): string {
   return `${seconds.toFixed(3)} s`
+}
+
+/** `mlops serve` of the iris SVC fixture on 127.0.0.1:port, one process (bench/serve-workers.ts measures workers): the server the serving benches load. */
+export function irisServeArgs(port: number): string[] {
+  return [
+    BIN,
+    'serve',
+    '--model',
+    fixture('iris_svc.onnx'),
+    '--labels',
+    fixture('iris_labels.json'),
+    '--host',
+    '127.0.0.1',
+    '--port',
+    String(port),
+    '--workers',
+    '1',
+  ]
 }

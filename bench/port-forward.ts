@@ -30,7 +30,7 @@ import {FakeGcs} from '../test/env/fake-gcs.js'
 import {kubeCluster, stopKubeCluster} from '../test/env/k8s.js'
 import {freePort, waitFor} from '../test/env/ports.js'
 import {fixture, makeStore, tempDir} from '../test/helpers/stores.js'
-import {BIN, median, time} from './lib.js'
+import {BIN, median, time, irisServeArgs} from './lib.js'
 
 const kubectl = join(process.env.MLOPS_TEST_CACHE ?? join(homedir(), '.cache', 'mlops-test'), 'k8s-v1.36.3', 'bin', 'kubectl')
 
@@ -96,22 +96,7 @@ try {
   const env = {...process.env, KUBECONFIG: cluster.kubeconfig, CI: '1'}
   const port = await freePort()
   const url = `http://127.0.0.1:${port}`
-  server = spawn(
-    process.execPath,
-    [
-      BIN,
-      'serve',
-      '--model',
-      fixture('iris_svc.onnx'),
-      '--labels',
-      fixture('iris_labels.json'),
-      '--host',
-      '127.0.0.1',
-      '--port',
-      String(port),
-    ],
-    {stdio: 'ignore'},
-  )
+  server = spawn(process.execPath, irisServeArgs(port), {stdio: 'ignore'})
   await waitFor(async () => (await fetch(`${url}/ready`)).ok, 'mlops serve ready')
   execFileSync(process.execPath, [BIN, 'deploy', '--config', config, '--model', 'iris@1'], {env, stdio: 'ignore'})
   const kc = new KubeConfig()

@@ -19,7 +19,7 @@ import * as ort from 'onnxruntime-node'
 import {exposeZipMapInputs} from '../src/onnx/zipmap.js'
 import {freePort, waitFor} from '../test/env/ports.js'
 import {fixture} from '../test/helpers/stores.js'
-import {BIN, median} from './lib.js'
+import {irisServeArgs, median} from './lib.js'
 
 const {values} = parseArgs({options: {seconds: {type: 'string', default: '10'}, requests: {type: 'string', default: '100000'}}})
 const seconds = Number(values.seconds)
@@ -52,22 +52,7 @@ async function startServer(): Promise<{child: ChildProcess; url: string; startup
   const port = await freePort()
   const url = `http://127.0.0.1:${port}`
   const started = performance.now()
-  const child = spawn(
-    process.execPath,
-    [
-      BIN,
-      'serve',
-      '--model',
-      fixture('iris_svc.onnx'),
-      '--labels',
-      fixture('iris_labels.json'),
-      '--host',
-      '127.0.0.1',
-      '--port',
-      String(port),
-    ],
-    {stdio: ['ignore', 'ignore', 'ignore']},
-  )
+  const child = spawn(process.execPath, irisServeArgs(port), {stdio: ['ignore', 'ignore', 'ignore']})
   await waitFor(async () => (await fetch(`${url}/ready`)).ok, 'server ready', 30_000)
   return {child, url, startupSeconds: (performance.now() - started) / 1000}
 }

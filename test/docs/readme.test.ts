@@ -48,8 +48,8 @@ describe('README.md: the by-hand story runs as written (output compared, ids and
   function steps(heading: string): void {
     for (const step of storySteps(markdown, heading))
       it(`$ ${step.line}`, async function () {
-        // A command that failed leaves the next ones without what they need: they are skipped.
-        if (broken) this.skip()
+        // A step after a failed one fails too (never a silent skip), naming the step that broke the story.
+        if (broken) throw new Error(`not run: the README's story broke at $ ${broken}`)
         broken = step.line
         if (step.argv[0] === 'cd') {
           expect(step.argv, 'cd takes one folder').to.have.length(2)

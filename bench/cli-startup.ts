@@ -51,26 +51,3 @@ if (BEFORE) {
     `| mlops model list | ${fmt(median(list))} | ${fmt(median(before.list))} | ${(median(list) / median(before.list)).toFixed(2)} |`,
   )
 }
-
-// The vendored bundles (scripts/vendor.js) against loading the packages themselves, each in a fresh process.
-const root = join(import.meta.dirname, '..')
-const loads = {
-  'client-node package': "import('@kubernetes/client-node')",
-  'client-node bundle (dist/vendor/kubernetes.js)': "import('./dist/vendor/kubernetes.js')",
-  'storage + auth packages': "Promise.all([import('@google-cloud/storage'), import('google-auth-library')])",
-  'storage + auth bundle (dist/vendor/gcs.js)': "import('./dist/vendor/gcs.js')",
-} as const
-const loadTimes: Record<string, number[]> = Object.fromEntries(Object.keys(loads).map(name => [name, []]))
-for (let run = 0; run < runs; run++) {
-  for (const [name, code] of Object.entries(loads))
-    loadTimes[name].push(await time(process.execPath, ['--input-type=module', '-e', `await ${code}`], {}, root))
-}
-
-const loadRow = (name: keyof typeof loads, baseline?: keyof typeof loads) =>
-  `| ${name} | ${fmt(median(loadTimes[name]) - base)} | ${baseline ? ((median(loadTimes[name]) - base) / (median(loadTimes[baseline]) - base)).toFixed(2) : '1.00'} |`
-console.log('\n| module load (wall time minus node -e 0) | time | ratio to the package |')
-console.log('|---|---|---|')
-console.log(loadRow('client-node package'))
-console.log(loadRow('client-node bundle (dist/vendor/kubernetes.js)', 'client-node package'))
-console.log(loadRow('storage + auth packages'))
-console.log(loadRow('storage + auth bundle (dist/vendor/gcs.js)', 'storage + auth packages'))

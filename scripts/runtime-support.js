@@ -11,7 +11,7 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 const {SAVED_SUPPORT, installedRuntimePackage, probeRuntimeSupport} = await import(join(root, 'dist', 'runtime', 'capabilities.js'))
 try {
   const support = await probeRuntimeSupport()
-  const out = fileURLToPath(SAVED_SUPPORT)
+  const out = SAVED_SUPPORT
   writeFileSync(`${out}.tmp`, `${JSON.stringify({package: installedRuntimePackage(), support})}\n`)
   renameSync(`${out}.tmp`, out)
 } catch (error) {

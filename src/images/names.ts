@@ -1,18 +1,18 @@
 import {readFileSync} from 'node:fs'
 import {join} from 'node:path'
-import {fileURLToPath} from 'node:url'
 
 import type {ProjectConfig} from '../config/load.js'
+import {PACKAGE_ROOT} from '../util/package-root.js'
 import {gitState} from '../util/git.js'
 
 export type Component = 'api' | 'loader'
 
 /**
  * The mlops package itself: the images run this CLI, so it is their build
- * context. Here, not in build.ts, so that naming images (render, deploy)
- * does not load the Docker client.
+ * context. Re-exported here, not in build.ts, so that naming images (render,
+ * deploy) does not load the Docker client.
  */
-export const PACKAGE_ROOT = fileURLToPath(new URL('../..', import.meta.url))
+export {PACKAGE_ROOT} from '../util/package-root.js'
 
 export const COMPONENTS: Component[] = ['loader', 'api']
 

@@ -1,11 +1,11 @@
 import {existsSync, readFileSync, readdirSync} from 'node:fs'
 import {join} from 'node:path'
-import {fileURLToPath} from 'node:url'
 import {parseAllDocuments, stringify} from 'yaml'
 
 import {UsageError} from '../errors.js'
+import {packagePath} from '../util/package-root.js'
 
-export const BUILT_IN_TEMPLATES = fileURLToPath(new URL('../../templates/manifests', import.meta.url))
+export const BUILT_IN_TEMPLATES = packagePath('templates', 'manifests')
 
 export interface KubernetesObject {
   apiVersion: string

@@ -3,6 +3,7 @@ import {createRequire} from 'node:module'
 
 import {encodeLenField, encodeVarintField} from '../onnx/wire.js'
 import {disableRuntimeTelemetry} from './ort-env.js'
+import {packagePath} from '../util/package-root.js'
 
 /** What an ONNX Runtime build can load: the highest IR version and the highest opset per operator domain. */
 export interface RuntimeSupport {
@@ -43,8 +44,8 @@ export async function probeRuntimeSupport(): Promise<RuntimeSupport> {
   return support
 }
 
-/** Where the build keeps its probe's answer (scripts/runtime-support.js), next to this module. */
-export const SAVED_SUPPORT = new URL('./support.json', import.meta.url)
+/** Where the build keeps its probe's answer (scripts/runtime-support.js). */
+export const SAVED_SUPPORT = packagePath('dist', 'runtime', 'support.json')
 
 /** The version in onnxruntime-node's own package.json, read without loading the runtime. */
 export function installedRuntimePackage(): string | undefined {

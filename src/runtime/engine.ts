@@ -2,6 +2,7 @@ import {Worker} from 'node:worker_threads'
 
 import {disableRuntimeTelemetry} from './ort-env.js'
 import type {TypedArray} from './tensors.js'
+import {entryPoint} from '../util/package-root.js'
 
 /** A tensor as it crosses between the HTTP thread and the engine thread. */
 export interface WireTensor {
@@ -52,8 +53,8 @@ export class Engine {
    */
   static async start(model: Buffer, options: {intraOpThreads?: number} = {}): Promise<Engine> {
     disableRuntimeTelemetry()
-    // Under the TypeScript test runner this module is engine.ts; built, it is engine.js.
-    const script = new URL(import.meta.url.endsWith('.ts') ? './engine-worker.ts' : './engine-worker.js', import.meta.url)
+    // The build emits the worker as an entry point of its own; from the sources it is engine-worker.ts.
+    const script = entryPoint('runtime/engine-worker')
     // Hand the bytes over without a copy when the Buffer owns its memory (a model file read whole,
     // the large case): a copy would double the peak memory of loading a 1 GiB model. The caller's
     // Buffer is unusable afterwards.

@@ -1,13 +1,13 @@
 import {mkdir, readFile, readdir, stat} from 'node:fs/promises'
 import {dirname, join, relative} from 'node:path'
-import {fileURLToPath} from 'node:url'
 import {stringify} from 'yaml'
 
 import {parseConfig} from '../config/load.js'
 import {ConfigError, ConflictError, UsageError} from '../errors.js'
 import {writeFileAtomic} from '../util/fs-atomic.js'
+import {packagePath} from '../util/package-root.js'
 
-const TEMPLATES = fileURLToPath(new URL('../../templates', import.meta.url))
+const TEMPLATES = packagePath('templates')
 
 export interface ProjectAnswers {
   name: string

@@ -1,6 +1,7 @@
 import {createHash} from 'node:crypto'
-import {createRequire} from 'node:module'
 import {Worker} from 'node:worker_threads'
+
+import {crc32cModulePath} from '../util/digest.js'
 
 /**
  * SHA-256 (and CRC32C) of a file, computed on a worker thread that reads
@@ -37,7 +38,6 @@ parentPort.on('message', message => {
   }
 })
 `
-const CRC32C_MODULE = createRequire(import.meta.url).resolve('@node-rs/crc32')
 
 export interface FileDigest {
   sha256: string
@@ -51,7 +51,7 @@ export class FileHasher {
   private readonly result: Promise<FileDigest>
 
   constructor(path: string, options: {crc32c?: boolean} = {}) {
-    this.worker = new Worker(WORKER_SOURCE, {eval: true, workerData: {path, crc32cModule: options.crc32c ? CRC32C_MODULE : undefined}})
+    this.worker = new Worker(WORKER_SOURCE, {eval: true, workerData: {path, crc32cModule: options.crc32c ? crc32cModulePath() : undefined}})
     this.result = new Promise((resolve, reject) => {
       this.worker.once('message', resolve)
       this.worker.once('error', reject)

@@ -1,4 +1,3 @@
-import {type File, PassThroughClient, Storage} from '../vendor/gcs.js'
 import {createReadStream} from 'node:fs'
 import {stat as statFile} from 'node:fs/promises'
 import {randomBytes} from 'node:crypto'
@@ -16,6 +15,13 @@ import {
 } from './backend.js'
 import {rangeRequest, streamRequest} from './http.js'
 
+type Storage = import('../vendor/gcs.js').Storage
+type File = import('../vendor/gcs.js').File
+type GoogleAuth = import('../vendor/gcs-auth.js').GoogleAuth
+
+/** The scope the storage client asks for too: reads, writes and deletes of objects. */
+const SCOPES = ['https://www.googleapis.com/auth/devstorage.full_control']
+
 export interface GcsOptions {
   bucket: string
   prefix: string
@@ -29,38 +35,28 @@ export interface GcsOptions {
 }
 
 /**
- * Google Cloud Storage through @google-cloud/storage: Application Default
- * Credentials unless anonymous or pointed at a plain-http endpoint. Every call goes
- * through one retry policy (ours: the library's own retries are off so that
- * there is one bounded window), and generation preconditions make retried
- * writes safe.
+ * Google Cloud Storage: Application Default Credentials unless anonymous or
+ * pointed at a plain-http endpoint. What the loader does (stat, read, ranged
+ * reads) goes over the JSON API directly with our HTTP client, so a pull
+ * loads neither @google-cloud/storage nor, without credentials, the auth
+ * library; listing, writes and deletes go through @google-cloud/storage,
+ * loaded on first use, with the same credentials. Every call goes through one
+ * retry policy (ours: the library's own retries are off so that there is one
+ * bounded window), and generation preconditions make retried writes safe.
  */
 export class GcsBackend implements StorageBackend {
   readonly uri: string
-  private readonly storage: Storage
   private readonly prefix: string
+  private readonly apiEndpoint: string
+  private storageClient?: Promise<Storage>
+  private auth?: Promise<GoogleAuth>
 
   constructor(private readonly options: GcsOptions) {
     this.prefix = options.prefix.replace(/^\/+|\/+$/g, '')
     this.uri = `gs://${options.bucket}${this.prefix ? `/${this.prefix}` : ''}`
-    // The client would take STORAGE_EMULATOR_HOST as its base URL without the /storage/v1 path
-    // (every call then 404s as "bucket does not exist"): resolveStoreSettings already made it
-    // the endpoint, so the client must not see it.
-    const emulator = process.env.STORAGE_EMULATOR_HOST
-    delete process.env.STORAGE_EMULATOR_HOST
-    try {
-      this.storage = new Storage({
-        apiEndpoint: options.endpoint,
-        projectId: options.project,
-        retryOptions: {autoRetry: false},
-        // An https endpoint (a private or regional Google endpoint) still gets credentials; a plain-http emulator
-        // does not, unless anonymous is explicitly false.
-        useAuthWithCustomEndpoint: this.authenticated,
-        ...(options.anonymous ? {authClient: new PassThroughClient()} : {}),
-      })
-    } finally {
-      if (emulator !== undefined) process.env.STORAGE_EMULATOR_HOST = emulator
-    }
+    // As the storage client takes it: an endpoint without a scheme is https.
+    const endpoint = options.endpoint ?? 'https://storage.googleapis.com'
+    this.apiEndpoint = (/^https?:\/\//.test(endpoint) ? endpoint : `https://${endpoint}`).replace(/\/+$/, '')
   }
 
   /** Uploads are single requests with preconditions: nothing partial is ever stored. */
@@ -75,8 +71,8 @@ export class GcsBackend implements StorageBackend {
   async stat(key: string): Promise<ObjectStat | undefined> {
     return this.call(`reading ${this.describe(key)}`, async () => {
       try {
-        const [metadata] = await this.file(key).getMetadata()
-        return toStat(metadata)
+        const response = await streamRequest({method: 'GET', url: this.objectUrl(key), headers: await this.authHeaders()})
+        return toStat(parseMetadata(response.body))
       } catch (error) {
         if (statusOf(error) === 404) return undefined
         throw error
@@ -88,9 +84,13 @@ export class GcsBackend implements StorageBackend {
     const info = await this.stat(key)
     if (!info) return undefined
     return this.call(`reading ${this.describe(key)}`, async () => {
+      const url = this.objectUrl(key)
+      url.searchParams.set('alt', 'media')
+      url.searchParams.set('generation', info.generation)
       try {
-        const [data] = await this.file(key, info.generation).download({validation: false})
-        return {data, stat: info}
+        // identity: the bytes as stored, whatever encoding they were uploaded with.
+        const response = await streamRequest({method: 'GET', url, headers: {...(await this.authHeaders()), 'accept-encoding': 'identity'}})
+        return {data: response.body, stat: info}
       } catch (error) {
         // Replaced or deleted between stat and read: report what is there now.
         if (statusOf(error) === 404) return undefined
@@ -101,7 +101,7 @@ export class GcsBackend implements StorageBackend {
 
   async write(key: string, data: Buffer, options: WriteOptions = {}): Promise<ObjectStat> {
     return this.call(`writing ${this.describe(key)}`, async () => {
-      const file = this.file(key)
+      const file = await this.file(key)
       await this.mapWriteErrors(
         key,
         file.save(data, {
@@ -170,9 +170,7 @@ export class GcsBackend implements StorageBackend {
     signal: AbortSignal,
   ): Promise<void> {
     if (end <= start) return
-    const url = new URL(
-      `${this.apiEndpoint}/storage/v1/b/${encodeURIComponent(this.options.bucket)}/o/${encodeURIComponent(this.objectName(key))}`,
-    )
+    const url = this.objectUrl(key)
     url.searchParams.set('alt', 'media')
     url.searchParams.set('generation', generation)
     try {
@@ -196,7 +194,7 @@ export class GcsBackend implements StorageBackend {
     do {
       const page = await this.call(`listing ${this.uri}`, async () => {
         try {
-          const [files, next, response] = await this.storage.bucket(this.options.bucket).getFiles({
+          const [files, next, response] = await (await this.storage()).bucket(this.options.bucket).getFiles({
             prefix: base + prefix,
             delimiter: options.delimiter ? '/' : undefined,
             autoPaginate: false,
@@ -218,7 +216,7 @@ export class GcsBackend implements StorageBackend {
   async delete(key: string, options: {ifGeneration?: string} = {}): Promise<void> {
     await this.call(`deleting ${this.describe(key)}`, async () => {
       try {
-        await this.file(key).delete(options.ifGeneration === undefined ? {} : {ifGenerationMatch: Number(options.ifGeneration)})
+        await (await this.file(key)).delete(options.ifGeneration === undefined ? {} : {ifGenerationMatch: Number(options.ifGeneration)})
       } catch (error) {
         const status = statusOf(error)
         if (status === 404 && options.ifGeneration === undefined) return
@@ -232,20 +230,53 @@ export class GcsBackend implements StorageBackend {
     return this.prefix ? `${this.prefix}/${key}` : key
   }
 
-  private file(key: string, generation?: string): File {
-    return this.storage
-      .bucket(this.options.bucket)
-      .file(this.objectName(key), generation === undefined ? {} : {generation: Number(generation)})
+  private objectUrl(key: string): URL {
+    return new URL(
+      `${this.apiEndpoint}/storage/v1/b/${encodeURIComponent(this.options.bucket)}/o/${encodeURIComponent(this.objectName(key))}`,
+    )
   }
 
-  private get apiEndpoint(): string {
-    return this.storage.apiEndpoint.replace(/\/+$/, '')
+  private async file(key: string): Promise<File> {
+    return (await this.storage()).bucket(this.options.bucket).file(this.objectName(key))
   }
 
-  /** The same credentials the storage client sends. */
+  /** The storage client, loaded on first use, with the same credentials as our own requests. */
+  private async storage(): Promise<Storage> {
+    this.storageClient ??= (async () => {
+      const [{Storage}, {PassThroughClient}] = await Promise.all([import('../vendor/gcs.js'), import('../vendor/gcs-auth.js')])
+      // The client would take STORAGE_EMULATOR_HOST as its base URL without the /storage/v1 path
+      // (every call then 404s as "bucket does not exist"): resolveStoreSettings already made it
+      // the endpoint, so the client must not see it.
+      const emulator = process.env.STORAGE_EMULATOR_HOST
+      delete process.env.STORAGE_EMULATOR_HOST
+      try {
+        return new Storage({
+          apiEndpoint: this.apiEndpoint,
+          projectId: this.options.project,
+          retryOptions: {autoRetry: false},
+          // An https endpoint (a private or regional Google endpoint) still gets credentials; a plain-http emulator
+          // does not, unless anonymous is explicitly false.
+          useAuthWithCustomEndpoint: this.authenticated,
+          authClient: this.authenticated ? await this.googleAuth() : new PassThroughClient(),
+        })
+      } finally {
+        if (emulator !== undefined) process.env.STORAGE_EMULATOR_HOST = emulator
+      }
+    })()
+    return this.storageClient
+  }
+
+  /** Application Default Credentials, loaded on first use: one for our requests and the storage client. */
+  private async googleAuth(): Promise<GoogleAuth> {
+    this.auth ??= import('../vendor/gcs-auth.js').then(({GoogleAuth}) => new GoogleAuth({scopes: SCOPES, projectId: this.options.project}))
+    return this.auth
+  }
+
+  /** The credentials' headers for one request; none when anonymous or to a plain-http emulator. */
   private async authHeaders(): Promise<Record<string, string>> {
     if (!this.authenticated) return {}
-    return {...((await this.storage.authClient.getRequestHeaders()) as Record<string, string>)}
+    const headers = await (await this.googleAuth()).getRequestHeaders()
+    return {...(headers as Record<string, string>)}
   }
 
   private get authenticated(): boolean {
@@ -288,7 +319,8 @@ export class GcsBackend implements StorageBackend {
     const credentials = credentialsError(error)
     if (credentials) return credentials
     // A server that answers in HTML (or anything but JSON) is not a GCS API, whatever it says.
-    const contentType = String((error as {response?: {headers?: Record<string, unknown>}})?.response?.headers?.['content-type'] ?? '')
+    const {headers, response} = (error ?? {}) as {headers?: Record<string, unknown>; response?: {headers?: Record<string, unknown>}}
+    const contentType = String(headers?.['content-type'] ?? response?.headers?.['content-type'] ?? '')
     if (status !== undefined && contentType !== '' && !/json/i.test(contentType)) {
       return new UsageError(
         `${this.options.endpoint ?? 'the storage endpoint'} answered HTTP ${status} with ${contentType.split(';')[0]}: it is not a GCS JSON API`,
@@ -335,6 +367,31 @@ function toStat(metadata: {size?: number | string; generation?: number | string;
   return {size: Number(metadata.size ?? 0), generation: String(metadata.generation), crc32c: metadata.crc32c}
 }
 
+/** An object's metadata as the JSON API returns it; anything else is the server's fault, said so. */
+function parseMetadata(body: Buffer): {size?: number | string; generation?: number | string; crc32c?: string} {
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(body.toString('utf8'))
+  } catch {
+    throw new UsageError('the storage endpoint answered an object lookup with something that is not JSON: it is not a GCS JSON API', {
+      suggestion: 'check --gcs-endpoint / MLOPS_GCS_ENDPOINT / store.endpoint',
+    })
+  }
+  const metadata = (parsed ?? {}) as {size?: unknown; generation?: unknown; crc32c?: unknown}
+  const size = Number(metadata.size)
+  const generation = String(metadata.generation ?? '')
+  if (
+    !Number.isSafeInteger(size) ||
+    size < 0 ||
+    !/^\d{1,20}$/.test(generation) ||
+    (metadata.crc32c !== undefined && typeof metadata.crc32c !== 'string')
+  )
+    throw new UsageError('the storage endpoint answered an object lookup with metadata that is not a GCS object (size, generation)', {
+      suggestion: 'check --gcs-endpoint / MLOPS_GCS_ENDPOINT / store.endpoint',
+    })
+  return {size, generation, crc32c: metadata.crc32c as string | undefined}
+}
+
 function statusOf(error: unknown): number | undefined {
   const {code, status} = (error ?? {}) as {code?: unknown; status?: unknown}
   if (typeof code === 'number') return code
@@ -376,6 +433,7 @@ function credentialsError(error: unknown): Error | undefined {
   return undefined
 }
 
+/** The first line of an error's message, without our HTTP client's status prefix (the storage library's errors have none). */
 function firstLine(error: unknown): string {
-  return (error instanceof Error ? error.message : String(error)).split('\n')[0]
+  return (error instanceof Error ? error.message : String(error)).split('\n')[0].replace(/^HTTP \d{3}: /, '')
 }

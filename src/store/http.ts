@@ -14,6 +14,8 @@ export class HttpStatusError extends Error {
   constructor(
     readonly code: number,
     message: string,
+    /** The response's headers, where there was a response to read them from. */
+    readonly headers: Record<string, string | string[] | undefined> = {},
   ) {
     super(message)
   }
@@ -67,7 +69,7 @@ export async function streamRequest(options: StreamRequest): Promise<{status: nu
 
           const body = Buffer.concat(parts)
           if (ok) resolve({status, body, headers: response.headers})
-          else reject(new HttpStatusError(status, `HTTP ${status}: ${errorText(body)}`))
+          else reject(new HttpStatusError(status, `HTTP ${status}: ${errorText(body)}`, response.headers))
         })
       },
     )

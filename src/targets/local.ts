@@ -3,7 +3,6 @@ import {closeSync, openSync, readFileSync} from 'node:fs'
 import {mkdir, readdir, rm} from 'node:fs/promises'
 import {basename, join} from 'node:path'
 import {setTimeout as sleep} from 'node:timers/promises'
-import {fileURLToPath} from 'node:url'
 
 import {NotFoundError, RolloutError} from '../errors.js'
 import {requireCompatible} from '../images/compat.js'
@@ -14,8 +13,9 @@ import type {ModelStore} from '../store/model-store.js'
 import type {ModelRef} from '../store/names.js'
 import {resolveDeployModel} from './deploy-model.js'
 import {type Target, type TargetContext, liveness} from './target.js'
+import {packagePath} from '../util/package-root.js'
 
-const BIN = fileURLToPath(new URL('../../bin/run.js', import.meta.url))
+const BIN = packagePath('bin', 'run.js')
 
 /**
  * The model-load pattern on this machine, nothing but Node: the loader step

@@ -1,6 +1,23 @@
-import {crc32c} from '@node-rs/crc32'
 import {createHash} from 'node:crypto'
 import {createReadStream} from 'node:fs'
+import {createRequire} from 'node:module'
+
+const requireNative = createRequire(import.meta.url)
+let crc32cAddon: (typeof import('@node-rs/crc32'))['crc32c'] | undefined
+
+/**
+ * CRC32C from the native addon, loaded on first use: only pushes compute it,
+ * and every other command (the loader too) starts without loading it.
+ */
+function crc32c(chunk: Buffer, initial: number): number {
+  crc32cAddon ??= (requireNative('@node-rs/crc32') as typeof import('@node-rs/crc32')).crc32c
+  return crc32cAddon(chunk, initial)
+}
+
+/** Where the addon is, for a worker thread that computes CRC32C itself. */
+export function crc32cModulePath(): string {
+  return requireNative.resolve('@node-rs/crc32')
+}
 
 export interface Digest {
   size: number

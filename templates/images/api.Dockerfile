@@ -5,13 +5,13 @@ ARG BASE_IMAGE=node:20-slim
 FROM ${BASE_IMAGE} AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
-# Production dependencies only, without install scripts (onnxruntime-node's would
-# fetch CUDA libraries), without the Docker client the server never uses, nor the
-# Kubernetes and GCS clients' packages (bundled in dist/vendor/, and unused by serve);
-# then only the linux/x64 ONNX Runtime binaries stay.
+# The build bundles the CLI with its dependencies (dist/, scripts/bundle.js); what serve needs
+# from node_modules is ONNX Runtime, a native addon, and its one runtime dependency. So: the
+# production dependencies without install scripts (onnxruntime-node's would fetch CUDA
+# libraries), then only those two packages kept, with only the linux/x64 runtime binaries.
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
- && npm uninstall --omit=dev --ignore-scripts --no-audit --no-fund dockerode tar-fs @balena/dockerignore \
-      @kubernetes/client-node @google-cloud/storage google-auth-library \
+ && mkdir /keep && for name in onnxruntime-node onnxruntime-common; do mv node_modules/$name /keep/; done \
+ && rm -rf node_modules && mv /keep node_modules \
  && rm -rf node_modules/onnxruntime-node/bin/napi-v*/darwin node_modules/onnxruntime-node/bin/napi-v*/win32 node_modules/onnxruntime-node/bin/napi-v*/linux/arm64 \
  && rm -rf /root/.npm /tmp/*
 

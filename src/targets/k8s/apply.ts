@@ -2,7 +2,8 @@ import {PatchStrategy} from '../../vendor/kubernetes.js'
 
 import type {KubernetesObject} from '../../manifests/render.js'
 import {NotFoundError} from '../../errors.js'
-import {type KubeClients, kubeError} from './client.js'
+import type {KubeClients} from './client.js'
+import {kubeError} from './errors.js'
 
 export const FIELD_MANAGER = 'mlops'
 

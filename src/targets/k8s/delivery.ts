@@ -1,10 +1,9 @@
-import {VersionApi} from '../../vendor/kubernetes.js'
-
 import {NotFoundError} from '../../errors.js'
 import type {Delivery} from '../../pod/contract.js'
 import type {ModelManifest} from '../../store/manifest.js'
 import type {Publication} from '../../store/model-store.js'
-import {type KubeClients, kubeError} from './client.js'
+import type {KubeClients} from './client.js'
+import {kubeError} from './errors.js'
 
 export type DeliveryRequest = 'auto' | 'image-volume' | 'init-container'
 
@@ -82,6 +81,7 @@ export async function chooseDelivery(input: {
 async function clusterSupport(clients: KubeClients, nodeSelector?: Record<string, string>): Promise<{missing?: string; found?: string}> {
   let server: {major: string; minor: string; gitVersion: string}
   try {
+    const {VersionApi} = await import('../../vendor/kubernetes.js')
     server = await clients.config.makeApiClient(VersionApi).getCode()
   } catch (error) {
     throw kubeError(error, clients.server, 'reading the server version')

@@ -3,7 +3,8 @@ import {stringify} from 'yaml'
 
 import type {KubernetesObject} from '../../manifests/render.js'
 import {FIELD_MANAGER} from './apply.js'
-import {type KubeClients, kubeError} from './client.js'
+import type {KubeClients} from './client.js'
+import {kubeError} from './errors.js'
 
 /** Fields the server owns or changes on every write: noise in a diff. */
 function comparable(object: Record<string, unknown> | undefined): string {

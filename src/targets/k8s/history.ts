@@ -3,7 +3,8 @@ import type {V1Deployment, V1ReplicaSet} from '../../vendor/kubernetes.js'
 import {NotFoundError, UsageError} from '../../errors.js'
 import {ANNOTATION_PREFIX, annotatedModel} from '../../pod/contract.js'
 import {FIELD_MANAGER, applyObjects} from './apply.js'
-import {type KubeClients, kubeError} from './client.js'
+import type {KubeClients} from './client.js'
+import {kubeError} from './errors.js'
 
 export interface Revision {
   revision: number

@@ -4,7 +4,8 @@ import {EventEmitter} from 'node:events'
 
 import {type MlopsError, NotFoundError, PermissionError, UnavailableError, errorMessage} from '../../errors.js'
 import {API_PORT_NAME} from '../../pod/contract.js'
-import {type KubeClients, kubeError} from './client.js'
+import type {KubeClients} from './client.js'
+import {kubeError} from './errors.js'
 import {revisions} from './history.js'
 
 /** A local listener whose connections each reach the pod's port through the API server. */

@@ -3,7 +3,8 @@ import {setTimeout as sleep} from 'node:timers/promises'
 
 import {ExitCode, MlopsError, RolloutError} from '../../errors.js'
 import {parseLoaderSummary} from '../../pod/contract.js'
-import {type KubeClients, kubeError} from './client.js'
+import type {KubeClients} from './client.js'
+import {kubeError} from './errors.js'
 import {rolloutStatus} from './rollout-rules.js'
 
 export {RolloutError} from '../../errors.js'

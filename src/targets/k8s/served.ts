@@ -2,7 +2,8 @@ import type {V1Deployment} from '../../vendor/kubernetes.js'
 
 import {errorMessage} from '../../errors.js'
 import {API_PORT_NAME, CONTAINERS} from '../../pod/contract.js'
-import {type KubeClients, apiMessage} from './client.js'
+import type {KubeClients} from './client.js'
+import {apiMessage} from './errors.js'
 import {currentPods} from './rollout.js'
 
 /** What one running API container says it serves (GET /metadata through the API server's pod proxy). */

@@ -1,9 +1,8 @@
 import {runCommand} from '@oclif/test'
 import {expect} from 'chai'
 import Docker from 'dockerode'
-import {readFileSync, rmSync, writeFileSync} from 'node:fs'
+import {existsSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
-import {fileURLToPath} from 'node:url'
 
 import {ExitCode} from '../../src/errors.js'
 import {RUNTIME_LABELS, checkCompatibility, runtimeLabels, supportFromLabels} from '../../src/images/compat.js'
@@ -46,7 +45,9 @@ describe('compatibility guard', () => {
   })
 
   it("a saved probe is used only for the same onnxruntime-node version; another version's answer is probed again", async () => {
-    const path = fileURLToPath(SAVED_SUPPORT)
+    // The build's own file (dist/runtime/support.json): put back as it was afterwards.
+    const path = SAVED_SUPPORT
+    const original = existsSync(path) ? readFileSync(path) : undefined
     const marker = {runtime: 'saved', irVersion: 99, opsets: {'ai.onnx': 99}}
     try {
       writeFileSync(path, JSON.stringify({package: installedRuntimePackage(), support: marker}))
@@ -56,7 +57,8 @@ describe('compatibility guard', () => {
       writeFileSync(path, '{not json')
       expect((await installedRuntimeSupport()).runtime).to.not.equal('saved')
     } finally {
-      rmSync(path, {force: true})
+      if (original === undefined) rmSync(path, {force: true})
+      else writeFileSync(path, original)
     }
   })
 

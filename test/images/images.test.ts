@@ -191,14 +191,17 @@ describe('loader and API images on a real Docker engine', function () {
   })
 
   it('a failing RUN step → exit 10 naming the step', async () => {
-    // A base image without a shell or npm: the RUN npm ci step fails inside the engine.
+    // A base image without a shell or npm: the API image's RUN npm ci step fails inside the engine
+    // (the loader image has no RUN step).
     await labelledImage(docker, 'mlops-test/plain:1', {'org.opencontainers.image.title': 'plain'})
     const built = await runCommand(
-      ['image', 'build', 'loader', '--repository', 'mlops-test', '--tag', 'broken', '--base-image', 'mlops-test/plain:1'],
-      {root},
+      ['image', 'build', 'api', '--repository', 'mlops-test', '--tag', 'broken', '--base-image', 'mlops-test/plain:1'],
+      {
+        root,
+      },
     )
     expect((built.error as {oclif?: {exit?: number}})?.oclif?.exit).to.equal(ExitCode.BUILD_FAILED)
-    expect(built.stderr).to.match(/^Error: loader image: Step \d+\/\d+ : RUN npm ci .* failed: /)
+    expect(built.stderr).to.match(/^Error: api image: Step \d+\/\d+ : RUN npm ci .* failed: /)
   })
 
   it('daemon unreachable → exit 7 naming DOCKER_HOST', async () => {

@@ -36,13 +36,14 @@ export interface GcsOptions {
 
 /**
  * Google Cloud Storage: Application Default Credentials unless anonymous or
- * pointed at a plain-http endpoint. What the loader does (stat, read, ranged
- * reads) goes over the JSON API directly with our HTTP client, so a pull
- * loads neither @google-cloud/storage nor, without credentials, the auth
- * library; listing, writes and deletes go through @google-cloud/storage,
- * loaded on first use, with the same credentials. Every call goes through one
- * retry policy (ours: the library's own retries are off so that there is one
- * bounded window), and generation preconditions make retried writes safe.
+ * pointed at a plain-http endpoint. Reads (stat, read, ranged reads, listing:
+ * all the loader and render do) go over the JSON API directly with our HTTP
+ * client, so they load neither @google-cloud/storage nor, without
+ * credentials, the auth library; small writes and deletes go through
+ * @google-cloud/storage, loaded on first use, with the same credentials. Every
+ * call goes through one retry policy (ours: the library's own retries are off
+ * so that there is one bounded window), and generation preconditions make
+ * retried writes safe. Whatever the server answers is validated before use.
  */
 export class GcsBackend implements StorageBackend {
   readonly uri: string
@@ -192,23 +193,18 @@ export class GcsBackend implements StorageBackend {
     const base = this.prefix ? `${this.prefix}/` : ''
     let pageToken: string | undefined
     do {
-      const page = await this.call(`listing ${this.uri}`, async () => {
-        try {
-          const [files, next, response] = await (await this.storage()).bucket(this.options.bucket).getFiles({
-            prefix: base + prefix,
-            delimiter: options.delimiter ? '/' : undefined,
-            autoPaginate: false,
-            maxResults: options.maxResults ?? 1000,
-            pageToken,
-          })
-          return {files, next: next as {pageToken?: string} | null, prefixes: (response as {prefixes?: string[]})?.prefixes ?? []}
-        } catch (error) {
-          throw this.mapBucketErrors(error)
-        }
-      })
-      result.keys.push(...page.files.map(f => f.name.slice(base.length)))
+      const url = new URL(`${this.apiEndpoint}/storage/v1/b/${encodeURIComponent(this.options.bucket)}/o`)
+      url.searchParams.set('prefix', base + prefix)
+      if (options.delimiter) url.searchParams.set('delimiter', '/')
+      url.searchParams.set('maxResults', String(options.maxResults ?? 1000))
+      url.searchParams.set('fields', 'items(name),prefixes,nextPageToken')
+      if (pageToken) url.searchParams.set('pageToken', pageToken)
+      const page = await this.call(`listing ${this.uri}`, async () =>
+        parseListing((await streamRequest({method: 'GET', url, headers: await this.authHeaders()})).body, base + prefix),
+      )
+      result.keys.push(...page.names.map(name => name.slice(base.length)))
       result.prefixes.push(...page.prefixes.map(p => p.slice(base.length)))
-      pageToken = options.maxResults ? undefined : page.next?.pageToken
+      pageToken = options.maxResults ? undefined : page.nextPageToken
     } while (pageToken)
     return result
   }
@@ -367,15 +363,42 @@ function toStat(metadata: {size?: number | string; generation?: number | string;
   return {size: Number(metadata.size ?? 0), generation: String(metadata.generation), crc32c: metadata.crc32c}
 }
 
+const NOT_GCS = {suggestion: 'check --gcs-endpoint / MLOPS_GCS_ENDPOINT / store.endpoint'}
+
+/**
+ * One page of an object listing as the JSON API returns it. Every name must
+ * be under the prefix asked for (a name outside it would become a key that
+ * walks out of the store); anything else is the server's fault, said so.
+ */
+function parseListing(body: Buffer, prefix: string): {names: string[]; prefixes: string[]; nextPageToken?: string} {
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(body.toString('utf8'))
+  } catch {
+    throw new UsageError('the storage endpoint answered a listing with something that is not JSON: it is not a GCS JSON API', NOT_GCS)
+  }
+  const {items = [], prefixes = [], nextPageToken} = (parsed ?? {}) as {items?: unknown; prefixes?: unknown; nextPageToken?: unknown}
+  const names = Array.isArray(items) ? items.map(item => (item as {name?: unknown})?.name) : undefined
+  const valid = (list: unknown[] | undefined): list is string[] =>
+    Array.isArray(list) && list.every(name => typeof name === 'string' && name.startsWith(prefix))
+  if (!valid(names) || !valid(prefixes as unknown[]) || (nextPageToken !== undefined && typeof nextPageToken !== 'string'))
+    throw new UsageError(
+      `the storage endpoint answered a listing of ${prefix || 'the bucket'} with names outside it or not strings`,
+      NOT_GCS,
+    )
+  return {names, prefixes: prefixes as string[], nextPageToken: nextPageToken as string | undefined}
+}
+
 /** An object's metadata as the JSON API returns it; anything else is the server's fault, said so. */
 function parseMetadata(body: Buffer): {size?: number | string; generation?: number | string; crc32c?: string} {
   let parsed: unknown
   try {
     parsed = JSON.parse(body.toString('utf8'))
   } catch {
-    throw new UsageError('the storage endpoint answered an object lookup with something that is not JSON: it is not a GCS JSON API', {
-      suggestion: 'check --gcs-endpoint / MLOPS_GCS_ENDPOINT / store.endpoint',
-    })
+    throw new UsageError(
+      'the storage endpoint answered an object lookup with something that is not JSON: it is not a GCS JSON API',
+      NOT_GCS,
+    )
   }
   const metadata = (parsed ?? {}) as {size?: unknown; generation?: unknown; crc32c?: unknown}
   const size = Number(metadata.size)
@@ -386,9 +409,10 @@ function parseMetadata(body: Buffer): {size?: number | string; generation?: numb
     !/^\d{1,20}$/.test(generation) ||
     (metadata.crc32c !== undefined && typeof metadata.crc32c !== 'string')
   )
-    throw new UsageError('the storage endpoint answered an object lookup with metadata that is not a GCS object (size, generation)', {
-      suggestion: 'check --gcs-endpoint / MLOPS_GCS_ENDPOINT / store.endpoint',
-    })
+    throw new UsageError(
+      'the storage endpoint answered an object lookup with metadata that is not a GCS object (size, generation)',
+      NOT_GCS,
+    )
   return {size, generation, crc32c: metadata.crc32c as string | undefined}
 }
 

@@ -242,4 +242,44 @@ describe('a --gcs-endpoint that is not a GCS API', () => {
       server.close()
     }
   })
+
+  /** A server answering every request with `answer` (status 200, JSON); the CLI run against it as a GCS endpoint. */
+  async function againstServer(answer: (url: URL) => unknown, args: string[]) {
+    const {createServer} = await import('node:http')
+    const server = createServer((request, response) => {
+      response.writeHead(200, {'content-type': 'application/json'}).end(JSON.stringify(answer(new URL(request.url!, 'http://x'))))
+    }).listen(0, '127.0.0.1')
+    await new Promise(resolve => server.once('listening', resolve))
+    try {
+      const endpoint = `http://127.0.0.1:${(server.address() as {port: number}).port}`
+      return await runCli([...args, '--store', 'gs://some-bucket/models', '--gcs-endpoint', endpoint])
+    } finally {
+      server.close()
+    }
+  }
+
+  it('bad input: a listing with names outside the prefix asked for (../../etc) → exit 2, nothing listed', async () => {
+    const run = await againstServer(
+      () => ({items: [{name: 'models/../../etc/passwd'}, {name: '/etc/shadow'}], prefixes: ['elsewhere/']}),
+      ['model', 'list'],
+    )
+    expect(run.code).to.equal(ExitCode.USAGE)
+    expect(run.stdout).to.equal('')
+    expect(run.stderr.split('\n')[0]).to.equal(
+      'Error: the storage endpoint answered a listing of models/ with names outside it or not strings',
+    )
+  })
+
+  it('bad input: object metadata with a size that is no number and a generation that is no integer → exit 2, no file written', async () => {
+    const dir = tempDir()
+    const run = await againstServer(
+      () => ({name: 'models/iris/1/manifest.json', size: 'huge', generation: '1; rm -rf /'}),
+      ['model', 'pull', 'iris@1', '--to', join(dir, 'model.onnx')],
+    )
+    expect(run.code).to.equal(ExitCode.USAGE)
+    expect(run.stderr.split('\n')[0]).to.equal(
+      'Error: the storage endpoint answered an object lookup with metadata that is not a GCS object (size, generation)',
+    )
+    expect(existsSync(join(dir, 'model.onnx'))).to.equal(false)
+  })
 })

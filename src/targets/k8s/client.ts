@@ -1,4 +1,4 @@
-import {AppsV1Api, CoreV1Api, KubeConfig, KubernetesObjectApi} from '../../vendor/kubernetes.js'
+import {AppsV1Api, CoreV1Api, KubeConfig, KubernetesObjectApi, VersionApi} from '../../vendor/kubernetes.js'
 
 import {UsageError, errorMessage} from '../../errors.js'
 
@@ -58,4 +58,9 @@ export function kubeClients(options: {context?: string} = {}): KubeClients {
     apps: config.makeApiClient(AppsV1Api),
     core: config.makeApiClient(CoreV1Api),
   }
+}
+
+/** The API server's version (GET /version). */
+export async function serverVersion(clients: KubeClients): Promise<{major: string; minor: string; gitVersion: string}> {
+  return clients.config.makeApiClient(VersionApi).getCode()
 }

@@ -81,8 +81,9 @@ export async function chooseDelivery(input: {
 async function clusterSupport(clients: KubeClients, nodeSelector?: Record<string, string>): Promise<{missing?: string; found?: string}> {
   let server: {major: string; minor: string; gitVersion: string}
   try {
-    const {VersionApi} = await import('../../vendor/kubernetes.js')
-    server = await clients.config.makeApiClient(VersionApi).getCode()
+    // client.ts loaded here, not imported at the top: render reaches this module and needs no client.
+    const {serverVersion} = await import('./client.js')
+    server = await serverVersion(clients)
   } catch (error) {
     throw kubeError(error, clients.server, 'reading the server version')
   }

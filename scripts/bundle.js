@@ -85,6 +85,26 @@ const result = await build({
   metafile: true,
   plugins: [
     {
+      // dockerode's docker-modem require()s ssh2 when it loads, for ssh:// engines only: ssh2 (outside
+      // the bundle, with optional native parts) then loaded on every command that talks to an engine.
+      // Its Client class, the one thing docker-modem takes from it, now loads it on first use.
+      name: 'lazy-ssh2',
+      setup(b) {
+        b.onResolve({filter: /^ssh2$/}, () => ({path: 'ssh2', namespace: 'lazy-ssh2'}))
+        b.onLoad({filter: /.*/, namespace: 'lazy-ssh2'}, () => ({
+          loader: 'js',
+          contents: `const name = 'ssh2'
+class Client {
+  constructor(...args) {
+    return new (require(name).Client)(...args)
+  }
+}
+module.exports = {Client}
+`,
+        }))
+      },
+    },
+    {
       name: 'standalone-validator',
       setup(b) {
         b.onLoad({filter: /[\\/]config[\\/]schema-validator\.ts$/}, args =>

@@ -3,6 +3,7 @@ import {existsSync} from 'node:fs'
 import {IncompatibleError} from '../errors.js'
 import type {RuntimeSupport} from '../runtime/capabilities.js'
 import type {ModelManifest} from '../store/manifest.js'
+import {engineImageLabels} from './engine-labels.js'
 
 /** Labels an API image carries so that anyone can tell which models it runs. */
 export const RUNTIME_LABELS = {
@@ -111,8 +112,13 @@ export async function runtimeSupportFor(apiImage: string): Promise<{support: Run
   try {
     // No engine to ask (no DOCKER_HOST, no default socket): do not even load the Docker client.
     if (!process.env.DOCKER_HOST && !existsSync('/var/run/docker.sock')) throw new Error('no Docker engine')
-    const {connectDocker, imageLabels} = await import('./docker.js')
-    const fromLabels = supportFromLabels(await imageLabels(await connectDocker(), apiImage))
+    // One request where the engine allows it; dockerode (loaded only then) for ssh:// and TLS engines.
+    let labels = await engineImageLabels(apiImage)
+    if (labels === undefined) {
+      const {connectDocker, imageLabels} = await import('./docker.js')
+      labels = await imageLabels(await connectDocker(), apiImage)
+    }
+    const fromLabels = labels && supportFromLabels(labels)
     if (fromLabels) return {support: fromLabels, source: `${apiImage} (onnxruntime ${fromLabels.runtime})`}
   } catch {
     // no engine here, or the image is not in it: fall back to the runtime this CLI packs

@@ -23,15 +23,18 @@ export function componentsOf(argument: string): Component[] {
 /**
  * <repository>/<component>:<tag>. Repository: flag, image.repository, else
  * mlops/<project name>. Tag: flag, image.tag, else the project's git short
- * sha (-dirty with uncommitted changes), else the mlops version.
+ * sha (-dirty with uncommitted changes), else the mlops version. Git is asked
+ * only when the tag comes from it or the caller wants the `revision` (a build's label).
  */
 export async function imageNames(
   project: ProjectConfig,
   overrides: {repository?: string; tag?: string},
+  options: {revision?: boolean} = {},
 ): Promise<{repository: string; tag: string; revision?: string; version: string; ref: (component: Component) => string}> {
-  const git = await gitState(project.dir)
+  const given = overrides.tag ?? project.values.image?.tag
+  const git = given === undefined || options.revision ? await gitState(project.dir) : undefined
   const version = (JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as {version: string}).version
-  const tag = overrides.tag ?? project.values.image?.tag ?? (git ? git.commit.slice(0, 12) + (git.dirty ? '-dirty' : '') : version)
+  const tag = given ?? (git ? git.commit.slice(0, 12) + (git.dirty ? '-dirty' : '') : version)
   const repository = overrides.repository ?? project.values.image?.repository ?? `mlops/${project.values.name ?? 'model-load'}`
   return {repository, tag, revision: git?.commit, version, ref: component => `${repository}/${component}:${tag}`}
 }

@@ -51,7 +51,7 @@ export default class ImageBuild extends BaseCommand<typeof ImageBuild> {
 
   async run(): Promise<{images: BuiltImage[]}> {
     const {flags, project} = this
-    const names = await imageNames(project, {repository: flags.repository, tag: flags.tag})
+    const names = await imageNames(project, {repository: flags.repository, tag: flags.tag}, {revision: true})
     const docker = await connectDocker()
     const verbose = flags.verbose && !this.jsonEnabled() ? createLogger('text', 'build') : undefined
     const images: BuiltImage[] = []

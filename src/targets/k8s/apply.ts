@@ -17,67 +17,81 @@ export interface AppliedObject {
 }
 
 /**
- * Server-side apply of every object with one field manager, in order
- * (namespaces first). Safe to repeat: applying the same objects again changes
- * nothing on the server. A conflict with another manager is an error unless
- * forced; --dry-run=server sends everything through validation and admission
- * and persists nothing.
+ * Server-side apply of every object with one field manager: namespaces
+ * first, then the rest at once (they do not depend on each other; results
+ * keep the objects' order). Safe to repeat: applying the same objects again
+ * changes nothing on the server. A conflict with another manager is an error
+ * unless forced; --dry-run=server sends everything through validation and
+ * admission and persists nothing.
  */
 export async function applyObjects(
   clients: KubeClients,
   objects: KubernetesObject[],
   options: {dryRun?: boolean; force?: boolean} = {},
 ): Promise<AppliedObject[]> {
+  const namespaces = objects.filter(object => object.kind === 'Namespace')
   const applied: AppliedObject[] = []
-  for (const object of objects) {
-    const what = `applying ${object.kind} ${object.metadata.namespace ? `${object.metadata.namespace}/` : ''}${object.metadata.name}`
-    let before: string | undefined
-    try {
-      const current = await clients.objects.read({
-        apiVersion: object.apiVersion,
-        kind: object.kind,
-        metadata: {name: object.metadata.name, namespace: object.metadata.namespace},
-      })
-      before = (current.metadata as {resourceVersion?: string} | undefined)?.resourceVersion
-    } catch {
-      before = undefined
-    }
+  for (const object of namespaces) applied.push(await applyOne(clients, object, options, applied))
+  const rest = objects.filter(object => object.kind !== 'Namespace')
+  const results = await Promise.allSettled(rest.map(async object => applyOne(clients, object, options, applied)))
+  // The first object's failure, in the objects' order, as a sequential apply would report it.
+  const failed = results.find((result): result is PromiseRejectedResult => result.status === 'rejected')
+  if (failed) throw failed.reason
+  applied.push(...results.map(result => (result as PromiseFulfilledResult<AppliedObject>).value))
+  return applied
+}
 
-    try {
-      const result = await clients.objects.patch(
-        object,
-        undefined,
-        options.dryRun ? 'All' : undefined,
-        FIELD_MANAGER,
-        options.force ?? false,
-        PatchStrategy.ServerSideApply,
-      )
-      const after = (result.metadata as {resourceVersion?: string} | undefined)?.resourceVersion
-      applied.push({
-        kind: object.kind,
-        name: object.metadata.name,
-        namespace: object.metadata.namespace,
-        resourceVersion: after,
-        result: before === undefined ? 'created' : before === after ? 'unchanged' : 'configured',
-      })
-    } catch (error) {
-      const mapped = kubeError(error, clients.server, what)
-      // A server dry run creates nothing, so objects in a namespace it would create cannot be checked.
-      const namespace = object.metadata.namespace
-      if (
-        options.dryRun &&
-        mapped instanceof NotFoundError &&
-        namespace &&
-        applied.some(a => a.kind === 'Namespace' && a.name === namespace && a.result === 'created')
-      ) {
-        throw new NotFoundError(`${what}: namespace ${namespace} does not exist yet, and a server dry run creates nothing`, {
-          suggestion: `check the other objects with --dry-run client, or create the namespace first (kubectl create namespace ${namespace})`,
-        })
-      }
-
-      throw mapped
-    }
+async function applyOne(
+  clients: KubeClients,
+  object: KubernetesObject,
+  options: {dryRun?: boolean; force?: boolean},
+  namespacesApplied: AppliedObject[],
+): Promise<AppliedObject> {
+  const what = `applying ${object.kind} ${object.metadata.namespace ? `${object.metadata.namespace}/` : ''}${object.metadata.name}`
+  let before: string | undefined
+  try {
+    const current = await clients.objects.read({
+      apiVersion: object.apiVersion,
+      kind: object.kind,
+      metadata: {name: object.metadata.name, namespace: object.metadata.namespace},
+    })
+    before = (current.metadata as {resourceVersion?: string} | undefined)?.resourceVersion
+  } catch {
+    before = undefined
   }
 
-  return applied
+  try {
+    const result = await clients.objects.patch(
+      object,
+      undefined,
+      options.dryRun ? 'All' : undefined,
+      FIELD_MANAGER,
+      options.force ?? false,
+      PatchStrategy.ServerSideApply,
+    )
+    const after = (result.metadata as {resourceVersion?: string} | undefined)?.resourceVersion
+    return {
+      kind: object.kind,
+      name: object.metadata.name,
+      namespace: object.metadata.namespace,
+      resourceVersion: after,
+      result: before === undefined ? 'created' : before === after ? 'unchanged' : 'configured',
+    }
+  } catch (error) {
+    const mapped = kubeError(error, clients.server, what)
+    // A server dry run creates nothing, so objects in a namespace it would create cannot be checked.
+    const namespace = object.metadata.namespace
+    if (
+      options.dryRun &&
+      mapped instanceof NotFoundError &&
+      namespace &&
+      namespacesApplied.some(a => a.kind === 'Namespace' && a.name === namespace && a.result === 'created')
+    ) {
+      throw new NotFoundError(`${what}: namespace ${namespace} does not exist yet, and a server dry run creates nothing`, {
+        suggestion: `check the other objects with --dry-run client, or create the namespace first (kubectl create namespace ${namespace})`,
+      })
+    }
+
+    throw mapped
+  }
 }

@@ -12,7 +12,7 @@ export {RolloutError} from '../../errors.js'
 export {type RolloutProgress, rolloutStatus} from './rollout-rules.js'
 
 /**
- * Polls the Deployment until kubectl's rules say done, the deadline passes
+ * Polls the Deployment (at 10, 20, 40, 80 ms, then every 100 ms) until kubectl's rules say done, the deadline passes
  * or the controller reports ProgressDeadlineExceeded; then a diagnosis from
  * the pods replaces a bare timeout. Polling (not a watch) makes a dropped
  * connection cost one poll: transient errors are retried until the deadline.
@@ -25,6 +25,8 @@ export async function waitForRollout(
   const deadline = Date.now() + options.timeoutMs
   let last = 'waiting'
   let nextPodCheck = Date.now() + POD_CHECK_MS
+  // Polled soon after the apply (a rollout with nothing to pull can be done in tens of ms), then every 100 ms.
+  let pause = 10
   for (;;) {
     let deployment: V1Deployment | undefined
     try {
@@ -58,7 +60,8 @@ export async function waitForRollout(
       )
     }
 
-    await sleep(100)
+    await sleep(pause)
+    pause = Math.min(100, pause * 2)
   }
 }
 

@@ -7,6 +7,7 @@ import {dockerEngine} from '../env/docker.js'
 import {runCli} from '../helpers/cli.js'
 import {restoreEnv} from '../helpers/env.js'
 import {DOCKER, LOCAL, README, normalise, storySteps} from '../helpers/readme.js'
+import {shellWords} from '../helpers/shell-words.js'
 
 /**
  * The README's by-hand story ("Your own project, step by step"), run as written: every
@@ -51,14 +52,15 @@ describe('README.md: the by-hand story runs as written (output compared, ids and
         // A step after a failed one fails too (never a silent skip), naming the step that broke the story.
         if (broken) throw new Error(`not run: the README's story broke at $ ${broken}`)
         broken = step.line
-        if (step.argv[0] === 'cd') {
-          expect(step.argv, 'cd takes one folder').to.have.length(2)
-          cwd = join(cwd, step.argv[1])
+        const argv = shellWords(step.line)
+        if (argv[0] === 'cd') {
+          expect(argv, 'cd takes one folder').to.have.length(2)
+          cwd = join(cwd, argv[1])
         } else {
-          expect(step.argv[0], "the README's story runs only mlops and cd").to.equal('mlops')
-          const run = await runCli(step.argv.slice(1), env, cwd, {timeoutMs: 60_000})
+          expect(argv[0], "the README's story runs only mlops and cd").to.equal('mlops')
+          const run = await runCli(argv.slice(1), env, cwd, {timeoutMs: 60_000})
           const output = (run.stdout + run.stderr).replaceAll(home, '~')
-          expect(run.code, `exit code of: mlops ${step.argv.slice(1).join(' ')}\n${output}`).to.equal(0)
+          expect(run.code, `exit code of: mlops ${argv.slice(1).join(' ')}\n${output}`).to.equal(0)
           // The command worked, so the next ones can run, whatever its output says.
           broken = undefined
           expect(normalise(output).join('\n'), `the output README.md shows for $ ${step.line}`).to.equal(

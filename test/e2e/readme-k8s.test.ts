@@ -2,6 +2,7 @@ import {expect} from 'chai'
 import {readFileSync} from 'node:fs'
 
 import {KUBERNETES, README, normalise, storySteps} from '../helpers/readme.js'
+import {shellWords} from '../helpers/shell-words.js'
 import {type RealNodeProject, realNodeProject} from './environment.js'
 
 /**
@@ -32,8 +33,9 @@ describe('README.md part 3 runs as written on a real node (output compared)', fu
       // A step after a failed one fails too (never a silent skip), naming the step that broke the story.
       if (broken) throw new Error(`not run: the README's story broke at $ ${broken}`)
       broken = step.line
-      expect(step.argv[0], "the README's story runs only mlops").to.equal('mlops')
-      const run = await setup.mlops(...step.argv.slice(1))
+      const argv = shellWords(step.line)
+      expect(argv[0], "the README's story runs only mlops").to.equal('mlops')
+      const run = await setup.mlops(...argv.slice(1))
       // A terminal shows predict's "forwarding" line (stderr) before the answer (stdout).
       const output = run.stderr + run.stdout
       expect(run.code, `exit code of: ${step.line}\n${output}`).to.equal(0)

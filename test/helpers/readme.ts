@@ -1,11 +1,10 @@
 import {join} from 'node:path'
 
-import {shellWords} from './shell-words.js'
-
 /**
- * The README's by-hand story as steps, and what may differ between the README
- * and a run: test/docs/readme.test.ts runs parts 1 and 2, test/e2e/readme-k8s.test.ts
- * part 3 on the real node.
+ * The README's by-hand story and the docs' examples as steps, and what may differ
+ * between a document and a run: test/docs/readme.test.ts runs the README's parts 1 and 2,
+ * test/e2e/readme-k8s.test.ts part 3 on the real node, test/docs/docs-examples.test.ts
+ * the ```console blocks of docs/*.md.
  */
 export const README = join(import.meta.dirname, '..', '..', 'README.md')
 export const STORY = '## Your own project, step by step'
@@ -15,13 +14,15 @@ export const DOCKER = '### 2. In Docker'
 export const KUBERNETES = '### 3. On Kubernetes'
 
 export interface StoryStep {
-  /** The command line as the README shows it, without its prompt and comment. */
+  /** The command line as the document shows it, without its prompt and comment. */
   line: string
-  argv: string[]
+  /** The lines shown under it: its output. */
   expected: string[]
+  /** The exit code its comment states (`# exit code 4 (conflict)`), and the name it gives it; else 0. */
+  exit?: {code: number; name: string}
 }
 
-/** The ```console blocks under a `###` heading of the story section, as steps. */
+/** The ```console blocks under a `###` heading of the README's story section, as steps. */
 export function storySteps(markdown: string, heading: string): StoryStep[] {
   const story = markdown.slice(markdown.indexOf(STORY))
   const sectionEnd = story.indexOf('\n## ', STORY.length)
@@ -29,20 +30,37 @@ export function storySteps(markdown: string, heading: string): StoryStep[] {
   const start = section.indexOf(`\n${heading}\n`)
   if (start === -1) throw new Error(`README.md: no "${heading}" under "${STORY}"`)
   const next = section.indexOf('\n### ', start + 1)
-  const part = section.slice(start, next === -1 ? undefined : next)
-  const steps: StoryStep[] = []
-  for (const block of part.matchAll(/^```console\n([\s\S]*?)^```$/gm))
+  return consoleBlocks(section.slice(start, next === -1 ? undefined : next), `README.md "${heading}"`).flat()
+}
+
+/** Each ```console block of a markdown text, in order, as its steps; `where` names the text in errors. */
+export function consoleBlocks(markdown: string, where: string): StoryStep[][] {
+  return [...markdown.matchAll(/^```console\n([\s\S]*?)^```$/gm)].map(block => {
+    const steps: StoryStep[] = []
     for (const line of block[1].split('\n')) {
       if (line.startsWith('$ ')) {
-        const command = line.slice(2).replace(/\s+#.*$/, '')
-        steps.push({line: command, argv: shellWords(command), expected: []})
+        const exit = /\s+#\s*exit code (\d+) \(([^)]+)\)\s*$/.exec(line)
+        steps.push({
+          line: line.slice(2).replace(/\s+#.*$/, ''),
+          expected: [],
+          ...(exit && {exit: {code: Number(exit[1]), name: exit[2]}}),
+        })
       } else if (line !== '' || steps.length > 0) {
-        if (steps.length === 0) throw new Error(`README.md: output before any command in "${heading}": ${line}`)
+        if (steps.length === 0) throw new Error(`${where}: output before any command in a console block: ${line}`)
         steps.at(-1)!.expected.push(line)
       }
     }
 
-  return steps
+    // The block's closing fence follows a newline, not an empty output line.
+    for (const step of steps) while (step.expected.at(-1) === '') step.expected.pop()
+    return steps
+  })
+}
+
+/** The README's exit-code table: code → name (`4` → `conflict`). */
+export function exitCodeNames(readme: string): Map<number, string> {
+  const table = readme.slice(readme.indexOf('\n## Exit codes\n'))
+  return new Map([...table.matchAll(/^\| (\d+) \| ([^|]+?) \|/gm)].map(row => [Number(row[1]), row[2]]))
 }
 
 /** What may differ between the README and a run, replaced by a placeholder on both sides. */
@@ -60,6 +78,8 @@ export function normalise(text: string): string[] {
         .replaceAll(/\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z/g, '<time>')
         .replaceAll(/\b\d+(\.\d+)? ms\b/g, '<ms>')
         .replaceAll(/\b\d+(\.\d+)?s\b/g, '<seconds>')
+        // Durations in JSON and log fields: "seconds": 0.027, seconds=0.147.
+        .replaceAll(/("seconds": |\bseconds=)\d+(\.\d+)?\b/g, '$1<seconds>')
         .replaceAll(/\b\d+(\.\d+)? (B|KiB|MiB|GiB)\b/g, '<size>')
         .replaceAll(/ by \S+@\S+/g, ' by <user>')
         // Part 3: the store's bucket and the pods' names are the cluster's.

@@ -69,8 +69,9 @@ up() {
   mkdir -p "$STATE"
   if ping_ok; then
     if pid=$(our_pid); then
-      log "dockerd (pid $pid, ours) already answers on $SOCK"
-      echo "started=ours"
+      # Started by an earlier `up`, maybe another test run's on this machine: `down` is that run's to do.
+      log "dockerd (pid $pid, started by an earlier up) already answers on $SOCK: reusing it"
+      echo "started=no"
     else
       log "a daemon already answers on $SOCK: reusing it, not starting another"
       echo "started=no"

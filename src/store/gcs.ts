@@ -286,7 +286,9 @@ export class GcsBackend implements StorageBackend {
 
   private async call<T>(what: string, fn: () => Promise<T>): Promise<T> {
     try {
-      return await withRetry(fn, {what, timeoutMs: this.options.timeoutMs})
+      // An endpoint of one's own (an emulator, a private endpoint) is named when it cannot be reached; output redacts its userinfo.
+      const where = this.options.endpoint ? ` at ${this.options.endpoint}` : ''
+      return await withRetry(fn, {what: `${what}${where}`, timeoutMs: this.options.timeoutMs})
     } catch (error) {
       throw this.mapBucketErrors(error)
     }

@@ -44,7 +44,7 @@ describe('mlops as a process', () => {
       .to.be.at.least(2)
       .and.below(2 + 10)
     expect(run.stderr).to.match(
-      /^Error: listing gs:\/\/models: .*ECONNREFUSED.*\(gave up after \d+ attempts in 2\.\ds\)\nHint: .*MLOPS_STORE_TIMEOUT/,
+      /^Error: listing gs:\/\/models at http:\/\/127\.0\.0\.1:\d+: .*ECONNREFUSED.*\(gave up after \d+ attempts in 2\.\ds\)\nHint: .*MLOPS_STORE_TIMEOUT/,
     )
     expect(run.stderr).to.not.match(/\n\s+at /)
   })

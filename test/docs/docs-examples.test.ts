@@ -1,6 +1,6 @@
 import {CoreV1Api, KubeConfig} from '@kubernetes/client-node'
 import {expect} from 'chai'
-import {type ChildProcess, execFileSync, spawn} from 'node:child_process'
+import {type ChildProcess, execFileSync} from 'node:child_process'
 import {randomBytes} from 'node:crypto'
 import {mkdtempSync, readFileSync, readdirSync, rmSync} from 'node:fs'
 import {tmpdir} from 'node:os'
@@ -9,7 +9,7 @@ import {join} from 'node:path'
 import {dockerEngine, localRegistry} from '../env/docker.js'
 import {kubeCluster} from '../env/k8s.js'
 import {freePort, waitFor} from '../env/ports.js'
-import {type Run, runCli, startCli} from '../helpers/cli.js'
+import {type Run, runCli, startCli, startProcess} from '../helpers/cli.js'
 import {restoreEnv} from '../helpers/env.js'
 import {apiStatus} from '../helpers/kube.js'
 import {README, type StoryStep, consoleBlocks, exitCodeNames, normalise} from '../helpers/readme.js'
@@ -325,21 +325,5 @@ describe('docs/*.md: the examples run in order as written (output compared, ids 
 
 /** A line the docs show for a shell (`curl`, `printf ... > file`), run by bash in the story's folder. */
 async function shell(line: string, env: Record<string, string>, cwd: string): Promise<Run> {
-  const child = spawn('bash', ['-c', line], {cwd, env: {...process.env, ...env}, stdio: ['ignore', 'pipe', 'pipe']})
-  let stdout = ''
-  let stderr = ''
-  child.stdout.on('data', chunk => {
-    stdout += chunk
-  })
-  child.stderr.on('data', chunk => {
-    stderr += chunk
-  })
-  const timer = setTimeout(() => child.kill('SIGKILL'), 60_000)
-  return new Promise((resolve, reject) => {
-    child.on('error', reject)
-    child.on('close', code => {
-      clearTimeout(timer)
-      resolve({code, stdout, stderr})
-    })
-  })
+  return startProcess('bash', ['-c', line], env, cwd, {timeoutMs: 60_000}).done
 }

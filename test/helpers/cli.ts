@@ -33,7 +33,18 @@ export function startCli(
   cwd = tempDir(),
   options: CliOptions = {},
 ): {child: ChildProcess; done: Promise<Run>} {
-  const child = spawn(process.execPath, [bin, ...args], {
+  return startProcess(process.execPath, [bin, ...args], env, cwd, options)
+}
+
+/** Any command in a child process, its output collected, as startCli runs the CLI. */
+export function startProcess(
+  command: string,
+  args: string[],
+  env: Record<string, string> = {},
+  cwd = tempDir(),
+  options: CliOptions = {},
+): {child: ChildProcess; done: Promise<Run>} {
+  const child = spawn(command, args, {
     cwd,
     env: {...process.env, ...env},
     stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],

@@ -50,7 +50,9 @@ describe('GCS store failures (fake-gcs-server)', () => {
     const error = await rejection(store.listModels())
     const seconds = (Date.now() - started) / 1000
     expect(error.exitCode).to.equal(ExitCode.UNAVAILABLE)
-    expect(error.message).to.match(new RegExp(`^listing gs://models at http://127\\.0\\.0\\.1:${port}: .*ECONNREFUSED.*gave up after \\d+ attempts`))
+    expect(error.message).to.match(
+      new RegExp(`^listing gs://models at http://127\\.0\\.0\\.1:${port}: .*ECONNREFUSED.*gave up after \\d+ attempts`),
+    )
     expect(error.suggestion).to.match(/MLOPS_STORE_TIMEOUT/)
     // Functional bound, not a benchmark: it gives up about when the 2 s window closes.
     expect(seconds).to.be.greaterThan(1.5).and.lessThan(10)

@@ -41,6 +41,35 @@ export async function realNodeProject(namespace: string, options: {pushModels?: 
   const registry = localRegistry('e2e-ci', password)
   trustRegistry(node, registry.address)
   const gcs = await FakeGcs.start({host: node.gateway})
+  // A step that fails leaves nothing running: the caller gets no handle to stop these with.
+  try {
+    return await setUpProject(namespace, options, {cluster, node, dockerHost, password, registry, gcs})
+  } catch (error) {
+    await gcs.stop()
+    registry.stop()
+    throw error
+  }
+}
+
+async function setUpProject(
+  namespace: string,
+  options: {pushModels?: boolean},
+  {
+    cluster,
+    node,
+    dockerHost,
+    password,
+    registry,
+    gcs,
+  }: {
+    cluster: ReturnType<typeof realNode>['cluster']
+    node: ReturnType<typeof realNode>['node']
+    dockerHost: string
+    password: string
+    registry: ReturnType<typeof localRegistry>
+    gcs: FakeGcs
+  },
+): Promise<RealNodeProject> {
   const bucket = 'e2e-models'
   await gcs.createBucket(bucket)
   const workdir = tempDir('mlops-e2e-')

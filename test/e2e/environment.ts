@@ -35,8 +35,11 @@ export interface RealNodeProject {
  * is the real CLI; a failing step throws with its output.
  */
 export async function realNodeProject(namespace: string, options: {pushModels?: boolean} = {}): Promise<RealNodeProject> {
-  const {cluster, node} = realNode()
+  // The engine before the node: a dockerd first started while the real node ran (npm run e2e on a
+  // machine with no engine yet) failed every container start once ("runc create failed: can't get
+  // final child's PID from pipe"); one started before it never has.
   const {dockerHost} = dockerEngine()
+  const {cluster, node} = realNode()
   const password = randomBytes(12).toString('hex')
   const registry = localRegistry('e2e-ci', password)
   trustRegistry(node, registry.address)

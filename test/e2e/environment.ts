@@ -32,9 +32,13 @@ export interface RealNodeProject {
  * store (the emulator), mlops.yaml pointing the pods at the node, two model
  * versions pushed, both images built and pushed to a registry that needs
  * credentials, and the pull Secret made with mlops image secret. Every step
- * is the real CLI; a failing step throws with its output.
+ * is the real CLI; a failing step throws with its output. One replica unless
+ * `replicas` says otherwise ('init default': as mlops init makes the project).
  */
-export async function realNodeProject(namespace: string, options: {pushModels?: boolean} = {}): Promise<RealNodeProject> {
+export async function realNodeProject(
+  namespace: string,
+  options: {pushModels?: boolean; replicas?: number | 'init default'} = {},
+): Promise<RealNodeProject> {
   const {cluster, node} = realNode()
   const {dockerHost} = dockerEngine()
   const password = randomBytes(12).toString('hex')
@@ -70,8 +74,7 @@ export async function realNodeProject(namespace: string, options: {pushModels?: 
         `${registry.address}/e2e`,
         '--namespace',
         namespace,
-        '--replicas',
-        '1',
+        ...(options.replicas === 'init default' ? [] : ['--replicas', String(options.replicas ?? 1)]),
       ],
       env,
       workdir,

@@ -12,7 +12,7 @@ import {freePort, waitFor} from '../env/ports.js'
 import {type Run, runCli, startCli, startProcess} from '../helpers/cli.js'
 import {restoreEnv} from '../helpers/env.js'
 import {apiStatus} from '../helpers/kube.js'
-import {README, type StoryStep, consoleBlocks, exitCodeNames, normalise} from '../helpers/readme.js'
+import {DOCS, README, REAL_NODE_BLOCKS, type StoryStep, consoleBlocks, exitCodeNames, normalise, readDoc} from '../helpers/readme.js'
 import {shellWords} from '../helpers/shell-words.js'
 import {fixture} from '../helpers/stores.js'
 
@@ -27,9 +27,6 @@ import {fixture} from '../helpers/stores.js'
  * needs what this suite cannot give cheaply (a real node) is listed in ELSEWHERE with the
  * test that runs its commands; any other block belongs to a story, so a new block runs.
  */
-
-const DOCS = join(import.meta.dirname, '..', '..', 'docs')
-const readDoc = (doc: string) => readFileSync(join(DOCS, doc), 'utf8')
 
 /** What this run has in place of a value the doc shows (its port, its registry, its git tag). */
 interface Context {
@@ -130,21 +127,11 @@ const STORIES: DocStory[] = [
   },
 ]
 
-/** Blocks not run here, by doc and first command, with the tests that run their commands instead. */
-const ELSEWHERE: {doc: string; first: string; where: string}[] = [
-  {
-    doc: 'kubernetes.md',
-    first: 'mlops render --model iris@prod --out rendered/',
-    where:
-      'rollouts need pods that start: on the real node, test/e2e/readme-k8s.test.ts (render, deploy, predict as in the README) ' +
-      'and test/e2e/real-node.test.ts (a second version, status, rollback)',
-  },
-  {
-    doc: 'predict.md',
-    first: "mlops predict --target k8s --data '[[6.3, 3.3, 6.0, 2.5]]' --expect virginica",
-    where: 'needs a deployed pod to forward to: test/targets/k8s-predict.test.ts (kwok port-forward) and test/e2e/real-node.test.ts',
-  },
-]
+/** Blocks not run here, by doc and first command, with the test that runs them as written instead. */
+const ELSEWHERE: {doc: string; first: string; where: string}[] = REAL_NODE_BLOCKS.map(block => ({
+  ...block,
+  where: 'rollouts need pods that start: test/e2e/docs-k8s.test.ts runs it on the real node (npm run e2e), output compared',
+}))
 
 const elsewhere = (doc: string, block: StoryStep[]) => ELSEWHERE.find(entry => entry.doc === doc && entry.first === block[0]?.line)
 const oneLine = (text: string) => text.replaceAll(/\s+/g, ' ')

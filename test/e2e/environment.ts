@@ -32,9 +32,13 @@ export interface RealNodeProject {
  * store (the emulator), mlops.yaml pointing the pods at the node, two model
  * versions pushed, both images built and pushed to a registry that needs
  * credentials, and the pull Secret made with mlops image secret. Every step
- * is the real CLI; a failing step throws with its output.
+ * is the real CLI; a failing step throws with its output. One replica unless
+ * `replicas` says otherwise ('init default': as mlops init makes the project).
  */
-export async function realNodeProject(namespace: string, options: {pushModels?: boolean} = {}): Promise<RealNodeProject> {
+export async function realNodeProject(
+  namespace: string,
+  options: {pushModels?: boolean; replicas?: number | 'init default'} = {},
+): Promise<RealNodeProject> {
   // The engine before the node: a dockerd first started while the real node ran (npm run e2e on a
   // machine with no engine yet) failed every container start once ("runc create failed: can't get
   // final child's PID from pipe"); one started before it never has.
@@ -56,7 +60,7 @@ export async function realNodeProject(namespace: string, options: {pushModels?: 
 
 async function setUpProject(
   namespace: string,
-  options: {pushModels?: boolean},
+  options: {pushModels?: boolean; replicas?: number | 'init default'},
   {
     cluster,
     node,
@@ -102,8 +106,7 @@ async function setUpProject(
         `${registry.address}/e2e`,
         '--namespace',
         namespace,
-        '--replicas',
-        '1',
+        ...(options.replicas === 'init default' ? [] : ['--replicas', String(options.replicas ?? 1)]),
       ],
       env,
       workdir,

@@ -1,12 +1,15 @@
+import {readFileSync} from 'node:fs'
 import {join} from 'node:path'
 
 /**
  * The README's by-hand story and the docs' examples as steps, and what may differ
  * between a document and a run: test/docs/readme.test.ts runs the README's parts 1 and 2,
- * test/e2e/readme-k8s.test.ts part 3 on the real node, test/docs/docs-examples.test.ts
- * the ```console blocks of docs/*.md.
+ * test/docs/docs-examples.test.ts the ```console blocks of docs/*.md, and
+ * test/e2e/docs-k8s.test.ts on the real node the README's part 3 and the docs' blocks that need pods.
  */
 export const README = join(import.meta.dirname, '..', '..', 'README.md')
+export const DOCS = join(import.meta.dirname, '..', '..', 'docs')
+export const readDoc = (doc: string) => readFileSync(join(DOCS, doc), 'utf8')
 export const STORY = '## Your own project, step by step'
 /** The story's parts. */
 export const LOCAL = '### 1. On this machine'
@@ -57,6 +60,23 @@ export function consoleBlocks(markdown: string, where: string): StoryStep[][] {
   })
 }
 
+/**
+ * The docs' blocks that need pods which start, by doc and first command: test/e2e/docs-k8s.test.ts
+ * runs them on the real node, in this order, after the README's part 3 in the same project;
+ * test/docs/docs-examples.test.ts leaves them to it.
+ */
+export const REAL_NODE_BLOCKS = [
+  {doc: 'predict.md', first: "mlops predict --target k8s --data '[[6.3, 3.3, 6.0, 2.5]]' --expect virginica"},
+  {doc: 'kubernetes.md', first: 'mlops render --model iris@prod --out rendered/'},
+] as const
+
+/** The ```console block of docs/`doc` that starts with `first`. */
+export function docBlock(doc: string, first: string): StoryStep[] {
+  const block = consoleBlocks(readDoc(doc), doc).find(steps => steps[0]?.line === first)
+  if (!block) throw new Error(`docs/${doc}: no console block starts with $ ${first}`)
+  return block
+}
+
 /** The README's exit-code table: code → name (`4` → `conflict`). */
 export function exitCodeNames(readme: string): Map<number, string> {
   const table = readme.slice(readme.indexOf('\n## Exit codes\n'))
@@ -85,9 +105,8 @@ export function normalise(text: string): string[] {
         // Part 3: the store's bucket and the pods' names are the cluster's.
         .replaceAll(/gs:\/\/\S*?\/iris\//g, 'gs://<store>/iris/')
         .replaceAll(/\biris-[a-z0-9]{8,10}-[a-z0-9]{5}\b/g, 'iris-<pod>')
-        // The namespace may exist already (mlops image secret makes it); the test node runs one replica.
+        // The namespace may exist already (mlops image secret makes it).
         .replace(/^namespace\/(\S+) (created|unchanged)$/, 'namespace/$1 <applied>')
-        .replace(/ (\d+)\/\1 available, revision /, ' <n>/<n> available, revision ')
         .replaceAll(/\s+/g, ' ')
         .trim()
         // The load figures' row: requests and errors are the README's, requests/s are this machine's.

@@ -1,13 +1,14 @@
 import {runCommand} from '@oclif/test'
 import {AppsV1Api, AutoscalingV2Api, CoreV1Api, KubeConfig, KubernetesObjectApi, PatchStrategy, PolicyV1Api} from '@kubernetes/client-node'
 import {expect} from 'chai'
-import {writeFileSync} from 'node:fs'
+import {readFileSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 
 import {ExitCode} from '../../src/errors.js'
 import {encodeLenField, encodeVarintField} from '../../src/onnx/wire.js'
 import {inspectModelFile} from '../../src/store/model-file.js'
 import {type Cluster, kubeCluster} from '../env/k8s.js'
+import {runCli} from '../helpers/cli.js'
 import {type StoreFixture, fixture, makeStore, tempDir, writeK8sProject} from '../helpers/stores.js'
 import {restoreEnv} from '../helpers/env.js'
 import {apiStatus} from '../helpers/kube.js'
@@ -134,6 +135,37 @@ describe('mlops deploy on a real Kubernetes control plane', function () {
     expect(exitCode).to.equal(0)
     expect(stdout).to.contain('deployment/iris unchanged')
     expect((await apps.readNamespacedDeployment({name: 'iris', namespace: 'iris'})).metadata?.resourceVersion).to.equal(before)
+  })
+
+  it('a deploy keeps its connections to the API server: a few TLS handshakes for its dozen calls, not one each', async () => {
+    // Counted inside the CLI process: a preload wraps tls.connect and writes the count at exit.
+    const dir = tempDir()
+    const preload = join(dir, 'count-tls.cjs')
+    writeFileSync(
+      preload,
+      "const tls = require('tls'); let n = 0; const connect = tls.connect; tls.connect = function (...a) { n++; return connect.apply(this, a) };\n" +
+        `process.on('exit', () => require('fs').writeFileSync(${JSON.stringify(join(dir, 'count'))}, String(n)))\n`,
+    )
+    const run = await runCli(
+      [
+        'deploy',
+        '--config',
+        join(project, 'mlops.yaml'),
+        '--model',
+        'iris@1',
+        '--set',
+        'autoscaling.minReplicas=2',
+        '--set',
+        'autoscaling.maxReplicas=4',
+      ],
+      {
+        NODE_OPTIONS: `--require ${preload}`,
+        KUBECONFIG: cluster.kubeconfig,
+      },
+    )
+    expect(run.code, run.stderr).to.equal(0)
+    // Namespace first, then four objects at once (a socket each, at most), then the rollout polls on those sockets.
+    expect(Number(readFileSync(join(dir, 'count'), 'utf8'))).to.be.within(1, 5)
   })
 
   it('a new model version makes a new revision with the new model annotation', async () => {

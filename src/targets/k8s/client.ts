@@ -1,5 +1,8 @@
 import {AppsV1Api, CoreV1Api, KubeConfig, KubernetesObjectApi, VersionApi} from '../../vendor/kubernetes.js'
 
+import {createHash} from 'node:crypto'
+import type {Agent} from 'node:http'
+
 import {UsageError, errorMessage} from '../../errors.js'
 
 export interface KubeClients {
@@ -51,6 +54,7 @@ export function kubeClients(options: {context?: string} = {}): KubeClients {
     })
   }
 
+  reuseConnections(config)
   return {
     config,
     server: cluster.server,
@@ -63,4 +67,36 @@ export function kubeClients(options: {context?: string} = {}): KubeClients {
 /** The API server's version (GET /version). */
 export async function serverVersion(clients: KubeClients): Promise<{major: string; minor: string; gitVersion: string}> {
   return clients.config.makeApiClient(VersionApi).getCode()
+}
+
+type CreateAgent = (cluster: unknown, options: Record<string, unknown>) => Agent
+
+/**
+ * client-node makes a new agent for every request, so every call to the API
+ * server paid a new TCP connection, a TLS handshake and a TLS context with the
+ * client key (a deploy makes about a dozen calls). One keep-alive agent per
+ * set of TLS options serves them all, as kubectl keeps one connection; a
+ * credential that changes (an exec plugin's new certificate) gets an agent of
+ * its own. Idle sockets do not hold the process open.
+ */
+function reuseConnections(config: KubeConfig): void {
+  const target = config as unknown as {createAgent: CreateAgent}
+  const create = target.createAgent.bind(config)
+  const agents = new Map<string, Agent>()
+  target.createAgent = (cluster, options) => {
+    const {server, proxyUrl} = (cluster ?? {}) as {server?: string; proxyUrl?: string}
+    const tls = ['ca', 'cert', 'key', 'pfx', 'passphrase', 'rejectUnauthorized', 'servername'].map(name => {
+      const value = options[name]
+      return Buffer.isBuffer(value) ? value.toString('base64') : value
+    })
+    const key = createHash('sha256')
+      .update(JSON.stringify([server, proxyUrl, tls]))
+      .digest('hex')
+    let agent = agents.get(key)
+    if (!agent) {
+      agent = create(cluster, {...options, keepAlive: true})
+      agents.set(key, agent)
+    }
+    return agent
+  }
 }

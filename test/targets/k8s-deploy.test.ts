@@ -74,6 +74,9 @@ describe('mlops deploy on a real Kubernetes control plane', function () {
     restoreEnv('KUBECONFIG', saved)
   })
 
+  /** The first deploy's arguments (an HPA too), repeated by the tests that expect nothing to change. */
+  const FIRST_DEPLOY = ['--model', 'iris@1', '--set', 'autoscaling.minReplicas=2', '--set', 'autoscaling.maxReplicas=4']
+
   async function deploy(...args: string[]) {
     const result = await runCommand(['deploy', '--config', join(project, 'mlops.yaml'), ...args], {root})
     return {...result, exitCode: (result.error as {oclif?: {exit?: number}} | undefined)?.oclif?.exit ?? 0}
@@ -90,14 +93,7 @@ describe('mlops deploy on a real Kubernetes control plane', function () {
   // kwok marks the pods of the one fake node Running and Ready without running any container: the
   // controllers, the scheduler and the API server are real, the pods' insides are not.
   it('creates Namespace, Deployment, Service and PDB (and an autoscaling/v2 HPA when enabled); the Deployment controller reports the rollout complete', async () => {
-    const {exitCode, stderr, stdout} = await deploy(
-      '--model',
-      'iris@1',
-      '--set',
-      'autoscaling.minReplicas=2',
-      '--set',
-      'autoscaling.maxReplicas=4',
-    )
+    const {exitCode, stderr, stdout} = await deploy(...FIRST_DEPLOY)
     expect(exitCode, stderr).to.equal(0)
     expect(stdout).to.contain('deployment iris/iris rolled out: iris@1')
     for (const object of ['namespace/iris', 'deployment/iris', 'horizontalpodautoscaler/iris', 'poddisruptionbudget/iris', 'service/iris'])
@@ -131,7 +127,7 @@ describe('mlops deploy on a real Kubernetes control plane', function () {
 
   it('re-running the same deploy changes nothing (same resourceVersion)', async () => {
     const before = (await apps.readNamespacedDeployment({name: 'iris', namespace: 'iris'})).metadata?.resourceVersion
-    const {exitCode, stdout} = await deploy('--model', 'iris@1', '--set', 'autoscaling.minReplicas=2', '--set', 'autoscaling.maxReplicas=4')
+    const {exitCode, stdout} = await deploy(...FIRST_DEPLOY)
     expect(exitCode).to.equal(0)
     expect(stdout).to.contain('deployment/iris unchanged')
     expect((await apps.readNamespacedDeployment({name: 'iris', namespace: 'iris'})).metadata?.resourceVersion).to.equal(before)
@@ -146,23 +142,10 @@ describe('mlops deploy on a real Kubernetes control plane', function () {
       "const tls = require('tls'); let n = 0; const connect = tls.connect; tls.connect = function (...a) { n++; return connect.apply(this, a) };\n" +
         `process.on('exit', () => require('fs').writeFileSync(${JSON.stringify(join(dir, 'count'))}, String(n)))\n`,
     )
-    const run = await runCli(
-      [
-        'deploy',
-        '--config',
-        join(project, 'mlops.yaml'),
-        '--model',
-        'iris@1',
-        '--set',
-        'autoscaling.minReplicas=2',
-        '--set',
-        'autoscaling.maxReplicas=4',
-      ],
-      {
-        NODE_OPTIONS: `--require ${preload}`,
-        KUBECONFIG: cluster.kubeconfig,
-      },
-    )
+    const run = await runCli(['deploy', '--config', join(project, 'mlops.yaml'), ...FIRST_DEPLOY], {
+      NODE_OPTIONS: `--require ${preload}`,
+      KUBECONFIG: cluster.kubeconfig,
+    })
     expect(run.code, run.stderr).to.equal(0)
     // Namespace first, then four objects at once (a socket each, at most), then the rollout polls on those sockets.
     expect(Number(readFileSync(join(dir, 'count'), 'utf8'))).to.be.within(1, 5)

@@ -19,7 +19,7 @@ const ts = dir =>
     .map(name => join(src, dir, name))
 
 /** Native addons (installed with the package), and what only runs in development (oclif's TypeScript support). test/cli/bundle.test.ts holds the same list. */
-const EXTERNAL = ['onnxruntime-node', '@node-rs/crc32', 'ssh2', 'cpu-features', 'typescript', 'ts-node']
+const EXTERNAL = ['onnxruntime-node', '@node-rs/crc32', 'typescript', 'ts-node']
 
 const common = {
   bundle: true,

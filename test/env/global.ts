@@ -1,6 +1,6 @@
 import {stopDockerEngine} from './docker.js'
 import {FakeGcs, ensureFakeGcsBinary} from './fake-gcs.js'
-import {stopKubeCluster} from './k8s.js'
+import {ensureKubeBinaries, stopKubeCluster} from './k8s.js'
 import {stopRealNode} from './node.js'
 
 /**
@@ -16,9 +16,12 @@ export async function sharedGcs(): Promise<FakeGcs> {
 
 export const mochaHooks = {
   beforeAll(this: Mocha.Context): void {
-    // A fresh machine builds the emulator first (go install, about 80 s on 2 cores).
-    this.timeout(15 * 60 * 1000)
+    // A fresh machine builds the test servers first, all of them before any test: the emulator
+    // (go install, about 80 s on 2 cores), then Kubernetes, the kubelet and containerd (about 10 min).
+    // On a busy 2-core machine that can take twice as long; every later hook only starts processes.
+    this.timeout(45 * 60 * 1000)
     ensureFakeGcsBinary()
+    ensureKubeBinaries()
   },
 
   async afterAll(this: Mocha.Context): Promise<void> {

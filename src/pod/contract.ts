@@ -38,7 +38,36 @@ export const API_ENV = {
   sha256: 'MODEL_SHA256',
   /** How many server processes share the port (default: from the container's CPU quota). */
   workers: 'MLOPS_WORKERS',
+  /** A token the local target gives the server it starts, answered at INSTANCE_PATH with its pid. */
+  instance: 'MLOPS_SERVE_INSTANCE',
 } as const
+
+/**
+ * Where a server says who it is: `{pid, instance}`. The local target signals a
+ * recorded pid only when the server at the recorded URL answers that pid and
+ * the token it was started with: a pid alone may belong to a stranger by now,
+ * and no Linux-only /proc is needed to tell.
+ */
+export const INSTANCE_PATH = '/instance'
+
+export interface ServerInstance {
+  pid: number
+  instance: string | null
+}
+
+/** The server's own answer at INSTANCE_PATH, validated; undefined when nothing (or something else) answers. */
+export async function serverInstance(url: string, timeoutMs = 2000): Promise<ServerInstance | undefined> {
+  try {
+    const response = await fetch(`${url}${INSTANCE_PATH}`, {signal: AbortSignal.timeout(timeoutMs), redirect: 'error'})
+    if (!response.ok) return undefined
+    const body = (await response.json()) as Partial<ServerInstance> | null
+    if (!body || !Number.isSafeInteger(body.pid) || (body.pid as number) <= 0) return undefined
+    if (body.instance !== null && typeof body.instance !== 'string') return undefined
+    return {pid: body.pid as number, instance: body.instance}
+  } catch {
+    return undefined
+  }
+}
 
 /** The loader's environment: what `mlops model pull` reads besides its arguments. */
 export const LOADER_ENV = {

@@ -6,7 +6,7 @@ import {Metrics} from './metrics.js'
 import {type PreparedModel, type ServedModel, loadModel, predict} from './model.js'
 import type {PoolLink} from './pool.js'
 import {BadRequestError, batchToTensorData, describeShape, flatToTensorData, tensorValues} from './tensors.js'
-import {HEALTH_PATH, LOG_EVENTS, READY_PATH} from '../pod/contract.js'
+import {API_ENV, HEALTH_PATH, INSTANCE_PATH, LOG_EVENTS, READY_PATH, type ServerInstance} from '../pod/contract.js'
 
 export interface ServerOptions {
   host: string
@@ -122,6 +122,9 @@ export async function startServer(prepared: PreparedModel, options: ServerOption
   })
 
   app.get(HEALTH_PATH, async () => ({health: 'ok'}))
+  // A worker's parent is the primary, the process that was started (and that a stop signals).
+  const instance: ServerInstance = {pid: link ? process.ppid : process.pid, instance: process.env[API_ENV.instance] ?? null}
+  app.get(INSTANCE_PATH, async () => instance)
   app.get(READY_PATH, async (_request, reply) => (ready() ? {ready: true} : reply.code(503).send({ready: false, reason: notReadyReason()})))
   app.get('/metrics', async (_request, reply) =>
     reply.type('text/plain; version=0.0.4').send(metrics.render(link ? await link.podCounters() : undefined)),

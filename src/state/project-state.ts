@@ -18,6 +18,8 @@ export interface ProjectState {
 /** The local target: the mlops serve process deploy started, and its work folder. */
 export interface LocalDeployment {
   pid: number
+  /** The token the server was started with, answered with its pid at INSTANCE_PATH. */
+  instance?: string
   url: string
   model: string
   sha256: string

@@ -1,14 +1,25 @@
-import {spawn} from 'node:child_process'
-import {closeSync, openSync, readFileSync} from 'node:fs'
-import {mkdir, readdir, rm} from 'node:fs/promises'
-import {basename, join} from 'node:path'
+import {type ChildProcess, execFileSync, spawn} from 'node:child_process'
+import {randomBytes} from 'node:crypto'
+import {closeSync, openSync, readFileSync, rmSync} from 'node:fs'
+import {mkdir, readFile, readdir, rm, writeFile} from 'node:fs/promises'
+import {basename, dirname, join} from 'node:path'
 import {setTimeout as sleep} from 'node:timers/promises'
 
-import {NotFoundError, RolloutError} from '../errors.js'
+import {ConflictError, IntegrityError, NotFoundError, RolloutError} from '../errors.js'
 import {requireCompatible} from '../images/compat.js'
-import {LABELS_PATH, LOG_EVENTS, MODEL_PATH, findLogEvent, isReady, parseLogLine, waitUntilReady} from '../pod/contract.js'
+import {
+  API_ENV,
+  LABELS_PATH,
+  LOG_EVENTS,
+  MODEL_PATH,
+  findLogEvent,
+  isReady,
+  parseLogLine,
+  serverInstance,
+  waitUntilReady,
+} from '../pod/contract.js'
 import {installedRuntimeSupport} from '../runtime/capabilities.js'
-import {type LocalDeployment, readState, updateState} from '../state/project-state.js'
+import {type LocalDeployment, readState, statePath, updateState} from '../state/project-state.js'
 import type {ModelStore} from '../store/model-store.js'
 import type {ModelRef} from '../store/names.js'
 import {resolveDeployModel} from './deploy-model.js'
@@ -32,28 +43,50 @@ export async function deployLocal(
   ref: ModelRef,
   options: {timeoutMs: number; port: number; onProgress?: (text: string) => void},
 ): Promise<LocalDeployment & {unchanged: boolean}> {
-  const previous = (await readState(projectDir)).local
+  return withDeployLock(join(projectDir, '.mlops', 'local'), () => deployUnderLock(projectDir, store, ref, options))
+}
+
+async function deployUnderLock(
+  projectDir: string,
+  store: ModelStore,
+  ref: ModelRef,
+  options: {timeoutMs: number; port: number; onProgress?: (text: string) => void},
+): Promise<LocalDeployment & {unchanged: boolean}> {
+  const previous = await recordedLocal(projectDir)
   const manifest = await store.resolve(ref)
-  const previousServes = previous !== undefined && processAlive(previous.pid)
+  const previousServes = previous !== undefined && (await isOurServer(previous))
   if (previous && previousServes && previous.sha256 === manifest.sha256 && (await isReady(previous.url)))
     return {...previous, unchanged: true}
   // A fixed port the current server holds cannot be bound twice: then, and only then, it stops first.
-  if (previous && previousServes && options.port !== 0 && new URL(previous.url).port === String(options.port))
-    await stopProcess(previous.pid)
+  if (previous && previousServes && options.port !== 0 && new URL(previous.url).port === String(options.port)) await stopServer(previous)
 
   const root = join(projectDir, '.mlops', 'local')
   const workdir = join(root, `workdir-${Date.now().toString(36)}-${process.pid}`)
   const log = `${workdir}.log`
   options.onProgress?.(`Pulling ${manifest.name}@${manifest.version}`)
   await mkdir(workdir, {recursive: true})
-  let pid: number | undefined
+  let child: ChildProcess | undefined
+  const instance = randomBytes(16).toString('hex')
+  // Ctrl-C or a SIGTERM before the new server is recorded: it and its folder go, the previous one
+  // serves on, recorded as it was, and the deploy ends 130 (interrupted).
+  const interrupted = (signal: NodeJS.Signals) => {
+    if (child && !hasExited(child)) child.kill('SIGKILL')
+    rmSync(workdir, {recursive: true, force: true})
+    rmSync(`${workdir}.log`, {force: true})
+    rmSync(join(root, DEPLOY_LOCK), {force: true})
+    process.stderr.write(
+      `Error: mlops deploy interrupted (${signal}): nothing new was started${previous ? `; ${previous.model} still serves` : ''}\n`,
+    )
+    process.exit(130)
+  }
+  for (const signal of INTERRUPTS) process.once(signal, interrupted)
   try {
     // The pod's layout, under this deploy's own folder.
     const model = join(workdir, basename(MODEL_PATH))
     const labels = manifest.labels ? join(workdir, basename(LABELS_PATH)) : undefined
     await store.pull({ref: {name: manifest.name, ref: manifest.version}, destination: model, labelsDestination: labels})
     const out = openSync(log, 'w')
-    const child = spawn(
+    child = spawn(
       process.execPath,
       [
         BIN,
@@ -75,15 +108,16 @@ export async function deployLocal(
         '--workers',
         '1',
       ],
-      {detached: true, stdio: ['ignore', out, out]},
+      {detached: true, stdio: ['ignore', out, out], env: {...process.env, [API_ENV.instance]: instance}},
     )
     closeSync(out)
     child.unref()
-    pid = child.pid!
+    const pid = child.pid!
     options.onProgress?.(`Starting mlops serve (pid ${pid})`)
-    const url = await untilReady(pid, log, options.timeoutMs)
+    const url = await untilReady(child, log, options.timeoutMs)
     const deployment: LocalDeployment = {
       pid,
+      instance,
       url,
       model: `${manifest.name}@${manifest.version}`,
       sha256: manifest.sha256,
@@ -94,21 +128,58 @@ export async function deployLocal(
     await updateState(projectDir, state => {
       state.local = deployment
     })
+    for (const signal of INTERRUPTS) process.off(signal, interrupted)
     if (previous) await retire(previous)
     await removeAbandoned(root, deployment)
     return {...deployment, unchanged: false}
   } catch (error) {
-    if (pid !== undefined) await stopProcess(pid)
+    // Our own child: its handle knows whether it has exited, so no pid of a stranger is signalled.
+    if (child) await stopChild(child)
     await rm(workdir, {recursive: true, force: true})
     throw error
+  } finally {
+    for (const signal of INTERRUPTS) process.off(signal, interrupted)
   }
 }
 
-async function untilReady(pid: number, log: string, timeoutMs: number): Promise<string> {
+const INTERRUPTS = ['SIGINT', 'SIGTERM'] as const
+const DEPLOY_LOCK = 'deploy.lock'
+
+/**
+ * One deploy at a time per project on this target: the lock file holds the
+ * deploying CLI's pid; a second deploy exits 4 naming it (two servers would
+ * both think they are the one recorded). A lock whose pid no longer exists was
+ * left by a deploy killed with -9, and is taken over.
+ */
+async function withDeployLock<T>(root: string, deploy: () => Promise<T>): Promise<T> {
+  const lock = join(root, DEPLOY_LOCK)
+  await mkdir(root, {recursive: true})
+  for (;;) {
+    try {
+      await writeFile(lock, `${process.pid}\n`, {flag: 'wx'})
+      break
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error
+      const holder = Number((await readFile(lock, 'utf8').catch(() => '')).trim())
+      if (Number.isSafeInteger(holder) && holder > 0 && holder !== process.pid && processExists(holder))
+        throw new ConflictError(`another mlops deploy (pid ${holder}) is deploying this project to the local target`, {
+          suggestion: 'wait for it to finish, then run mlops status',
+        })
+      await rm(lock, {force: true})
+    }
+  }
+  try {
+    return await deploy()
+  } finally {
+    await rm(lock, {force: true})
+  }
+}
+
+async function untilReady(child: ChildProcess, log: string, timeoutMs: number): Promise<string> {
   let url: string | undefined
   const outcome = await waitUntilReady({
     url: () => (url ??= listeningUrl(log)),
-    failure: async () => (processAlive(pid) ? undefined : 'exited'),
+    failure: async () => (hasExited(child) ? 'exited' : undefined),
     timeoutMs,
   })
   if ('url' in outcome) return outcome.url
@@ -119,9 +190,10 @@ async function untilReady(pid: number, log: string, timeoutMs: number): Promise<
 }
 
 /** Stops a replaced server and removes its files (a work folder from before per-deploy folders is removed too). */
-async function retire(deployment: LocalDeployment): Promise<void> {
-  await stopProcess(deployment.pid)
+async function retire(deployment: LocalDeployment): Promise<boolean> {
+  const stopped = await stopServer(deployment)
   await rm(deployment.workdir, {recursive: true, force: true})
+  return stopped
 }
 
 /** Work folders and logs of deploys killed before they could clean up: not the live one. */
@@ -130,52 +202,124 @@ async function removeAbandoned(root: string, live: LocalDeployment): Promise<voi
     const path = join(root, name)
     const pid = Number(/^workdir-[0-9a-z]+-(\d+)(\.log)?$/.exec(name)?.[1])
     // A deploy still running in another process keeps its folder.
-    if (!pid || path === live.workdir || path === live.log || (pid !== process.pid && processAlive(pid))) continue
+    if (!pid || path === live.workdir || path === live.log || (pid !== process.pid && processExists(pid))) continue
     await rm(path, {recursive: true, force: true})
   }
 }
 
+/**
+ * The recorded local deployment, read back as strictly as a flag: its work
+ * folder and log are removed and its pid signalled later, so a state.json that
+ * points them anywhere else (another folder, a pid that is not a number) is
+ * refused, never acted on.
+ */
+async function recordedLocal(projectDir: string): Promise<LocalDeployment | undefined> {
+  const local = (await readState(projectDir)).local as Partial<LocalDeployment> | undefined
+  if (local === undefined) return undefined
+  const root = join(projectDir, '.mlops', 'local')
+  const inRoot = (path: unknown, pattern: RegExp) => typeof path === 'string' && dirname(path) === root && pattern.test(basename(path))
+  const url = typeof local.url === 'string' && URL.canParse(local.url) ? new URL(local.url) : undefined
+  const valid =
+    typeof local === 'object' &&
+    local !== null &&
+    Number.isSafeInteger(local.pid) &&
+    (local.pid as number) > 1 &&
+    (local.instance === undefined || (typeof local.instance === 'string' && /^[0-9a-f]{32}$/.test(local.instance))) &&
+    url?.protocol === 'http:' &&
+    url.hostname === '127.0.0.1' &&
+    url.pathname === '/' &&
+    inRoot(local.workdir, /^workdir-[0-9a-z]+-\d+$/) &&
+    local.log === `${local.workdir}.log` &&
+    typeof local.model === 'string' &&
+    typeof local.sha256 === 'string' &&
+    /^[0-9a-f]{64}$/.test(local.sha256)
+  if (!valid)
+    throw new IntegrityError(
+      `${statePath(projectDir)} records a local deployment that is not one mlops made; nothing was stopped or removed`,
+      {
+        suggestion: `stop the server yourself if one runs, then remove the "local" entry of ${statePath(projectDir)}`,
+      },
+    )
+  return {...(local as LocalDeployment), url: url.origin}
+}
+
 export async function localStatus(projectDir: string): Promise<LocalDeployment & {running: boolean; ready: boolean}> {
-  const deployment = (await readState(projectDir)).local
+  const deployment = await recordedLocal(projectDir)
   if (!deployment) throw new NotFoundError('nothing is deployed on the local target', {suggestion: 'mlops deploy --target local'})
-  const running = processAlive(deployment.pid)
+  const running = await isOurServer(deployment)
   return {...deployment, running, ready: running && (await isReady(deployment.url))}
 }
 
-export async function deleteLocal(projectDir: string): Promise<LocalDeployment> {
-  const deployment = (await readState(projectDir)).local
+/** Stops the recorded server (only if it is provably ours: else it no longer runs) and removes its files and record. */
+export async function deleteLocal(projectDir: string): Promise<LocalDeployment & {stopped: boolean}> {
+  const deployment = await recordedLocal(projectDir)
   if (!deployment) throw new NotFoundError('nothing is deployed on the local target')
-  await retire(deployment)
+  const stopped = await retire(deployment)
   await rm(deployment.log, {force: true})
   await updateState(projectDir, state => {
     delete state.local
   })
-  return deployment
+  return {...deployment, stopped}
 }
 
-/** Ends the recorded server: SIGTERM (it finishes in-flight requests), SIGKILL after 10 s. Only our own mlops serve. */
-async function stopProcess(pid: number): Promise<void> {
-  if (!processAlive(pid) || !isOurServer(pid)) return
-  process.kill(pid, 'SIGTERM')
-  for (let waited = 0; waited < 10_000 && processAlive(pid); waited += 50) await sleep(50)
-  if (processAlive(pid)) process.kill(pid, 'SIGKILL')
+/**
+ * Ends the recorded server: SIGTERM (it finishes in-flight requests), SIGKILL
+ * after 10 s. Only when the server at the recorded URL says it is that pid,
+ * started with the recorded token: a pid read back from state.json may be any
+ * process's by now, and is never signalled on its word alone.
+ */
+async function stopServer(deployment: LocalDeployment): Promise<boolean> {
+  if (!(await isOurServer(deployment))) return false
+  process.kill(deployment.pid, 'SIGTERM')
+  await untilGone(deployment.pid)
+  return true
 }
 
-function isOurServer(pid: number): boolean {
+async function stopChild(child: ChildProcess): Promise<void> {
+  if (hasExited(child)) return
+  child.kill('SIGTERM')
+  await untilGone(child.pid!, () => hasExited(child))
+}
+
+async function untilGone(pid: number, exited = () => !processRuns(pid)): Promise<void> {
+  for (let waited = 0; waited < 10_000 && !exited(); waited += 50) await sleep(50)
+  if (!exited()) process.kill(pid, 'SIGKILL')
+}
+
+function hasExited(child: ChildProcess): boolean {
+  return child.exitCode !== null || child.signalCode !== null
+}
+
+/** The recorded server answers at its URL with the recorded pid and token (a deploy of an older mlops recorded no token). */
+async function isOurServer(deployment: LocalDeployment): Promise<boolean> {
+  const answer = await serverInstance(deployment.url)
+  return (
+    answer !== undefined && answer.pid === deployment.pid && (deployment.instance === undefined || answer.instance === deployment.instance)
+  )
+}
+
+/** Whether a pid exists at all (kill 0 works on Linux, macOS and Windows alike); EPERM: it does, and is not ours. */
+function processExists(pid: number): boolean {
   try {
-    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('serve')
-  } catch {
+    process.kill(pid, 0)
     return true
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM'
   }
 }
 
-function processAlive(pid: number): boolean {
+/**
+ * Exists and is not a zombie: a server whose parent (a CLI long gone) was
+ * reparented to a PID 1 that does not reap stays a zombie after it exits. ps
+ * (Linux and macOS alike) tells; without ps, existing is running.
+ */
+function processRuns(pid: number): boolean {
+  if (!processExists(pid)) return false
   try {
-    process.kill(pid, 0)
-    const state = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.[0]
-    return state !== 'Z'
-  } catch {
-    return false
+    return !execFileSync('ps', ['-o', 'stat=', '-p', String(pid)], {encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore']}).startsWith('Z')
+  } catch (error) {
+    // ps exits 1 when the pid is gone; a missing ps says nothing.
+    return (error as {status?: number}).status === undefined
   }
 }
 
@@ -253,17 +397,21 @@ export function localTarget({project, io}: TargetContext): Target {
 
     async delete() {
       const stopped = await deleteLocal(project.dir)
-      io.log(`stopped mlops serve (pid ${stopped.pid}, ${stopped.model}) and removed ${stopped.workdir}`)
-      return {target: 'local', model: stopped.model, pid: stopped.pid}
+      io.log(
+        stopped.stopped
+          ? `stopped mlops serve (pid ${stopped.pid}, ${stopped.model}) and removed ${stopped.workdir}`
+          : `mlops serve of ${stopped.model} (pid ${stopped.pid}) no longer ran; removed its record and ${stopped.workdir}`,
+      )
+      return {target: 'local', model: stopped.model, pid: stopped.pid, stopped: stopped.stopped}
     },
 
     async endpoint() {
-      const deployment = (await readState(project.dir)).local
+      const deployment = await recordedLocal(project.dir)
       if (!deployment)
         throw new NotFoundError('nothing is running on the local target', {
           suggestion: 'deploy first: mlops deploy --target local, or pass --url',
         })
-      if (!processAlive(deployment.pid))
+      if (!(await isOurServer(deployment)))
         throw new NotFoundError('the local server is no longer running', {suggestion: 'mlops deploy --target local'})
       return {url: deployment.url, close: async () => {}}
     },

@@ -29,7 +29,12 @@ describe('the local target: loader step + mlops serve in the background', functi
     const predict = await cli('predict', '--data', '[[6.3, 3.3, 6.0, 2.5]]')
     expect(predict.code).to.equal(ExitCode.NOT_FOUND)
     expect(predict.stderr).to.contain('Hint: deploy first: mlops deploy --target local')
-    expect((await cli('status')).code).to.equal(ExitCode.NOT_FOUND)
+    const status = await cli('status')
+    expect(status.code).to.equal(ExitCode.NOT_FOUND)
+    expect(status.stderr).to.equal('Error: nothing is deployed on the local target\nHint: mlops deploy --target local\n')
+    const remove = await cli('delete')
+    expect(remove.code).to.equal(ExitCode.NOT_FOUND)
+    expect(remove.stderr).to.match(/^Error: nothing is deployed on the local target\n/)
   })
 
   it('cluster-only flags on local → exit 2 naming them, nothing started; rollback → exit 2; docker status --namespace, delete --context → exit 2 (MLOPS_NAMESPACE is no error)', async () => {

@@ -40,13 +40,15 @@ export async function registryCredentials(
   }
 
   const dir = process.env.DOCKER_CONFIG ?? join(homedir(), '.docker')
-  let config: DockerConfig
+  const file = join(dir, 'config.json')
+  let parsed: unknown
   try {
-    config = JSON.parse(await readFile(join(dir, 'config.json'), 'utf8')) as DockerConfig
+    parsed = JSON.parse(await readFile(file, 'utf8'))
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined
-    throw new UsageError(`${join(dir, 'config.json')} is not valid JSON: ${(error as Error).message}`)
+    throw new UsageError(`${file} is not valid JSON: ${(error as Error).message}`)
   }
+  const config = dockerConfig(parsed, file)
 
   const keys =
     registry === 'docker.io'
@@ -66,6 +68,39 @@ export async function registryCredentials(
   return undefined
 }
 
+const isRecord = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value)
+
+/**
+ * config.json read as strictly as a flag: a helper's name becomes part of a
+ * program's name (docker-credential-NAME), so it is a plain word, and every
+ * other field has the type the Docker CLI writes.
+ */
+function dockerConfig(parsed: unknown, file: string): DockerConfig {
+  const invalid = (what: string) =>
+    new UsageError(`${file} is not a Docker config: ${what}`, {
+      suggestion: 'fix it, log in again (docker login), or point DOCKER_CONFIG elsewhere',
+    })
+  if (!isRecord(parsed)) throw invalid(`expected a JSON object, found ${parsed === null ? 'null' : Array.isArray(parsed) ? 'an array' : typeof parsed}`)
+  const helperName = /^[A-Za-z0-9][A-Za-z0-9._-]*$/
+  const {auths, credHelpers, credsStore} = parsed
+  if (credsStore !== undefined && (typeof credsStore !== 'string' || !helperName.test(credsStore)))
+    throw invalid('credsStore is not a helper name')
+  if (
+    credHelpers !== undefined &&
+    (!isRecord(credHelpers) || Object.values(credHelpers).some(name => typeof name !== 'string' || !helperName.test(name)))
+  )
+    throw invalid('credHelpers maps a registry to something that is not a helper name')
+  if (
+    auths !== undefined &&
+    (!isRecord(auths) ||
+      Object.values(auths).some(
+        entry => !isRecord(entry) || ['auth', 'identitytoken'].some(key => entry[key] !== undefined && typeof entry[key] !== 'string'),
+      ))
+  )
+    throw invalid('auths has an entry whose auth or identitytoken is not a string')
+  return parsed as DockerConfig
+}
+
 async function fromHelper(helper: string, key: string, registry: string): Promise<RegistryAuth | undefined> {
   const program = `docker-credential-${helper}`
   const output = await new Promise<string>((resolve, reject) => {
@@ -80,10 +115,23 @@ async function fromHelper(helper: string, key: string, registry: string): Promis
       else if (/credentials not found/i.test(stdout + stderr)) resolve('')
       else reject(new PermissionError(`${program} failed for ${registry}: ${(stderr || stdout).trim().split('\n')[0]}`))
     })
+    // A helper that exits without reading its input: the pipe's error is the exit's, reported above.
+    child.stdin?.on('error', () => {})
     child.stdin?.end(key)
   })
   if (!output.trim()) return undefined
-  const {Username, Secret} = JSON.parse(output) as {Username: string; Secret: string}
+  let answer: unknown
+  try {
+    answer = JSON.parse(output)
+  } catch {
+    answer = undefined
+  }
+  // Never quoted: the output of a credential helper is a secret.
+  if (!isRecord(answer) || typeof answer.Username !== 'string' || typeof answer.Secret !== 'string')
+    throw new PermissionError(`${program} answered something other than {"Username", "Secret"} JSON for ${registry}`, {
+      suggestion: `check the helper (echo ${key} | ${program} get), or set MLOPS_REGISTRY_USERNAME/PASSWORD`,
+    })
+  const {Username, Secret} = answer
   return Username === '<token>'
     ? {serveraddress: registry, identitytoken: Secret}
     : {serveraddress: registry, username: Username, password: Secret}

@@ -84,4 +84,52 @@ describe('registry credentials, found the way the Docker CLI finds them', () => 
     expect(missing.exitCode).to.equal(ExitCode.PERMISSION)
     expect(missing.message).to.equal('the credential helper docker-credential-does-not-exist is not installed')
   })
+
+  /** A docker-credential-NAME program that is a shell script of one's own. */
+  function rawHelper(name: string, body: string): void {
+    const dir = tempDir()
+    const script = join(dir, `docker-credential-${name}`)
+    writeFileSync(script, `#!/bin/sh\n${body}\n`)
+    chmodSync(script, 0o755)
+    process.env.PATH = `${dir}:${saved.PATH}`
+  }
+
+  it('DOCKER_CONFIG whose config.json is null, an array, or names a helper "../../bin/sh" or a non-string auth → exit 2 naming the file, no helper run', async () => {
+    for (const [content, why] of [
+      [null, 'expected a JSON object, found null'],
+      [[1], 'expected a JSON object, found an array'],
+      [{credsStore: '../../bin/sh'}, 'credsStore is not a helper name'],
+      [{credHelpers: {'r.example.com': 'x y'}}, 'credHelpers maps a registry to something that is not a helper name'],
+      [{credHelpers: null}, 'credHelpers maps a registry to something that is not a helper name'],
+      [{auths: {'r.example.com': {auth: 42}}}, 'auths has an entry whose auth or identitytoken is not a string'],
+    ] as const) {
+      const dir = tempDir()
+      writeFileSync(join(dir, 'config.json'), JSON.stringify(content))
+      process.env.DOCKER_CONFIG = dir
+      const error = await rejection(registryCredentials('r.example.com', {}))
+      expect(error.exitCode, JSON.stringify(content)).to.equal(ExitCode.USAGE)
+      expect(error.message).to.equal(`${join(dir, 'config.json')} is not a Docker config: ${why}`)
+    }
+  })
+
+  it('a credential helper that prints non-JSON, JSON without Username/Secret, or exits at once with a message → exit 6, the output never quoted', async () => {
+    config({credsStore: 'hostile'})
+    for (const [body, message] of [
+      [
+        'cat >/dev/null; echo "not json SECRETVALUE"',
+        'docker-credential-hostile answered something other than {"Username", "Secret"} JSON for r.example.com',
+      ],
+      [
+        'cat >/dev/null; echo \'{"Username": 1, "Secret": "SECRETVALUE"}\'',
+        'docker-credential-hostile answered something other than {"Username", "Secret"} JSON for r.example.com',
+      ],
+      ['echo "keychain locked" >&2; exit 3', 'docker-credential-hostile failed for r.example.com: keychain locked'],
+    ]) {
+      rawHelper('hostile', body)
+      const error = await rejection(registryCredentials('r.example.com', {}))
+      expect(error.exitCode, body).to.equal(ExitCode.PERMISSION)
+      expect(error.message).to.equal(message)
+      expect(error.message).to.not.contain('SECRETVALUE')
+    }
+  })
 })

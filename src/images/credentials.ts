@@ -80,7 +80,8 @@ function dockerConfig(parsed: unknown, file: string): DockerConfig {
     new UsageError(`${file} is not a Docker config: ${what}`, {
       suggestion: 'fix it, log in again (docker login), or point DOCKER_CONFIG elsewhere',
     })
-  if (!isRecord(parsed)) throw invalid(`expected a JSON object, found ${parsed === null ? 'null' : Array.isArray(parsed) ? 'an array' : typeof parsed}`)
+  if (!isRecord(parsed))
+    throw invalid(`expected a JSON object, found ${parsed === null ? 'null' : Array.isArray(parsed) ? 'an array' : typeof parsed}`)
   const helperName = /^[A-Za-z0-9][A-Za-z0-9._-]*$/
   const {auths, credHelpers, credsStore} = parsed
   if (credsStore !== undefined && (typeof credsStore !== 'string' || !helperName.test(credsStore)))

@@ -36,6 +36,22 @@ export function parseRepository(text: string): ImageReference {
   return ref
 }
 
+/** Hosts (host:port) that may receive registry credentials besides the registry itself, comma-separated. */
+export const TRUSTED_REALMS_ENV = 'MLOPS_REGISTRY_TOKEN_REALMS'
+
+/** Docker Hub's registry hands out tokens from auth.docker.io. */
+const KNOWN_REALMS: Record<string, string[]> = {
+  'docker.io': ['auth.docker.io'],
+  'registry-1.docker.io': ['auth.docker.io'],
+  'index.docker.io': ['auth.docker.io'],
+}
+
+function trustedRealm(registry: string, realmHost: string): boolean {
+  if (realmHost === registry) return true
+  const trusted = [...(KNOWN_REALMS[registry] ?? []), ...(process.env[TRUSTED_REALMS_ENV] ?? '').split(',').map(host => host.trim())]
+  return trusted.includes(realmHost)
+}
+
 export function isLoopback(registry: string): boolean {
   const host = registry.replace(/:\d+$/, '')
   return host === 'localhost' || /^127\.\d+\.\d+\.\d+$/.test(host) || host === '[::1]'
@@ -67,6 +83,8 @@ export class RegistryClient {
     this.expect(started, [202], 'starting an upload')
     const location = started.headers.get('location')
     if (!location) throw new UnavailableError(`${this.ref.registry} started an upload without a Location header`)
+    if (!URL.canParse(location, this.base))
+      throw new UnavailableError(`${this.ref.registry} started an upload at a Location that is not a URL`)
     const url = new URL(location, this.base)
     if (url.host !== new URL(this.base).host)
       throw new UnavailableError(
@@ -158,13 +176,30 @@ export class RegistryClient {
     if (!/^bearer\b/i.test(challenge)) return false
     const params = Object.fromEntries([...challenge.matchAll(/(\w+)="([^"]*)"/g)].map(([, key, value]) => [key.toLowerCase(), value]))
     if (!params.realm) return false
+    if (!URL.canParse(params.realm) || !/^https?:$/.test(new URL(params.realm).protocol))
+      throw new UnavailableError(`${this.ref.registry} names a token service that is not an http(s) URL`)
     const realm = new URL(params.realm)
     if (realm.protocol !== 'https:' && !isLoopback(realm.host))
       throw new UnavailableError(
         `${this.ref.registry} asks for a token from ${realm.origin} over plain HTTP; refusing to send credentials there`,
       )
+    // The answer names where credentials go: only to the registry's own host and port, or to a
+    // token service the user trusts by name (Docker Hub's is known), never to any host it names.
+    if (basic && !trustedRealm(this.ref.registry, realm.host))
+      throw new PermissionError(`${this.ref.registry} asks for credentials at another host (${realm.host}); refusing to send them there`, {
+        suggestion: `if ${realm.host} is this registry's token service, set ${TRUSTED_REALMS_ENV}=${realm.host}`,
+      })
+    const scope = params.scope ?? `repository:${this.ref.repository}:pull,push`
+    const others = scope
+      .split(' ')
+      .map(part => /^repository:([^:]+):/.exec(part)?.[1])
+      .filter(repository => repository !== undefined && repository !== this.ref.repository)
+    if (others.length > 0)
+      throw new PermissionError(
+        `${this.ref.registry} asks for a token for ${others.join(', ')}, not ${this.ref.repository}; refusing to ask for it`,
+      )
     if (params.service) realm.searchParams.set('service', params.service)
-    realm.searchParams.set('scope', params.scope ?? `repository:${this.ref.repository}:pull,push`)
+    realm.searchParams.set('scope', scope)
     const headers: Record<string, string> = basic ? {authorization: basic} : {}
     const token = await fetch(realm, {headers, signal: AbortSignal.timeout(this.timeoutMs)}).catch(error => {
       throw new UnavailableError(`cannot reach the token service ${realm.origin}: ${(error as Error).message}`)

@@ -3,7 +3,7 @@ import {stat as statFile} from 'node:fs/promises'
 import {randomBytes} from 'node:crypto'
 import {Readable} from 'node:stream'
 
-import {NotFoundError, PermissionError, UsageError} from '../errors.js'
+import {NotFoundError, PermissionError, UnavailableError, UsageError} from '../errors.js'
 import {withRetry} from '../util/retry.js'
 import {
   type ListResult,
@@ -192,6 +192,12 @@ export class GcsBackend implements StorageBackend {
     const result: ListResult = {keys: [], prefixes: []}
     const base = this.prefix ? `${this.prefix}/` : ''
     let pageToken: string | undefined
+    // A server that repeats a page token, or never stops giving new ones, would keep this loop
+    // going for ever: a repeated token is refused at once, and the whole listing shares one
+    // deadline (the store timeout, at least a minute: a page of 1000 names takes well under a second).
+    const seen = new Set<string>()
+    const started = Date.now()
+    const deadline = started + Math.max(this.options.timeoutMs, 60_000)
     do {
       const url = new URL(`${this.apiEndpoint}/storage/v1/b/${encodeURIComponent(this.options.bucket)}/o`)
       url.searchParams.set('prefix', base + prefix)
@@ -205,6 +211,21 @@ export class GcsBackend implements StorageBackend {
       result.keys.push(...page.names.map(name => name.slice(base.length)))
       result.prefixes.push(...page.prefixes.map(p => p.slice(base.length)))
       pageToken = options.maxResults ? undefined : page.nextPageToken
+      if (pageToken !== undefined) {
+        if (seen.has(pageToken) || pageToken === '')
+          throw new UsageError(
+            `the storage endpoint answered a listing of ${this.uri} with a page token it already gave: it is not a GCS JSON API`,
+            NOT_GCS,
+          )
+        if (Date.now() > deadline)
+          throw new UnavailableError(
+            `listing ${this.uri} did not end within ${Math.round((deadline - started) / 1000)}s (${seen.size + 1} pages)`,
+            {
+              suggestion: 'check the storage endpoint; store.timeout (MLOPS_STORE_TIMEOUT) sets how long a listing may take',
+            },
+          )
+        seen.add(pageToken)
+      }
     } while (pageToken)
     return result
   }
@@ -319,9 +340,11 @@ export class GcsBackend implements StorageBackend {
     // A server that answers in HTML (or anything but JSON) is not a GCS API, whatever it says.
     const {headers, response} = (error ?? {}) as {headers?: Record<string, unknown>; response?: {headers?: Record<string, unknown>}}
     const contentType = String(headers?.['content-type'] ?? response?.headers?.['content-type'] ?? '')
-    if (status !== undefined && contentType !== '' && !/json/i.test(contentType)) {
+    // GCS states application/json on every error; a 404 that states nothing is a plain web server.
+    const stated = headers !== undefined || response?.headers !== undefined
+    if (status !== undefined && (contentType === '' ? stated && status === 404 : !/json/i.test(contentType))) {
       return new UsageError(
-        `${this.options.endpoint ?? 'the storage endpoint'} answered HTTP ${status} with ${contentType.split(';')[0]}: it is not a GCS JSON API`,
+        `${this.options.endpoint ?? 'the storage endpoint'} answered HTTP ${status} with ${contentType.split(';')[0] || 'no content type'}: it is not a GCS JSON API`,
         {
           suggestion:
             'check --gcs-endpoint / MLOPS_GCS_ENDPOINT / store.endpoint (fake-gcs-server answers at http://HOST:PORT, without a path)',
@@ -381,11 +404,13 @@ function parseListing(body: Buffer, prefix: string): {names: string[]; prefixes:
   }
   const {items = [], prefixes = [], nextPageToken} = (parsed ?? {}) as {items?: unknown; prefixes?: unknown; nextPageToken?: unknown}
   const names = Array.isArray(items) ? items.map(item => (item as {name?: unknown})?.name) : undefined
+  // A `.` or `..` segment would make a key that walks out of the store once joined to a path.
   const valid = (list: unknown[] | undefined): list is string[] =>
-    Array.isArray(list) && list.every(name => typeof name === 'string' && name.startsWith(prefix))
+    Array.isArray(list) &&
+    list.every(name => typeof name === 'string' && name.startsWith(prefix) && !name.split('/').some(part => part === '.' || part === '..'))
   if (!valid(names) || !valid(prefixes as unknown[]) || (nextPageToken !== undefined && typeof nextPageToken !== 'string'))
     throw new UsageError(
-      `the storage endpoint answered a listing of ${prefix || 'the bucket'} with names outside it or not strings`,
+      `the storage endpoint answered a listing of ${prefix || 'the bucket'} with names outside it, with . or .. segments, or not strings`,
       NOT_GCS,
     )
   return {names, prefixes: prefixes as string[], nextPageToken: nextPageToken as string | undefined}

@@ -65,7 +65,36 @@ function emulatorHost(): string | undefined {
  * "false" sends credentials to a plain-http endpoint.
  */
 function anonymousFromEnv(): false | undefined {
-  return /^(false|0|no|n)$/i.test(process.env.MLOPS_GCS_ANONYMOUS?.trim() ?? '') ? false : undefined
+  const value = process.env.MLOPS_GCS_ANONYMOUS?.trim() ?? ''
+  if (/^(false|0|no|n)$/i.test(value)) return false
+  // The flag reads "true": anything else is a typo that would silently send credentials.
+  if (value !== '' && !/^(true|1|yes|y)$/i.test(value))
+    throw new UsageError(`MLOPS_GCS_ANONYMOUS must be true or false, got "${value.slice(0, 40)}"`, {
+      suggestion: 'unset it, or set MLOPS_GCS_ANONYMOUS=true (no credentials) or false (credentials even to a plain-http endpoint)',
+    })
+  return undefined
+}
+
+/**
+ * A GCS endpoint is http(s)://HOST[:PORT][/PATH], or HOST[:PORT] (https): no
+ * credentials in it (a user:pass@ without a scheme would be taken for a host),
+ * no query or fragment (a ?key=... would be a secret sent with every request
+ * and printed in errors). The value itself is not quoted: it may hold one.
+ */
+export function checkEndpoint(endpoint: string | undefined): void {
+  if (endpoint === undefined) return
+  const hint = {
+    suggestion:
+      'use http://HOST:PORT for an emulator, https://HOST for a private endpoint (credentials come from GOOGLE_APPLICATION_CREDENTIALS)',
+  }
+  const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(endpoint) ? endpoint : `https://${endpoint}`
+  if (!URL.canParse(withScheme)) throw new UsageError('the GCS endpoint is not a URL', hint)
+  const url = new URL(withScheme)
+  if (url.protocol !== 'http:' && url.protocol !== 'https:')
+    throw new UsageError(`the GCS endpoint must be http:// or https://, not ${url.protocol.slice(0, 20)}//`, hint)
+  if (url.username || url.password || endpoint.includes('@'))
+    throw new UsageError('the GCS endpoint has credentials in it (USER:PASSWORD@); GCS takes none there', hint)
+  if (url.search || url.hash || /[?#]/.test(endpoint)) throw new UsageError('the GCS endpoint has a query or fragment (?... or #...)', hint)
 }
 
 /** The backend for a store URI; the GCS client is loaded only for gs:// stores (it costs ~0.2 s of start-up). */
@@ -74,6 +103,7 @@ export async function openBackend(settings: StoreSettings): Promise<StorageBacke
   if (!(settings.timeoutSeconds > 0))
     throw new ConfigError(`store timeout must be a positive number of seconds, got ${settings.timeoutSeconds}`)
   if (uri.startsWith('gs://')) {
+    checkEndpoint(settings.endpoint)
     const [bucket, ...rest] = uri.slice('gs://'.length).split('/')
     if (!/^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$/.test(bucket)) {
       throw new UsageError(`invalid store ${uri}: "${bucket}" is not a valid bucket name`, {

@@ -57,23 +57,46 @@ describe('no output, log or termination message contains a credential it was giv
     const project = tempDir()
     writeFileSync(join(project, 'mlops.yaml'), 'name: iris\n')
 
-    it("userinfo in --gcs-endpoint: not in the error, the --json error, the loader's JSON log or its termination message", async () => {
+    it("userinfo in --gcs-endpoint (http://gcs-user:PASSWORD@...): exit 2, not in the error, the --json error, the loader's JSON log or its termination message", async () => {
       const endpoint = 'http://gcs-user:gcs-pa55w0rd@127.0.0.1:1'
       const store = ['--store', 'gs://bucket1', '--gcs-endpoint', endpoint, '--store-timeout', '1']
       const list = await runCli(['model', 'list', ...store], {}, project)
-      expect(list.code).to.equal(ExitCode.UNAVAILABLE)
-      expect(list.stderr).to.contain('http://***@127.0.0.1:1')
+      expect(list.code).to.equal(ExitCode.USAGE)
+      expect(list.stderr.split('\n')[0]).to.equal('Error: the GCS endpoint has credentials in it (USER:PASSWORD@); GCS takes none there')
       const json = await runCli(['model', 'list', ...store, '--json'], {}, project)
-      expect(JSON.parse(json.stdout).error.message).to.contain('***@127.0.0.1:1')
+      expect(JSON.parse(json.stdout).error.message).to.contain('has credentials in it')
       const summary = join(tempDir(), 'termination-log')
       const loader = await runCli(
         ['model', 'pull', 'm@1', '--to', join(tempDir(), 'model.onnx'), ...store, '--log-format', 'json', '--termination-log', summary],
         {},
         project,
       )
-      expect(loader.code).to.equal(ExitCode.UNAVAILABLE)
+      expect(loader.code).to.equal(ExitCode.USAGE)
       for (const output of [everything(list), everything(json), everything(loader), readFileSync(summary, 'utf8')])
         expect(output).to.not.contain('gcs-pa55w0rd')
+    })
+
+    for (const [input, secret] of [
+      ['user:gcs-pa55w0rd@127.0.0.1:1 (no scheme)', 'user:gcs-pa55w0rd@127.0.0.1:1'],
+      ['http://127.0.0.1:1/?key=API-KEY-VALUE (a query)', 'http://127.0.0.1:1/?key=API-KEY-VALUE'],
+      ['http://127.0.0.1:1#frag-secret (a fragment)', 'http://127.0.0.1:1#frag-secret'],
+    ]) {
+      it(`bad input: --gcs-endpoint ${input} → exit 2, one line, the value not echoed`, async () => {
+        const run = await runCli(
+          ['model', 'list', '--store', 'gs://bucket1', '--gcs-endpoint', secret, '--store-timeout', '1'],
+          {},
+          project,
+        )
+        expect(run.code).to.equal(ExitCode.USAGE)
+        expect(run.stderr).to.match(/^Error: the GCS endpoint has (credentials in it|a query or fragment)/)
+        expect(everything(run)).to.not.contain(secret.replace(/^.*[@?#]/, ''))
+      })
+    }
+
+    it('secret-looking query parameters in any URL are redacted (key=, access_token=, X-Goog-Signature=), others kept', () => {
+      expect(
+        redact('GET https://h/o?alt=media&key=AIzaSECRET&X-Goog-Signature=abc123def&prefix=a fails; http://x/?access_token=ya29.tok'),
+      ).to.equal('GET https://h/o?alt=media&key=***&X-Goog-Signature=***&prefix=a fails; http://x/?access_token=***')
     })
 
     it('userinfo in DOCKER_HOST: not in the error', async () => {

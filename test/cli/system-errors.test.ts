@@ -258,16 +258,72 @@ describe('a --gcs-endpoint that is not a GCS API', () => {
     }
   }
 
-  it('bad input: a listing with names outside the prefix asked for (../../etc) → exit 2, nothing listed', async () => {
+  for (const [input, listing] of [
+    ['models/../../etc/passwd alone (under the prefix, then climbing out)', {items: [{name: 'models/../../etc/passwd'}]}],
+    ['the prefix models/../ alone', {prefixes: ['models/../']}],
+    ['the prefix models/./ alone', {prefixes: ['models/./']}],
+    ['/etc/shadow alone (outside the prefix)', {items: [{name: '/etc/shadow'}]}],
+    ['the prefix elsewhere/ alone', {prefixes: ['elsewhere/']}],
+    ['a name that is a number', {items: [{name: 5}]}],
+  ] as const) {
+    it(`bad input: a listing naming ${input} → exit 2, nothing listed`, async () => {
+      const run = await againstServer(() => listing, ['model', 'list'])
+      expect(run.code).to.equal(ExitCode.USAGE)
+      expect(run.stdout).to.equal('')
+      expect(run.stderr.split('\n')[0]).to.equal(
+        'Error: the storage endpoint answered a listing of models/ with names outside it, with . or .. segments, or not strings',
+      )
+    })
+  }
+
+  it('bad input: a listing whose nextPageToken repeats (the same token for ever) → exit 2 after the second page, not an endless loop', async () => {
+    let repeated = 0
     const run = await againstServer(
-      () => ({items: [{name: 'models/../../etc/passwd'}, {name: '/etc/shadow'}], prefixes: ['elsewhere/']}),
+      url => {
+        if (url.searchParams.get('pageToken') === 'same') repeated++
+        return {items: [], nextPageToken: 'same'}
+      },
       ['model', 'list'],
     )
     expect(run.code).to.equal(ExitCode.USAGE)
-    expect(run.stdout).to.equal('')
     expect(run.stderr.split('\n')[0]).to.equal(
-      'Error: the storage endpoint answered a listing of models/ with names outside it or not strings',
+      'Error: the storage endpoint answered a listing of gs://some-bucket/models with a page token it already gave: it is not a GCS JSON API',
     )
+    // The page asked for with the token was the last one asked for.
+    expect(repeated).to.equal(1)
+  })
+
+  it('bad input: a listing whose nextPageToken is a number (5) → exit 2', async () => {
+    const run = await againstServer(() => ({items: [], nextPageToken: 5}), ['model', 'list'])
+    expect(run.code).to.equal(ExitCode.USAGE)
+    expect(run.stderr).to.match(/^Error: the storage endpoint answered a listing of models\/ with names outside it/)
+  })
+
+  it('bad input: a plain web server answering 404 with no content type (Not Found) → exit 2 "not a GCS JSON API", not "bucket does not exist"', async () => {
+    const {createServer} = await import('node:http')
+    const server = createServer((_request, response) => {
+      response.writeHead(404).end('Not Found')
+    }).listen(0, '127.0.0.1')
+    await new Promise(resolve => server.once('listening', resolve))
+    try {
+      const endpoint = `http://127.0.0.1:${(server.address() as {port: number}).port}`
+      for (const args of [
+        ['model', 'list'],
+        ['model', 'show', 'iris@1'],
+      ]) {
+        const run = await runCli([...args, '--store', 'gs://some-bucket', '--gcs-endpoint', endpoint])
+        expect(run.code, args.join(' ')).to.equal(ExitCode.USAGE)
+        expect(run.stderr.split('\n')[0]).to.equal(`Error: ${endpoint} answered HTTP 404 with no content type: it is not a GCS JSON API`)
+      }
+    } finally {
+      server.close()
+    }
+  })
+
+  it('bad input: MLOPS_GCS_ANONYMOUS=maybe → exit 2 naming the variable (was taken as "send credentials")', async () => {
+    const run = await runCli(['model', 'list', '--store', 'gs://some-bucket', '--store-timeout', '1'], {MLOPS_GCS_ANONYMOUS: 'maybe'})
+    expect(run.code).to.equal(ExitCode.USAGE)
+    expect(run.stderr.split('\n')[0]).to.equal('Error: MLOPS_GCS_ANONYMOUS must be true or false, got "maybe"')
   })
 
   it('bad input: object metadata with a size that is no number and a generation that is no integer → exit 2, no file written', async () => {

@@ -1,4 +1,4 @@
-import {BufferSource} from './byte-source.js'
+import {type ByteSource, BufferSource, FileSource} from './byte-source.js'
 import {type Field, WireType, encodeLenField, encodeVarint, encodeVarintField, fields, readInt, readString} from './wire.js'
 
 const MODEL_GRAPH = 7
@@ -62,12 +62,32 @@ export function exposeZipMapInputs(model: Buffer): {model: Buffer; zipMaps: ZipM
   return {model: rewritten, zipMaps}
 }
 
-function valueInfoName(source: BufferSource, field: Field): string {
+/**
+ * The classes a model's ZipMap names (a scikit-learn classifier states them only there, not in
+ * its outputs' shapes), read from the file without loading it; undefined without a ZipMap.
+ */
+export function zipMapClassCountOfFile(path: string): number | undefined {
+  const source = new FileSource(path)
+  try {
+    const graph = [...fields(source, 0, source.size)].find(f => f.number === MODEL_GRAPH && f.wireType === WireType.LEN)
+    if (!graph) return undefined
+    for (const field of fields(source, graph.start, graph.end)) {
+      if (field.number !== GRAPH.NODE) continue
+      const zipMap = readZipMap(source, field)
+      if (zipMap && zipMap.classLabels.length > 0) return zipMap.classLabels.length
+    }
+    return undefined
+  } finally {
+    source.close()
+  }
+}
+
+function valueInfoName(source: ByteSource, field: Field): string {
   for (const f of fields(source, field.start, field.end)) if (f.number === VALUE_INFO.NAME) return readString(source, f)
   return ''
 }
 
-function readZipMap(source: BufferSource, node: Field): ZipMapInfo | undefined {
+function readZipMap(source: ByteSource, node: Field): ZipMapInfo | undefined {
   const inputs: string[] = []
   const outputs: string[] = []
   let opType = ''
@@ -99,7 +119,7 @@ function readZipMap(source: BufferSource, node: Field): ZipMapInfo | undefined {
   return {mapOutput: outputs[0], tensor: inputs[0], classLabels}
 }
 
-function readClassLabels(source: BufferSource, attribute: Field): Array<number | string> | undefined {
+function readClassLabels(source: ByteSource, attribute: Field): Array<number | string> | undefined {
   let name = ''
   const ints: number[] = []
   const strings: string[] = []
@@ -115,7 +135,7 @@ function readClassLabels(source: BufferSource, attribute: Field): Array<number |
   return undefined
 }
 
-function readPackedInts(source: BufferSource, field: Field): number[] {
+function readPackedInts(source: ByteSource, field: Field): number[] {
   const values: number[] = []
   let pos = field.start
   while (pos < field.end) {

@@ -4,7 +4,7 @@ import {mkdir, readFile, readdir, rmdir, stat, unlink} from 'node:fs/promises'
 import {dirname, join, relative, sep} from 'node:path'
 import {pathToFileURL} from 'node:url'
 
-import {NotFoundError, UsageError} from '../errors.js'
+import {IntegrityError, NotFoundError, UsageError} from '../errors.js'
 import {isTempPath, removeStaleTemps, withFileLock, writeFileAtomic} from '../util/fs-atomic.js'
 import {
   type ListResult,
@@ -72,7 +72,11 @@ export class LocalBackend implements StorageBackend {
     // Replacements are renames, so the file opened here is one whole generation.
     const info = await this.stat(key)
     if (!info) return undefined
-    const data = await readFile(this.path(key)).catch(notFoundAsUndefined)
+    const data = await readFile(this.path(key)).catch((error: NodeJS.ErrnoException) => {
+      // An object store has no folder where an object should be: someone made one by hand.
+      if (error.code === 'EISDIR') throw new IntegrityError(`${key} in ${this.uri} is a folder, not a stored object`)
+      return notFoundAsUndefined(error)
+    })
     return data && {data, stat: info}
   }
 

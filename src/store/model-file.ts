@@ -3,6 +3,7 @@ import {extname} from 'node:path'
 
 import {IntegrityError, NotFoundError, UsageError} from '../errors.js'
 import {InvalidOnnxError, type OnnxInfo, readOnnxInfoFromFile} from '../onnx/model-info.js'
+import {zipMapClassCountOfFile} from '../onnx/zipmap.js'
 import {STORED_FILE_NAME} from './manifest.js'
 
 /** A model file checked before any byte is sent to a store. */
@@ -42,7 +43,7 @@ export async function inspectModelFile(path: string, labelsPath?: string): Promi
 
   if (labelsPath !== undefined) {
     model.labels = await readLabels(labelsPath)
-    const classes = model.onnx && statedClassCount(model.onnx)
+    const classes = model.onnx && (statedClassCount(model.onnx) ?? zipMapClassCountOfFile(path))
     const mismatch = classes && labelsMismatch(model.labels, classes)
     if (mismatch)
       throw new UsageError(`labels file ${labelsPath} does not fit ${path}: ${mismatch}`, {

@@ -4,7 +4,7 @@
  * alias. It is read back like any input: a record that is not a repository and
  * a sha256 digest is refused, never rendered into a pod spec.
  */
-import {IntegrityError} from '../errors.js'
+import {IntegrityError, MlopsError} from '../errors.js'
 import {DIGEST, TAG, splitRepository} from '../util/oci-names.js'
 import {isPreconditionFailed} from './backend.js'
 import type {Catalog} from './catalog.js'
@@ -41,11 +41,12 @@ export function parsePublications(data: Buffer): Publication[] {
 }
 
 export async function readPublications(catalog: Catalog, name: string, version: string): Promise<Publication[]> {
-  const object = await catalog.backend.read(catalog.key(name, version, PUBLICATIONS))
-  if (!object) return []
   try {
+    const object = await catalog.backend.read(catalog.key(name, version, PUBLICATIONS))
+    if (!object) return []
     return parsePublications(object.data)
   } catch (error) {
+    if (error instanceof MlopsError && !(error instanceof IntegrityError)) throw error
     throw new IntegrityError(`${name}@${version}: the published images record in ${catalog.uri} is corrupt: ${(error as Error).message}`, {
       suggestion: `publish it again: mlops model publish ${name}@${version}`,
     })

@@ -1,7 +1,7 @@
-import {stat} from 'node:fs/promises'
+import {lstat, stat} from 'node:fs/promises'
 import {join} from 'node:path'
 
-import {IntegrityError, NotFoundError} from '../errors.js'
+import {IntegrityError, NotFoundError, UsageError} from '../errors.js'
 import type {Catalog} from './catalog.js'
 import type {ModelManifest} from './manifest.js'
 import {type ModelRef, formatRef} from './names.js'
@@ -101,9 +101,25 @@ export async function pullVersion(catalog: Catalog, tuning: TransferTuning, requ
   return result
 }
 
-/** A destination that is an existing folder, or ends in "/", receives the file under its stored name. */
+/**
+ * A destination that is an existing folder, or ends in "/", receives the file under its stored
+ * name. The file itself must be absent or a regular file: the rename into place would replace a
+ * device node (/dev/null), a pipe or a symbolic link with a regular file.
+ */
 async function intoFolder(destination: string, fileName: string): Promise<string> {
-  if (/[/\\]$/.test(destination)) return join(destination, fileName)
   const info = await stat(destination).catch(() => undefined)
-  return info?.isDirectory() ? join(destination, fileName) : destination
+  const path = /[/\\]$/.test(destination) || info?.isDirectory() ? join(destination, fileName) : destination
+  const own = await lstat(path).catch(() => undefined)
+  if (own?.isSymbolicLink())
+    throw new UsageError(`${path} is a symbolic link; mlops model pull writes only to a regular file or a new path`, {
+      suggestion: 'pass the path the link points to, or a new file name',
+    })
+  if (own && !own.isFile())
+    throw new UsageError(
+      `${path} is not a regular file (a device, pipe or socket); mlops model pull writes only to a regular file or a new path`,
+      {
+        suggestion: 'pass a file path, or a folder to receive the file under its stored name',
+      },
+    )
+  return path
 }

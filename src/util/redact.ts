@@ -15,7 +15,8 @@ const USERINFO = /\b([a-z][a-z0-9+.-]*:\/\/)[^\s/?#'"]+@/gi
 // Credentials recognised by their shape, registered or not: bearer tokens and PEM private keys.
 const BEARER = /\b(Bearer\s+)[A-Za-z0-9._~+/-]{8,}=*/g
 // A query parameter named like a credential, up to the next & or the end of the URL.
-const QUERY_SECRET = /([?&](?:[a-z0-9_.-]*[_-])?(?:key|token|access_token|secret|password|passwd|sig|signature|credential|auth)=)[^\s&#'"]+/gi
+const QUERY_SECRET =
+  /([?&](?:[a-z0-9_.-]*[_-])?(?:key|token|access_token|secret|password|passwd|sig|signature|credential|auth)=)[^\s&#'"]+/gi
 const PRIVATE_KEY = /-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(-----END [A-Z ]*PRIVATE KEY-----|$)/g
 const SECRET_ENV = ['MLOPS_REGISTRY_PASSWORD']
 const SECRET_FLAG = /^--?(password|passwd|token|secret|key|api-key)(=(.*))?$/i
@@ -38,8 +39,11 @@ export function addSecret(value: string | undefined): void {
 }
 
 export function redact(text: string): string {
-  let out = text.replaceAll(USERINFO, `$1${REDACTED}@`).replaceAll(BEARER, `$1${REDACTED}`)
-    .replaceAll(QUERY_SECRET, `$1${REDACTED}`).replaceAll(PRIVATE_KEY, REDACTED)
+  let out = text
+    .replaceAll(USERINFO, `$1${REDACTED}@`)
+    .replaceAll(BEARER, `$1${REDACTED}`)
+    .replaceAll(QUERY_SECRET, `$1${REDACTED}`)
+    .replaceAll(PRIVATE_KEY, REDACTED)
   for (const secret of secrets) out = out.replaceAll(secret, REDACTED)
   return out
 }

@@ -1,5 +1,6 @@
 import {expect} from 'chai'
-import {existsSync, mkdirSync, readFileSync, writeFileSync} from 'node:fs'
+import {execFileSync} from 'node:child_process'
+import {existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, symlinkSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 
 import {ExitCode} from '../../src/errors.js'
@@ -186,23 +187,67 @@ describe('one corrupt entry in a store does not hide the others', () => {
   })
 })
 
+describe('a store entry or a destination that is not a regular file', () => {
+  it('bad input from the store: images.json is a folder → model show still shows the version, exit 0, the record reported corrupt', async () => {
+    const store = join(tempDir(), 'store')
+    expect((await runCli(['model', 'push', fixture('iris_logreg.onnx'), '--name', 'iris', '--store', store])).code).to.equal(0)
+    mkdirSync(join(store, 'iris', '1', 'images.json'))
+    const show = await runCli(['model', 'show', 'iris@1', '--store', store])
+    expect(show.code, show.stderr).to.equal(0)
+    expect(show.stdout).to.match(/^iris@1\n/)
+    expect(show.stdout).to.match(
+      /^ {2}image +iris@1: the published images record in .* is corrupt: iris\/1\/images.json in .* is a folder, not a stored object$/m,
+    )
+    const json = await runCli(['model', 'show', 'iris@1', '--store', store, '--json'])
+    expect(JSON.parse(json.stdout)).to.deep.include({name: 'iris', version: '1', images: []})
+    expect(JSON.parse(json.stdout).imagesProblem).to.match(/is a folder, not a stored object$/)
+  })
+
+  for (const [what, make] of [
+    ['a named pipe (a FIFO, as a device node would be)', (path: string) => execFileSync('mkfifo', [path])],
+    ['a symbolic link to another file', (path: string) => symlinkSync(fixture('iris_svc.onnx'), path)],
+  ] as const) {
+    it(`bad input: model pull --to ${what} → exit 2, the node left as it was`, async () => {
+      const dir = tempDir()
+      const store = join(dir, 'store')
+      expect((await runCli(['model', 'push', fixture('iris_logreg.onnx'), '--name', 'iris', '--store', store])).code).to.equal(0)
+      const destination = join(dir, 'model.onnx')
+      make(destination)
+      const before = lstatSync(destination)
+      const pull = await runCli(['model', 'pull', 'iris@1', '--to', destination, '--store', store])
+      expect(pull.code).to.equal(ExitCode.USAGE)
+      expect(pull.stderr.split('\n')[0]).to.match(
+        /^Error: .*model\.onnx is (a symbolic link|not a regular file \(a device, pipe or socket\)); mlops model pull writes only to a regular file or a new path$/,
+      )
+      const after = lstatSync(destination)
+      expect([after.ino, after.mode]).to.deep.equal([before.ino, before.mode])
+      expect(readdirSync(dir).sort()).to.deep.equal(['model.onnx', 'store'])
+    })
+  }
+})
+
 describe('a labels file that does not fit the model is refused, never served', () => {
   for (const [what, labels] of [
     ['fewer classes (2 for 3)', ['setosa', 'versicolor']],
     ['more classes (4 for 3)', ['a', 'b', 'c', 'd']],
+    ['more classes (5 for 3)', ['a', 'b', 'c', 'd', 'e']],
     ['indexes that skip one (0, 1, 3)', {0: 'a', 1: 'b', 3: 'c'}],
+    ['indexes 0, 1, 5', {0: 'a', 1: 'b', 5: 'c'}],
   ] as const) {
-    it(`bad input: labels with ${what} → push exits 2 and stores nothing; serve exits 2 before it is ready`, async () => {
+    // iris_svc and iris_rf are ZipMap classifiers: only their graph states the classes.
+    it(`bad input: labels with ${what} → push exits 2 and stores nothing (probabilities in the signature, or ZipMap); serve exits 2 before it is ready`, async () => {
       const dir = tempDir()
       const file = join(dir, 'labels.json')
       writeFileSync(file, JSON.stringify(labels))
       const store = join(dir, 'store')
-      const push = await runCli(['model', 'push', fixture('iris_logreg.onnx'), '--name', 'iris', '--labels', file, '--store', store])
-      expect(push.code).to.equal(ExitCode.USAGE)
-      expect(push.stderr).to.match(
-        /^Error: labels file .* does not fit .*iris_logreg\.onnx: the labels name \d+ class(es)? \(.*\), the model has 3 \(0 to 2\)$/m,
-      )
-      expect(existsSync(store)).to.equal(false)
+      for (const model of ['iris_logreg.onnx', 'iris_svc.onnx', 'iris_rf.onnx']) {
+        const push = await runCli(['model', 'push', fixture(model), '--name', 'iris', '--labels', file, '--store', store])
+        expect(push.code, model).to.equal(ExitCode.USAGE)
+        expect(push.stderr.split('\n')[0]).to.match(
+          /^Error: labels file .* does not fit .*\.onnx: the labels name \d+ class(es)? \(.*\), the model has 3 \(0 to 2\)$/,
+        )
+        expect(existsSync(store), model).to.equal(false)
+      }
       // A ZipMap classifier states its classes only in the graph: serve checks them once it has read it.
       const serve = await runCli(['serve', '--model', fixture('iris_svc.onnx'), '--labels', file, '--port', '0', '--log-format', 'text'])
       expect(serve.code).to.equal(ExitCode.USAGE)

@@ -16,6 +16,8 @@ export const ExitCode = {
   ROLLOUT_FAILED: 9,
   BUILD_FAILED: 10,
   EXPECTATION_FAILED: 11,
+  /** Stopped by Ctrl-C or SIGTERM (the shell's 128 + SIGINT), after cleaning up. */
+  INTERRUPTED: 130,
 } as const
 
 export type ExitCodeName = keyof typeof ExitCode

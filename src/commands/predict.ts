@@ -6,7 +6,7 @@ import {fromEnvironment} from '../cli/flag-rules.js'
 import {contextFlag, namespaceFlagLong, targetFlag} from '../cli/flags.js'
 import {formatTable} from '../cli/table.js'
 import {TargetCommand} from '../cli/target-command.js'
-import {ExpectationError, NotFoundError, UnavailableError, UsageError} from '../errors.js'
+import {ExitCode, ExpectationError, NotFoundError, UnavailableError, UsageError} from '../errors.js'
 import {parseRows} from '../predict/input.js'
 import {type Answer, type LatencyReport, type PredictRequest, loadTest, sendOnce} from '../predict/load.js'
 import type {Endpoint} from '../targets/target.js'
@@ -173,7 +173,7 @@ export default class Predict extends TargetCommand<typeof Predict> {
     if (this.interrupted) {
       this.logToStderr(`interrupted after ${load!.requests} of ${flags.requests} requests`)
       // The shell's convention for a run stopped by Ctrl-C (128 + SIGINT).
-      process.exitCode = 130
+      process.exitCode = ExitCode.INTERRUPTED
       return {url, response, load}
     }
 

@@ -5,7 +5,7 @@ import {mkdir, readFile, readdir, rm, writeFile} from 'node:fs/promises'
 import {basename, dirname, join} from 'node:path'
 import {setTimeout as sleep} from 'node:timers/promises'
 
-import {ConflictError, IntegrityError, NotFoundError, RolloutError} from '../errors.js'
+import {ConflictError, ExitCode, IntegrityError, NotFoundError, RolloutError} from '../errors.js'
 import {requireCompatible} from '../images/compat.js'
 import {
   API_ENV,
@@ -77,7 +77,7 @@ async function deployUnderLock(
     process.stderr.write(
       `Error: mlops deploy interrupted (${signal}): nothing new was started${previous ? `; ${previous.model} still serves` : ''}\n`,
     )
-    process.exit(130)
+    process.exit(ExitCode.INTERRUPTED)
   }
   for (const signal of INTERRUPTS) process.once(signal, interrupted)
   try {

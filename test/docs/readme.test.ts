@@ -6,7 +6,7 @@ import {join} from 'node:path'
 import {dockerEngine} from '../env/docker.js'
 import {runCli} from '../helpers/cli.js'
 import {restoreEnv} from '../helpers/env.js'
-import {DOCKER, LOCAL, README, normalise, storySteps} from '../helpers/readme.js'
+import {DOCKER, KUBERNETES, LOCAL, README, consoleBlocks, normalise, storyHeadings, storySteps} from '../helpers/readme.js'
 import {shellWords} from '../helpers/shell-words.js'
 
 /**
@@ -16,6 +16,21 @@ import {shellWords} from '../helpers/shell-words.js'
  * What differs from run to run (ports, pids, ids, paths, times, sizes, sha256 prefixes,
  * latency figures) is normalised on both sides; anything else that differs is drift.
  */
+
+describe('README.md: every part of the story is run by a test, and yields steps', () => {
+  const markdown = readFileSync(README, 'utf8')
+
+  it('the story has exactly parts 1 and 2 (run here) and 3 (run on the real node by test/e2e/docs-k8s.test.ts)', () => {
+    expect(storyHeadings(markdown)).to.deep.equal([LOCAL, DOCKER, KUBERNETES])
+  })
+
+  it('each part yields at least one step: a part with no command fails here, not passes with nothing run', () => {
+    for (const heading of [LOCAL, DOCKER, KUBERNETES]) expect(storySteps(markdown, heading), heading).to.not.be.empty
+    const noCommand = `## Your own project, step by step\n\n${LOCAL}\n\nJust prose.\n`
+    expect(() => storySteps(noCommand, LOCAL)).to.throw('has no `$ ` step')
+    expect(() => consoleBlocks('```console\n```\n', 'x.md')).to.throw('a console block with no `$ ` command')
+  })
+})
 
 describe('README.md: the by-hand story runs as written (output compared, ids and figures aside)', function () {
   this.timeout(120_000)

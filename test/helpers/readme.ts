@@ -33,7 +33,18 @@ export function storySteps(markdown: string, heading: string): StoryStep[] {
   const start = section.indexOf(`\n${heading}\n`)
   if (start === -1) throw new Error(`README.md: no "${heading}" under "${STORY}"`)
   const next = section.indexOf('\n### ', start + 1)
-  return consoleBlocks(section.slice(start, next === -1 ? undefined : next), `README.md "${heading}"`).flat()
+  const steps = consoleBlocks(section.slice(start, next === -1 ? undefined : next), `README.md "${heading}"`).flat()
+  // A part that yields no step would pass with nothing run.
+  if (steps.length === 0) throw new Error(`README.md: "${heading}" has no \`$ \` step in a console block`)
+  return steps
+}
+
+/** The `###` headings of the README's story section, in order. */
+export function storyHeadings(markdown: string): string[] {
+  const story = markdown.slice(markdown.indexOf(STORY))
+  const sectionEnd = story.indexOf('\n## ', STORY.length)
+  const section = sectionEnd === -1 ? story : story.slice(0, sectionEnd)
+  return [...section.matchAll(/^### .*$/gm)].map(match => match[0])
 }
 
 /** Each ```console block of a markdown text, in order, as its steps; `where` names the text in errors. */
@@ -54,6 +65,8 @@ export function consoleBlocks(markdown: string, where: string): StoryStep[][] {
       }
     }
 
+    // A block with no command would run nothing and pass.
+    if (steps.length === 0) throw new Error(`${where}: a console block with no \`$ \` command`)
     // The block's closing fence follows a newline, not an empty output line.
     for (const step of steps) while (step.expected.at(-1) === '') step.expected.pop()
     return steps

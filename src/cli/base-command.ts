@@ -1,18 +1,16 @@
 import {Command, Flags, type Interfaces} from '@oclif/core'
 
 import {type ProjectConfig, loadConfig} from '../config/load.js'
-import {ExitCode, type ExitCodeName, isMlopsError, systemError} from '../errors.js'
+import {ExitCode, isMlopsError, systemError} from '../errors.js'
 import {redact, redactJson, registerProcessSecrets} from '../util/redact.js'
+import {type ErrorJson, reportFailure} from './failure.js'
 import type {Logger} from './log.js'
 import {Progress} from './progress.js'
 
 export type CommandFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof BaseCommand)['baseFlags'] & T['flags']>
 export type CommandArgs<T extends typeof Command> = Interfaces.InferredArgs<T['args']>
 
-/** The JSON printed on stdout under --json when a command fails. */
-export interface ErrorJson {
-  error: {code: ExitCodeName; exitCode: number; message: string; suggestion?: string}
-}
+export type {ErrorJson} from './failure.js'
 
 /**
  * The one base command: --json, --config, config loading (mlops.yaml, then
@@ -98,13 +96,10 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     const described = redactJson(describeError(error))
     this.blameEnvironment(described)
     const structured = this.jsonEnabled() ? undefined : this.failureLog()
-    if (this.jsonEnabled()) {
-      this.logJson({error: described} satisfies ErrorJson)
-    } else if (structured) {
+    if (structured) {
       structured.log('error', structured.msg, described)
     } else {
-      this.logToStderr(`Error: ${described.message}`)
-      if (described.suggestion) this.logToStderr(`Hint: ${described.suggestion}`)
+      reportFailure(described, {json: this.jsonEnabled()})
       if (described.code === 'UNEXPECTED' && error.stack) {
         this.logToStderr(
           process.env.MLOPS_DEBUG ? redact(error.stack) : 'Set MLOPS_DEBUG=1 for the stack trace; this is a bug if it persists.',

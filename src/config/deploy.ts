@@ -38,10 +38,28 @@ export function mergeDeployConfig(base: DeployConfig | undefined, files: DeployC
       target = target[key] as Record<string, unknown>
     }
 
-    target[path.at(-1)!] = parseYaml(assignment.slice(eq + 1) || '""')
+    target[path.at(-1)!] = setValue(path.join('.'), assignment.slice(eq + 1))
   }
 
   return config as DeployConfig
+}
+
+/**
+ * A --set VALUE: one line of YAML (a scalar, or a flow list or map), never a document. A newline
+ * would let a value add keys or documents of its own; what YAML cannot parse is the user's input.
+ */
+function setValue(key: string, text: string): unknown {
+  if (/[\r\n]/.test(text))
+    throw new UsageError(`invalid --set ${key}: its value spans lines (one YAML value per --set)`, {
+      suggestion: 'put a multi-line value in a values file (-f FILE)',
+    })
+  try {
+    return parseYaml(text || '""')
+  } catch {
+    throw new UsageError(`invalid --set ${key}: its value is not YAML`, {
+      suggestion: `quote a string, e.g. --set '${key}="..."', or put it in a values file (-f FILE)`,
+    })
+  }
 }
 
 /** Keys that would reach Object.prototype through a plain object: never deploy keys. */

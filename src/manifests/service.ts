@@ -28,11 +28,10 @@ export interface RenderResult {
 }
 
 /**
- * The exact objects deploy applies: values from mlops.yaml, -f files and
- * --set; the model pinned to a concrete version and sha256; images pinned by
- * digest when .mlops/state.json has one (from mlops image push).
+ * The deploy values: mlops.yaml's deploy section, then each -f file, then each --set, validated.
+ * Pure input checks: a release runs them before it asks a store or a cluster anything.
  */
-export async function renderProject(request: RenderRequest): Promise<RenderResult> {
+export function deployValues(request: Pick<RenderRequest, 'project' | 'sets' | 'valuesFiles'>): DeployConfig {
   const files = request.valuesFiles.map(path => readValuesFile(path))
   const deploy = mergeDeployConfig(request.project.values.deploy, files, request.sets)
   validateDeployValues(
@@ -41,6 +40,15 @@ export async function renderProject(request: RenderRequest): Promise<RenderResul
       ? 'deploy values (mlops.yaml, then -f files, then --set)'
       : (request.project.file ?? 'mlops.yaml'),
   )
+  return deploy
+}
+
+/**
+ * The exact objects deploy applies: values from mlops.yaml, -f files and
+ * --set; the model pinned to a concrete version and sha256; images pinned by
+ * digest when .mlops/state.json has one (from mlops image push).
+ */
+export async function renderProject(request: RenderRequest, deploy = deployValues(request)): Promise<RenderResult> {
   const names = await imageNames(request.project, request.image)
   const state = await readState(request.project.dir)
   const images = {

@@ -22,6 +22,21 @@ describe('mlops as a process', () => {
     )
   })
 
+  for (const [input, args, code] of [
+    ['a model that does not exist', ['model', 'show', 'nope@1'], ExitCode.NOT_FOUND],
+    ['an unknown flag (--bogus)', ['model', 'list', '--bogus'], ExitCode.USAGE],
+    ['an unknown command (mlops modle list)', ['modle', 'list'], ExitCode.USAGE],
+    ['a bad --set (a..b=1)', ['render', '--set', 'a..b=1'], ExitCode.USAGE],
+  ] as const)
+    it(`--json failure, bad input ${input}: the error object on stdout and the same Error:/Hint: lines on stderr`, async () => {
+      const project = tempDir()
+      const run = await runCli([...args, '--json'], {MLOPS_STORE: join(project, 's')}, project)
+      expect(run.code, run.stderr).to.equal(code)
+      const {error} = JSON.parse(run.stdout) as {error: {code: string; exitCode: number; message: string; suggestion?: string}}
+      expect(error.exitCode).to.equal(code)
+      expect(run.stderr).to.equal(`Error: ${error.message}\n${error.suggestion ? `Hint: ${error.suggestion}\n` : ''}`)
+    })
+
   it('success without a TTY prints no spinner or progress on stderr', async () => {
     const run = await runCli(['model', 'push', fixture('iris_svc.onnx'), '--name', 'iris'], {MLOPS_STORE: join(tempDir(), 's')})
     expect(run.code).to.equal(0)

@@ -256,6 +256,40 @@ describe('a labels file that does not fit the model is refused, never served', (
   }
 })
 
+describe('render --set values that are not one YAML value', function () {
+  this.timeout(60_000)
+  let project: string
+
+  before(async () => {
+    // A project render accepts (a gs:// store holding the model), so that --set is what it refuses.
+    const store = await makeStore('gcs')
+    await store.store.push({model: await inspectModelFile(fixture('iris_svc.onnx')), name: 'iris', metadata: {}, workDir: tempDir()})
+    project = tempDir()
+    writeFileSync(join(project, 'mlops.yaml'), `name: iris\nstore:\n  uri: ${store.uri}\n  endpoint: ${store.env.MLOPS_GCS_ENDPOINT}\n`)
+    const rendered = await runCli(['render', '--model', 'iris@1', '--set', 'replicas=3'], {}, project)
+    expect(rendered.code, rendered.stderr).to.equal(0)
+  })
+
+  for (const [input, value, reason] of [
+    ['a newline and YAML keys (replicas=2⏎kind: Secret)', '2\nkind: Secret', 'its value spans lines'],
+    ['a carriage return (replicas=2␍)', '2\r', 'its value spans lines'],
+    ['an unclosed flow list (replicas=[1, 2)', '[1, 2', 'its value is not YAML'],
+    ['an unclosed quote (replicas="x)', '"x', 'its value is not YAML'],
+    ['an undefined alias (replicas=*a)', '*a', 'its value is not YAML'],
+  ])
+    it(`bad input: render --set with ${input} → exit 2, one Error: line naming the key, nothing rendered (was a YAML parser error, exit 1)`, async () => {
+      const out = join(tempDir(), 'rendered')
+      const run = await runCli(['render', '--model', 'iris@1', '--set', `replicas=${value}`, '--out', out], {}, project)
+      expect(run.code, run.stderr).to.equal(ExitCode.USAGE)
+      expect(run.stderr.split('\n')[0]).to.equal(
+        `Error: invalid --set replicas: ${reason}${reason.endsWith('lines') ? ' (one YAML value per --set)' : ''}`,
+      )
+      expect(run.stderr).to.match(/^Error: [^\n]+\nHint: [^\n]+\n$/)
+      expect(run.stdout).to.equal('')
+      expect(existsSync(out)).to.equal(false)
+    })
+})
+
 describe('an unknown command', () => {
   it('bad input: a typo (mlops modle list) → exit 2, one Error: line naming only the unknown words, the closest command as a hint', async () => {
     const run = await runCli(['modle', 'list'])

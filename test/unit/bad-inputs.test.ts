@@ -39,6 +39,18 @@ describe('bad inputs to the pure rules', () => {
     expect(({} as Record<string, unknown>).polluted).to.equal(undefined)
   })
 
+  for (const assignment of ['replicas=2\nkind: Secret', 'replicas=2\r', 'env.A=x\n---\nkind: Pod']) {
+    it(`bad input --set ${JSON.stringify(assignment)}: a value over several lines → usage error, no key added`, () => {
+      throws(() => mergeDeployConfig(undefined, [], [assignment]), UsageError, /its value spans lines/)
+    })
+  }
+
+  for (const assignment of ['replicas=[1, 2', 'replicas="x', 'replicas=*a', 'replicas={a: 1, a: 2}']) {
+    it(`bad input --set ${assignment}: not YAML → usage error naming the key (was a YAML parser error)`, () => {
+      throws(() => mergeDeployConfig(undefined, [], [assignment]), UsageError, /^invalid --set replicas: its value is not YAML$/)
+    })
+  }
+
   for (const assignment of ['a..b=1', '.c=1', 'deploy.=3', ' =1', 'resources.=1']) {
     it(`bad input --set "${assignment}": an empty key part → usage error`, () => {
       throws(() => mergeDeployConfig(undefined, [], [assignment]), UsageError, /empty part/)

@@ -1,6 +1,6 @@
 import {deploymentName} from '../../config/deploy.js'
 import type {ProjectConfig} from '../../config/load.js'
-import {type RenderResult, renderProject} from '../../manifests/service.js'
+import {type RenderResult, deployValues, renderProject} from '../../manifests/service.js'
 import type {ModelManifest} from '../../store/manifest.js'
 import type {StoreOverrides} from '../../store/open.js'
 import {resolveDeployModel} from '../deploy-model.js'
@@ -24,30 +24,35 @@ export async function renderRelease(
   request: ReleaseRequest,
   clients?: KubeClients,
 ): Promise<RenderResult & {manifest: ModelManifest; delivery: DeliveryChoice}> {
-  const {settings, store, manifest} = await resolveDeployModel(project, request, {cluster: true})
   const sets = request.namespace ? [...request.set, `namespace=${request.namespace}`] : request.set
+  // The values first: a bad -f file or --set is refused before any store or cluster is asked.
+  const deploy = deployValues({project, valuesFiles: request.values, sets})
+  const {settings, store, manifest} = await resolveDeployModel(project, request, {cluster: true})
   let choice: DeliveryChoice | undefined
-  const result = await renderProject({
-    project,
-    manifest,
-    store: settings,
-    valuesFiles: request.values,
-    sets,
-    image: request.image,
-    async delivery(deploy) {
-      const requested = request.delivery ?? deploy.delivery ?? 'init-container'
-      const publications = requested === 'init-container' ? [] : await store.publications(manifest.name, manifest.version)
-      choice = await chooseDelivery({
-        requested,
-        manifest,
-        publications,
-        preferred: deploy.modelImage,
-        clients,
-        nodeSelector: deploy.nodeSelector,
-      })
-      return choice.delivery
+  const result = await renderProject(
+    {
+      project,
+      manifest,
+      store: settings,
+      valuesFiles: request.values,
+      sets,
+      image: request.image,
+      async delivery(deploy) {
+        const requested = request.delivery ?? deploy.delivery ?? 'init-container'
+        const publications = requested === 'init-container' ? [] : await store.publications(manifest.name, manifest.version)
+        choice = await chooseDelivery({
+          requested,
+          manifest,
+          publications,
+          preferred: deploy.modelImage,
+          clients,
+          nodeSelector: deploy.nodeSelector,
+        })
+        return choice.delivery
+      },
     },
-  })
+    deploy,
+  )
   return {...result, manifest, delivery: choice!}
 }
 

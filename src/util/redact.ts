@@ -7,8 +7,10 @@
  * - secret-looking query parameters of any URL (`?key=`, `access_token=`,
  *   `X-Goog-Signature=`...): a signed URL or an API key in an endpoint;
  * - values registered as secret: the registry password from the environment,
- *   and the value of any --password/--token/--secret/--key given on the
- *   command line (oclif would otherwise echo it in a usage error).
+ *   the value of any --password/--token/--secret/--key given on the
+ *   command line (oclif would otherwise echo it in a usage error), and the
+ *   password of any USER:PASSWORD@HOST in an argument or an MLOPS_* value,
+ *   with a scheme or without, wherever a message later quotes it.
  */
 // Up to the last @ before the host: a password may hold a raw @ (http://user:p@ss@host).
 const USERINFO = /\b([a-z][a-z0-9+.-]*:\/\/)[^\s/?#'"]+@/gi
@@ -20,6 +22,9 @@ const QUERY_SECRET =
 const PRIVATE_KEY = /-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(-----END [A-Z ]*PRIVATE KEY-----|$)/g
 const SECRET_ENV = ['MLOPS_REGISTRY_PASSWORD']
 const SECRET_FLAG = /^--?(password|passwd|token|secret|key|api-key)(=(.*))?$/i
+// USER:PASSWORD@HOST in any value, with a scheme or without (a registry given as u:p@host/repo):
+// the password is a secret wherever the value is later quoted, whole or in part.
+const VALUE_USERINFO = /([^\s/:@=]+):([^\s/@]+)@[a-z0-9[]/gi
 const secrets = new Set<string>()
 
 export const REDACTED = '***'
@@ -31,6 +36,9 @@ export function registerProcessSecrets(argv: string[] = process.argv.slice(2)): 
     const flag = SECRET_FLAG.exec(arg)
     if (flag) addSecret(flag[2] === undefined ? argv[index + 1] : flag[3])
   }
+
+  const mlopsValues = Object.entries(process.env).flatMap(([name, value]) => (name.startsWith('MLOPS_') && value ? [value] : []))
+  for (const value of [...argv, ...mlopsValues]) for (const match of value.matchAll(VALUE_USERINFO)) addSecret(match[2])
 }
 
 export function addSecret(value: string | undefined): void {

@@ -38,3 +38,13 @@ export function formatBytes(bytes: number): string {
 
   return unit === 0 ? `${bytes} B` : `${value.toFixed(value >= 100 ? 0 : 1)} ${units[unit]}`
 }
+
+/**
+ * Text a server sent (a node's runtime version, a name), fit to quote in one line of output:
+ * control characters (a newline, an escape sequence) become "?", and it is cut at `max` characters.
+ */
+export function quoteServerText(text: string, max = 80): string {
+  // eslint-disable-next-line no-control-regex
+  const clean = text.replaceAll(/[\u0000-\u001F\u007F-\u009F\u2028\u2029]/g, '?')
+  return clean.length > max ? `${clean.slice(0, max)}…` : clean
+}

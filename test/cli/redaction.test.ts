@@ -152,8 +152,11 @@ describe('no output, log or termination message contains a credential it was giv
         {GOOGLE_APPLICATION_CREDENTIALS: key},
         project,
       )
-      expect(run.code, run.stderr).to.be.oneOf([ExitCode.USAGE, ExitCode.PERMISSION, ExitCode.UNAVAILABLE])
-      expect(run.stderr).to.not.contain('this is a bug')
+      // A key that cannot sign is the user's file: exit 2 naming it, before any token endpoint is asked.
+      expect(run.code, run.stderr).to.equal(ExitCode.USAGE)
+      expect(run.stderr).to.equal(
+        `Error: GOOGLE_APPLICATION_CREDENTIALS (${key}) is not a usable service-account key\nHint: point GOOGLE_APPLICATION_CREDENTIALS at a service-account key (JSON), or run gcloud auth application-default login\n`,
+      )
       expect(everything(run)).to.not.contain('SECRETPART')
     })
   })

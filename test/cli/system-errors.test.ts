@@ -120,7 +120,11 @@ describe('foreseeable system errors get their exit code and name the path', func
       'json',
     ])
     expect(run.code).to.equal(ExitCode.USAGE)
-    expect(listFiles(dir)).to.include('summary.json')
+    // The summary itself, as Kubernetes shows it: not only that a file was written.
+    const written = JSON.parse(readFileSync(summary, 'utf8')) as {ok: boolean; ref: string; error: Record<string, unknown>}
+    expect(written).to.include({ok: false, ref: 'iris@1'})
+    expect(written.error).to.deep.equal({code: 'USAGE', exitCode: ExitCode.USAGE, message: `${file} is a file, not a folder`})
+    expect(readFileSync(summary, 'utf8').trim().split('\n')).to.have.length(1)
   })
 })
 

@@ -292,6 +292,18 @@ describe('mlops deploy on a real Kubernetes control plane', function () {
     const missing = await runCommand(['rollback', '--config', join(project, 'mlops.yaml'), '--to-revision', '9'], {root})
     expect((missing.error as {oclif?: {exit?: number}}).oclif?.exit).to.equal(ExitCode.NOT_FOUND)
     expect(missing.stderr).to.contain('has no revision 9')
+    // A revision that exists: revision 2 (iris@2) comes back as revision 4, then revision 3 (iris@1) as 5.
+    for (const [revision, version, becomes] of [
+      ['2', '2', '4'],
+      ['3', '1', '5'],
+    ]) {
+      const to = await runCommand(['rollback', '--config', join(project, 'mlops.yaml'), '--to-revision', revision], {root})
+      expect(to.error, to.stderr).to.equal(undefined)
+      expect(to.stdout).to.contain(`rolled back to revision ${revision}: iris@${version}`)
+      const live = await apps.readNamespacedDeployment({name: 'iris', namespace: 'iris'})
+      expect(live.spec?.template.metadata?.annotations?.['mlops.io/model-version']).to.equal(version)
+      expect(live.metadata?.annotations?.['deployment.kubernetes.io/revision']).to.equal(becomes)
+    }
   })
 
   it('--atomic: a failed rollout rolls back to the revision that was live, and says so (exit 9)', async () => {

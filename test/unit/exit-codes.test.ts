@@ -25,9 +25,9 @@ describe("exit codes: the README's table is the code's table", () => {
   })
 
   it('every error class a service can throw exits with a documented code', () => {
-    const classes = Object.values(errors).filter(
+    const classes = (Object.values(errors) as unknown[]).filter(
       (value): value is new (message: string) => errors.MlopsError =>
-        typeof value === 'function' && value.prototype instanceof errors.MlopsError,
+        typeof value === 'function' && (value as {prototype?: unknown}).prototype instanceof errors.MlopsError,
     )
     expect(classes.length).to.be.greaterThan(10)
     for (const Class of classes) expect(table.has(new Class('x').exitCode), Class.name).to.equal(true)

@@ -65,6 +65,26 @@ describe('redact: credentials never come back out', () => {
       )
     })
 
+    it('registerProcessSecrets: the password of USER:PASSWORD@HOST in any argument or MLOPS_* value, with or without a scheme, even when quoted in part', () => {
+      const saved = process.env.MLOPS_UNIT_STORE
+      process.env.MLOPS_UNIT_STORE = 'env-user:unit-env-pa55@127.0.0.1/bucket'
+      try {
+        registerProcessSecrets(['model', 'show', 'unit-user:unit-arg-pa55@127.0.0.1:1/r', '--to=u:unit-to-pa55@host.example/repo'])
+      } finally {
+        restoreEnv('MLOPS_UNIT_STORE', saved)
+      }
+      expect(redact('invalid model name "unit-user:unit-arg-pa55"')).to.equal(`invalid model name "unit-user:${REDACTED}"`)
+      expect(redact('bad repository u:unit-to-pa55@host.example/repo')).to.equal(`bad repository u:${REDACTED}@host.example/repo`)
+      expect(redact('store env-user:unit-env-pa55@127.0.0.1/bucket')).to.equal(`store env-user:${REDACTED}@127.0.0.1/bucket`)
+    })
+
+    it('registerProcessSecrets: an image digest, a host:port/repo and a model ref are no userinfo', () => {
+      registerProcessSecrets(['127.0.0.1:5000/team/iris@sha256:0123456789abcdef', 'iris@prod', 'a:b/c@d'])
+      expect(redact('127.0.0.1:5000/team/iris@sha256:0123456789abcdef iris@prod a:b/c@d')).to.equal(
+        '127.0.0.1:5000/team/iris@sha256:0123456789abcdef iris@prod a:b/c@d',
+      )
+    })
+
     it("registerProcessSecrets: other flags' values, a trailing --password without a value and --passwords are not registered", () => {
       registerProcessSecrets(['--username', 'unit-user-name', '--passwords', 'unit-not-a-flag', '--password'])
       expect(redact('unit-user-name unit-not-a-flag')).to.equal('unit-user-name unit-not-a-flag')

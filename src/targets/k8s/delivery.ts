@@ -1,6 +1,7 @@
 import {NotFoundError} from '../../errors.js'
 import type {Delivery} from '../../pod/contract.js'
 import type {ModelManifest} from '../../store/manifest.js'
+import {quoteServerText} from '../../util/text.js'
 import type {Publication} from '../../store/model-store.js'
 import type {KubeClients} from './client.js'
 import {kubeError} from './errors.js'
@@ -90,7 +91,9 @@ async function clusterSupport(clients: KubeClients, nodeSelector?: Record<string
 
   const serverVersion = [Number.parseInt(server.major, 10), Number.parseInt(server.minor, 10)]
   if (!atLeast(serverVersion, MIN_KUBERNETES))
-    return {missing: `the API server is ${server.gitVersion}; image volumes need Kubernetes ${MIN_KUBERNETES.join('.')} or newer`}
+    return {
+      missing: `the API server is ${quoteServerText(server.gitVersion)}; image volumes need Kubernetes ${MIN_KUBERNETES.join('.')} or newer`,
+    }
   const labelSelector = nodeSelector
     ? Object.entries(nodeSelector)
         .map(([key, value]) => `${key}=${value}`)
@@ -110,25 +113,31 @@ async function clusterSupport(clients: KubeClients, nodeSelector?: Record<string
   if (nodes.length === 0) return {missing: `no node${labelSelector ? ` matches ${labelSelector}` : ''}`}
   const runtimes = new Set<string>()
   for (const node of nodes) {
-    const name = node.metadata?.name ?? 'a node'
-    const kubelet = /^v(\d+)\.(\d+)/.exec(node.status?.nodeInfo?.kubeletVersion ?? '')
-    if (!kubelet || !atLeast([Number(kubelet[1]), Number(kubelet[2])], MIN_KUBERNETES))
+    // What a node reports is quoted as text from a server: one line, bounded.
+    const name = quoteServerText(node.metadata?.name ?? 'a node')
+    const kubeletVersion = String(node.status?.nodeInfo?.kubeletVersion ?? '')
+    const kubelet = /^v(\d+)\.(\d+)/.exec(kubeletVersion)
+    if (!kubelet)
       return {
-        missing: `node ${name} runs kubelet ${node.status?.nodeInfo?.kubeletVersion ?? '(unknown)'}, older than ${MIN_KUBERNETES.join('.')}`,
+        missing: `node ${name} runs kubelet ${quoteServerText(kubeletVersion) || '(unknown)'}, which is no Kubernetes version; image volumes need ${MIN_KUBERNETES.join('.')} or newer`,
       }
-    const runtime = node.status?.nodeInfo?.containerRuntimeVersion ?? ''
+    if (!atLeast([Number(kubelet[1]), Number(kubelet[2])], MIN_KUBERNETES))
+      return {missing: `node ${name} runs kubelet ${quoteServerText(kubeletVersion)}, older than ${MIN_KUBERNETES.join('.')}`}
+    const runtime = String(node.status?.nodeInfo?.containerRuntimeVersion ?? '')
     const match = /^([a-z-]+):\/\/v?(\d+)\.(\d+)/.exec(runtime)
     const minimum = match ? MIN_RUNTIME[match[1]] : undefined
     if (!match || !minimum || !atLeast([Number(match[2]), Number(match[3])], minimum)) {
       return {
-        missing: `node ${name} runs ${runtime || 'an unknown runtime'}, which cannot mount image volumes (containerd 2.1+ or CRI-O 1.31+ can)`,
+        missing: `node ${name} runs ${quoteServerText(runtime) || 'an unknown runtime'}, which cannot mount image volumes (containerd 2.1+ or CRI-O 1.31+ can)`,
       }
     }
 
-    runtimes.add(runtime.replace('://', ' '))
+    runtimes.add(quoteServerText(runtime.replace('://', ' ')))
   }
 
-  return {found: `Kubernetes ${server.gitVersion}, ${nodes.length} node${nodes.length === 1 ? '' : 's'} on ${[...runtimes].join(', ')}`}
+  return {
+    found: `Kubernetes ${quoteServerText(server.gitVersion)}, ${nodes.length} node${nodes.length === 1 ? '' : 's'} on ${[...runtimes].join(', ')}`,
+  }
 }
 
 function atLeast(version: number[], minimum: readonly number[]): boolean {

@@ -155,7 +155,8 @@ describe('no output, log or termination message contains a credential it was giv
       // A key that cannot sign is the user's file: exit 2 naming it, before any token endpoint is asked.
       expect(run.code, run.stderr).to.equal(ExitCode.USAGE)
       expect(run.stderr).to.equal(
-        `Error: GOOGLE_APPLICATION_CREDENTIALS (${key}) is not a usable service-account key\nHint: point GOOGLE_APPLICATION_CREDENTIALS at a service-account key (JSON), or run gcloud auth application-default login\n`,
+        `Error: GOOGLE_APPLICATION_CREDENTIALS (${key}) is not a usable service-account key\n` +
+          'Hint: point GOOGLE_APPLICATION_CREDENTIALS at a service-account key (JSON), or run gcloud auth application-default login\n',
       )
       expect(everything(run)).to.not.contain('SECRETPART')
     })

@@ -12,6 +12,8 @@ export interface Counters {
   ready: boolean
   requests: Array<[string, number]>
   latency: Array<[string, Histogram]>
+  /** Request bytes admitted at once: the most so far, and the limit (--max-inflight-bytes). */
+  inflight?: {peak: number; limit: number}
 }
 
 /** The pod's counters: every worker's summed (histograms bucket by bucket); ready when every worker is. */
@@ -26,7 +28,19 @@ export function sumCounters(parts: Counters[]): Counters {
     }
   }
 
-  return {ready: parts.length > 0 && parts.every(part => part.ready), requests: [...requests], latency: [...latency]}
+  // Each worker admits against its own limit: the pod's figures are the sums.
+  const inflight = parts.some(part => part.inflight)
+    ? parts.reduce((sum, part) => ({peak: sum.peak + (part.inflight?.peak ?? 0), limit: sum.limit + (part.inflight?.limit ?? 0)}), {
+        peak: 0,
+        limit: 0,
+      })
+    : undefined
+  return {
+    ready: parts.length > 0 && parts.every(part => part.ready),
+    requests: [...requests],
+    latency: [...latency],
+    ...(inflight && {inflight}),
+  }
 }
 
 export class Metrics {
@@ -34,6 +48,7 @@ export class Metrics {
   private readonly latency = new Map<string, Histogram>()
   private readonly info: Record<string, string>
   ready = false
+  inflight?: {peak: number; limit: number}
 
   constructor(model: {name: string; version?: string; sha256: string}) {
     this.info = {name: model.name, version: model.version ?? '', sha256: model.sha256}
@@ -55,7 +70,12 @@ export class Metrics {
   }
 
   counters(): Counters {
-    return {ready: this.ready, requests: [...this.requests], latency: [...this.latency]}
+    return {
+      ready: this.ready,
+      requests: [...this.requests],
+      latency: [...this.latency],
+      ...(this.inflight && {inflight: {...this.inflight}}),
+    }
   }
 
   /** This process's counters, or the pod's when given (several workers). */
@@ -84,6 +104,15 @@ export class Metrics {
       )
     }
 
+    if (counters.inflight)
+      lines.push(
+        '# HELP mlops_inflight_request_bytes_peak The most request bytes admitted at once (over the limit: 503 + Retry-After).',
+        '# TYPE mlops_inflight_request_bytes_peak gauge',
+        `mlops_inflight_request_bytes_peak ${counters.inflight.peak}`,
+        '# HELP mlops_inflight_request_bytes_limit The request bytes admitted at once at most (--max-inflight-bytes).',
+        '# TYPE mlops_inflight_request_bytes_limit gauge',
+        `mlops_inflight_request_bytes_limit ${counters.inflight.limit}`,
+      )
     return `${lines.join('\n')}\n`
   }
 }

@@ -153,7 +153,15 @@ export async function runPool(options: PoolOptions): Promise<{url: string; stopp
         }
       })
 
+      // A worker's last messages (its 'failed' report) can still be in the channel when its exit is
+      // seen: judged before them, a worker that reported exit 8 read as one that died (exit 1). The
+      // channel closes only after every message in it was read, so the exit is judged once it has.
       worker.on('exit', (code, signal) => {
+        if (worker.isConnected()) worker.once('disconnect', () => exitedWorker(code, signal))
+        else exitedWorker(code, signal)
+      })
+
+      const exitedWorker = (code: number, signal: string) => {
         exited++
         for (const [id, collection] of collections) {
           collection.waiting.delete(worker.id)
@@ -179,7 +187,7 @@ export async function runPool(options: PoolOptions): Promise<{url: string; stopp
         if (exited < forked) return
         if (failure) reject(failure)
         else resolve({url, stoppedBy})
-      })
+      }
     }
 
     fork()

@@ -74,6 +74,7 @@ export async function startServer(prepared: PreparedModel, options: ServerOption
   // parsed all at once (16 bodies of 1 MiB took about 600 MB, over the pod's 512Mi).
   const budget = options.inFlightBytes ?? inFlightBudget(options.bodyLimit, undefined, options.pool?.workers)
   let inFlight = 0
+  metrics.inflight = {peak: 0, limit: budget}
   const admitted = new WeakMap<FastifyRequest, number>()
   if (link) {
     const pid = String(process.pid)
@@ -94,6 +95,7 @@ export async function startServer(prepared: PreparedModel, options: ServerOption
     }
 
     inFlight += cost
+    metrics.inflight!.peak = Math.max(metrics.inflight!.peak, inFlight)
     admitted.set(request, cost)
   })
   const release = (request: FastifyRequest) => {

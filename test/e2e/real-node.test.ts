@@ -218,19 +218,20 @@ describe('the model-load pattern on a real node (kubelet, containerd, runc): rea
   })
 
   it('diagnosis: ProgressDeadlineExceeded (deploy.progressDeadlineSeconds) exits 9 as soon as Kubernetes says so', async () => {
-    const started = Date.now()
     const result = await mlops('deploy', '--model', 'iris@1', '--tag', 'missing', '--set', 'progressDeadlineSeconds=10', '--atomic')
     expect(result.code).to.equal(ExitCode.ROLLOUT_FAILED)
+    // Kubernetes' verdict ended the wait, as the CLI reports it: not its own --timeout (progress deadline + 60 s).
     expect(result.stderr).to.match(/^Error: deployment iris exceeded its progress deadline: .*cannot pull/m)
-    // The default --timeout (progress deadline + 60 s) was not waited out.
-    expect(Date.now() - started).to.be.lessThan(60_000)
+    expect(result.stderr).to.not.contain('did not finish in')
   })
 
-  it('diagnosis: an API container that crash-loops exits 9 with its last log lines', async () => {
+  // Two workers (limits.cpu 2): this flaked once as "exit 1" when the primary judged a worker's exit before reading
+  // the failure report still in its channel; the pool now judges an exit only once the channel has closed.
+  it('diagnosis: an API container that crash-loops (two serve workers: limits.cpu 2) exits 9 with its last log lines', async () => {
     writeSlowLoadingOnnx(join(project, 'model', 'unloadable.onnx'), 1, 'NoSuchOperator')
     const pushed = await mlops('model', 'push', 'model/unloadable.onnx', '--name', 'iris', '--version', 'unloadable')
     expect(pushed.code, pushed.stderr).to.equal(0)
-    const result = await mlops('deploy', '--model', 'iris@unloadable', '--timeout', '40s', '--atomic')
+    const result = await mlops('deploy', '--model', 'iris@unloadable', '--timeout', '40s', '--atomic', '--set', 'resources.limits.cpu=2')
     expect(result.code).to.equal(ExitCode.ROLLOUT_FAILED)
     expect(result.stderr, result.stderr).to.match(
       /container api is crash-looping \(exit 8\): .*"msg":"model failed to load".*No Op registered for NoSuchOperator/,
@@ -398,9 +399,9 @@ describe('the model-load pattern on a real node (kubelet, containerd, runc): rea
       for (const pod of await podsOf(core, namespace, 'iris')) {
         const loader = pod.status?.initContainerStatuses?.find(s => s.name === 'model-loader')
         if (loader?.state?.running && loader.containerID) {
-          await new Promise(resolve => {
-            setTimeout(resolve, 300)
-          })
+          // Killed once its log says the download began (the model resolved): not after a guessed time.
+          const log = await core.readNamespacedPodLog({name: pod.metadata!.name!, namespace, container: 'model-loader'}).catch(() => '')
+          if (!log.includes('"msg":"resolved"')) continue
           const id = loader.containerID.replace('containerd://', '')
           nodeCtr(node, ['tasks', 'kill', '-s', 'SIGKILL', id])
           return id

@@ -6,6 +6,7 @@ import {join} from 'node:path'
 import {ExitCode} from '../../src/errors.js'
 import {runCli, startCli, startIrisServer} from '../helpers/cli.js'
 import {freePort, waitFor} from '../env/ports.js'
+import {metric} from '../helpers/metrics.js'
 import {fixture, tempDir} from '../helpers/stores.js'
 
 const bin = join(import.meta.dirname, '..', '..', 'bin', 'run.js')
@@ -208,9 +209,9 @@ describe('predict -n with a huge count', function () {
         '-c',
         '2',
       ])
-      await new Promise(resolve => {
-        setTimeout(resolve, 1500)
-      })
+      // Ctrl-C once the server reports answers to this run: not after a guessed time.
+      const url = `http://127.0.0.1:${port}`
+      await waitFor(async () => (await metric(url, 'mlops_http_requests_total', 'method="POST",status="200"')) >= 10, 'answers')
       predict.child.kill('SIGINT')
       const {code, stdout, stderr} = await predict.done
       expect(code).to.equal(130)

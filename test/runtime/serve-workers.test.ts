@@ -5,7 +5,9 @@ import {request as httpRequest} from 'node:http'
 import {join} from 'node:path'
 
 import {ExitCode} from '../../src/errors.js'
+import {waitFor} from '../env/ports.js'
 import {runCli} from '../helpers/cli.js'
+import {metric} from '../helpers/metrics.js'
 import {writeSlowLoadingOnnx} from '../helpers/onnx-writer.js'
 import {stillRunning} from '../helpers/processes.js'
 import {fixture, tempDir} from '../helpers/stores.js'
@@ -210,6 +212,7 @@ describe('mlops serve --workers: several processes on one port', () => {
     expect(workers).to.have.length(2)
     const body = Buffer.from(JSON.stringify({data: Array.from({length: 1000}, (_, i) => [5 + (i % 3), 3.5, 1.4, 0.2])}))
     // Headers and half the body first, the signal, then the rest: each request is in flight when SIGTERM lands.
+    const requests: Array<ReturnType<typeof httpRequest>> = []
     const inFlight = Array.from(
       {length: 4},
       async () =>
@@ -227,10 +230,17 @@ describe('mlops serve --workers: several processes on one port', () => {
           )
           request.on('error', reject)
           request.write(body.subarray(0, body.length / 2))
-          setTimeout(() => request.end(body.subarray(body.length / 2)), 300)
+          requests.push(request)
         }),
     )
-    setTimeout(() => pool.child.kill('SIGTERM'), 150)
+    // Each step waits for what the pod reports: all four admitted, then the shutdown begun, then the rest of each body.
+    await waitFor(
+      async () => (await metric(pool.url, 'mlops_inflight_request_bytes_peak')) >= 4 * body.length && requests.length === 4,
+      'four requests admitted',
+    )
+    pool.child.kill('SIGTERM')
+    await waitFor(async () => count(pool, 'shutting down: finishing in-flight requests') === 1, 'the shutdown begun')
+    for (const request of requests) request.end(body.subarray(body.length / 2))
     const answers = await Promise.all(inFlight)
     for (const a of answers) {
       expect(a.status).to.equal(200)
@@ -253,6 +263,36 @@ describe('mlops serve --workers: several processes on one port', () => {
     for (const pid of workers) expect(stillRunning(pid, 'serve'), `worker ${pid}`).to.equal(false)
     expect(pool.lines().find(line => line.msg === 'worker exited')).to.include({level: 'error', pid: workers[0], signal: 'SIGKILL'})
     expect(pool.lines().at(-1)).to.include({msg: 'serve failed', code: 'UNEXPECTED'})
+  })
+
+  it("two workers that both cannot load the model (an unknown operator): exit 8 with the runtime's reason, five times in a row, never read as a worker that died (exit 1)", async () => {
+    const model = join(tempDir(), 'unloadable.onnx')
+    writeSlowLoadingOnnx(model, 1, 'NoSuchOperator')
+    for (let run = 1; run <= 5; run++) {
+      const {code, stderr} = await runCli([
+        'serve',
+        '--model',
+        model,
+        '--workers',
+        '2',
+        '--port',
+        '0',
+        '--host',
+        '127.0.0.1',
+        '--log-format',
+        'json',
+      ])
+      const lines = stderr
+        .trim()
+        .split('\n')
+        .map(line => JSON.parse(line) as {msg: string; code?: string})
+      expect(code, `run ${run}: ${stderr}`).to.equal(ExitCode.INCOMPATIBLE)
+      expect(
+        lines.filter(line => line.msg === 'worker exited'),
+        `run ${run}`,
+      ).to.deep.equal([])
+      expect(lines.at(-1), `run ${run}`).to.include({msg: 'serve failed', code: 'INCOMPATIBLE'})
+    }
   })
 
   it('a worker that cannot serve the model (--label-from argmax on a regressor): exit 2, the cause said once', async () => {

@@ -11,7 +11,7 @@ export interface AppliedObject {
   kind: string
   name: string
   namespace?: string
-  /** created, configured (changed) or unchanged (same resourceVersion). */
+  /** created, configured (changed) or unchanged (the same object, its status aside). */
   result: 'configured' | 'created' | 'unchanged'
   resourceVersion?: string
 }
@@ -48,14 +48,14 @@ async function applyOne(
   namespacesApplied: AppliedObject[],
 ): Promise<AppliedObject> {
   const what = `applying ${object.kind} ${object.metadata.namespace ? `${object.metadata.namespace}/` : ''}${object.metadata.name}`
-  let before: string | undefined
+  let before: unknown
   try {
     const current = await clients.objects.read({
       apiVersion: object.apiVersion,
       kind: object.kind,
       metadata: {name: object.metadata.name, namespace: object.metadata.namespace},
     })
-    before = (current.metadata as {resourceVersion?: string} | undefined)?.resourceVersion
+    before = current
   } catch {
     before = undefined
   }
@@ -69,13 +69,12 @@ async function applyOne(
       options.force ?? false,
       PatchStrategy.ServerSideApply,
     )
-    const after = (result.metadata as {resourceVersion?: string} | undefined)?.resourceVersion
     return {
       kind: object.kind,
       name: object.metadata.name,
       namespace: object.metadata.namespace,
-      resourceVersion: after,
-      result: before === undefined ? 'created' : before === after ? 'unchanged' : 'configured',
+      resourceVersion: (result.metadata as {resourceVersion?: string} | undefined)?.resourceVersion,
+      result: applyResult(before, result),
     }
   } catch (error) {
     const mapped = kubeError(error, clients.server, what)
@@ -94,4 +93,32 @@ async function applyOne(
 
     throw mapped
   }
+}
+
+/** What an apply did to an object: created (none before), configured, or unchanged (the same, status aside). */
+export function applyResult(before: unknown, after: unknown): AppliedObject['result'] {
+  if (before === undefined) return 'created'
+  return desiredState(before) === desiredState(after) ? 'unchanged' : 'configured'
+}
+
+/**
+ * An object as a deploy changes it: everything but its status and the server's bookkeeping.
+ * A controller writing status between the read and the apply (the disruption controller counts
+ * a PodDisruptionBudget's healthy pods as a rollout goes) bumps the resourceVersion; that alone
+ * is no change this deploy made, so it is not reported as "configured".
+ */
+function desiredState(object: unknown): string {
+  const {status: _status, metadata = {}, ...rest} = object as {status?: unknown; metadata?: Record<string, unknown>}
+  const {resourceVersion: _rv, managedFields: _fields, generation: _generation, ...identity} = metadata
+  return JSON.stringify(sortKeys({...rest, metadata: identity}))
+}
+
+function sortKeys(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(item => sortKeys(item))
+  if (value === null || typeof value !== 'object') return value
+  return Object.fromEntries(
+    Object.entries(value)
+      .sort(([a], [b]) => a.localeCompare(b))
+      .map(([key, item]) => [key, sortKeys(item)]),
+  )
 }

@@ -154,8 +154,13 @@ export class RegistryClient {
     }
 
     const response = await send()
-    if (response.status !== 401 || this.authorization) return response
+    if (response.status !== 401) return response
     const challenge = response.headers.get('www-authenticate') ?? ''
+    // A token is for the scope its challenge named: the first (a HEAD of a blob) asks pull, an upload
+    // then answers 401 asking pull,push. One new token per request for the scope it names; basic
+    // credentials refused once are refused.
+    const widerToken = this.authorization?.startsWith('Bearer ') && /^bearer\b/i.test(challenge)
+    if (this.authorization && !widerToken) return response
     await response.arrayBuffer().catch(() => {})
     if (!(await this.authenticate(challenge))) return response
     return send()
@@ -179,9 +184,11 @@ export class RegistryClient {
     if (!URL.canParse(params.realm) || !/^https?:$/.test(new URL(params.realm).protocol))
       throw new UnavailableError(`${this.ref.registry} names a token service that is not an http(s) URL`)
     const realm = new URL(params.realm)
-    if (realm.protocol !== 'https:' && !isLoopback(realm.host))
-      throw new UnavailableError(
+    // Credentials over plain HTTP only to this machine, even to a trusted token service.
+    if (basic && realm.protocol !== 'https:' && !isLoopback(realm.host))
+      throw new PermissionError(
         `${this.ref.registry} asks for a token from ${realm.origin} over plain HTTP; refusing to send credentials there`,
+        {suggestion: 'a token service off this machine must use https://'},
       )
     // The answer names where credentials go: only to the registry's own host and port, or to a
     // token service the user trusts by name (Docker Hub's is known), never to any host it names.

@@ -56,3 +56,17 @@ export function localRegistry(user: string, password: string): {address: string;
   const address = /REGISTRY=(\S+)/.exec(run(['up']))![1]
   return {address, stop: () => run(['down'])}
 }
+
+/**
+ * A local registry with bearer-token auth, as Docker Hub, GCR and Artifact Registry run it: its
+ * 401 names a token service (`realm`) that, given the user's credentials, answers a signed JWT
+ * for the scope asked. Both on 127.0.0.1; the token server is test/helpers/token-server.ts.
+ */
+export function tokenRegistry(realm: string, certificate: string): {address: string; stop: () => void} {
+  const state = mkdtempSync(join(tmpdir(), 'mlops-registry-'))
+  const env = {...process.env, MLOPS_REGISTRY_TOKEN_REALM: realm, MLOPS_REGISTRY_TOKEN_CERT: certificate, MLOPS_REGISTRY_STATE: state}
+  const run = (args: string[]) =>
+    execFileSync('bash', [join(SCRIPTS, 'registry.sh'), ...args], {encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], env})
+  const address = /REGISTRY=(\S+)/.exec(run(['up']))![1]
+  return {address, stop: () => run(['down'])}
+}

@@ -89,6 +89,16 @@ describe('mlops model publish against a hostile registry: credentials go nowhere
     expect(new URL(realm.seen[0].url!, 'http://x').searchParams.get('scope')).to.equal('repository:models/iris:pull,push')
   })
 
+  it('bad input: a plain-http realm off this machine (http://0.0.0.0:1), even one trusted by MLOPS_REGISTRY_TOKEN_REALMS → exit 6, no credentials sent', async () => {
+    challenge('Bearer realm="http://0.0.0.0:1/token",service="r",scope="repository:models/iris:pull,push"')
+    const run = await publish({MLOPS_REGISTRY_TOKEN_REALMS: '0.0.0.0:1'})
+    expect(run.code, run.stderr).to.equal(ExitCode.PERMISSION)
+    expect(run.stderr).to.contain(
+      `Error: ${registry.address} asks for a token from http://0.0.0.0:1 over plain HTTP; refusing to send credentials there`,
+    )
+    oneLine(run)
+  })
+
   it('a bearer challenge whose scope names another repository (repository:other/repo:push) → exit 6, no token asked', async () => {
     challenge(`Bearer realm="http://${registry.address}/token",service="r",scope="repository:other/repo:push"`)
     const run = await publish()

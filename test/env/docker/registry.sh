@@ -12,6 +12,10 @@
 #   MLOPS_REGISTRY_PORT      port on 127.0.0.1 (5000; a free port is chosen if it is taken)
 #   MLOPS_REGISTRY_USER      with MLOPS_REGISTRY_PASSWORD: turn on htpasswd basic auth
 #   MLOPS_REGISTRY_PASSWORD  (needs apache2-utils for htpasswd, installed if missing)
+#   MLOPS_REGISTRY_TOKEN_REALM  instead of htpasswd: bearer-token auth, as Docker Hub, GCR and
+#                            Artifact Registry use it; the realm is the token server's URL
+#   MLOPS_REGISTRY_TOKEN_CERT   the PEM certificate whose key signs the tokens (issuer
+#                            mlops-test-issuer, service mlops-test-registry)
 #
 # The Docker daemon treats 127.0.0.0/8 registries as insecure (plain HTTP) by
 # default, so `docker push 127.0.0.1:<port>/x:1` works without daemon config.
@@ -60,7 +64,16 @@ up() {
   mkdir -p "$STATE/data"
 
   local auth="" auth_desc=none
-  if [ -n "$USER_NAME" ]; then
+  if [ -n "${MLOPS_REGISTRY_TOKEN_REALM:-}" ]; then
+    [ -f "${MLOPS_REGISTRY_TOKEN_CERT:-}" ] || { log "MLOPS_REGISTRY_TOKEN_REALM needs MLOPS_REGISTRY_TOKEN_CERT"; return 1; }
+    auth_desc="bearer tokens from $MLOPS_REGISTRY_TOKEN_REALM"
+    auth="auth:
+  token:
+    realm: $MLOPS_REGISTRY_TOKEN_REALM
+    service: mlops-test-registry
+    issuer: mlops-test-issuer
+    rootcertbundle: $MLOPS_REGISTRY_TOKEN_CERT"
+  elif [ -n "$USER_NAME" ]; then
     [ -n "$PASSWORD" ] || { log "MLOPS_REGISTRY_USER needs MLOPS_REGISTRY_PASSWORD"; return 1; }
     command -v htpasswd >/dev/null 2>&1 || apt_install apache2-utils
     # distribution only accepts bcrypt entries (-B).

@@ -1,4 +1,5 @@
 import type Docker from 'dockerode'
+import {join} from 'node:path'
 import {PassThrough} from 'node:stream'
 
 import {deploymentName} from '../config/deploy.js'
@@ -22,6 +23,7 @@ import {type DockerDeployment, readState, updateState} from '../state/project-st
 import type {ModelManifest} from '../store/manifest.js'
 import {type StoreSettings, localStoreRoot} from '../store/open.js'
 import {freePort} from '../util/net.js'
+import {releaseDeployLock, whileDeploying, withDeployLock} from './deploy-guard.js'
 import {resolveDeployModel} from './deploy-model.js'
 import {type Target, type TargetContext, liveness} from './target.js'
 
@@ -42,6 +44,11 @@ export interface DockerDeployRequest {
  * structured log, as the Kubernetes target does from its termination message.
  */
 export async function deployDocker(docker: Docker, projectDir: string, request: DockerDeployRequest): Promise<DockerDeployment> {
+  const root = join(projectDir, '.mlops', 'docker')
+  return withDeployLock(root, 'docker', async () => deployUnderLock(docker, projectDir, root, request))
+}
+
+async function deployUnderLock(docker: Docker, projectDir: string, root: string, request: DockerDeployRequest): Promise<DockerDeployment> {
   const {manifest, name} = request
   const model = `${manifest.name}@${manifest.version}`
   // A new volume and container per deploy: what runs now keeps serving until the new one is ready.
@@ -49,48 +56,85 @@ export async function deployDocker(docker: Docker, projectDir: string, request: 
   const volume = `mlops-${name}-workdir-${suffix}`
   const containerName = `mlops-${name}-api-${suffix}`
   const previous = (await readState(projectDir)).docker
-  await docker.createVolume({Name: volume, Labels: {'io.mlops.project': name}})
-  try {
-    await loadIntoVolume(docker, request, volume)
-    const url = await startApi(docker, request, volume, containerName)
-    const deployment: DockerDeployment = {
-      container: containerName,
-      url,
-      model,
-      sha256: manifest.sha256,
-      volume,
-      startedAt: new Date().toISOString(),
-    }
-    await updateState(projectDir, state => {
-      state.docker = deployment
-    })
-    if (previous) {
-      await removeContainer(docker, previous.container)
-      await docker
-        .getVolume(previous.volume)
-        .remove({force: true})
-        .catch(() => {})
+  let recorded: DockerDeployment | undefined
+  // Ctrl-C or SIGTERM: before the new container is recorded, it, its loader and its volume go and
+  // the previous one serves on, recorded; after, the new one serves and the previous one goes.
+  const stop = async () => {
+    if (recorded) {
+      if (previous) await removeDeployment(docker, previous)
+      return `${recorded.model} serves at ${recorded.url}, recorded${previous ? `; ${previous.model} was removed` : ''}`
     }
 
-    return deployment
-  } catch (error) {
-    await removeContainer(docker, containerName)
-    await docker
-      .getVolume(volume)
-      .remove({force: true})
-      .catch(() => {})
-    throw error
+    await removeStarted(docker, name, suffix)
+    releaseDeployLock(root)
+    return `nothing new was started${previous ? `; ${previous.model} still serves` : ''}`
+  }
+
+  return whileDeploying(stop, async () => deployContainers())
+
+  async function deployContainers(): Promise<DockerDeployment> {
+    await docker.createVolume({Name: volume, Labels: {'io.mlops.project': name, 'io.mlops.deploy': suffix}})
+    try {
+      await loadIntoVolume(docker, request, volume, suffix)
+      const url = await startApi(docker, request, volume, containerName, suffix)
+      const deployment: DockerDeployment = {
+        container: containerName,
+        url,
+        model,
+        sha256: manifest.sha256,
+        volume,
+        startedAt: new Date().toISOString(),
+      }
+      await updateState(projectDir, state => {
+        state.docker = deployment
+      })
+      recorded = deployment
+      if (previous) await removeDeployment(docker, previous)
+      return deployment
+    } catch (error) {
+      if (!recorded) await removeStarted(docker, name, suffix)
+      throw error
+    }
   }
 }
 
+/** What one deploy started, found by its labels: its loader runs, its API container, its volume. */
+async function removeStarted(docker: Docker, project: string, deploy: string): Promise<void> {
+  const containers = await docker
+    .listContainers({all: true, filters: {label: [`io.mlops.project=${project}`, `io.mlops.deploy=${deploy}`]}})
+    .catch(() => [])
+  await Promise.all(containers.map(async container => removeContainer(docker, container.Id)))
+  const {Volumes: volumes = []} = await docker
+    .listVolumes({filters: {label: [`io.mlops.project=${project}`, `io.mlops.deploy=${deploy}`]}})
+    .catch(() => ({Volumes: []}))
+  await Promise.all(
+    volumes.map(async volume =>
+      docker
+        .getVolume(volume.Name)
+        .remove({force: true})
+        .catch(() => {}),
+    ),
+  )
+}
+
+async function removeDeployment(docker: Docker, deployment: DockerDeployment): Promise<void> {
+  await removeContainer(docker, deployment.container)
+  await docker
+    .getVolume(deployment.volume)
+    .remove({force: true})
+    .catch(() => {})
+}
+
 /** The initContainer's part: mlops model pull into the volume, run to completion. */
-async function loadIntoVolume(docker: Docker, request: DockerDeployRequest, volume: string): Promise<void> {
+async function loadIntoVolume(docker: Docker, request: DockerDeployRequest, volume: string, deploy: string): Promise<void> {
   const {manifest, images, store} = request
+  const Labels = {'io.mlops.project': request.name, 'io.mlops.deploy': deploy, 'io.mlops.role': 'loader'}
   const model = `${manifest.name}@${manifest.version}`
   request.onProgress?.(`Loading ${model} into volume ${volume}`)
   // A fresh volume is root-owned; Kubernetes' emptyDir is writable by the pod: make it so.
   await runToEnd(docker, {
     Image: images.loader,
+    Labels,
     User: 'root',
     Entrypoint: ['chmod', '0777', WORKDIR],
     HostConfig: {NetworkMode: 'host', Binds: [`${volume}:${WORKDIR}`]},
@@ -99,6 +143,7 @@ async function loadIntoVolume(docker: Docker, request: DockerDeployRequest, volu
   const key = process.env.GOOGLE_APPLICATION_CREDENTIALS
   const loader = await runToEnd(docker, {
     Image: images.loader,
+    Labels,
     Env: envList(loaderEnv(store, {store: localRoot, keyFile: Boolean(key)})),
     Cmd: loaderArgs(manifest),
     HostConfig: {
@@ -123,14 +168,25 @@ async function loadIntoVolume(docker: Docker, request: DockerDeployRequest, volu
 }
 
 /** The API container on the volume, host network, a free port on 127.0.0.1; returns its URL once /ready answers. */
-async function startApi(docker: Docker, request: DockerDeployRequest, volume: string, containerName: string): Promise<string> {
+async function startApi(
+  docker: Docker,
+  request: DockerDeployRequest,
+  volume: string,
+  containerName: string,
+  deploy: string,
+): Promise<string> {
   const {manifest, images, name} = request
   const port = await freePort()
   request.onProgress?.(`Starting ${containerName} on 127.0.0.1:${port}`)
   const container = await docker.createContainer({
     name: containerName,
     Image: images.api,
-    Labels: {'io.mlops.project': name, 'io.mlops.model': `${manifest.name}@${manifest.version}`},
+    Labels: {
+      'io.mlops.project': name,
+      'io.mlops.deploy': deploy,
+      'io.mlops.role': 'api',
+      'io.mlops.model': `${manifest.name}@${manifest.version}`,
+    },
     Env: envList([...apiEnv(manifest, port), {name: API_ENV.host, value: '127.0.0.1'}]),
     HostConfig: {NetworkMode: 'host', Binds: [`${volume}:${WORKDIR}:ro`], RestartPolicy: {Name: 'no'}},
   })
@@ -171,11 +227,7 @@ export async function dockerStatus(docker: Docker, projectDir: string): Promise<
 export async function deleteDocker(docker: Docker, projectDir: string): Promise<DockerDeployment> {
   const deployment = (await readState(projectDir)).docker
   if (!deployment) throw new NotFoundError('nothing is deployed on the docker target')
-  await removeContainer(docker, deployment.container)
-  await docker
-    .getVolume(deployment.volume)
-    .remove({force: true})
-    .catch(() => {})
+  await removeDeployment(docker, deployment)
   await updateState(projectDir, state => {
     delete state.docker
   })

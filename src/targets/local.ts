@@ -1,11 +1,11 @@
 import {type ChildProcess, execFileSync, spawn} from 'node:child_process'
 import {randomBytes} from 'node:crypto'
 import {closeSync, openSync, readFileSync, rmSync} from 'node:fs'
-import {mkdir, readFile, readdir, rm, writeFile} from 'node:fs/promises'
+import {mkdir, readdir, rm} from 'node:fs/promises'
 import {basename, dirname, join} from 'node:path'
 import {setTimeout as sleep} from 'node:timers/promises'
 
-import {ConflictError, ExitCode, IntegrityError, NotFoundError, RolloutError} from '../errors.js'
+import {IntegrityError, NotFoundError, RolloutError} from '../errors.js'
 import {requireCompatible} from '../images/compat.js'
 import {
   API_ENV,
@@ -22,8 +22,10 @@ import {installedRuntimeSupport} from '../runtime/capabilities.js'
 import {type LocalDeployment, readState, statePath, updateState} from '../state/project-state.js'
 import type {ModelStore} from '../store/model-store.js'
 import type {ModelRef} from '../store/names.js'
+import {releaseDeployLock, whileDeploying, withDeployLock} from './deploy-guard.js'
 import {resolveDeployModel} from './deploy-model.js'
 import {type Target, type TargetContext, liveness} from './target.js'
+import {processExists} from '../util/fs-atomic.js'
 import {packagePath} from '../util/package-root.js'
 
 const BIN = packagePath('bin', 'run.js')
@@ -43,7 +45,7 @@ export async function deployLocal(
   ref: ModelRef,
   options: {timeoutMs: number; port: number; onProgress?: (text: string) => void},
 ): Promise<LocalDeployment & {unchanged: boolean}> {
-  return withDeployLock(join(projectDir, '.mlops', 'local'), () => deployUnderLock(projectDir, store, ref, options))
+  return withDeployLock(join(projectDir, '.mlops', 'local'), 'local', () => deployUnderLock(projectDir, store, ref, options))
 }
 
 async function deployUnderLock(
@@ -66,113 +68,83 @@ async function deployUnderLock(
   options.onProgress?.(`Pulling ${manifest.name}@${manifest.version}`)
   await mkdir(workdir, {recursive: true})
   let child: ChildProcess | undefined
+  let recorded: LocalDeployment | undefined
   const instance = randomBytes(16).toString('hex')
   // Ctrl-C or a SIGTERM before the new server is recorded: it and its folder go, the previous one
-  // serves on, recorded as it was, and the deploy ends 130 (interrupted).
-  const interrupted = (signal: NodeJS.Signals) => {
+  // serves on, recorded as it was. After: the new one serves, and the previous one is stopped.
+  const stop = async () => {
+    if (recorded) {
+      if (previous) await retire(previous)
+      return `${recorded.model} serves at ${recorded.url}, recorded${previous ? `; ${previous.model} was stopped` : ''}`
+    }
+
     if (child && !hasExited(child)) child.kill('SIGKILL')
     rmSync(workdir, {recursive: true, force: true})
     rmSync(`${workdir}.log`, {force: true})
-    rmSync(join(root, DEPLOY_LOCK), {force: true})
-    process.stderr.write(
-      `Error: mlops deploy interrupted (${signal}): nothing new was started${previous ? `; ${previous.model} still serves` : ''}\n`,
-    )
-    process.exit(ExitCode.INTERRUPTED)
+    releaseDeployLock(root)
+    return `nothing new was started${previous ? `; ${previous.model} still serves` : ''}`
   }
-  for (const signal of INTERRUPTS) process.once(signal, interrupted)
-  try {
-    // The pod's layout, under this deploy's own folder.
-    const model = join(workdir, basename(MODEL_PATH))
-    const labels = manifest.labels ? join(workdir, basename(LABELS_PATH)) : undefined
-    await store.pull({ref: {name: manifest.name, ref: manifest.version}, destination: model, labelsDestination: labels})
-    const out = openSync(log, 'w')
-    child = spawn(
-      process.execPath,
-      [
-        BIN,
-        'serve',
-        '--model',
-        model,
-        ...(labels ? ['--labels', labels] : []),
-        '--name',
-        manifest.name,
-        '--model-version',
-        manifest.version,
-        '--host',
-        '127.0.0.1',
-        '--port',
-        String(options.port),
-        '--log-format',
-        'json',
-        // A development loop on this machine: one process, one copy of the model, the fastest start.
-        '--workers',
-        '1',
-      ],
-      {detached: true, stdio: ['ignore', out, out], env: {...process.env, [API_ENV.instance]: instance}},
-    )
-    closeSync(out)
-    child.unref()
-    const pid = child.pid!
-    options.onProgress?.(`Starting mlops serve (pid ${pid})`)
-    const url = await untilReady(child, log, options.timeoutMs)
-    const deployment: LocalDeployment = {
-      pid,
-      instance,
-      url,
-      model: `${manifest.name}@${manifest.version}`,
-      sha256: manifest.sha256,
-      workdir,
-      log,
-      startedAt: new Date().toISOString(),
-    }
-    await updateState(projectDir, state => {
-      state.local = deployment
-    })
-    for (const signal of INTERRUPTS) process.off(signal, interrupted)
-    if (previous) await retire(previous)
-    await removeAbandoned(root, deployment)
-    return {...deployment, unchanged: false}
-  } catch (error) {
-    // Our own child: its handle knows whether it has exited, so no pid of a stranger is signalled.
-    if (child) await stopChild(child)
-    await rm(workdir, {recursive: true, force: true})
-    throw error
-  } finally {
-    for (const signal of INTERRUPTS) process.off(signal, interrupted)
-  }
-}
 
-const INTERRUPTS = ['SIGINT', 'SIGTERM'] as const
-const DEPLOY_LOCK = 'deploy.lock'
-
-/**
- * One deploy at a time per project on this target: the lock file holds the
- * deploying CLI's pid; a second deploy exits 4 naming it (two servers would
- * both think they are the one recorded). A lock whose pid no longer exists was
- * left by a deploy killed with -9, and is taken over.
- */
-async function withDeployLock<T>(root: string, deploy: () => Promise<T>): Promise<T> {
-  const lock = join(root, DEPLOY_LOCK)
-  await mkdir(root, {recursive: true})
-  for (;;) {
+  return whileDeploying(stop, async () => {
     try {
-      await writeFile(lock, `${process.pid}\n`, {flag: 'wx'})
-      break
+      // The pod's layout, under this deploy's own folder.
+      const model = join(workdir, basename(MODEL_PATH))
+      const labels = manifest.labels ? join(workdir, basename(LABELS_PATH)) : undefined
+      await store.pull({ref: {name: manifest.name, ref: manifest.version}, destination: model, labelsDestination: labels})
+      const out = openSync(log, 'w')
+      child = spawn(
+        process.execPath,
+        [
+          BIN,
+          'serve',
+          '--model',
+          model,
+          ...(labels ? ['--labels', labels] : []),
+          '--name',
+          manifest.name,
+          '--model-version',
+          manifest.version,
+          '--host',
+          '127.0.0.1',
+          '--port',
+          String(options.port),
+          '--log-format',
+          'json',
+          // A development loop on this machine: one process, one copy of the model, the fastest start.
+          '--workers',
+          '1',
+        ],
+        {detached: true, stdio: ['ignore', out, out], env: {...process.env, [API_ENV.instance]: instance}},
+      )
+      closeSync(out)
+      child.unref()
+      const pid = child.pid!
+      options.onProgress?.(`Starting mlops serve (pid ${pid})`)
+      const url = await untilReady(child, log, options.timeoutMs)
+      const deployment: LocalDeployment = {
+        pid,
+        instance,
+        url,
+        model: `${manifest.name}@${manifest.version}`,
+        sha256: manifest.sha256,
+        workdir,
+        log,
+        startedAt: new Date().toISOString(),
+      }
+      await updateState(projectDir, state => {
+        state.local = deployment
+      })
+      recorded = deployment
+      if (previous) await retire(previous)
+      await removeAbandoned(root, deployment)
+      return {...deployment, unchanged: false}
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error
-      const holder = Number((await readFile(lock, 'utf8').catch(() => '')).trim())
-      if (Number.isSafeInteger(holder) && holder > 0 && holder !== process.pid && processExists(holder))
-        throw new ConflictError(`another mlops deploy (pid ${holder}) is deploying this project to the local target`, {
-          suggestion: 'wait for it to finish, then run mlops status',
-        })
-      await rm(lock, {force: true})
+      // Our own child: its handle knows whether it has exited, so no pid of a stranger is signalled.
+      if (child && !recorded) await stopChild(child)
+      if (!recorded) await rm(workdir, {recursive: true, force: true})
+      throw error
     }
-  }
-  try {
-    return await deploy()
-  } finally {
-    await rm(lock, {force: true})
-  }
+  })
 }
 
 async function untilReady(child: ChildProcess, log: string, timeoutMs: number): Promise<string> {
@@ -296,16 +268,6 @@ async function isOurServer(deployment: LocalDeployment): Promise<boolean> {
   return (
     answer !== undefined && answer.pid === deployment.pid && (deployment.instance === undefined || answer.instance === deployment.instance)
   )
-}
-
-/** Whether a pid exists at all (kill 0 works on Linux, macOS and Windows alike); EPERM: it does, and is not ours. */
-function processExists(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM'
-  }
 }
 
 /**

@@ -1,11 +1,15 @@
 import {runCommand} from '@oclif/test'
 import {expect} from 'chai'
+import {spawn} from 'node:child_process'
 import Docker from 'dockerode'
-import {writeFileSync} from 'node:fs'
+import {existsSync, mkdirSync, rmSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 
 import {ExitCode} from '../../src/errors.js'
 import {dockerEngine} from '../env/docker.js'
+import {waitFor} from '../env/ports.js'
+import {startCli} from '../helpers/cli.js'
+import {writeSlowLoadingOnnx} from '../helpers/onnx-writer.js'
 import {fixture, tempDir} from '../helpers/stores.js'
 
 const root = join(import.meta.dirname, '..', '..')
@@ -64,6 +68,53 @@ describe('the docker target: loader container into a volume, then the API contai
     // What was serving before keeps serving.
     const status = JSON.parse((await mlops('status', '--json')).stdout)
     expect(status).to.include({model: 'iris@2', running: true, ready: true})
+  })
+
+  it('a deploy while another holds the project lock (a live pid) → exit 4 naming the docker target, nothing started', async () => {
+    const before = JSON.parse((await mlops('status', '--json')).stdout)
+    // The holder: a live process other than this one (the commands run in this process here).
+    const holder = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60_000)'], {stdio: 'ignore'})
+    mkdirSync(join(project, '.mlops', 'docker'), {recursive: true})
+    writeFileSync(join(project, '.mlops', 'docker', 'deploy.lock'), `${holder.pid}\n`)
+    try {
+      const second = await mlops('deploy', '--model', 'iris@1')
+      expect(second.exitCode).to.equal(ExitCode.CONFLICT)
+      expect(second.stderr).to.contain(`Error: another mlops deploy (pid ${holder.pid}) is deploying this project to the docker target`)
+    } finally {
+      holder.kill('SIGKILL')
+      rmSync(join(project, '.mlops', 'docker', 'deploy.lock'), {force: true})
+    }
+
+    expect(JSON.parse((await mlops('status', '--json')).stdout)).to.deep.equal(before)
+  })
+
+  it('Ctrl-C (SIGINT) while the new API container loads → exit 130; its container and volume are gone, the previous one serves on, recorded', async () => {
+    const docker = new Docker()
+    const before = JSON.parse((await mlops('status', '--json')).stdout) as {model: string; container: string}
+    writeSlowLoadingOnnx(join(project, 'slow.onnx'), 200_000)
+    expect((await mlops('model', 'push', join(project, 'slow.onnx'), '--name', 'iris', '--version', 'slow')).exitCode).to.equal(0)
+    const ours = async (role: string) =>
+      (await docker.listContainers({all: true, filters: {label: ['io.mlops.project=iris', `io.mlops.role=${role}`]}})).filter(
+        container => container.Names[0] !== `/${before.container}`,
+      )
+    const {child, done} = startCli(['deploy', '--model', 'iris@slow', '--config', join(project, 'mlops.yaml')], {}, project)
+    // The observable event: this deploy's API container runs (loading the slow model).
+    await waitFor(async () => (await ours('api')).some(container => container.State === 'running'), 'the new API container', 120_000)
+    const deploy = (await ours('api'))[0].Labels['io.mlops.deploy']
+    child.kill('SIGINT')
+    const run = await done
+    expect(run.code, run.stderr).to.equal(ExitCode.INTERRUPTED)
+    expect(run.stderr).to.contain(`Error: mlops deploy interrupted (SIGINT): nothing new was started; ${before.model} still serves`)
+    const left = await docker.listContainers({all: true, filters: {label: [`io.mlops.deploy=${deploy}`]}})
+    const volumes = (await docker.listVolumes({filters: {label: [`io.mlops.deploy=${deploy}`]}})).Volumes ?? []
+    expect({containers: left.length, volumes: volumes.length}).to.deep.equal({containers: 0, volumes: 0})
+    expect(JSON.parse((await mlops('status', '--json')).stdout)).to.include({
+      model: before.model,
+      container: before.container,
+      running: true,
+      ready: true,
+    })
+    expect(existsSync(join(project, '.mlops', 'docker', 'deploy.lock'))).to.equal(false)
   })
 
   it('delete removes the container and the volume', async () => {

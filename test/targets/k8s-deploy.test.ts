@@ -8,7 +8,8 @@ import {ExitCode} from '../../src/errors.js'
 import {encodeLenField, encodeVarintField} from '../../src/onnx/wire.js'
 import {inspectModelFile} from '../../src/store/model-file.js'
 import {type Cluster, kubeCluster} from '../env/k8s.js'
-import {runCli} from '../helpers/cli.js'
+import {waitFor} from '../env/ports.js'
+import {runCli, startCli} from '../helpers/cli.js'
 import {type StoreFixture, fixture, makeStore, tempDir, writeK8sProject} from '../helpers/stores.js'
 import {restoreEnv} from '../helpers/env.js'
 import {apiStatus} from '../helpers/kube.js'
@@ -307,6 +308,57 @@ describe('mlops deploy on a real Kubernetes control plane', function () {
     const deployment = await apps.readNamespacedDeployment({name: 'iris', namespace: 'iris'})
     expect(deployment.spec?.template.metadata?.annotations?.['mlops.io/model-version']).to.equal('1')
     expect(deployment.spec?.template.spec?.containers[0].resources?.requests?.cpu).to.not.equal('5000')
+  })
+
+  // Plain tests, not a describe: mocha runs a nested describe after this level's tests (delete among them).
+  const modelOf = async () =>
+    (await apps.readNamespacedDeployment({name: 'iris', namespace: 'iris'})).spec?.template.metadata?.annotations?.[
+      'mlops.io/model-version'
+    ]
+  const interruptedDeploy = async (...extra: string[]) => {
+    const {child, done} = startCli(
+      [
+        'deploy',
+        '--model',
+        'iris@2',
+        '--set',
+        'resources.requests.cpu=5000',
+        '--timeout',
+        '5m',
+        '--config',
+        join(project, 'mlops.yaml'),
+        ...extra,
+      ],
+      {KUBECONFIG: cluster.kubeconfig},
+      project,
+    )
+    // The observable event: the new template is applied (the rollout is under way).
+    await waitFor(async () => (await modelOf()) === '2', 'iris@2 applied', 60_000)
+    child.kill('SIGINT')
+    return done
+  }
+
+  it('Ctrl-C (SIGINT) during a rollout that cannot finish (a CPU request no node has), with --atomic → exit 130, rolled back to the revision that was live, and said so', async () => {
+    expect(await modelOf()).to.equal('1')
+    const run = await interruptedDeploy('--atomic')
+    expect(run.code, run.stderr).to.equal(ExitCode.INTERRUPTED)
+    expect(run.stderr, run.stderr).to.match(
+      /^Error: mlops deploy interrupted \(SIGINT\): rolled back to revision \d+ \(iris@1\) \(--atomic\)$/m,
+    )
+    expect(await modelOf()).to.equal('1')
+  })
+
+  it('Ctrl-C (SIGINT) during a rollout that cannot finish, without --atomic → exit 130, saying iris@2 stays applied with its revision, and how to follow or undo it', async () => {
+    expect(await modelOf()).to.equal('1')
+    const run = await interruptedDeploy()
+    expect(run.code, run.stderr).to.equal(ExitCode.INTERRUPTED)
+    expect(run.stderr).to.match(
+      /^Error: mlops deploy interrupted \(SIGINT\): iris@2 is applied \(revision \d+\) and its rollout goes on in the cluster; mlops status follows it, mlops rollback undoes it$/m,
+    )
+    expect(await modelOf()).to.equal('2')
+    const back = await runCommand(['rollback', '--config', join(project, 'mlops.yaml')], {root})
+    expect(back.error, back.stderr).to.equal(undefined)
+    expect(await modelOf()).to.equal('1')
   })
 
   it('delete asks (refuses without a terminal, nothing deleted), then with --yes removes Deployment, Service, PDB and HPA; the namespace stays', async () => {

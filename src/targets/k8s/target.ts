@@ -1,3 +1,4 @@
+import {whileDeploying} from '../deploy-guard.js'
 import {UsageError} from '../../errors.js'
 import {requireCompatible, runtimeSupportFor} from '../../images/compat.js'
 import {toYaml} from '../../manifests/render.js'
@@ -94,27 +95,51 @@ export function kubernetesTarget({project, io}: TargetContext): Target {
 
       const progress = await io.progress()
       progress.start(`Applying ${objects.length} objects for ${model} to ${clients.server}`)
-      try {
-        result.applied = await applyObjects(clients, objects, {dryRun: request.dryRun === 'server', force: request.forceConflicts})
-        for (const object of result.applied)
-          io.log(`${object.kind.toLowerCase()}/${object.name} ${object.result}${request.dryRun ? ' (server dry run)' : ''}`)
-        if (request.dryRun === 'server') return {...result, seconds: seconds()}
+      // Ctrl-C or SIGTERM: say what the cluster holds; with --atomic, a rollout under way is rolled back first.
+      const revisionOf = (live?: {metadata?: {annotations?: Record<string, string>}}) =>
+        live?.metadata?.annotations?.['deployment.kubernetes.io/revision']
+      const revisionBefore = revisionOf(await readDeployment(clients, target).catch(() => undefined))
+      let phase: 'applying' | 'rolling out' = 'applying'
+      const stop = async () => {
+        progress.stop()
+        const live = await readDeployment(clients, target).catch(() => undefined)
+        const revision = revisionOf(live) ?? '?'
+        // The Deployment not (yet) changed by this run: nothing to roll back.
+        if (!live || (phase === 'applying' && revision === revisionBefore))
+          return `stopped while applying the objects for ${model}: the Deployment is as it was${revisionBefore ? ` (revision ${revisionBefore})` : ''}, other objects may be applied; mlops status shows what is live`
+        if (request.atomic) {
+          const restored = await rollbackTo(clients, live).catch(() => undefined)
+          if (restored) return `rolled back to revision ${restored.revision} (${restored.model}@${restored.version}) (--atomic)`
+          return `${model} (revision ${revision}) stays applied: there is no earlier revision to roll back to`
+        }
 
-        const progressDeadline = (deployment.spec as {progressDeadlineSeconds?: number}).progressDeadlineSeconds ?? 600
-        const live = await waitForRollout(clients, target, {
-          timeoutMs: request.timeoutMs ?? (progressDeadline + 60) * 1000,
-          onProgress: message => progress.text(`Waiting for ${target.namespace}/${target.name}: ${message}`),
-        }).catch(async error => {
-          if (!request.atomic || !(error instanceof RolloutError)) throw error
-          throw await rollBackAfterFailure(clients, target, error)
+        return `${model} is applied (revision ${revision}) and its rollout goes on in the cluster; mlops status follows it, mlops rollback undoes it`
+      }
+
+      try {
+        return await whileDeploying(stop, async () => {
+          result.applied = await applyObjects(clients, objects, {dryRun: request.dryRun === 'server', force: request.forceConflicts})
+          for (const object of result.applied)
+            io.log(`${object.kind.toLowerCase()}/${object.name} ${object.result}${request.dryRun ? ' (server dry run)' : ''}`)
+          if (request.dryRun === 'server') return {...result, seconds: seconds()}
+
+          phase = 'rolling out'
+          const progressDeadline = (deployment.spec as {progressDeadlineSeconds?: number}).progressDeadlineSeconds ?? 600
+          const live = await waitForRollout(clients, target, {
+            timeoutMs: request.timeoutMs ?? (progressDeadline + 60) * 1000,
+            onProgress: message => progress.text(`Waiting for ${target.namespace}/${target.name}: ${message}`),
+          }).catch(async error => {
+            if (!request.atomic || !(error instanceof RolloutError)) throw error
+            throw await rollBackAfterFailure(clients, target, error)
+          })
+          result.rollout = rolloutStatus(live).message
+          result.revision = live.metadata?.annotations?.['deployment.kubernetes.io/revision'] ?? null
+          progress.succeed(`Deployed ${model}`)
+          io.log(
+            `deployment ${target.namespace}/${target.name} rolled out: ${model} (sha256:${manifest.sha256.slice(0, 12)}), ${result.rollout}, revision ${result.revision}`,
+          )
+          return {...result, seconds: seconds()}
         })
-        result.rollout = rolloutStatus(live).message
-        result.revision = live.metadata?.annotations?.['deployment.kubernetes.io/revision'] ?? null
-        progress.succeed(`Deployed ${model}`)
-        io.log(
-          `deployment ${target.namespace}/${target.name} rolled out: ${model} (sha256:${manifest.sha256.slice(0, 12)}), ${result.rollout}, revision ${result.revision}`,
-        )
-        return {...result, seconds: seconds()}
       } finally {
         progress.stop()
       }

@@ -106,7 +106,10 @@ export function kubernetesTarget({project, io}: TargetContext): Target {
         const revision = revisionOf(live) ?? '?'
         // The Deployment not (yet) changed by this run: nothing to roll back.
         if (!live || (phase === 'applying' && revision === revisionBefore))
-          return `stopped while applying the objects for ${model}: the Deployment is as it was${revisionBefore ? ` (revision ${revisionBefore})` : ''}, other objects may be applied; mlops status shows what is live`
+          return (
+            `stopped while applying the objects for ${model}: the Deployment is as it was` +
+            `${revisionBefore ? ` (revision ${revisionBefore})` : ''}, other objects may be applied; mlops status shows what is live`
+          )
         if (request.atomic) {
           const restored = await rollbackTo(clients, live).catch(() => undefined)
           if (restored) return `rolled back to revision ${restored.revision} (${restored.model}@${restored.version}) (--atomic)`

@@ -3,6 +3,7 @@ import {Command, Flags, type Interfaces} from '@oclif/core'
 import {type ProjectConfig, loadConfig} from '../config/load.js'
 import {ExitCode, isMlopsError, systemError} from '../errors.js'
 import {redact, redactJson, registerProcessSecrets} from '../util/redact.js'
+import {annotateFailure} from './ci.js'
 import {type ErrorJson, reportFailure} from './failure.js'
 import type {Logger} from './log.js'
 import {Progress} from './progress.js'
@@ -100,6 +101,7 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
       structured.log('error', structured.msg, described)
     } else {
       reportFailure(described, {json: this.jsonEnabled()})
+      annotateFailure(this.id?.replaceAll(':', ' ') ?? '', described.message, described.suggestion, {json: this.jsonEnabled()})
       if (described.code === 'UNEXPECTED' && error.stack) {
         this.logToStderr(
           process.env.MLOPS_DEBUG ? redact(error.stack) : 'Set MLOPS_DEBUG=1 for the stack trace; this is a bug if it persists.',

@@ -3,6 +3,8 @@ import {Flags} from '@oclif/core'
 import {clusterFlags, durationFlag, renderFlags, targetFlag} from '../cli/flags.js'
 import {storeOverrides} from '../cli/store-flags.js'
 import {TargetCommand} from '../cli/target-command.js'
+import {type DeploySummary, writeStepSummary} from '../cli/ci.js'
+import {errorMessage} from '../errors.js'
 import type {DeployOutcome} from '../targets/target.js'
 
 export type {DeployResult} from '../targets/k8s/target.js'
@@ -57,8 +59,8 @@ export default class Deploy extends TargetCommand<typeof Deploy> {
 
   async run(): Promise<DeployOutcome> {
     const {flags} = this
-    const {target} = await this.target()
-    return target.deploy({
+    const {target, name} = await this.target()
+    const deployed = target.deploy({
       model: flags.model,
       store: storeOverrides(flags),
       image: {repository: flags.repository, tag: flags.tag},
@@ -74,5 +76,38 @@ export default class Deploy extends TargetCommand<typeof Deploy> {
       atomic: flags.atomic,
       forceConflicts: flags['force-conflicts'],
     })
+    // Under GitHub Actions, the run's page shows what was deployed, or why not.
+    return deployed.then(
+      outcome => {
+        writeStepSummary(deploySummary(name, outcome))
+        return outcome
+      },
+      (error: unknown) => {
+        writeStepSummary({command: 'mlops deploy', ok: false, target: name, model: flags.model, outcome: `failed: ${errorMessage(error)}`})
+        throw error
+      },
+    )
+  }
+}
+
+/** What the step summary says of a deploy that worked, from its --json result. */
+function deploySummary(target: string, outcome: DeployOutcome): DeploySummary {
+  const delivery = outcome.delivery as {kind?: string; reason?: string} | undefined
+  const said = [
+    outcome.dryRun ? `dry run (${String(outcome.dryRun)})` : undefined,
+    typeof outcome.rollout === 'string' ? `rolled out: ${outcome.rollout}` : undefined,
+    outcome.revision ? `revision ${String(outcome.revision)}` : undefined,
+    typeof outcome.url === 'string' ? `serving at ${outcome.url}` : undefined,
+    outcome.unchanged ? 'unchanged' : undefined,
+  ].filter(Boolean)
+  return {
+    command: 'mlops deploy',
+    ok: true,
+    target,
+    model: outcome.model,
+    sha256: outcome.sha256,
+    images: outcome.images as Record<string, string> | undefined,
+    delivery: delivery?.kind ? `${delivery.kind}${delivery.reason ? ` (${delivery.reason})` : ''}` : undefined,
+    outcome: `${said.join(', ') || 'deployed'} in ${outcome.seconds.toFixed(1)} s`,
   }
 }

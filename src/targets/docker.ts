@@ -297,6 +297,7 @@ export function dockerTarget({project, io}: TargetContext): Target {
           sha256: deployed.sha256,
           url: deployed.url,
           container: deployed.container,
+          images,
           unchanged: false,
           seconds: (Date.now() - started) / 1000,
         }

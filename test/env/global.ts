@@ -3,6 +3,12 @@ import {FakeGcs, ensureFakeGcsBinary} from './fake-gcs.js'
 import {ensureKubeBinaries, stopKubeCluster} from './k8s.js'
 import {stopRealNode} from './node.js'
 
+// The suite's expected outputs are those of a terminal or a plain CI: when the suite itself runs
+// under GitHub Actions, the annotations and step summary mlops adds there are for the tests that
+// set GITHUB_ACTIONS themselves (test/cli/github-actions.test.ts), not for every command.
+delete process.env.GITHUB_ACTIONS
+delete process.env.GITHUB_STEP_SUMMARY
+
 /**
  * One GCS emulator for the whole run (tests that kill a server start their
  * own). Each test uses a bucket of its own, so tests do not see each other.

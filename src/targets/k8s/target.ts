@@ -20,6 +20,8 @@ export interface DeployResult extends DeployOutcome {
   dryRun: 'client' | 'server' | null
   /** How the pods get the model, and why that way. */
   delivery: Delivery & {reason: string}
+  /** The images the pods run, as rendered (pinned by digest once mlops image push recorded one). */
+  images: {loader: string; api: string}
   applied: AppliedObject[]
   rollout: string | null
   revision: string | null
@@ -75,6 +77,7 @@ export function kubernetesTarget({project, io}: TargetContext): Target {
         deployment: target.name,
         dryRun: request.dryRun ?? null,
         delivery: {...rendered.delivery.delivery, reason: rendered.delivery.reason},
+        images: {loader: rendered.values.images.loader, api: rendered.values.images.api},
         applied: [],
         rollout: null,
         revision: null,

@@ -1,4 +1,4 @@
-import {createReadStream} from 'node:fs'
+import {createReadStream, readFileSync} from 'node:fs'
 import {stat as statFile} from 'node:fs/promises'
 import {randomBytes} from 'node:crypto'
 import {Readable} from 'node:stream'
@@ -479,9 +479,25 @@ function credentialsError(error: unknown): Error | undefined {
   if (/invalid_grant|invalid_client|unauthorized_client/i.test(message))
     return new PermissionError(
       `${where} was refused by the token endpoint (${/invalid_grant|invalid_client|unauthorized_client/i.exec(message)![0]})`,
-      {suggestion: 'the key may be revoked or expired: create a new key, or use another account'},
+      {
+        suggestion:
+          credentialsType(file) === 'external_account'
+            ? "Workload Identity Federation refused the exchange: check the provider's audience and attribute condition, and that the CI job's OIDC token is fresh"
+            : 'the key may be revoked or expired: create a new key, or use another account',
+      },
     )
   return undefined
+}
+
+/** The `type` of a credentials file (service_account, external_account, ...), never any other part of it. */
+function credentialsType(file: string | undefined): string | undefined {
+  if (!file) return undefined
+  try {
+    const type = (JSON.parse(readFileSync(file, 'utf8')) as {type?: unknown})?.type
+    return typeof type === 'string' ? type : undefined
+  } catch {
+    return undefined
+  }
 }
 
 /** The first line of an error's message, without our HTTP client's status prefix (the storage library's errors have none). */

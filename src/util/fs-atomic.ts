@@ -45,7 +45,7 @@ const live = new Set<string>()
 /**
  * Removes `temp` if the process is stopped by SIGINT or SIGTERM (Ctrl-C, a
  * pod's shutdown) before the write finishes, then lets the signal end the
- * process as it would have. Call the returned function once the temp file is
+ * process as it would have (or the handler that owns it, when there is one). Call the returned function once the temp file is
  * gone or renamed.
  */
 export function trackTemp(temp: string): () => void {
@@ -63,7 +63,9 @@ function removeLiveTemps(signal: NodeJS.Signals): void {
   for (const temp of live) rmSync(temp, {force: true})
   live.clear()
   for (const other of SIGNALS) process.off(other, removeLiveTemps)
-  process.kill(process.pid, signal)
+  // The signal ends the process as it would have, unless another handler owns it (an interrupted
+  // deploy undoing what it started): raised again then, it would cut that clean-up short.
+  if (process.listenerCount(signal) === 0) process.kill(process.pid, signal)
 }
 
 export function isTempPath(name: string): boolean {

@@ -1,5 +1,6 @@
 import {expect} from 'chai'
-import {readdirSync, writeFileSync} from 'node:fs'
+import {spawnSync} from 'node:child_process'
+import {existsSync, readdirSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 
 import {removeStaleTemps, tempPathFor} from '../../src/util/fs-atomic.js'
@@ -42,5 +43,41 @@ describe('temp files left by killed writers', () => {
 
   it('tempPathFor names a hidden file beside the destination that removeStaleTemps recognises', () => {
     expect(tempPathFor('/x/y/model.onnx')).to.match(new RegExp(`^/x/y/\\.model\\.onnx\\.${process.pid}\\.[0-9a-f]{8}\\.tmp$`))
+  })
+
+  it('a Ctrl-C while a temp file is tracked removes it, and leaves the process to a handler that owns the signal (an interrupted deploy), never cutting it short', () => {
+    const temp = join(tempDir(), '.state.json.1.abcdef01.tmp')
+    writeFileSync(temp, 'partial')
+    // The owner: an interrupted deploy's handler, which needs a moment to clean up, then exits 130;
+    // a second SIGINT reaching it (the temp tracker raising the signal again) would exit 131.
+    const script = `
+      import {trackTemp} from ${JSON.stringify(join(import.meta.dirname, '..', '..', 'src', 'util', 'fs-atomic.ts'))}
+      let calls = 0
+      process.on('SIGINT', () => {
+        calls++
+        if (calls > 1) process.exit(131)
+        setTimeout(() => process.exit(130), 300)
+      })
+      trackTemp(${JSON.stringify(temp)})
+      process.kill(process.pid, 'SIGINT')
+      setTimeout(() => {}, 5000)
+    `
+    const run = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {encoding: 'utf8'})
+    expect({status: run.status, signal: run.signal, stderr: run.stderr}).to.deep.equal({status: 130, signal: null, stderr: ''})
+    expect(existsSync(temp)).to.equal(false)
+  })
+
+  it('a Ctrl-C while a temp file is tracked and no one else handles it: the temp goes and the signal ends the process as it would have', () => {
+    const temp = join(tempDir(), '.model.onnx.1.abcdef02.tmp')
+    writeFileSync(temp, 'partial')
+    const script = `
+      import {trackTemp} from ${JSON.stringify(join(import.meta.dirname, '..', '..', 'src', 'util', 'fs-atomic.ts'))}
+      trackTemp(${JSON.stringify(temp)})
+      process.kill(process.pid, 'SIGINT')
+      setTimeout(() => {}, 5000)
+    `
+    const run = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {encoding: 'utf8'})
+    expect({status: run.status, signal: run.signal}).to.deep.equal({status: null, signal: 'SIGINT'})
+    expect(existsSync(temp)).to.equal(false)
   })
 })

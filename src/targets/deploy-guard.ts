@@ -2,9 +2,9 @@ import {rmSync} from 'node:fs'
 import {mkdir, readFile, rm, writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
 
+import {reportFailure} from '../cli/failure.js'
 import {ConflictError, ExitCode, errorMessage} from '../errors.js'
 import {processExists} from '../util/fs-atomic.js'
-import {redact} from '../util/redact.js'
 
 /**
  * What every target's deploy shares: one deploy at a time per project and target, and a
@@ -51,15 +51,16 @@ export function releaseDeployLock(root: string): void {
 
 /**
  * Runs `work`; a Ctrl-C or SIGTERM meanwhile runs `stop` (which undoes what this run started and
- * answers the state it left, in words), prints `Error: mlops deploy interrupted (SIGNAL): STATE`
- * and exits 130. A second signal while stopping exits 130 at once. `stop` is bounded: a clean-up
+ * answers the state it left, in words), reports `mlops deploy interrupted (SIGNAL): STATE` as
+ * every failure is reported (under --json also as the error object on stdout) and exits 130. A second signal while stopping exits 130 at once. `stop` is bounded: a clean-up
  * that hangs (an engine or a cluster gone) is reported as not finished after `stopMs`.
  */
 export async function whileDeploying<T>(
   stop: (signal: NodeJS.Signals) => Promise<string> | string,
   work: () => Promise<T>,
-  stopMs = 30_000,
+  options: {json?: boolean; stopMs?: number} = {},
 ): Promise<T> {
+  const stopMs = options.stopMs ?? 30_000
   let stopping = false
   const interrupted = (signal: NodeJS.Signals) => {
     if (stopping) process.exit(ExitCode.INTERRUPTED)
@@ -72,7 +73,11 @@ export async function whileDeploying<T>(
       .catch((error: unknown) => `the clean-up failed: ${errorMessage(error)}`)
       .then(state => {
         clearTimeout(timer)
-        process.stderr.write(`${redact(`Error: mlops deploy interrupted (${signal}): ${state}`)}\n`)
+        // As every failure is reported: the Error: line, and under --json the error object on stdout.
+        reportFailure(
+          {code: 'INTERRUPTED', exitCode: ExitCode.INTERRUPTED, message: `mlops deploy interrupted (${signal}): ${state}`},
+          {json: options.json ?? false},
+        )
         process.exit(ExitCode.INTERRUPTED)
       })
   }

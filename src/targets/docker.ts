@@ -34,6 +34,8 @@ export interface DockerDeployRequest {
   store: StoreSettings
   timeoutMs: number
   onProgress?: (text: string) => void
+  /** --json: an interrupted deploy's error also goes to stdout as JSON. */
+  json?: boolean
 }
 
 /**
@@ -70,7 +72,7 @@ async function deployUnderLock(docker: Docker, projectDir: string, root: string,
     return `nothing new was started${previous ? `; ${previous.model} still serves` : ''}`
   }
 
-  return whileDeploying(stop, async () => deployContainers())
+  return whileDeploying(stop, async () => deployContainers(), {json: request.json})
 
   async function deployContainers(): Promise<DockerDeployment> {
     await docker.createVolume({Name: volume, Labels: {'io.mlops.project': name, 'io.mlops.deploy': suffix}})
@@ -288,6 +290,7 @@ export function dockerTarget({project, io}: TargetContext): Target {
           store: settings,
           timeoutMs: request.timeoutMs ?? 120_000,
           onProgress: text => progress.text(text),
+          json: io.json,
         })
         progress.succeed(`Deployed ${deployed.model} to Docker`)
         io.log(`${deployed.model} serving at ${deployed.url} (container ${deployed.container}, volume ${deployed.volume})`)

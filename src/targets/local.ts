@@ -43,7 +43,7 @@ export async function deployLocal(
   projectDir: string,
   store: ModelStore,
   ref: ModelRef,
-  options: {timeoutMs: number; port: number; onProgress?: (text: string) => void},
+  options: {timeoutMs: number; port: number; onProgress?: (text: string) => void; json?: boolean},
 ): Promise<LocalDeployment & {unchanged: boolean}> {
   return withDeployLock(join(projectDir, '.mlops', 'local'), 'local', () => deployUnderLock(projectDir, store, ref, options))
 }
@@ -52,7 +52,7 @@ async function deployUnderLock(
   projectDir: string,
   store: ModelStore,
   ref: ModelRef,
-  options: {timeoutMs: number; port: number; onProgress?: (text: string) => void},
+  options: {timeoutMs: number; port: number; onProgress?: (text: string) => void; json?: boolean},
 ): Promise<LocalDeployment & {unchanged: boolean}> {
   const previous = await recordedLocal(projectDir)
   const manifest = await store.resolve(ref)
@@ -85,66 +85,70 @@ async function deployUnderLock(
     return `nothing new was started${previous ? `; ${previous.model} still serves` : ''}`
   }
 
-  return whileDeploying(stop, async () => {
-    try {
-      // The pod's layout, under this deploy's own folder.
-      const model = join(workdir, basename(MODEL_PATH))
-      const labels = manifest.labels ? join(workdir, basename(LABELS_PATH)) : undefined
-      await store.pull({ref: {name: manifest.name, ref: manifest.version}, destination: model, labelsDestination: labels})
-      const out = openSync(log, 'w')
-      child = spawn(
-        process.execPath,
-        [
-          BIN,
-          'serve',
-          '--model',
-          model,
-          ...(labels ? ['--labels', labels] : []),
-          '--name',
-          manifest.name,
-          '--model-version',
-          manifest.version,
-          '--host',
-          '127.0.0.1',
-          '--port',
-          String(options.port),
-          '--log-format',
-          'json',
-          // A development loop on this machine: one process, one copy of the model, the fastest start.
-          '--workers',
-          '1',
-        ],
-        {detached: true, stdio: ['ignore', out, out], env: {...process.env, [API_ENV.instance]: instance}},
-      )
-      closeSync(out)
-      child.unref()
-      const pid = child.pid!
-      options.onProgress?.(`Starting mlops serve (pid ${pid})`)
-      const url = await untilReady(child, log, options.timeoutMs)
-      const deployment: LocalDeployment = {
-        pid,
-        instance,
-        url,
-        model: `${manifest.name}@${manifest.version}`,
-        sha256: manifest.sha256,
-        workdir,
-        log,
-        startedAt: new Date().toISOString(),
+  return whileDeploying(
+    stop,
+    async () => {
+      try {
+        // The pod's layout, under this deploy's own folder.
+        const model = join(workdir, basename(MODEL_PATH))
+        const labels = manifest.labels ? join(workdir, basename(LABELS_PATH)) : undefined
+        await store.pull({ref: {name: manifest.name, ref: manifest.version}, destination: model, labelsDestination: labels})
+        const out = openSync(log, 'w')
+        child = spawn(
+          process.execPath,
+          [
+            BIN,
+            'serve',
+            '--model',
+            model,
+            ...(labels ? ['--labels', labels] : []),
+            '--name',
+            manifest.name,
+            '--model-version',
+            manifest.version,
+            '--host',
+            '127.0.0.1',
+            '--port',
+            String(options.port),
+            '--log-format',
+            'json',
+            // A development loop on this machine: one process, one copy of the model, the fastest start.
+            '--workers',
+            '1',
+          ],
+          {detached: true, stdio: ['ignore', out, out], env: {...process.env, [API_ENV.instance]: instance}},
+        )
+        closeSync(out)
+        child.unref()
+        const pid = child.pid!
+        options.onProgress?.(`Starting mlops serve (pid ${pid})`)
+        const url = await untilReady(child, log, options.timeoutMs)
+        const deployment: LocalDeployment = {
+          pid,
+          instance,
+          url,
+          model: `${manifest.name}@${manifest.version}`,
+          sha256: manifest.sha256,
+          workdir,
+          log,
+          startedAt: new Date().toISOString(),
+        }
+        await updateState(projectDir, state => {
+          state.local = deployment
+        })
+        recorded = deployment
+        if (previous) await retire(previous)
+        await removeAbandoned(root, deployment)
+        return {...deployment, unchanged: false}
+      } catch (error) {
+        // Our own child: its handle knows whether it has exited, so no pid of a stranger is signalled.
+        if (child && !recorded) await stopChild(child)
+        if (!recorded) await rm(workdir, {recursive: true, force: true})
+        throw error
       }
-      await updateState(projectDir, state => {
-        state.local = deployment
-      })
-      recorded = deployment
-      if (previous) await retire(previous)
-      await removeAbandoned(root, deployment)
-      return {...deployment, unchanged: false}
-    } catch (error) {
-      // Our own child: its handle knows whether it has exited, so no pid of a stranger is signalled.
-      if (child && !recorded) await stopChild(child)
-      if (!recorded) await rm(workdir, {recursive: true, force: true})
-      throw error
-    }
-  })
+    },
+    {json: options.json},
+  )
 }
 
 async function untilReady(child: ChildProcess, log: string, timeoutMs: number): Promise<string> {
@@ -329,6 +333,7 @@ export function localTarget({project, io}: TargetContext): Target {
             port: request.port,
             timeoutMs: request.timeoutMs ?? 120_000,
             onProgress: text => progress.text(text),
+            json: io.json,
           },
         )
         progress.succeed(`Deployed ${deployed.model} locally`)

@@ -150,4 +150,18 @@ describe('the local target only ever signals the server it started, one deploy a
     expect(existsSync(join(local(), 'deploy.lock'))).to.equal(false)
     expect(JSON.parse((await cli('status', '--json')).stdout)).to.include({running: true, ready: true, pid: before.pid})
   })
+
+  it('SIGTERM during a deploy --json → exit 130, the error object on stdout (code INTERRUPTED) and the same Error: line on stderr', async () => {
+    const before = state().local
+    const folders = () => readdirSync(local()).filter(name => name.startsWith('workdir-') && !name.endsWith('.log'))
+    const {child, done} = startCli(['deploy', '--model', 'iris@2', '--json'], {}, project)
+    await waitFor(async () => folders().length > 1, 'the deploy to make its work folder', 30_000)
+    child.kill('SIGTERM')
+    const run = await done
+    expect(run.code, run.stderr).to.equal(130)
+    const message = `mlops deploy interrupted (SIGTERM): nothing new was started; ${before.model} still serves`
+    expect(JSON.parse(run.stdout)).to.deep.equal({error: {code: 'INTERRUPTED', exitCode: 130, message}})
+    expect(run.stderr).to.equal(`Error: ${message}\n`)
+    expect(state().local).to.deep.equal(before)
+  })
 })

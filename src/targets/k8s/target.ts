@@ -123,29 +123,33 @@ export function kubernetesTarget({project, io}: TargetContext): Target {
       }
 
       try {
-        return await whileDeploying(stop, async () => {
-          result.applied = await applyObjects(clients, objects, {dryRun: request.dryRun === 'server', force: request.forceConflicts})
-          for (const object of result.applied)
-            io.log(`${object.kind.toLowerCase()}/${object.name} ${object.result}${request.dryRun ? ' (server dry run)' : ''}`)
-          if (request.dryRun === 'server') return {...result, seconds: seconds()}
+        return await whileDeploying(
+          stop,
+          async () => {
+            result.applied = await applyObjects(clients, objects, {dryRun: request.dryRun === 'server', force: request.forceConflicts})
+            for (const object of result.applied)
+              io.log(`${object.kind.toLowerCase()}/${object.name} ${object.result}${request.dryRun ? ' (server dry run)' : ''}`)
+            if (request.dryRun === 'server') return {...result, seconds: seconds()}
 
-          phase = 'rolling out'
-          const progressDeadline = (deployment.spec as {progressDeadlineSeconds?: number}).progressDeadlineSeconds ?? 600
-          const live = await waitForRollout(clients, target, {
-            timeoutMs: request.timeoutMs ?? (progressDeadline + 60) * 1000,
-            onProgress: message => progress.text(`Waiting for ${target.namespace}/${target.name}: ${message}`),
-          }).catch(async error => {
-            if (!request.atomic || !(error instanceof RolloutError)) throw error
-            throw await rollBackAfterFailure(clients, target, error)
-          })
-          result.rollout = rolloutStatus(live).message
-          result.revision = live.metadata?.annotations?.['deployment.kubernetes.io/revision'] ?? null
-          progress.succeed(`Deployed ${model}`)
-          io.log(
-            `deployment ${target.namespace}/${target.name} rolled out: ${model} (sha256:${manifest.sha256.slice(0, 12)}), ${result.rollout}, revision ${result.revision}`,
-          )
-          return {...result, seconds: seconds()}
-        })
+            phase = 'rolling out'
+            const progressDeadline = (deployment.spec as {progressDeadlineSeconds?: number}).progressDeadlineSeconds ?? 600
+            const live = await waitForRollout(clients, target, {
+              timeoutMs: request.timeoutMs ?? (progressDeadline + 60) * 1000,
+              onProgress: message => progress.text(`Waiting for ${target.namespace}/${target.name}: ${message}`),
+            }).catch(async error => {
+              if (!request.atomic || !(error instanceof RolloutError)) throw error
+              throw await rollBackAfterFailure(clients, target, error)
+            })
+            result.rollout = rolloutStatus(live).message
+            result.revision = live.metadata?.annotations?.['deployment.kubernetes.io/revision'] ?? null
+            progress.succeed(`Deployed ${model}`)
+            io.log(
+              `deployment ${target.namespace}/${target.name} rolled out: ${model} (sha256:${manifest.sha256.slice(0, 12)}), ${result.rollout}, revision ${result.revision}`,
+            )
+            return {...result, seconds: seconds()}
+          },
+          {json: io.json},
+        )
       } finally {
         progress.stop()
       }

@@ -66,7 +66,6 @@ async function deployUnderLock(
   const workdir = join(root, `workdir-${Date.now().toString(36)}-${process.pid}`)
   const log = `${workdir}.log`
   options.onProgress?.(`Pulling ${manifest.name}@${manifest.version}`)
-  await mkdir(workdir, {recursive: true})
   let child: ChildProcess | undefined
   let recorded: LocalDeployment | undefined
   const instance = randomBytes(16).toString('hex')
@@ -89,6 +88,8 @@ async function deployUnderLock(
     stop,
     async () => {
       try {
+        // The folder is made once Ctrl-C is handled: a signal as soon as it exists finds the handler.
+        await mkdir(workdir, {recursive: true})
         // The pod's layout, under this deploy's own folder.
         const model = join(workdir, basename(MODEL_PATH))
         const labels = manifest.labels ? join(workdir, basename(LABELS_PATH)) : undefined

@@ -48,13 +48,7 @@ export function stopDockerEngine(): void {
 
 /** A local registry (Debian docker-registry) on 127.0.0.1 with basic auth; stop it with the returned function. */
 export function localRegistry(user: string, password: string): {address: string; stop: () => void} {
-  // Its own state folder, so that two runs on one machine do not share (or stop) one registry.
-  const state = mkdtempSync(join(tmpdir(), 'mlops-registry-'))
-  const env = {...process.env, MLOPS_REGISTRY_USER: user, MLOPS_REGISTRY_PASSWORD: password, MLOPS_REGISTRY_STATE: state}
-  const run = (args: string[]) =>
-    execFileSync('bash', [join(SCRIPTS, 'registry.sh'), ...args], {encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], env})
-  const address = /REGISTRY=(\S+)/.exec(run(['up']))![1]
-  return {address, stop: () => run(['down'])}
+  return startRegistry({MLOPS_REGISTRY_USER: user, MLOPS_REGISTRY_PASSWORD: password})
 }
 
 /**
@@ -63,8 +57,13 @@ export function localRegistry(user: string, password: string): {address: string;
  * for the scope asked. Both on 127.0.0.1; the token server is test/helpers/token-server.ts.
  */
 export function tokenRegistry(realm: string, certificate: string): {address: string; stop: () => void} {
+  return startRegistry({MLOPS_REGISTRY_TOKEN_REALM: realm, MLOPS_REGISTRY_TOKEN_CERT: certificate})
+}
+
+/** registry.sh up with these settings, in a state folder of its own (two runs on one machine never share or stop one). */
+function startRegistry(settings: Record<string, string>): {address: string; stop: () => void} {
   const state = mkdtempSync(join(tmpdir(), 'mlops-registry-'))
-  const env = {...process.env, MLOPS_REGISTRY_TOKEN_REALM: realm, MLOPS_REGISTRY_TOKEN_CERT: certificate, MLOPS_REGISTRY_STATE: state}
+  const env = {...process.env, ...settings, MLOPS_REGISTRY_STATE: state}
   const run = (args: string[]) =>
     execFileSync('bash', [join(SCRIPTS, 'registry.sh'), ...args], {encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], env})
   const address = /REGISTRY=(\S+)/.exec(run(['up']))![1]

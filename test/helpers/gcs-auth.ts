@@ -1,4 +1,3 @@
-import {execFileSync} from 'node:child_process'
 import {type KeyObject, generateKeyPairSync, randomBytes, verify} from 'node:crypto'
 import {readFileSync, writeFileSync} from 'node:fs'
 import {type IncomingMessage, type Server, type ServerResponse, createServer, request} from 'node:http'
@@ -6,6 +5,7 @@ import {createServer as createHttpsServer} from 'node:https'
 import type {Socket} from 'node:net'
 import {join} from 'node:path'
 
+import {selfSignedCertificate} from './certificate.js'
 import {tempDir} from './stores.js'
 
 /*
@@ -69,29 +69,9 @@ let tls: TlsIdentity | undefined
 /** A self-signed certificate for Google's token hosts, trusted only by processes given caFile. */
 function tlsIdentity(): TlsIdentity {
   if (tls) return tls
-  const dir = tempDir('mlops-tls-')
-  const keyFile = join(dir, 'key.pem')
-  const caFile = join(dir, 'cert.pem')
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'rsa:2048',
-      '-nodes',
-      '-keyout',
-      keyFile,
-      '-out',
-      caFile,
-      '-days',
-      '2',
-      '-subj',
-      '/CN=www.googleapis.com',
-      '-addext',
-      `subjectAltName=${[...GOOGLE_TOKEN_HOSTS].map(h => `DNS:${h.split(':')[0]}`).join(',')}`,
-    ],
-    {stdio: ['ignore', 'ignore', 'pipe']},
+  const {keyFile, certFile: caFile} = selfSignedCertificate(
+    'www.googleapis.com',
+    [...GOOGLE_TOKEN_HOSTS].map(h => h.split(':')[0]),
   )
   tls = {key: readFileSync(keyFile, 'utf8'), cert: readFileSync(caFile, 'utf8'), caFile}
   return tls

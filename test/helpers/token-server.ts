@@ -1,10 +1,8 @@
-import {execFileSync} from 'node:child_process'
 import {createPrivateKey, sign} from 'node:crypto'
 import {readFileSync} from 'node:fs'
 import {type Server, createServer} from 'node:http'
-import {join} from 'node:path'
 
-import {tempDir} from './stores.js'
+import {selfSignedCertificate} from './certificate.js'
 
 export interface TokenRequest {
   /** The user the Basic credentials named, or undefined when none came. */
@@ -29,28 +27,7 @@ export async function startTokenServer(
   requests: TokenRequest[]
   stop: () => Promise<void>
 }> {
-  const dir = tempDir()
-  const keyFile = join(dir, 'token.key')
-  const certificate = join(dir, 'token.crt')
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'rsa:2048',
-      '-nodes',
-      '-keyout',
-      keyFile,
-      '-out',
-      certificate,
-      '-days',
-      '2',
-      '-subj',
-      '/CN=mlops-test-issuer',
-    ],
-    {stdio: 'ignore'},
-  )
+  const {keyFile, certFile: certificate} = selfSignedCertificate('mlops-test-issuer')
   const key = createPrivateKey(readFileSync(keyFile))
   const der = readFileSync(certificate, 'utf8').replaceAll(/-----[A-Z ]+-----|\s/g, '')
   const base64url = (value: Buffer | string) => Buffer.from(value).toString('base64url')

@@ -3,6 +3,7 @@ import {basename, resolve} from 'node:path'
 
 import {BaseCommand} from '../cli/base-command.js'
 import {UsageError} from '../errors.js'
+import {CI_SYSTEMS} from '../scaffold/ci.js'
 import {type ProjectAnswers, scaffoldProject} from '../scaffold/project.js'
 import {validateName} from '../store/names.js'
 
@@ -12,7 +13,13 @@ interface Question<K extends keyof ProjectAnswers> {
   message: string
   fallback: (answers: Partial<ProjectAnswers>) => ProjectAnswers[K]
   validate?: (value: ProjectAnswers[K]) => string | true
+  /** A closed list: the prompt is a select of these. */
+  choices?: readonly string[]
+  /** An extra file rather than a setting: without a terminal it takes its fallback instead of being an error. */
+  optional?: boolean
 }
+
+const CI_CHOICES = [...CI_SYSTEMS, 'none'] as const
 
 const DNS_NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/
 
@@ -23,11 +30,16 @@ export default class Init extends BaseCommand<typeof Init> {
     'Asks for each setting on a terminal (every prompt also has a flag); --yes takes the defaults; without a terminal it',
     'never prompts: a setting with neither a flag nor --yes is an error naming the flag (exit 2). Refuses to overwrite',
     'existing files (exit 4, nothing written) unless --force, and lists what it wrote.',
+    '--ci github|gitlab|cloudbuild also writes a release workflow (.github/workflows/mlops.yml, .gitlab-ci.yml,',
+    'cloudbuild.yaml) that pushes the model, builds and pushes the images and deploys with --atomic --json, with keyless',
+    'credentials (Workload Identity Federation; the build service account on Cloud Build); it needs a gs:// store.',
+    'The variables to set are at the top of the file. Without a terminal, --ci defaults to none.',
   ].join(' ')
 
   static examples = [
     '<%= config.bin %> <%= command.id %> iris-service',
     '<%= config.bin %> <%= command.id %> iris-service --yes --store gs://my-models --image-repository europe-docker.pkg.dev/my-project/models/iris',
+    '<%= config.bin %> <%= command.id %> iris-service --yes --store gs://my-models --ci github',
   ]
 
   static args = {dir: Args.string({description: 'Folder for the project (created when missing).', default: '.'})}
@@ -43,6 +55,11 @@ export default class Init extends BaseCommand<typeof Init> {
     memory: Flags.string({summary: 'Memory per pod (default 512Mi).'}),
     'sample-model': Flags.boolean({summary: 'Include the sample iris model and labels (default: yes).', allowNo: true}),
     manifests: Flags.boolean({summary: 'Copy the manifest templates into manifests/ to customise them (default: no).', allowNo: true}),
+    ci: Flags.string({
+      summary:
+        'Write a release workflow for this CI system (push the model, build and push the images, deploy --atomic), with keyless credentials (default: none).',
+      options: [...CI_CHOICES],
+    }),
     yes: Flags.boolean({char: 'y', summary: 'Take the default for every setting not given by a flag.', default: false}),
     force: Flags.boolean({summary: 'Overwrite existing files.', default: false}),
   }
@@ -61,6 +78,7 @@ export default class Init extends BaseCommand<typeof Init> {
       memory: flags.memory,
       sampleModel: flags['sample-model'],
       manifests: flags.manifests,
+      ci: flags.ci as ProjectAnswers['ci'] | undefined,
     }
     const questions: Array<Question<keyof ProjectAnswers>> = [
       {
@@ -88,13 +106,14 @@ export default class Init extends BaseCommand<typeof Init> {
       {key: 'memory', flag: '--memory', message: 'Memory per pod', fallback: () => '512Mi'},
       {key: 'sampleModel', flag: '--sample-model', message: 'Include the sample iris model?', fallback: () => true},
       {key: 'manifests', flag: '--manifests', message: 'Copy the manifest templates into manifests/?', fallback: () => false},
+      {key: 'ci', flag: '--ci', message: 'Release workflow for CI', fallback: () => 'none', choices: CI_CHOICES, optional: true},
     ]
     const interactive = !flags.yes && !this.jsonEnabled() && Boolean(process.stdin.isTTY && process.stdout.isTTY) && !process.env.CI
     const answers: Partial<ProjectAnswers> = {}
     for (const question of questions) {
       let value = given[question.key]
       if (value === undefined && interactive) value = await ask(question, question.fallback(answers))
-      if (value === undefined && !flags.yes) {
+      if (value === undefined && !flags.yes && !question.optional) {
         throw new UsageError(`missing ${question.flag}: there is no terminal to ask (${question.message.toLowerCase()})`, {
           suggestion: `pass ${question.flag}, or --yes for the defaults`,
         })
@@ -126,7 +145,11 @@ async function ask(
   question: Question<keyof ProjectAnswers>,
   fallback: ProjectAnswers[keyof ProjectAnswers],
 ): Promise<ProjectAnswers[keyof ProjectAnswers]> {
-  const {confirm, input, number} = await import('@inquirer/prompts')
+  const {confirm, input, number, select} = await import('@inquirer/prompts')
+  if (question.choices)
+    return select({message: question.message, default: String(fallback), choices: question.choices.map(value => ({value}))}) as Promise<
+      ProjectAnswers[keyof ProjectAnswers]
+    >
   if (typeof fallback === 'boolean') return confirm({message: question.message, default: fallback})
   if (typeof fallback === 'number')
     return (await number({message: question.message, default: fallback, min: 0, required: true})) ?? fallback

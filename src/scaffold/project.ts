@@ -6,6 +6,7 @@ import {parseConfig} from '../config/load.js'
 import {ConfigError, ConflictError, UsageError} from '../errors.js'
 import {writeFileAtomic} from '../util/fs-atomic.js'
 import {packagePath} from '../util/package-root.js'
+import {type CiSystem, ciWorkflow} from './ci.js'
 
 const TEMPLATES = packagePath('templates')
 
@@ -20,6 +21,8 @@ export interface ProjectAnswers {
   memory: string
   sampleModel: boolean
   manifests: boolean
+  /** The CI system to write a release workflow for (templates/ci/), or none. */
+  ci: CiSystem | 'none'
 }
 
 /** The files a new project gets, as path → content (or a template file to copy). */
@@ -51,6 +54,7 @@ function plan(answers: ProjectAnswers): Array<{path: string; content?: string; c
     )
   }
 
+  if (answers.ci !== 'none') files.push(ciWorkflow(answers.ci, answers))
   return files
 }
 
@@ -70,6 +74,13 @@ export async function scaffoldProject(dir: string, answers: ProjectAnswers, opti
     if (!(error instanceof ConfigError)) throw error
     throw new UsageError(`${error.message.replace(/^mlops\.yaml:\d+:\d+: /, '')}; nothing was written`, {
       suggestion: 'see mlops init --help for each setting',
+    })
+  }
+
+  // A CI runner and the pods read the store over the network: a folder on this machine is neither.
+  if (answers.ci !== 'none' && !answers.store.startsWith('gs://')) {
+    throw new UsageError(`--ci ${answers.ci} needs a gs:// store, not ${answers.store}; nothing was written`, {
+      suggestion: 'pass --store gs://BUCKET[/PREFIX]',
     })
   }
 

@@ -11,12 +11,14 @@ import {tempDir} from './stores.js'
  *   library at it; it answers only requests carrying `Metadata-Flavor: Google`;
  * - an STS token endpoint for Workload Identity Federation: an `external_account` file names it
  *   (token_url) and a CI OIDC token in a file (credential_source), which it exchanges.
- * Both hand out `accessToken`, the one the AuthProxy in front of the emulator lets through.
+ * The STS endpoint also impersonates a service account (the IAM Credentials API's
+ * generateAccessToken, given its own token). Both hand out `accessToken`, the one the AuthProxy in front of the emulator lets through.
  */
 export interface Seen {
   path: string
   flavor?: string
   body?: URLSearchParams
+  authorization?: string
 }
 
 async function listen(server: Server): Promise<number> {
@@ -92,6 +94,8 @@ export class StsEndpoint {
   private constructor(
     private readonly server: Server,
     readonly url: string,
+    /** The IAM Credentials API's base, as in `${iamCredentialsUrl}/projects/-/serviceAccounts/SA:generateAccessToken`. */
+    readonly iamCredentialsUrl: string,
     readonly accessToken: string,
   ) {}
 
@@ -100,10 +104,23 @@ export class StsEndpoint {
     let sts!: StsEndpoint
     const server = createServer((req, res) => {
       void body(req).then(text => {
-        const form = new URLSearchParams(text)
-        sts.seen.push({path: new URL(req.url ?? '/', 'http://x').pathname, body: form})
+        const path = new URL(req.url ?? '/', 'http://x').pathname
         const json = (status: number, value: unknown) =>
           res.writeHead(status, {'content-type': 'application/json'}).end(JSON.stringify(value))
+        // The IAM Credentials API's generateAccessToken: a service account impersonated with the
+        // federated token STS handed out (service_account_impersonation_url).
+        const impersonated = /^\/v1\/projects\/-\/serviceAccounts\/([^/]+):generateAccessToken$/.exec(path)
+        if (impersonated) {
+          sts.seen.push({path, authorization: req.headers.authorization})
+          if (sts.mode === 'refuse' || req.headers.authorization !== `Bearer ${accessToken}`)
+            return json(403, {
+              error: {code: 403, message: 'Permission iam.serviceAccounts.getAccessToken denied', status: 'PERMISSION_DENIED'},
+            })
+          return json(200, {accessToken, expireTime: new Date(Date.now() + 3600_000).toISOString()})
+        }
+
+        const form = new URLSearchParams(text)
+        sts.seen.push({path, body: form})
         if (
           sts.mode === 'refuse' ||
           form.get('grant_type') !== 'urn:ietf:params:oauth:grant-type:token-exchange' ||
@@ -119,7 +136,7 @@ export class StsEndpoint {
       })
     })
     const port = await listen(server)
-    sts = new StsEndpoint(server, `http://127.0.0.1:${port}/v1/token`, accessToken)
+    sts = new StsEndpoint(server, `http://127.0.0.1:${port}/v1/token`, `http://127.0.0.1:${port}/v1`, accessToken)
     return sts
   }
 

@@ -85,8 +85,9 @@ function checkJsonschema(): string {
 }
 
 /** A scaffolded project's workflow with production-like answers: the test environment replaces them through the environment only. */
-async function scaffold(system: string): Promise<{dir: string; workflow: string}> {
+async function scaffold(system: string): Promise<{dir: string; workflow: string; namespace: string}> {
   const dir = tempDir()
+  const namespace = `ci-${system}-${randomBytes(3).toString('hex')}`
   const done = await init(
     dir,
     '--yes',
@@ -99,12 +100,12 @@ async function scaffold(system: string): Promise<{dir: string; workflow: string}
     '--image-repository',
     'europe-docker.pkg.dev/my-project/models/iris',
     '--namespace',
-    `ci-${system}-${randomBytes(3).toString('hex')}`,
+    namespace,
   )
   expect(done.exitCode, done.stderr).to.equal(0)
   const workflow = {github: '.github/workflows/mlops.yml', gitlab: '.gitlab-ci.yml', cloudbuild: 'cloudbuild.yaml'}[system]!
   expect(done.stdout).to.contain(workflow)
-  return {dir, workflow: join(dir, workflow)}
+  return {dir, workflow: join(dir, workflow), namespace}
 }
 
 describe('mlops init --ci: the release workflow files', function () {
@@ -264,16 +265,18 @@ describe('mlops init --ci: the workflow runs step by step against the test envir
   }
 
   /** The last step's --json says the deploy worked with the model the push step pushed; the Deployment says so too. */
-  async function expectDeployed(dir: string, deployOutput: string, system: string): Promise<void> {
+  async function expectDeployed(project: {dir: string; namespace: string}, deployOutput: string, system: string): Promise<void> {
+    const {dir, namespace} = project
     const pushed = JSON.parse(readFileSync(join(dir, '.mlops', 'model-push.json'), 'utf8')) as {ref: string; sha256: string}
     expect(pushed.ref).to.equal(`ci-${system}@1`)
     expect(pushed.sha256).to.equal('d1f497a1f053d7cc43830cc84d0ecdc65e2dd370a4d3dedd4a49b13523e3a067')
     const deployed = JSON.parse(deployOutput) as {model: string; sha256: string; namespace: string; rollout: string | null}
-    expect(deployed).to.include({model: pushed.ref, sha256: pushed.sha256})
+    // Into mlops.yaml's namespace, from init's answers: the environment changed nothing else.
+    expect(deployed).to.include({model: pushed.ref, sha256: pushed.sha256, namespace})
     expect(deployed.rollout).to.be.a('string')
     const config = new KubeConfig()
     config.loadFromFile(cluster.kubeconfig)
-    const deployment = await config.makeApiClient(AppsV1Api).readNamespacedDeployment({name: `ci-${system}`, namespace: deployed.namespace})
+    const deployment = await config.makeApiClient(AppsV1Api).readNamespacedDeployment({name: `ci-${system}`, namespace})
     expect(deployment.metadata?.annotations).to.include({'mlops.io/model-sha256': pushed.sha256})
     const api = deployment.spec!.template.spec!.containers.map(container => container.image!)
     const pinned = JSON.parse(readFileSync(join(dir, '.mlops', 'state.json'), 'utf8')).images.api.pinned as string
@@ -285,7 +288,8 @@ describe('mlops init --ci: the workflow runs step by step against the test envir
   }
 
   it('github: every run: step of .github/workflows/mlops.yml in order, the uses: steps done by the test, deploy --atomic --json succeeds with the pushed sha256', async () => {
-    const {dir, workflow} = await scaffold('github')
+    const project = await scaffold('github')
+    const {dir, workflow} = project
     const file = parse(readFileSync(workflow, 'utf8'))
     const job = file.jobs.release as {
       steps: Array<{name?: string; uses?: string; run?: string; env?: Record<string, string>; with?: Record<string, string>}>
@@ -335,13 +339,14 @@ describe('mlops init --ci: the workflow runs step by step against the test envir
     expect(file.defaults.run.shell).to.equal('bash')
     // GitHub's `shell: bash` is `bash --noprofile --norc -eo pipefail {0}`.
     const ran = await runSteps(dir, steps, ['--noprofile', '--norc', '-eo', 'pipefail', '-c'])
-    await expectDeployed(dir, ran.at(-1)!.stdout, 'github')
+    await expectDeployed(project, ran.at(-1)!.stdout, 'github')
     // Keyless: the STS exchange carried the CI's OIDC token.
     expect(sts.seen.some(seen => seen.body?.get('subject_token') === sts.subjectToken)).to.equal(true)
   })
 
   it("gitlab: the job's script lines in order in one shell, with the id_tokens OIDC token exchanged and impersonated, deploy --atomic --json succeeds with the pushed sha256", async () => {
-    const {dir, workflow} = await scaffold('gitlab')
+    const project = await scaffold('gitlab')
+    const {dir, workflow} = project
     const file = parse(readFileSync(workflow, 'utf8'))
     const job = file.release as {script: string[]; id_tokens: Record<string, {aud: string}>; variables?: Record<string, string>}
     expect(job.id_tokens.GCP_ID_TOKEN.aud).to.equal('https://iam.googleapis.com/$GCP_WORKLOAD_IDENTITY_PROVIDER')
@@ -373,13 +378,14 @@ describe('mlops init --ci: the workflow runs step by step against the test envir
     const marker = (i: number) => `@@mlops-test line ${i}@@`
     const script = ['set -eo pipefail', ...job.script.flatMap((line, i) => [`printf '\\n%s\\n' '${marker(i)}'`, line])].join('\n')
     const [ran] = await runSteps(dir, [{name: 'release', script, env}], ['--noprofile', '--norc', '-c'])
-    await expectDeployed(dir, ran.stdout.split(`${marker(job.script.length - 1)}\n`)[1], 'gitlab')
+    await expectDeployed(project, ran.stdout.split(`${marker(job.script.length - 1)}\n`)[1], 'gitlab')
     expect(sts.seen.some(seen => seen.body?.get('audience') === `//iam.googleapis.com/${provider}`)).to.equal(true)
     expect(sts.seen.some(seen => seen.path === `/v1/projects/-/serviceAccounts/${serviceAccount}:generateAccessToken`)).to.equal(true)
   })
 
   it('cloudbuild: every node:20 step in order (the gcloud kubeconfig step done by the test), keyless by the metadata server; deploy --atomic --json has the pushed sha256', async () => {
-    const {dir, workflow} = await scaffold('cloudbuild')
+    const project = await scaffold('cloudbuild')
+    const {dir, workflow} = project
     const file = parse(readFileSync(workflow, 'utf8')) as {
       substitutions: Record<string, string>
       options: {env: string[]}
@@ -417,7 +423,7 @@ describe('mlops init --ci: the workflow runs step by step against the test envir
     expect(buildEnv).to.include({MLOPS_STORE: store('cloudbuild'), MLOPS_IMAGE_REPOSITORY: repository('cloudbuild')})
     const steps = file.steps.filter(step => step.name === 'node:20').map(step => ({name: step.id, script: step.script, env}))
     const ran = await runSteps(dir, steps, ['--noprofile', '--norc', '-c'])
-    await expectDeployed(dir, ran.at(-1)!.stdout, 'cloudbuild')
+    await expectDeployed(project, ran.at(-1)!.stdout, 'cloudbuild')
     expect(metadata.tokenRequests().length).to.be.greaterThan(0)
     expect(metadata.tokenRequests().every(seen => seen.flavor === 'Google')).to.equal(true)
   })

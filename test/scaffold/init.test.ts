@@ -116,7 +116,7 @@ describe('mlops init', function () {
     const answers: Array<[RegExp, string]> = [
       [/Project name/, 'fraud\r'],
       [/Model name/, 'fraud-gbm\r'],
-      [/Model store/, '\r'],
+      [/Model store/, 'gs://fraud-models\r'],
       [/Image repository/, '\r'],
       [/Kubernetes namespace/, 'risk\r'],
       [/Replicas/, '\r'],
@@ -124,6 +124,8 @@ describe('mlops init', function () {
       [/Memory per pod/, '1Gi\r'],
       [/sample iris model/, 'n\r'],
       [/manifest templates/, '\r'],
+      // A select list (github, gitlab, cloudbuild, none) on none: one up is cloudbuild.
+      [/Release workflow for CI/, '\u001B[A\r'],
     ]
     let step = 0
     const done = new Promise<number | null>(resolve => {
@@ -140,10 +142,11 @@ describe('mlops init', function () {
     expect(await done).to.equal(0)
     expect(step).to.equal(answers.length)
     const config = parse(readFileSync(join(dir, 'mlops.yaml'), 'utf8'))
-    expect(config).to.deep.include({name: 'fraud', model: {name: 'fraud-gbm'}, store: '.mlops/store'})
+    expect(config).to.deep.include({name: 'fraud', model: {name: 'fraud-gbm'}, store: 'gs://fraud-models'})
     expect(config.deploy).to.include({namespace: 'risk'})
     expect(config.deploy.resources.requests.memory).to.equal('1Gi')
     expect(existsSync(join(dir, 'model'))).to.equal(false)
+    expect(readFileSync(join(dir, 'cloudbuild.yaml'), 'utf8')).to.contain('_MLOPS_STORE: gs://fraud-models')
   })
 
   it('the scaffolded project works without edits: push the sample model, render the manifests', async () => {

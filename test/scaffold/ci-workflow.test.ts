@@ -4,7 +4,7 @@ import {expect} from 'chai'
 import {execFileSync, spawn} from 'node:child_process'
 import {existsSync, mkdirSync, readFileSync, writeFileSync} from 'node:fs'
 import {dirname, join} from 'node:path'
-import {parse} from 'yaml'
+import {parse, stringify} from 'yaml'
 
 import {ExitCode} from '../../src/errors.js'
 import {TEST_CACHE} from '../env/cache.js'
@@ -352,7 +352,13 @@ describe('mlops init --ci: the workflow runs step by step against the test envir
     expect(job.id_tokens.GCP_ID_TOKEN.aud).to.equal('https://iam.googleapis.com/$GCP_WORKLOAD_IDENTITY_PROVIDER')
     const provider = 'projects/123456/locations/global/workloadIdentityPools/ci/providers/gitlab'
     const serviceAccount = 'release@my-project.iam.gserviceaccount.com'
-    const context = parse(readFileSync(cluster.kubeconfig, 'utf8'))['current-context'] as string
+    // The agent's kubeconfig, as GitLab hands it to a job: contexts, none of them current, so the
+    // deploy reaches the cluster only through MLOPS_KUBE_CONTEXT.
+    const kubeconfig = parse(readFileSync(cluster.kubeconfig, 'utf8')) as Record<string, unknown>
+    const context = kubeconfig['current-context'] as string
+    delete kubeconfig['current-context']
+    const agentKubeconfig = join(tempDir('mlops-agent-'), 'kubeconfig')
+    writeFileSync(agentKubeconfig, stringify(kubeconfig), {mode: 0o600})
     const env = {
       ...machine(),
       ...file.variables,
@@ -366,7 +372,7 @@ describe('mlops init --ci: the workflow runs step by step against the test envir
       MLOPS_KUBE_CONTEXT: context,
       // What GitLab gives the job: the OIDC token (id_tokens), the agent's kubeconfig, the commit.
       GCP_ID_TOKEN: sts.subjectToken,
-      KUBECONFIG: cluster.kubeconfig,
+      KUBECONFIG: agentKubeconfig,
       CI_COMMIT_SHA: 'c0ffee0000000000000000000000000000000000',
       // Where the test's STS and IAM Credentials endpoints are, and the engine instead of the dind service.
       GCP_STS_URL: sts.url,
@@ -414,8 +420,10 @@ describe('mlops init --ci: the workflow runs step by step against the test envir
     const here = machine()
     const env = {
       ...buildEnv,
-      // This machine's PATH, npm prefix and Docker engine instead of the build's /workspace and socket.
+      // This machine's npm prefix and Docker engine instead of the build's /workspace and socket; its
+      // PATH without the prefix's bin folder, which each step adds itself (steps share no environment).
       ...here,
+      PATH: here.PATH.split(':').slice(1).join(':'),
       KUBECONFIG: cluster.kubeconfig,
       GCE_METADATA_HOST: metadata.host,
       METADATA_SERVER_DETECTION: 'ping-only',

@@ -9,7 +9,7 @@ import {type AppliedObject, applyObjects} from './apply.js'
 import {type KubeClients, kubeClients} from './client.js'
 import {kubeError} from './errors.js'
 import {diffObjects} from './diff.js'
-import {type Revision, readDeployment, revisions, rollbackTo} from './history.js'
+import {type Revision, observedDeployment, readDeployment, revisions, rollbackTo} from './history.js'
 import {deploymentOf, renderRelease} from './release.js'
 import {RolloutError, rolloutStatus, waitForRollout} from './rollout.js'
 import {type ServedModel, servedModels} from './served.js'
@@ -105,7 +105,8 @@ export function kubernetesTarget({project, io}: TargetContext): Target {
       let phase: 'applying' | 'rolling out' = 'applying'
       const stop = async () => {
         progress.stop()
-        const live = await readDeployment(clients, target).catch(() => undefined)
+        // What the controller made of the applied template (its revision), not the moment before it looked.
+        const live = await observedDeployment(clients, target).catch(() => undefined)
         const revision = revisionOf(live) ?? '?'
         // The Deployment not (yet) changed by this run: nothing to roll back.
         if (!live || (phase === 'applying' && revision === revisionBefore))
@@ -114,7 +115,9 @@ export function kubernetesTarget({project, io}: TargetContext): Target {
             `${revisionBefore ? ` (revision ${revisionBefore})` : ''}, other objects may be applied; mlops status shows what is live`
           )
         if (request.atomic) {
-          const restored = await rollbackTo(clients, live).catch(() => undefined)
+          const restored = await rollbackTo(clients, live, revisionBefore ? Number(revisionBefore) : undefined, {
+            evenIfCurrent: true,
+          }).catch(() => undefined)
           if (restored) return `rolled back to revision ${restored.revision} (${restored.model}@${restored.version}) (--atomic)`
           return `${model} (revision ${revision}) stays applied: there is no earlier revision to roll back to`
         }
@@ -138,7 +141,7 @@ export function kubernetesTarget({project, io}: TargetContext): Target {
               onProgress: message => progress.text(`Waiting for ${target.namespace}/${target.name}: ${message}`),
             }).catch(async error => {
               if (!request.atomic || !(error instanceof RolloutError)) throw error
-              throw await rollBackAfterFailure(clients, target, error)
+              throw await rollBackAfterFailure(clients, target, error, revisionBefore)
             })
             result.rollout = rolloutStatus(live).message
             result.revision = live.metadata?.annotations?.['deployment.kubernetes.io/revision'] ?? null
@@ -283,14 +286,17 @@ function statusText(result: StatusResult): string {
   ].join('\n')
 }
 
-/** --atomic: put the previous revision back, and say so in the rollout error. */
+/** --atomic: put the revision that was live back, and say so in the rollout error. */
 async function rollBackAfterFailure(
   clients: KubeClients,
   target: {name: string; namespace: string},
   failure: RolloutError,
+  revisionBefore: string | undefined,
 ): Promise<RolloutError> {
   try {
-    const restored = await rollbackTo(clients, await readDeployment(clients, target))
+    const restored = await rollbackTo(clients, await readDeployment(clients, target), revisionBefore ? Number(revisionBefore) : undefined, {
+      evenIfCurrent: true,
+    })
     return new RolloutError(`${failure.message}; rolled back to revision ${restored.revision} (${restored.model}@${restored.version})`, {
       suggestion: failure.suggestion,
     })

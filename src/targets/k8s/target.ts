@@ -4,12 +4,14 @@ import {requireCompatible, runtimeSupportFor} from '../../images/compat.js'
 import {toYaml} from '../../manifests/render.js'
 import {type Delivery, annotatedDelivery, annotatedModel} from '../../pod/contract.js'
 import {formatTable} from '../../cli/table.js'
+import {readState} from '../../state/project-state.js'
 import type {DeployOutcome, Target, TargetContext} from '../target.js'
 import {type AppliedObject, applyObjects} from './apply.js'
 import {type KubeClients, kubeClients} from './client.js'
 import {kubeError} from './errors.js'
 import {diffObjects} from './diff.js'
 import {type Revision, observedDeployment, readDeployment, revisions, rollbackTo} from './history.js'
+import {nodePlatformWarning} from './node-platforms.js'
 import {deploymentOf, renderRelease} from './release.js'
 import {RolloutError, rolloutStatus, waitForRollout} from './rollout.js'
 import {type ServedModel, servedModels} from './served.js'
@@ -85,6 +87,19 @@ export function kubernetesTarget({project, io}: TargetContext): Target {
       }
       if (rendered.delivery.delivery.kind !== 'init-container' || request.delivery || project.values.deploy?.delivery)
         io.note(`delivery: ${rendered.delivery.delivery.kind} (${rendered.delivery.reason})`)
+      if (clients) {
+        // The platforms image push recorded for the API image that is deployed, against the nodes'.
+        const pushed = (await readState(project.dir)).images?.api
+        if (pushed?.platforms && pushed.pinned === rendered.values.images.api) {
+          const warning = await nodePlatformWarning(
+            clients,
+            {ref: pushed.ref, platforms: pushed.platforms},
+            rendered.values.deploy.nodeSelector,
+          )
+          if (warning) io.note(`Warning: ${warning}`)
+        }
+      }
+
       if (!clients) {
         if (!io.json) process.stdout.write(toYaml(rendered.files))
         return {...result, seconds: seconds()}

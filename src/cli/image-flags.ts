@@ -13,3 +13,10 @@ export const imageNameFlags = {
 export const componentArgs = {
   component: Args.string({description: 'Which image.', options: ['loader', 'api', 'all'], default: 'all'}),
 }
+
+/** Which platforms image build builds and image push pushes: comma-separated or repeated. */
+export const platformFlag = Flags.string({
+  summary: "Platforms: linux/amd64, linux/arm64 or both, comma-separated (default: image.platforms, else the Docker engine's).",
+  env: 'MLOPS_IMAGE_PLATFORMS',
+  multiple: true,
+})

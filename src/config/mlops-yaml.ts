@@ -51,9 +51,20 @@ export interface MlopsYaml {
      */
     tag?: string
     /**
-     * Base image for both (default node:20-slim).
+     * Base image for both (default node:20-slim): one image, or one per platform (an engine that keeps one platform per tag, as the classic image store does, needs a tag of its own for each).
      */
-    base?: string
+    base?:
+      | string
+      | {
+          'linux/amd64'?: string
+          'linux/arm64'?: string
+        }
+    /**
+     * Platforms to build the images for (default: the Docker engine's). Two platforms make image push push an index (manifest list) that each node pulls its own entry from; set them to your cluster nodes' platforms.
+     *
+     * @minItems 1
+     */
+    platforms?: ['linux/amd64' | 'linux/arm64', ...('linux/amd64' | 'linux/arm64')[]]
   }
   /**
    * Kubernetes deployment settings (templates/manifests/). -f files and --set KEY=VALUE use the same keys.

@@ -1,9 +1,12 @@
 import type Docker from 'dockerode'
 
 import {BuildError, errorMessage} from '../errors.js'
+import {probeRuntimeSupport} from '../runtime/capabilities.js'
 import {buildContext} from './context.js'
 import {dockerEndpoint, jsonLines} from './docker.js'
-import {type Component, PACKAGE_ROOT} from './names.js'
+import {runtimeLabels} from './compat.js'
+import {type Component, type ImageNames, PACKAGE_ROOT} from './names.js'
+import {type Platform, archOf, describePlatform, platformOf, platformRef} from './platforms.js'
 
 export type {Component} from './names.js'
 
@@ -13,6 +16,7 @@ export interface BuildRequest {
   tags: string[]
   labels: Record<string, string>
   baseImage: string
+  platform: Platform
   /** The project's own Dockerfile for this component, used instead of the packaged one. */
   dockerfile?: string
   /** Every line of build output, as it comes. */
@@ -23,6 +27,7 @@ export interface BuildRequest {
 
 export interface BuiltImage {
   component: Component
+  platform: Platform
   id: string
   tags: string[]
   size: number
@@ -54,6 +59,26 @@ function missingBaseImage(request: BuildRequest, step: string, failure: string):
 }
 
 /**
+ * A base image the engine has for another platform than the one asked. The engine's classic
+ * image store keeps one platform per tag and its builder then builds on it whatever platform
+ * was asked, so the image would be for the wrong platform: refuse before building.
+ */
+async function requireBasePlatform(docker: Docker, request: BuildRequest): Promise<void> {
+  const base = await docker
+    .getImage(request.baseImage)
+    .inspect()
+    .catch(() => undefined)
+  if (!base || platformOf(base.Os, base.Architecture) === request.platform) return
+  throw wrongPlatform(request, `its base image ${request.baseImage} is ${describePlatform(base.Os, base.Architecture)} in this engine`)
+}
+
+function wrongPlatform(request: BuildRequest, why: string): BuildError {
+  return new BuildError(`${request.component} image for ${request.platform}: ${why}`, {
+    suggestion: `name a ${request.platform} base image: --base-image ${request.platform}=IMAGE (image.base.${request.platform} in mlops.yaml)`,
+  })
+}
+
+/**
  * One image from templates/images/<component>.Dockerfile, through dockerode.
  * Host networking (the daemon runs without a bridge), and every
  * event of the build stream is checked: the engine reports a failed RUN as
@@ -63,6 +88,7 @@ export async function buildImage(docker: Docker, request: BuildRequest): Promise
   const started = Date.now()
   const dockerfile = `templates/images/${request.component}.Dockerfile`
   const [tag, ...more] = request.tags
+  await requireBasePlatform(docker, request)
   const stream: NodeJS.ReadableStream = await docker.buildImage(
     buildContext(PACKAGE_ROOT, dockerfile, request.dockerfile) as unknown as NodeJS.ReadableStream,
     {
@@ -71,7 +97,9 @@ export async function buildImage(docker: Docker, request: BuildRequest): Promise
       networkmode: 'host',
       rm: true,
       forcerm: true,
-      buildargs: {BASE_IMAGE: request.baseImage},
+      platform: request.platform,
+      // What BuildKit sets by itself; the classic builder needs them given.
+      buildargs: {BASE_IMAGE: request.baseImage, TARGETPLATFORM: request.platform, TARGETOS: 'linux', TARGETARCH: archOf(request.platform)},
       labels: request.labels,
     },
   )
@@ -105,6 +133,16 @@ export async function buildImage(docker: Docker, request: BuildRequest): Promise
     })
   }
 
+  const info = await docker.getImage(id).inspect()
+  if (platformOf(info.Os, info.Architecture) !== request.platform) {
+    // Nothing of a wrong-platform build stays under the name (the image itself may be shared).
+    await docker
+      .getImage(tag)
+      .remove({noprune: true})
+      .catch(() => {})
+    throw wrongPlatform(request, `the engine built a ${describePlatform(info.Os, info.Architecture)} image (from ${request.baseImage})`)
+  }
+
   for (const name of more) {
     const at = name.lastIndexOf(':')
     await docker
@@ -115,6 +153,72 @@ export async function buildImage(docker: Docker, request: BuildRequest): Promise
       })
   }
 
-  const info = await docker.getImage(id).inspect()
-  return {component: request.component, id, tags: request.tags, size: info.Size, seconds: (Date.now() - started) / 1000}
+  return {
+    component: request.component,
+    platform: request.platform,
+    id,
+    tags: request.tags,
+    size: info.Size,
+    seconds: (Date.now() - started) / 1000,
+  }
+}
+
+/** What image build builds: each component for each platform. */
+export interface ProjectBuild {
+  components: Component[]
+  platforms: Platform[]
+  /** The engine's own platform: its image gets the plain tag when several are built. */
+  enginePlatform: Platform
+  names: ImageNames
+  baseImages: Record<Platform, string>
+  /** The project's own Dockerfile for a component, if it has one. */
+  dockerfile: (component: Component) => string | undefined
+  onStart?: (component: Component, platform: Platform) => void
+  onStep?: (component: Component, platform: Platform, step: string) => void
+  onLine?: (line: string) => void
+  onBuilt?: (image: BuiltImage) => void
+}
+
+/**
+ * The project's images, each component for each platform. One platform: <repository>/<component>:<tag>.
+ * Several: <tag>-<arch> each (the engine's store keeps one platform per tag), and the plain tag on
+ * the engine's own platform's image, so the docker target runs it; image push joins them into one
+ * index. Every image is labelled with the whole platform list (io.mlops.platforms).
+ */
+export async function buildProjectImages(docker: Docker, build: ProjectBuild): Promise<BuiltImage[]> {
+  const {names, platforms} = build
+  const plain = platforms.includes(build.enginePlatform) ? build.enginePlatform : platforms[0]
+  const support = build.components.includes('api') ? runtimeLabels(await probeRuntimeSupport()) : {}
+  const images: BuiltImage[] = []
+  for (const component of build.components) {
+    for (const platform of platforms) {
+      const ref = names.ref(component)
+      build.onStart?.(component, platform)
+      const image = await buildImage(docker, {
+        component,
+        platform,
+        tags: platforms.length === 1 ? [ref] : [platformRef(ref, platform), ...(platform === plain ? [ref] : [])],
+        labels: {
+          'org.opencontainers.image.title': `mlops ${component}`,
+          'org.opencontainers.image.description':
+            component === 'api' ? 'Model-load pattern API: mlops serve (ONNX Runtime)' : 'Model-load pattern loader: mlops model pull',
+          'org.opencontainers.image.version': names.tag,
+          'org.opencontainers.image.created': new Date().toISOString(),
+          ...(names.revision ? {'org.opencontainers.image.revision': names.revision} : {}),
+          'io.mlops.component': component,
+          'io.mlops.version': names.version,
+          'io.mlops.platforms': platforms.join(','),
+          ...(component === 'api' ? support : {}),
+        },
+        baseImage: build.baseImages[platform],
+        dockerfile: build.dockerfile(component),
+        onStep: step => build.onStep?.(component, platform, step),
+        onLine: build.onLine,
+      })
+      build.onBuilt?.(image)
+      images.push(image)
+    }
+  }
+
+  return images
 }

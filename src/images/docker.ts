@@ -1,6 +1,7 @@
 import Docker from 'dockerode'
 
-import {NotFoundError, UnavailableError, errorMessage} from '../errors.js'
+import {NotFoundError, UnavailableError, UsageError, errorMessage} from '../errors.js'
+import {PLATFORMS, type Platform, describePlatform, platformOf} from './platforms.js'
 
 /** Where dockerode (docker-modem) connects: DOCKER_HOST, or the default socket. */
 export function dockerEndpoint(): string {
@@ -19,6 +20,17 @@ export async function connectDocker(): Promise<Docker> {
   }
 
   return docker
+}
+
+/** The engine's own platform: what images are built for when no platform is named. */
+export async function enginePlatform(docker: Docker): Promise<Platform> {
+  const version = (await docker.version()) as {Os?: string; Arch?: string}
+  const platform = platformOf(version.Os, version.Arch)
+  if (platform) return platform
+  throw new UsageError(
+    `the Docker engine at ${dockerEndpoint()} is ${describePlatform(version.Os, version.Arch)}: mlops images are built for ${PLATFORMS.join(' and ')}`,
+    {suggestion: 'name them: --platform linux/amd64 (image.platforms in mlops.yaml)'},
+  )
 }
 
 export async function imageLabels(docker: Docker, ref: string): Promise<Record<string, string>> {

@@ -26,11 +26,21 @@ export function componentsOf(argument: string): Component[] {
  * sha (-dirty with uncommitted changes), else the mlops version. Git is asked
  * only when the tag comes from it or the caller wants the `revision` (a build's label).
  */
+export interface ImageNames {
+  repository: string
+  tag: string
+  /** The project's git commit, when asked for. */
+  revision?: string
+  /** This mlops package's version. */
+  version: string
+  ref: (component: Component) => string
+}
+
 export async function imageNames(
   project: ProjectConfig,
   overrides: {repository?: string; tag?: string},
   options: {revision?: boolean} = {},
-): Promise<{repository: string; tag: string; revision?: string; version: string; ref: (component: Component) => string}> {
+): Promise<ImageNames> {
   const given = overrides.tag ?? project.values.image?.tag
   const git = given === undefined || options.revision ? await gitState(project.dir) : undefined
   const version = (JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as {version: string}).version

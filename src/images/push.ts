@@ -1,9 +1,12 @@
 import type Docker from 'dockerode'
 
-import {NotFoundError, PermissionError, UnavailableError, errorMessage} from '../errors.js'
+import {IntegrityError, NotFoundError, PermissionError, UnavailableError, errorMessage} from '../errors.js'
 import type {RegistryAuth} from './credentials.js'
 import {jsonLines} from './docker.js'
 import {registryOf} from './names.js'
+import {type Platform, archOf, describePlatform, platformOf, platformRef} from './platforms.js'
+import {sha256Of} from './oci.js'
+import {RegistryClient} from './registry.js'
 
 interface PushEvent {
   status?: string
@@ -61,4 +64,128 @@ function classify(message: string, registry: string, hadCredentials = false): Er
   return new UnavailableError(`pushing to ${registry} failed: ${message}`, {
     suggestion: `check that ${registry} is reachable from the Docker engine`,
   })
+}
+
+/** The manifest kinds an engine pushes, and the index kind that lists them. */
+const MANIFEST_TYPES = {
+  docker: 'application/vnd.docker.distribution.manifest.v2+json',
+  oci: 'application/vnd.oci.image.manifest.v1+json',
+  dockerList: 'application/vnd.docker.distribution.manifest.list.v2+json',
+  ociIndex: 'application/vnd.oci.image.index.v1+json',
+} as const
+
+export interface PlatformEntry {
+  platform: Platform
+  /** The per-platform image pushed (<ref>-<arch>) and its manifest's digest. */
+  ref: string
+  digest: string
+  mediaType: string
+  size: number
+}
+
+export interface PushedIndex {
+  ref: string
+  /** The index's digest: what deploy pins, and what each node resolves to its own platform's entry. */
+  digest: string
+  pinned: string
+  mediaType: string
+  manifests: PlatformEntry[]
+}
+
+/**
+ * Several platforms' images as one name: each <ref>-<arch> image pushed through the engine,
+ * its manifest read back from the registry and checked against the digest the engine reported,
+ * then an index listing them (platform, digest, size) put under <ref>'s tag. Nodes pull the
+ * index's digest and take their own platform's entry.
+ */
+export async function pushImageIndex(
+  docker: Docker,
+  ref: string,
+  platforms: readonly Platform[],
+  auth: RegistryAuth | undefined,
+): Promise<PushedIndex> {
+  const colon = ref.lastIndexOf(':')
+  const [name, tag] = [ref.slice(0, colon), ref.slice(colon + 1)]
+  for (const platform of platforms) await requireLocalPlatform(docker, platformRef(ref, platform), platform)
+  const registry = registryClient(name, auth)
+  const manifests: PlatformEntry[] = []
+  for (const platform of platforms) {
+    const pushed = await pushImage(docker, platformRef(ref, platform), auth)
+    const body = await registry.getManifest(pushed.digest, `${MANIFEST_TYPES.docker}, ${MANIFEST_TYPES.oci}`)
+    if (!body) throw new UnavailableError(`${registryOf(ref)} has no manifest ${pushed.digest} right after the engine pushed it`)
+    if (sha256Of(body) !== pushed.digest)
+      throw new IntegrityError(`${registryOf(ref)} answered another manifest for ${pushed.digest} than the engine pushed`)
+    const mediaType = manifestMediaType(body)
+    if (mediaType !== MANIFEST_TYPES.docker && mediaType !== MANIFEST_TYPES.oci)
+      throw new IntegrityError(`${registryOf(ref)} answered a manifest of another kind for ${pushed.digest}`)
+    manifests.push({platform, ref: pushed.ref, digest: pushed.digest, mediaType, size: body.length})
+  }
+
+  // A Docker manifest list over Docker manifests, as the engine's own pushes are; an OCI index otherwise.
+  const mediaType = manifests.every(m => m.mediaType === MANIFEST_TYPES.docker) ? MANIFEST_TYPES.dockerList : MANIFEST_TYPES.ociIndex
+  const index = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType,
+      manifests: manifests.map(m => ({
+        mediaType: m.mediaType,
+        digest: m.digest,
+        size: m.size,
+        platform: {architecture: archOf(m.platform), os: 'linux'},
+      })),
+    }),
+  )
+  const digest = sha256Of(index)
+  await registry.putManifest(tag, index, mediaType, digest)
+  return {ref, digest, pinned: `${name}@${digest}`, mediaType, manifests}
+}
+
+/** The image the engine has under ref, which must be for this platform (exit 3 when it is missing or another). */
+export async function requireLocalPlatform(docker: Docker, ref: string, platform: Platform): Promise<void> {
+  const info = await docker
+    .getImage(ref)
+    .inspect()
+    .catch(() => undefined)
+  const build = `build it: mlops image build --platform ${platform}`
+  if (!info) throw new NotFoundError(`image ${ref} (${platform}) is not in the Docker engine`, {suggestion: build})
+  if (platformOf(info.Os, info.Architecture) !== platform)
+    throw new NotFoundError(`image ${ref} is ${describePlatform(info.Os, info.Architecture)} in the Docker engine, not ${platform}`, {
+      suggestion: build,
+    })
+}
+
+/** The media type a manifest names for itself, or undefined when it is not a JSON object naming one. */
+function manifestMediaType(body: Buffer): string | undefined {
+  try {
+    const parsed = JSON.parse(body.toString('utf8')) as unknown
+    const type = typeof parsed === 'object' && parsed !== null ? (parsed as {mediaType?: unknown}).mediaType : undefined
+    return typeof type === 'string' ? type : undefined
+  } catch {
+    return undefined
+  }
+}
+
+/** A client for REGISTRY/REPOSITORY of an image name; Docker Hub's short names as the Docker CLI expands them. */
+function registryClient(name: string, auth: RegistryAuth | undefined): RegistryClient {
+  const registry = registryOf(name)
+  let repository = registry === 'docker.io' ? name.replace(/^docker\.io\//, '') : name.slice(registry.length + 1)
+  if (registry === 'docker.io' && !repository.includes('/')) repository = `library/${repository}`
+  return new RegistryClient({registry: registry === 'docker.io' ? 'registry-1.docker.io' : registry, repository}, auth)
+}
+
+/**
+ * The platforms image build built under ref (its io.mlops.platforms label), with the platform of
+ * the image itself as the one when the label is missing or not a list mlops wrote.
+ */
+export async function builtPlatforms(docker: Docker, ref: string): Promise<Platform[]> {
+  const info = await docker
+    .getImage(ref)
+    .inspect()
+    .catch(() => undefined)
+  if (!info) throw new NotFoundError(`image ${ref} is not in the Docker engine`, {suggestion: 'build it first: mlops image build'})
+  const label = info.Config?.Labels?.['io.mlops.platforms']
+  const listed = typeof label === 'string' ? label.split(',').map(name => platformOf(...(name.split('/') as [string, string]))) : []
+  if (listed.length > 0 && listed.every(platform => platform !== undefined)) return [...new Set(listed)] as Platform[]
+  const own = platformOf(info.Os, info.Architecture)
+  return own ? [own] : []
 }

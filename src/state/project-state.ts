@@ -3,6 +3,7 @@ import {join} from 'node:path'
 
 import {withFileLock, writeFileAtomic} from '../util/fs-atomic.js'
 import type {Component} from '../images/names.js'
+import type {Platform} from '../images/platforms.js'
 
 /**
  * .mlops/state.json: what this project last pushed (so deploy can pin images
@@ -10,9 +11,18 @@ import type {Component} from '../images/names.js'
  * predict and delete find it).
  */
 export interface ProjectState {
-  images?: Partial<Record<Component, {ref: string; digest: string; pinned: string; pushedAt: string}>>
+  images?: Partial<Record<Component, PushedImage>>
   local?: LocalDeployment
   docker?: DockerDeployment
+}
+
+/** An image as image push left it: deploy pins `pinned`; `platforms` are those its digest serves (an index's entries). */
+export interface PushedImage {
+  ref: string
+  digest: string
+  pinned: string
+  pushedAt: string
+  platforms?: Platform[]
 }
 
 /** The local target: the mlops serve process deploy started, and its work folder. */

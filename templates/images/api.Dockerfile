@@ -8,11 +8,18 @@ COPY package.json package-lock.json ./
 # The build bundles the CLI with its dependencies (dist/, scripts/bundle.js); what serve needs
 # from node_modules is ONNX Runtime, a native addon, and its one runtime dependency. So: the
 # production dependencies without install scripts (onnxruntime-node's would fetch CUDA
-# libraries), then only those two packages kept, with only the linux/x64 runtime binaries.
+# libraries), then only those two packages kept, with only the runtime binaries of the image's
+# platform: TARGETARCH (amd64 or arm64; BuildKit sets it, mlops image build passes it), else the
+# architecture this stage runs on, which is the target's (no stage here runs on the build platform).
+ARG TARGETARCH
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
  && mkdir /keep && for name in onnxruntime-node onnxruntime-common; do mv node_modules/$name /keep/; done \
  && rm -rf node_modules && mv /keep node_modules \
- && rm -rf node_modules/onnxruntime-node/bin/napi-v*/darwin node_modules/onnxruntime-node/bin/napi-v*/win32 node_modules/onnxruntime-node/bin/napi-v*/linux/arm64 \
+ && arch=${TARGETARCH:-$(uname -m)} && case "$arch" in amd64|x86_64) keep=x64 ;; arm64|aarch64) keep=arm64 ;; \
+      *) echo "ONNX Runtime has no Linux build for $arch (amd64 and arm64 only)" >&2; exit 1 ;; esac \
+ && cd node_modules/onnxruntime-node/bin/napi-v* && rm -rf darwin win32 \
+ && for dir in linux/*; do [ "$dir" = "linux/$keep" ] || rm -rf "$dir"; done \
+ && test -f "linux/$keep/onnxruntime_binding.node" \
  && rm -rf /root/.npm /tmp/*
 
 FROM ${BASE_IMAGE}

@@ -2,7 +2,7 @@ import {copyFileSync, readFileSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {parseDocument} from 'yaml'
 
-import {dockerEngine, localRegistry} from '../env/docker.js'
+import {dockerEngine, foreignBaseImage, localRegistry} from '../env/docker.js'
 import {FakeGcs} from '../env/fake-gcs.js'
 import type {Cluster} from '../env/k8s.js'
 import {type RealNode, realNode, trustRegistry} from '../env/node.js'
@@ -27,6 +27,13 @@ export interface RealNodeProject {
   stop(): Promise<void>
 }
 
+interface ProjectOptions {
+  pushModels?: boolean
+  replicas?: number | 'init default'
+  /** image.platforms: with linux/arm64, its images are built under QEMU from the arm64 stand-in base. */
+  platforms?: Array<'linux/amd64' | 'linux/arm64'>
+}
+
 /**
  * What a user does before a first deploy, on a real node: mlops init, a gs://
  * store (the emulator), mlops.yaml pointing the pods at the node, two model
@@ -35,14 +42,11 @@ export interface RealNodeProject {
  * is the real CLI; a failing step throws with its output. One replica unless
  * `replicas` says otherwise ('init default': as mlops init makes the project).
  */
-export async function realNodeProject(
-  namespace: string,
-  options: {pushModels?: boolean; replicas?: number | 'init default'} = {},
-): Promise<RealNodeProject> {
+export async function realNodeProject(namespace: string, options: ProjectOptions = {}): Promise<RealNodeProject> {
   // The engine before the node: a dockerd first started while the real node ran (npm run e2e on a
   // machine with no engine yet) failed every container start once ("runc create failed: can't get
   // final child's PID from pipe"); one started before it never has.
-  const {dockerHost} = dockerEngine()
+  const {dockerHost, baseImage} = dockerEngine()
   const {cluster, node} = realNode()
   const password = randomBytes(12).toString('hex')
   const registry = localRegistry('e2e-ci', password)
@@ -50,7 +54,7 @@ export async function realNodeProject(
   const gcs = await FakeGcs.start({host: node.gateway})
   // A step that fails leaves nothing running: the caller gets no handle to stop these with.
   try {
-    return await setUpProject(namespace, options, {cluster, node, dockerHost, password, registry, gcs})
+    return await setUpProject(namespace, options, {cluster, node, dockerHost, baseImage, password, registry, gcs})
   } catch (error) {
     await gcs.stop()
     registry.stop()
@@ -60,11 +64,12 @@ export async function realNodeProject(
 
 async function setUpProject(
   namespace: string,
-  options: {pushModels?: boolean; replicas?: number | 'init default'},
+  options: ProjectOptions,
   {
     cluster,
     node,
     dockerHost,
+    baseImage,
     password,
     registry,
     gcs,
@@ -72,6 +77,7 @@ async function setUpProject(
     cluster: ReturnType<typeof realNode>['cluster']
     node: ReturnType<typeof realNode>['node']
     dockerHost: string
+    baseImage: string
     password: string
     registry: ReturnType<typeof localRegistry>
     gcs: FakeGcs
@@ -86,6 +92,9 @@ async function setUpProject(
     DOCKER_CONFIG: tempDir(),
     MLOPS_REGISTRY_USERNAME: 'e2e-ci',
     MLOPS_REGISTRY_PASSWORD: password,
+    ...(options.platforms?.includes('linux/arm64')
+      ? {MLOPS_BASE_IMAGE: `linux/amd64=${baseImage},linux/arm64=${foreignBaseImage('arm64')}`}
+      : {}),
   }
   const check = async (what: string, run: ReturnType<typeof runCli>) => {
     const result = await run
@@ -116,6 +125,7 @@ async function setUpProject(
   const config = parseDocument(readFileSync(join(project, 'mlops.yaml'), 'utf8'))
   config.setIn(['store'], {uri: `gs://${bucket}/models`, endpoint: gcs.url, timeout: 5})
   config.setIn(['image', 'tag'], 'e2e')
+  if (options.platforms) config.setIn(['image', 'platforms'], options.platforms)
   config.setIn(['deploy', 'target'], 'k8s')
   config.setIn(['deploy', 'nodeSelector'], {'kubernetes.io/hostname': node.nodeName})
   config.setIn(['deploy', 'tolerations'], [{key: 'mlops.io/real-node', operator: 'Exists', effect: 'NoSchedule'}])

@@ -3,10 +3,16 @@ import {mkdtempSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 
+import {TEST_CACHE} from './cache.js'
+
 const SCRIPTS = join(import.meta.dirname, 'docker')
 
-function script(name: string, args: string[] = []): Record<string, string> {
-  const out = execFileSync('bash', [join(SCRIPTS, name), ...args], {encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit']})
+function script(name: string, args: string[] = [], env: Record<string, string> = {}): Record<string, string> {
+  const out = execFileSync('bash', [join(SCRIPTS, name), ...args], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: {...process.env, ...env},
+  })
   return Object.fromEntries(
     out
       .trim()
@@ -38,6 +44,17 @@ export function dockerEngine(): {dockerHost: string; baseImage: string} {
   if (baseImage === undefined || engine.started === 'ours') baseImage = script('base-image.sh').image
   process.env.MLOPS_BASE_IMAGE = baseImage
   return {dockerHost: engine.DOCKER_HOST, baseImage}
+}
+
+/**
+ * The stand-in for node:20-slim on another platform (linux/arm64), made from Debian's arm64
+ * packages and Node's arm64 build (base-image.sh, MLOPS_BASE_ARCH), whose programs run here under
+ * QEMU user emulation (qemu-user-static, registered with binfmt_misc by the script). Its downloads
+ * are kept in the test cache.
+ */
+export function foreignBaseImage(arch: 'arm64'): string {
+  dockerEngine()
+  return script('base-image.sh', [], {MLOPS_BASE_ARCH: arch, MLOPS_BASE_CACHE: join(TEST_CACHE, 'base-image')}).image
 }
 
 /** Stops the engine if this run started it. */

@@ -1,12 +1,12 @@
-import {CoreV1Api, KubeConfig, type V1Node} from '@kubernetes/client-node'
+import {CoreV1Api, KubeConfig} from '@kubernetes/client-node'
 import {expect} from 'chai'
 
 import type {ModelManifest} from '../../src/store/manifest.js'
 import type {Publication} from '../../src/store/publications.js'
-import {type KubeClients, kubeClients, serverVersion} from '../../src/targets/k8s/client.js'
+import {type KubeClients, serverVersion} from '../../src/targets/k8s/client.js'
 import {chooseDelivery} from '../../src/targets/k8s/delivery.js'
 import {type Cluster, kubeCluster} from '../env/k8s.js'
-import {restoreEnv} from '../helpers/env.js'
+import {createTestNode, kubeClientsFor} from '../helpers/kube.js'
 
 /**
  * `--delivery auto` against a real API server holding Node objects whose nodeInfo the test
@@ -43,55 +43,21 @@ describe('--delivery auto on nodes with chosen kubelet and runtime versions (a r
     publishedAt: '2026-12-04T00:00:00.000Z',
   }
 
-  const clientsFor = (kubeconfig: string): KubeClients => {
-    const saved = process.env.KUBECONFIG
-    process.env.KUBECONFIG = kubeconfig
-    try {
-      return kubeClients()
-    } finally {
-      restoreEnv('KUBECONFIG', saved)
-    }
-  }
-
   before(async () => {
     cluster = kubeCluster()
     const config = new KubeConfig()
     config.loadFromFile(cluster.kubeconfig)
     core = config.makeApiClient(CoreV1Api)
-    admin = clientsFor(cluster.kubeconfig)
-    restricted = clientsFor(cluster.restrictedKubeconfig)
+    admin = kubeClientsFor(cluster.kubeconfig)
+    restricted = kubeClientsFor(cluster.restrictedKubeconfig)
     gitVersion = (await serverVersion(admin)).gitVersion
-    for (const node of NODES) {
-      await core.deleteNode({name: node.name}).catch(() => {})
-      await core.createNode({
-        body: {
-          metadata: {name: node.name, labels: {[CASE]: node.kase}},
-          spec: {unschedulable: true, taints: [{key: CASE, value: node.kase, effect: 'NoSchedule'}]},
-        },
+    for (const node of NODES)
+      await createTestNode(core, {
+        name: node.name,
+        label: CASE,
+        value: node.kase,
+        nodeInfo: {containerRuntimeVersion: node.runtime, kubeletVersion: node.kubelet},
       })
-      const nodeInfo = {
-        architecture: 'amd64',
-        bootID: '',
-        containerRuntimeVersion: node.runtime,
-        kernelVersion: '6.1.0',
-        kubeProxyVersion: '',
-        kubeletVersion: node.kubelet,
-        machineID: '',
-        operatingSystem: 'linux',
-        osImage: 'Debian GNU/Linux 12',
-        systemUUID: '',
-      }
-      // The node controller updates a new Node too: write the status over the latest copy (409: read again).
-      for (let attempt = 1; ; attempt++) {
-        const latest: V1Node = await core.readNode({name: node.name})
-        try {
-          await core.replaceNodeStatus({name: node.name, body: {...latest, status: {...latest.status, nodeInfo}}})
-          break
-        } catch (error) {
-          if ((error as {code?: number}).code !== 409 || attempt === 10) throw error
-        }
-      }
-    }
   })
 
   after(async () => {

@@ -361,6 +361,31 @@ describe('mlops deploy on a real Kubernetes control plane', function () {
     expect(await modelOf()).to.equal('1')
   })
 
+  it(
+    'Ctrl-C right after the apply, before the Deployment controller gave the new template a revision (controller manager ' +
+      'paused), with --atomic → rolled back to iris@1, the revision that was live (was: an older one, iris@2)',
+    async () => {
+      expect(await modelOf()).to.equal('1')
+      // The controller manager is this run's process (test/env/k8s/up.sh records it): paused, it gives
+      // the applied template no revision, as a busy one does for a moment after every apply.
+      const pids = readFileSync(join(cluster.stateDir, 'pids'), 'utf8')
+      const pid = Number(/^kube-controller-manager\s+(\d+)/m.exec(pids)?.[1])
+      expect(pid).to.be.greaterThan(0)
+      process.kill(pid, 'SIGSTOP')
+      try {
+        const run = await interruptedDeploy('--atomic')
+        expect(run.code, run.stderr).to.equal(ExitCode.INTERRUPTED)
+        expect(run.stderr, run.stderr).to.match(
+          /^Error: mlops deploy interrupted \(SIGINT\): rolled back to revision \d+ \(iris@1\) \(--atomic\)$/m,
+        )
+      } finally {
+        process.kill(pid, 'SIGCONT')
+      }
+
+      expect(await modelOf()).to.equal('1')
+    },
+  )
+
   it('delete asks (refuses without a terminal, nothing deleted), then with --yes removes Deployment, Service, PDB and HPA; the namespace stays', async () => {
     // The HPA is the one the first deploy made (--set autoscaling.*): later deploys without it leave it.
     const all = {deployment: 200, service: 200, pdb: 200, hpa: 200}

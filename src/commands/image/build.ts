@@ -4,13 +4,13 @@ import {join} from 'node:path'
 
 import {BaseCommand} from '../../cli/base-command.js'
 import {createLogger} from '../../cli/log.js'
-import {type BuiltImage, buildImage} from '../../images/build.js'
-import {runtimeLabels} from '../../images/compat.js'
-import {connectDocker} from '../../images/docker.js'
+import {type BuiltImage, buildProjectImages} from '../../images/build.js'
+import {connectDocker, enginePlatform} from '../../images/docker.js'
 import {componentsOf, imageNames} from '../../images/names.js'
-import {probeRuntimeSupport} from '../../runtime/capabilities.js'
+import {PLATFORMS, baseImages, parsePlatforms} from '../../images/platforms.js'
+import {UsageError} from '../../errors.js'
 import {formatBytes} from '../../util/text.js'
-import {componentArgs, imageNameFlags} from '../../cli/image-flags.js'
+import {componentArgs, imageNameFlags, platformFlag} from '../../cli/image-flags.js'
 
 /** docker/<component>.Dockerfile in the project (mlops init writes them) replaces the packaged one. */
 function projectDockerfile(dir: string, component: string): string | undefined {
@@ -26,15 +26,20 @@ export default class ImageBuild extends BaseCommand<typeof ImageBuild> {
     `templates/images/<component>.Dockerfile, with this mlops package as the build context (honouring its .dockerignore),`,
     `with host networking. The base image (node:20-slim unless --base-image or image.base names another) must be in the`,
     `engine, or the engine must be able to pull it; a missing one exits 10 saying so.`,
+    `Platforms: --platform (image.platforms), default the engine's own; linux/amd64 and linux/arm64. A platform other than the`,
+    `engine's runs its build steps under emulation (Docker Desktop has it; on Linux, QEMU user emulation registered with`,
+    `binfmt_misc). With several, each image is tagged <tag>-<arch> and the engine's own platform's also <tag>; image push`,
+    `joins them into one index. A base image the engine has for another platform exits 10: name one per platform.`,
     `Tags <image.repository>/<component>:<tag>, where the tag defaults to the project's git short sha (else the mlops version).`,
-    `Labels: org.opencontainers.image.* and io.mlops.component; the API image also carries its ONNX Runtime version and the`,
-    `highest ONNX IR version and opsets it loads (io.mlops.*), which mlops image check and deploy read.`,
+    `Labels: org.opencontainers.image.*, io.mlops.component and io.mlops.platforms; the API image also carries its ONNX Runtime`,
+    `version and the highest ONNX IR version and opsets it loads (io.mlops.*), which mlops image check and deploy read.`,
     `A failing step exits 10 with the step and its output.`,
   ].join(' ')
 
   static examples = [
     '<%= config.bin %> <%= command.id %>',
     '<%= config.bin %> <%= command.id %> api --tag 1.4.0 --json',
+    '<%= config.bin %> <%= command.id %> --platform linux/amd64,linux/arm64',
     'DOCKER_HOST=tcp://127.0.0.1:2375 <%= config.bin %> <%= command.id %> loader --verbose',
   ]
 
@@ -42,53 +47,55 @@ export default class ImageBuild extends BaseCommand<typeof ImageBuild> {
 
   static flags = {
     ...imageNameFlags,
+    platform: platformFlag,
     'base-image': Flags.string({
-      summary: 'Base image (default: image.base, else node:20-slim). The engine pulls it when it is missing and can reach its registry.',
+      summary:
+        'Base image: IMAGE, or PLATFORM=IMAGE for one platform (repeatable; default: image.base, else node:20-slim). The engine pulls it when it is missing and can reach its registry.',
       env: 'MLOPS_BASE_IMAGE',
+      multiple: true,
+      default: [],
     }),
     verbose: Flags.boolean({summary: 'Print the whole build log.', default: false}),
   }
 
   async run(): Promise<{images: BuiltImage[]}> {
     const {flags, project} = this
+    const requested = flags.platform ?? project.values.image?.platforms
+    const platforms = requested ? parsePlatforms(requested, flags.platform ? '--platform' : 'image.platforms') : undefined
+    const bases = baseImages(PLATFORMS, flags['base-image'], project.values.image?.base)
     const names = await imageNames(project, {repository: flags.repository, tag: flags.tag}, {revision: true})
     const docker = await connectDocker()
+    // The engine's platform is the default, and names the image that keeps the plain tag; an engine
+    // of a platform mlops does not build for is an error only when no platform is named.
+    const engine = await enginePlatform(docker).catch((error: unknown) => {
+      if (platforms && error instanceof UsageError) return platforms[0]
+      throw error
+    })
+    const chosen = platforms ?? [engine]
     const verbose = flags.verbose && !this.jsonEnabled() ? createLogger('text', 'build') : undefined
-    const images: BuiltImage[] = []
-    for (const component of componentsOf(this.args.component)) {
-      const progress = await this.progress()
-      progress.start(`Building ${component}`)
-      try {
-        const labels: Record<string, string> = {
-          'org.opencontainers.image.title': `mlops ${component}`,
-          'org.opencontainers.image.description':
-            component === 'api' ? 'Model-load pattern API: mlops serve (ONNX Runtime)' : 'Model-load pattern loader: mlops model pull',
-          'org.opencontainers.image.version': names.tag,
-          'org.opencontainers.image.created': new Date().toISOString(),
-          ...(names.revision ? {'org.opencontainers.image.revision': names.revision} : {}),
-          'io.mlops.component': component,
-          'io.mlops.version': names.version,
-          ...(component === 'api' ? runtimeLabels(await probeRuntimeSupport()) : {}),
-        }
-        const image = await buildImage(docker, {
-          component,
-          tags: [names.ref(component)],
-          labels,
-          baseImage: flags['base-image'] ?? project.values.image?.base ?? 'node:20-slim',
-          dockerfile: projectDockerfile(project.dir, component),
-          onStep: step => progress.text(`Building ${component}: ${step}`),
-          onLine: verbose ? line => verbose('info', line) : undefined,
-        })
-        progress.succeed(`Built ${component}`)
-        this.log(
-          `${component.padEnd(6)}  ${image.id.slice(0, 19)}  ${image.tags.join(', ')}  ${formatBytes(image.size)}  ${image.seconds.toFixed(1)}s`,
-        )
-        images.push(image)
-      } finally {
-        progress.stop()
-      }
+    const progress = await this.progress()
+    const label = (component: string, platform: string) => (chosen.length > 1 ? `${component} (${platform})` : component)
+    try {
+      const images = await buildProjectImages(docker, {
+        components: componentsOf(this.args.component),
+        platforms: chosen,
+        enginePlatform: engine,
+        names,
+        baseImages: bases,
+        dockerfile: component => projectDockerfile(project.dir, component),
+        onStart: (component, platform) => progress.start(`Building ${label(component, platform)}`),
+        onStep: (component, platform, step) => progress.text(`Building ${label(component, platform)}: ${step}`),
+        onLine: verbose ? line => verbose('info', line) : undefined,
+        onBuilt: image => {
+          progress.succeed(`Built ${label(image.component, image.platform)}`)
+          this.log(
+            `${image.component.padEnd(6)}  ${image.platform.padEnd(11)}  ${image.id.slice(0, 19)}  ${image.tags.join(', ')}  ${formatBytes(image.size)}  ${image.seconds.toFixed(1)}s`,
+          )
+        },
+      })
+      return {images}
+    } finally {
+      progress.stop()
     }
-
-    return {images}
   }
 }

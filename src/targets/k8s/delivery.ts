@@ -79,6 +79,15 @@ export async function chooseDelivery(input: {
 }
 
 /** Whether the API server and the nodes the pods may land on can mount image volumes. */
+/** deploy.nodeSelector as a label selector for listing the nodes the pods may go to. */
+export function nodeLabelSelector(nodeSelector: Record<string, string> | null | undefined): string | undefined {
+  return nodeSelector
+    ? Object.entries(nodeSelector)
+        .map(([key, value]) => `${key}=${value}`)
+        .join(',')
+    : undefined
+}
+
 async function clusterSupport(clients: KubeClients, nodeSelector?: Record<string, string>): Promise<{missing?: string; found?: string}> {
   let server: {major: string; minor: string; gitVersion: string}
   try {
@@ -94,11 +103,7 @@ async function clusterSupport(clients: KubeClients, nodeSelector?: Record<string
     return {
       missing: `the API server is ${quoteServerText(server.gitVersion)}; image volumes need Kubernetes ${MIN_KUBERNETES.join('.')} or newer`,
     }
-  const labelSelector = nodeSelector
-    ? Object.entries(nodeSelector)
-        .map(([key, value]) => `${key}=${value}`)
-        .join(',')
-    : undefined
+  const labelSelector = nodeLabelSelector(nodeSelector)
   let nodes
   try {
     nodes = (await clients.core.listNode({labelSelector})).items

@@ -32,6 +32,23 @@ export async function readDeployment(clients: KubeClients, target: {name: string
   }
 }
 
+/**
+ * The Deployment once its controller has seen its latest spec (status.observedGeneration), so that
+ * its revision annotation is the applied template's; after a few seconds, as it is.
+ */
+export async function observedDeployment(
+  clients: KubeClients,
+  target: {name: string; namespace: string},
+  waitMs = 10_000,
+): Promise<V1Deployment> {
+  const deadline = Date.now() + waitMs
+  for (;;) {
+    const live = await readDeployment(clients, target)
+    if ((live.status?.observedGeneration ?? 0) >= (live.metadata?.generation ?? 0) || Date.now() >= deadline) return live
+    await new Promise(resolve => setTimeout(resolve, 100))
+  }
+}
+
 /** The Deployment's ReplicaSets, newest revision first: what rollback can go back to. */
 export async function revisions(clients: KubeClients, deployment: V1Deployment): Promise<Array<Revision & {replicaSet: V1ReplicaSet}>> {
   const namespace = deployment.metadata!.namespace!
@@ -64,8 +81,14 @@ export async function revisions(clients: KubeClients, deployment: V1Deployment):
  * Puts an earlier revision's pod template (and so its model) back, as
  * kubectl rollout undo does, through the same server-side apply as deploy:
  * the whole Deployment is applied, so no field mlops manages is dropped.
+ * Without toRevision, the newest revision before the current one.
  */
-export async function rollbackTo(clients: KubeClients, deployment: V1Deployment, toRevision?: number): Promise<Revision> {
+export async function rollbackTo(
+  clients: KubeClients,
+  deployment: V1Deployment,
+  toRevision?: number,
+  options: {evenIfCurrent?: boolean} = {},
+): Promise<Revision> {
   const history = await revisions(clients, deployment)
   const current = history.find(r => r.current)
   const target =
@@ -83,7 +106,9 @@ export async function rollbackTo(clients: KubeClients, deployment: V1Deployment,
     )
   }
 
-  if (target.current) throw new UsageError(`revision ${target.revision} is the current one`)
+  // --atomic restores the revision that was live even while it is still the current one: the
+  // Deployment's template has moved on, but the controller has not yet given it a revision.
+  if (target.current && !options.evenIfCurrent) throw new UsageError(`revision ${target.revision} is the current one`)
   const template = structuredClone(target.replicaSet.spec!.template!)
   delete template.metadata?.labels?.['pod-template-hash']
   const modelAnnotations = Object.fromEntries(

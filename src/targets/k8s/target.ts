@@ -4,12 +4,14 @@ import {requireCompatible, runtimeSupportFor} from '../../images/compat.js'
 import {toYaml} from '../../manifests/render.js'
 import {type Delivery, annotatedDelivery, annotatedModel} from '../../pod/contract.js'
 import {formatTable} from '../../cli/table.js'
+import {readState} from '../../state/project-state.js'
 import type {DeployOutcome, Target, TargetContext} from '../target.js'
 import {type AppliedObject, applyObjects} from './apply.js'
 import {type KubeClients, kubeClients} from './client.js'
 import {kubeError} from './errors.js'
 import {diffObjects} from './diff.js'
-import {type Revision, readDeployment, revisions, rollbackTo} from './history.js'
+import {type Revision, observedDeployment, readDeployment, revisions, rollbackTo} from './history.js'
+import {nodePlatformWarning} from './node-platforms.js'
 import {deploymentOf, renderRelease} from './release.js'
 import {RolloutError, rolloutStatus, waitForRollout} from './rollout.js'
 import {type ServedModel, servedModels} from './served.js'
@@ -85,6 +87,19 @@ export function kubernetesTarget({project, io}: TargetContext): Target {
       }
       if (rendered.delivery.delivery.kind !== 'init-container' || request.delivery || project.values.deploy?.delivery)
         io.note(`delivery: ${rendered.delivery.delivery.kind} (${rendered.delivery.reason})`)
+      if (clients) {
+        // The platforms image push recorded for the API image that is deployed, against the nodes'.
+        const pushed = (await readState(project.dir)).images?.api
+        if (pushed?.platforms && pushed.pinned === rendered.values.images.api) {
+          const warning = await nodePlatformWarning(
+            clients,
+            {ref: pushed.ref, platforms: pushed.platforms},
+            rendered.values.deploy.nodeSelector,
+          )
+          if (warning) io.note(`Warning: ${warning}`)
+        }
+      }
+
       if (!clients) {
         if (!io.json) process.stdout.write(toYaml(rendered.files))
         return {...result, seconds: seconds()}
@@ -105,7 +120,8 @@ export function kubernetesTarget({project, io}: TargetContext): Target {
       let phase: 'applying' | 'rolling out' = 'applying'
       const stop = async () => {
         progress.stop()
-        const live = await readDeployment(clients, target).catch(() => undefined)
+        // What the controller made of the applied template (its revision), not the moment before it looked.
+        const live = await observedDeployment(clients, target).catch(() => undefined)
         const revision = revisionOf(live) ?? '?'
         // The Deployment not (yet) changed by this run: nothing to roll back.
         if (!live || (phase === 'applying' && revision === revisionBefore))
@@ -114,7 +130,9 @@ export function kubernetesTarget({project, io}: TargetContext): Target {
             `${revisionBefore ? ` (revision ${revisionBefore})` : ''}, other objects may be applied; mlops status shows what is live`
           )
         if (request.atomic) {
-          const restored = await rollbackTo(clients, live).catch(() => undefined)
+          const restored = await rollbackTo(clients, live, revisionBefore ? Number(revisionBefore) : undefined, {
+            evenIfCurrent: true,
+          }).catch(() => undefined)
           if (restored) return `rolled back to revision ${restored.revision} (${restored.model}@${restored.version}) (--atomic)`
           return `${model} (revision ${revision}) stays applied: there is no earlier revision to roll back to`
         }
@@ -138,7 +156,7 @@ export function kubernetesTarget({project, io}: TargetContext): Target {
               onProgress: message => progress.text(`Waiting for ${target.namespace}/${target.name}: ${message}`),
             }).catch(async error => {
               if (!request.atomic || !(error instanceof RolloutError)) throw error
-              throw await rollBackAfterFailure(clients, target, error)
+              throw await rollBackAfterFailure(clients, target, error, revisionBefore)
             })
             result.rollout = rolloutStatus(live).message
             result.revision = live.metadata?.annotations?.['deployment.kubernetes.io/revision'] ?? null
@@ -283,14 +301,17 @@ function statusText(result: StatusResult): string {
   ].join('\n')
 }
 
-/** --atomic: put the previous revision back, and say so in the rollout error. */
+/** --atomic: put the revision that was live back, and say so in the rollout error. */
 async function rollBackAfterFailure(
   clients: KubeClients,
   target: {name: string; namespace: string},
   failure: RolloutError,
+  revisionBefore: string | undefined,
 ): Promise<RolloutError> {
   try {
-    const restored = await rollbackTo(clients, await readDeployment(clients, target))
+    const restored = await rollbackTo(clients, await readDeployment(clients, target), revisionBefore ? Number(revisionBefore) : undefined, {
+      evenIfCurrent: true,
+    })
     return new RolloutError(`${failure.message}; rolled back to revision ${restored.revision} (${restored.model}@${restored.version})`, {
       suggestion: failure.suggestion,
     })

@@ -1,8 +1,9 @@
-import {CoreV1Api, KubeConfig} from '@kubernetes/client-node'
+import type {CoreV1Api} from '@kubernetes/client-node'
 import {expect} from 'chai'
 
 import type {KubeClients} from '../../src/targets/k8s/client.js'
 import {nodePlatformWarning} from '../../src/targets/k8s/node-platforms.js'
+import {clientsFor} from '../e2e/cluster.js'
 import {type Cluster, kubeCluster} from '../env/k8s.js'
 import {createTestNode, kubeClientsFor} from '../helpers/kube.js'
 
@@ -28,9 +29,7 @@ describe('deploy warns when the nodes are of a platform the images were not buil
 
   before(async () => {
     cluster = kubeCluster()
-    const config = new KubeConfig()
-    config.loadFromFile(cluster.kubeconfig)
-    core = config.makeApiClient(CoreV1Api)
+    ;({core} = clientsFor(cluster.kubeconfig))
     admin = kubeClientsFor(cluster.kubeconfig)
     for (const node of NODES)
       await createTestNode(core, {name: node.name, label: CASE, value: node.kase, nodeInfo: {architecture: node.architecture}})

@@ -3,7 +3,7 @@ import {existsSync} from 'node:fs'
 import {IncompatibleError} from '../errors.js'
 import type {RuntimeSupport} from '../runtime/capabilities.js'
 import type {ModelManifest} from '../store/manifest.js'
-import {engineImageLabels} from './engine-labels.js'
+import {DEFAULT_DOCKER_SOCKET, engineImageLabels} from './engine-labels.js'
 
 /** Labels an API image carries so that anyone can tell which models it runs. */
 export const RUNTIME_LABELS = {
@@ -111,7 +111,7 @@ export function requireCompatible(
 export async function runtimeSupportFor(apiImage: string): Promise<{support: RuntimeSupport; source: string}> {
   try {
     // No engine to ask (no DOCKER_HOST, no default socket): do not even load the Docker client.
-    if (!process.env.DOCKER_HOST && !existsSync('/var/run/docker.sock')) throw new Error('no Docker engine')
+    if (!process.env.DOCKER_HOST && !existsSync(DEFAULT_DOCKER_SOCKET)) throw new Error('no Docker engine')
     // One request where the engine allows it; dockerode (loaded only then) for ssh:// and TLS engines.
     let labels = await engineImageLabels(apiImage)
     if (labels === undefined) {

@@ -2,11 +2,10 @@ import Docker from 'dockerode'
 
 import {NotFoundError, UnavailableError, UsageError, errorMessage} from '../errors.js'
 import {PLATFORMS, type Platform, describePlatform, platformOf} from './platforms.js'
+import {dockerEndpoint} from './engine-labels.js'
 
 /** Where dockerode (docker-modem) connects: DOCKER_HOST, or the default socket. */
-export function dockerEndpoint(): string {
-  return process.env.DOCKER_HOST ?? 'unix:///var/run/docker.sock'
-}
+export {dockerEndpoint} from './engine-labels.js'
 
 /** A client for the Docker engine that answers /_ping, or exit 7 naming where it looked. */
 export async function connectDocker(): Promise<Docker> {

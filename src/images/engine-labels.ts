@@ -1,5 +1,13 @@
 import {request} from 'node:http'
 
+/** The Docker engine's socket when DOCKER_HOST names none, as the Docker CLI and dockerode assume. */
+export const DEFAULT_DOCKER_SOCKET = '/var/run/docker.sock'
+
+/** Where the Docker engine is: DOCKER_HOST, or the default socket. */
+export function dockerEndpoint(): string {
+  return process.env.DOCKER_HOST ?? `unix://${DEFAULT_DOCKER_SOCKET}`
+}
+
 /**
  * An image's labels from the Docker engine in one HTTP request, without
  * loading the Docker client (dockerode and its dependencies cost a Kubernetes
@@ -13,7 +21,7 @@ export async function engineImageLabels(
   ref: string,
   dockerHost = process.env.DOCKER_HOST,
 ): Promise<Record<string, string> | null | undefined> {
-  const host = dockerHost ?? 'unix:///var/run/docker.sock'
+  const host = dockerHost ?? `unix://${DEFAULT_DOCKER_SOCKET}`
   let target: {socketPath: string} | {host: string; port: number}
   if (host.startsWith('unix://')) target = {socketPath: host.slice('unix://'.length)}
   else if (host.startsWith('tcp://') && !process.env.DOCKER_TLS_VERIFY) {

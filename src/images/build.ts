@@ -3,7 +3,7 @@ import type Docker from 'dockerode'
 import {BuildError, errorMessage} from '../errors.js'
 import {probeRuntimeSupport} from '../runtime/capabilities.js'
 import {buildContext} from './context.js'
-import {dockerEndpoint, jsonLines} from './docker.js'
+import {dockerEndpoint, inspectImage, jsonLines} from './docker.js'
 import {runtimeLabels} from './compat.js'
 import {type Component, type ImageNames, PACKAGE_ROOT} from './names.js'
 import {type Platform, archOf, describePlatform, platformOf, platformRef} from './platforms.js'
@@ -64,10 +64,7 @@ function missingBaseImage(request: BuildRequest, step: string, failure: string):
  * was asked, so the image would be for the wrong platform: refuse before building.
  */
 async function requireBasePlatform(docker: Docker, request: BuildRequest): Promise<void> {
-  const base = await docker
-    .getImage(request.baseImage)
-    .inspect()
-    .catch(() => undefined)
+  const base = await inspectImage(docker, request.baseImage)
   if (!base || platformOf(base.Os, base.Architecture) === request.platform) return
   throw wrongPlatform(request, `its base image ${request.baseImage} is ${describePlatform(base.Os, base.Architecture)} in this engine`)
 }

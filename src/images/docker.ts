@@ -32,6 +32,14 @@ export async function enginePlatform(docker: Docker): Promise<Platform> {
   )
 }
 
+/** What the engine knows of an image, or undefined when it has no image of that name. */
+export async function inspectImage(docker: Docker, ref: string): Promise<Docker.ImageInspectInfo | undefined> {
+  return docker
+    .getImage(ref)
+    .inspect()
+    .catch(() => undefined)
+}
+
 export async function imageLabels(docker: Docker, ref: string): Promise<Record<string, string>> {
   try {
     const info = await docker.getImage(ref).inspect()

@@ -2,7 +2,7 @@ import type Docker from 'dockerode'
 
 import {IntegrityError, NotFoundError, PermissionError, UnavailableError, errorMessage} from '../errors.js'
 import type {RegistryAuth} from './credentials.js'
-import {jsonLines} from './docker.js'
+import {inspectImage, jsonLines} from './docker.js'
 import {registryOf} from './names.js'
 import {type Platform, archOf, describePlatform, platformOf, platformRef} from './platforms.js'
 import {sha256Of} from './oci.js'
@@ -74,36 +74,26 @@ const MANIFEST_TYPES = {
   ociIndex: 'application/vnd.oci.image.index.v1+json',
 } as const
 
-export interface PlatformEntry {
+/** One platform's entry of an index: its manifest as the registry holds it. */
+interface PlatformEntry {
   platform: Platform
-  /** The per-platform image pushed (<ref>-<arch>) and its manifest's digest. */
-  ref: string
   digest: string
   mediaType: string
   size: number
-}
-
-export interface PushedIndex {
-  ref: string
-  /** The index's digest: what deploy pins, and what each node resolves to its own platform's entry. */
-  digest: string
-  pinned: string
-  mediaType: string
-  manifests: PlatformEntry[]
 }
 
 /**
  * Several platforms' images as one name: each <ref>-<arch> image pushed through the engine,
  * its manifest read back from the registry and checked against the digest the engine reported,
  * then an index listing them (platform, digest, size) put under <ref>'s tag. Nodes pull the
- * index's digest and take their own platform's entry.
+ * index's digest and take their own platform's entry; the index's digest is what deploy pins.
  */
 export async function pushImageIndex(
   docker: Docker,
   ref: string,
   platforms: readonly Platform[],
   auth: RegistryAuth | undefined,
-): Promise<PushedIndex> {
+): Promise<{ref: string; digest: string; pinned: string}> {
   const colon = ref.lastIndexOf(':')
   const [name, tag] = [ref.slice(0, colon), ref.slice(colon + 1)]
   for (const platform of platforms) await requireLocalPlatform(docker, platformRef(ref, platform), platform)
@@ -118,7 +108,7 @@ export async function pushImageIndex(
     const mediaType = manifestMediaType(body)
     if (mediaType !== MANIFEST_TYPES.docker && mediaType !== MANIFEST_TYPES.oci)
       throw new IntegrityError(`${registryOf(ref)} answered a manifest of another kind for ${pushed.digest}`)
-    manifests.push({platform, ref: pushed.ref, digest: pushed.digest, mediaType, size: body.length})
+    manifests.push({platform, digest: pushed.digest, mediaType, size: body.length})
   }
 
   // A Docker manifest list over Docker manifests, as the engine's own pushes are; an OCI index otherwise.
@@ -137,15 +127,12 @@ export async function pushImageIndex(
   )
   const digest = sha256Of(index)
   await registry.putManifest(tag, index, mediaType, digest)
-  return {ref, digest, pinned: `${name}@${digest}`, mediaType, manifests}
+  return {ref, digest, pinned: `${name}@${digest}`}
 }
 
 /** The image the engine has under ref, which must be for this platform (exit 3 when it is missing or another). */
 export async function requireLocalPlatform(docker: Docker, ref: string, platform: Platform): Promise<void> {
-  const info = await docker
-    .getImage(ref)
-    .inspect()
-    .catch(() => undefined)
+  const info = await inspectImage(docker, ref)
   const build = `build it: mlops image build --platform ${platform}`
   if (!info) throw new NotFoundError(`image ${ref} (${platform}) is not in the Docker engine`, {suggestion: build})
   if (platformOf(info.Os, info.Architecture) !== platform)
@@ -178,10 +165,7 @@ function registryClient(name: string, auth: RegistryAuth | undefined): RegistryC
  * the image itself as the one when the label is missing or not a list mlops wrote.
  */
 export async function builtPlatforms(docker: Docker, ref: string): Promise<Platform[]> {
-  const info = await docker
-    .getImage(ref)
-    .inspect()
-    .catch(() => undefined)
+  const info = await inspectImage(docker, ref)
   if (!info) throw new NotFoundError(`image ${ref} is not in the Docker engine`, {suggestion: 'build it first: mlops image build'})
   const label = info.Config?.Labels?.['io.mlops.platforms']
   const listed = typeof label === 'string' ? label.split(',').map(name => platformOf(...(name.split('/') as [string, string]))) : []

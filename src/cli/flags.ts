@@ -38,11 +38,11 @@ export const renderFlags = {
   values: Flags.string({char: 'f', summary: 'Values file with deploy settings (repeatable; later wins).', multiple: true, default: []}),
   set: Flags.string({summary: 'KEY=VALUE deploy setting, e.g. replicas=3 (repeatable; wins over -f).', multiple: true, default: []}),
   namespace: namespaceFlag,
-  delivery: Flags.string({
+  delivery: Flags.option({
     summary:
       'How pods get the model: init-container (the loader), image-volume (the image mlops model publish made) or auto (default: deploy.delivery, else init-container).',
-    options: [...DELIVERIES],
-  }),
+    options: DELIVERIES,
+  })(),
   ...imageNameFlags,
   ...storeFlags,
 }

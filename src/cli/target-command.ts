@@ -1,6 +1,6 @@
 import type {Command} from '@oclif/core'
 
-import {type Target, type TargetName, TARGETS, openTarget, targetOf} from '../targets/target.js'
+import {type AnyTarget, type TargetName, TARGETS, openTarget, targetOf} from '../targets/target.js'
 import {BaseCommand} from './base-command.js'
 import {refuseForeignFlags} from './flag-rules.js'
 
@@ -11,7 +11,7 @@ import {refuseForeignFlags} from './flag-rules.js'
  */
 export abstract class TargetCommand<T extends typeof Command> extends BaseCommand<T> {
   /** The chosen target, after refusing the flags that belong to another one. */
-  protected async target(): Promise<{name: TargetName; target: Target}> {
+  protected async target(): Promise<{name: TargetName; target: AnyTarget}> {
     const name = targetOf(this.project, (this.flags as {target?: string}).target)
     this.refuseForeign(name)
     return {name, target: await this.open(name)}
@@ -21,7 +21,7 @@ export abstract class TargetCommand<T extends typeof Command> extends BaseComman
     refuseForeignFlags(this.flags as Record<string, unknown>, this.ctor.flags as Record<string, {env?: string}>, where, accepts)
   }
 
-  protected async open(name: TargetName): Promise<Target> {
+  protected async open(name: TargetName): Promise<AnyTarget> {
     return openTarget(name, {
       project: this.project,
       io: {

@@ -5,9 +5,7 @@ import {storeOverrides} from '../cli/store-flags.js'
 import {TargetCommand} from '../cli/target-command.js'
 import {type DeploySummary, writeStepSummary} from '../cli/ci.js'
 import {errorMessage} from '../errors.js'
-import type {DeployOutcome} from '../targets/target.js'
-
-export type {DeployResult} from '../targets/k8s/target.js'
+import type {DeployResult} from '../targets/target.js'
 
 export default class Deploy extends TargetCommand<typeof Deploy> {
   static summary = 'Deploy a model version (local, docker or Kubernetes target) and wait until it serves.'
@@ -57,7 +55,7 @@ export default class Deploy extends TargetCommand<typeof Deploy> {
     }),
   }
 
-  async run(): Promise<DeployOutcome> {
+  async run(): Promise<DeployResult> {
     const {flags} = this
     const {target, name} = await this.target()
     const deployed = target.deploy({
@@ -70,7 +68,7 @@ export default class Deploy extends TargetCommand<typeof Deploy> {
       set: flags.set,
       namespace: flags.namespace,
       context: flags.context,
-      delivery: flags.delivery as 'auto' | 'image-volume' | 'init-container' | undefined,
+      delivery: flags.delivery,
       dryRun: flags['dry-run'] as 'client' | 'server' | undefined,
       diff: flags.diff,
       atomic: flags.atomic,
@@ -91,14 +89,14 @@ export default class Deploy extends TargetCommand<typeof Deploy> {
 }
 
 /** What the step summary says of a deploy that worked, from its --json result. */
-function deploySummary(target: string, outcome: DeployOutcome): DeploySummary {
-  const delivery = outcome.delivery as {kind?: string; reason?: string} | undefined
+function deploySummary(target: string, outcome: DeployResult): DeploySummary {
+  const cluster = outcome.target === 'k8s' ? outcome : undefined
   const said = [
-    outcome.dryRun ? `dry run (${String(outcome.dryRun)})` : undefined,
-    typeof outcome.rollout === 'string' ? `rolled out: ${outcome.rollout}` : undefined,
-    outcome.revision ? `revision ${String(outcome.revision)}` : undefined,
-    typeof outcome.url === 'string' ? `serving at ${outcome.url}` : undefined,
-    outcome.unchanged ? 'unchanged' : undefined,
+    cluster?.dryRun ? `dry run (${cluster.dryRun})` : undefined,
+    cluster?.rollout ? `rolled out: ${cluster.rollout}` : undefined,
+    cluster?.revision ? `revision ${cluster.revision}` : undefined,
+    outcome.target === 'k8s' ? undefined : `serving at ${outcome.url}`,
+    outcome.target !== 'k8s' && outcome.unchanged ? 'unchanged' : undefined,
   ].filter(Boolean)
   return {
     command: 'mlops deploy',
@@ -106,8 +104,8 @@ function deploySummary(target: string, outcome: DeployOutcome): DeploySummary {
     target,
     model: outcome.model,
     sha256: outcome.sha256,
-    images: outcome.images as Record<string, string> | undefined,
-    delivery: delivery?.kind ? `${delivery.kind}${delivery.reason ? ` (${delivery.reason})` : ''}` : undefined,
+    images: outcome.target === 'local' ? undefined : outcome.images,
+    delivery: cluster ? `${cluster.delivery.kind} (${cluster.delivery.reason})` : undefined,
     outcome: `${said.join(', ') || 'deployed'} in ${outcome.seconds.toFixed(1)} s`,
   }
 }

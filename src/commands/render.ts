@@ -46,7 +46,7 @@ export default class Render extends BaseCommand<typeof Render> {
       set: flags.set,
       namespace: flags.namespace,
       image: {repository: flags.repository, tag: flags.tag},
-      delivery: flags.delivery as 'auto' | 'image-volume' | 'init-container' | undefined,
+      delivery: flags.delivery,
     })
     const {manifest} = result
     const summary: RenderCommandResult = {

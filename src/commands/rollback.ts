@@ -3,7 +3,7 @@ import {Flags} from '@oclif/core'
 import {clusterFlags, durationFlag, targetFlag} from '../cli/flags.js'
 import {TargetCommand} from '../cli/target-command.js'
 import {UsageError} from '../errors.js'
-import {TARGETS, TARGET_NAMES} from '../targets/target.js'
+import {type RollbackResult, TARGETS, TARGET_NAMES} from '../targets/target.js'
 
 export default class Rollback extends TargetCommand<typeof Rollback> {
   static summary = 'Go back to an earlier revision (and its model), then wait for the rollout.'
@@ -26,7 +26,7 @@ export default class Rollback extends TargetCommand<typeof Rollback> {
     }),
   }
 
-  async run(): Promise<{namespace: string; deployment: string; revision: number; model: string}> {
+  async run(): Promise<RollbackResult> {
     const {name, target} = await this.target()
     if (!target.rollback) {
       const keeping = TARGET_NAMES.filter(candidate => TARGETS[candidate].revisions)

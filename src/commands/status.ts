@@ -1,7 +1,7 @@
 import {clusterFlags, targetFlag} from '../cli/flags.js'
 import {TargetCommand} from '../cli/target-command.js'
 
-export type {StatusResult} from '../targets/k8s/target.js'
+import type {StatusResult} from '../targets/target.js'
 
 export default class Status extends TargetCommand<typeof Status> {
   static summary = 'Show what is live: model version and sha256, images, replicas, conditions, revision history.'
@@ -10,7 +10,7 @@ export default class Status extends TargetCommand<typeof Status> {
 
   static flags = {...clusterFlags, target: targetFlag}
 
-  async run(): Promise<object> {
+  async run(): Promise<StatusResult> {
     const {target} = await this.target()
     return target.status({namespace: this.flags.namespace, context: this.flags.context})
   }

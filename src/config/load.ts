@@ -4,7 +4,7 @@ import {dirname, join, resolve} from 'node:path'
 import {LineCounter, parseDocument} from 'yaml'
 
 import {ConfigError} from '../errors.js'
-import {DEPLOY_DEFAULTS} from './deploy.js'
+import {DEPLOY_DEFAULTS, type DeployConfig, mergeDeployConfig, readValuesFile} from './deploy.js'
 import type {MlopsYaml} from './mlops-yaml.js'
 import validateSchema from './schema-validator.js'
 import {closestMatch} from '../util/text.js'
@@ -72,6 +72,18 @@ export function parseConfig(text: string, file: string): MlopsYaml {
   const offset = error.keyword === 'additionalProperties' ? keyOffset(doc, path, error) : node?.range?.[0]
   const where = offset === undefined ? file : `${file}:${lineCounter.linePos(offset).line}:${lineCounter.linePos(offset).col}`
   throw new ConfigError(`${where}: ${describe(error, values, errors)}`, {suggestion: suggestionFor(error)})
+}
+
+/**
+ * The deploy values of one release: mlops.yaml's deploy section, then each -f file, then each
+ * --set, validated. Pure input checks: a release runs them before it asks a store or a cluster anything.
+ */
+export function deployValues(project: ProjectConfig, input: {valuesFiles: string[]; sets: string[]}): DeployConfig {
+  const files = input.valuesFiles.map(path => readValuesFile(path))
+  const deploy = mergeDeployConfig(project.values.deploy, files, input.sets)
+  const given = input.valuesFiles.length > 0 || input.sets.length > 0
+  validateDeployValues(deploy, given ? 'deploy values (mlops.yaml, then -f files, then --set)' : (project.file ?? CONFIG_FILE_NAME))
+  return deploy
 }
 
 /**

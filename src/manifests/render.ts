@@ -4,6 +4,7 @@ import {parseAllDocuments, stringify} from 'yaml'
 
 import {UsageError} from '../errors.js'
 import {packagePath} from '../util/package-root.js'
+import type {ManifestValues} from './values.js'
 
 export const BUILT_IN_TEMPLATES = packagePath('templates', 'manifests')
 
@@ -97,6 +98,25 @@ function lookup(values: object, path: string, template: string): unknown {
 
 function truthy(value: unknown): boolean {
   return value !== false && value !== null && value !== undefined && value !== '' && !(Array.isArray(value) && value.length === 0)
+}
+
+export interface RenderResult {
+  files: RenderedFile[]
+  objects: KubernetesObject[]
+  values: ManifestValues
+}
+
+/**
+ * A project's manifests for these values: the built-in templates, each overridable by a file of
+ * the same name in the project's manifests/ folder. With an autoscaler the replica count is the
+ * autoscaler's: the Deployment is rendered without one, since applying it would fight the HPA.
+ */
+export function renderProjectManifests(values: ManifestValues, projectDir: string): RenderResult {
+  const files = renderManifests(values, [BUILT_IN_TEMPLATES, join(projectDir, 'manifests')])
+  const objects = files.flatMap(file => file.objects)
+  if (values.deploy.autoscaling !== false)
+    for (const object of objects) if (object.kind === 'Deployment') delete (object.spec as {replicas?: number}).replicas
+  return {files, objects, values}
 }
 
 /** Rendered objects as one multi-document YAML stream, the way kubectl apply -f reads it; no anchors, so each object reads on its own. */

@@ -121,7 +121,9 @@ export const HEALTH_PATH = '/health'
  */
 export type Delivery = {kind: 'init-container'} | {kind: 'image-volume'; image: string}
 
+/** What a deploy may ask for (--delivery, deploy.delivery): a Delivery's kind, or auto (the image volume where the cluster can mount it). */
 export const DELIVERIES = ['init-container', 'image-volume', 'auto'] as const
+export type DeliveryRequest = (typeof DELIVERIES)[number]
 
 /** The annotation that says how a revision gets its model, and from which image (absent: the loader). */
 export const DELIVERY_ANNOTATIONS = {delivery: 'mlops.io/delivery', image: 'mlops.io/model-image'} as const

@@ -266,8 +266,34 @@ async function containerLogs(docker: Docker, container: Docker.Container, which:
   return Buffer.concat(out).toString('utf8')
 }
 
+/** deploy --target docker: the API container that serves the model, fed by the loader container's volume. */
+export interface DockerDeployResult {
+  target: 'docker'
+  model: string
+  sha256: string
+  url: string
+  container: string
+  images: {loader: string; api: string}
+  unchanged: false
+  seconds: number
+}
+
+export type DockerStatusResult = {target: 'docker'} & DockerDeployment & {running: boolean; ready: boolean}
+
+export interface DockerDeleteResult {
+  target: 'docker'
+  model: string
+  container: string
+}
+
+export interface DockerResults {
+  deploy: DockerDeployResult
+  status: DockerStatusResult
+  delete: DockerDeleteResult
+}
+
 /** The pod shape on the Docker engine: loader container into a volume, then the API container. */
-export function dockerTarget({project, io}: TargetContext): Target {
+export function dockerTarget({project, io}: TargetContext): Target<DockerResults> {
   const engine = async () => (await import('../images/docker.js')).connectDocker()
   return {
     async deploy(request) {

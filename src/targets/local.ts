@@ -315,8 +315,36 @@ function lastLines(log: string): string {
   }
 }
 
+/** deploy --target local: the mlops serve process that serves the model. */
+export interface LocalDeployResult {
+  target: 'local'
+  model: string
+  sha256: string
+  url: string
+  pid: number
+  /** The same model was already served by a live server: nothing was started. */
+  unchanged: boolean
+  seconds: number
+}
+
+export type LocalStatusResult = {target: 'local'} & LocalDeployment & {running: boolean; ready: boolean}
+
+export interface LocalDeleteResult {
+  target: 'local'
+  model: string
+  pid: number
+  /** Whether the server was still running (else only its record and work folder were removed). */
+  stopped: boolean
+}
+
+export interface LocalResults {
+  deploy: LocalDeployResult
+  status: LocalStatusResult
+  delete: LocalDeleteResult
+}
+
 /** The same pattern on this machine: the loader step, then mlops serve in the background. */
-export function localTarget({project, io}: TargetContext): Target {
+export function localTarget({project, io}: TargetContext): Target<LocalResults> {
   return {
     async deploy(request) {
       const started = Date.now()

@@ -6,7 +6,13 @@
  */
 import type {Progress} from '../cli/progress.js'
 import type {ProjectConfig} from '../config/load.js'
+import type {DeliveryRequest} from '../pod/contract.js'
 import type {StoreOverrides} from '../store/open.js'
+import type {DockerDeleteResult, DockerDeployResult, DockerStatusResult} from './docker.js'
+import type {KubernetesDeployResult} from './k8s/deploy.js'
+import type {KubernetesStatusResult} from './k8s/status.js'
+import type {KubernetesDeleteResult, KubernetesRollbackResult} from './k8s/target.js'
+import type {LocalDeleteResult, LocalDeployResult, LocalStatusResult} from './local.js'
 
 export type TargetName = 'docker' | 'k8s' | 'local'
 
@@ -46,24 +52,24 @@ export interface DeployRequest extends Locator {
   values: string[]
   set: string[]
   /** k8s: how pods get the model (init-container, image-volume, auto). */
-  delivery?: 'auto' | 'image-volume' | 'init-container'
+  delivery?: DeliveryRequest
   dryRun?: 'client' | 'server'
   diff: boolean
   atomic: boolean
   forceConflicts: boolean
 }
 
-/** Every deploy result names the model it deployed; the rest is the target's own (see each target). */
-export interface DeployOutcome {
-  model: string
-  sha256: string
-  seconds: number
-  [key: string]: unknown
+/** The results of each target's operations: their --json output, one shape per target, told apart by `target`. */
+export interface TargetResults {
+  deploy: {target: TargetName; model: string; sha256: string; seconds: number}
+  status: {target: TargetName}
+  delete: {target: TargetName}
 }
 
-export interface DeleteOutcome {
-  [key: string]: unknown
-}
+export type DeployResult = DockerDeployResult | KubernetesDeployResult | LocalDeployResult
+export type StatusResult = DockerStatusResult | KubernetesStatusResult | LocalStatusResult
+export type DeleteResult = DockerDeleteResult | KubernetesDeleteResult | LocalDeleteResult
+export type RollbackResult = KubernetesRollbackResult
 
 /** Where predict sends requests; close() tears down whatever was opened to reach it. */
 export interface Endpoint {
@@ -75,16 +81,17 @@ export interface Endpoint {
   close(): Promise<void>
 }
 
-export interface Target {
-  deploy(request: DeployRequest): Promise<DeployOutcome>
-  status(where: Locator): Promise<object>
-  delete(where: Locator & {yes: boolean}): Promise<DeleteOutcome>
+export interface Target<R extends TargetResults = TargetResults> {
+  deploy(request: DeployRequest): Promise<R['deploy']>
+  status(where: Locator): Promise<R['status']>
+  delete(where: Locator & {yes: boolean}): Promise<R['delete']>
   endpoint(where: Locator & {connections: number}): Promise<Endpoint>
   /** Only targets that keep revisions. */
-  rollback?(
-    where: Locator & {toRevision?: number; timeoutMs: number},
-  ): Promise<{revision: number; model: string; name: string; namespace: string; deployment: string}>
+  rollback?(where: Locator & {toRevision?: number; timeoutMs: number}): Promise<RollbackResult>
 }
+
+/** Any target, as the commands hold one: results are the union of the targets'. */
+export type AnyTarget = Target<{deploy: DeployResult; status: StatusResult; delete: DeleteResult}>
 
 export interface TargetInfo {
   summary: string
@@ -94,7 +101,7 @@ export interface TargetInfo {
   revisions?: boolean
   /** A hint for a flag of another target given here. */
   hints?: Record<string, string>
-  load(context: TargetContext): Promise<Target>
+  load(context: TargetContext): Promise<AnyTarget>
 }
 
 export const TARGETS: Record<TargetName, TargetInfo> = {
@@ -124,7 +131,7 @@ export function targetOf(project: ProjectConfig, flag: string | undefined): Targ
   return (flag ?? project.values.deploy?.target ?? 'local') as TargetName
 }
 
-export async function openTarget(name: TargetName, context: TargetContext): Promise<Target> {
+export async function openTarget(name: TargetName, context: TargetContext): Promise<AnyTarget> {
   return TARGETS[name].load(context)
 }
 

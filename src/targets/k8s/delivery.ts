@@ -1,12 +1,10 @@
 import {NotFoundError} from '../../errors.js'
-import type {Delivery} from '../../pod/contract.js'
+import type {Delivery, DeliveryRequest} from '../../pod/contract.js'
 import type {ModelManifest} from '../../store/manifest.js'
 import {quoteServerText} from '../../util/text.js'
 import type {Publication} from '../../store/model-store.js'
 import type {KubeClients} from './client.js'
 import {kubeError} from './errors.js'
-
-export type DeliveryRequest = 'auto' | 'image-volume' | 'init-container'
 
 export interface DeliveryChoice {
   delivery: Delivery

@@ -1,59 +1,47 @@
 import {deploymentName} from '../../config/deploy.js'
-import type {ProjectConfig} from '../../config/load.js'
-import {type RenderResult, deployValues, renderProject} from '../../manifests/service.js'
+import {type ProjectConfig, deployValues} from '../../config/load.js'
+import {releaseImages} from '../../images/release-images.js'
+import {type RenderResult, renderProjectManifests} from '../../manifests/render.js'
+import {manifestValues} from '../../manifests/values.js'
+import type {PushedImage} from '../../state/project-state.js'
 import type {ModelManifest} from '../../store/manifest.js'
-import type {StoreOverrides} from '../../store/open.js'
 import {resolveDeployModel} from '../deploy-model.js'
+import type {DeployRequest} from '../target.js'
 import type {KubeClients} from './client.js'
-import {type DeliveryChoice, type DeliveryRequest, chooseDelivery} from './delivery.js'
+import {type DeliveryChoice, chooseDelivery} from './delivery.js'
 
-export interface ReleaseRequest {
-  model?: string
-  store: StoreOverrides
-  values: string[]
-  set: string[]
-  namespace?: string
-  image: {repository?: string; tag?: string}
-  /** --delivery; else deploy.delivery; else init-container. */
-  delivery?: DeliveryRequest
+/** What render and deploy --target k8s both take. */
+export type ReleaseRequest = Pick<DeployRequest, 'delivery' | 'image' | 'model' | 'namespace' | 'set' | 'store' | 'values'>
+
+export interface Release extends RenderResult {
+  manifest: ModelManifest
+  delivery: DeliveryChoice
+  /** What mlops image push recorded of the API image, when that image is the one rendered. */
+  pushedApi?: PushedImage
 }
 
-/** The objects for one release on a cluster: the model ref resolved to a concrete version first, then rendered. */
-export async function renderRelease(
-  project: ProjectConfig,
-  request: ReleaseRequest,
-  clients?: KubeClients,
-): Promise<RenderResult & {manifest: ModelManifest; delivery: DeliveryChoice}> {
+/**
+ * The objects for one release on a cluster, top to bottom: the deploy values (a bad -f file or
+ * --set is refused before any store or cluster is asked), the model ref resolved to a concrete
+ * version, how the pods get it, the images, then the templates rendered with all of that.
+ * Without clients (render, --dry-run client) delivery auto cannot ask the cluster and renders the loader.
+ */
+export async function renderRelease(project: ProjectConfig, request: ReleaseRequest, clients?: KubeClients): Promise<Release> {
   const sets = request.namespace ? [...request.set, `namespace=${request.namespace}`] : request.set
-  // The values first: a bad -f file or --set is refused before any store or cluster is asked.
-  const deploy = deployValues({project, valuesFiles: request.values, sets})
+  const deploy = deployValues(project, {valuesFiles: request.values, sets})
   const {settings, store, manifest} = await resolveDeployModel(project, request, {cluster: true})
-  let choice: DeliveryChoice | undefined
-  const result = await renderProject(
-    {
-      project,
-      manifest,
-      store: settings,
-      valuesFiles: request.values,
-      sets,
-      image: request.image,
-      async delivery(deploy) {
-        const requested = request.delivery ?? deploy.delivery ?? 'init-container'
-        const publications = requested === 'init-container' ? [] : await store.publications(manifest.name, manifest.version)
-        choice = await chooseDelivery({
-          requested,
-          manifest,
-          publications,
-          preferred: deploy.modelImage,
-          clients,
-          nodeSelector: deploy.nodeSelector,
-        })
-        return choice.delivery
-      },
-    },
-    deploy,
-  )
-  return {...result, manifest, delivery: choice!}
+  const requested = request.delivery ?? deploy.delivery ?? 'init-container'
+  const delivery = await chooseDelivery({
+    requested,
+    manifest,
+    publications: requested === 'init-container' ? [] : await store.publications(manifest.name, manifest.version),
+    preferred: deploy.modelImage,
+    clients,
+    nodeSelector: deploy.nodeSelector,
+  })
+  const {pushedApi, ...images} = await releaseImages(project, request.image)
+  const values = manifestValues({project, deploy, manifest, images, store: settings, delivery: delivery.delivery})
+  return {...renderProjectManifests(values, project.dir), manifest, delivery, pushedApi}
 }
 
 /** The Deployment this project deploys, where --namespace (or deploy.namespace) says: the same rule as the manifests' values. */

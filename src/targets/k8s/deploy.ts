@@ -1,0 +1,185 @@
+import {UsageError} from '../../errors.js'
+import {requireCompatible, runtimeSupportFor} from '../../images/compat.js'
+import type {ProjectConfig} from '../../config/load.js'
+import {toYaml} from '../../manifests/render.js'
+import type {Delivery} from '../../pod/contract.js'
+import {whileDeploying} from '../deploy-guard.js'
+import type {DeployRequest, TargetIO} from '../target.js'
+import {type AppliedObject, applyObjects} from './apply.js'
+import {type KubeClients, kubeClients} from './client.js'
+import {diffObjects} from './diff.js'
+import {observedDeployment, readDeployment, rollbackTo} from './history.js'
+import {nodePlatformWarning} from './node-platforms.js'
+import {type Release, renderRelease} from './release.js'
+import {RolloutError, rolloutStatus, waitForRollout} from './rollout.js'
+
+export interface KubernetesDeployResult {
+  target: 'k8s'
+  /** NAME@VERSION deployed. */
+  model: string
+  sha256: string
+  namespace: string
+  deployment: string
+  dryRun: 'client' | 'server' | null
+  /** How the pods get the model, and why that way. */
+  delivery: Delivery & {reason: string}
+  /** The images the pods run, as rendered (pinned by digest once mlops image push recorded one). */
+  images: {loader: string; api: string}
+  applied: AppliedObject[]
+  rollout: string | null
+  revision: string | null
+  seconds: number
+}
+
+type Where = {name: string; namespace: string}
+
+const REVISION = 'deployment.kubernetes.io/revision'
+const revisionOf = (live?: {metadata?: {annotations?: Record<string, string>}}) => live?.metadata?.annotations?.[REVISION]
+
+/**
+ * deploy --target k8s: render the release, refuse a model the API image cannot serve, then
+ * (by --dry-run, --diff) print, diff or apply with server-side apply and wait for the rollout
+ * with kubectl's rules; --atomic rolls a failed or interrupted rollout back.
+ */
+export async function deployToCluster(project: ProjectConfig, io: TargetIO, request: DeployRequest): Promise<KubernetesDeployResult> {
+  const started = Date.now()
+  const finished = (result: KubernetesDeployResult, change: Partial<KubernetesDeployResult> = {}) => ({
+    ...result,
+    ...change,
+    seconds: (Date.now() - started) / 1000,
+  })
+  const clients = request.dryRun === 'client' ? undefined : kubeClients({context: request.context})
+  const release = await renderRelease(project, request, clients)
+  const {manifest, objects} = release
+  const model = `${manifest.name}@${manifest.version}`
+  const runtime = await runtimeSupportFor(release.values.images.api)
+  requireCompatible(manifest, runtime.support, runtime.source, 'nothing was applied')
+
+  const deployment = objects.find(o => o.kind === 'Deployment')
+  if (!deployment) throw new UsageError('the manifests have no Deployment', {suggestion: 'check the templates in manifests/'})
+  const where = {name: deployment.metadata.name, namespace: deployment.metadata.namespace ?? 'default'}
+  const result: KubernetesDeployResult = {
+    target: 'k8s',
+    model,
+    sha256: manifest.sha256,
+    namespace: where.namespace,
+    deployment: where.name,
+    dryRun: request.dryRun ?? null,
+    delivery: {...release.delivery.delivery, reason: release.delivery.reason},
+    images: {loader: release.values.images.loader, api: release.values.images.api},
+    applied: [],
+    rollout: null,
+    revision: null,
+    seconds: 0,
+  }
+  if (release.delivery.delivery.kind !== 'init-container' || request.delivery || project.values.deploy?.delivery)
+    io.note(`delivery: ${release.delivery.delivery.kind} (${release.delivery.reason})`)
+
+  if (!clients) {
+    if (!io.json) process.stdout.write(toYaml(release.files))
+    return finished(result)
+  }
+
+  await warnOfNodePlatforms(clients, release, io)
+  if (request.diff) {
+    const patch = await diffObjects(clients, objects, {force: request.forceConflicts})
+    io.log(patch || `no changes: the live objects already match ${model}`)
+    return finished(result, {dryRun: 'server'})
+  }
+
+  const progress = await io.progress()
+  progress.start(`Applying ${objects.length} objects for ${model} to ${clients.server}`)
+  const revisionBefore = revisionOf(await readDeployment(clients, where).catch(() => undefined))
+  let phase: 'applying' | 'rolling out' = 'applying'
+  // Ctrl-C or SIGTERM: say what the cluster holds; with --atomic, a rollout under way is rolled back first.
+  const interrupted = async () => {
+    progress.stop()
+    return interruptReport(clients, where, {model, phase, revisionBefore, atomic: request.atomic})
+  }
+
+  try {
+    return await whileDeploying(
+      interrupted,
+      async () => {
+        result.applied = await applyObjects(clients, objects, {dryRun: request.dryRun === 'server', force: request.forceConflicts})
+        for (const object of result.applied)
+          io.log(`${object.kind.toLowerCase()}/${object.name} ${object.result}${request.dryRun ? ' (server dry run)' : ''}`)
+        if (request.dryRun === 'server') return finished(result)
+
+        phase = 'rolling out'
+        const progressDeadline = (deployment.spec as {progressDeadlineSeconds?: number}).progressDeadlineSeconds ?? 600
+        const live = await waitForRollout(clients, where, {
+          timeoutMs: request.timeoutMs ?? (progressDeadline + 60) * 1000,
+          onProgress: message => progress.text(`Waiting for ${where.namespace}/${where.name}: ${message}`),
+        }).catch(async error => {
+          if (!request.atomic || !(error instanceof RolloutError)) throw error
+          throw await rollBackAfterFailure(clients, where, error, revisionBefore)
+        })
+        result.rollout = rolloutStatus(live).message
+        result.revision = revisionOf(live) ?? null
+        progress.succeed(`Deployed ${model}`)
+        io.log(
+          `deployment ${where.namespace}/${where.name} rolled out: ${model} (sha256:${manifest.sha256.slice(0, 12)}), ${result.rollout}, revision ${result.revision}`,
+        )
+        return finished(result)
+      },
+      {json: io.json},
+    )
+  } finally {
+    progress.stop()
+  }
+}
+
+/** The platforms image push recorded for the API image that is deployed, against the nodes'. */
+async function warnOfNodePlatforms(clients: KubeClients, release: Release, io: TargetIO): Promise<void> {
+  const pushed = release.pushedApi
+  if (!pushed?.platforms) return
+  const warning = await nodePlatformWarning(clients, {ref: pushed.ref, platforms: pushed.platforms}, release.values.deploy.nodeSelector)
+  if (warning) io.note(`Warning: ${warning}`)
+}
+
+/** What an interrupted deploy leaves in the cluster, in words; with --atomic, a rollout under way is rolled back first. */
+async function interruptReport(
+  clients: KubeClients,
+  where: Where,
+  state: {model: string; phase: 'applying' | 'rolling out'; revisionBefore?: string; atomic: boolean},
+): Promise<string> {
+  const {model, revisionBefore} = state
+  // What the controller made of the applied template (its revision), not the moment before it looked.
+  const live = await observedDeployment(clients, where).catch(() => undefined)
+  const revision = revisionOf(live) ?? '?'
+  // The Deployment not (yet) changed by this run: nothing to roll back.
+  if (!live || (state.phase === 'applying' && revision === revisionBefore))
+    return (
+      `stopped while applying the objects for ${model}: the Deployment is as it was` +
+      `${revisionBefore ? ` (revision ${revisionBefore})` : ''}, other objects may be applied; mlops status shows what is live`
+    )
+  if (state.atomic) {
+    const restored = await rollbackTo(clients, live, revisionBefore ? Number(revisionBefore) : undefined, {evenIfCurrent: true}).catch(
+      () => undefined,
+    )
+    if (restored) return `rolled back to revision ${restored.revision} (${restored.model}@${restored.version}) (--atomic)`
+    return `${model} (revision ${revision}) stays applied: there is no earlier revision to roll back to`
+  }
+
+  return `${model} is applied (revision ${revision}) and its rollout goes on in the cluster; mlops status follows it, mlops rollback undoes it`
+}
+
+/** --atomic: put the revision that was live back, and say so in the rollout error. */
+async function rollBackAfterFailure(
+  clients: KubeClients,
+  where: Where,
+  failure: RolloutError,
+  revisionBefore: string | undefined,
+): Promise<RolloutError> {
+  try {
+    const restored = await rollbackTo(clients, await readDeployment(clients, where), revisionBefore ? Number(revisionBefore) : undefined, {
+      evenIfCurrent: true,
+    })
+    return new RolloutError(`${failure.message}; rolled back to revision ${restored.revision} (${restored.model}@${restored.version})`, {
+      suggestion: failure.suggestion,
+    })
+  } catch (error) {
+    return new RolloutError(`${failure.message}; not rolled back: ${(error as Error).message}`, {suggestion: failure.suggestion})
+  }
+}

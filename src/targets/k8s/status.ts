@@ -1,0 +1,86 @@
+import {formatTable} from '../../cli/table.js'
+import type {ProjectConfig} from '../../config/load.js'
+import {type Delivery, annotatedDelivery, annotatedModel} from '../../pod/contract.js'
+import type {Locator, TargetIO} from '../target.js'
+import {kubeClients} from './client.js'
+import {type Revision, readDeployment, revisions} from './history.js'
+import {deploymentOf} from './release.js'
+import {rolloutStatus} from './rollout.js'
+import {type ServedModel, servedModels} from './served.js'
+
+export interface KubernetesStatusResult {
+  target: 'k8s'
+  namespace: string
+  deployment: string
+  model: {name: string | null; version: string | null; sha256: string | null}
+  images: Record<string, string>
+  replicas: {desired: number; updated: number; ready: number; available: number}
+  rollout: string
+  conditions: Array<{type: string; status: string; reason?: string; message?: string}>
+  /** How the current revision's pods get the model (from its annotations). */
+  delivery: Delivery
+  revisions: Revision[]
+  /** What each running API container of the current revision reports at /metadata. */
+  serving: Array<ServedModel & {matches: boolean}>
+}
+
+/** status --target k8s: the Deployment's current revision, its history, and what its pods serve. */
+export async function clusterStatus(project: ProjectConfig, io: TargetIO, where: Locator): Promise<KubernetesStatusResult> {
+  const target = deploymentOf(project, where)
+  const clients = kubeClients({context: where.context})
+  const deployment = await readDeployment(clients, target)
+  const annotations = deployment.spec?.template?.metadata?.annotations ?? {}
+  const pod = deployment.spec?.template?.spec
+  const [history, served] = await Promise.all([revisions(clients, deployment), servedModels(clients, deployment)])
+  const model = annotatedModel(annotations)
+  const status = deployment.status ?? {}
+  const result: KubernetesStatusResult = {
+    target: 'k8s',
+    namespace: target.namespace,
+    deployment: target.name,
+    model,
+    images: Object.fromEntries([...(pod?.initContainers ?? []), ...(pod?.containers ?? [])].map(c => [c.name, c.image ?? ''])),
+    replicas: {
+      desired: deployment.spec?.replicas ?? 0,
+      updated: status.updatedReplicas ?? 0,
+      ready: status.readyReplicas ?? 0,
+      available: status.availableReplicas ?? 0,
+    },
+    rollout: rolloutStatus(deployment).message,
+    delivery: annotatedDelivery(annotations),
+    conditions: (status.conditions ?? []).map(c => ({type: c.type, status: c.status, reason: c.reason, message: c.message})),
+    revisions: history.map(({replicaSet: _, ...revision}) => revision),
+    serving: served.map(pod => ({...pod, matches: pod.sha256 !== null && pod.sha256 === model.sha256})),
+  }
+  io.log(statusText(result))
+  return result
+}
+
+function statusText(result: KubernetesStatusResult): string {
+  return [
+    `deployment ${result.namespace}/${result.deployment}: ${result.model.name}@${result.model.version} (sha256:${result.model.sha256?.slice(0, 12) ?? '?'})`,
+    ...Object.entries(result.images).map(([container, image]) => `  ${container.padEnd(12)} ${image}`),
+    `  delivery     ${result.delivery.kind === 'image-volume' ? `image volume ${result.delivery.image}` : 'init-container (the loader)'}`,
+    `  replicas     ${result.replicas.available}/${result.replicas.desired} available, ${result.replicas.updated} updated, ${result.replicas.ready} ready (${result.rollout})`,
+    ...result.conditions.map(c => `  ${c.type.padEnd(12)} ${c.status} ${c.reason ?? ''}`.trimEnd()),
+    ...result.serving.map(
+      pod =>
+        `  serving      ${pod.pod}: ${
+          pod.error
+            ? `unknown (${pod.error})`
+            : `${pod.name ?? '?'}@${pod.version ?? '?'} sha256:${pod.sha256!.slice(0, 12)}${pod.matches ? '' : ' (NOT the deployed model)'}${pod.ready ? '' : ', not ready'}`
+        }`,
+    ),
+    '',
+    formatTable(
+      ['REVISION', 'MODEL', 'SHA256', 'REPLICAS', 'CREATED'],
+      result.revisions.map(r => [
+        `${r.revision}${r.current ? ' *' : ''}`,
+        `${r.model}@${r.version}`,
+        r.sha256?.slice(0, 12) ?? '-',
+        String(r.replicas),
+        r.created ?? '-',
+      ]),
+    ),
+  ].join('\n')
+}

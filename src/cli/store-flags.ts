@@ -1,35 +1,36 @@
 import {Flags} from '@oclif/core'
 
 import type {ProjectConfig} from '../config/load.js'
+import {LOADER_ENV} from '../pod/contract.js'
 import type {ModelStore} from '../store/model-store.js'
 import {type StoreOverrides, openStore, resolveStoreSettings} from '../store/open.js'
 
-/** Flags of every command that talks to the model store; each also reads its MLOPS_* variable. */
+/** Flags of every command that talks to the model store; each also reads its MLOPS_* variable, the one the loader container is given (pod contract). */
 export const storeFlags = {
   store: Flags.string({
     summary: 'Model store: gs://BUCKET[/PREFIX], file:///path or a folder (default: .mlops/store next to mlops.yaml).',
-    env: 'MLOPS_STORE',
+    env: LOADER_ENV.store,
     helpGroup: 'STORE',
   }),
   'gcs-endpoint': Flags.string({
     summary: 'GCS API endpoint, e.g. http://127.0.0.1:4443 for fake-gcs-server.',
-    env: 'MLOPS_GCS_ENDPOINT',
+    env: LOADER_ENV.endpoint,
     helpGroup: 'STORE',
   }),
   anonymous: Flags.boolean({
     summary: 'Send no credentials (public buckets).',
-    env: 'MLOPS_GCS_ANONYMOUS',
+    env: LOADER_ENV.anonymous,
     helpGroup: 'STORE',
     allowNo: false,
   }),
   'gcs-project': Flags.string({
     summary: 'Google Cloud project id for requests.',
-    env: 'MLOPS_GCS_PROJECT',
+    env: LOADER_ENV.project,
     helpGroup: 'STORE',
   }),
   'store-timeout': Flags.integer({
     summary: 'Seconds to keep retrying an unreachable store before exit code 7 (default 30, at most a day).',
-    env: 'MLOPS_STORE_TIMEOUT',
+    env: LOADER_ENV.timeout,
     min: 1,
     max: 86_400,
     helpGroup: 'STORE',

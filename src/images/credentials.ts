@@ -5,6 +5,15 @@ import {join} from 'node:path'
 
 import {PermissionError, UsageError} from '../errors.js'
 
+/** Where registry credentials come from besides the Docker CLI's config: a user flag or variable, and a password variable only. */
+export const REGISTRY_ENV = {username: 'MLOPS_REGISTRY_USERNAME', password: 'MLOPS_REGISTRY_PASSWORD'} as const
+export const SET_REGISTRY_ENV = `set ${REGISTRY_ENV.username} and ${REGISTRY_ENV.password}`
+
+/** --username (or its variable) with the password variable: a password is never a flag, so it never shows in a process list. */
+export function givenCredentials(username: string | undefined): {username?: string; password?: string} {
+  return {username, password: process.env[REGISTRY_ENV.password]}
+}
+
 /** What the engine's push API takes in X-Registry-Auth. */
 export interface RegistryAuth {
   serveraddress: string
@@ -34,7 +43,7 @@ export async function registryCredentials(
   if (explicit.username !== undefined || explicit.password !== undefined) {
     if (!explicit.username || !explicit.password)
       throw new UsageError('registry credentials need both a username and a password', {
-        suggestion: 'set MLOPS_REGISTRY_USERNAME and MLOPS_REGISTRY_PASSWORD',
+        suggestion: SET_REGISTRY_ENV,
       })
     return {serveraddress: registry, username: explicit.username, password: explicit.password}
   }

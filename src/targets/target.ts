@@ -5,7 +5,7 @@
  * one entry below.
  */
 import type {Progress} from '../cli/progress.js'
-import type {ProjectConfig} from '../config/load.js'
+import type {MlopsYaml, ProjectConfig} from '../config/load.js'
 import type {DeliveryRequest} from '../pod/contract.js'
 import type {StoreOverrides} from '../store/open.js'
 import type {DockerDeleteResult, DockerDeployResult, DockerStatusResult} from './docker.js'
@@ -14,7 +14,8 @@ import type {KubernetesStatusResult} from './k8s/status.js'
 import type {KubernetesDeleteResult, KubernetesRollbackResult} from './k8s/target.js'
 import type {LocalDeleteResult, LocalDeployResult, LocalStatusResult} from './local.js'
 
-export type TargetName = 'docker' | 'k8s' | 'local'
+/** The targets mlops.yaml's deploy.target names (the schema is their home; TARGETS below has one entry for each). */
+export type TargetName = NonNullable<NonNullable<MlopsYaml['deploy']>['target']>
 
 /** How a target talks to the person or the script running the command. */
 export interface TargetIO {

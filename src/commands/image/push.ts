@@ -1,13 +1,11 @@
-import {Flags} from '@oclif/core'
-
 import {BaseCommand} from '../../cli/base-command.js'
-import {registryCredentials} from '../../images/credentials.js'
+import {givenCredentials, registryCredentials} from '../../images/credentials.js'
 import {connectDocker} from '../../images/docker.js'
 import {componentsOf, imageNames, registryOf} from '../../images/names.js'
 import {type Platform, parsePlatforms} from '../../images/platforms.js'
 import {builtPlatforms, pushImage, pushImageIndex, requireLocalPlatform} from '../../images/push.js'
 import {statePath, updateState} from '../../state/project-state.js'
-import {componentArgs, imageNameFlags, platformFlag} from '../../cli/image-flags.js'
+import {componentArgs, imageNameFlags, platformFlag, registryUserFlag} from '../../cli/image-flags.js'
 
 export interface PushedImages {
   images: Array<{component: string; ref: string; digest: string; pinned: string; platforms: Platform[]}>
@@ -37,10 +35,7 @@ export default class ImagePush extends BaseCommand<typeof ImagePush> {
   static flags = {
     ...imageNameFlags,
     platform: platformFlag,
-    username: Flags.string({
-      summary: 'Registry user (with MLOPS_REGISTRY_PASSWORD; never pass a password as a flag).',
-      env: 'MLOPS_REGISTRY_USERNAME',
-    }),
+    username: registryUserFlag,
   }
 
   async run(): Promise<PushedImages> {
@@ -53,10 +48,7 @@ export default class ImagePush extends BaseCommand<typeof ImagePush> {
       const ref = names.ref(component)
       const platforms = named ?? (await builtPlatforms(docker, ref))
       if (platforms.length === 1) await requireLocalPlatform(docker, ref, platforms[0])
-      const auth = await registryCredentials(registryOf(ref), {
-        username: this.flags.username,
-        password: process.env.MLOPS_REGISTRY_PASSWORD,
-      })
+      const auth = await registryCredentials(registryOf(ref), givenCredentials(this.flags.username))
       const progress = await this.progress()
       progress.start(`Pushing ${ref}${platforms.length > 1 ? ` for ${platforms.join(', ')}` : ''}`)
       try {

@@ -2,9 +2,9 @@ import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../../cli/base-command.js'
 import {clusterFlags} from '../../cli/flags.js'
-import {imageNameFlags} from '../../cli/image-flags.js'
+import {imageNameFlags, registryUserFlag} from '../../cli/image-flags.js'
 import {PermissionError, UsageError} from '../../errors.js'
-import {registryCredentials} from '../../images/credentials.js'
+import {SET_REGISTRY_ENV, givenCredentials, registryCredentials} from '../../images/credentials.js'
 import {imageNames, registryOf} from '../../images/names.js'
 import {kubeClients} from '../../targets/k8s/client.js'
 import {applyPullSecret} from '../../targets/k8s/pull-secret.js'
@@ -40,10 +40,7 @@ export default class ImageSecret extends BaseCommand<typeof ImageSecret> {
     ...clusterFlags,
     ...imageNameFlags,
     name: Flags.string({summary: 'Secret name (default: the first of deploy.imagePullSecrets, else <deployment>-registry).'}),
-    username: Flags.string({
-      summary: 'Registry user (with MLOPS_REGISTRY_PASSWORD; never pass a password as a flag).',
-      env: 'MLOPS_REGISTRY_USERNAME',
-    }),
+    username: registryUserFlag,
   }
 
   async run(): Promise<PullSecretResult> {
@@ -56,10 +53,10 @@ export default class ImageSecret extends BaseCommand<typeof ImageSecret> {
 
     const names = await imageNames(this.project, {repository: this.flags.repository, tag: this.flags.tag})
     const registry = registryOf(names.ref('api'))
-    const auth = await registryCredentials(registry, {username: this.flags.username, password: process.env.MLOPS_REGISTRY_PASSWORD})
+    const auth = await registryCredentials(registry, givenCredentials(this.flags.username))
     if (!auth) {
       throw new PermissionError(`no credentials for ${registry}`, {
-        suggestion: `docker login ${registry}, or set MLOPS_REGISTRY_USERNAME and MLOPS_REGISTRY_PASSWORD`,
+        suggestion: `docker login ${registry}, or ${SET_REGISTRY_ENV}`,
       })
     }
 

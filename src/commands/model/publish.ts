@@ -1,9 +1,10 @@
 import {Args, Flags} from '@oclif/core'
 
 import {BaseCommand} from '../../cli/base-command.js'
+import {registryUserFlag} from '../../cli/image-flags.js'
 import {storeFlags, storeFor} from '../../cli/store-flags.js'
 import {UsageError} from '../../errors.js'
-import {registryCredentials} from '../../images/credentials.js'
+import {SET_REGISTRY_ENV, givenCredentials, registryCredentials} from '../../images/credentials.js'
 import {imageNames} from '../../images/names.js'
 import {type PublishResult, publishModel} from '../../images/publish.js'
 import {parseRepository} from '../../images/registry.js'
@@ -37,10 +38,7 @@ export default class ModelPublish extends BaseCommand<typeof ModelPublish> {
       env: 'MLOPS_MODEL_IMAGE_REPOSITORY',
     }),
     tag: Flags.string({summary: 'Image tag (default: the version).'}),
-    username: Flags.string({
-      summary: 'Registry user (with MLOPS_REGISTRY_PASSWORD; never pass a password as a flag).',
-      env: 'MLOPS_REGISTRY_USERNAME',
-    }),
+    username: registryUserFlag,
     ...storeFlags,
   }
 
@@ -48,10 +46,10 @@ export default class ModelPublish extends BaseCommand<typeof ModelPublish> {
     const ref = parseModelRef(this.args.ref, {defaultRef: LATEST})
     const to = this.flags.to ?? `${(await imageNames(this.project, {})).repository}/models/${ref.name}`.toLowerCase()
     const target = this.parseTarget(to)
-    const auth = await registryCredentials(target.registry, {username: this.flags.username, password: process.env.MLOPS_REGISTRY_PASSWORD})
+    const auth = await registryCredentials(target.registry, givenCredentials(this.flags.username))
     if (auth?.identitytoken && !auth.password)
       throw new UsageError(`the credentials for ${target.registry} are an identity token, which model publish cannot use`, {
-        suggestion: 'set MLOPS_REGISTRY_USERNAME and MLOPS_REGISTRY_PASSWORD',
+        suggestion: SET_REGISTRY_ENV,
       })
     const store = await storeFor(this.project, this.flags)
     const progress = await this.progress()

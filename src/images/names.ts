@@ -45,8 +45,13 @@ export async function imageNames(
   const git = given === undefined || options.revision ? await gitState(project.dir) : undefined
   const version = (JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as {version: string}).version
   const tag = given ?? (git ? git.commit.slice(0, 12) + (git.dirty ? '-dirty' : '') : version)
-  const repository = overrides.repository ?? project.values.image?.repository ?? `mlops/${project.values.name ?? 'model-load'}`
+  const repository = overrides.repository ?? project.values.image?.repository ?? defaultImageRepository(project.values.name)
   return {repository, tag, revision: git?.commit, version, ref: component => `${repository}/${component}:${tag}`}
+}
+
+/** The repository of a project that names none: mlops/<project name>. */
+export function defaultImageRepository(projectName: string | undefined): string {
+  return `mlops/${projectName ?? 'model-load'}`
 }
 
 /** The registry host of an image reference, as the Docker CLI decides it. */

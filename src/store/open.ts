@@ -97,13 +97,16 @@ export function checkEndpoint(endpoint: string | undefined): void {
   if (url.search || url.hash || /[?#]/.test(endpoint)) throw new UsageError('the GCS endpoint has a query or fragment (?... or #...)', hint)
 }
 
-/** The backend for a store URI; the GCS client is loaded only for gs:// stores (it costs ~0.2 s of start-up). */
-export async function openBackend(settings: StoreSettings): Promise<StorageBackend> {
+/** Where a store URI points: a bucket and prefix, or a folder on this machine. */
+export type StoreLocation = {kind: 'gcs'; bucket: string; prefix: string} | {kind: 'local'; root: string}
+
+/**
+ * The one reading of a store URI: gs://BUCKET[/PREFIX] (a valid bucket name), file:///absolute/path,
+ * or a folder (relative to settings.baseDir); any other scheme is refused.
+ */
+export function storeLocation(settings: Pick<StoreSettings, 'baseDir' | 'uri'>): StoreLocation {
   const {uri} = settings
-  if (!(settings.timeoutSeconds > 0))
-    throw new ConfigError(`store timeout must be a positive number of seconds, got ${settings.timeoutSeconds}`)
   if (uri.startsWith('gs://')) {
-    checkEndpoint(settings.endpoint)
     const [bucket, ...rest] = uri.slice('gs://'.length).split('/')
     if (!/^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$/.test(bucket)) {
       throw new UsageError(`invalid store ${uri}: "${bucket}" is not a valid bucket name`, {
@@ -111,23 +114,33 @@ export async function openBackend(settings: StoreSettings): Promise<StorageBacke
       })
     }
 
-    const {GcsBackend} = await import('./gcs.js')
-    return new GcsBackend({
-      bucket,
-      prefix: rest.join('/'),
-      endpoint: settings.endpoint,
-      anonymous: settings.anonymous,
-      project: settings.project,
-      timeoutMs: settings.timeoutSeconds * 1000,
-    })
+    return {kind: 'gcs', bucket, prefix: rest.join('/')}
   }
 
-  if (uri.startsWith('file://')) return new LocalBackend(fileURLToPath(uri))
+  if (uri.startsWith('file://')) return {kind: 'local', root: fileURLToPath(uri)}
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(uri)) {
     throw new UsageError(`unsupported store ${uri}`, {suggestion: 'use gs://BUCKET[/PREFIX], file:///absolute/path or a folder path'})
   }
 
-  return new LocalBackend(isAbsolute(uri) ? uri : resolve(join(settings.baseDir, uri)))
+  return {kind: 'local', root: isAbsolute(uri) ? uri : resolve(join(settings.baseDir, uri))}
+}
+
+/** The backend for a store URI; the GCS client is loaded only for gs:// stores (it costs ~0.2 s of start-up). */
+export async function openBackend(settings: StoreSettings): Promise<StorageBackend> {
+  if (!(settings.timeoutSeconds > 0))
+    throw new ConfigError(`store timeout must be a positive number of seconds, got ${settings.timeoutSeconds}`)
+  const location = storeLocation(settings)
+  if (location.kind === 'local') return new LocalBackend(location.root)
+  checkEndpoint(settings.endpoint)
+  const {GcsBackend} = await import('./gcs.js')
+  return new GcsBackend({
+    bucket: location.bucket,
+    prefix: location.prefix,
+    endpoint: settings.endpoint,
+    anonymous: settings.anonymous,
+    project: settings.project,
+    timeoutMs: settings.timeoutSeconds * 1000,
+  })
 }
 
 export async function openStore(settings: StoreSettings): Promise<ModelStore> {
@@ -135,11 +148,4 @@ export async function openStore(settings: StoreSettings): Promise<ModelStore> {
     timeoutMs: settings.timeoutSeconds * 1000,
     stallMs: Math.min(20_000, settings.timeoutSeconds * 1000),
   })
-}
-
-/** The absolute folder of a local store, or undefined for gs:// (the docker target mounts it into the loader). */
-export function localStoreRoot(settings: StoreSettings): string | undefined {
-  if (settings.uri.startsWith('gs://')) return undefined
-  if (settings.uri.startsWith('file://')) return fileURLToPath(settings.uri)
-  return isAbsolute(settings.uri) ? settings.uri : resolve(join(settings.baseDir, settings.uri))
 }

@@ -7,8 +7,8 @@ import type {ModelManifest} from './manifest.js'
 import {type ModelRef, formatRef} from './names.js'
 import {type TransferTuning, downloadVerified, existingSha256} from './transfer.js'
 
-export interface PullRequest {
-  ref: ModelRef
+/** A ref to resolve, or a manifest already resolved (a deploy's): then the store is not asked for it again. */
+export type PullRequest = ({ref: ModelRef} | {manifest: ModelManifest}) & {
   destination: string
   labelsDestination?: string
   onProgress?: (bytes: number, total: number) => void
@@ -31,13 +31,13 @@ export interface PullResult {
 /** Resolves, downloads beside the destination, verifies size, sha256 and crc32c, then renames into place. */
 export async function pullVersion(catalog: Catalog, tuning: TransferTuning, request: PullRequest): Promise<PullResult> {
   const started = Date.now()
-  const manifest = await catalog.resolve(request.ref)
+  const manifest = 'manifest' in request ? request.manifest : await catalog.resolve(request.ref)
   request.onResolved?.(manifest)
   const {name, version} = manifest
   const label = `${name}@${version}`
   const destination = await intoFolder(request.destination, manifest.file)
   const result: PullResult = {
-    ref: formatRef(request.ref),
+    ref: 'manifest' in request ? formatRef({name, ref: version}) : formatRef(request.ref),
     name,
     version,
     sha256: manifest.sha256,

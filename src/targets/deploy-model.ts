@@ -3,7 +3,7 @@ import {UsageError} from '../errors.js'
 import type {ModelManifest} from '../store/manifest.js'
 import type {ModelStore} from '../store/model-store.js'
 import {LATEST, parseModelRef} from '../store/names.js'
-import {type StoreOverrides, type StoreSettings, openStore, resolveStoreSettings} from '../store/open.js'
+import {type StoreOverrides, type StoreSettings, openStore, resolveStoreSettings, storeLocation} from '../store/open.js'
 
 /**
  * The model to deploy (--model, else model.name at latest) resolved to a
@@ -18,7 +18,7 @@ export async function resolveDeployModel(
   const refText = request.model ?? project.values.model?.name
   if (!refText) throw new UsageError('no model to deploy: pass --model NAME@REF', {suggestion: 'or set model.name in mlops.yaml'})
   const settings = resolveStoreSettings(project, request.store, process.cwd())
-  if (options.cluster && !settings.uri.startsWith('gs://')) {
+  if (options.cluster && storeLocation(settings).kind !== 'gcs') {
     throw new UsageError(`pods cannot read the local store ${settings.uri}: Kubernetes deployments load models from a gs:// store`, {
       suggestion: 'set store: gs://BUCKET[/PREFIX] in mlops.yaml (or --store / MLOPS_STORE) and push the model there',
     })

@@ -21,7 +21,7 @@ import {
 } from '../pod/contract.js'
 import {type DockerDeployment, readState, updateState} from '../state/project-state.js'
 import type {ModelManifest} from '../store/manifest.js'
-import {type StoreSettings, localStoreRoot} from '../store/open.js'
+import {type StoreSettings, storeLocation} from '../store/open.js'
 import {freePort} from '../util/net.js'
 import {releaseDeployLock, whileDeploying, withDeployLock} from './deploy-guard.js'
 import {resolveDeployModel} from './deploy-model.js'
@@ -141,7 +141,8 @@ async function loadIntoVolume(docker: Docker, request: DockerDeployRequest, volu
     Entrypoint: ['chmod', '0777', WORKDIR],
     HostConfig: {NetworkMode: 'host', Binds: [`${volume}:${WORKDIR}`]},
   })
-  const localRoot = localStoreRoot(store)
+  const location = storeLocation(store)
+  const localRoot = location.kind === 'local' ? location.root : undefined
   const key = process.env.GOOGLE_APPLICATION_CREDENTIALS
   const loader = await runToEnd(docker, {
     Image: images.loader,

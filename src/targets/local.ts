@@ -21,7 +21,7 @@ import {
 import {installedRuntimeSupport} from '../runtime/capabilities.js'
 import {type LocalDeployment, readState, statePath, updateState} from '../state/project-state.js'
 import type {ModelStore} from '../store/model-store.js'
-import type {ModelRef} from '../store/names.js'
+import type {ModelManifest} from '../store/manifest.js'
 import {releaseDeployLock, whileDeploying, withDeployLock} from './deploy-guard.js'
 import {resolveDeployModel} from './deploy-model.js'
 import {type Target, type TargetContext, liveness} from './target.js'
@@ -42,20 +42,19 @@ const BIN = packagePath('bin', 'run.js')
 export async function deployLocal(
   projectDir: string,
   store: ModelStore,
-  ref: ModelRef,
+  manifest: ModelManifest,
   options: {timeoutMs: number; port: number; onProgress?: (text: string) => void; json?: boolean},
 ): Promise<LocalDeployment & {unchanged: boolean}> {
-  return withDeployLock(join(projectDir, '.mlops', 'local'), 'local', () => deployUnderLock(projectDir, store, ref, options))
+  return withDeployLock(join(projectDir, '.mlops', 'local'), 'local', () => deployUnderLock(projectDir, store, manifest, options))
 }
 
 async function deployUnderLock(
   projectDir: string,
   store: ModelStore,
-  ref: ModelRef,
+  manifest: ModelManifest,
   options: {timeoutMs: number; port: number; onProgress?: (text: string) => void; json?: boolean},
 ): Promise<LocalDeployment & {unchanged: boolean}> {
   const previous = await recordedLocal(projectDir)
-  const manifest = await store.resolve(ref)
   const previousServes = previous !== undefined && (await isOurServer(previous))
   if (previous && previousServes && previous.sha256 === manifest.sha256 && (await isReady(previous.url)))
     return {...previous, unchanged: true}
@@ -93,7 +92,7 @@ async function deployUnderLock(
         // The pod's layout, under this deploy's own folder.
         const model = join(workdir, basename(MODEL_PATH))
         const labels = manifest.labels ? join(workdir, basename(LABELS_PATH)) : undefined
-        await store.pull({ref: {name: manifest.name, ref: manifest.version}, destination: model, labelsDestination: labels})
+        await store.pull({manifest, destination: model, labelsDestination: labels})
         const out = openSync(log, 'w')
         child = spawn(
           process.execPath,
@@ -354,17 +353,12 @@ export function localTarget({project, io}: TargetContext): Target<LocalResults> 
       const progress = await io.progress()
       progress.start(`Deploying ${manifest.name}@${manifest.version} locally`)
       try {
-        const deployed = await deployLocal(
-          project.dir,
-          store,
-          {name: manifest.name, ref: manifest.version},
-          {
-            port: request.port,
-            timeoutMs: request.timeoutMs ?? 120_000,
-            onProgress: text => progress.text(text),
-            json: io.json,
-          },
-        )
+        const deployed = await deployLocal(project.dir, store, manifest, {
+          port: request.port,
+          timeoutMs: request.timeoutMs ?? 120_000,
+          onProgress: text => progress.text(text),
+          json: io.json,
+        })
         progress.succeed(`Deployed ${deployed.model} locally`)
         io.log(
           `${deployed.model} ${deployed.unchanged ? 'already serving' : 'serving'} at ${deployed.url} (pid ${deployed.pid}, log ${deployed.log})`,

@@ -1,9 +1,9 @@
-import {createReadStream, readFileSync} from 'node:fs'
+import {createReadStream} from 'node:fs'
 import {stat as statFile} from 'node:fs/promises'
 import {randomBytes} from 'node:crypto'
 import {Readable} from 'node:stream'
 
-import {NotFoundError, PermissionError, UnavailableError, UsageError} from '../errors.js'
+import {UnavailableError, UsageError} from '../errors.js'
 import {withRetry} from '../util/retry.js'
 import {
   type ListResult,
@@ -13,6 +13,8 @@ import {
   type UploadOptions,
   type WriteOptions,
 } from './backend.js'
+import {gcsError, statusOf} from './gcs-errors.js'
+import {NOT_GCS, parseListing, parseMetadata, toStat} from './gcs-json.js'
 import {rangeRequest, streamRequest} from './http.js'
 
 type Storage = import('../vendor/gcs.js').Storage
@@ -123,8 +125,8 @@ export class GcsBackend implements StorageBackend {
    * fake-gcs-server on 512 MiB: the client's resumable upload stream took
    * 3x longer. Multipart because it carries ifGenerationMatch everywhere
    * (fake-gcs-server ignores it on uploadType=media) in one request; a
-   * failed upload restarts from byte 0 within the retry window. Metadata,
-   * listing and small objects use the client.
+   * failed upload restarts from byte 0 within the retry window. Only small
+   * writes and deletes use the storage client (see the class comment).
    */
   async upload(key: string, source: string, options: UploadOptions = {}): Promise<ObjectStat> {
     const {size} = await statFile(source)
@@ -238,7 +240,7 @@ export class GcsBackend implements StorageBackend {
         const status = statusOf(error)
         if (status === 404 && options.ifGeneration === undefined) return
         if (status === 412 || status === 404) throw new PreconditionFailedError(key)
-        throw this.mapBucketErrors(error)
+        throw this.bucketError(error)
       }
     })
   }
@@ -311,8 +313,12 @@ export class GcsBackend implements StorageBackend {
       const where = this.options.endpoint ? ` at ${this.options.endpoint}` : ''
       return await withRetry(fn, {what: `${what}${where}`, timeoutMs: this.options.timeoutMs})
     } catch (error) {
-      throw this.mapBucketErrors(error)
+      throw this.bucketError(error)
     }
+  }
+
+  private bucketError(error: unknown): unknown {
+    return gcsError(error, {uri: this.uri, bucket: this.options.bucket, endpoint: this.options.endpoint, anonymous: this.options.anonymous})
   }
 
   private async mapWriteErrors<T>(key: string, operation: Promise<T>): Promise<T> {
@@ -322,44 +328,6 @@ export class GcsBackend implements StorageBackend {
       if (statusOf(error) === 412 || statusOf(error) === 409) throw new PreconditionFailedError(key)
       throw error
     }
-  }
-
-  /** Turns HTTP 401/403 and a missing bucket into the documented errors; leaves the rest. */
-  private mapBucketErrors(error: unknown): unknown {
-    const status = statusOf(error)
-    if (status === 401 || status === 403) {
-      return new PermissionError(`${this.uri}: permission denied (${firstLine(error)})`, {
-        suggestion: this.options.anonymous
-          ? 'the bucket is not public: drop --anonymous and use credentials (gcloud auth application-default login, or GOOGLE_APPLICATION_CREDENTIALS)'
-          : 'check the credentials (gcloud auth application-default login, or GOOGLE_APPLICATION_CREDENTIALS) and their roles on the bucket',
-      })
-    }
-
-    const credentials = credentialsError(error)
-    if (credentials) return credentials
-    // A server that answers in HTML (or anything but JSON) is not a GCS API, whatever it says.
-    const {headers, response} = (error ?? {}) as {headers?: Record<string, unknown>; response?: {headers?: Record<string, unknown>}}
-    const contentType = String(headers?.['content-type'] ?? response?.headers?.['content-type'] ?? '')
-    // GCS states application/json on every error; a 404 that states nothing is a plain web server.
-    const stated = headers !== undefined || response?.headers !== undefined
-    if (status !== undefined && (contentType === '' ? stated && status === 404 : !/json/i.test(contentType))) {
-      return new UsageError(
-        `${this.options.endpoint ?? 'the storage endpoint'} answered HTTP ${status} with ${contentType.split(';')[0] || 'no content type'}: it is not a GCS JSON API`,
-        {
-          suggestion:
-            'check --gcs-endpoint / MLOPS_GCS_ENDPOINT / store.endpoint (fake-gcs-server answers at http://HOST:PORT, without a path)',
-        },
-      )
-    }
-
-    // stat, read and delete handle an object's 404 themselves; one reaching here (list, write, upload) is the bucket's.
-    if (status === 404) {
-      return new NotFoundError(`bucket ${this.options.bucket} does not exist`, {
-        suggestion: 'check --store / MLOPS_STORE / store.uri in mlops.yaml',
-      })
-    }
-
-    return error
   }
 }
 
@@ -382,125 +350,4 @@ async function* multipartBody(
 
 function preconditionOf(ifGeneration: string | undefined): {preconditionOpts?: {ifGenerationMatch: number}} {
   return ifGeneration === undefined ? {} : {preconditionOpts: {ifGenerationMatch: Number(ifGeneration)}}
-}
-
-function toStat(metadata: {size?: number | string; generation?: number | string; crc32c?: string}): ObjectStat {
-  return {size: Number(metadata.size ?? 0), generation: String(metadata.generation), crc32c: metadata.crc32c}
-}
-
-const NOT_GCS = {suggestion: 'check --gcs-endpoint / MLOPS_GCS_ENDPOINT / store.endpoint'}
-
-/**
- * One page of an object listing as the JSON API returns it. Every name must
- * be under the prefix asked for (a name outside it would become a key that
- * walks out of the store); anything else is the server's fault, said so.
- */
-function parseListing(body: Buffer, prefix: string): {names: string[]; prefixes: string[]; nextPageToken?: string} {
-  let parsed: unknown
-  try {
-    parsed = JSON.parse(body.toString('utf8'))
-  } catch {
-    throw new UsageError('the storage endpoint answered a listing with something that is not JSON: it is not a GCS JSON API', NOT_GCS)
-  }
-  const {items = [], prefixes = [], nextPageToken} = (parsed ?? {}) as {items?: unknown; prefixes?: unknown; nextPageToken?: unknown}
-  const names = Array.isArray(items) ? items.map(item => (item as {name?: unknown})?.name) : undefined
-  // A `.` or `..` segment would make a key that walks out of the store once joined to a path.
-  const valid = (list: unknown[] | undefined): list is string[] =>
-    Array.isArray(list) &&
-    list.every(name => typeof name === 'string' && name.startsWith(prefix) && !name.split('/').some(part => part === '.' || part === '..'))
-  if (!valid(names) || !valid(prefixes as unknown[]) || (nextPageToken !== undefined && typeof nextPageToken !== 'string'))
-    throw new UsageError(
-      `the storage endpoint answered a listing of ${prefix || 'the bucket'} with names outside it, with . or .. segments, or not strings`,
-      NOT_GCS,
-    )
-  return {names, prefixes: prefixes as string[], nextPageToken: nextPageToken as string | undefined}
-}
-
-/** An object's metadata as the JSON API returns it; anything else is the server's fault, said so. */
-function parseMetadata(body: Buffer): {size?: number | string; generation?: number | string; crc32c?: string} {
-  let parsed: unknown
-  try {
-    parsed = JSON.parse(body.toString('utf8'))
-  } catch {
-    throw new UsageError(
-      'the storage endpoint answered an object lookup with something that is not JSON: it is not a GCS JSON API',
-      NOT_GCS,
-    )
-  }
-  const metadata = (parsed ?? {}) as {size?: unknown; generation?: unknown; crc32c?: unknown}
-  const size = Number(metadata.size)
-  const generation = String(metadata.generation ?? '')
-  if (
-    !Number.isSafeInteger(size) ||
-    size < 0 ||
-    !/^\d{1,20}$/.test(generation) ||
-    (metadata.crc32c !== undefined && typeof metadata.crc32c !== 'string')
-  )
-    throw new UsageError(
-      'the storage endpoint answered an object lookup with metadata that is not a GCS object (size, generation)',
-      NOT_GCS,
-    )
-  return {size, generation, crc32c: metadata.crc32c as string | undefined}
-}
-
-function statusOf(error: unknown): number | undefined {
-  const {code, status} = (error ?? {}) as {code?: unknown; status?: unknown}
-  if (typeof code === 'number') return code
-  if (typeof status === 'number') return status
-  return undefined
-}
-
-/**
- * A key file that cannot be used, said without its content: the JSON parser's
- * message quotes the file's first characters, which may be key material.
- */
-function credentialsError(error: unknown): Error | undefined {
-  const file = process.env.GOOGLE_APPLICATION_CREDENTIALS
-  const where = file ? `GOOGLE_APPLICATION_CREDENTIALS (${file})` : 'the application default credentials'
-  const fix = 'point GOOGLE_APPLICATION_CREDENTIALS at a service-account key (JSON), or run gcloud auth application-default login'
-  const message = error instanceof Error ? error.message : ''
-  // The auth library's "The file at X does not exist, or it is not a file." for a missing path or a folder.
-  if (file && /does not exist, or it is not a file/.test(message)) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return new PermissionError(`${where} does not exist`, {suggestion: fix})
-    return new UsageError(`${where} is not a file`, {suggestion: fix})
-  }
-
-  if (error instanceof SyntaxError) return new UsageError(`${where} is not a JSON key file`, {suggestion: fix})
-  if (
-    /DECODER routines|PEM|private key|client_email|No key or keyFile set|incoming JSON object does not|Must pass in a JSON object/i.test(
-      message,
-    )
-  ) {
-    return new UsageError(`${where} is not a usable service-account key`, {suggestion: fix})
-  }
-
-  if (/Could not load the default credentials/i.test(message))
-    return new PermissionError(`no Google credentials found for ${where}`, {suggestion: fix})
-  if (/invalid_grant|invalid_client|unauthorized_client/i.test(message))
-    return new PermissionError(
-      `${where} was refused by the token endpoint (${/invalid_grant|invalid_client|unauthorized_client/i.exec(message)![0]})`,
-      {
-        suggestion:
-          credentialsType(file) === 'external_account'
-            ? "Workload Identity Federation refused the exchange: check the provider's audience and attribute condition, and that the CI job's OIDC token is fresh"
-            : 'the key may be revoked or expired: create a new key, or use another account',
-      },
-    )
-  return undefined
-}
-
-/** The `type` of a credentials file (service_account, external_account, ...), never any other part of it. */
-function credentialsType(file: string | undefined): string | undefined {
-  if (!file) return undefined
-  try {
-    const type = (JSON.parse(readFileSync(file, 'utf8')) as {type?: unknown})?.type
-    return typeof type === 'string' ? type : undefined
-  } catch {
-    return undefined
-  }
-}
-
-/** The first line of an error's message, without our HTTP client's status prefix (the storage library's errors have none). */
-function firstLine(error: unknown): string {
-  return (error instanceof Error ? error.message : String(error)).split('\n')[0].replace(/^HTTP \d{3}: /, '')
 }

@@ -73,6 +73,7 @@ const result = await build({
     ...ts('commands'),
     ...ts('hooks'),
     join(src, 'runtime', 'engine-worker.ts'),
+    join(src, 'store', 'hash-worker.ts'),
     // Its own entry, for scripts/runtime-support.js.
     join(src, 'runtime', 'capabilities.ts'),
     validatorPath,

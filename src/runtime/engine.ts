@@ -1,8 +1,8 @@
-import {Worker} from 'node:worker_threads'
+import type {Worker} from 'node:worker_threads'
 
 import {disableRuntimeTelemetry} from './ort-env.js'
 import type {TypedArray} from './tensors.js'
-import {entryPoint} from '../util/package-root.js'
+import {startWorker} from '../util/worker.js'
 
 /** A tensor as it crosses between the HTTP thread and the engine thread. */
 export interface WireTensor {
@@ -53,17 +53,15 @@ export class Engine {
    */
   static async start(model: Buffer, options: {intraOpThreads?: number} = {}): Promise<Engine> {
     disableRuntimeTelemetry()
-    // The build emits the worker as an entry point of its own; from the sources it is engine-worker.ts.
-    const script = entryPoint('runtime/engine-worker')
     // Hand the bytes over without a copy when the Buffer owns its memory (a model file read whole,
     // the large case): a copy would double the peak memory of loading a 1 GiB model. The caller's
     // Buffer is unusable afterwards.
     const bytes =
       model.byteOffset === 0 && model.byteLength === model.buffer.byteLength ? new Uint8Array(model.buffer) : new Uint8Array(model)
-    const worker = new Worker(script, {
+    // The build emits the worker as an entry point of its own (src/util/worker.ts).
+    const worker = startWorker('runtime/engine-worker', {
       workerData: {model: bytes, intraOpThreads: options.intraOpThreads ?? 1},
       transferList: [bytes.buffer as ArrayBuffer],
-      execArgv: process.execArgv,
     })
     // The thread never holds the process open: a server stopped while the model loads exits at once.
     worker.unref()

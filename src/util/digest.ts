@@ -14,11 +14,6 @@ function crc32c(chunk: Buffer, initial: number): number {
   return crc32cAddon(chunk, initial)
 }
 
-/** Where the addon is, for a worker thread that computes CRC32C itself. */
-export function crc32cModulePath(): string {
-  return requireNative.resolve('@node-rs/crc32')
-}
-
 export interface Digest {
   size: number
   sha256: string

@@ -59,7 +59,7 @@ function startForward(env: NodeJS.ProcessEnv): {child: ChildProcess; url: Promis
   })
   const url = new Promise<string>((resolve, reject) => {
     let out = ''
-    child.stdout!.on('data', chunk => {
+    child.stdout.on('data', chunk => {
       out += chunk
       const match = /Forwarding from 127\.0\.0\.1:(\d+)/.exec(out)
       if (match) resolve(`http://127.0.0.1:${match[1]}`)

@@ -22,7 +22,7 @@ writeSyntheticOnnx(model, mib << 20)
 const started = Date.now()
 const server = spawn(
   process.execPath,
-  [values.bin!, 'serve', '--model', model, '--port', '0', '--host', '127.0.0.1', '--log-format', 'json'],
+  [values.bin, 'serve', '--model', model, '--port', '0', '--host', '127.0.0.1', '--log-format', 'json'],
   {stdio: ['ignore', 'ignore', 'pipe']},
 )
 let log = ''

@@ -18,7 +18,7 @@ export abstract class TargetCommand<T extends typeof Command> extends BaseComman
   }
 
   protected refuseForeign(where: string, accepts: readonly string[] = TARGETS[where as TargetName]?.flags ?? []): void {
-    refuseForeignFlags(this.flags as Record<string, unknown>, this.ctor.flags as Record<string, {env?: string}>, where, accepts)
+    refuseForeignFlags(this.flags, this.ctor.flags, where, accepts)
   }
 
   protected async open(name: TargetName): Promise<AnyTarget> {

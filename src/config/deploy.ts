@@ -19,7 +19,7 @@ export const DEPLOY_DEFAULTS = {
 /** Later wins: mlops.yaml's deploy section, then each -f file, then each --set KEY=VALUE (YAML scalars). */
 export function mergeDeployConfig(base: DeployConfig | undefined, files: DeployConfig[], sets: string[]): DeployConfig {
   let config = structuredClone(base ?? {}) as Record<string, unknown>
-  for (const file of files) config = deepMerge(config, file as Record<string, unknown>)
+  for (const file of files) config = deepMerge(config, file)
   for (const assignment of sets) {
     const eq = assignment.indexOf('=')
     if (eq <= 0) throw new UsageError(`invalid --set "${assignment}": use KEY=VALUE, e.g. --set replicas=3`)
@@ -41,7 +41,7 @@ export function mergeDeployConfig(base: DeployConfig | undefined, files: DeployC
     target[path.at(-1)!] = setValue(path.join('.'), assignment.slice(eq + 1))
   }
 
-  return config as DeployConfig
+  return config
 }
 
 /**
@@ -91,7 +91,7 @@ export function readValuesFile(path: string): DeployConfig {
   try {
     const value = parseYaml(text) as unknown
     if (value !== null && (typeof value !== 'object' || Array.isArray(value))) throw new Error('not a mapping')
-    return (value ?? {}) as DeployConfig
+    return value ?? {}
   } catch (error) {
     throw new UsageError(`values file ${path} is not a YAML mapping: ${(error as Error).message.split('\n')[0]}`)
   }

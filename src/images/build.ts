@@ -86,20 +86,17 @@ export async function buildImage(docker: Docker, request: BuildRequest): Promise
   const dockerfile = `templates/images/${request.component}.Dockerfile`
   const [tag, ...more] = request.tags
   await requireBasePlatform(docker, request)
-  const stream: NodeJS.ReadableStream = await docker.buildImage(
-    buildContext(PACKAGE_ROOT, dockerfile, request.dockerfile) as unknown as NodeJS.ReadableStream,
-    {
-      t: tag,
-      dockerfile,
-      networkmode: 'host',
-      rm: true,
-      forcerm: true,
-      platform: request.platform,
-      // What BuildKit sets by itself; the classic builder needs them given.
-      buildargs: {BASE_IMAGE: request.baseImage, TARGETPLATFORM: request.platform, TARGETOS: 'linux', TARGETARCH: archOf(request.platform)},
-      labels: request.labels,
-    },
-  )
+  const stream: NodeJS.ReadableStream = await docker.buildImage(buildContext(PACKAGE_ROOT, dockerfile, request.dockerfile), {
+    t: tag,
+    dockerfile,
+    networkmode: 'host',
+    rm: true,
+    forcerm: true,
+    platform: request.platform,
+    // What BuildKit sets by itself; the classic builder needs them given.
+    buildargs: {BASE_IMAGE: request.baseImage, TARGETPLATFORM: request.platform, TARGETOS: 'linux', TARGETARCH: archOf(request.platform)},
+    labels: request.labels,
+  })
   const log: string[] = []
   let step = ''
   let id: string | undefined

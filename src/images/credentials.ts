@@ -108,7 +108,7 @@ function dockerConfig(parsed: unknown, file: string): DockerConfig {
       ))
   )
     throw invalid('auths has an entry whose auth or identitytoken is not a string')
-  return parsed as DockerConfig
+  return parsed
 }
 
 async function fromHelper(helper: string, key: string, registry: string): Promise<RegistryAuth | undefined> {

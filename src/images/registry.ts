@@ -145,7 +145,7 @@ export class RegistryClient {
           redirect: 'follow',
           signal: AbortSignal.timeout(this.timeoutMs),
           ...(body instanceof ReadableStream ? {duplex: 'half'} : {}),
-        } as RequestInit)
+        })
       } catch (error) {
         throw new UnavailableError(
           `cannot reach ${this.ref.registry}: ${(error as {cause?: Error}).cause?.message ?? (error as Error).message}`,

@@ -92,6 +92,6 @@ function sliceRows(tensor: WireTensor, startRow: number, rows: number): WireTens
   return {
     type: tensor.type,
     dims: [rows, ...tensor.dims.slice(1)],
-    data: tensor.data.slice(startRow * rowSize, (startRow + rows) * rowSize) as WireTensor['data'],
+    data: tensor.data.slice(startRow * rowSize, (startRow + rows) * rowSize),
   }
 }

@@ -32,7 +32,10 @@ try {
   port.postMessage({type: 'load-failed', runtime: env.versions.common, message: (error as Error).message} satisfies EngineReply)
 }
 
-port.on('message', async (request: EngineRequest) => {
+// Every failure is answered as run-failed inside run(), so the detached promise never rejects.
+port.on('message', (request: EngineRequest) => void run(request))
+
+async function run(request: EngineRequest): Promise<void> {
   try {
     const feeds = {
       [request.input.name]: new Tensor(request.input.type as 'float32', request.input.data as Float32Array, request.input.dims),
@@ -49,4 +52,4 @@ port.on('message', async (request: EngineRequest) => {
   } catch (error) {
     port.postMessage({type: 'run-failed', id: request.id, message: (error as Error).message} satisfies EngineReply)
   }
-})
+}

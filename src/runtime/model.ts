@@ -203,7 +203,7 @@ export async function loadModel(prepared: PreparedModel, options: {intraOpThread
   if (sampleDims.every(d => d !== null) && served.outputs.every(o => o.shape.length > 0 && o.shape[0] === null)) {
     served.batcher = new Batcher(
       engine,
-      {name: input.name, type: input.type, sampleDims: sampleDims as number[]},
+      {name: input.name, type: input.type, sampleDims: sampleDims},
       served.outputs.map(o => o.name),
       MAX_BATCH_ROWS,
     )

@@ -100,7 +100,7 @@ export async function initProject(
     }
 
     value ??= question.fallback(answers)
-    const valid = question.validate?.(value as never) ?? true
+    const valid = question.validate?.(value) ?? true
     if (valid !== true) throw new UsageError(`invalid ${question.flag} "${String(value)}": ${valid}`)
     ;(answers as Record<string, unknown>)[question.key] = value
   }
@@ -125,11 +125,9 @@ async function ask(
 ): Promise<ProjectAnswers[keyof ProjectAnswers]> {
   const {confirm, input, number, select} = await import('@inquirer/prompts')
   if (question.choices)
-    return select({message: question.message, default: String(fallback), choices: question.choices.map(value => ({value}))}) as Promise<
-      ProjectAnswers[keyof ProjectAnswers]
-    >
+    return select({message: question.message, default: String(fallback), choices: question.choices.map(value => ({value}))})
   if (typeof fallback === 'boolean') return confirm({message: question.message, default: fallback})
   if (typeof fallback === 'number')
     return (await number({message: question.message, default: fallback, min: 0, required: true})) ?? fallback
-  return input({message: question.message, default: String(fallback), validate: value => question.validate?.(value as never) ?? true})
+  return input({message: question.message, default: String(fallback), validate: value => question.validate?.(value) ?? true})
 }

@@ -30,7 +30,7 @@ export function parseListing(body: Buffer, prefix: string): {names: string[]; pr
       `the storage endpoint answered a listing of ${prefix || 'the bucket'} with names outside it, with . or .. segments, or not strings`,
       NOT_GCS,
     )
-  return {names, prefixes: prefixes as string[], nextPageToken: nextPageToken as string | undefined}
+  return {names, prefixes: prefixes as string[], nextPageToken: nextPageToken}
 }
 
 /** An object's metadata as the JSON API returns it; anything else is the server's fault, said so. */
@@ -57,7 +57,7 @@ export function parseMetadata(body: Buffer): {size?: number | string; generation
       'the storage endpoint answered an object lookup with metadata that is not a GCS object (size, generation)',
       NOT_GCS,
     )
-  return {size, generation, crc32c: metadata.crc32c as string | undefined}
+  return {size, generation, crc32c: metadata.crc32c}
 }
 
 export function toStat(metadata: {size?: number | string; generation?: number | string; crc32c?: string}): ObjectStat {

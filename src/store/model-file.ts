@@ -81,7 +81,7 @@ export async function readLabels(path: string): Promise<Record<string, string>> 
     })
   }
 
-  return Object.fromEntries(entries) as Record<string, string>
+  return Object.fromEntries(entries)
 }
 
 /**

@@ -90,7 +90,7 @@ export async function whileDeploying<T>(
     const value = await work()
     return stopping ? await never : value
   } catch (error) {
-    if (stopping) return never
+    if (stopping) return await never
     throw error
   } finally {
     if (!stopping) for (const signal of INTERRUPTS) process.off(signal, interrupted)

@@ -256,7 +256,7 @@ async function runToEnd(docker: Docker, options: Docker.ContainerCreateOptions):
 }
 
 async function containerLogs(docker: Docker, container: Docker.Container, which: 'all' | 'stderr' = 'all'): Promise<string> {
-  const raw = (await container.logs({stdout: which === 'all', stderr: true, follow: false})) as unknown as Buffer
+  const raw = await container.logs({stdout: which === 'all', stderr: true, follow: false})
   const out: Buffer[] = []
   const sink = new PassThrough()
   sink.on('data', chunk => out.push(chunk))

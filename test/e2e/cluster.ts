@@ -64,10 +64,10 @@ export class PredictLoop {
       stdio: ['ignore', 'pipe', 'pipe'],
     })
     let output = ''
-    forward.stdout!.on('data', chunk => {
+    forward.stdout.on('data', chunk => {
       output += chunk
     })
-    forward.stderr!.on('data', chunk => {
+    forward.stderr.on('data', chunk => {
       output += chunk
     })
     await waitFor(async () => /Forwarding from 127\.0\.0\.1:\d+/.test(output), `kubectl port-forward to ${pod}`, 15_000)

@@ -79,7 +79,7 @@ describe('loader and API images on a real Docker engine', function () {
     try {
       await container.start()
       const {StatusCode} = await container.wait()
-      const logs = (await container.logs({stdout: true, stderr: true, follow: false})) as unknown as Buffer
+      const logs = await container.logs({stdout: true, stderr: true, follow: false})
       const stdout = new PassThrough()
       const stderr = new PassThrough()
       const out: Buffer[] = []

@@ -8,7 +8,7 @@ import {expected, fixture, tempDir} from '../helpers/stores.js'
 import {writeSyntheticOnnx} from '../helpers/onnx-writer.js'
 
 describe('ONNX signature reader', () => {
-  for (const [file, model] of Object.entries(expected.models) as Array<[string, any]>) {
+  for (const [file, model] of Object.entries<any>(expected.models)) {
     it(`reads ${file} as the onnx package does (IR, opsets, producer, inputs, outputs)`, () => {
       const info = readOnnxInfoFromFile(fixture(file))
       expect(info.irVersion).to.equal(model.onnx.ir_version)

@@ -55,7 +55,7 @@ async function servePool(workers: number, args: string[]): Promise<Pool> {
     child.once('exit', code => resolve(code))
   })
   const url = await new Promise<string>((resolve, reject) => {
-    child.stderr!.on('data', chunk => {
+    child.stderr.on('data', chunk => {
       stderr += chunk
       const listening = lines().find(line => line.msg === 'listening')
       if (listening) resolve(listening.url as string)

@@ -42,7 +42,7 @@ async function serve(args: string[], env: Record<string, string> = {}): Promise<
     child.once('exit', code => resolve(code))
   })
   const url = await new Promise<string>((resolve, reject) => {
-    child.stderr!.on('data', chunk => {
+    child.stderr.on('data', chunk => {
       stderr += chunk
       // Only our JSON lines: onnxruntime may print its own warnings on stderr too.
       const listening = stderr
@@ -115,7 +115,7 @@ describe('mlops serve: every fixture model through both APIs', () => {
     expect(Object.keys(V2_OUTPUTS).sort()).to.deep.equal(Object.keys(expected.models).sort())
   })
 
-  for (const [file, model] of Object.entries(expected.models) as Array<[string, any]>) {
+  for (const [file, model] of Object.entries<any>(expected.models)) {
     describe(file, () => {
       let server: Server
       const classifier = CLASSIFIERS[file]

@@ -95,7 +95,7 @@ for (const kind of STORE_KINDS) {
         [1, 2, 3].map(async () => s.store.push(await pushRequest(fixture('iris_svc.onnx'), {version: '1'}, fixture('iris_labels.json')))),
       )
       expect(results.filter(r => r.status === 'fulfilled')).to.have.length(1)
-      const failures = results.filter(r => r.status === 'rejected') as PromiseRejectedResult[]
+      const failures = results.filter(r => r.status === 'rejected')
       expect(failures).to.have.length(2)
       for (const r of failures) expect((r.reason as MlopsError).exitCode).to.equal(ExitCode.CONFLICT)
       expect((await s.store.resolve({name: 'iris', ref: '1'})).sha256).to.equal(sha256(bytes))

@@ -31,17 +31,10 @@ export async function diffObjects(clients: KubeClients, objects: KubernetesObjec
     const live = (await clients.objects.read(header).catch(() => undefined)) as Record<string, unknown> | undefined
     let merged: Record<string, unknown>
     try {
-      merged = (await clients.objects.patch(
-        object,
-        undefined,
-        'All',
-        FIELD_MANAGER,
-        options.force ?? false,
-        'application/apply-patch+yaml',
-      )) as unknown as Record<string, unknown>
+      merged = await clients.objects.patch(object, undefined, 'All', FIELD_MANAGER, options.force ?? false, 'application/apply-patch+yaml')
     } catch (error) {
       // A namespace that does not exist yet makes its objects' dry run fail: show them as new.
-      if ((error as {code?: number}).code === 404 && !live) merged = object as unknown as Record<string, unknown>
+      if ((error as {code?: number}).code === 404 && !live) merged = object
       else throw kubeError(error, clients.server, `diffing ${object.kind} ${object.metadata.name}`)
     }
 

@@ -137,6 +137,6 @@ export async function rollbackTo(
       template,
     },
   }
-  await applyObjects(clients, [object as never], {force: true})
+  await applyObjects(clients, [object], {force: true})
   return target
 }

@@ -188,14 +188,10 @@ export async function forwardPort(
     }
     tunnels.add(tunnel)
     try {
-      ws = (await portForward.portForward(
-        namespace,
-        pod,
-        [port],
-        output as never,
-        errors as never,
-        input as never,
-      )) as unknown as WebSocketLike
+      // client-node types the socket through isomorphic-ws, which is `any` here (no @types/ws): the
+      // annotation is what narrows ws for the lines below.
+      const opened: WebSocketLike = await portForward.portForward(namespace, pod, [port], output as never, errors as never, input as never)
+      ws = opened
     } catch (error) {
       tunnels.delete(tunnel)
       throw upgradeError(error, what)

@@ -2,7 +2,7 @@ import {Flags} from '@oclif/core'
 import cluster from 'node:cluster'
 
 import {BaseCommand, describeError} from '../cli/base-command.js'
-import {type Logger, createLogger, logFormatFlag, resolveLogFormat} from '../cli/log.js'
+import {type Logger, createLogger, logFormatFlag, resolveLogFormat, terminalLogFormat} from '../cli/log.js'
 import {API_ENV, LOG_EVENTS} from '../pod/contract.js'
 import {reportFailure} from '../runtime/pool.js'
 import {type ServeOptions, type ServeResult, serve} from '../runtime/serve.js'
@@ -77,13 +77,13 @@ export default class Serve extends BaseCommand<typeof Serve> {
       summary: 'Refuse to serve unless the model file has this sha256 (64 hex); deploy pins it for image volumes.',
       env: API_ENV.sha256,
     }),
-    'log-format': logFormatFlag,
+    'log-format': logFormatFlag('text on a terminal, json otherwise'),
   }
 
   protected failureLog(): {log: Logger; msg: string} | undefined {
-    // Flags may not have parsed (one way to fail): the environment still says which format.
-    const format = resolveLogFormat((this.flags ?? {})['log-format'] ?? process.env.MLOPS_LOG_FORMAT)
-    return format === 'json' ? {log: createLogger('json', 'serve'), msg: LOG_EVENTS.serveFailed} : undefined
+    return resolveLogFormat(this.flags, terminalLogFormat()) === 'json'
+      ? {log: createLogger('json', 'serve'), msg: LOG_EVENTS.serveFailed}
+      : undefined
   }
 
   async run(): Promise<ServeResult> {
@@ -104,7 +104,7 @@ export default class Serve extends BaseCommand<typeof Serve> {
         bodyLimit: flags['max-body-bytes'],
         inFlightBytes: flags['max-inflight-bytes'],
       },
-      createLogger(resolveLogFormat(flags['log-format']), 'serve'),
+      createLogger(resolveLogFormat(flags, terminalLogFormat()), 'serve'),
     )
   }
 

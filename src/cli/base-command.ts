@@ -66,6 +66,12 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     return undefined
   }
 
+  /**
+   * Called with a failure as it is reported and exited with, before either: what a command
+   * records of it (the loader's termination summary) says the same code, exit code and message.
+   */
+  protected recordFailure(_failure: ErrorJson['error']): void {}
+
   /** Human output, with credentials redacted. */
   public log(message = '', ...args: unknown[]): void {
     super.log(redact(message), ...args)
@@ -96,6 +102,7 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     registerProcessSecrets(this.argv)
     const described = redactJson(describeError(error))
     this.blameEnvironment(described)
+    this.recordFailure(described)
     const structured = this.jsonEnabled() ? undefined : this.failureLog()
     if (structured) {
       structured.log('error', structured.msg, described)

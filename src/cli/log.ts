@@ -5,15 +5,32 @@ import {redact, redactJson} from '../util/redact.js'
 export type LogFormat = 'json' | 'text'
 export type Logger = (level: 'error' | 'info', msg: string, fields?: Record<string, unknown>) => void
 
-export const logFormatFlag = Flags.string({
-  summary: 'Log lines on stderr: json (one object a line, for containers) or text. Default: text on a terminal, json otherwise.',
-  options: ['json', 'text'],
-  env: 'MLOPS_LOG_FORMAT',
-  helpGroup: 'GLOBAL',
-})
+const LOG_FORMAT_ENV = 'MLOPS_LOG_FORMAT'
 
-export function resolveLogFormat(flag: string | undefined): LogFormat {
-  if (flag === 'json' || flag === 'text') return flag
+/** --log-format of the commands that run in containers (serve, the loader); `unset` says how they log without it. */
+export function logFormatFlag(unset: string) {
+  return Flags.string({
+    summary: `Log lines on stderr: json (one object a line, for containers) or text. Default: ${unset}.`,
+    options: ['json', 'text'],
+    env: LOG_FORMAT_ENV,
+    helpGroup: 'GLOBAL',
+  })
+}
+
+/**
+ * The log format a command runs with: --log-format (or MLOPS_LOG_FORMAT through the flag), else
+ * `unset`. Flags may not have parsed (one way to fail): the environment still says which format.
+ */
+export function resolveLogFormat<Unset extends LogFormat | undefined>(
+  flags: {'log-format'?: string} | undefined,
+  unset: Unset,
+): LogFormat | Unset {
+  const chosen = flags ? flags['log-format'] : process.env[LOG_FORMAT_ENV]
+  return chosen === 'json' || chosen === 'text' ? chosen : unset
+}
+
+/** Text for a person at a terminal, JSON lines for a container's log. */
+export function terminalLogFormat(): LogFormat {
   return process.stderr.isTTY ? 'text' : 'json'
 }
 

@@ -1,6 +1,6 @@
 import type {Command} from '@oclif/core'
 
-import {type AnyTarget, type TargetName, TARGETS, openTarget, targetOf} from '../targets/target.js'
+import {type AnyTarget, type TargetIO, type TargetName, TARGETS, openTarget, targetOf} from '../targets/target.js'
 import {BaseCommand} from './base-command.js'
 import {refuseForeignFlags} from './flag-rules.js'
 
@@ -22,14 +22,16 @@ export abstract class TargetCommand<T extends typeof Command> extends BaseComman
   }
 
   protected async open(name: TargetName): Promise<AnyTarget> {
-    return openTarget(name, {
-      project: this.project,
-      io: {
-        log: message => this.log(message),
-        note: message => this.logToStderr(message),
-        progress: () => this.progress(),
-        json: this.jsonEnabled(),
-      },
-    })
+    return openTarget(name, {project: this.project, io: this.io()})
+  }
+
+  /** This command's output, for the services it calls. */
+  protected io(): TargetIO {
+    return {
+      log: message => this.log(message),
+      note: message => this.logToStderr(message),
+      progress: () => this.progress(),
+      json: this.jsonEnabled(),
+    }
   }
 }

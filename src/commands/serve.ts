@@ -1,24 +1,11 @@
 import {Flags} from '@oclif/core'
 import cluster from 'node:cluster'
-import {readFileSync, statSync} from 'node:fs'
-import {availableParallelism} from 'node:os'
-import {basename, extname} from 'node:path'
 
 import {BaseCommand, describeError} from '../cli/base-command.js'
-import {type Logger, createLogger, logFormatFlag, resolveLogFormat} from '../cli/log.js'
-import {UsageError} from '../errors.js'
+import {type Logger, createLogger, logFormatFlag, resolveLogFormat, terminalLogFormat} from '../cli/log.js'
 import {API_ENV, LOG_EVENTS} from '../pod/contract.js'
-import {containerCpuQuota, containerMemoryLimit, defaultWorkerCount} from '../runtime/limits.js'
-import {type ModelSource, checkModel, prepareModel} from '../runtime/model.js'
-import {PoolLink, reportFailure, runPool} from '../runtime/pool.js'
-import {startServer} from '../runtime/server.js'
-
-export interface ServeResult {
-  url: string
-  name: string
-  sha256: string
-  stoppedBy: string
-}
+import {reportFailure} from '../runtime/pool.js'
+import {type ServeOptions, type ServeResult, serve} from '../runtime/serve.js'
 
 export default class Serve extends BaseCommand<typeof Serve> {
   static summary = 'Serve an ONNX model over HTTP: the process the API image runs.'
@@ -90,92 +77,35 @@ export default class Serve extends BaseCommand<typeof Serve> {
       summary: 'Refuse to serve unless the model file has this sha256 (64 hex); deploy pins it for image volumes.',
       env: API_ENV.sha256,
     }),
-    'log-format': logFormatFlag,
+    'log-format': logFormatFlag('text on a terminal, json otherwise'),
   }
 
   protected failureLog(): {log: Logger; msg: string} | undefined {
-    // Flags may not have parsed (one way to fail): the environment still says which format.
-    const format = resolveLogFormat((this.flags ?? {})['log-format'] ?? process.env.MLOPS_LOG_FORMAT)
-    return format === 'json' ? {log: createLogger('json', 'serve'), msg: LOG_EVENTS.serveFailed} : undefined
+    return resolveLogFormat(this.flags, terminalLogFormat()) === 'json'
+      ? {log: createLogger('json', 'serve'), msg: LOG_EVENTS.serveFailed}
+      : undefined
   }
 
   async run(): Promise<ServeResult> {
     const {flags} = this
-    // Forked by a primary (several workers): this process is one of them.
-    const link = cluster.isWorker ? new PoolLink() : undefined
-    const format = createLogger(resolveLogFormat(flags['log-format']), 'serve')
-    const log: Logger = link ? (level, msg, fields) => format(level, msg, {worker: link.id, ...fields}) : format
-    // Listened for from the start: a pod stopped while its model is read or loaded (a scale-down,
-    // a rollout) exits 0 at once, not after the load.
-    const stop = new Promise<string>(resolve => {
-      for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, () => resolve(signal))
-    })
-    const name = flags.name ?? basename(flags.model, extname(flags.model))
-    const stopped = async (signal: string, url = '') => {
-      log('info', 'stopped while loading the model', {signal})
-      return {url, name, sha256: '', stoppedBy: signal}
-    }
-
-    const source: ModelSource = {
-      modelPath: flags.model,
-      labelsPath: flags.labels,
-      name,
-      version: flags['model-version'],
-      sample: flags.sample === undefined ? undefined : parseSample(flags.sample),
-      labelFrom: flags['label-from'] as 'argmax' | 'output',
-      expectedSha256: expectedSha256(flags.sha256),
-    }
-    const workers =
-      flags.workers ??
-      defaultWorkerCount({
-        cpuQuota: containerCpuQuota(),
-        cores: availableParallelism(),
-        memoryLimit: containerMemoryLimit(),
-        modelBytes: fileSize(flags.model),
-      })
-    log('info', 'reading the model', {model: flags.model})
-    if (!link && workers > 1) {
-      // The primary checks the model as one server would (same failures, before anything listens), keeps none of it, and forks.
-      const checked = await Promise.race([checkModel(source), stop])
-      if (typeof checked === 'string') return stopped(checked)
-      const {url, stoppedBy} = await runPool({workers, host: flags.host, modelPath: flags.model, log, stop})
-      log('info', 'stopped')
-      return {url, name: checked.name, sha256: checked.sha256, stoppedBy}
-    }
-
-    const prepared = await Promise.race([prepareModel(source), stop])
-    if (typeof prepared === 'string') return stopped(prepared)
-    const server = await startServer(prepared, {
-      host: flags.host,
-      port: flags.port,
-      bodyLimit: flags['max-body-bytes'],
-      inFlightBytes: flags['max-inflight-bytes'],
-      intraOpThreads: flags['intra-op-threads'],
-      pool: link && {link, workers},
-      log,
-    }).catch(error => {
-      if ((error as NodeJS.ErrnoException).code === 'EADDRINUSE')
-        throw new UsageError(`port ${flags.port} on ${flags.host} is already in use`, {suggestion: 'pass another --port (or PORT)'})
-      throw error
-    })
-    const first = await Promise.race([server.loaded.then(() => undefined), stop]).catch(async (error: unknown) => {
-      log('error', 'model failed to load', {error: (error as Error).message})
-      await server.close()
-      throw error
-    })
-    if (first !== undefined) {
-      await server.close()
-      link?.close()
-      return stopped(first, server.url)
-    }
-
-    const stoppedBy = await stop
-    // A worker drains silently: the primary speaks for the pod.
-    if (!link) log('info', 'shutting down: finishing in-flight requests', {signal: stoppedBy})
-    await server.close()
-    if (!link) log('info', 'stopped')
-    link?.close()
-    return {url: server.url, name: prepared.source.name, sha256: prepared.sha256, stoppedBy}
+    return serve(
+      {
+        modelPath: flags.model,
+        labelsPath: flags.labels,
+        name: flags.name,
+        version: flags['model-version'],
+        sample: flags.sample,
+        labelFrom: flags['label-from'] as ServeOptions['labelFrom'],
+        sha256: flags.sha256,
+        host: flags.host,
+        port: flags.port,
+        workers: flags.workers,
+        intraOpThreads: flags['intra-op-threads'],
+        bodyLimit: flags['max-body-bytes'],
+        inFlightBytes: flags['max-inflight-bytes'],
+      },
+      createLogger(resolveLogFormat(flags, terminalLogFormat()), 'serve'),
+    )
   }
 
   /** A worker's failure goes to the primary, which says it once for the pod. */
@@ -184,29 +114,5 @@ export default class Serve extends BaseCommand<typeof Serve> {
     const described = describeError(error)
     await reportFailure(described)
     this.exit(described.exitCode)
-  }
-}
-
-/** The model file's size, for the default worker count (0 when unreadable: reading it fails later, with its own message). */
-function fileSize(path: string): number {
-  try {
-    return statSync(path).size
-  } catch {
-    return 0
-  }
-}
-
-function expectedSha256(text: string | undefined): string | undefined {
-  if (text === undefined || text === '') return undefined
-  if (!/^[0-9a-f]{64}$/.test(text)) throw new UsageError(`--sha256 "${text.slice(0, 80)}" is not a sha256: 64 lower-case hex digits`)
-  return text
-}
-
-function parseSample(text: string): unknown {
-  const json = text.startsWith('@') ? readFileSync(text.slice(1), 'utf8') : text
-  try {
-    return JSON.parse(json)
-  } catch (error) {
-    throw new UsageError(`--sample is not valid JSON: ${(error as Error).message}`, {suggestion: "e.g. --sample '[5.1, 3.5, 1.4, 0.2]'"})
   }
 }

@@ -49,6 +49,14 @@ const V2_TYPES: Record<string, string> = {
   string: 'BYTES',
 }
 
+/** What the routes read and the load sets: the served model once it is ready, else why not. */
+interface ServerState {
+  model?: ServedModel
+  notReady: string
+  /** Closed: a model that finishes loading now is closed at once. */
+  closed: boolean
+}
+
 /**
  * The model server: listens first (so /health answers and /ready says
  * "loading"), then loads the model and runs one warm-up inference; only then
@@ -57,32 +65,69 @@ const V2_TYPES: Record<string, string> = {
  */
 export async function startServer(prepared: PreparedModel, options: ServerOptions): Promise<RunningServer> {
   const metrics = new Metrics({name: prepared.source.name, version: prepared.source.version, sha256: prepared.sha256})
-  let model: ServedModel | undefined
-  let notReady = 'loading the model'
+  const state: ServerState = {notReady: 'loading the model', closed: false}
   const link = options.pool?.link
   link?.countersFrom(() => metrics.counters())
-  const ready = () => model !== undefined && (link?.allLoaded ?? true)
-  const notReadyReason = () => (model ? 'waiting for the other workers to load the model' : notReady)
   const app = Fastify({bodyLimit: options.bodyLimit, logger: false, return503OnClosing: true, forceCloseConnections: 'idle'})
+  if (link) nameTheWorker(app)
+  admitByBodySize(app, metrics, options)
+  app.addHook('onResponse', async (request, reply) => {
+    metrics.observe(request.routeOptions.url ?? 'unknown', request.method, reply.statusCode, reply.elapsedTime / 1000)
+  })
+  answerErrors(app, options)
+  addPodRoutes(app, state, metrics, link)
+  addOriginalRoutes(app, state)
+  addV2Routes(app, state, prepared.source.name, link)
 
-  const requireModel = (): ServedModel => {
-    if (!model) throw Object.assign(new Error(`not ready: ${notReady}`), {statusCode: 503})
-    return model
+  const url = await listen(app, options)
+  if (!link) options.log('info', LOG_EVENTS.listening, {url, model: prepared.source.modelPath})
+  const loaded = loadAndWarmUp(prepared, state, metrics, options)
+  loaded.catch(error => {
+    state.notReady = `failed to load: ${errorMessage(error)}`
+  })
+  return {
+    app,
+    url,
+    loaded,
+    async close() {
+      state.closed = true
+      await app.close()
+      await state.model?.engine.close()
+    },
   }
+}
 
-  // Admission by body size: a burst of large requests is answered 503 + Retry-After rather than
-  // parsed all at once (16 bodies of 1 MiB took about 600 MB, over the pod's 512Mi).
+/** Ready once the model is loaded and warmed up, in this worker and, in a pool, in every other. */
+function isReady(state: ServerState, link: PoolLink | undefined): boolean {
+  return state.model !== undefined && (link?.allLoaded ?? true)
+}
+
+function notReadyReason(state: ServerState): string {
+  return state.model ? 'waiting for the other workers to load the model' : state.notReady
+}
+
+function requireModel(state: ServerState): ServedModel {
+  if (!state.model) throw Object.assign(new Error(`not ready: ${state.notReady}`), {statusCode: 503})
+  return state.model
+}
+
+/** One worker of several: each answer says which worker gave it (x-mlops-worker: its pid). */
+function nameTheWorker(app: FastifyInstance): void {
+  const pid = String(process.pid)
+  app.addHook('onRequest', async (_request, reply) => {
+    reply.header('x-mlops-worker', pid)
+  })
+}
+
+/**
+ * Admission by body size: a burst of large requests is answered 503 + Retry-After rather than
+ * parsed all at once (16 bodies of 1 MiB took about 600 MB, over the pod's 512Mi).
+ */
+function admitByBodySize(app: FastifyInstance, metrics: Metrics, options: ServerOptions): void {
   const budget = options.inFlightBytes ?? inFlightBudget(options.bodyLimit, undefined, options.pool?.workers)
   let inFlight = 0
   metrics.inflight = {peak: 0, limit: budget}
   const admitted = new WeakMap<FastifyRequest, number>()
-  if (link) {
-    const pid = String(process.pid)
-    app.addHook('onRequest', async (_request, reply) => {
-      reply.header('x-mlops-worker', pid)
-    })
-  }
-
   app.addHook('onRequest', async (request, reply) => {
     if (request.method !== 'POST') return
     const declared = Number(request.headers['content-length'])
@@ -98,18 +143,17 @@ export async function startServer(prepared: PreparedModel, options: ServerOption
     metrics.inflight!.peak = Math.max(metrics.inflight!.peak, inFlight)
     admitted.set(request, cost)
   })
-  const release = (request: FastifyRequest) => {
+  const release = async (request: FastifyRequest) => {
     inFlight -= admitted.get(request) ?? 0
     admitted.delete(request)
   }
 
-  app.addHook('onResponse', async (request, reply) => {
-    release(request)
-    metrics.observe(request.routeOptions.url ?? 'unknown', request.method, reply.statusCode, reply.elapsedTime / 1000)
-  })
-  app.addHook('onRequestAbort', async request => {
-    release(request)
-  })
+  app.addHook('onResponse', release)
+  app.addHook('onRequestAbort', release)
+}
+
+/** Errors as JSON {"error": ...}: 400 for a bad request, 404 for an unknown route, 413 for a body over the limit. */
+function answerErrors(app: FastifyInstance, options: ServerOptions): void {
   app.setNotFoundHandler(async (request, reply) => reply.code(404).send({error: `no route ${request.method} ${request.url}`}))
   app.setErrorHandler(async (error: Error & {statusCode?: number; code?: string}, _request, reply) => {
     const status = error instanceof BadRequestError ? 400 : (error.statusCode ?? 500)
@@ -122,94 +166,95 @@ export async function startServer(prepared: PreparedModel, options: ServerOption
           : error.message
     return reply.code(status).send({error: message})
   })
+}
 
+/** What the pod contract and Prometheus ask of the server: health, instance, readiness, metrics. */
+function addPodRoutes(app: FastifyInstance, state: ServerState, metrics: Metrics, link: PoolLink | undefined): void {
   app.get(HEALTH_PATH, async () => ({health: 'ok'}))
   // A worker's parent is the primary, the process that was started (and that a stop signals).
   const instance: ServerInstance = {pid: link ? process.ppid : process.pid, instance: process.env[API_ENV.instance] ?? null}
   app.get(INSTANCE_PATH, async () => instance)
-  app.get(READY_PATH, async (_request, reply) => (ready() ? {ready: true} : reply.code(503).send({ready: false, reason: notReadyReason()})))
+  app.get(READY_PATH, async (_request, reply) =>
+    isReady(state, link) ? {ready: true} : reply.code(503).send({ready: false, reason: notReadyReason(state)}),
+  )
   app.get('/metrics', async (_request, reply) =>
     reply.type('text/plain; version=0.0.4').send(metrics.render(link ? await link.podCounters() : undefined)),
   )
-  app.get('/metadata', async () => metadataOf(requireModel()))
-  app.get('/label', async () => requireModel().labels ?? {})
+}
 
-  const original = async (m: ServedModel, data: unknown, labels: boolean) => {
-    const {values, dims} = batchToTensorData(data, m.input)
-    const result = await predict(m, values, dims, {labels})
-    if (!labels) return {prediction: result.prediction}
-    return {prediction: result.labels!.length === 1 ? result.labels![0] : result.labels}
-  }
+/** The original model-load API. */
+function addOriginalRoutes(app: FastifyInstance, state: ServerState): void {
+  app.get('/metadata', async () => metadataOf(requireModel(state)))
+  app.get('/label', async () => requireModel(state).labels ?? {})
+  app.get('/predict/test', async () => originalPredict(requireModel(state), requireModel(state).sample, false))
+  app.get('/predict/test/label', async () => originalPredict(requireModel(state), requireModel(state).sample, true))
+  app.post('/predict', async request => originalPredict(requireModel(state), dataOf(request), false))
+  app.post('/predict/label', async request => originalPredict(requireModel(state), dataOf(request), true))
+}
 
-  app.get('/predict/test', async () => original(requireModel(), requireModel().sample, false))
-  app.get('/predict/test/label', async () => original(requireModel(), requireModel().sample, true))
-  app.post('/predict', async request => original(requireModel(), dataOf(request), false))
-  app.post('/predict/label', async request => original(requireModel(), dataOf(request), true))
-
-  // Open Inference Protocol (KServe v2) REST.
+/** Open Inference Protocol (KServe v2) REST. */
+function addV2Routes(app: FastifyInstance, state: ServerState, name: string, link: PoolLink | undefined): void {
   app.get('/v2', async () => ({name: 'mlops', version: process.env.npm_package_version ?? '', extensions: []}))
   app.get('/v2/health/live', async () => ({live: true}))
-  app.get('/v2/health/ready', async (_request, reply) => (ready() ? {ready: true} : reply.code(503).send({ready: false})))
-  app.get<{Params: {name: string}}>('/v2/models/:name', async request => v2Metadata(namedModel(requireModel(), request.params.name)))
+  app.get('/v2/health/ready', async (_request, reply) => (isReady(state, link) ? {ready: true} : reply.code(503).send({ready: false})))
+  app.get<{Params: {name: string}}>('/v2/models/:name', async request => v2Metadata(namedModel(requireModel(state), request.params.name)))
   app.get<{Params: {name: string}}>('/v2/models/:name/ready', async (request, reply) => {
-    if (request.params.name !== prepared.source.name)
-      return reply.code(404).send({error: `unknown model ${request.params.name}; this server serves ${prepared.source.name}`})
-    return ready() ? {name: prepared.source.name, ready: true} : reply.code(503).send({name: prepared.source.name, ready: false})
+    if (request.params.name !== name)
+      return reply.code(404).send({error: `unknown model ${request.params.name}; this server serves ${name}`})
+    return isReady(state, link) ? {name, ready: true} : reply.code(503).send({name, ready: false})
   })
   app.post<{Params: {name: string}}>('/v2/models/:name/infer', async request =>
-    v2Infer(namedModel(requireModel(), request.params.name), request.body),
+    v2Infer(namedModel(requireModel(state), request.params.name), request.body),
   )
+}
 
+/** Listens on the host and port (0: any free one) and gives the URL it answers on. */
+async function listen(app: FastifyInstance, options: ServerOptions): Promise<string> {
   await app.listen({host: options.host, port: options.port})
   const address = app.server.address()
   const port = typeof address === 'object' && address ? address.port : options.port
-  const url = `http://${options.host.includes(':') ? `[${options.host}]` : options.host}:${port}`
-  if (!link) options.log('info', LOG_EVENTS.listening, {url, model: prepared.source.modelPath})
+  return `http://${options.host.includes(':') ? `[${options.host}]` : options.host}:${port}`
+}
 
-  let closed = false
-  const loaded = (async () => {
-    const started = Date.now()
-    const served = await loadModel(prepared, {intraOpThreads: options.intraOpThreads})
-    if (closed) {
-      // Closed while loading: nothing will serve this model.
-      await served.engine.close()
-      throw new Error('the server closed while the model was loading')
+/** Loads the model into ONNX Runtime and runs one warm-up inference; then the server is ready. */
+async function loadAndWarmUp(prepared: PreparedModel, state: ServerState, metrics: Metrics, options: ServerOptions): Promise<ServedModel> {
+  const link = options.pool?.link
+  const started = Date.now()
+  const served = await loadModel(prepared, {intraOpThreads: options.intraOpThreads})
+  if (state.closed) {
+    // Closed while loading: nothing will serve this model.
+    await served.engine.close()
+    throw new Error('the server closed while the model was loading')
+  }
+
+  state.notReady = 'warming up'
+  await originalPredict(served, served.sample, served.kind === 'classifier' || served.labelOutput !== undefined).catch(error => {
+    // A sample the user gave that does not fit is their input; the default (zeros) failing is the model's.
+    if (prepared.source.sample !== undefined) {
+      throw new UsageError(`--sample does not fit the model: ${errorMessage(error)}`, {
+        suggestion: "give one row of the model's input, e.g. --sample '[5.1, 3.5, 1.4, 0.2]' (MODEL_SAMPLE)",
+      })
     }
 
-    notReady = 'warming up'
-    await original(served, served.sample, served.kind === 'classifier' || served.labelOutput !== undefined).catch(error => {
-      // A sample the user gave that does not fit is their input; the default (zeros) failing is the model's.
-      if (prepared.source.sample !== undefined) {
-        throw new UsageError(`--sample does not fit the model: ${errorMessage(error)}`, {
-          suggestion: "give one row of the model's input, e.g. --sample '[5.1, 3.5, 1.4, 0.2]' (MODEL_SAMPLE)",
-        })
-      }
-
-      throw new IncompatibleError(`warm-up inference failed on a row of zeros: ${errorMessage(error)}`, {
-        suggestion: 'pass --sample with a row the model accepts',
-      })
+    throw new IncompatibleError(`warm-up inference failed on a row of zeros: ${errorMessage(error)}`, {
+      suggestion: 'pass --sample with a row the model accepts',
     })
-    model = served
-    metrics.ready = true
-    const fields = {name: served.name, version: served.version, sha256: served.sha256, kind: served.kind}
-    // One of several workers: the primary says "ready" once every worker has loaded the model.
-    options.log('info', link ? 'model loaded' : 'ready', {...fields, seconds: (Date.now() - started) / 1000})
-    link?.loaded(fields)
-    return served
-  })()
-  loaded.catch(error => {
-    notReady = `failed to load: ${errorMessage(error)}`
   })
-  return {
-    app,
-    url,
-    loaded,
-    async close() {
-      closed = true
-      await app.close()
-      await model?.engine.close()
-    },
-  }
+  state.model = served
+  metrics.ready = true
+  const fields = {name: served.name, version: served.version, sha256: served.sha256, kind: served.kind}
+  // One of several workers: the primary says "ready" once every worker has loaded the model.
+  options.log('info', link ? 'model loaded' : 'ready', {...fields, seconds: (Date.now() - started) / 1000})
+  link?.loaded(fields)
+  return served
+}
+
+/** A prediction in the original API's shape: the labels (one, or a list for several rows), or the raw prediction. */
+async function originalPredict(model: ServedModel, data: unknown, labels: boolean) {
+  const {values, dims} = batchToTensorData(data, model.input)
+  const result = await predict(model, values, dims, {labels})
+  if (!labels) return {prediction: result.prediction}
+  return {prediction: result.labels!.length === 1 ? result.labels![0] : result.labels}
 }
 
 function dataOf(request: FastifyRequest): unknown {

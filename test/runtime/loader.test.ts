@@ -84,6 +84,57 @@ describe('loader contract (mlops model pull as an initContainer)', () => {
     })
   }
 
+  describe('the termination summary says the failure the command reports and exits with', () => {
+    let store: Awaited<ReturnType<typeof makeStore>>
+    before(async () => {
+      store = await makeStore('local')
+      await store.store.push({model: await inspectModelFile(fixture('iris_svc.onnx')), name: 'iris', metadata: {}, workDir: tempDir()})
+    })
+
+    // Each failure under --json (the error object on stdout) and as in a pod (MLOPS_LOG_FORMAT=json: the error log line).
+    for (const [what, ref, extra, env, exitCode] of [
+      ['a bad ref', 'iris@no such version', [], {}, ExitCode.USAGE],
+      ['an unknown flag (the flags never parse)', 'iris@1', ['--no-such-flag'], {}, ExitCode.USAGE],
+      ['a bad MLOPS_LOG_FORMAT (blamed on the variable)', 'iris@1', [], {MLOPS_LOG_FORMAT: 'xml'}, ExitCode.USAGE],
+      ['a version not in the store', 'iris@9', [], {}, ExitCode.NOT_FOUND],
+      [
+        'an unreachable store',
+        'iris@1',
+        [],
+        {MLOPS_STORE: 'gs://models', MLOPS_GCS_ENDPOINT: 'http://127.0.0.1:9', MLOPS_STORE_TIMEOUT: '1'},
+        ExitCode.UNAVAILABLE,
+      ],
+    ] as const) {
+      for (const reported of ['--json', 'MLOPS_LOG_FORMAT=json'] as const) {
+        if (reported === 'MLOPS_LOG_FORMAT=json' && 'MLOPS_LOG_FORMAT' in env) continue
+        it(`${what}, reported by ${reported}: the summary's code, exit code and message are the reported ones; the process exits ${exitCode}`, async () => {
+          const summaryPath = join(tempDir(), 'termination-log')
+          const run = await runCli(
+            ['model', 'pull', ref, '--to', join(tempDir(), 'model.onnx'), ...extra, ...(reported === '--json' ? ['--json'] : [])],
+            {
+              ...store.env,
+              MLOPS_TERMINATION_LOG: summaryPath,
+              ...(reported === '--json' ? {} : {MLOPS_LOG_FORMAT: 'json'}),
+              ...env,
+            },
+          )
+          const summary = JSON.parse(readFileSync(summaryPath, 'utf8'))
+          const error =
+            reported === '--json'
+              ? JSON.parse(run.stdout).error
+              : run.stderr
+                  .split('\n')
+                  .filter(line => line.startsWith('{'))
+                  .map(line => JSON.parse(line))
+                  .find(line => line.level === 'error')
+          expect(run.code, run.stderr).to.equal(exitCode)
+          expect(summary.error.exitCode).to.equal(run.code)
+          expect(summary.error).to.deep.equal({code: error.code, exitCode: error.exitCode, message: error.message})
+        })
+      }
+    }
+  })
+
   it("with --log-format json nothing but JSON reaches stdout or stderr (a container's log stays parseable)", async () => {
     const s = await makeStore('local')
     await s.store.push({

@@ -1,14 +1,11 @@
 import {Args, Flags} from '@oclif/core'
-import {existsSync, writeFileSync} from 'node:fs'
 
-import {BaseCommand} from '../../cli/base-command.js'
-import {type Logger, createLogger} from '../../cli/log.js'
+import {BaseCommand, type ErrorJson} from '../../cli/base-command.js'
+import {type Logger, createLogger, logFormatFlag, resolveLogFormat} from '../../cli/log.js'
 import {storeFlags, storeFor} from '../../cli/store-flags.js'
-import {isMlopsError, systemError} from '../../errors.js'
-import {LOADER_ENV, LOG_EVENTS, TERMINATION_LOG} from '../../pod/contract.js'
+import {LOADER_ENV, LOG_EVENTS, type LoaderSummary, TERMINATION_LOG} from '../../pod/contract.js'
+import {pullModel, terminationLogPath, writeTerminationSummary} from '../../pod/loader.js'
 import type {PullResult} from '../../store/model-store.js'
-import {LATEST, parseModelRef} from '../../store/names.js'
-import {redactJson} from '../../util/redact.js'
 import {formatBytes} from '../../util/text.js'
 
 export default class ModelPull extends BaseCommand<typeof ModelPull> {
@@ -44,11 +41,7 @@ export default class ModelPull extends BaseCommand<typeof ModelPull> {
       summary: `Write a one-line JSON summary here (default: ${TERMINATION_LOG} when it exists).`,
       env: LOADER_ENV.terminationLog,
     }),
-    'log-format': Flags.string({
-      summary: 'Structured progress lines on stderr: json or text (default: none).',
-      options: ['json', 'text'],
-      env: LOADER_ENV.logFormat,
-    }),
+    'log-format': logFormatFlag('none'),
     ...storeFlags,
   }
 
@@ -56,75 +49,47 @@ export default class ModelPull extends BaseCommand<typeof ModelPull> {
 
   async run(): Promise<PullResult> {
     this.started = Date.now()
-    const ref = parseModelRef(this.args.ref, {defaultRef: LATEST})
-    const log = this.logger()
-    const store = await storeFor(this.project, this.flags)
-    const progress = await this.progress()
-    progress.start(`Resolving ${this.args.ref} in ${store.uri}`)
-    log?.('info', 'resolving', {ref: this.args.ref, store: store.uri})
-    try {
-      const result = await store.pull({
-        ref,
-        destination: this.flags.to,
-        labelsDestination: this.flags['labels-to'],
-        onResolved(manifest) {
-          progress.text(`Downloading ${manifest.name}@${manifest.version}`)
-          log?.('info', LOG_EVENTS.resolved, {ref: `${manifest.name}@${manifest.version}`, sha256: manifest.sha256, size: manifest.size})
-        },
-        onProgress: progress.bytes('Downloading'),
-      })
-      progress.stop()
-      log?.('info', result.skipped ? LOG_EVENTS.upToDate : LOG_EVENTS.verified, {
-        path: result.path,
-        sha256: result.sha256,
-        bytes: result.bytes,
-        seconds: result.seconds,
-      })
-      // uptime: seconds since this process started, node's start-up included: a pod's loader lead time.
-      this.writeTerminationLog({ok: true, ...result, uptime: Number(process.uptime().toFixed(3))})
-      const what = `${result.name}@${result.version}`
-      // With structured logs (a container), the log line above says it all: stdout stays free of plain text.
-      if (this.flags['log-format'] !== 'json')
-        this.log(
-          result.skipped
-            ? `${what} up to date at ${result.path} (sha256:${result.sha256.slice(0, 12)})`
-            : `${what} → ${result.path}  ${formatBytes(result.bytes)} in ${result.seconds.toFixed(2)}s  sha256:${result.sha256.slice(0, 12)} verified`,
-        )
-      if (result.labelsPath && this.flags['log-format'] !== 'json') this.log(`labels → ${result.labelsPath}`)
-      return result
-    } finally {
-      progress.stop()
-    }
+    const {flags} = this
+    const format = resolveLogFormat(flags, undefined)
+    const result = await pullModel(
+      {
+        ref: this.args.ref,
+        destination: flags.to,
+        labelsDestination: flags['labels-to'],
+        terminationLog: terminationLogPath(flags['termination-log']),
+      },
+      () => storeFor(this.project, flags),
+      {log: format && createLogger(format, 'loader'), progress: () => this.progress(), note: message => this.logToStderr(message)},
+    )
+    // With structured logs (a container), the log lines say it all: stdout stays free of plain text.
+    if (format === 'json') return result
+    const what = `${result.name}@${result.version}`
+    this.log(
+      result.skipped
+        ? `${what} up to date at ${result.path} (sha256:${result.sha256.slice(0, 12)})`
+        : `${what} → ${result.path}  ${formatBytes(result.bytes)} in ${result.seconds.toFixed(2)}s  sha256:${result.sha256.slice(0, 12)} verified`,
+    )
+    if (result.labelsPath) this.log(`labels → ${result.labelsPath}`)
+    return result
   }
 
-  protected async catch(error: Error & {exitCode?: number; oclif?: {exit?: number}}): Promise<never> {
-    const known = isMlopsError(error) ? error : systemError(error)
-    const summary = known
-      ? {code: known.code, exitCode: known.exitCode, message: known.message}
-      : {code: error.oclif?.exit === 2 ? 'USAGE' : 'UNEXPECTED', exitCode: error.oclif?.exit ?? 1, message: error.message.split('\n')[0]}
-    this.writeTerminationLog({ok: false, ref: this.args?.ref, seconds: (Date.now() - this.started) / 1000, error: summary})
-    return super.catch(error)
+  /** The failure as the base command reports it and exits with it, in the termination summary too. */
+  protected recordFailure(failure: ErrorJson['error']): void {
+    // Flags may not have parsed (one way to fail): the environment still says where the summary goes.
+    const path = terminationLogPath(this.flags ? this.flags['termination-log'] : process.env[LOADER_ENV.terminationLog])
+    const {code, exitCode, message} = failure
+    const summary: LoaderSummary = {
+      ok: false,
+      ref: this.args?.ref,
+      seconds: (Date.now() - this.started) / 1000,
+      error: {code, exitCode, message},
+    }
+    writeTerminationSummary(path, summary, warning => this.logToStderr(warning))
   }
 
   protected failureLog(): {log: Logger; msg: string} | undefined {
-    const format = (this.flags ?? {})['log-format'] ?? process.env.MLOPS_LOG_FORMAT
-    return format === 'json' ? {log: createLogger('json', 'loader'), msg: LOG_EVENTS.pullFailed} : undefined
-  }
-
-  private logger(): Logger | undefined {
-    // Flags may not have parsed (one way to fail): read what is there.
-    const format = (this.flags ?? {})['log-format']
-    return format === 'json' || format === 'text' ? createLogger(format, 'loader') : undefined
-  }
-
-  /** One JSON line, for `kubectl describe` and for deploy's diagnosis of a failed loader. */
-  private writeTerminationLog(summary: Record<string, unknown>): void {
-    const path = (this.flags ?? {})['termination-log'] ?? (existsSync(TERMINATION_LOG) ? TERMINATION_LOG : undefined)
-    if (!path) return
-    try {
-      writeFileSync(path, `${JSON.stringify(redactJson(summary))}\n`)
-    } catch (error) {
-      this.logToStderr(`warning: could not write the termination summary to ${path}: ${(error as Error).message}`)
-    }
+    return resolveLogFormat(this.flags, undefined) === 'json'
+      ? {log: createLogger('json', 'loader'), msg: LOG_EVENTS.pullFailed}
+      : undefined
   }
 }

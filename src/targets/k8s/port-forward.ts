@@ -99,17 +99,20 @@ interface WebSocketLike {
   onclose?: (() => void) | null
 }
 
-/**
- * One WebSocket through the API server to the pod's port, opened before a
- * local connection needs it (so the TLS and upgrade hand-shakes are not paid
- * inside a request's latency), then bound to one accepted socket. client-node's
- * PortForward only calls write() on its output and error streams and listens
- * to data/end on its input, so those are thin shims that follow the socket.
- */
-interface Tunnel {
-  attach(socket: Socket): void
-  close(): void
-  readonly dead: boolean
+/** What the steps of one port-forward share: where it goes, what it reports, and what it holds open. */
+interface Forward {
+  portForward: PortForward
+  namespace: string
+  pod: string
+  port: number
+  /** "port-forward to NAMESPACE/POD:PORT", the start of its error messages. */
+  what: string
+  forwarding: PortForwarding
+  /** Every tunnel not ended yet (warm, or bound to a connection), for close(). */
+  tunnels: Set<Tunnel>
+  /** Tunnels opened ahead, waiting for a connection. */
+  warm: Tunnel[]
+  sockets: Set<Socket>
 }
 
 /**
@@ -127,131 +130,170 @@ export async function forwardPort(
   target: {namespace: string; pod: string; port: number; localPort?: number; warm?: number},
 ): Promise<PortForwarding> {
   const {namespace, pod, port} = target
-  const what = `port-forward to ${namespace}/${pod}:${port}`
-  const portForward = new PortForward(clients.config, true)
-  const tunnels = new Set<Tunnel>()
-  const sockets = new Set<Socket>()
-  const forwarding: PortForwarding = {url: '', namespace, pod, port, connections: 0, close}
-
-  async function openTunnel(): Promise<Tunnel> {
-    let socket: Socket | undefined
-    let dead = false
-    const early: Buffer[] = []
-    const nodeErrors: Buffer[] = []
-    const input = new EventEmitter() as EventEmitter & {readableEncoding: null}
-    input.readableEncoding = null
-    const output = {
-      write(chunk: Buffer) {
-        if (socket) socket.write(chunk)
-        else early.push(chunk)
-        return true
-      },
-    }
-    const errors = {
-      write(chunk: Buffer) {
-        // PortForward passes on the channel's first frame with its port bytes stripped: empty.
-        if (chunk.length === 0) return true
-        nodeErrors.push(chunk)
-        forwarding.lastError = new UnavailableError(`${what}: ${Buffer.concat(nodeErrors).toString('utf8').trim()}`, {
-          suggestion: 'is the server in the pod listening on that port? mlops status',
-        })
-        end()
-        return true
-      },
-    }
-    let ws: WebSocketLike | undefined
-    function end(): void {
-      if (dead) return
-      dead = true
-      tunnels.delete(tunnel)
-      ws?.close()
-      socket?.end()
-    }
-
-    const tunnel: Tunnel = {
-      get dead() {
-        return dead
-      },
-      attach(accepted) {
-        socket = accepted
-        for (const chunk of early.splice(0)) accepted.write(chunk)
-        if (dead) {
-          accepted.destroy()
-          return
-        }
-
-        accepted.on('data', chunk => input.emit('data', chunk))
-        accepted.on('end', () => end())
-        accepted.on('close', () => end())
-      },
-      close: end,
-    }
-    tunnels.add(tunnel)
-    try {
-      // client-node types the socket through isomorphic-ws, which is `any` here (no @types/ws): the
-      // annotation is what narrows ws for the lines below.
-      const opened: WebSocketLike = await portForward.portForward(namespace, pod, [port], output as never, errors as never, input as never)
-      ws = opened
-    } catch (error) {
-      tunnels.delete(tunnel)
-      throw upgradeError(error, what)
-    }
-
-    if (typeof ws.on === 'function') ws.on('close', end)
-    else ws.onclose = end
-    if (dead) ws.close()
-    return tunnel
+  const forward: Forward = {
+    portForward: new PortForward(clients.config, true),
+    namespace,
+    pod,
+    port,
+    what: `port-forward to ${namespace}/${pod}:${port}`,
+    forwarding: {url: '', namespace, pod, port, connections: 0, close: async () => closeForward(forward, server)},
+    tunnels: new Set(),
+    warm: [],
+    sockets: new Set(),
   }
+  forward.warm.push(...(await openWarmTunnels(forward, target.warm ?? 1)))
+  const server = await listenLocally(forward, target.localPort ?? 0)
+  forward.forwarding.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+  return forward.forwarding
+}
 
-  const pool: Tunnel[] = []
-  function connect(socket: Socket): void {
-    forwarding.connections++
-    sockets.add(socket)
-    socket.setNoDelay(true)
-    socket.on('close', () => sockets.delete(socket))
-    socket.on('error', () => socket.destroy())
-    // A warm tunnel the server closed meanwhile is skipped.
-    let warmed: Tunnel | undefined
-    while (!warmed && pool.length > 0) {
-      const candidate = pool.shift()!
-      if (!candidate.dead) warmed = candidate
-    }
-
-    const next = warmed ? Promise.resolve(warmed) : openTunnel()
-    next.then(
-      tunnel => tunnel.attach(socket),
-      (error: unknown) => {
-        forwarding.lastError = error as MlopsError
-        socket.destroy()
-      },
-    )
-  }
-
-  // Opened together, awaited together: the first refusal is the command's error.
-  const warm = Array.from({length: Math.max(0, target.warm ?? 1)}, () => openTunnel())
-  const opened = await Promise.allSettled(warm)
+/** Opened together, awaited together: the first refusal is the command's error, and the tunnels that did open are closed. */
+async function openWarmTunnels(forward: Forward, count: number): Promise<Tunnel[]> {
+  const opened = await Promise.allSettled(Array.from({length: Math.max(0, count)}, () => openTunnel(forward)))
+  const tunnels = opened.flatMap(result => (result.status === 'fulfilled' ? [result.value] : []))
   const refused = opened.find(result => result.status === 'rejected')
   if (refused) {
-    for (const result of opened) if (result.status === 'fulfilled') result.value.close()
+    for (const tunnel of tunnels) tunnel.close()
     throw refused.reason
   }
 
-  for (const result of opened) if (result.status === 'fulfilled') pool.push(result.value)
+  return tunnels
+}
 
-  const server: Server = createServer(connect)
+async function listenLocally(forward: Forward, localPort: number): Promise<Server> {
+  const server = createServer(socket => acceptConnection(forward, socket))
   await new Promise<void>((resolve, reject) => {
     server.once('error', error =>
-      reject(new UnavailableError(`${what}: cannot listen on 127.0.0.1:${target.localPort ?? 0}: ${errorMessage(error)}`)),
+      reject(new UnavailableError(`${forward.what}: cannot listen on 127.0.0.1:${localPort}: ${errorMessage(error)}`)),
     )
-    server.listen(target.localPort ?? 0, '127.0.0.1', () => resolve())
+    server.listen(localPort, '127.0.0.1', () => resolve())
   })
-  forwarding.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+  return server
+}
 
-  async function close(): Promise<void> {
-    for (const tunnel of tunnels) tunnel.close()
-    for (const socket of sockets) socket.destroy()
-    await new Promise<void>(resolve => server.close(() => resolve()))
+/** A local connection gets a warm tunnel, else a new one; a tunnel that cannot open ends the connection. */
+function acceptConnection(forward: Forward, socket: Socket): void {
+  forward.forwarding.connections++
+  forward.sockets.add(socket)
+  socket.setNoDelay(true)
+  socket.on('close', () => forward.sockets.delete(socket))
+  socket.on('error', () => socket.destroy())
+  // A warm tunnel the server closed meanwhile is skipped.
+  let warmed: Tunnel | undefined
+  while (!warmed && forward.warm.length > 0) {
+    const candidate = forward.warm.shift()!
+    if (!candidate.dead) warmed = candidate
   }
 
-  return forwarding
+  const next = warmed ? Promise.resolve(warmed) : openTunnel(forward)
+  next.then(
+    tunnel => tunnel.attach(socket),
+    (error: unknown) => {
+      forward.forwarding.lastError = error as MlopsError
+      socket.destroy()
+    },
+  )
+}
+
+async function openTunnel(forward: Forward): Promise<Tunnel> {
+  const tunnel = new Tunnel(forward)
+  forward.tunnels.add(tunnel)
+  let ws: WebSocketLike
+  try {
+    ws = await forward.portForward.portForward(
+      forward.namespace,
+      forward.pod,
+      [forward.port],
+      tunnel.output as never,
+      tunnel.errors as never,
+      tunnel.input as never,
+    )
+  } catch (error) {
+    forward.tunnels.delete(tunnel)
+    throw upgradeError(error, forward.what)
+  }
+
+  tunnel.bind(ws)
+  return tunnel
+}
+
+async function closeForward(forward: Forward, server: Server): Promise<void> {
+  for (const tunnel of forward.tunnels) tunnel.close()
+  for (const socket of forward.sockets) socket.destroy()
+  await new Promise<void>(resolve => server.close(() => resolve()))
+}
+
+/**
+ * One WebSocket through the API server to the pod's port, opened before a
+ * local connection needs it (so the TLS and upgrade hand-shakes are not paid
+ * inside a request's latency), then bound to one accepted socket. client-node's
+ * PortForward only calls write() on its output and error streams and listens
+ * to data/end on its input, so those are thin shims that follow the socket.
+ */
+class Tunnel {
+  readonly input = Object.assign(new EventEmitter(), {readableEncoding: null})
+  /** The pod's bytes: to the socket, or kept until one is attached. */
+  readonly output = {
+    write: (chunk: Buffer) => {
+      if (this.socket) this.socket.write(chunk)
+      else this.early.push(chunk)
+      return true
+    },
+  }
+
+  /** The node's error channel: what it says becomes the port-forward's lastError, and ends the tunnel. */
+  readonly errors = {
+    write: (chunk: Buffer) => {
+      // PortForward passes on the channel's first frame with its port bytes stripped: empty.
+      if (chunk.length === 0) return true
+      this.nodeErrors.push(chunk)
+      this.forward.forwarding.lastError = new UnavailableError(
+        `${this.forward.what}: ${Buffer.concat(this.nodeErrors).toString('utf8').trim()}`,
+        {suggestion: 'is the server in the pod listening on that port? mlops status'},
+      )
+      this.close()
+      return true
+    },
+  }
+
+  private socket?: Socket
+  private ws?: WebSocketLike
+  private ended = false
+  private readonly early: Buffer[] = []
+  private readonly nodeErrors: Buffer[] = []
+
+  constructor(private readonly forward: Forward) {}
+
+  get dead(): boolean {
+    return this.ended
+  }
+
+  attach(accepted: Socket): void {
+    this.socket = accepted
+    for (const chunk of this.early.splice(0)) accepted.write(chunk)
+    if (this.ended) {
+      accepted.destroy()
+      return
+    }
+
+    accepted.on('data', chunk => this.input.emit('data', chunk))
+    accepted.on('end', () => this.close())
+    accepted.on('close', () => this.close())
+  }
+
+  /** The WebSocket, once open: its close ends the tunnel, and a tunnel ended meanwhile closes it. */
+  bind(ws: WebSocketLike): void {
+    this.ws = ws
+    if (typeof ws.on === 'function') ws.on('close', () => this.close())
+    else ws.onclose = () => this.close()
+    if (this.ended) ws.close()
+  }
+
+  close(): void {
+    if (this.ended) return
+    this.ended = true
+    this.forward.tunnels.delete(this)
+    this.ws?.close()
+    this.socket?.end()
+  }
 }

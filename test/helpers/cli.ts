@@ -2,6 +2,7 @@ import {type ChildProcess, spawn} from 'node:child_process'
 import {join} from 'node:path'
 
 import {freePort, waitFor} from '../env/ports.js'
+import {checkJsonOutput} from './json-output.js'
 import {fixture, tempDir} from './stores.js'
 
 const bin = join(import.meta.dirname, '..', '..', 'bin', 'run.js')
@@ -25,7 +26,8 @@ export interface Run {
  * child is there to signal (Ctrl-C is SIGINT). With `timeoutMs` it is
  * SIGKILLed when it runs longer: a command must never hang. With `input`,
  * stdin is a pipe that carries it and then ends (`echo ... | mlops ...`);
- * without, stdin is /dev/null.
+ * without, stdin is /dev/null. A --json output is checked against its
+ * documented shape (json-output.ts).
  */
 export function startCli(
   args: string[],
@@ -33,7 +35,14 @@ export function startCli(
   cwd = tempDir(),
   options: CliOptions = {},
 ): {child: ChildProcess; done: Promise<Run>} {
-  return startProcess(process.execPath, [bin, ...args], env, cwd, options)
+  const started = startProcess(process.execPath, [bin, ...args], env, cwd, options)
+  return {
+    child: started.child,
+    done: started.done.then(run => {
+      checkJsonOutput(args, run)
+      return run
+    }),
+  }
 }
 
 /** Any command in a child process, its output collected, as startCli runs the CLI. */

@@ -18,6 +18,10 @@ function projectDockerfile(dir: string, component: string): string | undefined {
   return existsSync(path) ? path : undefined
 }
 
+export interface BuiltImages {
+  images: BuiltImage[]
+}
+
 export default class ImageBuild extends BaseCommand<typeof ImageBuild> {
   static summary = 'Build the loader and API images with the Docker engine.'
 
@@ -58,7 +62,7 @@ export default class ImageBuild extends BaseCommand<typeof ImageBuild> {
     verbose: Flags.boolean({summary: 'Print the whole build log.', default: false}),
   }
 
-  async run(): Promise<{images: BuiltImage[]}> {
+  async run(): Promise<BuiltImages> {
     const {flags, project} = this
     const requested = flags.platform ?? project.values.image?.platforms
     const platforms = requested ? parsePlatforms(requested, flags.platform ? '--platform' : 'image.platforms') : undefined

@@ -8,6 +8,9 @@ import type {Publication} from '../../store/model-store.js'
 import {LATEST, parseModelRef} from '../../store/names.js'
 import {formatBytes} from '../../util/text.js'
 
+/** The manifest, with the images the version was published as (and why they could not be read, when so). */
+export type ModelDetails = ModelManifest & {images: Publication[]; imagesProblem?: string}
+
 export default class ModelShow extends BaseCommand<typeof ModelShow> {
   static summary = 'Show the manifest of a model version.'
 
@@ -25,7 +28,7 @@ export default class ModelShow extends BaseCommand<typeof ModelShow> {
 
   static flags = {...storeFlags}
 
-  async run(): Promise<ModelManifest & {images: Publication[]; imagesProblem?: string}> {
+  async run(): Promise<ModelDetails> {
     const store = await storeFor(this.project, this.flags)
     const manifest = await store.resolve(parseModelRef(this.args.ref, {defaultRef: LATEST}))
     // A corrupt publications record is reported, not fatal: the manifest is still worth showing.

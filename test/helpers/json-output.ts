@@ -60,8 +60,11 @@ export function checkJsonOutput(args: string[], run: Run): void {
 
   const node = which === 'failure' ? schema.properties.failure : schema.properties.commands.properties[which]
   const validate = validator(which, node)
-  if (!validate(output))
+  if (!validate(output)) {
+    const shape = which === 'failure' ? 'the failure shape' : `the result of ${which}`
+    const errors = ajv.errorsText(validate.errors, {separator: '; '})
     throw new Error(
-      `mlops ${args.join(' ')}: the --json output (exit ${run.code}) does not match ${which === 'failure' ? 'the failure shape' : `the result of ${which}`} in schemas/results.schema.json: ${ajv.errorsText(validate.errors, {separator: '; '})}\n${run.stdout.slice(0, 800)}`,
+      `mlops ${args.join(' ')}: the --json output (exit ${run.code}) does not match ${shape} in schemas/results.schema.json: ${errors}\n${run.stdout.slice(0, 800)}`,
     )
+  }
 }

@@ -72,10 +72,10 @@ const result = await build({
     join(src, 'cli.ts'),
     ...ts('commands'),
     ...ts('hooks'),
-    join(src, 'runtime', 'engine-worker.ts'),
+    join(src, 'serve', 'engine-worker.ts'),
     join(src, 'store', 'hash-worker.ts'),
     // Its own entry, for scripts/runtime-support.js.
-    join(src, 'runtime', 'capabilities.ts'),
+    join(src, 'onnx', 'runtime-support.ts'),
     validatorPath,
   ],
   outdir: join(root, 'dist'),

@@ -2,7 +2,7 @@
 // Writes src/config/mlops-yaml.ts, the TypeScript type of mlops.yaml, from
 // schemas/mlops.schema.json: the schema is the one source, the type follows.
 // `node scripts/config-types.js --check` exits 1 when the file is stale
-// (test/unit/config-types.test.ts runs it, so a schema change without the
+// (test/config/config-types.unit.test.ts runs it, so a schema change without the
 // type fails the tests).
 import {compileFromFile} from 'json-schema-to-typescript'
 import {readFileSync, renameSync, writeFileSync} from 'node:fs'

@@ -2,7 +2,7 @@
 // Writes schemas/results.schema.json and docs/json.md from src/cli/json-results.ts: what each
 // command prints under --json, generated from the TypeScript types the commands return, so the
 // schema, the docs and the code cannot drift apart. `node scripts/json-schemas.js --check` exits 1
-// when either file is stale (test/unit/json-results.test.ts runs it). The tests' CLI helper
+// when either file is stale (test/cli/json-results.unit.test.ts runs it). The tests' CLI helper
 // validates every --json output against the schema (test/helpers/cli.ts).
 import {readFileSync, renameSync, writeFileSync} from 'node:fs'
 import {dirname, join} from 'node:path'

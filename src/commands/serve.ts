@@ -4,8 +4,8 @@ import cluster from 'node:cluster'
 import {BaseCommand, describeError} from '../cli/base-command.js'
 import {type Logger, createLogger, logFormatFlag, resolveLogFormat, terminalLogFormat} from '../cli/log.js'
 import {API_ENV, LOG_EVENTS} from '../pod/contract.js'
-import {reportFailure} from '../runtime/pool.js'
-import {type ServeOptions, type ServeResult, serve} from '../runtime/serve.js'
+import {reportFailure} from '../serve/pool.js'
+import {type ServeOptions, type ServeResult, serve} from '../serve/serve.js'
 
 export default class Serve extends BaseCommand<typeof Serve> {
   static summary = 'Serve an ONNX model over HTTP: the process the API image runs.'

@@ -1,7 +1,7 @@
 import type Docker from 'dockerode'
 
 import {BuildError, errorMessage} from '../errors.js'
-import {probeRuntimeSupport} from '../runtime/capabilities.js'
+import {probeRuntimeSupport} from '../onnx/runtime-support.js'
 import {buildContext} from './context.js'
 import {dockerEndpoint, inspectImage, jsonLines} from './docker.js'
 import {runtimeLabels} from './compat.js'

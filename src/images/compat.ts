@@ -1,7 +1,7 @@
 import {existsSync} from 'node:fs'
 
 import {IncompatibleError} from '../errors.js'
-import type {RuntimeSupport} from '../runtime/capabilities.js'
+import type {RuntimeSupport} from '../onnx/runtime-support.js'
 import type {ModelManifest} from '../store/manifest.js'
 import {DEFAULT_DOCKER_SOCKET, engineImageLabels} from './engine-labels.js'
 
@@ -124,7 +124,7 @@ export async function runtimeSupportFor(apiImage: string): Promise<{support: Run
     // no engine here, or the image is not in it: fall back to the runtime this CLI packs
   }
 
-  const {installedRuntimeSupport} = await import('../runtime/capabilities.js')
+  const {installedRuntimeSupport} = await import('../onnx/runtime-support.js')
   const support = await installedRuntimeSupport()
   return {support, source: `onnxruntime ${support.runtime}`}
 }

@@ -18,7 +18,7 @@ import {
   serverInstance,
   waitUntilReady,
 } from '../pod/contract.js'
-import {installedRuntimeSupport} from '../runtime/capabilities.js'
+import {installedRuntimeSupport} from '../onnx/runtime-support.js'
 import {type LocalDeployment, readState, statePath, updateState} from '../state/project-state.js'
 import type {ModelStore} from '../store/model-store.js'
 import type {ModelManifest} from '../store/manifest.js'

@@ -7,7 +7,7 @@ import {join} from 'node:path'
 import {ExitCode} from '../../src/errors.js'
 import {RUNTIME_LABELS, checkCompatibility, runtimeLabels, supportFromLabels} from '../../src/images/compat.js'
 import {encodeLenField, encodeVarintField} from '../../src/onnx/wire.js'
-import {SAVED_SUPPORT, installedRuntimePackage, installedRuntimeSupport, probeRuntimeSupport} from '../../src/runtime/capabilities.js'
+import {SAVED_SUPPORT, installedRuntimePackage, installedRuntimeSupport, probeRuntimeSupport} from '../../src/onnx/runtime-support.js'
 import {inspectModelFile} from '../../src/store/model-file.js'
 import {dockerEngine} from '../env/docker.js'
 import {labelledImage as labelledImageIn} from '../helpers/docker.js'
@@ -36,8 +36,8 @@ function stampedModel(path: string, irVersion: number, opsets: Record<string, nu
 }
 
 describe('compatibility guard', () => {
-  it('the build saved the probe of this runtime (dist/runtime/support.json): equal to probing it now', async () => {
-    const saved = JSON.parse(readFileSync(join(import.meta.dirname, '..', '..', 'dist', 'runtime', 'support.json'), 'utf8'))
+  it('the build saved the probe of this runtime (dist/onnx/support.json): equal to probing it now', async () => {
+    const saved = JSON.parse(readFileSync(join(import.meta.dirname, '..', '..', 'dist', 'onnx', 'support.json'), 'utf8'))
     expect(saved.package)
       .to.equal(installedRuntimePackage())
       .and.to.match(/^\d+\.\d+\.\d+/)
@@ -45,7 +45,7 @@ describe('compatibility guard', () => {
   })
 
   it("a saved probe is used only for the same onnxruntime-node version; another version's answer is probed again", async () => {
-    // The build's own file (dist/runtime/support.json): put back as it was afterwards.
+    // The build's own file (dist/onnx/support.json): put back as it was afterwards.
     const path = SAVED_SUPPORT
     const original = existsSync(path) ? readFileSync(path) : undefined
     const marker = {runtime: 'saved', irVersion: 99, opsets: {'ai.onnx': 99}}

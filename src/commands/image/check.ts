@@ -5,7 +5,7 @@ import {storeFlags, storeFor} from '../../cli/store-flags.js'
 import {IncompatibleError} from '../../errors.js'
 import {requireCompatible, supportFromLabels} from '../../images/compat.js'
 import {connectDocker, imageLabels} from '../../images/docker.js'
-import {type RuntimeSupport, installedRuntimeSupport} from '../../runtime/capabilities.js'
+import {type RuntimeSupport, installedRuntimeSupport} from '../../onnx/runtime-support.js'
 import {LATEST, parseModelRef} from '../../store/names.js'
 
 export interface CheckResult {

@@ -1,7 +1,7 @@
 import {expect} from 'chai'
 
-import {defaultWorkerCount, inFlightBudget, parseCpuQuota} from '../../src/runtime/limits.js'
-import {sumCounters} from '../../src/runtime/metrics.js'
+import {defaultWorkerCount, inFlightBudget, parseCpuQuota} from '../../src/serve/limits.js'
+import {sumCounters} from '../../src/serve/metrics.js'
 
 const MiB = 1 << 20
 

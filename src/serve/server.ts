@@ -18,7 +18,7 @@ export interface ServerOptions {
   /** ONNX Runtime's threads per inference (intraOpNumThreads). */
   intraOpThreads?: number
   /**
-   * One worker of several (runtime/pool.ts): the primary logs "listening" and "ready" for the
+   * One worker of several (serve/pool.ts): the primary logs "listening" and "ready" for the
    * pod, /ready waits for every worker, /metrics sums every worker's counters, and each answer
    * says which worker gave it (x-mlops-worker: its pid).
    */

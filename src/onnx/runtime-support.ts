@@ -1,7 +1,7 @@
 import {readFileSync} from 'node:fs'
 import {createRequire} from 'node:module'
 
-import {encodeLenField, encodeVarintField} from '../onnx/wire.js'
+import {encodeLenField, encodeVarintField} from './wire.js'
 import {disableRuntimeTelemetry} from './ort-env.js'
 import {packagePath} from '../util/package-root.js'
 
@@ -45,7 +45,7 @@ export async function probeRuntimeSupport(): Promise<RuntimeSupport> {
 }
 
 /** Where the build keeps its probe's answer (scripts/runtime-support.js). */
-export const SAVED_SUPPORT = packagePath('dist', 'runtime', 'support.json')
+export const SAVED_SUPPORT = packagePath('dist', 'onnx', 'support.json')
 
 /** The version in onnxruntime-node's own package.json, read without loading the runtime. */
 export function installedRuntimePackage(): string | undefined {

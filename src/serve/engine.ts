@@ -1,6 +1,6 @@
 import type {Worker} from 'node:worker_threads'
 
-import {disableRuntimeTelemetry} from './ort-env.js'
+import {disableRuntimeTelemetry} from '../onnx/ort-env.js'
 import type {TypedArray} from './tensors.js'
 import {startWorker} from '../util/worker.js'
 
@@ -59,7 +59,7 @@ export class Engine {
     const bytes =
       model.byteOffset === 0 && model.byteLength === model.buffer.byteLength ? new Uint8Array(model.buffer) : new Uint8Array(model)
     // The build emits the worker as an entry point of its own (src/util/worker.ts).
-    const worker = startWorker('runtime/engine-worker', {
+    const worker = startWorker('serve/engine-worker', {
       workerData: {model: bytes, intraOpThreads: options.intraOpThreads ?? 1},
       transferList: [bytes.buffer as ArrayBuffer],
     })

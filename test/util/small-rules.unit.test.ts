@@ -12,7 +12,7 @@ import {
   systemError,
 } from '../../src/errors.js'
 import {registryOf} from '../../src/images/names.js'
-import {inFlightBudget} from '../../src/runtime/limits.js'
+import {inFlightBudget} from '../../src/serve/limits.js'
 import {closestMatch, formatBytes} from '../../src/util/text.js'
 
 const MiB = 1 << 20

@@ -1,6 +1,6 @@
 import {expect} from 'chai'
 
-import {inFlightBudget} from '../../src/runtime/limits.js'
+import {inFlightBudget} from '../../src/serve/limits.js'
 
 describe('in-flight request budget from the memory limit', () => {
   it('a 512Mi container: about 1/40 of what is above 200 MiB', () => {

@@ -105,3 +105,9 @@ export function baseImages(
 export function platformRef(ref: string, platform: Platform): string {
   return `${ref}-${archOf(platform)}`
 }
+
+/** The platforms named for image build and push: --platform, else image.platforms; undefined when neither names any. */
+export function requestedPlatforms(flag: string[] | undefined, configured: readonly string[] | undefined): Platform[] | undefined {
+  if (flag) return parsePlatforms(flag, '--platform')
+  return configured ? parsePlatforms(configured, 'image.platforms') : undefined
+}

@@ -1,9 +1,11 @@
 import type Docker from 'dockerode'
 
 import {IntegrityError, NotFoundError, PermissionError, UnavailableError, errorMessage} from '../errors.js'
-import type {RegistryAuth} from './credentials.js'
+import type {ProjectConfig} from '../config/load.js'
+import {statePath, updateState} from '../state/project-state.js'
+import {type RegistryAuth, givenCredentials, registryCredentials} from './credentials.js'
 import {inspectImage, jsonLines} from './docker.js'
-import {registryOf} from './names.js'
+import {type Component, type ImageNames, registryOf} from './names.js'
 import {type Platform, archOf, describePlatform, platformOf, platformRef} from './platforms.js'
 import {sha256Of} from './oci.js'
 import {RegistryClient} from './registry.js'
@@ -172,4 +174,47 @@ export async function builtPlatforms(docker: Docker, ref: string): Promise<Platf
   if (listed.length > 0 && listed.every(platform => platform !== undefined)) return [...new Set(listed)] as Platform[]
   const own = platformOf(info.Os, info.Architecture)
   return own ? [own] : []
+}
+
+export interface PushedImages {
+  images: Array<{component: Component; ref: string; digest: string; pinned: string; platforms: Platform[]}>
+  /** Where the digests were recorded (.mlops/state.json), for deploy to pin. */
+  state: string
+}
+
+/**
+ * mlops image push: each component's image (an index of its platforms' images when several:
+ * the ones named, else those image build tagged) pushed with the registry credentials, and its
+ * digest recorded in .mlops/state.json as soon as it is pushed.
+ */
+export async function pushProjectImages(
+  docker: Docker,
+  project: ProjectConfig,
+  push: {
+    components: Component[]
+    names: ImageNames
+    platforms?: Platform[]
+    username?: string
+    onStart?: (ref: string, platforms: Platform[]) => void
+    onPushed?: (image: PushedImages['images'][number]) => void
+  },
+): Promise<PushedImages> {
+  const images: PushedImages['images'] = []
+  for (const component of push.components) {
+    const ref = push.names.ref(component)
+    const platforms = push.platforms ?? (await builtPlatforms(docker, ref))
+    if (platforms.length === 1) await requireLocalPlatform(docker, ref, platforms[0])
+    const auth = await registryCredentials(registryOf(ref), givenCredentials(push.username))
+    push.onStart?.(ref, platforms)
+    const pushed = platforms.length > 1 ? await pushImageIndex(docker, ref, platforms, auth) : await pushImage(docker, ref, auth)
+    const image = {component, ref: pushed.ref, digest: pushed.digest, pinned: pushed.pinned, platforms}
+    await updateState(project.dir, state => {
+      const {component: _, ...record} = image
+      state.images = {...state.images, [component]: {...record, pushedAt: new Date().toISOString()}}
+    })
+    images.push(image)
+    push.onPushed?.(image)
+  }
+
+  return {images, state: statePath(project.dir)}
 }

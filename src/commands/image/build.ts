@@ -7,7 +7,7 @@ import {createLogger} from '../../cli/log.js'
 import {type BuiltImage, buildProjectImages} from '../../images/build.js'
 import {connectDocker, enginePlatform} from '../../images/docker.js'
 import {componentsOf, imageNames} from '../../images/names.js'
-import {PLATFORMS, baseImages, parsePlatforms} from '../../images/platforms.js'
+import {PLATFORMS, baseImages, requestedPlatforms} from '../../images/platforms.js'
 import {UsageError} from '../../errors.js'
 import {formatBytes} from '../../util/text.js'
 import {componentArgs, imageNameFlags, platformFlag} from '../../cli/image-flags.js'
@@ -64,8 +64,7 @@ export default class ImageBuild extends BaseCommand<typeof ImageBuild> {
 
   async run(): Promise<BuiltImages> {
     const {flags, project} = this
-    const requested = flags.platform ?? project.values.image?.platforms
-    const platforms = requested ? parsePlatforms(requested, flags.platform ? '--platform' : 'image.platforms') : undefined
+    const platforms = requestedPlatforms(flags.platform, project.values.image?.platforms)
     const bases = baseImages(PLATFORMS, flags['base-image'], project.values.image?.base)
     const names = await imageNames(project, {repository: flags.repository, tag: flags.tag}, {revision: true})
     const docker = await connectDocker()

@@ -1,16 +1,11 @@
 import {BaseCommand} from '../../cli/base-command.js'
-import {givenCredentials, registryCredentials} from '../../images/credentials.js'
 import {connectDocker} from '../../images/docker.js'
-import {componentsOf, imageNames, registryOf} from '../../images/names.js'
-import {type Platform, parsePlatforms} from '../../images/platforms.js'
-import {builtPlatforms, pushImage, pushImageIndex, requireLocalPlatform} from '../../images/push.js'
-import {statePath, updateState} from '../../state/project-state.js'
+import {componentsOf, imageNames} from '../../images/names.js'
+import {requestedPlatforms} from '../../images/platforms.js'
+import {type PushedImages, pushProjectImages} from '../../images/push.js'
 import {componentArgs, imageNameFlags, platformFlag, registryUserFlag} from '../../cli/image-flags.js'
 
-export interface PushedImages {
-  images: Array<{component: string; ref: string; digest: string; pinned: string; platforms: Platform[]}>
-  state: string
-}
+export type {PushedImages} from '../../images/push.js'
 
 export default class ImagePush extends BaseCommand<typeof ImagePush> {
   static summary = 'Push the loader and API images, and record their digests for deploy.'
@@ -39,33 +34,24 @@ export default class ImagePush extends BaseCommand<typeof ImagePush> {
   }
 
   async run(): Promise<PushedImages> {
-    const requested = this.flags.platform ?? this.project.values.image?.platforms
-    const named = requested ? parsePlatforms(requested, this.flags.platform ? '--platform' : 'image.platforms') : undefined
-    const names = await imageNames(this.project, {repository: this.flags.repository, tag: this.flags.tag})
-    const docker = await connectDocker()
-    const images: PushedImages['images'] = []
-    for (const component of componentsOf(this.args.component)) {
-      const ref = names.ref(component)
-      const platforms = named ?? (await builtPlatforms(docker, ref))
-      if (platforms.length === 1) await requireLocalPlatform(docker, ref, platforms[0])
-      const auth = await registryCredentials(registryOf(ref), givenCredentials(this.flags.username))
-      const progress = await this.progress()
-      progress.start(`Pushing ${ref}${platforms.length > 1 ? ` for ${platforms.join(', ')}` : ''}`)
-      try {
-        const pushed = platforms.length > 1 ? await pushImageIndex(docker, ref, platforms, auth) : await pushImage(docker, ref, auth)
-        progress.succeed(`Pushed ${component}`)
-        const record = {ref: pushed.ref, digest: pushed.digest, pinned: pushed.pinned, platforms}
-        await updateState(this.project.dir, state => {
-          state.images = {...state.images, [component]: {...record, pushedAt: new Date().toISOString()}}
-        })
-        this.log(`${component.padEnd(6)}  ${pushed.pinned}${platforms.length > 1 ? `  (${platforms.join(', ')})` : ''}`)
-        images.push({component, ...record})
-      } finally {
-        progress.stop()
-      }
+    const {flags, project} = this
+    const progress = await this.progress()
+    try {
+      const pushed = await pushProjectImages(await connectDocker(), project, {
+        components: componentsOf(this.args.component),
+        names: await imageNames(project, {repository: flags.repository, tag: flags.tag}),
+        platforms: requestedPlatforms(flags.platform, project.values.image?.platforms),
+        username: flags.username,
+        onStart: (ref, platforms) => progress.start(`Pushing ${ref}${platforms.length > 1 ? ` for ${platforms.join(', ')}` : ''}`),
+        onPushed: image => {
+          progress.succeed(`Pushed ${image.component}`)
+          this.log(`${image.component.padEnd(6)}  ${image.pinned}${image.platforms.length > 1 ? `  (${image.platforms.join(', ')})` : ''}`)
+        },
+      })
+      this.log(`digests recorded in ${pushed.state}`)
+      return pushed
+    } finally {
+      progress.stop()
     }
-
-    this.log(`digests recorded in ${statePath(this.project.dir)}`)
-    return {images, state: statePath(this.project.dir)}
   }
 }

@@ -3,22 +3,9 @@ import {Flags} from '@oclif/core'
 import {BaseCommand} from '../../cli/base-command.js'
 import {clusterFlags} from '../../cli/flags.js'
 import {imageNameFlags, registryUserFlag} from '../../cli/image-flags.js'
-import {PermissionError, UsageError} from '../../errors.js'
-import {SET_REGISTRY_ENV, givenCredentials, registryCredentials} from '../../images/credentials.js'
-import {imageNames, registryOf} from '../../images/names.js'
-import {kubeClients} from '../../targets/k8s/client.js'
-import {applyPullSecret} from '../../targets/k8s/pull-secret.js'
-import {deploymentOf} from '../../targets/k8s/release.js'
+import {type PullSecretResult, createPullSecret} from '../../targets/k8s/pull-secret.js'
 
-export interface PullSecretResult {
-  secret: string
-  namespace: string
-  registry: string
-  username: string
-  result: 'configured' | 'created' | 'unchanged'
-  /** Whether deploy.imagePullSecrets in mlops.yaml already names it. */
-  referenced: boolean
-}
+export type {PullSecretResult} from '../../targets/k8s/pull-secret.js'
 
 export default class ImageSecret extends BaseCommand<typeof ImageSecret> {
   static summary = 'Create or update the Secret the cluster pulls the images with, from the credentials image push uses.'
@@ -44,39 +31,17 @@ export default class ImageSecret extends BaseCommand<typeof ImageSecret> {
   }
 
   async run(): Promise<PullSecretResult> {
-    const target = deploymentOf(this.project, this.flags)
-    const listed = this.project.values.deploy?.imagePullSecrets ?? []
-    const name = this.flags.name ?? listed[0] ?? `${target.name}-registry`
-    if (!/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(name) || name.length > 253) {
-      throw new UsageError(`invalid secret name "${name}": lower-case letters, digits, '-' and '.'`)
-    }
-
-    const names = await imageNames(this.project, {repository: this.flags.repository, tag: this.flags.tag})
-    const registry = registryOf(names.ref('api'))
-    const auth = await registryCredentials(registry, givenCredentials(this.flags.username))
-    if (!auth) {
-      throw new PermissionError(`no credentials for ${registry}`, {
-        suggestion: `docker login ${registry}, or ${SET_REGISTRY_ENV}`,
-      })
-    }
-
-    const applied = await applyPullSecret(kubeClients({context: this.flags.context}), {
-      name,
-      namespace: target.namespace,
-      registry,
-      auth,
-      labels: {'app.kubernetes.io/name': target.name, 'app.kubernetes.io/managed-by': 'mlops'},
+    const result = await createPullSecret(this.project, {
+      name: this.flags.name,
+      namespace: this.flags.namespace,
+      context: this.flags.context,
+      image: {repository: this.flags.repository, tag: this.flags.tag},
+      username: this.flags.username,
     })
-    const result: PullSecretResult = {
-      secret: name,
-      namespace: target.namespace,
-      registry,
-      username: auth.username!,
-      result: applied.result,
-      referenced: listed.includes(name),
-    }
-    this.log(`secret ${target.namespace}/${name} ${applied.result}: pull credentials for ${registry} (user ${result.username})`)
-    if (!result.referenced) this.log(`add it to mlops.yaml so the pods use it:\n  deploy:\n    imagePullSecrets: [${name}]`)
+    this.log(
+      `secret ${result.namespace}/${result.secret} ${result.result}: pull credentials for ${result.registry} (user ${result.username})`,
+    )
+    if (!result.referenced) this.log(`add it to mlops.yaml so the pods use it:\n  deploy:\n    imagePullSecrets: [${result.secret}]`)
     return result
   }
 }

@@ -7,9 +7,11 @@ import {processExists} from '../util/fs-atomic.js'
 import {TAG} from '../util/oci-names.js'
 import type {ModelStore} from '../store/model-store.js'
 import type {ModelRef} from '../store/names.js'
-import type {RegistryAuth} from './credentials.js'
+import type {ProjectConfig} from '../config/load.js'
+import {type RegistryAuth, SET_REGISTRY_ENV, givenCredentials, registryCredentials} from './credentials.js'
+import {imageNames} from './names.js'
 import {MEDIA_TYPES, modelImage, modelImageFiles, sha256Of, writeLayer} from './oci.js'
-import {type ImageReference, RegistryClient} from './registry.js'
+import {type ImageReference, RegistryClient, parseRepository} from './registry.js'
 
 export interface PublishResult {
   model: string
@@ -21,6 +23,39 @@ export interface PublishResult {
   reference: string
   layer: {digest: string; size: number; uploaded: boolean}
   seconds: number
+}
+
+/**
+ * mlops model publish: where to (--to, else <image.repository>/models/<name>), with the registry
+ * credentials image push uses (a username and password: an identity token cannot push blobs here),
+ * then the version published.
+ */
+export async function publishProjectModel(
+  project: ProjectConfig,
+  openStore: () => Promise<ModelStore>,
+  ref: ModelRef,
+  options: {to?: string; tag?: string; username?: string; onProgress?: (text: string) => void},
+): Promise<PublishResult> {
+  const target = publishTarget(options.to ?? `${(await imageNames(project, {})).repository}/models/${ref.name}`.toLowerCase(), options.to)
+  const auth = await registryCredentials(target.registry, givenCredentials(options.username))
+  if (auth?.identitytoken && !auth.password)
+    throw new UsageError(`the credentials for ${target.registry} are an identity token, which model publish cannot use`, {
+      suggestion: SET_REGISTRY_ENV,
+    })
+  // The store is opened once the destination and its credentials are known to be usable.
+  return publishModel(await openStore(), ref, target, auth, {tag: options.tag, onProgress: options.onProgress})
+}
+
+function publishTarget(repository: string, given: string | undefined): ImageReference {
+  try {
+    return parseRepository(repository)
+  } catch (error) {
+    if (given === undefined && error instanceof UsageError)
+      throw new UsageError(`no registry to publish to: ${error.message}`, {
+        suggestion: 'pass --to REGISTRY/REPOSITORY, or set image.repository in mlops.yaml to a registry path',
+      })
+    throw error
+  }
 }
 
 /**

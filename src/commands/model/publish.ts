@@ -3,11 +3,7 @@ import {Args, Flags} from '@oclif/core'
 import {BaseCommand} from '../../cli/base-command.js'
 import {registryUserFlag} from '../../cli/image-flags.js'
 import {storeFlags, storeFor} from '../../cli/store-flags.js'
-import {UsageError} from '../../errors.js'
-import {SET_REGISTRY_ENV, givenCredentials, registryCredentials} from '../../images/credentials.js'
-import {imageNames} from '../../images/names.js'
-import {type PublishResult, publishModel} from '../../images/publish.js'
-import {parseRepository} from '../../images/registry.js'
+import {type PublishResult, publishProjectModel} from '../../images/publish.js'
 import {LATEST, parseModelRef} from '../../store/names.js'
 import {formatBytes} from '../../util/text.js'
 
@@ -44,18 +40,15 @@ export default class ModelPublish extends BaseCommand<typeof ModelPublish> {
 
   async run(): Promise<PublishResult> {
     const ref = parseModelRef(this.args.ref, {defaultRef: LATEST})
-    const to = this.flags.to ?? `${(await imageNames(this.project, {})).repository}/models/${ref.name}`.toLowerCase()
-    const target = this.parseTarget(to)
-    const auth = await registryCredentials(target.registry, givenCredentials(this.flags.username))
-    if (auth?.identitytoken && !auth.password)
-      throw new UsageError(`the credentials for ${target.registry} are an identity token, which model publish cannot use`, {
-        suggestion: SET_REGISTRY_ENV,
-      })
-    const store = await storeFor(this.project, this.flags)
     const progress = await this.progress()
     progress.start(`Publishing ${this.args.ref}`)
     try {
-      const result = await publishModel(store, ref, target, auth, {tag: this.flags.tag, onProgress: text => progress.text(text)})
+      const result = await publishProjectModel(this.project, async () => storeFor(this.project, this.flags), ref, {
+        to: this.flags.to,
+        tag: this.flags.tag,
+        username: this.flags.username,
+        onProgress: text => progress.text(text),
+      })
       progress.stop()
       this.log(
         `${result.model} → ${result.repository}:${result.tag}  ${formatBytes(result.layer.size)} layer ${result.layer.uploaded ? 'pushed' : 'already there'}\n  ${result.reference}`,
@@ -63,18 +56,6 @@ export default class ModelPublish extends BaseCommand<typeof ModelPublish> {
       return result
     } finally {
       progress.stop()
-    }
-  }
-
-  private parseTarget(to: string): ReturnType<typeof parseRepository> {
-    try {
-      return parseRepository(to)
-    } catch (error) {
-      if (this.flags.to === undefined && error instanceof UsageError)
-        throw new UsageError(`no registry to publish to: ${error.message}`, {
-          suggestion: 'pass --to REGISTRY/REPOSITORY, or set image.repository in mlops.yaml to a registry path',
-        })
-      throw error
     }
   }
 }

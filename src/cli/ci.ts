@@ -1,5 +1,6 @@
 import {appendFileSync} from 'node:fs'
 
+import type {DeployResult} from '../targets/target.js'
 import {redact} from '../util/redact.js'
 
 /**
@@ -80,5 +81,27 @@ export function writeStepSummary(summary: DeploySummary): void {
     process.stderr.write(
       `Warning: cannot write the step summary to GITHUB_STEP_SUMMARY (${(error as NodeJS.ErrnoException).code ?? 'error'})\n`,
     )
+  }
+}
+
+/** What the step summary says of a deploy that worked, from its --json result. */
+export function deploySummary(target: string, outcome: DeployResult): DeploySummary {
+  const cluster = outcome.target === 'k8s' ? outcome : undefined
+  const said = [
+    cluster?.dryRun ? `dry run (${cluster.dryRun})` : undefined,
+    cluster?.rollout ? `rolled out: ${cluster.rollout}` : undefined,
+    cluster?.revision ? `revision ${cluster.revision}` : undefined,
+    outcome.target === 'k8s' ? undefined : `serving at ${outcome.url}`,
+    outcome.target !== 'k8s' && outcome.unchanged ? 'unchanged' : undefined,
+  ].filter(Boolean)
+  return {
+    command: 'mlops deploy',
+    ok: true,
+    target,
+    model: outcome.model,
+    sha256: outcome.sha256,
+    images: outcome.target === 'local' ? undefined : outcome.images,
+    delivery: cluster ? `${cluster.delivery.kind} (${cluster.delivery.reason})` : undefined,
+    outcome: `${said.join(', ') || 'deployed'} in ${outcome.seconds.toFixed(1)} s`,
   }
 }

@@ -3,7 +3,7 @@ import {Flags} from '@oclif/core'
 import {clusterFlags, durationFlag, renderFlags, targetFlag} from '../cli/flags.js'
 import {storeOverrides} from '../cli/store-flags.js'
 import {TargetCommand} from '../cli/target-command.js'
-import {type DeploySummary, writeStepSummary} from '../cli/ci.js'
+import {deploySummary, writeStepSummary} from '../cli/ci.js'
 import {errorMessage} from '../errors.js'
 import type {DeployResult} from '../targets/target.js'
 
@@ -85,27 +85,5 @@ export default class Deploy extends TargetCommand<typeof Deploy> {
         throw error
       },
     )
-  }
-}
-
-/** What the step summary says of a deploy that worked, from its --json result. */
-function deploySummary(target: string, outcome: DeployResult): DeploySummary {
-  const cluster = outcome.target === 'k8s' ? outcome : undefined
-  const said = [
-    cluster?.dryRun ? `dry run (${cluster.dryRun})` : undefined,
-    cluster?.rollout ? `rolled out: ${cluster.rollout}` : undefined,
-    cluster?.revision ? `revision ${cluster.revision}` : undefined,
-    outcome.target === 'k8s' ? undefined : `serving at ${outcome.url}`,
-    outcome.target !== 'k8s' && outcome.unchanged ? 'unchanged' : undefined,
-  ].filter(Boolean)
-  return {
-    command: 'mlops deploy',
-    ok: true,
-    target,
-    model: outcome.model,
-    sha256: outcome.sha256,
-    images: outcome.target === 'local' ? undefined : outcome.images,
-    delivery: cluster ? `${cluster.delivery.kind} (${cluster.delivery.reason})` : undefined,
-    outcome: `${said.join(', ') || 'deployed'} in ${outcome.seconds.toFixed(1)} s`,
   }
 }

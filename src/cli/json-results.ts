@@ -13,6 +13,7 @@ import type {ModelDetails} from '../commands/model/show.js'
 import type {RenderCommandResult} from '../commands/render.js'
 import type {PublishResult} from '../images/publish.js'
 import type {PredictResult} from '../predict/predict.js'
+import type {ReferenceResult} from '../predict/reference.js'
 import type {ServeResult} from '../serve/serve.js'
 import type {InitResult} from '../scaffold/init.js'
 import type {AliasResult} from '../store/aliases.js'
@@ -31,6 +32,7 @@ export interface CommandResults {
   'model publish': PublishResult
   'model alias set': AliasResult
   'model alias rm': AliasResult
+  'model reference add': ReferenceResult
   'image build': BuiltImages
   'image push': PushedImages
   'image check': CheckResult

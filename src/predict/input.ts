@@ -1,9 +1,9 @@
 import {UsageError} from '../errors.js'
 
 /**
- * Rows to send, from --data JSON, a --file (JSON or CSV) or stdin: `{"data": [...]}`,
- * a plain array of rows, one row of numbers, or CSV with one row per line (a header
- * line of names is skipped). Every row has the same number of values.
+ * Rows to send, from --data JSON, a --file (JSON, JSON Lines or CSV) or stdin: `{"data": [...]}`,
+ * a plain array of rows, one row of numbers, one JSON row per line, or CSV with one row per line
+ * (a header line of names is skipped). Every row has the same number of values.
  */
 export function parseRows(text: string, source: string): number[][] {
   const trimmed = text.trim()
@@ -22,9 +22,11 @@ function jsonRows(text: string, source: string): number[][] {
   try {
     value = JSON.parse(text)
   } catch (error) {
-    throw new UsageError(`${source} is not valid JSON: ${(error as Error).message}`, {
-      suggestion: 'e.g. {"data": [[5.1, 3.5, 1.4, 0.2]]} or [[5.1, 3.5, 1.4, 0.2]]',
-    })
+    value = jsonLines(text)
+    if (value === undefined)
+      throw new UsageError(`${source} is not valid JSON: ${(error as Error).message}`, {
+        suggestion: 'e.g. {"data": [[5.1, 3.5, 1.4, 0.2]]} or [[5.1, 3.5, 1.4, 0.2]]',
+      })
   }
 
   const data = value && typeof value === 'object' && !Array.isArray(value) ? (value as {data?: unknown}).data : value
@@ -37,6 +39,17 @@ function jsonRows(text: string, source: string): number[][] {
     if (row.length === 0) throw new UsageError(`${source}: row ${i + 1} is empty`)
     return row as number[]
   })
+}
+
+/** JSON Lines: one row (a JSON list) per line; undefined when the text is not that. */
+function jsonLines(text: string): unknown[] | undefined {
+  const lines = text.split(/\r?\n/).filter(line => line.trim() !== '')
+  if (lines.length < 2 || !lines.every(line => line.trimStart().startsWith('['))) return undefined
+  try {
+    return lines.map(line => JSON.parse(line) as unknown)
+  } catch {
+    return undefined
+  }
 }
 
 function csvRows(text: string, source: string): number[][] {

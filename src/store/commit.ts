@@ -11,6 +11,7 @@ import {type Catalog, LABELS, MANIFEST} from './catalog.js'
 import {FileHasher} from './file-hasher.js'
 import {MANIFEST_SCHEMA_VERSION, type ModelManifest, serializeManifest} from './manifest.js'
 import type {InspectedModel} from './model-file.js'
+import {type ComputedReference, type ReferenceSummary, makeReference, recordReference} from './references.js'
 
 export interface PushRequest {
   model: InspectedModel
@@ -19,6 +20,8 @@ export interface PushRequest {
   version?: string
   metadata: Record<string, string>
   alias?: string
+  /** Rows and the outputs computed for them, recorded beside the version once it is committed. */
+  reference?: ComputedReference
   /** Folder whose git commit is recorded. */
   workDir: string
   onProgress?: (bytes: number, total: number) => void
@@ -33,6 +36,8 @@ export interface PushResult {
   sha256: string
   crc32c: string
   alias?: string
+  /** The reference set recorded beside the version (--reference). */
+  reference?: ReferenceSummary
   seconds: number
 }
 
@@ -54,6 +59,10 @@ export async function pushVersion(catalog: Catalog, request: PushRequest): Promi
   for (let attempt = 0; ; attempt++) {
     const outcome = await tryCommitVersion(catalog, request, version, git)
     if (outcome.committed) {
+      // Before the alias: an alias never points at a version whose reference set failed to be recorded.
+      const reference =
+        request.reference &&
+        (await recordReference(catalog, outcome.manifest, makeReference(outcome.manifest, request.reference), {replace: false}))
       if (request.alias) await setAlias(catalog, {name, ref: version}, request.alias)
       return {
         name,
@@ -64,6 +73,7 @@ export async function pushVersion(catalog: Catalog, request: PushRequest): Promi
         sha256: outcome.digest.sha256,
         crc32c: outcome.digest.crc32c,
         alias: request.alias,
+        ...(reference ? {reference: reference.reference} : {}),
         seconds: (Date.now() - started) / 1000,
       }
     }
@@ -129,7 +139,7 @@ async function tryCommitVersion(
   request: PushRequest,
   version: string,
   git: {commit: string; dirty: boolean} | undefined,
-): Promise<{committed: false} | {committed: true; digest: Digest}> {
+): Promise<{committed: false} | {committed: true; digest: Digest; manifest: ModelManifest}> {
   const {name, model} = request
   const ref = `${name}@${version}`
   const modelKey = catalog.key(name, version, model.storedName)
@@ -169,7 +179,7 @@ async function tryCommitVersion(
   const body = serializeManifest(manifest)
   try {
     await catalog.backend.write(catalog.key(name, version, MANIFEST), body, {ifGeneration: '0'})
-    return {committed: true, digest}
+    return {committed: true, digest, manifest}
   } catch (error) {
     if (!isPreconditionFailed(error)) throw error
     // Lost the race for this version: take back what this attempt wrote, if it is still ours and

@@ -6,6 +6,7 @@ import {type PushRequest, type PushResult, pushVersion, removeVersion} from './c
 import type {ModelManifest} from './manifest.js'
 import type {ModelRef} from './names.js'
 import {type Publication, readPublications, recordPublication} from './publications.js'
+import {type ReferenceRecord, type ReferenceWrite, readReference, recordReference} from './references.js'
 import {type PullRequest, type PullResult, pullVersion} from './pull.js'
 import {DEFAULT_TUNING, type TransferTuning} from './transfer.js'
 
@@ -14,6 +15,7 @@ export type {ModelSummary, VersionSummary} from './catalog.js'
 export type {PushRequest, PushResult} from './commit.js'
 export type {PullRequest, PullResult} from './pull.js'
 export type {Publication} from './publications.js'
+export type {ReferenceRecord, ReferenceSummary, ReferenceWrite} from './references.js'
 
 /**
  * Versioned, immutable, verified models on any StorageBackend: what the
@@ -80,6 +82,15 @@ export class ModelStore {
 
   recordPublication(name: string, version: string, publication: Publication): Promise<Publication[]> {
     return recordPublication(this.catalog, name, version, publication)
+  }
+
+  /** The version's reference set (rows and the outputs recorded for them), verified; undefined when it has none. */
+  reference(manifest: ModelManifest): Promise<ReferenceRecord | undefined> {
+    return readReference(this.catalog, manifest)
+  }
+
+  recordReference(manifest: ModelManifest, record: ReferenceRecord, options: {replace: boolean}): Promise<ReferenceWrite> {
+    return recordReference(this.catalog, manifest, record, options)
   }
 
   /** Deletes a version (see removeVersion); undefined when `confirm` says no. */

@@ -63,6 +63,23 @@ describe('parseRows (predict --data, --file, stdin)', () => {
     })
   })
 
+  describe('JSON Lines', () => {
+    it('one row per line', () => {
+      expect(parseRows('[5.1, 3.5, 1.4, 0.2]\n[6.2, 3.4, 5.4, 2.3]\n', '--file rows.jsonl')).to.deep.equal([
+        [5.1, 3.5, 1.4, 0.2],
+        [6.2, 3.4, 5.4, 2.3],
+      ])
+    })
+
+    it('bad input: a line that is not JSON → refused as JSON, naming the source', () => {
+      expect(refusal('[1, 2]\n[3, 4', 'rows.jsonl').message).to.match(/^rows.jsonl is not valid JSON/)
+    })
+
+    it('bad input: a line of strings → refused, naming the row', () => {
+      expect(refusal('[1, 2]\n["a", "b"]', 'rows.jsonl').message).to.equal('rows.jsonl: row 2 is not a list of numbers')
+    })
+  })
+
   describe('CSV', () => {
     it('one row per line, values trimmed, blank lines and CRLF endings ignored', () => {
       expect(parseRows('5.1, 3.5\r\n\r\n6.2,3.4\n', 'rows.csv')).to.deep.equal([

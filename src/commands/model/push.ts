@@ -3,9 +3,11 @@ import {Args, Flags} from '@oclif/core'
 import {BaseCommand} from '../../cli/base-command.js'
 import {storeFlags, storeFor} from '../../cli/store-flags.js'
 import {UsageError} from '../../errors.js'
-import {inspectModelFile} from '../../store/model-file.js'
+import {computeReference, readReferenceRows} from '../../predict/reference.js'
+import {type InspectedModel, inspectModelFile} from '../../store/model-file.js'
 import type {PushResult} from '../../store/model-store.js'
 import {validateName} from '../../store/names.js'
+import {type ComputedReference, REFERENCE_MAX_BYTES, REFERENCE_MAX_ROWS} from '../../store/references.js'
 import {formatBytes} from '../../util/text.js'
 
 export default class ModelPush extends BaseCommand<typeof ModelPush> {
@@ -15,10 +17,13 @@ export default class ModelPush extends BaseCommand<typeof ModelPush> {
     `Checks the file first (an ONNX file must parse; its IR version, opsets, inputs and outputs go into the manifest),`,
     `uploads it create-only while hashing it (sha256, crc32c), then writes the version's manifest.json last.`,
     `A version that exists is never changed: pushing it again fails with exit code 4. Without --version the next integer is taken.`,
+    `--reference runs the model in-process with the installed onnxruntime on the file's rows before anything is sent (a row`,
+    `it refuses fails with exit code 2) and records the rows and outputs beside the version (reference.json, listed by model show).`,
   ].join(' ')
 
   static examples = [
     '<%= config.bin %> <%= command.id %> model/model.onnx --name iris --labels model/labels.json --alias prod',
+    '<%= config.bin %> <%= command.id %> model/model.onnx --name iris --labels model/labels.json --reference model/reference.csv',
     '<%= config.bin %> <%= command.id %> model.onnx --name iris --version 2024-06-01 --meta accuracy=0.97 --alias staging',
     'MLOPS_STORE=gs://my-models/prod <%= config.bin %> <%= command.id %> model.onnx --name iris --json',
   ]
@@ -33,6 +38,9 @@ export default class ModelPush extends BaseCommand<typeof ModelPush> {
     labels: Flags.string({summary: 'Labels file: {"0": "setosa", ...} or ["setosa", ...].'}),
     meta: Flags.string({summary: 'Metadata KEY=VALUE recorded in the manifest (repeatable).', multiple: true, default: []}),
     alias: Flags.string({summary: 'Point this alias at the new version.'}),
+    reference: Flags.string({
+      summary: `Reference rows (JSON, JSON Lines or CSV; at most ${REFERENCE_MAX_ROWS} rows, ${formatBytes(REFERENCE_MAX_BYTES)}) to run and record with the version.`,
+    }),
     ...storeFlags,
   }
 
@@ -43,6 +51,7 @@ export default class ModelPush extends BaseCommand<typeof ModelPush> {
     if (flags.alias !== undefined) validateName('alias', flags.alias)
     const metadata = parseMetadata(flags.meta)
     const model = await inspectModelFile(this.args.file, flags.labels)
+    const reference = flags.reference === undefined ? undefined : await computeReferenceFor(model, flags.reference)
     const store = await storeFor(this.project, flags)
 
     const progress = await this.progress()
@@ -54,18 +63,28 @@ export default class ModelPush extends BaseCommand<typeof ModelPush> {
         version: flags.version,
         metadata,
         alias: flags.alias,
+        reference,
         workDir: process.cwd(),
         onProgress: progress.bytes(`Uploading ${name}`),
       })
       progress.succeed(`Pushed ${result.ref}`)
       this.log(`${result.ref}  ${formatBytes(result.size)}  sha256:${result.sha256}`)
       this.log(`  ${result.uri}`)
+      if (result.reference)
+        this.log(`  reference ${result.reference.rows} rows, ${result.reference.runtime}, sha256:${result.reference.sha256.slice(0, 12)}`)
       if (result.alias) this.log(`  alias ${result.alias} → ${result.version}`)
       return result
     } finally {
       progress.stop()
     }
   }
+}
+
+/** Reads the rows and runs the model on them before anything is sent: a row the model refuses stores nothing. */
+async function computeReferenceFor(model: InspectedModel, file: string): Promise<ComputedReference> {
+  if (!model.onnx) throw new UsageError(`--reference needs an ONNX model: ${model.path} is not one`)
+  const rows = await readReferenceRows(file)
+  return computeReference(model.path, model.labels, rows, file)
 }
 
 function missingName(): never {

@@ -4,12 +4,16 @@ import {BaseCommand} from '../../cli/base-command.js'
 import {IntegrityError} from '../../errors.js'
 import {storeFlags, storeFor} from '../../cli/store-flags.js'
 import type {ModelManifest} from '../../store/manifest.js'
-import type {Publication} from '../../store/model-store.js'
+import type {Publication, ReferenceSummary} from '../../store/model-store.js'
 import {LATEST, parseModelRef} from '../../store/names.js'
+import {summarizeReference} from '../../store/references.js'
 import {formatBytes} from '../../util/text.js'
 
-/** The manifest, with the images the version was published as (and why they could not be read, when so). */
-export type ModelDetails = ModelManifest & {images: Publication[]; imagesProblem?: string}
+/**
+ * The manifest, with the images the version was published as (and why they could not be read, when so)
+ * and its reference set, when it has one.
+ */
+export type ModelDetails = ModelManifest & {images: Publication[]; imagesProblem?: string; reference?: ReferenceSummary}
 
 export default class ModelShow extends BaseCommand<typeof ModelShow> {
   static summary = 'Show the manifest of a model version.'
@@ -17,7 +21,8 @@ export default class ModelShow extends BaseCommand<typeof ModelShow> {
   static description = [
     'REF is a version, an alias or "latest" (the default). --json prints the manifest itself: name, version, file, size,',
     'sha256, crc32c, createdAt, source, metadata, labels and the ONNX signature, and images: where mlops model publish pushed',
-    'it (repository, tag, digest).',
+    'it (repository, tag, digest), and reference: its reference set (rows, the runtime that computed the outputs, sha256).',
+    'A reference set that does not match its sha256 fails with exit code 5.',
   ].join(' ')
 
   static examples = ['<%= config.bin %> <%= command.id %> iris@3', '<%= config.bin %> <%= command.id %> iris@prod --json']
@@ -38,6 +43,8 @@ export default class ModelShow extends BaseCommand<typeof ModelShow> {
       imagesProblem = error.message
       return []
     })
+    const record = await store.reference(manifest)
+    const reference = record && summarizeReference(record)
     const lines = [
       `${manifest.name}@${manifest.version}`,
       `  file       ${manifest.file} (${formatBytes(manifest.size)}, ${manifest.size} bytes)`,
@@ -57,9 +64,10 @@ export default class ModelShow extends BaseCommand<typeof ModelShow> {
       )
     }
 
+    if (reference) lines.push(`  reference  ${reference.rows} rows by ${reference.runtime}, sha256 ${reference.sha256}`)
     if (imagesProblem) lines.push(`  image      ${imagesProblem}`)
     for (const image of images) lines.push(`  image      ${image.repository}:${image.tag}@${image.digest} (published ${image.publishedAt})`)
     this.log(lines.join('\n'))
-    return {...manifest, images, ...(imagesProblem ? {imagesProblem} : {})}
+    return {...manifest, images, ...(imagesProblem ? {imagesProblem} : {}), ...(reference ? {reference} : {})}
   }
 }

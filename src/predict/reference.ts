@@ -1,0 +1,127 @@
+/**
+ * Reference sets: rows from a file, run in-process through the installed onnxruntime (the engine
+ * `mlops serve` uses, read the way it reads outputs), recorded beside a version in the store.
+ */
+import {mkdtemp, readFile, rm, stat} from 'node:fs/promises'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+
+import {UsageError, errorMessage} from '../errors.js'
+import {loadModel, predict, prepareModel, type ServedModel} from '../serve/model.js'
+import {BadRequestError, batchToTensorData} from '../serve/tensors.js'
+import type {ModelStore} from '../store/model-store.js'
+import type {ModelRef} from '../store/names.js'
+import {
+  type ComputedReference,
+  REFERENCE_MAX_BYTES,
+  REFERENCE_MAX_ROWS,
+  type ReferenceOutput,
+  type ReferenceWrite,
+  makeReference,
+} from '../store/references.js'
+import {formatBytes} from '../util/text.js'
+import {parseRows} from './input.js'
+
+/** Rows per run; a chunk the model refuses is run row by row to name the row. */
+const CHUNK_ROWS = 256
+
+export interface ReferenceResult extends ReferenceWrite {
+  name: string
+  version: string
+  ref: string
+}
+
+/** The rows of a reference file (JSON, JSON Lines or CSV with a header), refused beyond the limits. */
+export async function readReferenceRows(file: string): Promise<number[][]> {
+  const info = await stat(file).catch((error: NodeJS.ErrnoException) => {
+    throw new UsageError(`cannot read the reference file ${file}: ${error.code ?? error.message}`)
+  })
+  if (!info.isFile()) throw new UsageError(`the reference file ${file} is not a regular file`)
+  if (info.size > REFERENCE_MAX_BYTES)
+    throw new UsageError(
+      `the reference file ${file} is ${formatBytes(info.size)}; a reference set is at most ${formatBytes(REFERENCE_MAX_BYTES)}`,
+      {
+        suggestion: `keep a sample of at most ${REFERENCE_MAX_ROWS} rows`,
+      },
+    )
+  const rows = parseRows(await readFile(file, 'utf8'), file)
+  if (rows.length > REFERENCE_MAX_ROWS)
+    throw new UsageError(`the reference file ${file} has ${rows.length} rows; a reference set is at most ${REFERENCE_MAX_ROWS} rows`, {
+      suggestion: `keep a sample of at most ${REFERENCE_MAX_ROWS} rows`,
+    })
+  return rows
+}
+
+/**
+ * Runs the model on the rows with the installed onnxruntime. A row the model refuses is a usage
+ * error naming it (`source: row N`): nothing is recorded for rows the model cannot take.
+ */
+export async function computeReference(
+  modelPath: string,
+  labels: Record<string, string> | undefined,
+  inputs: number[][],
+  source: string,
+): Promise<ComputedReference> {
+  const prepared = await prepareModel({modelPath, name: 'reference'})
+  prepared.labels = labels
+  const model = await loadModel(prepared)
+  try {
+    const withLabels = model.kind === 'classifier' || model.labelOutput !== undefined
+    const outputs: ReferenceOutput[] = []
+    for (let start = 0; start < inputs.length; start += CHUNK_ROWS) {
+      const chunk = inputs.slice(start, start + CHUNK_ROWS)
+      const results = await runRows(model, chunk, withLabels).catch(async (error: unknown) => {
+        if (!(error instanceof BadRequestError)) throw error
+        // Which row: run them one at a time.
+        for (const [offset, row] of chunk.entries()) {
+          await runRows(model, [row], withLabels).catch((rowError: unknown) => {
+            throw new UsageError(
+              `${source}: row ${start + offset + 1} is refused by the model: ${errorMessage(rowError).replace(/^row 0:? /, '')}`,
+              {
+                suggestion: `give rows of the model's input (${model.input.name}: ${model.input.type}[${model.input.shape.map(d => d ?? '?').join(',')}])`,
+              },
+            )
+          })
+        }
+
+        throw error
+      })
+      outputs.push(...results)
+    }
+
+    return {runtime: `onnxruntime-node ${model.engine.runtime}`, inputs, outputs}
+  } finally {
+    await model.engine.close()
+  }
+}
+
+async function runRows(model: ServedModel, rows: number[][], withLabels: boolean): Promise<ReferenceOutput[]> {
+  const {values, dims} = batchToTensorData(rows, model.input)
+  const result = await predict(model, values, dims, {labels: withLabels})
+  return result.prediction.map((prediction, i) => {
+    const label = result.labels?.[i]
+    return typeof label === 'string' || typeof label === 'number' ? {label, prediction} : {prediction}
+  })
+}
+
+/**
+ * Adds a reference set to a version that exists: the version is pulled (verified) into a
+ * temporary folder, run on the rows, and the record stored beside it.
+ */
+export async function addReference(store: ModelStore, request: {ref: ModelRef; file: string; replace: boolean}): Promise<ReferenceResult> {
+  const inputs = await readReferenceRows(request.file)
+  const manifest = await store.resolve(request.ref)
+  if (manifest.format !== 'onnx')
+    throw new UsageError(
+      `${manifest.name}@${manifest.version} is not an ONNX model (${manifest.file}): reference sets are computed with onnxruntime`,
+    )
+  const dir = await mkdtemp(join(tmpdir(), 'mlops-reference-'))
+  try {
+    const {path} = await store.pull({manifest, destination: join(dir, manifest.file)})
+    const computed = await computeReference(path, manifest.labels?.values, inputs, request.file)
+    const written = await store.recordReference(manifest, makeReference(manifest, computed), {replace: request.replace})
+    return {name: manifest.name, version: manifest.version, ref: `${manifest.name}@${manifest.version}`, ...written}
+  } finally {
+    await rm(dir, {recursive: true, force: true})
+  }
+}

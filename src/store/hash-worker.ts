@@ -4,15 +4,15 @@
  */
 import {createHash} from 'node:crypto'
 import {closeSync, openSync, readSync} from 'node:fs'
-import {createRequire} from 'node:module'
 import {parentPort, workerData} from 'node:worker_threads'
 
+import {crc32c as crc32cOf} from '../util/digest.js'
 import type {FileDigest, HashRequest} from './file-hasher.js'
 
 const port = parentPort!
 const {path, crc32c: withCrc32c} = workerData as {path: string; crc32c: boolean}
-// The native addon only when asked (a push): a download hashes SHA-256 alone.
-const crc32c = withCrc32c ? (createRequire(import.meta.url)('@node-rs/crc32') as typeof import('@node-rs/crc32')).crc32c : undefined
+// Only when asked (a push): util/digest.ts loads the native addon on first use; a download hashes SHA-256 alone.
+const crc32c = withCrc32c ? crc32cOf : undefined
 const hash = createHash('sha256')
 let crc = 0
 const fd = openSync(path, 'r')

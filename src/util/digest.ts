@@ -9,7 +9,7 @@ let crc32cAddon: (typeof import('@node-rs/crc32'))['crc32c'] | undefined
  * CRC32C from the native addon, loaded on first use: only pushes compute it,
  * and every other command (the loader too) starts without loading it.
  */
-function crc32c(chunk: Buffer, initial: number): number {
+export function crc32c(chunk: Buffer, initial: number): number {
   crc32cAddon ??= (requireNative('@node-rs/crc32') as typeof import('@node-rs/crc32')).crc32c
   return crc32cAddon(chunk, initial)
 }

@@ -378,18 +378,11 @@ describe('the model-load pattern on a real node (kubelet, containerd, runc): rea
       }
 
       expect(stopped, 'an API container that was loading').to.not.equal(undefined)
-      const result = await mlops(
-        'deploy',
-        '--model',
-        'big@1',
-        '-n',
-        big.namespace,
-        '--set',
-        'resources.limits.memory=3Gi',
-        '--set',
-        'resources.requests.memory=256Mi',
-      )
+      // The same values as the pod's: a deploy that changed the spec would roll out a new pod and
+      // terminate the one that was stopped (CI s9c: it was read back terminating, not ready).
+      const result = await deployBig()
       expect(result.code, result.stderr).to.equal(0)
+      expect((await currentPods(big.namespace)).map(p => p.metadata!.name)).to.deep.equal([stopped])
       const pod = await core.readNamespacedPod({name: stopped!, namespace: big.namespace})
       const api = pod.status!.containerStatuses!.find(s => s.name === 'api')!
       expect(api.lastState?.terminated).to.include({exitCode: 0, reason: 'Completed'})

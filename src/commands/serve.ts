@@ -5,6 +5,7 @@ import {BaseCommand, describeError} from '../cli/base-command.js'
 import {type Logger, createLogger, logFormatFlag, resolveLogFormat, terminalLogFormat} from '../cli/log.js'
 import {API_ENV, LOG_EVENTS} from '../pod/contract.js'
 import {reportFailure} from '../serve/pool.js'
+import {DEFAULT_TOLERANCE, parseTolerance} from '../serve/parity.js'
 import {type ServeOptions, type ServeResult, serve} from '../serve/serve.js'
 
 export default class Serve extends BaseCommand<typeof Serve> {
@@ -77,6 +78,19 @@ export default class Serve extends BaseCommand<typeof Serve> {
       summary: 'Refuse to serve unless the model file has this sha256 (64 hex); deploy pins it for image volumes.',
       env: API_ENV.sha256,
     }),
+    reference: Flags.string({
+      summary:
+        "The version's reference set (JSON, as the loader writes it): answered at warm-up; /ready stays 503 and serve exits 8 when an answer differs from the recorded one beyond --reference-tolerance.",
+      env: API_ENV.reference,
+    }),
+    'reference-tolerance': Flags.string({
+      summary: 'Largest difference of any number in an answer that still counts as the recorded one.',
+      env: 'MLOPS_REFERENCE_TOLERANCE',
+      default: String(DEFAULT_TOLERANCE),
+    }),
+    check: Flags.boolean({
+      summary: 'Load the model, warm up and answer the reference set, print the result and exit without listening (what mlops image check runs).',
+    }),
     'log-format': logFormatFlag('text on a terminal, json otherwise'),
   }
 
@@ -97,6 +111,9 @@ export default class Serve extends BaseCommand<typeof Serve> {
         sample: flags.sample,
         labelFrom: flags['label-from'] as ServeOptions['labelFrom'],
         sha256: flags.sha256,
+        referencePath: flags.reference,
+        referenceTolerance: parseTolerance(flags['reference-tolerance']),
+        check: flags.check,
         host: flags.host,
         port: flags.port,
         workers: flags.workers,

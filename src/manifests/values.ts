@@ -27,6 +27,8 @@ export interface ValuesInput {
   store: StoreSettings
   /** Default: the loader (init-container). */
   delivery?: Delivery
+  /** The version has a reference set: the loader fetches it and serve checks its answers against it. */
+  reference?: boolean
 }
 
 type Tolerations = NonNullable<DeployConfig['tolerations']>
@@ -85,7 +87,7 @@ export function manifestValues(input: ValuesInput): ManifestValues {
   const delivery = input.delivery ?? {kind: 'init-container'}
   const securityContext = {allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: {drop: ['ALL']}}
   const loader = {
-    args: loaderArgs(manifest),
+    args: loaderArgs(manifest, {reference: Boolean(input.reference)}),
     env: loaderEnv(store, {keyFile: Boolean(gcs.secretName)}),
     volumeMounts: [
       {name: 'workdir', mountPath: WORKDIR},
@@ -94,6 +96,8 @@ export function manifestValues(input: ValuesInput): ManifestValues {
     resources: {requests: {cpu: '100m', memory: '128Mi'}, limits: {memory: '256Mi'}},
   }
   const imageVolume = delivery.kind === 'image-volume'
+  // An image volume holds what was published; the loader fetches the reference set from the store.
+  const reference = Boolean(input.reference) && !imageVolume
   return {
     app: {name, namespace, labels, selector},
     model: {
@@ -138,6 +142,7 @@ export function manifestValues(input: ValuesInput): ManifestValues {
     api: {
       env: apiEnv(manifest, port, {
         pinSha256: imageVolume,
+        reference,
         workers: workersForCpuLimit((deploy.resources ?? DEPLOY_DEFAULTS.resources).limits?.cpu),
       }),
     },

@@ -6,6 +6,7 @@
  * "ready" means. The Kubernetes values, the docker and local targets,
  * `mlops model pull` (the loader) and `mlops serve` (the API) all use it.
  */
+import {ExitCode, IncompatibleError} from '../errors.js'
 import type {ModelManifest} from '../store/manifest.js'
 import {DEFAULT_STORE_TIMEOUT_SECONDS} from '../store/defaults.js'
 import type {StoreSettings} from '../store/open.js'
@@ -14,6 +15,8 @@ import type {StoreSettings} from '../store/open.js'
 export const WORKDIR = '/workdir'
 export const MODEL_PATH = `${WORKDIR}/model.onnx`
 export const LABELS_PATH = `${WORKDIR}/labels.json`
+/** The version's reference set, when it has one: serve's warm-up, and its check that this runtime answers as recorded. */
+export const REFERENCE_PATH = `${WORKDIR}/reference.json`
 
 /** Container names in the pod (templates/manifests/deployment.yaml) and the API container's port name. */
 export const CONTAINERS = {loader: 'model-loader', api: 'api'} as const
@@ -36,6 +39,8 @@ export const API_ENV = {
   host: 'MLOPS_HOST',
   /** The sha256 the model file must have; serve refuses anything else (image volumes are verified too). */
   sha256: 'MODEL_SHA256',
+  /** The version's reference set: serve answers it at warm-up and refuses to be ready when its answers drift. */
+  reference: 'MODEL_REFERENCE_FILEPATH',
   /** How many server processes share the port (default: from the container's CPU quota). */
   workers: 'MLOPS_WORKERS',
   /** A token the local target gives the server it starts, answered at INSTANCE_PATH with its pid. */
@@ -138,9 +143,20 @@ export interface Env {
   value: string
 }
 
-/** The loader's arguments: the pinned NAME@VERSION into the work folder (and the labels beside it). */
-export function loaderArgs(manifest: Pick<ModelManifest, 'labels' | 'name' | 'version'>): string[] {
-  return [`${manifest.name}@${manifest.version}`, '--to', MODEL_PATH, ...(manifest.labels ? ['--labels-to', LABELS_PATH] : [])]
+/** What a deploy knows of the version besides its manifest: whether it has a reference set. */
+export interface VersionExtras {
+  reference?: boolean
+}
+
+/** The loader's arguments: the pinned NAME@VERSION into the work folder (and the labels and reference set beside it). */
+export function loaderArgs(manifest: Pick<ModelManifest, 'labels' | 'name' | 'version'>, extras: VersionExtras = {}): string[] {
+  return [
+    `${manifest.name}@${manifest.version}`,
+    '--to',
+    MODEL_PATH,
+    ...(manifest.labels ? ['--labels-to', LABELS_PATH] : []),
+    ...(extras.reference ? ['--reference-to', REFERENCE_PATH] : []),
+  ]
 }
 
 /** The loader's environment for a store; `store` is the URI as the loader sees it (a local store's folder, mounted). */
@@ -163,11 +179,12 @@ export function loaderEnv(settings: StoreSettings, options: {store?: string; key
 export function apiEnv(
   manifest: Pick<ModelManifest, 'labels' | 'name' | 'sha256' | 'version'>,
   port: number,
-  options: {pinSha256?: boolean; workers?: number} = {},
+  options: {pinSha256?: boolean; workers?: number} & VersionExtras = {},
 ): Env[] {
   return [
     {name: API_ENV.model, value: MODEL_PATH},
     ...(manifest.labels ? [{name: API_ENV.labels, value: LABELS_PATH}] : []),
+    ...(options.reference ? [{name: API_ENV.reference, value: REFERENCE_PATH}] : []),
     {name: API_ENV.name, value: manifest.name},
     {name: API_ENV.version, value: manifest.version},
     {name: API_ENV.port, value: String(port)},
@@ -230,6 +247,19 @@ export function findLogEvent(output: string, event: string): {msg?: string; [key
   }
 
   return undefined
+}
+
+/**
+ * serve's own failure when it refused the model (exit 8: the runtime cannot load it, or its answers
+ * drift from the version's reference set), from its log: the same model fails the same way on every
+ * restart, so a deploy fails with that code and serve's words rather than waiting for a deadline.
+ */
+export function serveRefusal(output: string | undefined): IncompatibleError | undefined {
+  const event = output ? findLogEvent(output, LOG_EVENTS.serveFailed) : undefined
+  if (event?.exitCode !== ExitCode.INCOMPATIBLE || typeof event.message !== 'string') return undefined
+  return new IncompatibleError(`mlops serve refused the model: ${event.message.slice(0, 600)}`, {
+    suggestion: typeof event.suggestion === 'string' ? event.suggestion.slice(0, 300) : undefined,
+  })
 }
 
 /** The loader's termination summary, when the message is one (FallbackToLogsOnError may give the log tail instead). */

@@ -12,6 +12,7 @@ export interface LoaderOptions {
   ref: string
   destination: string
   labelsDestination?: string
+  referenceDestination?: string
   /** Where the one-line summary goes (terminationLogPath), if anywhere. */
   terminationLog?: string
 }
@@ -42,6 +43,7 @@ export async function pullModel(options: LoaderOptions, openStore: () => Promise
       ref,
       destination: options.destination,
       labelsDestination: options.labelsDestination,
+      referenceDestination: options.referenceDestination,
       onResolved(manifest) {
         progress.text(`Downloading ${manifest.name}@${manifest.version}`)
         log?.('info', LOG_EVENTS.resolved, {ref: `${manifest.name}@${manifest.version}`, sha256: manifest.sha256, size: manifest.size})

@@ -6,9 +6,9 @@ import {mkdtemp, readFile, rm, stat} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 
-import {UsageError, errorMessage} from '../errors.js'
-import {loadModel, predict, prepareModel, type ServedModel} from '../serve/model.js'
-import {BadRequestError, batchToTensorData} from '../serve/tensors.js'
+import {UsageError} from '../errors.js'
+import {RowRefusedError, answerRows} from '../serve/answers.js'
+import {loadModel, prepareModel, runtimeName} from '../serve/model.js'
 import type {ModelStore} from '../store/model-store.js'
 import type {ModelRef} from '../store/names.js'
 import {
@@ -21,9 +21,6 @@ import {
 } from '../store/references.js'
 import {formatBytes} from '../util/text.js'
 import {parseRows} from './input.js'
-
-/** Rows per run; a chunk the model refuses is run row by row to name the row. */
-const CHUNK_ROWS = 256
 
 export interface ReferenceResult extends ReferenceWrite {
   name: string
@@ -66,42 +63,16 @@ export async function computeReference(
   prepared.labels = labels
   const model = await loadModel(prepared)
   try {
-    const withLabels = model.kind === 'classifier' || model.labelOutput !== undefined
-    const outputs: ReferenceOutput[] = []
-    for (let start = 0; start < inputs.length; start += CHUNK_ROWS) {
-      const chunk = inputs.slice(start, start + CHUNK_ROWS)
-      const results = await runRows(model, chunk, withLabels).catch(async (error: unknown) => {
-        if (!(error instanceof BadRequestError)) throw error
-        // Which row: run them one at a time.
-        for (const [offset, row] of chunk.entries()) {
-          await runRows(model, [row], withLabels).catch((rowError: unknown) => {
-            throw new UsageError(
-              `${source}: row ${start + offset + 1} is refused by the model: ${errorMessage(rowError).replace(/^row 0:? /, '')}`,
-              {
-                suggestion: `give rows of the model's input (${model.input.name}: ${model.input.type}[${model.input.shape.map(d => d ?? '?').join(',')}])`,
-              },
-            )
-          })
-        }
-
-        throw error
+    const outputs = await answerRows(model, inputs).catch((error: unknown) => {
+      if (!(error instanceof RowRefusedError)) throw error
+      throw new UsageError(`${source}: ${error.message}`, {
+        suggestion: `give rows of the model's input (${model.input.name}: ${model.input.type}[${model.input.shape.map(d => d ?? '?').join(',')}])`,
       })
-      outputs.push(...results)
-    }
-
-    return {runtime: `onnxruntime-node ${model.engine.runtime}`, inputs, outputs}
+    })
+    return {runtime: runtimeName(model), inputs, outputs}
   } finally {
     await model.engine.close()
   }
-}
-
-async function runRows(model: ServedModel, rows: number[][], withLabels: boolean): Promise<ReferenceOutput[]> {
-  const {values, dims} = batchToTensorData(rows, model.input)
-  const result = await predict(model, values, dims, {labels: withLabels})
-  return result.prediction.map((prediction, i) => {
-    const label = result.labels?.[i]
-    return typeof label === 'string' || typeof label === 'number' ? {label, prediction} : {prediction}
-  })
 }
 
 /**

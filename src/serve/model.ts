@@ -5,7 +5,9 @@ import {IncompatibleError, IntegrityError, NotFoundError, PermissionError, Usage
 import {InvalidOnnxError, type OnnxInfo, readOnnxInfoFromBuffer} from '../onnx/model-info.js'
 import {type ZipMapInfo, exposeZipMapInputs} from '../onnx/zipmap.js'
 import {labelsMismatch, readLabels} from '../store/model-file.js'
+import type {ReferenceRecord} from '../store/references.js'
 import {Batcher} from './batcher.js'
+import {readReferenceFile} from './parity.js'
 import {Engine, EngineLoadError, type WireTensor} from './engine.js'
 import {BadRequestError, type Dim, type TensorSpec, type TypedArray, isSupportedInputType, tensorRows} from './tensors.js'
 
@@ -43,6 +45,9 @@ export interface ModelSource {
   labelFrom?: 'argmax' | 'output'
   /** The sha256 the file must have (a read-only image volume is verified too: fail closed). */
   expectedSha256?: string
+  /** The version's reference set: answered at warm-up, every answer within the tolerance of the recorded one. */
+  referencePath?: string
+  referenceTolerance?: number
 }
 
 /** A model file checked and prepared, before onnxruntime has loaded it. */
@@ -53,6 +58,7 @@ export interface PreparedModel {
   info: OnnxInfo
   zipMaps: ZipMapInfo[]
   labels?: Record<string, string>
+  reference?: ReferenceRecord
 }
 
 export type ModelKind = 'classifier' | 'regressor' | 'other'
@@ -121,7 +127,10 @@ export async function prepareModel(source: ModelSource): Promise<PreparedModel> 
 
   const {model, zipMaps} = exposeZipMapInputs(bytes)
   const labels = source.labelsPath ? await readLabels(source.labelsPath) : undefined
-  return {source, bytes: model, sha256, info, zipMaps, labels}
+  const reference = source.referencePath
+    ? await readReferenceFile(source.referencePath, {sha256, name: source.version === undefined ? undefined : source.name, version: source.version})
+    : undefined
+  return {source, bytes: model, sha256, info, zipMaps, labels, reference}
 }
 
 /**
@@ -131,6 +140,11 @@ export async function prepareModel(source: ModelSource): Promise<PreparedModel> 
 export async function checkModel(source: ModelSource): Promise<{name: string; sha256: string}> {
   const {sha256} = await prepareModel(source)
   return {name: source.name, sha256}
+}
+
+/** The runtime that answers, as a reference set records it: "onnxruntime-node 1.30.0". */
+export function runtimeName(model: Pick<ServedModel, 'engine'>): string {
+  return `onnxruntime-node ${model.engine.runtime}`
 }
 
 /** Starts onnxruntime on its own thread with the model, and works out how to read the model's outputs. */

@@ -6,9 +6,10 @@ import {basename, extname} from 'node:path'
 import type {Logger} from '../cli/log.js'
 import {UsageError} from '../errors.js'
 import {containerCpuQuota, containerMemoryLimit, defaultWorkerCount} from './limits.js'
-import {type ModelSource, checkModel, prepareModel} from './model.js'
+import {type ModelSource, checkModel, loadModel, prepareModel, runtimeName} from './model.js'
+import type {ParityResult} from './parity.js'
 import {PoolLink, runPool} from './pool.js'
-import {startServer} from './server.js'
+import {startServer, warmUp} from './server.js'
 
 export interface ServeOptions {
   modelPath: string
@@ -21,6 +22,11 @@ export interface ServeOptions {
   labelFrom: 'argmax' | 'output'
   /** Refuse to serve unless the model file has this sha256 (64 lower-case hex; empty: no check). */
   sha256?: string
+  /** The version's reference set (the loader's reference.json): answered at warm-up, within the tolerance. */
+  referencePath?: string
+  referenceTolerance?: number
+  /** Load, warm up and answer the reference set, then exit: what `mlops image check` runs in an API image. */
+  check?: boolean
   host: string
   port: number
   /** Processes sharing the port (default: from the CPU quota or the cores, and the memory limit). */
@@ -37,6 +43,10 @@ export interface ServeResult {
   name: string
   sha256: string
   stoppedBy: string
+  /** The runtime that loaded the model (--check). */
+  runtime?: string
+  /** How the answers compare with the reference set's, when there is one. */
+  parity?: ParityResult
 }
 
 /** What every way of serving shares: the log, the stop signal, and this process's place among the workers. */
@@ -67,6 +77,7 @@ export async function serve(options: ServeOptions, logger: Logger): Promise<Serv
   const source = modelSource(options)
   const workers = options.workers ?? defaultWorkers(options.modelPath)
   log('info', 'reading the model', {model: options.modelPath})
+  if (options.check) return checkOnly(source, log)
   const serving: Serving = {log, stop, link, workers}
   return !link && workers > 1 ? serveWithWorkers(source, options, serving) : serveInProcess(source, options, serving)
 }
@@ -117,6 +128,20 @@ async function serveInProcess(source: ModelSource, options: ServeOptions, {log, 
   return {url: server.url, name: prepared.source.name, sha256: prepared.sha256, stoppedBy}
 }
 
+/** --check: what a server would do before it is ready (load, warm up, answer the reference set), in this process, then exit. */
+async function checkOnly(source: ModelSource, log: Logger): Promise<ServeResult> {
+  const prepared = await prepareModel(source)
+  const served = await loadModel(prepared)
+  try {
+    const parity = await warmUp(prepared, served)
+    const runtime = runtimeName(served)
+    log('info', 'checked', {name: served.name, version: served.version, sha256: served.sha256, runtime, ...(parity ? {parity} : {})})
+    return {url: '', name: served.name, sha256: served.sha256, stoppedBy: 'check', runtime, ...(parity ? {parity} : {})}
+  } finally {
+    await served.engine.close()
+  }
+}
+
 function stoppedWhileLoading(log: Logger, source: ModelSource, signal: string, url = ''): ServeResult {
   log('info', 'stopped while loading the model', {signal})
   return {url, name: source.name, sha256: '', stoppedBy: signal}
@@ -131,6 +156,8 @@ function modelSource(options: ServeOptions): ModelSource {
     sample: options.sample === undefined ? undefined : parseSample(options.sample),
     labelFrom: options.labelFrom,
     expectedSha256: expectedSha256(options.sha256),
+    referencePath: options.referencePath || undefined,
+    referenceTolerance: options.referenceTolerance,
   }
 }
 

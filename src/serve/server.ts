@@ -1,7 +1,9 @@
 import Fastify, {type FastifyInstance, type FastifyRequest} from 'fastify'
 
 import {IncompatibleError, UsageError, errorMessage} from '../errors.js'
+import {givesLabels} from './answers.js'
 import {inFlightBudget} from './limits.js'
+import {DEFAULT_TOLERANCE, type ParityResult, measureParity, requireParity} from './parity.js'
 import {Metrics} from './metrics.js'
 import {type PreparedModel, type ServedModel, loadModel, predict} from './model.js'
 import type {PoolLink} from './pool.js'
@@ -227,8 +229,32 @@ async function loadAndWarmUp(prepared: PreparedModel, state: ServerState, metric
     throw new Error('the server closed while the model was loading')
   }
 
-  state.notReady = 'warming up'
-  await originalPredict(served, served.sample, served.kind === 'classifier' || served.labelOutput !== undefined).catch(error => {
+  state.notReady = prepared.reference ? 'answering the reference set' : 'warming up'
+  const parity = await warmUp(prepared, served).catch(async (error: unknown) => {
+    await served.engine.close()
+    throw error
+  })
+  state.model = served
+  metrics.ready = true
+  const fields = {
+    name: served.name,
+    version: served.version,
+    sha256: served.sha256,
+    kind: served.kind,
+    ...(parity ? {reference: {rows: parity.rows, maxDelta: parity.maxDelta, recordedBy: parity.recordedBy, servedBy: parity.servedBy}} : {}),
+  }
+  // One of several workers: the primary says "ready" once every worker has loaded the model.
+  options.log('info', link ? 'model loaded' : 'ready', {...fields, seconds: (Date.now() - started) / 1000})
+  link?.loaded(fields)
+  return served
+}
+
+/**
+ * One warm-up inference on the sample row, then, when the version has a reference set, every row
+ * of it, each answer within the tolerance of the recorded one (else exit 8, naming both runtimes).
+ */
+export async function warmUp(prepared: PreparedModel, served: ServedModel): Promise<ParityResult | undefined> {
+  await originalPredict(served, served.sample, givesLabels(served)).catch(error => {
     // A sample the user gave that does not fit is their input; the default (zeros) failing is the model's.
     if (prepared.source.sample !== undefined) {
       throw new UsageError(`--sample does not fit the model: ${errorMessage(error)}`, {
@@ -240,13 +266,11 @@ async function loadAndWarmUp(prepared: PreparedModel, state: ServerState, metric
       suggestion: 'pass --sample with a row the model accepts',
     })
   })
-  state.model = served
-  metrics.ready = true
-  const fields = {name: served.name, version: served.version, sha256: served.sha256, kind: served.kind}
-  // One of several workers: the primary says "ready" once every worker has loaded the model.
-  options.log('info', link ? 'model loaded' : 'ready', {...fields, seconds: (Date.now() - started) / 1000})
-  link?.loaded(fields)
-  return served
+  const {reference} = prepared
+  if (!reference) return undefined
+  const parity = await measureParity(served, reference, prepared.source.referenceTolerance ?? DEFAULT_TOLERANCE)
+  requireParity(parity, `${reference.name}@${reference.version}`)
+  return parity
 }
 
 /** A prediction in the original API's shape: the labels (one, or a list for several rows), or the raw prediction. */

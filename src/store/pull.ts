@@ -5,12 +5,16 @@ import {IntegrityError, NotFoundError, UsageError} from '../errors.js'
 import type {Catalog} from './catalog.js'
 import type {ModelManifest} from './manifest.js'
 import {type ModelRef, formatRef} from './names.js'
+import {REFERENCE, readReferenceBytes} from './references.js'
 import {type TransferTuning, downloadVerified, existingSha256} from './transfer.js'
+import {writeFileAtomic} from '../util/fs-atomic.js'
 
 /** A ref to resolve, or a manifest already resolved (a deploy's): then the store is not asked for it again. */
 export type PullRequest = ({ref: ModelRef} | {manifest: ModelManifest}) & {
   destination: string
   labelsDestination?: string
+  /** Also the version's reference set (verified), written whole through a temporary file. */
+  referenceDestination?: string
   onProgress?: (bytes: number, total: number) => void
   /** Called once the ref is resolved, before any byte moves. */
   onResolved?: (manifest: ModelManifest) => void
@@ -26,6 +30,7 @@ export interface PullResult {
   skipped: boolean
   path: string
   labelsPath?: string
+  referencePath?: string
 }
 
 /** Resolves, downloads beside the destination, verifies size, sha256 and crc32c, then renames into place. */
@@ -95,6 +100,19 @@ export async function pullVersion(catalog: Catalog, tuning: TransferTuning, requ
     }
 
     result.labelsPath = labelsDestination
+  }
+
+  if (request.referenceDestination) {
+    const reference = await readReferenceBytes(catalog, manifest)
+    if (!reference)
+      throw new NotFoundError(`${label} has no reference set`, {
+        suggestion: `add one (mlops model reference add ${label} FILE), or drop --reference-to`,
+      })
+    const referenceDestination = await intoFolder(request.referenceDestination, REFERENCE)
+    await writeFileAtomic(referenceDestination, async file => {
+      await file.writeFile(reference)
+    })
+    result.referencePath = referenceDestination
   }
 
   result.seconds = (Date.now() - started) / 1000

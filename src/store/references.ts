@@ -12,6 +12,7 @@ import {ConflictError, IntegrityError, MlopsError} from '../errors.js'
 import {isPreconditionFailed} from './backend.js'
 import type {Catalog} from './catalog.js'
 import type {ModelManifest} from './manifest.js'
+import {validateName} from './names.js'
 
 export const REFERENCE = 'reference.json'
 export const REFERENCE_SCHEMA_VERSION = 1
@@ -94,7 +95,7 @@ export function summarizeReference(record: ReferenceRecord): ReferenceSummary {
  * Parses a stored reference record for one version of one model file. Throws a plain Error saying
  * what is wrong (the caller names the object); a digest that does not match says "sha256".
  */
-export function parseReference(data: Buffer, expected: Pick<ModelManifest, 'name' | 'version' | 'sha256'>): ReferenceRecord {
+export function parseReference(data: Buffer, expected: {sha256: string; name?: string; version?: string}): ReferenceRecord {
   let value: unknown
   try {
     value = JSON.parse(data.toString('utf8'))
@@ -105,9 +106,11 @@ export function parseReference(data: Buffer, expected: Pick<ModelManifest, 'name
   if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new Error('not a JSON object')
   const record = value as Partial<Record<keyof ReferenceRecord, unknown>>
   if (record.schemaVersion !== REFERENCE_SCHEMA_VERSION) throw new Error(`schemaVersion is not ${REFERENCE_SCHEMA_VERSION}`)
-  if (record.name !== expected.name || record.version !== expected.version)
+  if (typeof record.name !== 'string' || typeof record.version !== 'string' || !isName(record.name) || !isName(record.version))
+    throw new Error('name and version are not a model name and a version')
+  if ((expected.name !== undefined && record.name !== expected.name) || (expected.version !== undefined && record.version !== expected.version))
     throw new Error(
-      `it describes ${JSON.stringify(`${String(record.name)}@${String(record.version)}`.slice(0, 140))}, not ${expected.name}@${expected.version}`,
+      `it describes ${JSON.stringify(`${record.name}@${record.version}`.slice(0, 140))}, not ${expected.name ?? record.name}@${expected.version ?? record.version}`,
     )
   if (record.modelSha256 !== expected.sha256)
     throw new Error(`it was computed for another model file (modelSha256 is not ${expected.sha256})`)
@@ -144,11 +147,20 @@ export function parseReference(data: Buffer, expected: Pick<ModelManifest, 'name
 
 /** The version's reference set, verified; undefined when it has none. */
 export async function readReference(catalog: Catalog, manifest: ModelManifest): Promise<ReferenceRecord | undefined> {
+  return (await readVerified(catalog, manifest))?.record
+}
+
+/** The stored bytes of the version's reference set, once they are verified (what a loader writes for serve); undefined when it has none. */
+export async function readReferenceBytes(catalog: Catalog, manifest: ModelManifest): Promise<Buffer | undefined> {
+  return (await readVerified(catalog, manifest))?.data
+}
+
+async function readVerified(catalog: Catalog, manifest: ModelManifest): Promise<{data: Buffer; record: ReferenceRecord} | undefined> {
   const {name, version} = manifest
   const object = await catalog.backend.read(catalog.key(name, version, REFERENCE))
   if (!object) return undefined
   try {
-    return parseReference(object.data, manifest)
+    return {data: object.data, record: parseReference(object.data, manifest)}
   } catch (error) {
     if (error instanceof MlopsError) throw error
     throw corrupt(catalog, manifest, error as Error)
@@ -221,4 +233,13 @@ function isTensorValue(value: unknown, depth: number): boolean {
   if (typeof value === 'string' || typeof value === 'boolean') return true
   if (depth >= MAX_DEPTH || typeof value !== 'object' || value === null) return false
   return Array.isArray(value) ? value.every(v => isTensorValue(v, depth + 1)) : Object.values(value).every(v => isTensorValue(v, depth + 1))
+}
+
+function isName(value: string): boolean {
+  try {
+    validateName('version', value)
+    return true
+  } catch {
+    return false
+  }
 }

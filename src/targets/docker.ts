@@ -17,6 +17,7 @@ import {
   isReady,
   loaderArgs,
   loaderEnv,
+  serveRefusal,
   waitUntilReady,
 } from '../pod/contract.js'
 import {type DockerDeployment, readState, updateState} from '../state/project-state.js'
@@ -32,6 +33,8 @@ export interface DockerDeployRequest {
   manifest: ModelManifest
   images: {loader: string; api: string}
   store: StoreSettings
+  /** The version has a reference set: the loader fetches it, serve checks its answers against it. */
+  reference?: boolean
   timeoutMs: number
   onProgress?: (text: string) => void
   /** --json: an interrupted deploy's error also goes to stdout as JSON. */
@@ -148,7 +151,7 @@ async function loadIntoVolume(docker: Docker, request: DockerDeployRequest, volu
     Image: images.loader,
     Labels,
     Env: envList(loaderEnv(store, {store: localRoot, keyFile: Boolean(key)})),
-    Cmd: loaderArgs(manifest),
+    Cmd: loaderArgs(manifest, {reference: request.reference}),
     HostConfig: {
       NetworkMode: 'host',
       Binds: [
@@ -190,7 +193,7 @@ async function startApi(
       'io.mlops.role': 'api',
       'io.mlops.model': `${manifest.name}@${manifest.version}`,
     },
-    Env: envList([...apiEnv(manifest, port), {name: API_ENV.host, value: '127.0.0.1'}]),
+    Env: envList([...apiEnv(manifest, port, {reference: request.reference}), {name: API_ENV.host, value: '127.0.0.1'}]),
     HostConfig: {NetworkMode: 'host', Binds: [`${volume}:${WORKDIR}:ro`], RestartPolicy: {Name: 'no'}},
   })
   await container.start()
@@ -201,6 +204,8 @@ async function startApi(
       const info = await container.inspect()
       if (info.State.Running) return undefined
       const logs = await containerLogs(docker, container)
+      const refused = serveRefusal(logs)
+      if (refused) throw refused
       return `the API container exited (code ${info.State.ExitCode}) before it was ready: ${logs.trim().split('\n').slice(-2).join(' | ')}`
     },
     timeoutMs: request.timeoutMs,
@@ -299,7 +304,7 @@ export function dockerTarget({project, io}: TargetContext): Target<DockerResults
   return {
     async deploy(request) {
       const started = Date.now()
-      const {settings, manifest} = await resolveDeployModel(project, request, {cluster: false})
+      const {settings, manifest, reference} = await resolveDeployModel(project, request, {cluster: false})
       const names = await imageNames(project, request.image)
       const images = {loader: names.ref('loader'), api: names.ref('api')}
       const {connectDocker, imageLabels} = await import('../images/docker.js')
@@ -315,6 +320,7 @@ export function dockerTarget({project, io}: TargetContext): Target<DockerResults
           manifest,
           images,
           store: settings,
+          reference: reference !== undefined,
           timeoutMs: request.timeoutMs ?? 120_000,
           onProgress: text => progress.text(text),
           json: io.json,

@@ -1,7 +1,7 @@
 import {type ChildProcess, execFileSync, spawn} from 'node:child_process'
 import {randomBytes} from 'node:crypto'
 import {closeSync, openSync, readFileSync, rmSync} from 'node:fs'
-import {mkdir, readdir, rm} from 'node:fs/promises'
+import {mkdir, readFile, readdir, rm} from 'node:fs/promises'
 import {basename, dirname, join} from 'node:path'
 import {setTimeout as sleep} from 'node:timers/promises'
 
@@ -10,6 +10,8 @@ import {requireCompatible} from '../images/compat.js'
 import {
   API_ENV,
   LABELS_PATH,
+  REFERENCE_PATH,
+  serveRefusal,
   LOG_EVENTS,
   MODEL_PATH,
   findLogEvent,
@@ -39,11 +41,20 @@ const BIN = packagePath('bin', 'run.js')
  * its own files (two versions never share a folder). The process is recorded
  * in .mlops/state.json so that status, predict and delete find it.
  */
+interface LocalDeployOptions {
+  timeoutMs: number
+  port: number
+  /** The version has a reference set: pulled beside the model, and serve checks its answers against it. */
+  reference?: boolean
+  onProgress?: (text: string) => void
+  json?: boolean
+}
+
 export async function deployLocal(
   projectDir: string,
   store: ModelStore,
   manifest: ModelManifest,
-  options: {timeoutMs: number; port: number; onProgress?: (text: string) => void; json?: boolean},
+  options: LocalDeployOptions,
 ): Promise<LocalDeployment & {unchanged: boolean}> {
   return withDeployLock(join(projectDir, '.mlops', 'local'), 'local', () => deployUnderLock(projectDir, store, manifest, options))
 }
@@ -52,7 +63,7 @@ async function deployUnderLock(
   projectDir: string,
   store: ModelStore,
   manifest: ModelManifest,
-  options: {timeoutMs: number; port: number; onProgress?: (text: string) => void; json?: boolean},
+  options: LocalDeployOptions,
 ): Promise<LocalDeployment & {unchanged: boolean}> {
   const previous = await recordedLocal(projectDir)
   const previousServes = previous !== undefined && (await isOurServer(previous))
@@ -92,7 +103,8 @@ async function deployUnderLock(
         // The pod's layout, under this deploy's own folder.
         const model = join(workdir, basename(MODEL_PATH))
         const labels = manifest.labels ? join(workdir, basename(LABELS_PATH)) : undefined
-        await store.pull({manifest, destination: model, labelsDestination: labels})
+        const reference = options.reference ? join(workdir, basename(REFERENCE_PATH)) : undefined
+        await store.pull({manifest, destination: model, labelsDestination: labels, referenceDestination: reference})
         const out = openSync(log, 'w')
         child = spawn(
           process.execPath,
@@ -102,6 +114,7 @@ async function deployUnderLock(
             '--model',
             model,
             ...(labels ? ['--labels', labels] : []),
+            ...(reference ? ['--reference', reference] : []),
             '--name',
             manifest.name,
             '--model-version',
@@ -159,6 +172,11 @@ async function untilReady(child: ChildProcess, log: string, timeoutMs: number): 
     timeoutMs,
   })
   if ('url' in outcome) return outcome.url
+  const refused = 'failure' in outcome ? serveRefusal(await readFile(log, 'utf8').catch(() => '')) : undefined
+  if (refused) {
+    refused.message = `${refused.message}; the server that was serving still is`
+    throw refused
+  }
   const why = 'failure' in outcome ? 'exited before it was ready' : `was not ready within ${Math.round(timeoutMs / 1000)}s`
   throw new RolloutError(`mlops serve ${why}: ${lastLines(log)}; the server that was serving still is`, {
     suggestion: `the whole log is in ${log}`,
@@ -347,7 +365,7 @@ export function localTarget({project, io}: TargetContext): Target<LocalResults> 
   return {
     async deploy(request) {
       const started = Date.now()
-      const {store, manifest} = await resolveDeployModel(project, request, {cluster: false})
+      const {store, manifest, reference} = await resolveDeployModel(project, request, {cluster: false})
       const support = await installedRuntimeSupport()
       requireCompatible(manifest, support, `onnxruntime ${support.runtime}`, 'nothing was started')
       const progress = await io.progress()
@@ -355,6 +373,7 @@ export function localTarget({project, io}: TargetContext): Target<LocalResults> 
       try {
         const deployed = await deployLocal(project.dir, store, manifest, {
           port: request.port,
+          reference: reference !== undefined,
           timeoutMs: request.timeoutMs ?? 120_000,
           onProgress: text => progress.text(text),
           json: io.json,

@@ -37,6 +37,7 @@ export default class ModelPull extends BaseCommand<typeof ModelPull> {
   static flags = {
     to: Flags.string({summary: 'Destination file, or an existing folder.', required: true}),
     'labels-to': Flags.string({summary: 'Also download the labels to this file or folder.'}),
+    'reference-to': Flags.string({summary: "Also write the version's reference set (verified) to this file or folder."}),
     'termination-log': Flags.string({
       summary: `Write a one-line JSON summary here (default: ${TERMINATION_LOG} when it exists).`,
       env: LOADER_ENV.terminationLog,
@@ -56,6 +57,7 @@ export default class ModelPull extends BaseCommand<typeof ModelPull> {
         ref: this.args.ref,
         destination: flags.to,
         labelsDestination: flags['labels-to'],
+        referenceDestination: flags['reference-to'],
         terminationLog: terminationLogPath(flags['termination-log']),
       },
       () => storeFor(this.project, flags),
@@ -70,6 +72,7 @@ export default class ModelPull extends BaseCommand<typeof ModelPull> {
         : `${what} → ${result.path}  ${formatBytes(result.bytes)} in ${result.seconds.toFixed(2)}s  sha256:${result.sha256.slice(0, 12)} verified`,
     )
     if (result.labelsPath) this.log(`labels → ${result.labelsPath}`)
+    if (result.referencePath) this.log(`reference set → ${result.referencePath}`)
     return result
   }
 

@@ -29,7 +29,7 @@ export interface Release extends RenderResult {
 export async function renderRelease(project: ProjectConfig, request: ReleaseRequest, clients?: KubeClients): Promise<Release> {
   const sets = request.namespace ? [...request.set, `namespace=${request.namespace}`] : request.set
   const deploy = deployValues(project, {valuesFiles: request.values, sets})
-  const {settings, store, manifest} = await resolveDeployModel(project, request, {cluster: true})
+  const {settings, store, manifest, reference} = await resolveDeployModel(project, request, {cluster: true})
   const requested = request.delivery ?? deploy.delivery ?? 'init-container'
   const delivery = await chooseDelivery({
     requested,
@@ -40,7 +40,15 @@ export async function renderRelease(project: ProjectConfig, request: ReleaseRequ
     nodeSelector: deploy.nodeSelector,
   })
   const {pushedApi, ...images} = await releaseImages(project, request.image)
-  const values = manifestValues({project, deploy, manifest, images, store: settings, delivery: delivery.delivery})
+  const values = manifestValues({
+    project,
+    deploy,
+    manifest,
+    images,
+    store: settings,
+    delivery: delivery.delivery,
+    reference: reference !== undefined,
+  })
   return {...renderProjectManifests(values, project.dir), manifest, delivery, pushedApi}
 }
 

@@ -1,8 +1,8 @@
 import type {V1Deployment, V1Pod} from '../../vendor/kubernetes.js'
 import {setTimeout as sleep} from 'node:timers/promises'
 
-import {ExitCode, MlopsError, RolloutError} from '../../errors.js'
-import {parseLoaderSummary} from '../../pod/contract.js'
+import {ExitCode, IncompatibleError, MlopsError, RolloutError} from '../../errors.js'
+import {parseLoaderSummary, serveRefusal} from '../../pod/contract.js'
 import type {KubeClients} from './client.js'
 import {kubeError} from './errors.js'
 import {rolloutStatus} from './rollout-rules.js'
@@ -46,7 +46,13 @@ export async function waitForRollout(
       // or incompatible) fails the rollout now rather than at the deadline.
       if (Date.now() >= nextPodCheck) {
         nextPodCheck = Date.now() + POD_CHECK_MS
-        const permanent = await permanentLoaderFailure(clients, deployment).catch(() => undefined)
+        const pods = await currentPods(clients, deployment).catch(() => [] as V1Pod[])
+        const refused = serveRefused(pods)
+        if (refused)
+          throw new IncompatibleError(`rollout of ${target.namespace}/${target.name} cannot succeed: ${refused.pod}: ${refused.error.message}`, {
+            suggestion: refused.error.suggestion,
+          })
+        const permanent = permanentLoaderFailure(pods)
         if (permanent)
           throw await rolloutFailure(clients, deployment, `rollout of ${target.namespace}/${target.name} cannot succeed`, permanent)
       }
@@ -76,11 +82,24 @@ const PERMANENT_LOADER_EXITS = new Set<number>([
   ExitCode.INCOMPATIBLE,
 ])
 
-async function permanentLoaderFailure(clients: KubeClients, deployment: V1Deployment): Promise<string | undefined> {
-  for (const pod of await currentPods(clients, deployment)) {
+function permanentLoaderFailure(pods: V1Pod[]): string | undefined {
+  for (const pod of pods) {
     for (const status of pod.status?.initContainerStatuses ?? []) {
       const terminated = status.state?.terminated ?? status.lastState?.terminated
       if (terminated && PERMANENT_LOADER_EXITS.has(terminated.exitCode)) return podProblems(pod)[0]
+    }
+  }
+
+  return undefined
+}
+
+/** An API container that exited 8 saying why in its log (serve refused the model): no restart mends that. */
+function serveRefused(pods: V1Pod[]): {pod: string; error: IncompatibleError} | undefined {
+  for (const pod of pods) {
+    for (const status of pod.status?.containerStatuses ?? []) {
+      const terminated = status.state?.terminated ?? status.lastState?.terminated
+      const error = terminated?.exitCode === ExitCode.INCOMPATIBLE ? serveRefusal(terminated.message) : undefined
+      if (error) return {pod: pod.metadata?.name ?? 'pod', error}
     }
   }
 

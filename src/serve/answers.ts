@@ -1,0 +1,93 @@
+/**
+ * A model's answers to rows, read the way `mlops serve` reads outputs (the label, and the
+ * prediction: probabilities or the raw outputs), and how far two answers to the same row are
+ * apart. A reference set records these answers; serve's parity check and `model compare` measure
+ * them against each other.
+ */
+import type {ReferenceOutput} from '../store/references.js'
+import {type ServedModel, predict} from './model.js'
+import {BadRequestError, batchToTensorData} from './tensors.js'
+
+/** Rows per run; a chunk the model refuses is run row by row to name the row. */
+const CHUNK_ROWS = 256
+
+/** A row the model refused: `row` counts from 1. */
+export class RowRefusedError extends Error {
+  constructor(
+    readonly row: number,
+    readonly reason: string,
+  ) {
+    super(`row ${row} is refused by the model: ${reason}`)
+    this.name = 'RowRefusedError'
+  }
+}
+
+/** Whether the model gives labels: a classifier, or a model with a label output. */
+export function givesLabels(model: ServedModel): boolean {
+  return model.kind === 'classifier' || model.labelOutput !== undefined
+}
+
+/** The model's answers to the rows, in order; a row it refuses throws RowRefusedError naming it. */
+export async function answerRows(model: ServedModel, inputs: number[][]): Promise<ReferenceOutput[]> {
+  const labels = givesLabels(model)
+  const answers: ReferenceOutput[] = []
+  for (let start = 0; start < inputs.length; start += CHUNK_ROWS) {
+    const chunk = inputs.slice(start, start + CHUNK_ROWS)
+    const results = await runRows(model, chunk, labels).catch(async (error: unknown) => {
+      if (!(error instanceof BadRequestError)) throw error
+      // Which row: run them one at a time.
+      for (const [offset, row] of chunk.entries()) {
+        await runRows(model, [row], labels).catch((rowError: unknown) => {
+          throw new RowRefusedError(start + offset + 1, (rowError as Error).message.replace(/^row 0:? /, ''))
+        })
+      }
+
+      throw error
+    })
+    answers.push(...results)
+  }
+
+  return answers
+}
+
+async function runRows(model: ServedModel, rows: number[][], withLabels: boolean): Promise<ReferenceOutput[]> {
+  const {values, dims} = batchToTensorData(rows, model.input)
+  const result = await predict(model, values, dims, {labels: withLabels})
+  return result.prediction.map((prediction, i) => {
+    const label = result.labels?.[i]
+    return typeof label === 'string' || typeof label === 'number' ? {label, prediction} : {prediction}
+  })
+}
+
+export interface AnswerDelta {
+  /** The labels differ (compared only where both answers have one of the same kind: a name, or a class number). */
+  labelChanged: boolean
+  /** The largest absolute difference of any number in the predictions; Infinity when their shapes or non-numbers differ. */
+  delta: number
+}
+
+/** How far two answers to the same row are apart. */
+export function answerDelta(a: ReferenceOutput, b: ReferenceOutput): AnswerDelta {
+  const labelChanged = a.label !== undefined && typeof a.label === typeof b.label && a.label !== b.label
+  return {labelChanged, delta: valueDelta(a.prediction, b.prediction)}
+}
+
+function valueDelta(a: unknown, b: unknown): number {
+  if (typeof a === 'number' && typeof b === 'number') return Math.abs(a - b)
+  if (Array.isArray(a) && Array.isArray(b)) {
+    if (a.length !== b.length) return Infinity
+    let max = 0
+    for (let i = 0; i < a.length; i++) max = Math.max(max, valueDelta(a[i], b[i]))
+    return max
+  }
+
+  if (a && b && typeof a === 'object' && typeof b === 'object' && !Array.isArray(a) && !Array.isArray(b)) {
+    const keys = Object.keys(a)
+    if (keys.length !== Object.keys(b).length || !keys.every(key => Object.hasOwn(b, key))) return Infinity
+    let max = 0
+    for (const key of keys) max = Math.max(max, valueDelta((a as Record<string, unknown>)[key], (b as Record<string, unknown>)[key]))
+    return max
+  }
+
+  return a === b ? 0 : Infinity
+}

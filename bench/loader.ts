@@ -4,9 +4,11 @@
  * emulator, each a fresh process, alternated: a Python loader built as the
  * original's is (google-cloud-storage in a temporary venv, an anonymous client,
  * `blob.download_to_filename`; generated here, not committed), curl (one
- * `alt=media` GET into a file: the physical limit) and `curl | sha256sum`
- * (the same GET piped into sha256sum: the peer that does the loader's
- * verified work; its digest is checked against the model's). Wall time and
+ * `alt=media` GET into a file: the physical limit), `curl | sha256sum` (the
+ * same GET piped into sha256sum: the peer that does the loader's verified
+ * work) and `curl | openssl dgst -sha256` (the same with OpenSSL's SHA-256,
+ * which uses the CPU's SHA instructions where coreutils' does not); each
+ * pipeline's digest is checked against the model's. Wall time and
  * peak RSS (GNU time; for the pipeline, its largest process) for the 2.4 KiB
  * sample model (--runs 0 leaves it out) and synthetic models of the given
  * sizes. With --before DIR (a built checkout of another commit), its loader
@@ -54,7 +56,7 @@ interface Sample {
   stdout: string
 }
 
-type Tool = 'before' | 'curl' | 'curlSha256sum' | 'mlops' | 'python'
+type Tool = 'before' | 'curl' | 'curlOpenssl' | 'curlSha256sum' | 'mlops' | 'python'
 
 const temp = mkdtempSync(join(tmpdir(), 'mlops-bench-loader-'))
 const gcs = await FakeGcs.start()
@@ -98,11 +100,12 @@ try {
   console.log(`${versions}; median of each row's runs\n`)
   console.log(
     [
-      '| model | runs | mlops model pull | Python loader | curl | curl \\| sha256sum | mlops / Python (time) | mlops throughput / curl',
-      'mlops throughput / (curl \\| sha256sum) (paired runs: min–max) | peak RSS: mlops, Python, curl, curl \\| sha256sum |',
+      '| model | runs | mlops model pull | Python loader | curl | curl \\| sha256sum | curl \\| openssl | mlops / Python (time)',
+      'mlops throughput / curl | mlops throughput / (curl \\| sha256sum) (paired runs: min–max) | mlops throughput / (curl \\| openssl)',
+      'peak RSS: mlops, Python, curl, curl \\| sha256sum, curl \\| openssl |',
     ].join(' | '),
   )
-  console.log('|---|---|---|---|---|---|---|---|---|---|')
+  console.log('|---|---|---|---|---|---|---|---|---|---|---|---|')
   const beforeRows: string[] = []
   for (const model of models) {
     const source = model.bytes === 0 ? fixture('iris_svc.onnx') : join(temp, `${model.name}.onnx`)
@@ -112,13 +115,14 @@ try {
     if (model.bytes > 0) rmSync(source)
     const key = `models/${model.name}/1/model.onnx`
     const url = `${gcs.url}/storage/v1/b/bench/o/${encodeURIComponent(key)}?alt=media`
-    const samples: Record<Tool, Sample[]> = {mlops: [], python: [], curl: [], curlSha256sum: [], before: []}
+    const samples: Record<Tool, Sample[]> = {mlops: [], python: [], curl: [], curlSha256sum: [], curlOpenssl: [], before: []}
     for (let run = 0; run < model.runs; run++) {
       const out = join(temp, 'out.onnx')
       const each: Array<[Tool, () => Sample]> = [
         ['mlops', () => measure(process.execPath, [BIN, 'model', 'pull', `${model.name}@1`, '--to', out])],
         ['curl', () => measure('curl', ['-sSf', '-o', out, url])],
         ['curlSha256sum', () => measure('bash', ['-c', 'set -o pipefail; curl -sSf "$1" | sha256sum', 'bash', url])],
+        ['curlOpenssl', () => measure('bash', ['-c', 'set -o pipefail; curl -sSf "$1" | openssl dgst -sha256 -r', 'bash', url])],
       ]
       if (PYTHON) each.push(['python', () => measure(python, [join(temp, 'loader.py'), 'bench', key, out])])
       if (BEFORE) each.push(['before', () => measure(process.execPath, [BEFORE, 'model', 'pull', `${model.name}@1`, '--to', out])])
@@ -126,8 +130,8 @@ try {
       for (let i = 0; i < each.length; i++) {
         const [name, go] = each[(i + run) % each.length]
         const sample = go()
-        if (name === 'curlSha256sum' && !sample.stdout.startsWith(sha256))
-          throw new Error(`curl | sha256sum printed ${sample.stdout.trim()}, the model's sha256 is ${sha256}`)
+        if (name.startsWith('curl') && name !== 'curl' && !sample.stdout.startsWith(sha256))
+          throw new Error(`${name} printed ${sample.stdout.trim()}, the model's sha256 is ${sha256}`)
         samples[name].push(sample)
         rmSync(out, {force: true})
       }
@@ -140,9 +144,10 @@ try {
     console.log(
       [
         `| ${model.label} | ${model.runs} | ${t('mlops').toFixed(3)} s | ${ifPython(() => `${t('python').toFixed(3)} s`)} | ${t('curl').toFixed(3)} s`,
-        `${t('curlSha256sum').toFixed(3)} s | ${ifPython(() => (t('mlops') / t('python')).toFixed(2))} | ${(t('curl') / t('mlops')).toFixed(2)}`,
-        `**${(t('curlSha256sum') / t('mlops')).toFixed(2)}** (${Math.min(...paired).toFixed(2)}–${Math.max(...paired).toFixed(2)})`,
-        `${rss('mlops')}, ${ifPython(() => rss('python'))}, ${rss('curl')}, ${rss('curlSha256sum')} MiB |`,
+        `${t('curlSha256sum').toFixed(3)} s | ${t('curlOpenssl').toFixed(3)} s | ${ifPython(() => (t('mlops') / t('python')).toFixed(2))}`,
+        `${(t('curl') / t('mlops')).toFixed(2)} | **${(t('curlSha256sum') / t('mlops')).toFixed(2)}** (${Math.min(...paired).toFixed(2)}–${Math.max(...paired).toFixed(2)})`,
+        `${(t('curlOpenssl') / t('mlops')).toFixed(2)}`,
+        `${rss('mlops')}, ${ifPython(() => rss('python'))}, ${rss('curl')}, ${rss('curlSha256sum')}, ${rss('curlOpenssl')} MiB |`,
       ].join(' | '),
     )
     if (BEFORE)

@@ -132,7 +132,7 @@ async function fetchInto(file: FileHandle, path: string, request: DownloadReques
               // buffer, valid only during this call. Writing it costs the one copy that keeping it
               // would, and nothing is kept: no range buffers, so memory does not grow with the
               // ranges in flight, and the page cache gets small writes, not one large write per
-              // range (bench/RESULTS.md, issue 26: half the time at 1 GiB).
+              // range (bench/RESULTS.md, issue 26: a third of the time at 1 GiB).
               writeFully(file.fd, chunk, start + got)
               hash?.update(chunk)
               got += chunk.length

@@ -1,4 +1,3 @@
-import {createHash} from 'node:crypto'
 import type {Worker} from 'node:worker_threads'
 
 import {startWorker} from '../util/worker.js'
@@ -55,10 +54,4 @@ export class FileHasher {
   async abort(): Promise<void> {
     await this.worker.terminate()
   }
-}
-
-export function sha256Of(chunks: Buffer[]): string {
-  const hash = createHash('sha256')
-  for (const chunk of chunks) hash.update(chunk)
-  return hash.digest('hex')
 }

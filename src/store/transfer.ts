@@ -2,13 +2,13 @@ import {type FileHandle, mkdir, open, rename, rm, stat} from 'node:fs/promises'
 import {dirname} from 'node:path'
 
 import {createHash} from 'node:crypto'
-import {createReadStream} from 'node:fs'
+import {createReadStream, writeSync} from 'node:fs'
 
 import {IntegrityError} from '../errors.js'
 import {removeStaleTemps, tempPathFor, trackTemp} from '../util/fs-atomic.js'
 import {withRetry} from '../util/retry.js'
 import type {ObjectStat, StorageBackend} from './backend.js'
-import {FileHasher, sha256Of} from './file-hasher.js'
+import {FileHasher} from './file-hasher.js'
 
 export interface TransferTuning {
   /** Objects larger than this are fetched as parallel ranged reads of this size. */
@@ -22,9 +22,9 @@ export interface TransferTuning {
 }
 
 /**
- * 4 × 8 MiB in flight: the loader peaks at about 128 MB whatever the model's size (32 MiB
- * ranges peaked near 300 MB, over the loader's 256Mi limit on a real node), and 1 GiB
- * downloads as fast as before (bench/store-transfer.ts).
+ * 4 ranges of 8 MiB in flight. Ranges are written into the file as they arrive, so neither
+ * number sets the loader's memory (about 80 MB at any model size); they set the requests per
+ * object and how far the hashed prefix trails the fastest range (bench/RESULTS.md, issue 26).
  */
 export const DEFAULT_TUNING: Omit<TransferTuning, 'timeoutMs'> = {chunkSize: 8 << 20, concurrency: 4, stallMs: 20_000}
 
@@ -96,9 +96,11 @@ export async function existingSha256(path: string, size: number): Promise<string
 }
 
 /**
- * Fetches all ranges into the open file. One range: hashed from memory.
- * Several: fetched `concurrency` at a time, each written with one writev
- * as it completes, and hashed by a FileHasher as the written prefix grows.
+ * Fetches all ranges into the open file, each chunk written at its offset as
+ * it arrives. One range: hashed on this thread as it arrives. Several:
+ * fetched `concurrency` at a time and hashed by a FileHasher as the written
+ * prefix grows. A retried range writes its bytes again over the same
+ * offsets; the hasher reads a range only once it is complete.
  */
 async function fetchInto(file: FileHandle, path: string, request: DownloadRequest): Promise<{sha256: string; size: number}> {
   const {backend, key, stat: object, tuning, onProgress} = request
@@ -107,26 +109,12 @@ async function fetchInto(file: FileHandle, path: string, request: DownloadReques
   const controller = new AbortController()
   let received = 0
 
-  // One buffer per range in flight, reused from range to range: the loader's memory stays at
-  // concurrency × chunkSize whatever the model's size (a new buffer per range left the garbage
-  // collector hundreds of MB behind, and the loader was OOM-killed under a 256Mi limit).
-  const spare: Buffer[] = []
   const fetchRange = async (index: number): Promise<void> => {
     const start = index * tuning.chunkSize
     const end = Math.min(total, start + tuning.chunkSize)
-    const buffer = spare.pop() ?? Buffer.allocUnsafeSlow(Math.min(total, tuning.chunkSize))
-    try {
-      await fetchRangeInto(buffer, index, start, end)
-    } finally {
-      spare.push(buffer)
-    }
-  }
-
-  const fetchRangeInto = async (buffer: Buffer, index: number, start: number, end: number): Promise<void> => {
-    const range = buffer.subarray(0, end - start)
     return withRetry(
       async () => {
-        // Backends may pass views of a reused read buffer, so every chunk is copied in.
+        const hash = chunkCount === 1 ? createHash('sha256') : undefined
         let got = 0
         await withStallTimer(tuning.stallMs, controller.signal, (signal, touch) =>
           backend.readRange(
@@ -136,11 +124,17 @@ async function fetchInto(file: FileHandle, path: string, request: DownloadReques
             end,
             chunk => {
               touch()
-              if (got + chunk.length > range.length)
+              if (got + chunk.length > end - start)
                 throw Object.assign(new Error(`the store sent more than the ${end - start} bytes of range ${start}-${end - 1}`), {
                   code: 'ECONNRESET',
                 })
-              chunk.copy(range, got)
+              // Written now, synchronously: the chunk may be a view of the connection's reused read
+              // buffer, valid only during this call. Writing it costs the one copy that keeping it
+              // would, and nothing is kept: no range buffers, so memory does not grow with the
+              // ranges in flight, and the page cache gets small writes, not one large write per
+              // range (bench/RESULTS.md, issue 26: a third of the time at 1 GiB).
+              writeFully(file.fd, chunk, start + got)
+              hash?.update(chunk)
               got += chunk.length
               received += chunk.length
               onProgress?.(received, total)
@@ -156,8 +150,7 @@ async function fetchInto(file: FileHandle, path: string, request: DownloadReques
           throw Object.assign(new Error(`expected ${end - start} bytes of range ${start}-${end - 1}, got ${got}`), {code: 'ECONNRESET'})
         }
 
-        await file.write(range, 0, got, start)
-        if (chunkCount === 1) single = sha256Of([range])
+        if (hash) single = hash.digest('hex')
       },
       {what: `downloading ${request.label} from ${backend.uri}`, timeoutMs: tuning.timeoutMs},
     )
@@ -198,6 +191,11 @@ async function fetchInto(file: FileHandle, path: string, request: DownloadReques
   }
 
   return hasher.finish(total)
+}
+
+/** Writes all of `chunk` at `position` (a write may take part of it). */
+function writeFully(fd: number, chunk: Buffer, position: number): void {
+  for (let done = 0; done < chunk.length;) done += writeSync(fd, chunk, done, chunk.length - done, position + done)
 }
 
 /**

@@ -26,7 +26,7 @@ export interface OutputDifference {
   max: number
   /** Mean |A - B| over the rows. */
   mean: number
-  /** The row (1-based) of the largest difference. */
+  /** The row (1-based) of the largest difference (the first row when every row is the same). */
   row: number
 }
 

@@ -110,7 +110,7 @@ export function formatComparison(result: CompareResult): string {
     lines.push(
       formatTable(
         ['OUTPUT', 'MAX |Δ|', 'MEAN |Δ|', 'AT ROW'],
-        result.outputs.map(o => [o.output, formatDelta(o.max), formatDelta(o.mean), String(o.row)]),
+        result.outputs.map(o => [o.output, formatDelta(o.max), formatDelta(o.mean), o.max === 0 ? '-' : String(o.row)]),
       ),
     )
   if (result.unmatched.length > 0) lines.push(`not compared (one side only): ${result.unmatched.join(', ')}`)

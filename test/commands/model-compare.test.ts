@@ -149,13 +149,13 @@ describe('mlops model compare', function () {
         name: `--min-agreement ${value}`,
         args: () => ['iris@1', 'iris@2', `--min-agreement=${value}`],
         code: ExitCode.USAGE,
-        message: new RegExp(`--min-agreement ${value} is not a number from 0 to 1`),
+        message: new RegExp(`^Error: --min-agreement ${value} is not a number from 0 to 1\nHint: see --help\n$`),
       })),
       {
         name: '--max-delta -0.1',
         args: () => ['iris@1', 'iris@2', '--max-delta=-0.1'],
         code: ExitCode.USAGE,
-        message: /--max-delta -0\.1 is not a number of at least 0/,
+        message: /^Error: --max-delta -0\.1 is not a number of at least 0\nHint: see --help\n$/,
       },
       {
         name: '--reference with a missing file',

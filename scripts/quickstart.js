@@ -22,7 +22,19 @@ try {
   console.log(`Working in ${work} (the project: ${project}, its store: ${join(project, '.mlops', 'store')})`)
   mlops('init', 'iris', '--yes')
   console.log(`\n$ cd iris`)
-  mlops('model', 'push', 'model/model.onnx', '--name', 'iris', '--labels', 'model/labels.json', '--meta', 'dataset=iris')
+  mlops(
+    'model',
+    'push',
+    'model/model.onnx',
+    '--name',
+    'iris',
+    '--labels',
+    'model/labels.json',
+    '--reference',
+    'model/reference.csv',
+    '--meta',
+    'dataset=iris',
+  )
   mlops('model', 'alias', 'set', 'iris@1', 'prod')
   mlops('model', 'list', 'iris')
   mlops('model', 'show', 'iris@prod')
@@ -32,10 +44,12 @@ try {
   mlops('status')
   mlops('predict', '--data', '[[6.3, 3.3, 6.0, 2.5]]', '--expect', 'virginica')
   mlops('predict', '--data', '[[6.3, 3.3, 6.0, 2.5]]', '-n', '500', '--concurrency', '8')
+  mlops('model', 'compare', 'iris@prod', '--min-agreement', '1', '--max-delta', '0')
   mlops('delete')
   console.log(
     '\nQuickstart finished: scaffolded a project, pushed, aliased and inspected a model, pulled it verified as the loader does,' +
-      ' deployed it on the local target (loader step + mlops serve), predicted and measured latency, and removed it.',
+      ' deployed it on the local target (loader step + mlops serve), predicted and measured latency,' +
+      ' compared the deployment with the reference rows pushed with the model, and removed it.',
   )
 } catch (error) {
   console.error(`\nQuickstart failed: ${error.message.split('\n')[0]}`)

@@ -16,6 +16,8 @@ export const ExitCode = {
   ROLLOUT_FAILED: 9,
   BUILD_FAILED: 10,
   EXPECTATION_FAILED: 11,
+  /** `mlops model compare`: two models (or a model and a server) answered apart beyond a threshold. */
+  DISAGREEMENT: 12,
   /** Stopped by Ctrl-C or SIGTERM (the shell's 128 + SIGINT), after cleaning up. */
   INTERRUPTED: 130,
 } as const
@@ -93,6 +95,11 @@ export class BuildError extends MlopsError {
 /** A prediction that did not match --expect (CI smoke tests). */
 export class ExpectationError extends MlopsError {
   readonly code = 'EXPECTATION_FAILED'
+}
+
+/** Answers of two models that differ beyond --min-agreement or --max-delta (`mlops model compare`). */
+export class DisagreementError extends MlopsError {
+  readonly code = 'DISAGREEMENT'
 }
 
 export function isMlopsError(error: unknown): error is MlopsError {

@@ -42,6 +42,10 @@ describe("npm run quickstart (the README's first command)", () => {
     expect(stdout).to.contain('{"prediction":"virginica"}')
     expect(stdout).to.match(/iris@1 serving at http:\/\/127\.0\.0\.1:\d+/)
     expect(stdout).to.match(/REQUESTS\s+ERRORS\s+REQ\/S/)
+    // The reference rows pushed with the sample, answered the same by the deployment.
+    expect(stdout).to.match(
+      /iris@1 vs http:\/\/127\.0\.0\.1:\d+ on 1000 rows \(iris@1 reference set\)\n {2}iris@1 now vs recorded \(onnxruntime-node [\d.]+\): agreement 1, max \|Δ\| 0\nagreement {2}1 \(0 rows disagree\)/,
+    )
     const stopped = Number(/stopped mlops serve \(pid (\d+), iris@1\)/.exec(stdout)?.[1])
     const work = /Working in (\S+)/.exec(stdout)![1]
 

@@ -124,6 +124,9 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
 export function describeError(thrown: Error & {oclif?: {exit?: number}}): ErrorJson['error'] {
   const error = isMlopsError(thrown) ? thrown : (systemError(thrown) ?? thrown)
   if (isMlopsError(error)) {
+    // oclif wraps what a flag's own parser throws in lines of its own: the one line is the error's.
+    const wrapped = /^Parsing --[a-z0-9-]+ \n\t([\s\S]*)\nSee more help with --help$/.exec(error.message)
+    if (wrapped) return {code: error.code, exitCode: error.exitCode, message: wrapped[1], suggestion: error.suggestion ?? 'see --help'}
     return {code: error.code, exitCode: error.exitCode, message: error.message, suggestion: error.suggestion}
   }
 

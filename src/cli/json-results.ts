@@ -12,6 +12,7 @@ import type {RemoveResult} from '../commands/model/rm.js'
 import type {ModelDetails} from '../commands/model/show.js'
 import type {RenderCommandResult} from '../commands/render.js'
 import type {PublishResult} from '../images/publish.js'
+import type {CompareResult} from '../predict/compare.js'
 import type {PredictResult} from '../predict/predict.js'
 import type {ReferenceResult} from '../predict/reference.js'
 import type {ServeResult} from '../serve/serve.js'
@@ -33,6 +34,7 @@ export interface CommandResults {
   'model alias set': AliasResult
   'model alias rm': AliasResult
   'model reference add': ReferenceResult
+  'model compare': CompareResult
   'image build': BuiltImages
   'image push': PushedImages
   'image check': CheckResult

@@ -1,11 +1,9 @@
 import {Flags} from '@oclif/core'
 
-import {fromEnvironment} from '../cli/flag-rules.js'
 import {contextFlag, namespaceFlagLong, targetFlag} from '../cli/flags.js'
 import {TargetCommand} from '../cli/target-command.js'
-import {ExitCode, UsageError} from '../errors.js'
+import {ExitCode} from '../errors.js'
 import {type PredictOptions, type PredictResult, predict} from '../predict/predict.js'
-import type {Endpoint} from '../targets/target.js'
 
 export default class Predict extends TargetCommand<typeof Predict> {
   static summary = 'Send test requests to a model server and show the answer, with latency figures under load.'
@@ -62,37 +60,11 @@ export default class Predict extends TargetCommand<typeof Predict> {
         concurrency: flags.concurrency,
         expect: flags.expect,
       },
-      connections => this.endpoint(connections),
+      connections => this.serverEndpoint(connections),
       this.io(),
     )
     // The shell's convention for a run stopped by Ctrl-C (128 + SIGINT).
     if (interrupted) process.exitCode = ExitCode.INTERRUPTED
     return result
-  }
-
-  /** The server: --url as it is, else the target's endpoint (k8s: a port-forward with `connections` tunnels). */
-  private async endpoint(connections: number): Promise<Endpoint> {
-    const url = this.explicitUrl()
-    if (url) {
-      this.refuseForeign('--url', [])
-      return {url, close: async () => {}}
-    }
-
-    const {target} = await this.target()
-    return target.endpoint({namespace: this.flags.namespace, context: this.flags.context, connections})
-  }
-
-  /**
-   * --url, unless a --target flag overrides a URL from MLOPS_PREDICT_URL. Both
-   * given as flags name two servers: exit 2. A value from the environment
-   * (MLOPS_TARGET exported for deploy) never conflicts with a flag.
-   */
-  private explicitUrl(): string | undefined {
-    const {url, target} = this.flags
-    if (url === undefined || target === undefined) return url
-    const urlFromEnv = fromEnvironment(Predict.flags.url, url)
-    const targetFromEnv = fromEnvironment(Predict.flags.target, target)
-    if (!urlFromEnv && !targetFromEnv) throw new UsageError('--url and --target each name a server: pass one of them')
-    return urlFromEnv && !targetFromEnv ? undefined : url
   }
 }

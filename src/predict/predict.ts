@@ -142,7 +142,7 @@ async function sendMany(
 }
 
 /** The answer's body, unless the server refused the request (4xx: exit 2) or failed it (5xx: exit 7). */
-function acceptedBody(answer: Answer): unknown {
+export function acceptedBody(answer: Answer): unknown {
   if (answer.status < 400) return answer.body
   const message = (answer.body as {error?: string})?.error ?? JSON.stringify(answer.body)
   if (answer.status >= 500)

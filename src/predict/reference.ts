@@ -8,7 +8,8 @@ import {join} from 'node:path'
 
 import {UsageError} from '../errors.js'
 import {RowRefusedError, answerRows} from '../serve/answers.js'
-import {loadModel, prepareModel, runtimeName} from '../serve/model.js'
+import {loadModel, prepareModel, runtimeName, type ServedModel} from '../serve/model.js'
+import type {ModelManifest} from '../store/manifest.js'
 import type {ModelStore} from '../store/model-store.js'
 import type {ModelRef} from '../store/names.js'
 import {
@@ -21,6 +22,12 @@ import {
 } from '../store/references.js'
 import {formatBytes} from '../util/text.js'
 import {parseRows} from './input.js'
+
+/** A run of a model on rows: what a reference records, and the class of each probability column (classifiers). */
+export interface ModelRun extends ComputedReference {
+  /** Per column of a classifier's probabilities: its class, named through the labels when there are labels. */
+  classes?: string[]
+}
 
 export interface ReferenceResult extends ReferenceWrite {
   name: string
@@ -58,7 +65,7 @@ export async function computeReference(
   labels: Record<string, string> | undefined,
   inputs: number[][],
   source: string,
-): Promise<ComputedReference> {
+): Promise<ModelRun> {
   const prepared = await prepareModel({modelPath, name: 'reference'})
   prepared.labels = labels
   const model = await loadModel(prepared)
@@ -69,10 +76,19 @@ export async function computeReference(
         suggestion: `give rows of the model's input (${model.input.name}: ${model.input.type}[${model.input.shape.map(d => d ?? '?').join(',')}])`,
       })
     })
-    return {runtime: runtimeName(model), inputs, outputs}
+    return {runtime: runtimeName(model), inputs, outputs, classes: classesOf(model, outputs[0]?.prediction)}
   } finally {
     await model.engine.close()
   }
+}
+
+/** The class of each probability column, as /predict/label names it; undefined for models without probabilities. */
+function classesOf(model: ServedModel, firstPrediction: unknown): string[] | undefined {
+  if (!model.probabilities || !Array.isArray(firstPrediction)) return undefined
+  return firstPrediction.map((_, i) => {
+    const label = model.classLabels?.[i] ?? i
+    return model.labels?.[String(label)] ?? String(label)
+  })
 }
 
 /**
@@ -82,16 +98,19 @@ export async function computeReference(
 export async function addReference(store: ModelStore, request: {ref: ModelRef; file: string; replace: boolean}): Promise<ReferenceResult> {
   const inputs = await readReferenceRows(request.file)
   const manifest = await store.resolve(request.ref)
+  const computed = await runVersion(store, manifest, inputs, request.file)
+  const written = await store.recordReference(manifest, makeReference(manifest, computed), {replace: request.replace})
+  return {name: manifest.name, version: manifest.version, ref: `${manifest.name}@${manifest.version}`, ...written}
+}
+
+/** Pulls a version (verified) into a temporary folder and runs it on the rows there; the folder is removed after. */
+export async function runVersion(store: ModelStore, manifest: ModelManifest, inputs: number[][], source: string): Promise<ModelRun> {
   if (manifest.format !== 'onnx')
-    throw new UsageError(
-      `${manifest.name}@${manifest.version} is not an ONNX model (${manifest.file}): reference sets are computed with onnxruntime`,
-    )
-  const dir = await mkdtemp(join(tmpdir(), 'mlops-reference-'))
+    throw new UsageError(`${manifest.name}@${manifest.version} is not an ONNX model (${manifest.file}): it cannot be run with onnxruntime`)
+  const dir = await mkdtemp(join(tmpdir(), 'mlops-run-'))
   try {
     const {path} = await store.pull({manifest, destination: join(dir, manifest.file)})
-    const computed = await computeReference(path, manifest.labels?.values, inputs, request.file)
-    const written = await store.recordReference(manifest, makeReference(manifest, computed), {replace: request.replace})
-    return {name: manifest.name, version: manifest.version, ref: `${manifest.name}@${manifest.version}`, ...written}
+    return await computeReference(path, manifest.labels?.values, inputs, source)
   } finally {
     await rm(dir, {recursive: true, force: true})
   }

@@ -51,6 +51,7 @@ function plan(answers: ProjectAnswers): Array<{path: string; content?: string; c
     files.push(
       {path: 'model/model.onnx', copyFrom: join(TEMPLATES, 'sample-model', 'iris_svc.onnx')},
       {path: 'model/labels.json', copyFrom: join(TEMPLATES, 'sample-model', 'labels.json')},
+      {path: 'model/reference.csv', copyFrom: join(TEMPLATES, 'sample-model', 'reference.csv')},
     )
   }
 
@@ -125,7 +126,7 @@ A model-load project: a generic API image serves the model that a loader
 initContainer pulls from ${answers.store} at pod start.
 
 \`\`\`sh
-mlops model push ${answers.sampleModel ? 'model/model.onnx --labels model/labels.json' : 'MODEL.onnx'} --name ${answers.modelName}
+mlops model push ${answers.sampleModel ? 'model/model.onnx --labels model/labels.json --reference model/reference.csv' : 'MODEL.onnx'} --name ${answers.modelName}
 mlops image build && mlops image push
 mlops deploy --model ${answers.modelName}@latest
 mlops status

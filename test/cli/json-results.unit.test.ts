@@ -14,6 +14,7 @@ import type ModelList from '../../src/commands/model/list.js'
 import type ModelPublish from '../../src/commands/model/publish.js'
 import type ModelPull from '../../src/commands/model/pull.js'
 import type ModelPush from '../../src/commands/model/push.js'
+import type ModelCompare from '../../src/commands/model/compare.js'
 import type ModelReferenceAdd from '../../src/commands/model/reference/add.js'
 import type ModelRm from '../../src/commands/model/rm.js'
 import type ModelShow from '../../src/commands/model/show.js'
@@ -45,6 +46,7 @@ const sameTypes: {[K in keyof CommandResults]: true} = {
   'model alias set': true satisfies Same<Returned<typeof ModelAliasSet>, CommandResults['model alias set']>,
   'model alias rm': true satisfies Same<Returned<typeof ModelAliasRm>, CommandResults['model alias rm']>,
   'model reference add': true satisfies Same<Returned<typeof ModelReferenceAdd>, CommandResults['model reference add']>,
+  'model compare': true satisfies Same<Returned<typeof ModelCompare>, CommandResults['model compare']>,
   'image build': true satisfies Same<Returned<typeof ImageBuild>, CommandResults['image build']>,
   'image push': true satisfies Same<Returned<typeof ImagePush>, CommandResults['image push']>,
   'image check': true satisfies Same<Returned<typeof ImageCheck>, CommandResults['image check']>,

@@ -34,6 +34,7 @@ describe('mlops init', function () {
       'mlops.yaml',
       'model/labels.json',
       'model/model.onnx',
+      'model/reference.csv',
     ])
     const config = parse(readFileSync(join(dir, 'mlops.yaml'), 'utf8'))
     expect(config).to.deep.include({
@@ -43,7 +44,7 @@ describe('mlops init', function () {
       image: {repository: 'mlops/iris-service'},
     })
     expect(config.deploy).to.include({namespace: 'iris-service', replicas: 3})
-    expect(stdout).to.contain('Wrote 7 files')
+    expect(stdout).to.contain('Wrote 8 files')
   })
 
   it('--manifests copies the templates; --no-sample-model leaves the model out', async () => {
@@ -157,10 +158,23 @@ describe('mlops init', function () {
     process.env.MLOPS_GCS_ENDPOINT = store.env.MLOPS_GCS_ENDPOINT
     try {
       const pushed = await runCommand(
-        ['model', 'push', join(dir, 'model', 'model.onnx'), '--labels', join(dir, 'model', 'labels.json'), '--config', config],
+        [
+          'model',
+          'push',
+          join(dir, 'model', 'model.onnx'),
+          '--labels',
+          join(dir, 'model', 'labels.json'),
+          '--reference',
+          join(dir, 'model', 'reference.csv'),
+          '--config',
+          config,
+          '--json',
+        ],
         {root},
       )
       expect(pushed.error, pushed.stderr).to.equal(undefined)
+      // The sample's reference set goes with it: 1,000 rows, run by the installed onnxruntime.
+      expect(JSON.parse(pushed.stdout).reference).to.include({rows: 1000})
       const rendered = await runCommand(['render', '--config', config, '--json'], {root})
       expect(rendered.error, rendered.stderr).to.equal(undefined)
       expect(JSON.parse(rendered.stdout)).to.include({model: 'iris@1'})

@@ -80,7 +80,7 @@ export default class Serve extends BaseCommand<typeof Serve> {
     }),
     reference: Flags.string({
       summary:
-        "The version's reference set (JSON, as the loader writes it): answered at warm-up; /ready stays 503 and serve exits 8 when an answer differs from the recorded one beyond --reference-tolerance.",
+        "The version's reference set (JSON, as the loader writes it): answered at warm-up: serve exits 8 when an answer differs from the recorded one beyond --reference-tolerance.",
       env: API_ENV.reference,
     }),
     'reference-tolerance': Flags.string({
@@ -89,7 +89,8 @@ export default class Serve extends BaseCommand<typeof Serve> {
       default: String(DEFAULT_TOLERANCE),
     }),
     check: Flags.boolean({
-      summary: 'Load the model, warm up and answer the reference set, print the result and exit without listening (what mlops image check runs).',
+      summary:
+        'Load the model, warm up and answer the reference set, print the result and exit without listening (what mlops image check runs).',
     }),
     'log-format': logFormatFlag('text on a terminal, json otherwise'),
   }

@@ -12,14 +12,7 @@ import {loadModel, prepareModel, runtimeName, type ServedModel} from '../serve/m
 import type {ModelManifest} from '../store/manifest.js'
 import type {ModelStore} from '../store/model-store.js'
 import type {ModelRef} from '../store/names.js'
-import {
-  type ComputedReference,
-  REFERENCE_MAX_BYTES,
-  REFERENCE_MAX_ROWS,
-  type ReferenceOutput,
-  type ReferenceWrite,
-  makeReference,
-} from '../store/references.js'
+import {type ComputedReference, REFERENCE_MAX_BYTES, REFERENCE_MAX_ROWS, type ReferenceWrite, makeReference} from '../store/references.js'
 import {formatBytes} from '../util/text.js'
 import {parseRows} from './input.js'
 

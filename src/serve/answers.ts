@@ -1,8 +1,7 @@
 /**
  * A model's answers to rows, read the way `mlops serve` reads outputs (the label, and the
- * prediction: probabilities or the raw outputs), and how far two answers to the same row are
- * apart. A reference set records these answers; serve's parity check and `model compare` measure
- * them against each other.
+ * prediction: probabilities or the raw outputs). A reference set records these answers; serve's
+ * parity check and `model compare` measure them against each other (predict/compare-rules.ts).
  */
 import type {ReferenceOutput} from '../store/references.js'
 import {type ServedModel, predict} from './model.js'
@@ -57,37 +56,4 @@ async function runRows(model: ServedModel, rows: number[][], withLabels: boolean
     const label = result.labels?.[i]
     return typeof label === 'string' || typeof label === 'number' ? {label, prediction} : {prediction}
   })
-}
-
-export interface AnswerDelta {
-  /** The labels differ (compared only where both answers have one of the same kind: a name, or a class number). */
-  labelChanged: boolean
-  /** The largest absolute difference of any number in the predictions; Infinity when their shapes or non-numbers differ. */
-  delta: number
-}
-
-/** How far two answers to the same row are apart. */
-export function answerDelta(a: ReferenceOutput, b: ReferenceOutput): AnswerDelta {
-  const labelChanged = a.label !== undefined && typeof a.label === typeof b.label && a.label !== b.label
-  return {labelChanged, delta: valueDelta(a.prediction, b.prediction)}
-}
-
-function valueDelta(a: unknown, b: unknown): number {
-  if (typeof a === 'number' && typeof b === 'number') return Math.abs(a - b)
-  if (Array.isArray(a) && Array.isArray(b)) {
-    if (a.length !== b.length) return Infinity
-    let max = 0
-    for (let i = 0; i < a.length; i++) max = Math.max(max, valueDelta(a[i], b[i]))
-    return max
-  }
-
-  if (a && b && typeof a === 'object' && typeof b === 'object' && !Array.isArray(a) && !Array.isArray(b)) {
-    const keys = Object.keys(a)
-    if (keys.length !== Object.keys(b).length || !keys.every(key => Object.hasOwn(b, key))) return Infinity
-    let max = 0
-    for (const key of keys) max = Math.max(max, valueDelta((a as Record<string, unknown>)[key], (b as Record<string, unknown>)[key]))
-    return max
-  }
-
-  return a === b ? 0 : Infinity
 }

@@ -128,7 +128,11 @@ export async function prepareModel(source: ModelSource): Promise<PreparedModel> 
   const {model, zipMaps} = exposeZipMapInputs(bytes)
   const labels = source.labelsPath ? await readLabels(source.labelsPath) : undefined
   const reference = source.referencePath
-    ? await readReferenceFile(source.referencePath, {sha256, name: source.version === undefined ? undefined : source.name, version: source.version})
+    ? await readReferenceFile(source.referencePath, {
+        sha256,
+        name: source.version === undefined ? undefined : source.name,
+        version: source.version,
+      })
     : undefined
   return {source, bytes: model, sha256, info, zipMaps, labels, reference}
 }

@@ -8,7 +8,8 @@ import {readFile} from 'node:fs/promises'
 
 import {IncompatibleError, IntegrityError, NotFoundError, PermissionError, UsageError} from '../errors.js'
 import {type ReferenceRecord, parseReference} from '../store/references.js'
-import {RowRefusedError, answerDelta, answerRows} from './answers.js'
+import {compareAnswers, formatDelta} from '../predict/compare-rules.js'
+import {RowRefusedError, answerRows} from './answers.js'
 import {type ServedModel, runtimeName} from './model.js'
 
 /** The largest difference of any number in an answer that still counts as the same answer. */
@@ -28,13 +29,18 @@ export interface ParityResult {
   maxDelta: number
   /** Rows (from 1) whose answers differ beyond the tolerance or whose label changed. */
   drifted: number[]
+  /** Outputs that only one side has (then every row has drifted). */
+  unmatched: string[]
 }
 
 /**
  * Reads a reference file as strictly as any input: it must be the record of this very model file
  * (its sha256), well formed, and its rows must hash to its digest.
  */
-export async function readReferenceFile(path: string, expected: {sha256: string; name?: string; version?: string}): Promise<ReferenceRecord> {
+export async function readReferenceFile(
+  path: string,
+  expected: {sha256: string; name?: string; version?: string},
+): Promise<ReferenceRecord> {
   const data = await readFile(path).catch((error: NodeJS.ErrnoException) => {
     if (error.code === 'ENOENT')
       throw new NotFoundError(`reference set ${path} does not exist`, {
@@ -61,15 +67,26 @@ export async function measureParity(model: ServedModel, reference: ReferenceReco
       `${servedBy} refuses row ${error.row} of the reference set that ${reference.runtime} answered: ${error.reason}`,
     )
   })
-  let maxDelta = 0
-  const drifted: number[] = []
-  for (const [index, answer] of answers.entries()) {
-    const {delta, labelChanged} = answerDelta(reference.outputs[index], answer)
-    maxDelta = Math.max(maxDelta, delta)
-    if (labelChanged || delta > tolerance) drifted.push(index + 1)
-  }
-
-  return {rows: answers.length, recordedBy: reference.runtime, servedBy, tolerance, maxDelta, drifted}
+  // Every row compared, none judged here: a drifted row is a changed label, a number beyond the
+  // tolerance, or an output that only one side has (then every row has drifted).
+  const comparison = compareAnswers(
+    reference.inputs,
+    {outputs: reference.outputs},
+    {outputs: answers},
+    {
+      worst: answers.length,
+      thresholds: {},
+    },
+  )
+  const drifted =
+    comparison.unmatched.length > 0
+      ? answers.map((_, index) => index + 1)
+      : comparison.worst
+          .filter(row => row.agree === false || row.delta > tolerance)
+          .map(row => row.row)
+          .sort((x, y) => x - y)
+  const {maxDelta, unmatched} = comparison
+  return {rows: answers.length, recordedBy: reference.runtime, servedBy, tolerance, maxDelta, drifted, unmatched}
 }
 
 /** Throws exit 8 when the answers drifted, naming both runtimes and the first rows. */
@@ -77,7 +94,14 @@ export function requireParity(parity: ParityResult, model: string): void {
   if (parity.drifted.length === 0) return
   const rows = parity.drifted.slice(0, NAMED_ROWS).join(', ') + (parity.drifted.length > NAMED_ROWS ? ', ...' : '')
   throw new IncompatibleError(
-    `${model} answers its reference set differently: ${parity.drifted.length} of ${parity.rows} rows differ beyond ${parity.tolerance} (rows ${rows}; max |Δ| ${formatDelta(parity.maxDelta)}); recorded by ${parity.recordedBy}, serving ${parity.servedBy}`,
+    `${model} answers its reference set differently: ${parity.drifted.length} of ${parity.rows} rows differ beyond ${parity.tolerance} (rows ${rows}; ${
+      parity.unmatched.length > 0
+        ? `outputs only one side has: ${parity.unmatched
+            .slice(0, 3)
+            .map(name => name.slice(0, 40))
+            .join(', ')}`
+        : `max |Δ| ${formatDelta(parity.maxDelta)}`
+    }); recorded by ${parity.recordedBy}, serving ${parity.servedBy}`,
     {
       suggestion: `serve it on the runtime that recorded the reference, or, once the new answers are accepted, record them again (mlops model reference add ${model} FILE --replace)`,
     },
@@ -90,8 +114,4 @@ export function parseTolerance(text: string): number {
   if (text.trim() === '' || !Number.isFinite(value) || value < 0)
     throw new UsageError(`--reference-tolerance "${text.slice(0, 40)}" is not a number of 0 or more`, {suggestion: 'e.g. 1e-4'})
   return value
-}
-
-export function formatDelta(delta: number): string {
-  return Number.isFinite(delta) ? delta.toPrecision(3) : 'a different shape'
 }

@@ -241,7 +241,9 @@ async function loadAndWarmUp(prepared: PreparedModel, state: ServerState, metric
     version: served.version,
     sha256: served.sha256,
     kind: served.kind,
-    ...(parity ? {reference: {rows: parity.rows, maxDelta: parity.maxDelta, recordedBy: parity.recordedBy, servedBy: parity.servedBy}} : {}),
+    ...(parity
+      ? {reference: {rows: parity.rows, maxDelta: parity.maxDelta, recordedBy: parity.recordedBy, servedBy: parity.servedBy}}
+      : {}),
   }
   // One of several workers: the primary says "ready" once every worker has loaded the model.
   options.log('info', link ? 'model loaded' : 'ready', {...fields, seconds: (Date.now() - started) / 1000})

@@ -108,7 +108,10 @@ export function parseReference(data: Buffer, expected: {sha256: string; name?: s
   if (record.schemaVersion !== REFERENCE_SCHEMA_VERSION) throw new Error(`schemaVersion is not ${REFERENCE_SCHEMA_VERSION}`)
   if (typeof record.name !== 'string' || typeof record.version !== 'string' || !isName(record.name) || !isName(record.version))
     throw new Error('name and version are not a model name and a version')
-  if ((expected.name !== undefined && record.name !== expected.name) || (expected.version !== undefined && record.version !== expected.version))
+  if (
+    (expected.name !== undefined && record.name !== expected.name) ||
+    (expected.version !== undefined && record.version !== expected.version)
+  )
     throw new Error(
       `it describes ${JSON.stringify(`${record.name}@${record.version}`.slice(0, 140))}, not ${expected.name ?? record.name}@${expected.version ?? record.version}`,
     )

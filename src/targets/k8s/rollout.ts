@@ -49,9 +49,12 @@ export async function waitForRollout(
         const pods = await currentPods(clients, deployment).catch(() => [] as V1Pod[])
         const refused = serveRefused(pods)
         if (refused)
-          throw new IncompatibleError(`rollout of ${target.namespace}/${target.name} cannot succeed: ${refused.pod}: ${refused.error.message}`, {
-            suggestion: refused.error.suggestion,
-          })
+          throw new IncompatibleError(
+            `rollout of ${target.namespace}/${target.name} cannot succeed: ${refused.pod}: ${refused.error.message}`,
+            {
+              suggestion: refused.error.suggestion,
+            },
+          )
         const permanent = permanentLoaderFailure(pods)
         if (permanent)
           throw await rolloutFailure(clients, deployment, `rollout of ${target.namespace}/${target.name} cannot succeed`, permanent)

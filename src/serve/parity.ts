@@ -7,7 +7,7 @@
 import {readFile} from 'node:fs/promises'
 
 import {IncompatibleError, IntegrityError, NotFoundError, PermissionError, UsageError} from '../errors.js'
-import {type ReferenceRecord, parseReference} from '../store/references.js'
+import {type ReferenceOutput, type ReferenceRecord, parseReference} from '../store/references.js'
 import {compareAnswers, formatDelta} from '../predict/compare-rules.js'
 import {RowRefusedError, answerRows} from './answers.js'
 import {type ServedModel, runtimeName} from './model.js'
@@ -69,10 +69,15 @@ export async function measureParity(model: ServedModel, reference: ReferenceReco
   })
   // Every row compared, none judged here: a drifted row is a changed label, a number beyond the
   // tolerance, or an output that only one side has (then every row has drifted).
+  // Labels are compared where both sides give them the same way: a server without the labels file
+  // answers class numbers where the record has names; its probabilities are still compared.
+  const sameLabels = answers.every((answer, index) => typeof answer.label === typeof reference.outputs[index].label)
+  const withoutLabels = (outputs: ReferenceOutput[]) => outputs.map(({prediction}) => ({prediction}))
+  const [recorded, answered] = sameLabels ? [reference.outputs, answers] : [withoutLabels(reference.outputs), withoutLabels(answers)]
   const comparison = compareAnswers(
     reference.inputs,
-    {outputs: reference.outputs},
-    {outputs: answers},
+    {outputs: recorded},
+    {outputs: answered},
     {
       worst: answers.length,
       thresholds: {},

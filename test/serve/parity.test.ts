@@ -68,6 +68,9 @@ describe('runtime parity: serve answers the version reference set before it is r
     const result = JSON.parse(check.stdout)
     expect(result).to.include({stoppedBy: 'check', runtime: 'onnxruntime-node 1.30.0'})
     expect(result.parity).to.deep.include({rows: 1000, maxDelta: 0, drifted: [], recordedBy: 'onnxruntime-node 1.30.0'})
+    // Without the labels file the server answers class numbers where the record has names: the probabilities still match.
+    const unlabelled = await cli('serve', '--model', join(workdir, 'model.onnx'), '--check', '--reference', join(workdir, 'reference.json'))
+    expect(unlabelled.code, unlabelled.stderr).to.equal(0)
   })
 
   it('a seeded drift (7 rows off by 0.01, recorded by onnxruntime-node 1.14.0) → exit 8 naming both runtimes and the rows', async () => {

@@ -128,6 +128,14 @@ async function serveInProcess(source: ModelSource, options: ServeOptions, {log, 
   return {url: server.url, name: prepared.source.name, sha256: prepared.sha256, stoppedBy}
 }
 
+/** --check in this process, without serving or signals of its own: what mlops image check runs for this CLI's runtime. */
+export async function checkServing(
+  options: Pick<ServeOptions, 'labelsPath' | 'modelPath' | 'name' | 'referencePath' | 'referenceTolerance' | 'sha256' | 'version'>,
+  log: Logger,
+): Promise<ServeResult> {
+  return checkOnly(modelSource({...options, labelFrom: 'output', host: '127.0.0.1', port: 0, intraOpThreads: 1, bodyLimit: 1}), log)
+}
+
 /** --check: what a server would do before it is ready (load, warm up, answer the reference set), in this process, then exit. */
 async function checkOnly(source: ModelSource, log: Logger): Promise<ServeResult> {
   const prepared = await prepareModel(source)

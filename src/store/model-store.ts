@@ -8,6 +8,7 @@ import type {ModelRef} from './names.js'
 import {type Publication, readPublications, recordPublication} from './publications.js'
 import {type ReferenceRecord, type ReferenceWrite, readReference, recordReference} from './references.js'
 import {type PullRequest, type PullResult, pullVersion} from './pull.js'
+import {type Verification, type VersionVerifications, readAllVerifications, readVerifications, recordVerification} from './verifications.js'
 import {DEFAULT_TUNING, type TransferTuning} from './transfer.js'
 
 export type {AliasResult} from './aliases.js'
@@ -16,6 +17,7 @@ export type {PushRequest, PushResult} from './commit.js'
 export type {PullRequest, PullResult} from './pull.js'
 export type {Publication} from './publications.js'
 export type {ReferenceRecord, ReferenceSummary, ReferenceWrite} from './references.js'
+export type {Verification, VersionVerifications} from './verifications.js'
 
 /**
  * Versioned, immutable, verified models on any StorageBackend: what the
@@ -91,6 +93,20 @@ export class ModelStore {
 
   recordReference(manifest: ModelManifest, record: ReferenceRecord, options: {replace: boolean}): Promise<ReferenceWrite> {
     return recordReference(this.catalog, manifest, record, options)
+  }
+
+  /** The API images the version was checked on (mlops image check), and what each check found. */
+  verifications(name: string, version: string): Promise<Verification[]> {
+    return readVerifications(this.catalog, name, version)
+  }
+
+  recordVerification(name: string, version: string, verification: Verification): Promise<Verification[]> {
+    return recordVerification(this.catalog, name, version, verification)
+  }
+
+  /** Every version (of one model, or all) with the images it was verified on: the compatibility matrix. */
+  allVerifications(name?: string): Promise<VersionVerifications[]> {
+    return readAllVerifications(this.catalog, name)
   }
 
   /** Deletes a version (see removeVersion); undefined when `confirm` says no. */

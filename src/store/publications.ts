@@ -4,10 +4,9 @@
  * alias. It is read back like any input: a record that is not a repository and
  * a sha256 digest is refused, never rendered into a pod spec.
  */
-import {IntegrityError, MlopsError} from '../errors.js'
 import {DIGEST, TAG, splitRepository} from '../util/oci-names.js'
-import {isPreconditionFailed} from './backend.js'
 import type {Catalog} from './catalog.js'
+import {type VersionRecord, jsonList, readVersionRecord, updateVersionRecord} from './version-records.js'
 
 export const PUBLICATIONS = 'images.json'
 
@@ -21,16 +20,7 @@ export interface Publication {
 }
 
 export function parsePublications(data: Buffer): Publication[] {
-  let value: unknown
-  try {
-    value = JSON.parse(data.toString('utf8'))
-  } catch (error) {
-    throw new Error(`not JSON (${(error as Error).message})`)
-  }
-
-  const images = (value as {images?: unknown})?.images
-  if (!Array.isArray(images)) throw new Error('no "images" list')
-  return images.map((entry, index) => {
+  return jsonList(data, 'images').map((entry, index) => {
     const {repository, digest, tag, publishedAt} = (entry ?? {}) as Record<string, unknown>
     if (typeof repository !== 'string' || !splitRepository(repository))
       throw new Error(`images[${index}].repository is not REGISTRY/REPOSITORY`)
@@ -40,41 +30,22 @@ export function parsePublications(data: Buffer): Publication[] {
   })
 }
 
+const PUBLISHED: VersionRecord<Publication> = {
+  file: PUBLICATIONS,
+  what: 'the published images record',
+  parse: parsePublications,
+  format: images => Buffer.from(`${JSON.stringify({images}, null, 2)}\n`),
+  repair: (name, version) => `publish it again: mlops model publish ${name}@${version}`,
+}
+
 export async function readPublications(catalog: Catalog, name: string, version: string): Promise<Publication[]> {
-  try {
-    const object = await catalog.backend.read(catalog.key(name, version, PUBLICATIONS))
-    if (!object) return []
-    return parsePublications(object.data)
-  } catch (error) {
-    if (error instanceof MlopsError && !(error instanceof IntegrityError)) throw error
-    throw new IntegrityError(`${name}@${version}: the published images record in ${catalog.uri} is corrupt: ${(error as Error).message}`, {
-      suggestion: `publish it again: mlops model publish ${name}@${version}`,
-    })
-  }
+  return readVersionRecord(catalog, PUBLISHED, name, version)
 }
 
 /** Adds (or replaces) the record for a repository; concurrent publishes of other repositories are kept. */
 export async function recordPublication(catalog: Catalog, name: string, version: string, publication: Publication): Promise<Publication[]> {
-  const key = catalog.key(name, version, PUBLICATIONS)
-  for (;;) {
-    const current = await catalog.backend.read(key)
-    let images: Publication[] = []
-    if (current) {
-      try {
-        images = parsePublications(current.data)
-      } catch {
-        // A corrupt record is replaced by a good one.
-      }
-    }
-
-    images = [...images.filter(image => image.repository !== publication.repository), publication]
-    try {
-      await catalog.backend.write(key, Buffer.from(`${JSON.stringify({images}, null, 2)}\n`), {
-        ifGeneration: current?.stat.generation ?? '0',
-      })
-      return images
-    } catch (error) {
-      if (!isPreconditionFailed(error)) throw error
-    }
-  }
+  return updateVersionRecord(catalog, PUBLISHED, name, version, images => [
+    ...images.filter(image => image.repository !== publication.repository),
+    publication,
+  ])
 }

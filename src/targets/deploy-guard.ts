@@ -58,7 +58,7 @@ export function releaseDeployLock(root: string): void {
 export async function whileDeploying<T>(
   stop: (signal: NodeJS.Signals) => Promise<string> | string,
   work: () => Promise<T>,
-  options: {json?: boolean; stopMs?: number} = {},
+  options: {json?: boolean; stopMs?: number; command?: string} = {},
 ): Promise<T> {
   const stopMs = options.stopMs ?? 30_000
   let stopping = false
@@ -75,7 +75,11 @@ export async function whileDeploying<T>(
         clearTimeout(timer)
         // As every failure is reported: the Error: line, and under --json the error object on stdout.
         reportFailure(
-          {code: 'INTERRUPTED', exitCode: ExitCode.INTERRUPTED, message: `mlops deploy interrupted (${signal}): ${state}`},
+          {
+            code: 'INTERRUPTED',
+            exitCode: ExitCode.INTERRUPTED,
+            message: `${options.command ?? 'mlops deploy'} interrupted (${signal}): ${state}`,
+          },
           {json: options.json ?? false},
         )
         process.exit(ExitCode.INTERRUPTED)

@@ -1,10 +1,10 @@
 import type Docker from 'dockerode'
 import {join} from 'node:path'
-import {PassThrough} from 'node:stream'
 
 import {deploymentName} from '../config/deploy.js'
 import {NotFoundError, RolloutError} from '../errors.js'
 import {requireCompatible, runtimeSupportFor} from '../images/compat.js'
+import {containerLogs, runToEnd} from '../images/containers.js'
 import {imageNames} from '../images/names.js'
 import {
   API_ENV,
@@ -247,29 +247,6 @@ async function removeContainer(docker: Docker, name: string): Promise<void> {
   // SIGTERM first: mlops serve finishes its in-flight requests.
   await container.stop({t: 10}).catch(() => {})
   await container.remove({force: true}).catch(() => {})
-}
-
-async function runToEnd(docker: Docker, options: Docker.ContainerCreateOptions): Promise<{code: number; stderr: string}> {
-  const container = await docker.createContainer(options)
-  try {
-    await container.start()
-    const {StatusCode} = await container.wait()
-    return {code: StatusCode, stderr: await containerLogs(docker, container, 'stderr')}
-  } finally {
-    await container.remove({force: true}).catch(() => {})
-  }
-}
-
-async function containerLogs(docker: Docker, container: Docker.Container, which: 'all' | 'stderr' = 'all'): Promise<string> {
-  const raw = await container.logs({stdout: which === 'all', stderr: true, follow: false})
-  const out: Buffer[] = []
-  const sink = new PassThrough()
-  sink.on('data', chunk => out.push(chunk))
-  docker.modem.demuxStream(new PassThrough().end(raw) as never, sink, sink)
-  await new Promise(resolve => {
-    setImmediate(resolve)
-  })
-  return Buffer.concat(out).toString('utf8')
 }
 
 /** deploy --target docker: the API container that serves the model, fed by the loader container's volume. */

@@ -181,19 +181,23 @@ describe('compatibility guard against an image in a real Docker engine', () => {
 
   const labelledImage = async (tag: string, labels: Record<string, string>) => labelledImageIn(docker, tag, labels)
 
-  it('--image reads the io.mlops labels: compatible → 0, older runtime → 8, unlabelled → 8, missing image → 3', async () => {
+  it('--image reads the labels first: older runtime → 8 (recorded), unlabelled → 8, missing image → 3; labels that fit run the image (nothing to run → 8)', async () => {
     const s = await makeStore('local')
     await s.store.push({model: await inspectModelFile(fixture('iris_logreg.onnx')), name: 'iris', metadata: {}, workDir: tempDir()})
     await labelledImage('mlops-test/api:new', runtimeLabels(runtime))
     await labelledImage('mlops-test/api:old', {...runtimeLabels(runtime), [RUNTIME_LABELS.opsets]: 'ai.onnx=12,ai.onnx.ml=1'})
     await labelledImage('mlops-test/plain:1', {'org.opencontainers.image.title': 'plain'})
     const check = async (image: string) => runCommand(['image', 'check', '--model', 'iris@1', '--image', image, '--store', s.uri], {root})
-    expect((await check('mlops-test/api:new')).error).to.equal(undefined)
+    const empty = await check('mlops-test/api:new')
+    expect((empty.error as {oclif?: {exit?: number}}).oclif?.exit).to.equal(ExitCode.INCOMPATIBLE)
+    expect(empty.stderr).to.match(/^Error: image mlops-test\/api:new cannot run the check: /)
     const old = await check('mlops-test/api:old')
     expect((old.error as {oclif?: {exit?: number}}).oclif?.exit).to.equal(ExitCode.INCOMPATIBLE)
     expect(old.stderr).to.contain(
       'Error: iris@1 needs opset 15 of ai.onnx; mlops-test/api:old (onnxruntime 1.30.0) supports up to opset 12',
     )
+    const verified = JSON.parse((await runCommand(['model', 'show', 'iris@1', '--store', s.uri, '--json'], {root})).stdout).verified
+    expect(verified.map((v: {image: string; ok: boolean}) => [v.image, v.ok])).to.deep.equal([['mlops-test/api:old', false]])
     const plain = await check('mlops-test/plain:1')
     expect((plain.error as {oclif?: {exit?: number}}).oclif?.exit).to.equal(ExitCode.INCOMPATIBLE)
     expect(plain.stderr).to.contain('no io.mlops.* labels')

@@ -1,24 +1,11 @@
 import {expect} from 'chai'
-import {createHash} from 'node:crypto'
 import {readFileSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 
 import {ExitCode} from '../../src/errors.js'
 import {runCli} from '../helpers/cli.js'
+import {seedDrift} from '../helpers/drift.js'
 import {fixture, tempDir} from '../helpers/stores.js'
-
-/** A reference record as a store holds it, with other answers recorded by another runtime, and a digest that fits them. */
-function seedDrift(path: string, destination: string, rows: number, by = 0.01): void {
-  const record = JSON.parse(readFileSync(path, 'utf8'))
-  record.runtime = 'onnxruntime-node 1.14.0'
-  for (const output of record.outputs.slice(0, rows)) output.prediction[0] += by
-  const canonical = Buffer.from(
-    JSON.stringify({modelSha256: record.modelSha256, runtime: record.runtime, inputs: record.inputs, outputs: record.outputs}),
-  )
-  record.sha256 = createHash('sha256').update(canonical).digest('hex')
-  record.size = canonical.length
-  writeFileSync(destination, `${JSON.stringify(record)}\n`)
-}
 
 describe('runtime parity: serve answers the version reference set before it is ready', function () {
   this.timeout(120_000)

@@ -108,7 +108,7 @@ const STORIES: DocStory[] = [
       {says: 'from its folder `~/iris`', run: ['cd iris']},
       command('git init -q && git add -A && git commit -q -m init'),
       {says: 'here a local one with basic auth, whose password is in `$TOKEN`', run: []},
-      PUSH_SAMPLE,
+      command('mlops model push model/model.onnx --name iris --labels model/labels.json --reference model/reference.csv --alias prod'),
       {says: 'with a kubeconfig for the cluster (`KUBECONFIG`)', run: []},
     ],
     replace: context => [

@@ -32,7 +32,12 @@ const docker = new Docker()
 const project = tempDir('mlops-bench-check-')
 writeFileSync(join(project, 'mlops.yaml'), 'name: iris\nmodel:\n  name: iris\nimage:\n  repository: mlops-bench\n  tag: b\n')
 const mlops = (...args: string[]) =>
-  execFileSync(process.execPath, [BIN, ...args], {cwd: project, env: {...process.env, ...env}, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe']})
+  execFileSync(process.execPath, [BIN, ...args], {
+    cwd: project,
+    env: {...process.env, ...env},
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
 const timed = async (...args: string[]) => time(process.execPath, [BIN, ...args], env, project)
 
 mlops('image', 'build', 'api')
@@ -45,7 +50,15 @@ for (let i = 2; i <= 5; i++) {
 
 const models = ['iris_svc.onnx', 'iris_rf.onnx', 'iris_logreg.onnx']
 for (let v = 0; v < 10; v++)
-  mlops('model', 'push', fixture(models[v % models.length]), '--labels', fixture('iris_labels.json'), '--reference', fixture('iris_reference.csv'))
+  mlops(
+    'model',
+    'push',
+    fixture(models[v % models.length]),
+    '--labels',
+    fixture('iris_labels.json'),
+    '--reference',
+    fixture('iris_reference.csv'),
+  )
 
 // The bare container's files: what the loader would leave in /workdir.
 const workdir = join(project, 'workdir')
@@ -96,7 +109,13 @@ const cells = JSON.parse(mlops('image', 'check', '--matrix', '--json')).cells.le
 console.log(`runs: ${runs} (median each)`)
 console.log(`| one check in the API image (1,000-row reference set) | bare docker run ... --check | mlops image check --image | ratio |`)
 console.log(`| | ${fmt(median(baseline))} | ${fmt(median(check))} | **${(median(check) / median(baseline)).toFixed(2)}** |`)
-console.log(`matrix filled: 5 images × 10 versions = ${cells} cells in ${fillSeconds.toFixed(1)} s (${(fillSeconds / 50).toFixed(3)} s per check)`)
+console.log(
+  `matrix filled: 5 images × 10 versions = ${cells} cells in ${fillSeconds.toFixed(1)} s (${(fillSeconds / 50).toFixed(3)} s per check)`,
+)
 console.log(`| print the matrix | mlops model list iris | mlops image check --matrix | ratio |`)
 console.log(`| | ${fmt(median(list))} | ${fmt(median(matrix))} | **${(median(matrix) / median(list)).toFixed(2)}** |`)
-for (const image of images.slice(1)) await docker.getImage(image).remove({force: true}).catch(() => {})
+for (const image of images.slice(1))
+  await docker
+    .getImage(image)
+    .remove({force: true})
+    .catch(() => {})

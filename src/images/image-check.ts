@@ -8,8 +8,8 @@
  * Without an image, the same check runs in this process on the ONNX Runtime this CLI packs.
  */
 import type Docker from 'dockerode'
-import {mkdtemp, readdir, rm, stat} from 'node:fs/promises'
-import {hostname, tmpdir} from 'node:os'
+import {rm, stat} from 'node:fs/promises'
+import {hostname} from 'node:os'
 import {join} from 'node:path'
 import {pack} from 'tar-stream'
 import {createReadStream} from 'node:fs'
@@ -20,6 +20,7 @@ import type {RuntimeSupport} from '../onnx/runtime-support.js'
 import type {ModelManifest} from '../store/manifest.js'
 import type {ModelStore, ReferenceRecord, Verification} from '../store/model-store.js'
 import type {ParityResult} from '../serve/parity.js'
+import {ownTempDir, processExists} from '../util/fs-atomic.js'
 import {quoteServerText} from '../util/text.js'
 import {requireCompatible} from './compat.js'
 import {type ContainerRun, runToEnd} from './containers.js'
@@ -89,8 +90,7 @@ export async function checkImage(request: ImageCheckRequest, runtime: {support: 
   }
 
   const reference = await store.reference(manifest)
-  await removeLeftoverFolders()
-  const dir = await mkdtemp(join(tmpdir(), `${TEMP_PREFIX}${process.pid}-`))
+  const dir = await ownTempDir(TEMP_PREFIX)
   request.track?.(async () => rm(dir, {recursive: true, force: true}))
   try {
     request.onProgress?.(`Pulling ${model}${reference ? ` and its reference set (${reference.rows} rows)` : ''}`)
@@ -343,7 +343,7 @@ async function removeLeftoverContainers(docker: Docker): Promise<void> {
     .catch(() => [])
   await Promise.all(
     containers
-      .filter(container => !alive(Number(container.Labels[CHECK_LABELS.pid])))
+      .filter(container => !processExists(Number(container.Labels[CHECK_LABELS.pid])))
       .map(async container =>
         docker
           .getContainer(container.Id)
@@ -351,24 +351,4 @@ async function removeLeftoverContainers(docker: Docker): Promise<void> {
           .catch(() => {}),
       ),
   )
-}
-
-/** Temp folders (model copies) that a killed run left behind. */
-async function removeLeftoverFolders(): Promise<void> {
-  const names = await readdir(tmpdir()).catch(() => [] as string[])
-  await Promise.all(
-    names
-      .filter(name => name.startsWith(TEMP_PREFIX) && !alive(Number(name.slice(TEMP_PREFIX.length).split('-')[0])))
-      .map(async name => rm(join(tmpdir(), name), {recursive: true, force: true})),
-  )
-}
-
-function alive(pid: number): boolean {
-  if (!Number.isSafeInteger(pid) || pid <= 0) return false
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM'
-  }
 }

@@ -13,7 +13,7 @@ import {open} from 'node:fs/promises'
 import {basename} from 'node:path'
 
 import type {ModelManifest} from '../store/manifest.js'
-import {LABELS_PATH, MODEL_PATH} from '../pod/contract.js'
+import {LABELS_PATH, MODEL_PATH, REFERENCE_PATH} from '../pod/contract.js'
 
 export const MEDIA_TYPES = {
   manifest: 'application/vnd.oci.image.manifest.v1+json',
@@ -78,11 +78,12 @@ function tarHeader(name: string, size: number, mtime: number): Buffer {
 /** The files of a model image, in the pod contract's names (what the API container reads at /workdir). */
 export function modelImageFiles(
   manifest: ModelManifest,
-  paths: {model: string; labels?: string; manifest: string; manifestSize: number},
+  paths: {model: string; labels?: string; manifest: string; manifestSize: number; reference?: {path: string; size: number}},
 ): LayerFile[] {
   return [
     {name: basename(MODEL_PATH), path: paths.model, size: manifest.size},
     ...(manifest.labels && paths.labels ? [{name: basename(LABELS_PATH), path: paths.labels, size: manifest.labels.size}] : []),
+    ...(paths.reference ? [{name: basename(REFERENCE_PATH), ...paths.reference}] : []),
     {name: IMAGE_MANIFEST_FILE, path: paths.manifest, size: paths.manifestSize},
   ]
 }

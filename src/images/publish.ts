@@ -1,9 +1,8 @@
-import {mkdtemp, readdir, rm, writeFile} from 'node:fs/promises'
-import {tmpdir} from 'node:os'
+import {rm, stat, writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
 
 import {UsageError} from '../errors.js'
-import {processExists} from '../util/fs-atomic.js'
+import {ownTempDir} from '../util/fs-atomic.js'
 import {TAG} from '../util/oci-names.js'
 import type {ModelStore} from '../store/model-store.js'
 import type {ModelRef} from '../store/names.js'
@@ -78,14 +77,16 @@ export async function publishModel(
     throw new UsageError(`"${tag}" is not an image tag: letters, digits, _ . - (up to 128), not starting with . or -`, {
       suggestion: 'pass --tag',
     })
-  await removeAbandoned()
-  const dir = await mkdtemp(join(tmpdir(), `mlops-publish-${process.pid}-`))
+  const dir = await ownTempDir('mlops-publish-')
   try {
     options.onProgress?.(`Pulling ${manifest.name}@${manifest.version}`)
+    // The reference set goes in too: serve answers it at warm-up from the image volume as it does from the loader's copy.
+    const reference = await store.reference(manifest)
     const pulled = await store.pull({
-      ref: {name: manifest.name, ref: manifest.version},
+      manifest,
       destination: join(dir, 'model'),
       labelsDestination: manifest.labels ? join(dir, 'labels') : undefined,
+      referenceDestination: reference ? join(dir, 'reference') : undefined,
     })
     const manifestData = await store.manifestBytes(manifest)
     await writeFile(join(dir, 'manifest'), manifestData)
@@ -95,6 +96,7 @@ export async function publishModel(
       labels: pulled.labelsPath,
       manifest: join(dir, 'manifest'),
       manifestSize: manifestData.length,
+      ...(pulled.referencePath ? {reference: {path: pulled.referencePath, size: (await stat(pulled.referencePath)).size}} : {}),
     })
     const layer = await writeLayer(files, join(dir, 'layer.tar'), Math.floor(Date.parse(manifest.createdAt) / 1000) || 0)
     const image = modelImage(manifest, {path: join(dir, 'layer.tar'), ...layer})
@@ -109,6 +111,7 @@ export async function publishModel(
       digest: image.digest,
       tag,
       publishedAt: new Date().toISOString(),
+      ...(reference ? {reference: reference.sha256} : {}),
     })
     return {
       model: `${manifest.name}@${manifest.version}`,
@@ -122,14 +125,5 @@ export async function publishModel(
     }
   } finally {
     await rm(dir, {recursive: true, force: true})
-  }
-}
-
-/** Folders of publishes killed before they could clean up (their process is gone). */
-async function removeAbandoned(): Promise<void> {
-  for (const name of await readdir(tmpdir()).catch(() => [] as string[])) {
-    const pid = Number(/^mlops-publish-(\d+)-/.exec(name)?.[1])
-    if (!pid || pid === process.pid || processExists(pid)) continue
-    await rm(join(tmpdir(), name), {recursive: true, force: true})
   }
 }

@@ -96,8 +96,8 @@ export function manifestValues(input: ValuesInput): ManifestValues {
     resources: {requests: {cpu: '100m', memory: '128Mi'}, limits: {memory: '256Mi'}},
   }
   const imageVolume = delivery.kind === 'image-volume'
-  // An image volume holds what was published; the loader fetches the reference set from the store.
-  const reference = Boolean(input.reference) && !imageVolume
+  // The loader fetches the reference set from the store; an image volume holds it when it was published with the version.
+  const reference = imageVolume ? Boolean(delivery.reference) : Boolean(input.reference)
   return {
     app: {name, namespace, labels, selector},
     model: {

@@ -124,7 +124,8 @@ export const HEALTH_PATH = '/health'
  * model image read-only (an image volume), pinned by digest; then the API
  * container verifies the file's sha256 itself (API_ENV.sha256).
  */
-export type Delivery = {kind: 'init-container'} | {kind: 'image-volume'; image: string}
+/** An image volume's `reference`: the model image carries the version's reference set (reference.json), which serve answers at warm-up. */
+export type Delivery = {kind: 'init-container'} | {kind: 'image-volume'; image: string; reference?: boolean}
 
 /** What a deploy may ask for (--delivery, deploy.delivery): a Delivery's kind, or auto (the image volume where the cluster can mount it). */
 export const DELIVERIES = ['init-container', 'image-volume', 'auto'] as const

@@ -17,16 +17,26 @@ export interface Publication {
   digest: string
   tag: string
   publishedAt: string
+  /** The sha256 of the reference set the image carries (reference.json), when the version had one at publish. */
+  reference?: string
 }
 
 export function parsePublications(data: Buffer): Publication[] {
   return jsonList(data, 'images').map((entry, index) => {
-    const {repository, digest, tag, publishedAt} = (entry ?? {}) as Record<string, unknown>
+    const {repository, digest, tag, publishedAt, reference} = (entry ?? {}) as Record<string, unknown>
     if (typeof repository !== 'string' || !splitRepository(repository))
       throw new Error(`images[${index}].repository is not REGISTRY/REPOSITORY`)
     if (typeof digest !== 'string' || !DIGEST.test(digest)) throw new Error(`images[${index}].digest is not sha256:<64 hex>`)
     if (typeof tag !== 'string' || !TAG.test(tag)) throw new Error(`images[${index}].tag is not an image tag`)
-    return {repository, digest, tag, publishedAt: typeof publishedAt === 'string' ? publishedAt.slice(0, 64) : ''}
+    if (reference !== undefined && (typeof reference !== 'string' || !/^[0-9a-f]{64}$/.test(reference)))
+      throw new Error(`images[${index}].reference is not a hex SHA-256`)
+    return {
+      repository,
+      digest,
+      tag,
+      publishedAt: typeof publishedAt === 'string' ? publishedAt.slice(0, 64) : '',
+      ...(reference === undefined ? {} : {reference}),
+    }
   })
 }
 

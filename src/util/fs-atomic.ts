@@ -1,6 +1,7 @@
 import {randomBytes} from 'node:crypto'
 import {rmSync} from 'node:fs'
-import {type FileHandle, link, open, readdir, rename, rm, stat} from 'node:fs/promises'
+import {type FileHandle, link, mkdtemp, open, readdir, rename, rm, stat} from 'node:fs/promises'
+import {tmpdir} from 'node:os'
 import {basename, dirname, join} from 'node:path'
 import {setTimeout as sleep} from 'node:timers/promises'
 
@@ -38,6 +39,21 @@ export function processExists(pid: number): boolean {
   } catch (error) {
     return (error as NodeJS.ErrnoException).code === 'EPERM'
   }
+}
+
+/**
+ * A private temporary folder `<tmpdir>/<prefix><pid>-XXXXXX` for this process, after removing the
+ * ones of the same prefix whose process is gone (killed before it could clean up).
+ */
+export async function ownTempDir(prefix: string): Promise<string> {
+  for (const name of await readdir(tmpdir()).catch(() => [] as string[])) {
+    if (!name.startsWith(prefix)) continue
+    const pid = Number(/^(\d+)-/.exec(name.slice(prefix.length))?.[1])
+    if (!pid || pid === process.pid || processExists(pid)) continue
+    await rm(join(tmpdir(), name), {recursive: true, force: true})
+  }
+
+  return mkdtemp(join(tmpdir(), `${prefix}${process.pid}-`))
 }
 
 const live = new Set<string>()

@@ -9,6 +9,7 @@ import {FakeGcs} from '../env/fake-gcs.js'
 import type {Cluster} from '../env/k8s.js'
 import {type RealNode, nodeCtr} from '../env/node.js'
 import {runCli} from '../helpers/cli.js'
+import {seedDrift} from '../helpers/drift.js'
 import {writeSlowLoadingOnnx, writeSyntheticOnnx} from '../helpers/onnx-writer.js'
 import {fixture} from '../helpers/stores.js'
 import {PredictLoop, clientsFor, currentPods as currentPodsOf, isReady, kubectl, loaderSummary, podsOf} from './cluster.js'
@@ -238,6 +239,33 @@ describe('the model-load pattern on a real node (kubelet, containerd, runc): rea
     expect(result.stderr, result.stderr).to.match(
       /^Error: rollout of \S+ cannot succeed: \S+: mlops serve refused the model: .*No Op registered for NoSuchOperator/m,
     )
+  })
+
+  it('a seeded drift in the reference set (7 rows recorded by onnxruntime-node 1.14.0): serve refuses at warm-up; deploy exits 8 at once naming both runtimes, --atomic rolls back', async () => {
+    const pushed = await mlops(
+      'model',
+      'push',
+      'model/model.onnx',
+      '--name',
+      'iris',
+      '--labels',
+      'model/labels.json',
+      '--reference',
+      'model/reference.csv',
+      '--version',
+      'drift',
+    )
+    expect(pushed.code, pushed.stderr).to.equal(0)
+    const pulled = await mlops('model', 'pull', 'iris@drift', '--to', 'drift/', '--reference-to', 'drift/')
+    expect(pulled.code, pulled.stderr).to.equal(0)
+    seedDrift(join(project, 'drift', 'reference.json'), join(project, 'drift', 'seeded.json'), 7)
+    await gcs.overwriteObject(bucket, 'models/iris/drift/reference.json', readFileSync(join(project, 'drift', 'seeded.json')))
+    const result = await mlops('deploy', '--model', 'iris@drift', '--timeout', '60s', '--atomic')
+    expect(result.code, result.stderr).to.equal(ExitCode.INCOMPATIBLE)
+    expect(result.stderr).to.match(
+      /^Error: rollout of \S+ cannot succeed: \S+: mlops serve refused the model: iris@drift answers its reference set differently: 7 of 1000 rows differ beyond 0\.0001 .*recorded by onnxruntime-node 1\.14\.0, serving onnxruntime-node 1\.30\.0/m,
+    )
+    expect(result.stderr).to.match(/rolled back to revision \d+/)
   })
 
   it('diagnosis: a pod running but never ready exits 9 saying its /ready probe fails', async () => {

@@ -109,6 +109,29 @@ describe('mlops model publish: a model version as an OCI image, pushed without a
     expect(existsSync(join(project, 'store', 'iris', '1', 'images.json'))).to.equal(true)
   })
 
+  it('a version with a reference set: the layer carries reference.json (the stored bytes), and the record names its sha256', async () => {
+    const pushed = await mlops(
+      'model',
+      'push',
+      fixture('iris_svc.onnx'),
+      '--name',
+      'iris',
+      '--labels',
+      fixture('iris_labels.json'),
+      '--reference',
+      fixture('iris_reference.csv'),
+    )
+    expect(pushed.code, pushed.stderr).to.equal(0)
+    const published = await json('model', 'publish', 'iris@2', '--to', `${registry.address}/models/iris`)
+    const layer = untar(await registryGet(`models/iris/blobs/${published.layer.digest}`))
+    expect([...layer.keys()]).to.deep.equal(['model.onnx', 'labels.json', 'reference.json', 'manifest.json'])
+    const stored = readFileSync(join(project, 'store', 'iris', '2', 'reference.json'))
+    expect(layer.get('reference.json')!.equals(stored)).to.equal(true)
+    const show = await json('model', 'show', 'iris@2')
+    expect(show.images[0]).to.include({digest: published.digest, reference: JSON.parse(stored.toString('utf8')).sha256})
+    expect(show.images[0].reference).to.equal(show.reference.sha256)
+  })
+
   it('a hostile publications record (a repository with a space, a digest that is not sha256) is reported by model show, never printed as an image', async () => {
     const record = join(project, 'store', 'iris', '1', 'images.json')
     const good = readFileSync(record)

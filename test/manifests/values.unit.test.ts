@@ -370,4 +370,23 @@ describe('manifestValues with an image volume (deploy.delivery image-volume)', (
     expect(values.api.env).to.deep.include({name: 'MODEL_SHA256', value: SHA})
     expect(values.model.annotations).to.include({'mlops.io/delivery': 'image-volume', 'mlops.io/model-image': image})
   })
+
+  it('serve answers the reference set from the image volume only when the published image carries it (not when only the store has one)', () => {
+    const image = `registry.example.com/team/iris-model@sha256:${'b'.repeat(64)}`
+    const env = (delivery: {kind: 'image-volume'; image: string; reference?: boolean}) =>
+      manifestValues({
+        project: {dir: '/p', values: {}},
+        deploy: {},
+        manifest: manifest(),
+        images: IMAGES,
+        store: STORE,
+        delivery,
+        reference: true,
+      }).api.env
+    expect(env({kind: 'image-volume', image, reference: true})).to.deep.include({
+      name: 'MODEL_REFERENCE_FILEPATH',
+      value: '/workdir/reference.json',
+    })
+    expect(env({kind: 'image-volume', image}).map(e => e.name)).to.not.include('MODEL_REFERENCE_FILEPATH')
+  })
 })

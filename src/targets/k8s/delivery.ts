@@ -42,7 +42,11 @@ export async function chooseDelivery(input: {
   if (requested === 'init-container') return {delivery: {kind: 'init-container'}, reason: 'the loader pulls the model from the store'}
   const publication = pickPublication(input.publications, input.preferred)
   const imageVolume = (why: string): DeliveryChoice => ({
-    delivery: {kind: 'image-volume', image: `${publication!.repository}@${publication!.digest}`},
+    delivery: {
+      kind: 'image-volume',
+      image: `${publication!.repository}@${publication!.digest}`,
+      ...(publication!.reference ? {reference: true} : {}),
+    },
     reason: why,
   })
   if (requested === 'image-volume') {

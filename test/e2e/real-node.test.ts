@@ -263,7 +263,10 @@ describe('the model-load pattern on a real node (kubelet, containerd, runc): rea
     const result = await mlops('deploy', '--model', 'iris@drift', '--timeout', '60s', '--atomic')
     expect(result.code, result.stderr).to.equal(ExitCode.INCOMPATIBLE)
     expect(result.stderr).to.match(
-      /^Error: rollout of \S+ cannot succeed: \S+: mlops serve refused the model: iris@drift answers its reference set differently: 7 of 1000 rows differ beyond 0\.0001 .*recorded by onnxruntime-node 1\.14\.0, serving onnxruntime-node 1\.30\.0/m,
+      /^Error: rollout of \S+ cannot succeed: \S+: mlops serve refused the model: iris@drift answers its reference set differently: /m,
+    )
+    expect(result.stderr).to.match(
+      /7 of 1000 rows differ beyond 0\.0001 .*recorded by onnxruntime-node 1\.14\.0, serving onnxruntime-node 1\.30\.0/,
     )
     expect(result.stderr).to.match(/rolled back to revision \d+/)
   })

@@ -1,4 +1,4 @@
-import {UsageError} from '../../errors.js'
+import {IncompatibleError, UsageError} from '../../errors.js'
 import {requireCompatible, runtimeSupportFor} from '../../images/compat.js'
 import type {ProjectConfig} from '../../config/load.js'
 import {toYaml} from '../../manifests/render.js'
@@ -112,7 +112,8 @@ export async function deployToCluster(project: ProjectConfig, io: TargetIO, requ
           timeoutMs: request.timeoutMs ?? (progressDeadline + 60) * 1000,
           onProgress: message => progress.text(`Waiting for ${where.namespace}/${where.name}: ${message}`),
         }).catch(async error => {
-          if (!request.atomic || !(error instanceof RolloutError)) throw error
+          // A failed rollout (9), or an API container that refuses the model (8): --atomic puts the last revision back either way.
+          if (!request.atomic || !(error instanceof RolloutError || error instanceof IncompatibleError)) throw error
           throw await rollBackAfterFailure(clients, where, error, revisionBefore)
         })
         result.rollout = rolloutStatus(live).message
@@ -165,21 +166,22 @@ async function interruptReport(
   return `${model} is applied (revision ${revision}) and its rollout goes on in the cluster; mlops status follows it, mlops rollback undoes it`
 }
 
-/** --atomic: put the revision that was live back, and say so in the rollout error. */
+/** --atomic: put the revision that was live back, and say so in the failure (same exit code). */
 async function rollBackAfterFailure(
   clients: KubeClients,
   where: Where,
-  failure: RolloutError,
+  failure: IncompatibleError | RolloutError,
   revisionBefore: string | undefined,
-): Promise<RolloutError> {
+): Promise<IncompatibleError | RolloutError> {
+  const Failure = failure instanceof IncompatibleError ? IncompatibleError : RolloutError
   try {
     const restored = await rollbackTo(clients, await readDeployment(clients, where), revisionBefore ? Number(revisionBefore) : undefined, {
       evenIfCurrent: true,
     })
-    return new RolloutError(`${failure.message}; rolled back to revision ${restored.revision} (${restored.model}@${restored.version})`, {
+    return new Failure(`${failure.message}; rolled back to revision ${restored.revision} (${restored.model}@${restored.version})`, {
       suggestion: failure.suggestion,
     })
   } catch (error) {
-    return new RolloutError(`${failure.message}; not rolled back: ${(error as Error).message}`, {suggestion: failure.suggestion})
+    return new Failure(`${failure.message}; not rolled back: ${(error as Error).message}`, {suggestion: failure.suggestion})
   }
 }

@@ -51,14 +51,14 @@ export function releaseDeployLock(root: string): void {
 
 /**
  * Runs `work`; a Ctrl-C or SIGTERM meanwhile runs `stop` (which undoes what this run started and
- * answers the state it left, in words), reports `mlops deploy interrupted (SIGNAL): STATE` as
+ * answers the state it left, in words), reports `COMMAND interrupted (SIGNAL): STATE` (`mlops deploy` unless `command` says) as
  * every failure is reported (under --json also as the error object on stdout) and exits 130. A second signal while stopping exits 130 at once. `stop` is bounded: a clean-up
  * that hangs (an engine or a cluster gone) is reported as not finished after `stopMs`.
  */
 export async function whileDeploying<T>(
   stop: (signal: NodeJS.Signals) => Promise<string> | string,
   work: () => Promise<T>,
-  options: {json?: boolean; stopMs?: number} = {},
+  options: {json?: boolean; stopMs?: number; command?: string} = {},
 ): Promise<T> {
   const stopMs = options.stopMs ?? 30_000
   let stopping = false
@@ -75,7 +75,11 @@ export async function whileDeploying<T>(
         clearTimeout(timer)
         // As every failure is reported: the Error: line, and under --json the error object on stdout.
         reportFailure(
-          {code: 'INTERRUPTED', exitCode: ExitCode.INTERRUPTED, message: `mlops deploy interrupted (${signal}): ${state}`},
+          {
+            code: 'INTERRUPTED',
+            exitCode: ExitCode.INTERRUPTED,
+            message: `${options.command ?? 'mlops deploy'} interrupted (${signal}): ${state}`,
+          },
           {json: options.json ?? false},
         )
         process.exit(ExitCode.INTERRUPTED)

@@ -255,12 +255,18 @@ function nodeOf(pod: V1Pod): string {
 
 const PULL_FAILURE = /ImagePull|ErrImage|InvalidImageName/
 
-/** "node N cannot pull IMAGE: REASON MESSAGE" for a pod whose node failed to pull one of its images, on one line. */
+/**
+ * "node N cannot pull IMAGE: REASON MESSAGE" for a pod whose node failed to pull one of its images, on one line.
+ * An image volume's failed pull is reported on the container that mounts it: the image named is the one
+ * the kubelet's message names, the model image, not the container's.
+ */
 function pullFailure(pod: V1Pod): string | undefined {
+  const volumes = (pod.spec?.volumes ?? []).flatMap(volume => (volume.image?.reference ? [volume.image.reference] : []))
   for (const status of [...(pod.status?.initContainerStatuses ?? []), ...(pod.status?.containerStatuses ?? [])]) {
     const waiting = status.state?.waiting
-    if (waiting && PULL_FAILURE.test(waiting.reason ?? ''))
-      return `node ${nodeOf(pod)} cannot pull ${quoteServerText(status.image ?? 'an image', 200)}: ${quoteServerText(`${waiting.reason} ${waiting.message ?? ''}`.trim(), 300)}`
+    if (!waiting || !PULL_FAILURE.test(waiting.reason ?? '')) continue
+    const image = volumes.find(reference => waiting.message?.includes(reference)) ?? status.image ?? 'an image'
+    return `node ${nodeOf(pod)} cannot pull ${quoteServerText(image, 200)}: ${quoteServerText(`${waiting.reason} ${waiting.message ?? ''}`.trim(), 300)}`
   }
 
   return undefined

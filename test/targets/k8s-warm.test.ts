@@ -63,7 +63,8 @@ describe('mlops model warm and deploy --prewarm on a real Kubernetes control pla
     const run = await mlops('model', 'warm', 'iris@1')
     expect(run.code, run.stderr).to.equal(0)
     expect(run.stderr).to.contain(
-      'the loader delivers iris@1: warming the loader and API images only, each pod still downloads the model (mlops model publish iris@1 and deploy.delivery image-volume put the model itself on the nodes)',
+      'the loader delivers iris@1: warming the loader and API images only, each pod still downloads the model ' +
+        '(mlops model publish iris@1 and deploy.delivery image-volume put the model itself on the nodes)',
     )
     expect(run.stdout).to.match(
       new RegExp(

@@ -32,9 +32,8 @@ export const durationFlag = Flags.custom<number>({
   parse: async (input, _context, options) => parseDuration(input, `--${options.name}`),
 })
 
-/** What render and deploy both take: the model, values, image names and the store. */
-export const renderFlags = {
-  model: Flags.string({summary: 'NAME@REF to deploy (default: model.name in mlops.yaml, at latest).', env: 'MLOPS_MODEL'}),
+/** What a release takes besides the model (render, deploy, model warm): values, image names and the store. */
+export const releaseFlags = {
   values: Flags.string({char: 'f', summary: 'Values file with deploy settings (repeatable; later wins).', multiple: true, default: []}),
   set: Flags.string({summary: 'KEY=VALUE deploy setting, e.g. replicas=3 (repeatable; wins over -f).', multiple: true, default: []}),
   namespace: namespaceFlag,
@@ -45,6 +44,12 @@ export const renderFlags = {
   })(),
   ...imageNameFlags,
   ...storeFlags,
+}
+
+/** What render and deploy both take: the model, and the release's flags. */
+export const renderFlags = {
+  model: Flags.string({summary: 'NAME@REF to deploy (default: model.name in mlops.yaml, at latest).', env: 'MLOPS_MODEL'}),
+  ...releaseFlags,
 }
 
 /** Where a deployment is on a cluster (status, rollback, delete, image secret). */

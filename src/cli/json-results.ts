@@ -20,6 +20,7 @@ import type {InitResult} from '../scaffold/init.js'
 import type {AliasResult} from '../store/aliases.js'
 import type {PushResult} from '../store/commit.js'
 import type {PullResult} from '../store/pull.js'
+import type {WarmResult} from '../targets/k8s/warm.js'
 import type {DeleteResult, DeployResult, RollbackResult, StatusResult} from '../targets/target.js'
 import type {ErrorJson} from './failure.js'
 
@@ -35,6 +36,7 @@ export interface CommandResults {
   'model alias rm': AliasResult
   'model reference add': ReferenceResult
   'model compare': CompareResult
+  'model warm': WarmResult
   'image build': BuiltImages
   'image push': PushedImages
   'image check': CheckResult

@@ -19,10 +19,12 @@ export default class Deploy extends TargetCommand<typeof Deploy> {
     `rules and, when it cannot finish, exits 9 with a diagnosis from the pods (the loader's termination summary, image pull`,
     `errors, crash loops, scheduling).`,
     `Re-running the same deploy changes nothing. The default --timeout grows with the model size.`,
+    `--prewarm first pulls the images on every node the pods may go to (see mlops model warm); --timeout applies to each step.`,
   ].join(' ')
 
   static examples = [
     '<%= config.bin %> <%= command.id %> --model iris@prod',
+    '<%= config.bin %> <%= command.id %> --model iris@prod --delivery image-volume --prewarm',
     '<%= config.bin %> <%= command.id %> --model iris@4 --set replicas=3 --timeout 10m --context gke_prod',
     '<%= config.bin %> <%= command.id %> --dry-run server --set resources.limits.cpu=2',
   ]
@@ -53,6 +55,11 @@ export default class Deploy extends TargetCommand<typeof Deploy> {
       summary: 'Print what would change against the live objects (a server-side dry run) and apply nothing.',
       default: false,
     }),
+    prewarm: Flags.boolean({
+      summary: 'Before the rollout, pull the images on every node the pods may go to (as mlops model warm does).',
+      default: false,
+      exclusive: ['dry-run', 'diff'],
+    }),
   }
 
   async run(): Promise<DeployResult> {
@@ -71,6 +78,7 @@ export default class Deploy extends TargetCommand<typeof Deploy> {
       delivery: flags.delivery,
       dryRun: flags['dry-run'] as 'client' | 'server' | undefined,
       diff: flags.diff,
+      prewarm: flags.prewarm,
       atomic: flags.atomic,
       forceConflicts: flags['force-conflicts'],
     })

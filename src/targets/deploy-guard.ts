@@ -51,7 +51,7 @@ export function releaseDeployLock(root: string): void {
 
 /**
  * Runs `work`; a Ctrl-C or SIGTERM meanwhile runs `stop` (which undoes what this run started and
- * answers the state it left, in words), reports `mlops deploy interrupted (SIGNAL): STATE` as
+ * answers the state it left, in words), reports `COMMAND interrupted (SIGNAL): STATE` (`mlops deploy` unless `command` says) as
  * every failure is reported (under --json also as the error object on stdout) and exits 130. A second signal while stopping exits 130 at once. `stop` is bounded: a clean-up
  * that hangs (an engine or a cluster gone) is reported as not finished after `stopMs`.
  */

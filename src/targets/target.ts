@@ -56,6 +56,8 @@ export interface DeployRequest extends Locator {
   delivery?: DeliveryRequest
   dryRun?: 'client' | 'server'
   diff: boolean
+  /** k8s: pull the images on every node the pods may go to before the rollout (mlops model warm). */
+  prewarm?: boolean
   atomic: boolean
   forceConflicts: boolean
 }
@@ -118,7 +120,7 @@ export const TARGETS: Record<TargetName, TargetInfo> = {
   },
   k8s: {
     summary: 'a Kubernetes cluster',
-    flags: ['dry-run', 'diff', 'atomic', 'force-conflicts', 'context', 'values', 'set', 'namespace', 'delivery'],
+    flags: ['dry-run', 'diff', 'atomic', 'force-conflicts', 'context', 'values', 'set', 'namespace', 'delivery', 'prewarm'],
     revisions: true,
     hints: {port: "the cluster's port is deploy.port in mlops.yaml (--set port=N)"},
     load: async context => (await import('./k8s/target.js')).kubernetesTarget(context),

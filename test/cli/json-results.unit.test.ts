@@ -18,6 +18,7 @@ import type ModelCompare from '../../src/commands/model/compare.js'
 import type ModelReferenceAdd from '../../src/commands/model/reference/add.js'
 import type ModelRm from '../../src/commands/model/rm.js'
 import type ModelShow from '../../src/commands/model/show.js'
+import type ModelWarm from '../../src/commands/model/warm.js'
 import type Delete from '../../src/commands/delete.js'
 import type Deploy from '../../src/commands/deploy.js'
 import type Predict from '../../src/commands/predict.js'
@@ -47,6 +48,7 @@ const sameTypes: {[K in keyof CommandResults]: true} = {
   'model alias rm': true satisfies Same<Returned<typeof ModelAliasRm>, CommandResults['model alias rm']>,
   'model reference add': true satisfies Same<Returned<typeof ModelReferenceAdd>, CommandResults['model reference add']>,
   'model compare': true satisfies Same<Returned<typeof ModelCompare>, CommandResults['model compare']>,
+  'model warm': true satisfies Same<Returned<typeof ModelWarm>, CommandResults['model warm']>,
   'image build': true satisfies Same<Returned<typeof ImageBuild>, CommandResults['image build']>,
   'image push': true satisfies Same<Returned<typeof ImagePush>, CommandResults['image push']>,
   'image check': true satisfies Same<Returned<typeof ImageCheck>, CommandResults['image check']>,

@@ -12,6 +12,7 @@ import {observedDeployment, readDeployment, rollbackTo} from './history.js'
 import {nodePlatformWarning} from './node-platforms.js'
 import {type Release, renderRelease} from './release.js'
 import {RolloutError, rolloutStatus, waitForRollout} from './rollout.js'
+import {type WarmResult, describeWarm, removeLeftoverWarmer, warmNodes, warmTimeout} from './warm.js'
 
 export interface KubernetesDeployResult {
   target: 'k8s'
@@ -28,6 +29,8 @@ export interface KubernetesDeployResult {
   applied: AppliedObject[]
   rollout: string | null
   revision: string | null
+  /** --prewarm: the nodes that pulled the images before the rollout; null without it. */
+  prewarm: WarmResult | null
   seconds: number
 }
 
@@ -70,6 +73,7 @@ export async function deployToCluster(project: ProjectConfig, io: TargetIO, requ
     applied: [],
     rollout: null,
     revision: null,
+    prewarm: null,
     seconds: 0,
   }
   if (release.delivery.delivery.kind !== 'init-container' || request.delivery || project.values.deploy?.delivery)
@@ -85,6 +89,17 @@ export async function deployToCluster(project: ProjectConfig, io: TargetIO, requ
     const patch = await diffObjects(clients, objects, {force: request.forceConflicts})
     io.log(patch || `no changes: the live objects already match ${model}`)
     return finished(result, {dryRun: 'server'})
+  }
+
+  // A warm DaemonSet that a killed mlops model warm (or deploy --prewarm) left, past its deadline.
+  if (!request.dryRun) {
+    const leftover = await removeLeftoverWarmer(clients, release.values.app, {staleOnly: true})
+    if (leftover) io.note(`removed daemonset/${leftover}, left by an earlier warm`)
+  }
+
+  if (request.prewarm && !request.dryRun) {
+    result.prewarm = await warmNodes(clients, release, {timeoutMs: request.timeoutMs ?? warmTimeout(release), io, command: 'mlops deploy'})
+    io.note(`warmed ${describeWarm(result.prewarm)}`)
   }
 
   const progress = await io.progress()

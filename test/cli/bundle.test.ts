@@ -39,7 +39,7 @@ describe('the built CLI is a bundle (scripts/bundle.js, run by npm run build)', 
     const ids = Object.keys(manifest.commands)
     expect(ids).to.include.members(['help', 'model:pull', 'serve', 'deploy', 'render'])
     for (const id of ids) expect(files, id).to.include(join(...manifest.commands[id].relativePath.slice(1)))
-    expect(readFileSync(join(root, 'bin', 'run.js'), 'utf8')).to.match(/from '\.\.\/dist\/cli\.js'/)
+    expect(readFileSync(join(root, 'bin', 'run.js'), 'utf8')).to.match(/import\('\.\.\/dist\/cli\.js'\)/)
   })
 
   it("the loader's files alone run it (package.json, the manifest, bin/run.js, dist/; no node_modules): help, a pull, an mlops.yaml with a name too long, and a bad ref's one-line error", async () => {

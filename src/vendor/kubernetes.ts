@@ -7,4 +7,4 @@
  * bundle 40 ms. Types, tests through tsx and `bin/dev.js` use the package itself.
  */
 export {AppsV1Api, CoreV1Api, KubeConfig, KubernetesObjectApi, PatchStrategy, PortForward, VersionApi} from '@kubernetes/client-node'
-export type {V1Deployment, V1DeploymentCondition, V1Pod, V1ReplicaSet} from '@kubernetes/client-node'
+export type {V1DaemonSet, V1Deployment, V1DeploymentCondition, V1Pod, V1ReplicaSet} from '@kubernetes/client-node'

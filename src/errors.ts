@@ -18,6 +18,8 @@ export const ExitCode = {
   EXPECTATION_FAILED: 11,
   /** `mlops model compare`: two models (or a model and a server) answered apart beyond a threshold. */
   DISAGREEMENT: 12,
+  /** `mlops deploy --canary`: a gate between steps failed (error rate, p99 or agreement); the canary was removed. */
+  GATE_FAILED: 13,
   /** Stopped by Ctrl-C or SIGTERM (the shell's 128 + SIGINT), after cleaning up. */
   INTERRUPTED: 130,
 } as const
@@ -100,6 +102,11 @@ export class ExpectationError extends MlopsError {
 /** Answers of two models that differ beyond --min-agreement or --max-delta (`mlops model compare`). */
 export class DisagreementError extends MlopsError {
   readonly code = 'DISAGREEMENT'
+}
+
+/** A canary step whose readings failed a gate: the canary was removed, the stable serves on (`mlops deploy --canary`). */
+export class GateError extends MlopsError {
+  readonly code = 'GATE_FAILED'
 }
 
 export function isMlopsError(error: unknown): error is MlopsError {

@@ -5,6 +5,7 @@ import {storeOverrides} from '../cli/store-flags.js'
 import {TargetCommand} from '../cli/target-command.js'
 import {deploySummary, writeStepSummary} from '../cli/ci.js'
 import {errorMessage} from '../errors.js'
+import {canaryPlan} from '../targets/canary-plan.js'
 import type {DeployResult} from '../targets/target.js'
 
 export default class Deploy extends TargetCommand<typeof Deploy> {
@@ -60,6 +61,22 @@ export default class Deploy extends TargetCommand<typeof Deploy> {
       default: false,
       exclusive: ['dry-run', 'diff'],
     }),
+    canary: Flags.boolean({
+      summary:
+        "Roll out in steps: the new version's pods beside the stable ones (a second Deployment behind the same Service), " +
+        'gates read between steps, then promoted (default steps 10,50; deploy.canary in mlops.yaml).',
+      default: false,
+      exclusive: ['dry-run', 'diff'],
+    }),
+    steps: Flags.string({
+      summary: 'Canary steps: target share of pods in percent, e.g. 10,50 (100, the promotion, is added). Implies --canary.',
+    }),
+    interval: durationFlag({summary: 'How long each canary step is watched before its gates are read (default 30s).'}),
+    'min-agreement': Flags.string({
+      summary: "Canary gate: least label agreement with the stable's answers on the version's reference set (default 0.99).",
+    }),
+    'max-error-rate-increase': Flags.string({summary: "Canary gate: largest error rate (5xx) above the stable's (default 0.01)."}),
+    'max-p99-ratio': Flags.string({summary: "Canary gate: largest p99 over the stable's (default 3)."}),
   }
 
   async run(): Promise<DeployResult> {
@@ -79,6 +96,7 @@ export default class Deploy extends TargetCommand<typeof Deploy> {
       dryRun: flags['dry-run'] as 'client' | 'server' | undefined,
       diff: flags.diff,
       prewarm: flags.prewarm,
+      canary: flags.canary || flags.steps !== undefined ? canaryPlan(this.project.values.deploy?.canary, flags) : undefined,
       atomic: flags.atomic,
       forceConflicts: flags['force-conflicts'],
     })

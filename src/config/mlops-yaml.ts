@@ -140,5 +140,43 @@ export interface MlopsYaml {
      * image-volume: the published repository to use (REGISTRY/REPOSITORY) when a version was published to several (default: the most recent publication).
      */
     modelImage?: string
+    /**
+     * deploy --canary: the new version's pods beside the stable ones in steps, gated, then promoted.
+     */
+    canary?: {
+      /**
+       * Target share of pods at each step, percent, ascending (100, the promotion, is added). Default [10, 50].
+       *
+       * @minItems 1
+       * @maxItems 10
+       */
+      steps?:
+        | [number]
+        | [number, number]
+        | [number, number, number]
+        | [number, number, number, number]
+        | [number, number, number, number, number]
+        | [number, number, number, number, number, number]
+        | [number, number, number, number, number, number, number]
+        | [number, number, number, number, number, number, number, number]
+        | [number, number, number, number, number, number, number, number, number]
+        | [number, number, number, number, number, number, number, number, number, number]
+      /**
+       * Seconds each step is watched before its gates are read (default 30).
+       */
+      intervalSeconds?: number
+      /**
+       * Least label agreement of the canary with the stable on the version's reference set (default 0.99).
+       */
+      minAgreement?: number
+      /**
+       * Largest canary error rate (5xx) above the stable's (default 0.01).
+       */
+      maxErrorRateIncrease?: number
+      /**
+       * Largest canary p99 over the stable's (default 3).
+       */
+      maxP99Ratio?: number
+    }
   }
 }

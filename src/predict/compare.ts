@@ -158,7 +158,7 @@ function checkSameInput(a: ModelManifest, b: ModelManifest): void {
 }
 
 /** The server's answers for the rows: /predict, and /predict/label when it gives labels, a chunk of rows at a time. */
-async function askServer(
+export async function askServer(
   open: () => Promise<Endpoint>,
   inputs: number[][],
 ): Promise<{run: {outputs: Answers['outputs']}; side: CompareSide}> {

@@ -9,6 +9,7 @@ import type {MlopsYaml, ProjectConfig} from '../config/load.js'
 import type {DeliveryRequest} from '../pod/contract.js'
 import type {StoreOverrides} from '../store/open.js'
 import type {DockerDeleteResult, DockerDeployResult, DockerStatusResult} from './docker.js'
+import type {CanaryPlan} from './canary-plan.js'
 import type {KubernetesDeployResult} from './k8s/deploy.js'
 import type {KubernetesStatusResult} from './k8s/status.js'
 import type {KubernetesDeleteResult, KubernetesRollbackResult} from './k8s/target.js'
@@ -58,6 +59,8 @@ export interface DeployRequest extends Locator {
   diff: boolean
   /** k8s: pull the images on every node the pods may go to before the rollout (mlops model warm). */
   prewarm?: boolean
+  /** k8s: roll out in canary steps, gated, before promoting (deploy --canary). */
+  canary?: CanaryPlan
   atomic: boolean
   forceConflicts: boolean
 }
@@ -120,7 +123,24 @@ export const TARGETS: Record<TargetName, TargetInfo> = {
   },
   k8s: {
     summary: 'a Kubernetes cluster',
-    flags: ['dry-run', 'diff', 'atomic', 'force-conflicts', 'context', 'values', 'set', 'namespace', 'delivery', 'prewarm'],
+    flags: [
+      'dry-run',
+      'diff',
+      'atomic',
+      'force-conflicts',
+      'context',
+      'values',
+      'set',
+      'namespace',
+      'delivery',
+      'prewarm',
+      'canary',
+      'steps',
+      'interval',
+      'min-agreement',
+      'max-error-rate-increase',
+      'max-p99-ratio',
+    ],
     revisions: true,
     hints: {port: "the cluster's port is deploy.port in mlops.yaml (--set port=N)"},
     load: async context => (await import('./k8s/target.js')).kubernetesTarget(context),

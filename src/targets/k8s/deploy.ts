@@ -1,4 +1,4 @@
-import {IncompatibleError, UsageError} from '../../errors.js'
+import {GateError, IncompatibleError, UsageError} from '../../errors.js'
 import {requireCompatible, runtimeSupportFor} from '../../images/compat.js'
 import type {ProjectConfig} from '../../config/load.js'
 import {toYaml} from '../../manifests/render.js'
@@ -6,6 +6,7 @@ import type {Delivery} from '../../pod/contract.js'
 import {whileDeploying} from '../deploy-guard.js'
 import type {DeployRequest, TargetIO} from '../target.js'
 import {type AppliedObject, applyObjects} from './apply.js'
+import {CANARY_SUFFIX, type CanaryResult, describeStep, removeCanary, runCanarySteps} from './canary.js'
 import {type KubeClients, kubeClients} from './client.js'
 import {diffObjects} from './diff.js'
 import {observedDeployment, readDeployment, rollbackTo} from './history.js'
@@ -31,6 +32,8 @@ export interface KubernetesDeployResult {
   revision: string | null
   /** --prewarm: the nodes that pulled the images before the rollout; null without it. */
   prewarm: WarmResult | null
+  /** --canary: the steps, each with both tracks' readings, before the promotion; null without it. */
+  canary: CanaryResult | null
   seconds: number
 }
 
@@ -74,6 +77,7 @@ export async function deployToCluster(project: ProjectConfig, io: TargetIO, requ
     rollout: null,
     revision: null,
     prewarm: null,
+    canary: null,
     seconds: 0,
   }
   if (release.delivery.delivery.kind !== 'init-container' || request.delivery || project.values.deploy?.delivery)
@@ -100,6 +104,39 @@ export async function deployToCluster(project: ProjectConfig, io: TargetIO, requ
   if (request.prewarm && !request.dryRun) {
     result.prewarm = await warmNodes(clients, release, {timeoutMs: request.timeoutMs ?? warmTimeout(release), io, command: 'mlops deploy'})
     io.note(`warmed ${describeWarm(result.prewarm)}`)
+  }
+
+  const canaryWhere = {name: `${where.name}${CANARY_SUFFIX}`, namespace: where.namespace}
+  if (request.canary && !request.dryRun) {
+    const plan = request.canary
+    const steps = await withProgress(io, `Canary of ${model}`, async progress =>
+      whileDeploying(
+        async () => {
+          progress.stop()
+          return (await removeCanary(clients, canaryWhere))
+            ? `the canary was removed; ${where.name} serves on unchanged`
+            : `nothing was changed; ${where.name} serves on`
+        },
+        async () =>
+          runCanarySteps({
+            clients,
+            store: release.store,
+            manifest,
+            objects,
+            plan,
+            timeoutMs: request.timeoutMs ?? 5 * 60_000,
+            onProgress: text => progress.text(text),
+            onStep: step => io.log(describeStep(step)),
+          }).catch(async (error: unknown) => {
+            // A gate removes the canary itself; any other failure must not leave it serving either.
+            if (!(error instanceof GateError)) await removeCanary(clients, canaryWhere).catch(() => false)
+            throw error
+          }),
+        {json: io.json},
+      ),
+    )
+    result.canary = {deployment: canaryWhere.name, service: canaryWhere.name, steps, outcome: 'promoted'}
+    io.note(`every step passed: promoting ${model} to ${where.namespace}/${where.name}`)
   }
 
   const progress = await io.progress()
@@ -133,6 +170,8 @@ export async function deployToCluster(project: ProjectConfig, io: TargetIO, requ
         })
         result.rollout = rolloutStatus(live).message
         result.revision = revisionOf(live) ?? null
+        // Promoted: the stable serves the version now, so its canary goes.
+        if (result.canary) await removeCanary(clients, canaryWhere)
         progress.succeed(`Deployed ${model}`)
         io.log(
           `deployment ${where.namespace}/${where.name} rolled out: ${model} (sha256:${manifest.sha256.slice(0, 12)}), ${result.rollout}, revision ${result.revision}`,
@@ -141,6 +180,21 @@ export async function deployToCluster(project: ProjectConfig, io: TargetIO, requ
       },
       {json: io.json},
     )
+  } finally {
+    progress.stop()
+  }
+}
+
+/** Runs `work` under a spinner that is stopped whatever happens. */
+async function withProgress<T>(
+  io: TargetIO,
+  text: string,
+  work: (progress: Awaited<ReturnType<TargetIO['progress']>>) => Promise<T>,
+): Promise<T> {
+  const progress = await io.progress()
+  progress.start(text)
+  try {
+    return await work(progress)
   } finally {
     progress.stop()
   }

@@ -5,6 +5,7 @@ import {type RenderResult, renderProjectManifests} from '../../manifests/render.
 import {manifestValues} from '../../manifests/values.js'
 import type {PushedImage} from '../../state/project-state.js'
 import type {ModelManifest} from '../../store/manifest.js'
+import type {ModelStore} from '../../store/model-store.js'
 import {resolveDeployModel} from '../deploy-model.js'
 import type {DeployRequest} from '../target.js'
 import type {KubeClients} from './client.js'
@@ -15,6 +16,8 @@ export type ReleaseRequest = Pick<DeployRequest, 'delivery' | 'image' | 'model' 
 
 export interface Release extends RenderResult {
   manifest: ModelManifest
+  /** The store the version came from (deploy --canary reads its reference set). */
+  store: ModelStore
   delivery: DeliveryChoice
   /** What mlops image push recorded of the API image, when that image is the one rendered. */
   pushedApi?: PushedImage
@@ -49,7 +52,7 @@ export async function renderRelease(project: ProjectConfig, request: ReleaseRequ
     delivery: delivery.delivery,
     reference: reference !== undefined,
   })
-  return {...renderProjectManifests(values, project.dir), manifest, delivery, pushedApi}
+  return {...renderProjectManifests(values, project.dir), manifest, store, delivery, pushedApi}
 }
 
 /** The Deployment this project deploys, where --namespace (or deploy.namespace) says: the same rule as the manifests' values. */

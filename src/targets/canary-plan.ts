@@ -1,0 +1,67 @@
+/** deploy --canary's plan: the steps and the gates, as flags and mlops.yaml give them (no cluster code: the command loads it). */
+import type {MlopsYaml} from '../config/load.js'
+import {UsageError} from '../errors.js'
+
+export interface CanaryGates {
+  /** Least share of reference rows on which the canary's label equals the stable's (needs a reference set). */
+  minAgreement?: number
+  /** Largest canary error rate (5xx) above the stable's, e.g. 0.01: one point. */
+  maxErrorRateIncrease: number
+  /** Largest canary p99 over the stable's (from the latency histograms; judged from 50 requests on each track). */
+  maxP99Ratio: number
+}
+
+export interface CanaryPlan {
+  /** Percent of pods at each step, ascending; 100 (promotion) is the end. */
+  steps: number[]
+  intervalMs: number
+  gates: CanaryGates
+}
+
+/** Parses the steps as given (flag or mlops.yaml): percents in (0, 100], ascending; 100 is added when missing. */
+export function parseSteps(values: number[]): number[] {
+  const steps = values.filter(step => step !== 100)
+  for (const [index, step] of steps.entries()) {
+    if (!Number.isFinite(step) || step <= 0 || step >= 100) throw new Error(`step ${step} is not a percent between 0 and 100`)
+    if (index > 0 && step <= steps[index - 1]) throw new Error('steps must go up')
+  }
+
+  return [...steps, 100]
+}
+
+/** The canary plan: flags over deploy.canary in mlops.yaml over the defaults, each checked. */
+export function canaryPlan(
+  config: NonNullable<NonNullable<MlopsYaml['deploy']>['canary']> | undefined,
+  flags: {steps?: string; interval?: number; 'min-agreement'?: string; 'max-error-rate-increase'?: string; 'max-p99-ratio'?: string},
+): CanaryPlan {
+  const number = (flag: string, text: string | undefined, fallback: number, max = 1): number => {
+    if (text === undefined) return fallback
+    const value = Number(text)
+    if (text.trim() === '' || !Number.isFinite(value) || value < 0 || value > max)
+      throw new UsageError(`--${flag} "${text.slice(0, 40)}" is not a number from 0 to ${max}`)
+    return value
+  }
+
+  let steps: number[]
+  try {
+    steps = parseSteps(
+      flags.steps === undefined
+        ? (config?.steps ?? [10, 50])
+        : flags.steps.split(',').map(part => (part.trim() === '' ? Number.NaN : Number(part))),
+    )
+  } catch (error) {
+    throw new UsageError(`--steps "${(flags.steps ?? config?.steps?.join(','))?.slice(0, 60)}": ${(error as Error).message}`, {
+      suggestion: 'e.g. --steps 10,50',
+    })
+  }
+
+  return {
+    steps,
+    intervalMs: flags.interval ?? (config?.intervalSeconds ?? 30) * 1000,
+    gates: {
+      minAgreement: number('min-agreement', flags['min-agreement'], config?.minAgreement ?? 0.99),
+      maxErrorRateIncrease: number('max-error-rate-increase', flags['max-error-rate-increase'], config?.maxErrorRateIncrease ?? 0.01),
+      maxP99Ratio: number('max-p99-ratio', flags['max-p99-ratio'], config?.maxP99Ratio ?? 3, 1000),
+    },
+  }
+}

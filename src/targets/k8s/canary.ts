@@ -1,0 +1,355 @@
+/**
+ * deploy --canary: the new version as a second Deployment (<name>-canary) behind the same Service,
+ * its pods added beside the stable ones (replica ratio, no traffic router: the stable is never
+ * shrunk, so capacity, the PodDisruptionBudget and the HPA stay as they are), plus a canary-only
+ * Service for checks. At each step the canary gets its share of pods, then, after the interval,
+ * the gates read both tracks: their /metrics through the API server's pod proxy (error rate and
+ * p99 over the interval, and the share of requests each served), and the model gate: the
+ * version's reference set sent to a pod of each track, their answers compared (label agreement).
+ * A failed gate aborts: the canary's objects are removed, the stable was never changed, exit 13
+ * with the readings. Passing every step promotes: the caller applies the release to the stable
+ * Deployment as one revision, then the canary goes.
+ */
+import type {V1Deployment, V1Pod} from '../../vendor/kubernetes.js'
+import {setTimeout as sleep} from 'node:timers/promises'
+
+import {GateError, NotFoundError, errorMessage} from '../../errors.js'
+import type {KubernetesObject} from '../../manifests/render.js'
+import {API_PORT_NAME, CONTAINERS} from '../../pod/contract.js'
+import {type Answers, compareAnswers, formatShare} from '../../predict/compare-rules.js'
+import {askServer} from '../../predict/compare.js'
+import type {ModelStore} from '../../store/model-store.js'
+import type {ModelManifest} from '../../store/manifest.js'
+import type {CanaryGates, CanaryPlan} from '../canary-plan.js'
+import {applyObjects} from './apply.js'
+import type {KubeClients} from './client.js'
+import {kubeError} from './errors.js'
+import {forwardPort, readyPod} from './port-forward.js'
+import {currentPods, waitForRollout} from './rollout.js'
+
+/** The label that tells the canary's pods from the stable's. */
+export const TRACK_LABEL = 'mlops.io/track'
+export const CANARY_SUFFIX = '-canary'
+
+/** What the tracks' counters said over one step's interval. */
+export interface TrackReading {
+  pods: number
+  requests: number
+  errors: number
+  errorRate: number | null
+  /** Upper bound of the histogram bucket that holds the 99th percentile, in seconds. */
+  p99: number | null
+}
+
+export interface CanaryStep {
+  /** The target share of pods, percent. */
+  percent: number
+  canaryReplicas: number
+  stableReplicas: number
+  /** Requests the canary served over all requests in the interval (null: no traffic). */
+  measuredShare: number | null
+  canary: TrackReading
+  stable: TrackReading
+  /** Label agreement on the reference set (null: no reference set, or no labels). */
+  agreement: number | null
+  failed: string[]
+}
+
+export interface CanaryResult {
+  deployment: string
+  service: string
+  steps: CanaryStep[]
+  outcome: 'aborted' | 'promoted'
+}
+
+/** The canary's Deployment and Service, made from the release's: same pod template, one more label. */
+export function canaryObjects(release: KubernetesObject[], replicas: number): {deployment: KubernetesObject; service: KubernetesObject} {
+  const stable = release.find(object => object.kind === 'Deployment')!
+  const service = release.find(object => object.kind === 'Service')
+  const name = `${stable.metadata.name}${CANARY_SUFFIX}`
+  const spec = structuredClone(stable.spec) as {
+    replicas?: number
+    selector: {matchLabels: Record<string, string>}
+    template: {metadata: {labels: Record<string, string>}}
+  }
+  const track = {[TRACK_LABEL]: 'canary'}
+  spec.replicas = replicas
+  spec.selector.matchLabels = {...spec.selector.matchLabels, ...track}
+  spec.template.metadata.labels = {...spec.template.metadata.labels, ...track}
+  const metadata = {...stable.metadata, name, labels: {...(stable.metadata.labels as Record<string, string>), ...track}}
+  return {
+    deployment: {...stable, metadata, spec},
+    service: {
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: {name, namespace: stable.metadata.namespace, labels: metadata.labels},
+      spec: {selector: spec.selector.matchLabels, ports: (service?.spec as {ports?: unknown})?.ports ?? []},
+    },
+  }
+}
+
+/** Canary pods beside `stable` for a target share of all pods: at least one. */
+export function canaryReplicas(percent: number, stable: number): number {
+  return Math.max(1, Math.round((stable * percent) / (100 - percent)))
+}
+
+export interface CanaryRun {
+  clients: KubeClients
+  store: ModelStore
+  manifest: ModelManifest
+  objects: KubernetesObject[]
+  plan: CanaryPlan
+  timeoutMs: number
+  onProgress: (text: string) => void
+  onStep: (step: CanaryStep) => void
+}
+
+/**
+ * Every step short of 100: the canary scaled to its share, the interval waited, the gates read.
+ * Returns the steps when all passed (the caller promotes); throws exit 13 after removing the
+ * canary when a gate fails. `abort` removes the canary (Ctrl-C, a failed step, an error).
+ */
+export async function runCanarySteps(run: CanaryRun): Promise<CanaryStep[]> {
+  const {clients, objects, plan} = run
+  const stableObject = objects.find(object => object.kind === 'Deployment')!
+  const where = {name: stableObject.metadata.name, namespace: stableObject.metadata.namespace ?? 'default'}
+  const stable = await clients.apps.readNamespacedDeployment(where).catch((error: unknown) => {
+    if ((error as {code?: number}).code === 404)
+      throw new NotFoundError(`deploy --canary needs a stable deployment ${where.namespace}/${where.name} to compare with`, {
+        suggestion: 'deploy a first version without --canary',
+      })
+    throw kubeError(error, clients.server, `reading deployment ${where.namespace}/${where.name}`)
+  })
+  const stableReplicas = stable.spec?.replicas ?? 1
+  const canaryWhere = {name: `${where.name}${CANARY_SUFFIX}`, namespace: where.namespace}
+  const reference = await run.store.reference(run.manifest)
+  const steps: CanaryStep[] = []
+  let agreement: number | null | undefined
+  for (const percent of plan.steps.filter(step => step < 100)) {
+    const replicas = canaryReplicas(percent, stableReplicas)
+    const {deployment, service} = canaryObjects(objects, replicas)
+    run.onProgress(
+      `Canary at ${percent}%: ${replicas} pod${replicas === 1 ? '' : 's'} of ${run.manifest.name}@${run.manifest.version} beside ${stableReplicas}`,
+    )
+    await applyObjects(clients, [deployment, service])
+    const canary = await waitForRollout(clients, canaryWhere, {
+      timeoutMs: run.timeoutMs,
+      onProgress: text => run.onProgress(`Canary: ${text}`),
+    })
+    if (agreement === undefined) agreement = reference ? await measureAgreement(clients, stable, canary, reference.inputs) : null
+    const before = await trackCounters(clients, stable, canary)
+    run.onProgress(`Canary at ${percent}%: watching both tracks for ${Math.round(plan.intervalMs / 1000)}s`)
+    await sleep(plan.intervalMs)
+    const after = await trackCounters(clients, stable, canary)
+    const step = judge(
+      percent,
+      {canary: replicas, stable: stableReplicas},
+      reading(before.canary, after.canary),
+      reading(before.stable, after.stable),
+      agreement,
+      plan.gates,
+    )
+    steps.push(step)
+    run.onStep(step)
+    if (step.failed.length > 0) {
+      await removeCanary(clients, canaryWhere)
+      throw new GateError(
+        `canary ${run.manifest.name}@${run.manifest.version} failed at ${percent}%: ${step.failed.join('; ')}; the canary was removed, ${where.name} serves on unchanged`,
+        {
+          suggestion:
+            'mlops status shows the stable track; fix the version, or loosen the gate (--min-agreement, deploy.canary in mlops.yaml)',
+        },
+      )
+    }
+  }
+
+  return steps
+}
+
+/** The canary's Deployment and Service deleted, and its pods waited for (bounded): nothing left behind. */
+export async function removeCanary(clients: KubeClients, where: {name: string; namespace: string}): Promise<boolean> {
+  let removed = false
+  for (const kind of ['Deployment', 'Service']) {
+    try {
+      await clients.objects.delete(
+        {apiVersion: kind === 'Deployment' ? 'apps/v1' : 'v1', kind, metadata: where},
+        undefined,
+        undefined,
+        undefined,
+        undefined,
+        'Foreground',
+      )
+      removed = true
+    } catch (error) {
+      if ((error as {code?: number}).code !== 404)
+        throw kubeError(error, clients.server, `deleting ${kind} ${where.namespace}/${where.name}`)
+    }
+  }
+
+  const deadline = Date.now() + 60_000
+  while (Date.now() < deadline) {
+    const pods = await clients.core
+      .listNamespacedPod({namespace: where.namespace, labelSelector: `${TRACK_LABEL}=canary`})
+      .catch(() => ({items: [] as V1Pod[]}))
+    if (pods.items.length === 0) break
+    await sleep(250)
+  }
+
+  return removed
+}
+
+/** Whether a canary of this deployment is there now (status shows it). */
+export async function liveCanary(clients: KubeClients, where: {name: string; namespace: string}): Promise<V1Deployment | undefined> {
+  return clients.apps.readNamespacedDeployment({name: `${where.name}${CANARY_SUFFIX}`, namespace: where.namespace}).catch(() => undefined)
+}
+
+/** Label agreement of a canary pod with a stable pod on the rows (each reached through a port-forward). */
+async function measureAgreement(
+  clients: KubeClients,
+  stable: V1Deployment,
+  canary: V1Deployment,
+  inputs: number[][],
+): Promise<number | null> {
+  const answersOf = async (deployment: V1Deployment): Promise<Answers> => {
+    const {pod, port} = await readyPod(clients, deployment)
+    const endpoint = await forwardPort(clients, {namespace: deployment.metadata!.namespace!, pod, port})
+    return (await askServer(async () => ({...endpoint, pod}), inputs)).run
+  }
+
+  const [a, b] = await Promise.all([answersOf(stable), answersOf(canary)])
+  return compareAnswers(inputs, a, b, {worst: 0, thresholds: {}}).agreement
+}
+
+interface Counters {
+  requests: number
+  errors: number
+  /** Cumulative counts per histogram bound (seconds), summed over the prediction routes. */
+  buckets: Map<number, number>
+}
+
+/** Both tracks' counters, summed over their pods (the stable's current revision; the canary's). */
+async function trackCounters(clients: KubeClients, stable: V1Deployment, canary: V1Deployment) {
+  const read = async (deployment: V1Deployment) => {
+    const pods = (await currentPods(clients, deployment)).filter(pod =>
+      pod.status?.containerStatuses?.some(status => status.name === CONTAINERS.api && status.state?.running),
+    )
+    const each = await Promise.all(pods.map(async pod => podCounters(clients, pod)))
+    return {pods: pods.length, counters: each.reduce(addCounters, {requests: 0, errors: 0, buckets: new Map()})}
+  }
+
+  const [stableTrack, canaryTrack] = await Promise.all([read(stable), read(canary)])
+  return {stable: stableTrack, canary: canaryTrack}
+}
+
+async function podCounters(clients: KubeClients, pod: V1Pod): Promise<Counters> {
+  const port = pod.spec?.containers.find(c => c.name === CONTAINERS.api)?.ports?.find(p => p.name === API_PORT_NAME)?.containerPort
+  try {
+    const body = await clients.core.connectGetNamespacedPodProxyWithPath({
+      name: `${pod.metadata!.name!}:${port}`,
+      namespace: pod.metadata!.namespace!,
+      path: 'metrics',
+    })
+    return parseCounters(typeof body === 'string' ? body : String(body))
+  } catch (error) {
+    throw kubeError(error, clients.server, `reading /metrics of pod ${pod.metadata?.name}: ${errorMessage(error).split('\n')[0]}`)
+  }
+}
+
+/** Routes that are not predictions: probes and the metrics themselves. */
+const NOT_PREDICTIONS = new Set(['/ready', '/health', '/metrics', '/metadata', '/v2/health/ready', '/v2/health/live'])
+const SAMPLE = /^(mlops_http_requests_total|mlops_http_request_duration_seconds_bucket)\{([^}]*)\} (\d+(?:\.\d+)?(?:e[+-]?\d+)?)$/
+
+/** The prediction routes' requests, 5xx answers and latency buckets in serve's /metrics (Prometheus text), read strictly. */
+export function parseCounters(text: string): Counters {
+  const counters: Counters = {requests: 0, errors: 0, buckets: new Map()}
+  for (const line of text.slice(0, 1024 * 1024).split('\n')) {
+    const match = SAMPLE.exec(line.trim())
+    if (!match) continue
+    const labels = Object.fromEntries([...match[2].matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map(m => [m[1], m[2]]))
+    if (NOT_PREDICTIONS.has(labels.route ?? '')) continue
+    const value = Number(match[3])
+    if (!Number.isFinite(value) || value < 0) continue
+    if (match[1] === 'mlops_http_requests_total') {
+      counters.requests += value
+      if (Number(labels.status) >= 500) counters.errors += value
+    } else {
+      const bound = labels.le === '+Inf' ? Number.POSITIVE_INFINITY : Number(labels.le)
+      if (!Number.isNaN(bound)) counters.buckets.set(bound, (counters.buckets.get(bound) ?? 0) + value)
+    }
+  }
+
+  return counters
+}
+
+function addCounters(a: Counters, b: Counters): Counters {
+  const buckets = new Map(a.buckets)
+  for (const [bound, count] of b.buckets) buckets.set(bound, (buckets.get(bound) ?? 0) + count)
+  return {requests: a.requests + b.requests, errors: a.errors + b.errors, buckets}
+}
+
+/** What happened between two reads of a track (a pod that restarted counts from zero). */
+function reading(before: {counters: Counters}, after: {pods: number; counters: Counters}): TrackReading {
+  const delta = (x: number, y: number) => (y >= x ? y - x : y)
+  const requests = delta(before.counters.requests, after.counters.requests)
+  const errors = delta(before.counters.errors, after.counters.errors)
+  const bounds = [...after.counters.buckets.keys()].sort((x, y) => x - y)
+  const counts = bounds.map(bound => delta(before.counters.buckets.get(bound) ?? 0, after.counters.buckets.get(bound) ?? 0))
+  const total = counts.at(-1) ?? 0
+  const index = counts.findIndex(count => count >= total * 0.99)
+  return {
+    pods: after.pods,
+    requests,
+    errors,
+    errorRate: requests > 0 ? errors / requests : null,
+    p99: total > 0 && index >= 0 ? bounds[index] : null,
+  }
+}
+
+/** The step's readings against the gates: each failure in words, with both readings. */
+export function judge(
+  percent: number,
+  replicas: {canary: number; stable: number},
+  canary: TrackReading,
+  stable: TrackReading,
+  agreement: number | null,
+  gates: CanaryGates,
+): CanaryStep {
+  const failed: string[] = []
+  if (gates.minAgreement !== undefined && agreement !== null && agreement < gates.minAgreement)
+    failed.push(`agreement with the stable on the reference set ${formatShare(agreement)} < ${gates.minAgreement}`)
+  if (canary.errorRate !== null && canary.errorRate - (stable.errorRate ?? 0) > gates.maxErrorRateIncrease)
+    failed.push(
+      `error rate ${formatShare(canary.errorRate)} (${canary.errors} of ${canary.requests}) against the stable's ${formatShare(stable.errorRate ?? 0)}: more than ${gates.maxErrorRateIncrease} above`,
+    )
+  if (
+    canary.p99 !== null &&
+    stable.p99 !== null &&
+    canary.requests >= 50 &&
+    stable.requests >= 50 &&
+    canary.p99 / stable.p99 > gates.maxP99Ratio
+  )
+    failed.push(`p99 ${canary.p99 * 1000} ms against the stable's ${stable.p99 * 1000} ms: more than ${gates.maxP99Ratio}×`)
+  const all = canary.requests + stable.requests
+  return {
+    percent,
+    canaryReplicas: replicas.canary,
+    stableReplicas: replicas.stable,
+    measuredShare: all > 0 ? canary.requests / all : null,
+    canary,
+    stable,
+    agreement,
+    failed,
+  }
+}
+
+/** One line per step, as deploy prints it. */
+export function describeStep(step: CanaryStep): string {
+  const share = step.measuredShare === null ? 'no traffic' : `${formatShare(step.measuredShare)} of requests`
+  const track = (r: TrackReading) => `${r.requests} requests, ${r.errors} errors${r.p99 === null ? '' : `, p99 ≤ ${r.p99 * 1000} ms`}`
+  return [
+    `step ${step.percent}%: ${step.canaryReplicas} canary + ${step.stableReplicas} stable pods, ${share}`,
+    `canary ${track(step.canary)}; stable ${track(step.stable)}`,
+    step.agreement === null ? 'no reference set to compare' : `agreement ${formatShare(step.agreement)}`,
+    step.failed.length > 0 ? `FAILED: ${step.failed.join('; ')}` : 'passed',
+  ].join(' | ')
+}

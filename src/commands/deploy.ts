@@ -96,7 +96,7 @@ export default class Deploy extends TargetCommand<typeof Deploy> {
       dryRun: flags['dry-run'] as 'client' | 'server' | undefined,
       diff: flags.diff,
       prewarm: flags.prewarm,
-      canary: flags.canary || flags.steps !== undefined ? canaryPlan(this.project.values.deploy?.canary, flags) : undefined,
+      canary: canaryPlan(this.project.values.deploy?.canary, flags),
       atomic: flags.atomic,
       forceConflicts: flags['force-conflicts'],
     })

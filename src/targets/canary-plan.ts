@@ -29,11 +29,26 @@ export function parseSteps(values: number[]): number[] {
   return [...steps, 100]
 }
 
-/** The canary plan: flags over deploy.canary in mlops.yaml over the defaults, each checked. */
+/** The canary plan (undefined without --canary or --steps): flags over deploy.canary in mlops.yaml over the defaults, each checked. */
 export function canaryPlan(
   config: NonNullable<NonNullable<MlopsYaml['deploy']>['canary']> | undefined,
-  flags: {steps?: string; interval?: number; 'min-agreement'?: string; 'max-error-rate-increase'?: string; 'max-p99-ratio'?: string},
-): CanaryPlan {
+  flags: {
+    canary?: boolean
+    steps?: string
+    interval?: number
+    'min-agreement'?: string
+    'max-error-rate-increase'?: string
+    'max-p99-ratio'?: string
+  },
+): CanaryPlan | undefined {
+  if (!flags.canary && flags.steps === undefined) {
+    const gate = (['interval', 'min-agreement', 'max-error-rate-increase', 'max-p99-ratio'] as const).find(
+      flag => flags[flag] !== undefined,
+    )
+    if (gate) throw new UsageError(`--${gate} is a canary setting: it needs --canary`, {suggestion: `mlops deploy --canary --${gate} ...`})
+    return undefined
+  }
+
   const number = (flag: string, text: string | undefined, fallback: number, max = 1): number => {
     if (text === undefined) return fallback
     const value = Number(text)

@@ -143,7 +143,8 @@ describe('the built mlops.yaml validator (ajv standalone code, scripts/bundle.js
     }
     const withValidator = Object.values(meta.outputs).filter(output => 'src/config/schema-validator.ts' in output.inputs)
     expect(withValidator).to.have.length(1)
+    // Only ajv's run-time helper for string lengths may be there (esbuild may also put it in a chunk of its own).
     const ajvInputs = Object.keys(withValidator[0].inputs).filter(input => input.includes('node_modules/ajv/'))
-    expect(ajvInputs).to.deep.equal(['node_modules/ajv/dist/runtime/ucs2length.js'])
+    expect(ajvInputs.filter(input => input !== 'node_modules/ajv/dist/runtime/ucs2length.js')).to.deep.equal([])
   })
 })

@@ -44,7 +44,9 @@ export function createLogger(format: LogFormat, component: string): Logger {
         .filter(([, v]) => v !== undefined)
         .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
         .join(' ')
-      process.stderr.write(redact(`${level === 'info' ? '' : `${level === 'warn' ? 'warning' : level}: `}${msg}${details ? `  ${details}` : ''}\n`))
+      process.stderr.write(
+        redact(`${level === 'info' ? '' : `${level === 'warn' ? 'warning' : level}: `}${msg}${details ? `  ${details}` : ''}\n`),
+      )
     }
   }
 }

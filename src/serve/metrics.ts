@@ -114,7 +114,9 @@ export class Metrics {
       requests: [...this.requests],
       latency: [...this.latency],
       ...(this.inflight && {inflight: {...this.inflight}}),
-      ...(this.shadow && {shadow: {results: [...this.shadow.results], latency: {...this.shadow.latency, counts: [...this.shadow.latency.counts]}}}),
+      ...(this.shadow && {
+        shadow: {results: [...this.shadow.results], latency: {...this.shadow.latency, counts: [...this.shadow.latency.counts]}},
+      }),
     }
   }
 

@@ -10,7 +10,7 @@ import {open} from 'node:fs/promises'
 import {Agent as HttpAgent, type IncomingMessage, type RequestOptions, request as httpRequest} from 'node:http'
 import {Agent as HttpsAgent, request as httpsRequest} from 'node:https'
 
-import type {FastifyInstance, FastifyRequest} from 'fastify'
+import type {FastifyInstance, FastifyRequest, onResponseHookHandler, onSendHookHandler} from 'fastify'
 
 import type {Logger} from '../cli/log.js'
 import {UsageError, errorMessage} from '../errors.js'
@@ -131,7 +131,8 @@ export function parseShadowConfig(text: string, defaults: {sample: number; timeo
 
   if (typeof config !== 'object' || config === null || Array.isArray(config)) throw new UsageError('it is not a JSON object')
   const unknown = Object.keys(config).filter(key => !['url', 'sample', 'timeoutMs'].includes(key))
-  if (unknown.length > 0) throw new UsageError(`unknown field ${JSON.stringify(unknown[0].slice(0, 40))}: the fields are url, sample, timeoutMs`)
+  if (unknown.length > 0)
+    throw new UsageError(`unknown field ${JSON.stringify(unknown[0].slice(0, 40))}: the fields are url, sample, timeoutMs`)
   const {url, sample, timeoutMs} = config as {url?: unknown; sample?: unknown; timeoutMs?: unknown}
   if (typeof url !== 'string') throw new UsageError('url is missing or not a string')
   return {
@@ -147,7 +148,8 @@ export function parseShadowConfig(text: string, defaults: {sample: number; timeo
  * but a well-formed answer for as many rows throws (an error, not a disagreement).
  */
 export function sameAnswer(kind: AnswerKind, stable: unknown, candidate: unknown, tolerance: number): boolean {
-  const [a, b] = kind === 'v2' ? [v2Answer(stable, 'the stable'), v2Answer(candidate, 'the candidate')] : rowAnswers(kind, stable, candidate)
+  const [a, b] =
+    kind === 'v2' ? [v2Answer(stable, 'the stable'), v2Answer(candidate, 'the candidate')] : rowAnswers(kind, stable, candidate)
   const comparison = compareAnswers(
     a.map(() => []),
     {outputs: a},
@@ -217,12 +219,16 @@ export class Shadow {
     private readonly options: ShadowOptions,
     private readonly metrics: Metrics,
   ) {
-    const sockets = {keepAlive: true, maxSockets: options.queue, maxFreeSockets: Math.min(options.queue, 16), timeout: 30_000}
+    const sockets = {keepAlive: true, maxSockets: options.queue, maxFreeSockets: options.queue, timeout: 30_000}
     this.agents = {http: new HttpAgent(sockets), https: new HttpsAgent(sockets)}
     metrics.enableShadow()
     if (options.target) {
       this.target = options.target
-      options.log('info', 'shadow on', {url: describeUrl(options.target.url), sample: options.target.sample, timeoutMs: options.target.timeoutMs})
+      options.log('info', 'shadow on', {
+        url: describeUrl(options.target.url),
+        sample: options.target.sample,
+        timeoutMs: options.target.timeoutMs,
+      })
     }
     if (options.configPath) {
       this.poll(options.configPath)
@@ -230,20 +236,36 @@ export class Shadow {
     }
   }
 
-  /** Hooks into the server: keeps a sampled prediction's answer as sent, and mirrors it once the response is out. */
+  /**
+   * Hooks into the prediction routes (registered after this): keeps a sampled request's answer
+   * as sent, and mirrors it once the response is out. Callback hooks, on those routes only: the
+   * requests that are not drawn pay one random number.
+   */
   attach(app: FastifyInstance): void {
-    app.addHook('onSend', async (request, reply, payload) => {
-      const kind = MIRRORED[request.routeOptions.url ?? '']
+    const onSend: onSendHookHandler = (request, reply, payload, done) => {
       const {target} = this
-      if (kind && target && request.method === 'POST' && reply.statusCode === 200 && typeof payload === 'string' && Math.random() < target.sample)
+      if (target && reply.statusCode === 200 && typeof payload === 'string' && Math.random() < target.sample) {
+        const kind = MIRRORED[request.routeOptions.url ?? '']
         this.sampled.set(request, {kind, path: request.url, body: JSON.stringify(request.body), stable: payload})
-      return payload
-    })
-    app.addHook('onResponse', async request => {
+      }
+
+      done(null, payload)
+    }
+
+    const onResponse: onResponseHookHandler = (request, _reply, done) => {
       const mirror = this.sampled.get(request)
-      if (!mirror) return
-      this.sampled.delete(request)
-      this.start(mirror)
+      if (mirror) {
+        this.sampled.delete(request)
+        this.start(mirror)
+      }
+
+      done()
+    }
+
+    app.addHook('onRoute', route => {
+      if (route.method !== 'POST' || !Object.hasOwn(MIRRORED, route.url)) return
+      route.onSend = [onSend, ...hooksOf(route.onSend)]
+      route.onResponse = [onResponse, ...hooksOf(route.onResponse)]
     })
   }
 
@@ -354,14 +376,17 @@ export class Shadow {
       const target = read.text === null ? undefined : parseShadowConfig(read.text, this.options.defaults)
       if (!target && this.target)
         log('info', 'shadow off', {config: path, reason: read.text === null ? 'no config file' : 'the config file is empty'})
-      if (target)
-        log('info', 'shadow on', {config: path, url: describeUrl(target.url), sample: target.sample, timeoutMs: target.timeoutMs})
+      if (target) log('info', 'shadow on', {config: path, url: describeUrl(target.url), sample: target.sample, timeoutMs: target.timeoutMs})
       this.target = target
     } catch (error) {
       this.target = undefined
       log('warn', 'shadow config ignored: shadow off', {config: path, error: errorMessage(error)})
     }
   }
+}
+
+function hooksOf<T>(hooks: T | T[] | undefined): T[] {
+  return hooks === undefined ? [] : Array.isArray(hooks) ? hooks : [hooks]
 }
 
 /** A file's text, at most MAX_CONFIG_BYTES (more: an error); null when it does not exist. */

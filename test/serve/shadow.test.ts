@@ -67,7 +67,7 @@ async function serveIris(model: 'iris_rf.onnx' | 'iris_svc.onnx', args: string[]
     child.once('exit', code => resolve(code))
   })
   const url = await new Promise<string>((resolve, reject) => {
-    child.stderr!.on('data', chunk => {
+    child.stderr.on('data', chunk => {
       stderr += chunk
       const listening = lines().find(line => line.msg === 'listening')
       if (listening) resolve(listening.url as string)
@@ -117,9 +117,7 @@ interface Answer {
 /** One row per request, in order: what a client gets back, byte for byte. */
 async function ask(url: string, path: '/predict' | '/predict/label' | '/v2/models/iris/infer', row: number[]): Promise<Answer> {
   const body =
-    path === '/v2/models/iris/infer'
-      ? {inputs: [{name: 'float_input', shape: [1, 4], datatype: 'FP32', data: row}]}
-      : {data: [row]}
+    path === '/v2/models/iris/infer' ? {inputs: [{name: 'float_input', shape: [1, 4], datatype: 'FP32', data: row}]} : {data: [row]}
   const response = await fetch(`${url}${path}`, {method: 'POST', headers: {'content-type': 'application/json'}, body: JSON.stringify(body)})
   return {status: response.status, text: await response.text()}
 }
@@ -402,7 +400,9 @@ describe('serve: shadow traffic to a candidate', function () {
   })
 
   it('--workers 2: every worker mirrors, and /metrics sums their shadow counters', async () => {
-    const stable = await serveIris('iris_svc.onnx', ['--shadow-url', svc.url, '--shadow-sample', '1', '--workers', '2'], {MLOPS_WORKERS: '2'})
+    const stable = await serveIris('iris_svc.onnx', ['--shadow-url', svc.url, '--shadow-sample', '1', '--workers', '2'], {
+      MLOPS_WORKERS: '2',
+    })
     try {
       const workers = new Set<string>()
       for (const row of rows.slice(0, 20)) {

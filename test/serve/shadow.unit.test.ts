@@ -1,14 +1,7 @@
 import {expect} from 'chai'
 
 import {UsageError} from '../../src/errors.js'
-import {
-  describeUrl,
-  parseShadowConfig,
-  parseShadowSample,
-  parseShadowTimeout,
-  parseShadowUrl,
-  sameAnswer,
-} from '../../src/serve/shadow.js'
+import {describeUrl, parseShadowConfig, parseShadowSample, parseShadowTimeout, parseShadowUrl, sameAnswer} from '../../src/serve/shadow.js'
 
 const defaults = {sample: 0.1, timeoutMs: 2000}
 
@@ -43,7 +36,11 @@ describe('shadow settings', () => {
     expect(refusal(() => parseShadowUrl('http://candidate/?key=s3cret-pw'))).to.not.include('s3cret-pw')
   })
 
-  for (const good of [['0.1', 0.1], ['1', 1], ['1e-3', 0.001]] as const)
+  for (const good of [
+    ['0.1', 0.1],
+    ['1', 1],
+    ['1e-3', 0.001],
+  ] as const)
     it(`takes the sample ${good[0]}`, () => {
       expect(parseShadowSample(good[0])).to.equal(good[1])
     })
@@ -53,7 +50,12 @@ describe('shadow settings', () => {
       expect(refusal(() => parseShadowSample(bad))).to.match(/^--shadow-sample .* is not a share above 0 and at most 1$/)
     })
 
-  for (const [text, ms] of [['500ms', 500], ['2s', 2000], ['2', 2000], ['1m', 60_000]] as const)
+  for (const [text, ms] of [
+    ['500ms', 500],
+    ['2s', 2000],
+    ['2', 2000],
+    ['1m', 60_000],
+  ] as const)
     it(`reads the timeout ${text} as ${ms} ms`, () => {
       expect(parseShadowTimeout(text)).to.equal(ms)
     })
@@ -135,11 +137,19 @@ describe('shadow answers compared', () => {
     ['a prediction of strings where numbers are due', 'prediction', {prediction: [['x', 'y']]}],
     ['v2 without outputs', 'v2', {model_name: 'iris'}],
     ['v2 with an object in its data', 'v2', {outputs: [{name: 'p', shape: [1], data: [{}]}]}],
-    ['v2 with a duplicated output', 'v2', {outputs: [{name: 'p', shape: [1], data: [1]}, {name: 'p', shape: [1], data: [1]}]}],
+    [
+      'v2 with a duplicated output',
+      'v2',
+      {
+        outputs: [
+          {name: 'p', shape: [1], data: [1]},
+          {name: 'p', shape: [1], data: [1]},
+        ],
+      },
+    ],
   ] as const)
     it(`throws (an error, not a disagreement) on a candidate answer that is ${name}`, () => {
-      const stable =
-        kind === 'v2' ? v2(2, [0.1, 0.9]) : kind === 'label' ? {prediction: ['a', 'b']} : {prediction: [[0.1, 0.9]]}
+      const stable = kind === 'v2' ? v2(2, [0.1, 0.9]) : kind === 'label' ? {prediction: ['a', 'b']} : {prediction: [[0.1, 0.9]]}
       expect(() => sameAnswer(kind, stable, body, tolerance)).to.throw()
     })
 })

@@ -3,7 +3,7 @@ import {Flags} from '@oclif/core'
 import {redact, redactJson} from '../util/redact.js'
 
 export type LogFormat = 'json' | 'text'
-export type Logger = (level: 'error' | 'info', msg: string, fields?: Record<string, unknown>) => void
+export type Logger = (level: 'error' | 'info' | 'warn', msg: string, fields?: Record<string, unknown>) => void
 
 const LOG_FORMAT_ENV = 'MLOPS_LOG_FORMAT'
 
@@ -44,7 +44,9 @@ export function createLogger(format: LogFormat, component: string): Logger {
         .filter(([, v]) => v !== undefined)
         .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
         .join(' ')
-      process.stderr.write(redact(`${level === 'error' ? 'error: ' : ''}${msg}${details ? `  ${details}` : ''}\n`))
+      process.stderr.write(
+        redact(`${level === 'info' ? '' : `${level === 'warn' ? 'warning' : level}: `}${msg}${details ? `  ${details}` : ''}\n`),
+      )
     }
   }
 }

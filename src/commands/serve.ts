@@ -7,6 +7,14 @@ import {API_ENV, LOG_EVENTS} from '../pod/contract.js'
 import {reportFailure} from '../serve/pool.js'
 import {DEFAULT_TOLERANCE, parseTolerance} from '../serve/parity.js'
 import {type ServeOptions, type ServeResult, serve} from '../serve/serve.js'
+import {
+  DEFAULT_SHADOW_QUEUE,
+  DEFAULT_SHADOW_SAMPLE,
+  DEFAULT_SHADOW_TIMEOUT_MS,
+  parseShadowSample,
+  parseShadowTimeout,
+  parseShadowUrl,
+} from '../serve/shadow.js'
 
 export default class Serve extends BaseCommand<typeof Serve> {
   static summary = 'Serve an ONNX model over HTTP: the process the API image runs.'
@@ -20,6 +28,9 @@ export default class Serve extends BaseCommand<typeof Serve> {
     `With --workers N (default: the container's CPU quota), N processes share the port and /metrics and /ready speak for`,
     `all of them; each worker loads its own copy of the model, so size the memory limit at about`,
     `workers × (2 × the model file + 200 MiB). A worker that dies stops the others and exits non-zero (the container restarts).`,
+    `With --shadow-url or --shadow-config, a sample of prediction requests is also sent to a candidate server once the`,
+    `client has its answer; the candidate's answers are compared with this server's and counted in /metrics`,
+    `(mlops_shadow_requests_total), never returned.`,
   ].join(' ')
 
   static examples = [
@@ -27,6 +38,7 @@ export default class Serve extends BaseCommand<typeof Serve> {
     'MODEL_FILEPATH=/workdir/model.onnx PORT=8000 <%= config.bin %> <%= command.id %>',
     "<%= config.bin %> <%= command.id %> --model iris.onnx --name iris --model-version 3 --sample '[5.1, 3.5, 1.4, 0.2]'",
     'MLOPS_WORKERS=4 <%= config.bin %> <%= command.id %> --model model.onnx',
+    '<%= config.bin %> <%= command.id %> --model model.onnx --shadow-url http://candidate:8000 --shadow-sample 0.1',
   ]
 
   static flags = {
@@ -92,6 +104,40 @@ export default class Serve extends BaseCommand<typeof Serve> {
       summary:
         'Load the model, warm up and answer the reference set, print the result and exit without listening (what mlops image check runs).',
     }),
+    'shadow-url': Flags.string({
+      summary:
+        "Candidate server to mirror a sample of prediction requests to (http(s)://HOST[:PORT][/PATH], no credentials): its answers are compared with this server's and counted in /metrics, never returned.",
+      env: 'MLOPS_SHADOW_URL',
+      exclusive: ['shadow-config'],
+      helpGroup: 'SHADOW',
+    }),
+    'shadow-config': Flags.string({
+      summary:
+        'JSON file {"url": ..., "sample": ..., "timeoutMs": ...} naming the candidate, read again when it changes (absent or empty: no shadow; malformed: no shadow and a warning).',
+      env: 'MLOPS_SHADOW_CONFIG',
+      exclusive: ['shadow-url'],
+      helpGroup: 'SHADOW',
+    }),
+    'shadow-sample': Flags.string({
+      summary: 'Share of prediction requests mirrored to the candidate, above 0 and at most 1.',
+      env: 'MLOPS_SHADOW_SAMPLE',
+      default: String(DEFAULT_SHADOW_SAMPLE),
+      helpGroup: 'SHADOW',
+    }),
+    'shadow-timeout': Flags.string({
+      summary: 'How long the candidate may take to answer a mirrored request: 500ms, 2s (a bare number is seconds); at most 60s.',
+      env: 'MLOPS_SHADOW_TIMEOUT',
+      default: `${DEFAULT_SHADOW_TIMEOUT_MS / 1000}s`,
+      helpGroup: 'SHADOW',
+    }),
+    'shadow-queue': Flags.integer({
+      summary: 'Mirrored requests in flight at most, per worker; a sampled request beyond them is dropped (and counted).',
+      env: 'MLOPS_SHADOW_QUEUE',
+      default: DEFAULT_SHADOW_QUEUE,
+      min: 1,
+      max: 10_000,
+      helpGroup: 'SHADOW',
+    }),
     'log-format': logFormatFlag('text on a terminal, json otherwise'),
   }
 
@@ -121,6 +167,13 @@ export default class Serve extends BaseCommand<typeof Serve> {
         intraOpThreads: flags['intra-op-threads'],
         bodyLimit: flags['max-body-bytes'],
         inFlightBytes: flags['max-inflight-bytes'],
+        shadow: {
+          url: flags['shadow-url'] === undefined ? undefined : parseShadowUrl(flags['shadow-url']),
+          configPath: flags['shadow-config'] || undefined,
+          sample: parseShadowSample(flags['shadow-sample']),
+          timeoutMs: parseShadowTimeout(flags['shadow-timeout']),
+          queue: flags['shadow-queue'],
+        },
       },
       createLogger(resolveLogFormat(flags, terminalLogFormat()), 'serve'),
     )

@@ -1,3 +1,5 @@
+import {SHADOW_RESULTS, type ShadowResult} from './shadow.js'
+
 /** Prometheus text exposition for the model server, without a client library: a few counters and one histogram. */
 const BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5]
 
@@ -14,17 +16,40 @@ export interface Counters {
   latency: Array<[string, Histogram]>
   /** Request bytes admitted at once: the most so far, and the limit (--max-inflight-bytes). */
   inflight?: {peak: number; limit: number}
+  /** Mirrored requests by result, and the candidate's latency (serve/shadow.ts); absent without a shadow. */
+  shadow?: {results: Array<[string, number]>; latency: Histogram}
+}
+
+function emptyHistogram(): Histogram {
+  return {counts: BUCKETS.map(() => 0), sum: 0, count: 0}
+}
+
+function addHistograms(a: Histogram, b: Histogram): Histogram {
+  return {counts: a.counts.map((c, i) => c + b.counts[i]), sum: a.sum + b.sum, count: a.count + b.count}
+}
+
+function observeInto(histogram: Histogram, seconds: number): void {
+  for (let i = 0; i < BUCKETS.length; i++) if (seconds <= BUCKETS[i]) histogram.counts[i]++
+  histogram.sum += seconds
+  histogram.count++
+}
+
+function sumEntries(into: Map<string, number>, entries: Array<[string, number]>): void {
+  for (const [key, value] of entries) into.set(key, (into.get(key) ?? 0) + value)
 }
 
 /** The pod's counters: every worker's summed (histograms bucket by bucket); ready when every worker is. */
 export function sumCounters(parts: Counters[]): Counters {
   const requests = new Map<string, number>()
   const latency = new Map<string, Histogram>()
+  const shadowResults = new Map<string, number>()
+  let shadowLatency: Histogram | undefined
   for (const part of parts) {
-    for (const [key, value] of part.requests) requests.set(key, (requests.get(key) ?? 0) + value)
-    for (const [key, h] of part.latency) {
-      const total = latency.get(key) ?? {counts: BUCKETS.map(() => 0), sum: 0, count: 0}
-      latency.set(key, {counts: total.counts.map((c, i) => c + h.counts[i]), sum: total.sum + h.sum, count: total.count + h.count})
+    sumEntries(requests, part.requests)
+    for (const [key, h] of part.latency) latency.set(key, addHistograms(latency.get(key) ?? emptyHistogram(), h))
+    if (part.shadow) {
+      sumEntries(shadowResults, part.shadow.results)
+      shadowLatency = addHistograms(shadowLatency ?? emptyHistogram(), part.shadow.latency)
     }
   }
 
@@ -40,6 +65,7 @@ export function sumCounters(parts: Counters[]): Counters {
     requests: [...requests],
     latency: [...latency],
     ...(inflight && {inflight}),
+    ...(shadowLatency && {shadow: {results: [...shadowResults], latency: shadowLatency}}),
   }
 }
 
@@ -47,6 +73,7 @@ export class Metrics {
   private readonly requests = new Map<string, number>()
   private readonly latency = new Map<string, Histogram>()
   private readonly info: Record<string, string>
+  private shadow?: {results: Map<string, number>; latency: Histogram}
   ready = false
   inflight?: {peak: number; limit: number}
 
@@ -60,13 +87,25 @@ export class Metrics {
     const histogramKey = `route="${escape(route)}"`
     let histogram = this.latency.get(histogramKey)
     if (!histogram) {
-      histogram = {counts: BUCKETS.map(() => 0), sum: 0, count: 0}
+      histogram = emptyHistogram()
       this.latency.set(histogramKey, histogram)
     }
 
-    for (let i = 0; i < BUCKETS.length; i++) if (seconds <= BUCKETS[i]) histogram.counts[i]++
-    histogram.sum += seconds
-    histogram.count++
+    observeInto(histogram, seconds)
+  }
+
+  /** A shadow is configured (now or once its config file says so): every result is reported, from 0. */
+  enableShadow(): void {
+    this.shadow ??= {results: new Map(SHADOW_RESULTS.map(result => [result, 0])), latency: emptyHistogram()}
+  }
+
+  shadowResult(result: ShadowResult): void {
+    this.shadow?.results.set(result, (this.shadow.results.get(result) ?? 0) + 1)
+  }
+
+  /** How long the candidate took to answer a mirrored request in full. */
+  shadowLatency(seconds: number): void {
+    if (this.shadow) observeInto(this.shadow.latency, seconds)
   }
 
   counters(): Counters {
@@ -75,6 +114,9 @@ export class Metrics {
       requests: [...this.requests],
       latency: [...this.latency],
       ...(this.inflight && {inflight: {...this.inflight}}),
+      ...(this.shadow && {
+        shadow: {results: [...this.shadow.results], latency: {...this.shadow.latency, counts: [...this.shadow.latency.counts]}},
+      }),
     }
   }
 
@@ -95,14 +137,7 @@ export class Metrics {
       '# HELP mlops_http_request_duration_seconds HTTP request latency by route.',
       '# TYPE mlops_http_request_duration_seconds histogram',
     ]
-    for (const [labels, h] of counters.latency) {
-      BUCKETS.forEach((bound, i) => lines.push(`mlops_http_request_duration_seconds_bucket{${labels},le="${bound}"} ${h.counts[i]}`))
-      lines.push(
-        `mlops_http_request_duration_seconds_bucket{${labels},le="+Inf"} ${h.count}`,
-        `mlops_http_request_duration_seconds_sum{${labels}} ${h.sum}`,
-        `mlops_http_request_duration_seconds_count{${labels}} ${h.count}`,
-      )
-    }
+    for (const [labels, h] of counters.latency) lines.push(...histogramLines('mlops_http_request_duration_seconds', labels, h))
 
     if (counters.inflight)
       lines.push(
@@ -113,8 +148,29 @@ export class Metrics {
         '# TYPE mlops_inflight_request_bytes_limit gauge',
         `mlops_inflight_request_bytes_limit ${counters.inflight.limit}`,
       )
+    if (counters.shadow)
+      lines.push(
+        '# HELP mlops_shadow_requests_total Prediction requests mirrored to the shadow candidate, by result (agree, disagree, error, timeout, dropped: the queue was full).',
+        '# TYPE mlops_shadow_requests_total counter',
+        ...counters.shadow.results.map(([result, value]) => `mlops_shadow_requests_total{result="${result}"} ${value}`),
+        '# HELP mlops_shadow_request_duration_seconds How long the shadow candidate took to answer a mirrored request in full.',
+        '# TYPE mlops_shadow_request_duration_seconds histogram',
+        ...histogramLines('mlops_shadow_request_duration_seconds', '', counters.shadow.latency),
+      )
     return `${lines.join('\n')}\n`
   }
+}
+
+/** A histogram's bucket, sum and count lines; `labels` go before `le` (none: only `le`). */
+function histogramLines(name: string, labels: string, h: Histogram): string[] {
+  const prefix = labels ? `${labels},` : ''
+  const braces = labels ? `{${labels}}` : ''
+  return [
+    ...BUCKETS.map((bound, i) => `${name}_bucket{${prefix}le="${bound}"} ${h.counts[i]}`),
+    `${name}_bucket{${prefix}le="+Inf"} ${h.count}`,
+    `${name}_sum${braces} ${h.sum}`,
+    `${name}_count${braces} ${h.count}`,
+  ]
 }
 
 function escape(value: string): string {

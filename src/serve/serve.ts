@@ -7,9 +7,9 @@ import type {Logger} from '../cli/log.js'
 import {UsageError} from '../errors.js'
 import {containerCpuQuota, containerMemoryLimit, defaultWorkerCount} from './limits.js'
 import {type ModelSource, checkModel, loadModel, prepareModel, runtimeName} from './model.js'
-import type {ParityResult} from './parity.js'
+import {DEFAULT_TOLERANCE, type ParityResult} from './parity.js'
 import {PoolLink, runPool} from './pool.js'
-import {startServer, warmUp} from './server.js'
+import {type ServerOptions, startServer, warmUp} from './server.js'
 
 export interface ServeOptions {
   modelPath: string
@@ -36,6 +36,17 @@ export interface ServeOptions {
   bodyLimit: number
   /** Request-body bytes each worker handles at once (default: from the memory limit). */
   inFlightBytes?: number
+  /** Mirror a sample of prediction requests to a candidate (a URL, or a config file that names one). */
+  shadow?: ShadowFlags
+}
+
+/** The shadow as flags give it: --shadow-url or --shadow-config, and the sample, timeout and queue. */
+export interface ShadowFlags {
+  url?: URL
+  configPath?: string
+  sample: number
+  timeoutMs: number
+  queue: number
 }
 
 export interface ServeResult {
@@ -102,6 +113,7 @@ async function serveInProcess(source: ModelSource, options: ServeOptions, {log, 
     inFlightBytes: options.inFlightBytes,
     intraOpThreads: options.intraOpThreads,
     pool: link && {link, workers},
+    shadow: shadowOptions(options),
     log,
   }).catch(error => {
     if ((error as NodeJS.ErrnoException).code === 'EADDRINUSE')
@@ -147,6 +159,20 @@ async function checkOnly(source: ModelSource, log: Logger): Promise<ServeResult>
     return {url: '', name: served.name, sha256: served.sha256, stoppedBy: 'check', runtime, ...(parity ? {parity} : {})}
   } finally {
     await served.engine.close()
+  }
+}
+
+/** What the server's shadow needs, when a candidate is named (a URL or a config file); a numeric difference within the reference tolerance agrees. */
+function shadowOptions(options: ServeOptions): ServerOptions['shadow'] {
+  const {shadow} = options
+  if (!shadow || (!shadow.url && !shadow.configPath)) return undefined
+  const defaults = {sample: shadow.sample, timeoutMs: shadow.timeoutMs}
+  return {
+    target: shadow.url && {url: shadow.url, ...defaults},
+    configPath: shadow.configPath,
+    defaults,
+    queue: shadow.queue,
+    tolerance: options.referenceTolerance ?? DEFAULT_TOLERANCE,
   }
 }
 

@@ -1,5 +1,6 @@
 import Fastify, {type FastifyInstance, type FastifyRequest} from 'fastify'
 
+import type {Logger} from '../cli/log.js'
 import {IncompatibleError, UsageError, errorMessage} from '../errors.js'
 import {givesLabels} from './answers.js'
 import {inFlightBudget} from './limits.js'
@@ -7,6 +8,7 @@ import {DEFAULT_TOLERANCE, type ParityResult, measureParity, requireParity} from
 import {Metrics} from './metrics.js'
 import {type PreparedModel, type ServedModel, loadModel, predict} from './model.js'
 import type {PoolLink} from './pool.js'
+import {Shadow, type ShadowOptions} from './shadow.js'
 import {BadRequestError, batchToTensorData, describeShape, flatToTensorData, tensorValues} from './tensors.js'
 import {API_ENV, HEALTH_PATH, INSTANCE_PATH, LOG_EVENTS, READY_PATH, type ServerInstance} from '../pod/contract.js'
 
@@ -25,7 +27,9 @@ export interface ServerOptions {
    * says which worker gave it (x-mlops-worker: its pid).
    */
   pool?: {link: PoolLink; workers: number}
-  log: (level: 'error' | 'info', msg: string, fields?: Record<string, unknown>) => void
+  /** Mirror a sample of prediction requests to a candidate and count its agreement (serve/shadow.ts). */
+  shadow?: Omit<ShadowOptions, 'bodyLimit' | 'log'>
+  log: Logger
 }
 
 export interface RunningServer {
@@ -77,6 +81,8 @@ export async function startServer(prepared: PreparedModel, options: ServerOption
     metrics.observe(request.routeOptions.url ?? 'unknown', request.method, reply.statusCode, reply.elapsedTime / 1000)
   })
   answerErrors(app, options)
+  const shadow = options.shadow && new Shadow({...options.shadow, bodyLimit: options.bodyLimit, log: options.log}, metrics)
+  shadow?.attach(app)
   addPodRoutes(app, state, metrics, link)
   addOriginalRoutes(app, state)
   addV2Routes(app, state, prepared.source.name, link)
@@ -93,6 +99,8 @@ export async function startServer(prepared: PreparedModel, options: ServerOption
     loaded,
     async close() {
       state.closed = true
+      // Mirrored requests are aborted, not awaited: a stop never waits on the candidate.
+      shadow?.close()
       await app.close()
       await state.model?.engine.close()
     },

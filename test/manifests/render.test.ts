@@ -73,6 +73,8 @@ describe('mlops render', () => {
     expect(api.readinessProbe.httpGet.path).to.equal('/ready')
     expect(api.startupProbe.httpGet.path).to.equal('/ready')
     expect(api.livenessProbe.httpGet.path).to.equal('/health')
+    // A pod going away (a rollout, a canary removed) leaves the endpoints before serve stops listening.
+    expect(api.lifecycle).to.deep.equal({preStop: {sleep: {seconds: 5}}})
     for (const container of [loader, api])
       expect(container.securityContext).to.deep.equal({
         allowPrivilegeEscalation: false,

@@ -29,6 +29,8 @@ const MAX_PODS = 16
 export async function servedModels(clients: KubeClients, deployment: V1Deployment): Promise<ServedModel[]> {
   const namespace = deployment.metadata!.namespace!
   const pods = (await currentPods(clients, deployment))
+    // A pod on its way out (its preStop grace, after a scale-down or a rollback) serves nothing new: not listed.
+    .filter(pod => !pod.metadata?.deletionTimestamp)
     .filter(pod => pod.status?.containerStatuses?.some(status => status.name === CONTAINERS.api && status.state?.running))
     .slice(0, MAX_PODS)
   return Promise.all(

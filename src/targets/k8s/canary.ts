@@ -152,7 +152,7 @@ export async function runCanarySteps(run: CanaryRun): Promise<CanaryStep[]> {
     steps.push(step)
     run.onStep(step)
     if (step.failed.length > 0) {
-      await removeCanary(clients, canaryWhere)
+      await removeCanary(clients, where)
       throw new GateError(
         `canary ${run.manifest.name}@${run.manifest.version} failed at ${percent}%: ${step.failed.join('; ')}; the canary was removed, ${where.name} serves on unchanged`,
         {
@@ -166,8 +166,9 @@ export async function runCanarySteps(run: CanaryRun): Promise<CanaryStep[]> {
   return steps
 }
 
-/** The canary's Deployment and Service deleted, and its pods waited for (bounded): nothing left behind. */
-export async function removeCanary(clients: KubeClients, where: {name: string; namespace: string}): Promise<boolean> {
+/** The canary of the stable Deployment `stable`: its Deployment and Service deleted, and its pods waited for (bounded): nothing left behind. */
+export async function removeCanary(clients: KubeClients, stable: {name: string; namespace: string}): Promise<boolean> {
+  const where = {name: `${stable.name}${CANARY_SUFFIX}`, namespace: stable.namespace}
   let removed = false
   for (const kind of ['Deployment', 'Service']) {
     try {
@@ -189,7 +190,7 @@ export async function removeCanary(clients: KubeClients, where: {name: string; n
   const deadline = Date.now() + 60_000
   while (Date.now() < deadline) {
     const pods = await clients.core
-      .listNamespacedPod({namespace: where.namespace, labelSelector: `${TRACK_LABEL}=canary`})
+      .listNamespacedPod({namespace: where.namespace, labelSelector: `app.kubernetes.io/name=${stable.name},${TRACK_LABEL}=canary`})
       .catch(() => ({items: [] as V1Pod[]}))
     if (pods.items.length === 0) break
     await sleep(250)

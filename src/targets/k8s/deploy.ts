@@ -106,14 +106,13 @@ export async function deployToCluster(project: ProjectConfig, io: TargetIO, requ
     io.note(`warmed ${describeWarm(result.prewarm)}`)
   }
 
-  const canaryWhere = {name: `${where.name}${CANARY_SUFFIX}`, namespace: where.namespace}
   if (request.canary && !request.dryRun) {
     const plan = request.canary
     const steps = await withProgress(io, `Canary of ${model}`, async progress =>
       whileDeploying(
         async () => {
           progress.stop()
-          return (await removeCanary(clients, canaryWhere))
+          return (await removeCanary(clients, where))
             ? `the canary was removed; ${where.name} serves on unchanged`
             : `nothing was changed; ${where.name} serves on`
         },
@@ -129,13 +128,13 @@ export async function deployToCluster(project: ProjectConfig, io: TargetIO, requ
             onStep: step => io.log(describeStep(step)),
           }).catch(async (error: unknown) => {
             // A gate removes the canary itself; any other failure must not leave it serving either.
-            if (!(error instanceof GateError)) await removeCanary(clients, canaryWhere).catch(() => false)
+            if (!(error instanceof GateError)) await removeCanary(clients, where).catch(() => false)
             throw error
           }),
         {json: io.json},
       ),
     )
-    result.canary = {deployment: canaryWhere.name, service: canaryWhere.name, steps, outcome: 'promoted'}
+    result.canary = {deployment: `${where.name}${CANARY_SUFFIX}`, service: `${where.name}${CANARY_SUFFIX}`, steps, outcome: 'promoted'}
     io.note(`every step passed: promoting ${model} to ${where.namespace}/${where.name}`)
   }
 
@@ -171,7 +170,7 @@ export async function deployToCluster(project: ProjectConfig, io: TargetIO, requ
         result.rollout = rolloutStatus(live).message
         result.revision = revisionOf(live) ?? null
         // Promoted: the stable serves the version now, so its canary goes.
-        if (result.canary) await removeCanary(clients, canaryWhere)
+        if (result.canary) await removeCanary(clients, where)
         progress.succeed(`Deployed ${model}`)
         io.log(
           `deployment ${where.namespace}/${where.name} rolled out: ${model} (sha256:${manifest.sha256.slice(0, 12)}), ${result.rollout}, revision ${result.revision}`,

@@ -17,7 +17,7 @@ export interface Counters {
   /** Request bytes admitted at once: the most so far, and the limit (--max-inflight-bytes). */
   inflight?: {peak: number; limit: number}
   /** Mirrored requests by result, and the candidate's latency (serve/shadow.ts); absent without a shadow. */
-  shadow?: {results: Array<[string, number]>; latency: Histogram}
+  shadow?: {results: Array<[string, number]>; latency: Histogram; on: number; off: number}
 }
 
 function emptyHistogram(): Histogram {
@@ -44,12 +44,15 @@ export function sumCounters(parts: Counters[]): Counters {
   const latency = new Map<string, Histogram>()
   const shadowResults = new Map<string, number>()
   let shadowLatency: Histogram | undefined
+  const workers = {on: 0, off: 0}
   for (const part of parts) {
     sumEntries(requests, part.requests)
     for (const [key, h] of part.latency) latency.set(key, addHistograms(latency.get(key) ?? emptyHistogram(), h))
     if (part.shadow) {
       sumEntries(shadowResults, part.shadow.results)
       shadowLatency = addHistograms(shadowLatency ?? emptyHistogram(), part.shadow.latency)
+      workers.on += part.shadow.on
+      workers.off += part.shadow.off
     }
   }
 
@@ -65,7 +68,7 @@ export function sumCounters(parts: Counters[]): Counters {
     requests: [...requests],
     latency: [...latency],
     ...(inflight && {inflight}),
-    ...(shadowLatency && {shadow: {results: [...shadowResults], latency: shadowLatency}}),
+    ...(shadowLatency && {shadow: {results: [...shadowResults], latency: shadowLatency, ...workers}}),
   }
 }
 
@@ -73,7 +76,7 @@ export class Metrics {
   private readonly requests = new Map<string, number>()
   private readonly latency = new Map<string, Histogram>()
   private readonly info: Record<string, string>
-  private shadow?: {results: Map<string, number>; latency: Histogram}
+  private shadow?: {results: Map<string, number>; latency: Histogram; on: boolean}
   ready = false
   inflight?: {peak: number; limit: number}
 
@@ -96,7 +99,12 @@ export class Metrics {
 
   /** A shadow is configured (now or once its config file says so): every result is reported, from 0. */
   enableShadow(): void {
-    this.shadow ??= {results: new Map(SHADOW_RESULTS.map(result => [result, 0])), latency: emptyHistogram()}
+    this.shadow ??= {results: new Map(SHADOW_RESULTS.map(result => [result, 0])), latency: emptyHistogram(), on: false}
+  }
+
+  /** Whether this process mirrors now (a target is set). */
+  shadowOn(on: boolean): void {
+    if (this.shadow) this.shadow.on = on
   }
 
   shadowResult(result: ShadowResult): void {
@@ -115,7 +123,12 @@ export class Metrics {
       latency: [...this.latency],
       ...(this.inflight && {inflight: {...this.inflight}}),
       ...(this.shadow && {
-        shadow: {results: [...this.shadow.results], latency: {...this.shadow.latency, counts: [...this.shadow.latency.counts]}},
+        shadow: {
+          results: [...this.shadow.results],
+          latency: {...this.shadow.latency, counts: [...this.shadow.latency.counts]},
+          on: this.shadow.on ? 1 : 0,
+          off: this.shadow.on ? 0 : 1,
+        },
       }),
     }
   }
@@ -156,6 +169,10 @@ export class Metrics {
         '# HELP mlops_shadow_request_duration_seconds How long the shadow candidate took to answer a mirrored request in full.',
         '# TYPE mlops_shadow_request_duration_seconds histogram',
         ...histogramLines('mlops_shadow_request_duration_seconds', '', counters.shadow.latency),
+        '# HELP mlops_shadow_workers Server processes by whether they mirror now (on: a candidate is set; off: none, or the config file says none).',
+        '# TYPE mlops_shadow_workers gauge',
+        `mlops_shadow_workers{state="on"} ${counters.shadow.on}`,
+        `mlops_shadow_workers{state="off"} ${counters.shadow.off}`,
       )
     return `${lines.join('\n')}\n`
   }

@@ -168,7 +168,7 @@ function shadowOptions(options: ServeOptions): ServerOptions['shadow'] {
   if (!shadow || (!shadow.url && !shadow.configPath)) return undefined
   const defaults = {sample: shadow.sample, timeoutMs: shadow.timeoutMs}
   return {
-    target: shadow.url && {url: shadow.url, ...defaults},
+    target: shadow.url && {urls: [shadow.url], ...defaults},
     configPath: shadow.configPath,
     defaults,
     queue: shadow.queue,

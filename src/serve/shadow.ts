@@ -21,8 +21,8 @@ import type {Metrics} from './metrics.js'
 
 /** Where mirrored requests go, which share of them, and how long one may take. */
 export interface ShadowTarget {
-  /** http(s), a host, no credentials, query or fragment; the request's path is appended to its path. */
-  url: URL
+  /** http(s), a host, no credentials, query or fragment; the request's path is appended to its path. Several: taken in turn. */
+  urls: URL[]
   /** Share of prediction requests mirrored, in (0, 1]. */
   sample: number
   timeoutMs: number
@@ -31,7 +31,7 @@ export interface ShadowTarget {
 export interface ShadowOptions {
   /** A fixed target (--shadow-url); or, instead, */
   target?: ShadowTarget
-  /** a JSON file {"url", "sample", "timeoutMs"} read again every second (--shadow-config): absent or empty, no shadow. */
+  /** a JSON file {"url" or "urls", "sample", "timeoutMs"} read again every second (--shadow-config): absent or empty, no shadow. */
   configPath?: string
   /** The file's sample and timeoutMs when it leaves them out (--shadow-sample, --shadow-timeout). */
   defaults: {sample: number; timeoutMs: number}
@@ -55,6 +55,8 @@ export const MAX_SHADOW_TIMEOUT_MS = 60_000
 const POLL_MS = 1000
 /** A config file larger than this is not one. */
 const MAX_CONFIG_BYTES = 64 * 1024
+/** The most candidate URLs a config file may list. */
+export const MAX_SHADOW_URLS = 64
 
 /** The routes whose answers are predictions of user data, and how each answer reads. */
 const MIRRORED: Record<string, AnswerKind> = {
@@ -118,7 +120,8 @@ function boundedTimeout(ms: unknown, where: string): number {
 
 /**
  * The shadow config file's text: empty (or only white space) is no shadow; else exactly
- * {"url", "sample"?, "timeoutMs"?}, each as strict as its flag. Throws a message that quotes no secret.
+ * {"url" or "urls", "sample"?, "timeoutMs"?}, each as strict as its flag ("urls": 1 to 64 base URLs,
+ * mirrored to in turn, as mlops deploy --shadow writes the candidate's pods). Throws a message that quotes no secret.
  */
 export function parseShadowConfig(text: string, defaults: {sample: number; timeoutMs: number}): ShadowTarget | undefined {
   if (text.trim() === '') return undefined
@@ -130,16 +133,28 @@ export function parseShadowConfig(text: string, defaults: {sample: number; timeo
   }
 
   if (typeof config !== 'object' || config === null || Array.isArray(config)) throw new UsageError('it is not a JSON object')
-  const unknown = Object.keys(config).filter(key => !['url', 'sample', 'timeoutMs'].includes(key))
+  const unknown = Object.keys(config).filter(key => !['url', 'urls', 'sample', 'timeoutMs'].includes(key))
   if (unknown.length > 0)
-    throw new UsageError(`unknown field ${JSON.stringify(unknown[0].slice(0, 40))}: the fields are url, sample, timeoutMs`)
-  const {url, sample, timeoutMs} = config as {url?: unknown; sample?: unknown; timeoutMs?: unknown}
-  if (typeof url !== 'string') throw new UsageError('url is missing or not a string')
+    throw new UsageError(`unknown field ${JSON.stringify(unknown[0].slice(0, 40))}: the fields are url or urls, sample, timeoutMs`)
+  const {url, urls, sample, timeoutMs} = config as {url?: unknown; urls?: unknown; sample?: unknown; timeoutMs?: unknown}
+  if ((url === undefined) === (urls === undefined)) throw new UsageError('it needs exactly one of url and urls')
+  if (url !== undefined && typeof url !== 'string') throw new UsageError('url is not a string')
+  if (urls !== undefined && (!Array.isArray(urls) || urls.length === 0 || urls.length > MAX_SHADOW_URLS))
+    throw new UsageError(`urls is not a list of 1 to ${MAX_SHADOW_URLS} URLs`)
+  const texts = (urls ?? [url]) as unknown[]
   return {
-    url: parseShadowUrl(url, 'url'),
+    urls: texts.map((each, index) => {
+      if (typeof each !== 'string') throw new UsageError(`urls[${index}] is not a string`)
+      return parseShadowUrl(each, urls === undefined ? 'url' : `urls[${index}]`)
+    }),
     sample: sample === undefined ? defaults.sample : parseShadowSample(typeof sample === 'number' ? sample : Number.NaN, 'sample'),
     timeoutMs: timeoutMs === undefined ? defaults.timeoutMs : boundedTimeout(timeoutMs, 'timeoutMs'),
   }
+}
+
+/** The candidates of a target as logged: each URL without userinfo or query. */
+export function describeTarget(target: ShadowTarget): string {
+  return target.urls.map(url => describeUrl(url)).join(', ')
 }
 
 /**
@@ -213,6 +228,8 @@ export class Shadow {
   private reading?: Promise<void>
   /** What the config file's last read found, so that only a change is applied and logged. */
   private lastConfig?: string
+  /** The next candidate URL to mirror to, when there are several. */
+  private turn = 0
   private closed = false
 
   constructor(
@@ -224,8 +241,9 @@ export class Shadow {
     metrics.enableShadow()
     if (options.target) {
       this.target = options.target
+      metrics.shadowOn(true)
       options.log('info', 'shadow on', {
-        url: describeUrl(options.target.url),
+        url: describeTarget(options.target),
         sample: options.target.sample,
         timeoutMs: options.target.timeoutMs,
       })
@@ -317,7 +335,8 @@ export class Shadow {
 
   /** POSTs the request to the candidate and reads its answer, no more than the body limit. */
   private async fetch(target: ShadowTarget, mirror: Mirror, signal: AbortSignal): Promise<{status: number; body: string}> {
-    const url = new URL(target.url.pathname.replace(/\/$/, '') + mirror.path, target.url)
+    const base = target.urls[this.turn++ % target.urls.length]
+    const url = new URL(base.pathname.replace(/\/$/, '') + mirror.path, base)
     const body = Buffer.from(mirror.body)
     const https = url.protocol === 'https:'
     const options: RequestOptions = {
@@ -376,10 +395,12 @@ export class Shadow {
       const target = read.text === null ? undefined : parseShadowConfig(read.text, this.options.defaults)
       if (!target && this.target)
         log('info', 'shadow off', {config: path, reason: read.text === null ? 'no config file' : 'the config file is empty'})
-      if (target) log('info', 'shadow on', {config: path, url: describeUrl(target.url), sample: target.sample, timeoutMs: target.timeoutMs})
+      if (target) log('info', 'shadow on', {config: path, url: describeTarget(target), sample: target.sample, timeoutMs: target.timeoutMs})
       this.target = target
+      this.metrics.shadowOn(Boolean(target))
     } catch (error) {
       this.target = undefined
+      this.metrics.shadowOn(false)
       log('warn', 'shadow config ignored: shadow off', {config: path, error: errorMessage(error)})
     }
   }

@@ -344,10 +344,16 @@ describe('serve: shadow traffic to a candidate', function () {
     try {
       await askAll(stable.url, '/predict/label', rows.slice(0, 3))
       expect(await shadowCounts(stable.url)).to.deep.equal({agree: 0, disagree: 0, error: 0, timeout: 0, dropped: 0})
+      const workers = async () => [
+        await metric(stable.url, 'mlops_shadow_workers', 'state="on"'),
+        await metric(stable.url, 'mlops_shadow_workers', 'state="off"'),
+      ]
+      expect(await workers()).to.deep.equal([0, 1])
 
       publish(JSON.stringify({url: svc.url}))
       symlinkSync('..data/shadow.json', config)
       await waitFor(async () => stable.lines().some(line => line.msg === 'shadow on'), 'shadow on')
+      expect(await workers()).to.deep.equal([1, 0])
       const [svcBefore, rfBefore] = [await candidateRequests(svc), await candidateRequests(rf)]
       await askAll(stable.url, '/predict/label', rows.slice(0, 5))
       expect(await settled(stable.url, 5)).to.include({agree: 5})
@@ -361,12 +367,20 @@ describe('serve: shadow traffic to a candidate', function () {
       expect(await candidateRequests(rf)).to.equal(rfBefore + 5)
       expect(await candidateRequests(svc)).to.equal(svcBefore + 5)
 
+      // Several candidates (the pods deploy --shadow lists): mirrored to in turn.
+      publish(JSON.stringify({urls: [svc.url, rf.url]}))
+      await waitFor(async () => stable.lines().filter(line => line.msg === 'shadow on').length === 3, 'shadow on two URLs')
+      await askAll(stable.url, '/predict/label', rows.slice(0, 4))
+      await settled(stable.url, 14)
+      expect([await candidateRequests(svc), await candidateRequests(rf)]).to.deep.equal([svcBefore + 7, rfBefore + 7])
+
       rmSync(config)
       await waitFor(async () => stable.lines().some(line => line.msg === 'shadow off'), 'shadow off')
+      expect(await workers()).to.deep.equal([0, 1])
       const counted = await shadowCounts(stable.url)
       expect(await askAll(stable.url, '/predict/label', rows.slice(0, 5))).to.deep.equal(plain.slice(0, 5))
       expect(await shadowCounts(stable.url)).to.deep.equal(counted)
-      expect(await candidateRequests(rf)).to.equal(rfBefore + 5)
+      expect(await candidateRequests(rf)).to.equal(rfBefore + 7)
     } finally {
       await stop(stable)
     }

@@ -1,7 +1,7 @@
 import {expect} from 'chai'
 
 import {UsageError} from '../../src/errors.js'
-import {describeUrl, parseShadowConfig, parseShadowSample, parseShadowTimeout, parseShadowUrl, sameAnswer} from '../../src/serve/shadow.js'
+import {describeTarget, describeUrl, parseShadowConfig, parseShadowSample, parseShadowTimeout, parseShadowUrl, sameAnswer} from '../../src/serve/shadow.js'
 
 const defaults = {sample: 0.1, timeoutMs: 2000}
 
@@ -74,7 +74,7 @@ describe('shadow config file', () => {
 
   it('takes url, sample and timeoutMs, and the defaults for those it leaves out', () => {
     const full = parseShadowConfig('{"url": "http://candidate:8000", "sample": 0.5, "timeoutMs": 300}', defaults)!
-    expect([full.url.href, full.sample, full.timeoutMs]).to.deep.equal(['http://candidate:8000/', 0.5, 300])
+    expect([full.urls[0].href, full.sample, full.timeoutMs]).to.deep.equal(['http://candidate:8000/', 0.5, 300])
     const bare = parseShadowConfig('{"url": "http://candidate:8000"}', defaults)!
     expect([bare.sample, bare.timeoutMs]).to.deep.equal([0.1, 2000])
   })
@@ -82,7 +82,13 @@ describe('shadow config file', () => {
   for (const [name, text, reason] of [
     ['not JSON', '{"url": ', /not JSON/],
     ['an array', '[]', /not a JSON object/],
-    ['without url', '{"sample": 0.5}', /url is missing/],
+    ['without url', '{"sample": 0.5}', /exactly one of url and urls/],
+    ['with both url and urls', '{"url": "http://c", "urls": ["http://d"]}', /exactly one of url and urls/],
+    ['with urls empty', '{"urls": []}', /urls is not a list of 1 to 64 URLs/],
+    ['with urls a string', '{"urls": "http://c"}', /urls is not a list/],
+    ['with 65 urls', JSON.stringify({urls: Array.from({length: 65}, (_, i) => `http://10.0.0.${i}:8000`)}), /urls is not a list of 1 to 64/],
+    ['with a number in urls', '{"urls": ["http://c", 7]}', /^urls\[1\] is not a string/],
+    ['with an ftp url in urls', '{"urls": ["http://c", "ftp://d"]}', /^urls\[1\] must be http/],
     ['with a misspelt field', '{"url": "http://c", "sampel": 0.5}', /unknown field "sampel"/],
     ['with sample 0', '{"url": "http://c", "sample": 0}', /^sample /],
     ['with sample "0.5" (a string)', '{"url": "http://c", "sample": "0.5"}', /^sample /],
@@ -97,6 +103,13 @@ describe('shadow config file', () => {
 
   it('refuses a config whose url has credentials without quoting them', () => {
     expect(refusal(() => parseShadowConfig('{"url": "http://user:s3cret-pw@c"}', defaults))).to.not.include('s3cret-pw')
+    expect(refusal(() => parseShadowConfig('{"urls": ["http://c", "http://user:s3cret-pw@d"]}', defaults))).to.not.include('s3cret-pw')
+  })
+
+  it('takes urls, the candidate pods mlops deploy --shadow lists, in order', () => {
+    const target = parseShadowConfig('{"urls": ["http://10.0.0.7:8000", "http://10.0.0.8:8000/"], "sample": 0.2}', defaults)!
+    expect(target.urls.map(url => url.href)).to.deep.equal(['http://10.0.0.7:8000/', 'http://10.0.0.8:8000/'])
+    expect(describeTarget(target)).to.equal('http://10.0.0.7:8000/, http://10.0.0.8:8000/')
   })
 })
 

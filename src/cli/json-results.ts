@@ -21,7 +21,7 @@ import type {AliasResult} from '../store/aliases.js'
 import type {PushResult} from '../store/commit.js'
 import type {PullResult} from '../store/pull.js'
 import type {WarmResult} from '../targets/k8s/warm.js'
-import type {DeleteResult, DeployResult, RollbackResult, StatusResult} from '../targets/target.js'
+import type {AbortResult, DeleteResult, DeployResult, RollbackResult, StatusResult} from '../targets/target.js'
 import type {ErrorJson} from './failure.js'
 
 export interface CommandResults {
@@ -45,6 +45,7 @@ export interface CommandResults {
   deploy: DeployResult
   status: StatusResult
   rollback: RollbackResult
+  abort: AbortResult
   delete: DeleteResult
   predict: PredictResult
   serve: ServeResult

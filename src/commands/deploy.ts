@@ -71,6 +71,14 @@ export default class Deploy extends TargetCommand<typeof Deploy> {
     steps: Flags.string({
       summary: 'Canary steps: target share of pods in percent, e.g. 10,50 (100, the promotion, is added). Implies --canary.',
     }),
+    shadow: Flags.boolean({
+      summary:
+        'First a shadow phase: the new version gets no user traffic; the stable mirrors a sample of requests to it for one interval, ' +
+        'gated on agreement and errors; then the canary steps (with --canary) or the promotion.',
+      default: false,
+      exclusive: ['dry-run', 'diff'],
+    }),
+    'shadow-sample': Flags.string({summary: "Shadow: share of the stable's prediction requests mirrored (default 0.1). Implies --shadow."}),
     interval: durationFlag({summary: 'How long each canary step is watched before its gates are read (default 30s).'}),
     'min-agreement': Flags.string({
       summary: "Canary gate: least label agreement with the stable's answers on the version's reference set (default 0.99).",

@@ -141,7 +141,7 @@ export interface MlopsYaml {
      */
     modelImage?: string
     /**
-     * deploy --canary: the new version's pods beside the stable ones in steps, gated, then promoted.
+     * deploy --canary and --shadow: the new version's pods beside the stable ones in steps (after a shadow phase, if asked), gated, then promoted.
      */
     canary?: {
       /**
@@ -177,6 +177,14 @@ export interface MlopsYaml {
        * Largest canary p99 over the stable's (default 3).
        */
       maxP99Ratio?: number
+      /**
+       * deploy --canary starts with a shadow phase: the candidate gets no user traffic, the stable mirrors a sample of requests to it for one interval, gated on agreement and errors (as --shadow).
+       */
+      shadow?: boolean
+      /**
+       * Share of the stable's prediction requests mirrored to the candidate in the shadow phase (default 0.1).
+       */
+      shadowSample?: number
     }
   }
 }

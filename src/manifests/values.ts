@@ -9,11 +9,14 @@ import {
   GCS_KEY_DIR,
   HEALTH_PATH,
   READY_PATH,
+  SHADOW_DIR,
+  SHADOW_VOLUME,
   WORKDIR,
   apiEnv,
   loaderArgs,
   loaderEnv,
   modelAnnotations,
+  shadowConfigMapName,
   workersForCpuLimit,
 } from '../pod/contract.js'
 import type {ModelManifest} from '../store/manifest.js'
@@ -65,7 +68,15 @@ export interface ManifestValues {
   gcs: {serviceAccount: string | false; workloadIdentity: string; podServiceAccount: string; automountToken: boolean}
   volumes: Array<Record<string, unknown>>
   /** The pod contract's names and paths, so that templates (built-in or the project's) need not repeat them. */
-  pod: {workdir: string; readyPath: string; healthPath: string; containers: {loader: string; api: string}; portName: string}
+  pod: {
+    workdir: string
+    readyPath: string
+    healthPath: string
+    containers: {loader: string; api: string}
+    portName: string
+    /** The shadow config's volume and where the API container mounts it. */
+    shadow: {volume: string; dir: string}
+  }
 }
 
 /** The values for one model version: the pod contract (src/pod/contract.ts) filled in for Kubernetes. */
@@ -144,6 +155,7 @@ export function manifestValues(input: ValuesInput): ManifestValues {
         pinSha256: imageVolume,
         reference,
         workers: workersForCpuLimit((deploy.resources ?? DEPLOY_DEFAULTS.resources).limits?.cpu),
+        shadowConfig: true,
       }),
     },
     gcs: {
@@ -152,12 +164,23 @@ export function manifestValues(input: ValuesInput): ManifestValues {
       podServiceAccount: gcs.serviceAccount ?? 'default',
       automountToken: false,
     },
-    volumes: imageVolume
-      ? [{name: 'workdir', image: {reference: delivery.image, pullPolicy: 'IfNotPresent'}}]
-      : [
-          {name: 'workdir', emptyDir: {sizeLimit: `${Math.ceil((manifest.size * 1.5) / (1024 * 1024)) + 64}Mi`}},
-          ...(gcs.secretName ? [{name: 'gcs-key', secret: {secretName: gcs.secretName}}] : []),
-        ],
-    pod: {workdir: WORKDIR, readyPath: READY_PATH, healthPath: HEALTH_PATH, containers: {...CONTAINERS}, portName: API_PORT_NAME},
+    volumes: [
+      ...(imageVolume
+        ? [{name: 'workdir', image: {reference: delivery.image, pullPolicy: 'IfNotPresent'}}]
+        : [
+            {name: 'workdir', emptyDir: {sizeLimit: `${Math.ceil((manifest.size * 1.5) / (1024 * 1024)) + 64}Mi`}},
+            ...(gcs.secretName ? [{name: 'gcs-key', secret: {secretName: gcs.secretName}}] : []),
+          ]),
+      // deploy --shadow's switch: absent until then, so no pod waits for it.
+      {name: SHADOW_VOLUME, configMap: {name: shadowConfigMapName(name), optional: true}},
+    ],
+    pod: {
+      workdir: WORKDIR,
+      readyPath: READY_PATH,
+      healthPath: HEALTH_PATH,
+      containers: {...CONTAINERS},
+      portName: API_PORT_NAME,
+      shadow: {volume: SHADOW_VOLUME, dir: SHADOW_DIR},
+    },
   }
 }

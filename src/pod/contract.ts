@@ -45,7 +45,21 @@ export const API_ENV = {
   workers: 'MLOPS_WORKERS',
   /** A token the local target gives the server it starts, answered at INSTANCE_PATH with its pid. */
   instance: 'MLOPS_SERVE_INSTANCE',
+  /** The shadow config file serve follows (deploy --shadow writes it, through a ConfigMap volume). */
+  shadowConfig: 'MLOPS_SHADOW_CONFIG',
 } as const
+
+/**
+ * Shadow traffic on Kubernetes: every API container mounts the optional ConfigMap <app>-shadow
+ * here and follows its file (absent or empty: no shadow), so that deploy --shadow turns the
+ * stable's mirroring on and off without restarting a pod.
+ */
+export const SHADOW_DIR = '/etc/mlops/shadow'
+export const SHADOW_CONFIG_KEY = 'shadow.json'
+export const SHADOW_CONFIG_PATH = `${SHADOW_DIR}/${SHADOW_CONFIG_KEY}`
+export const SHADOW_VOLUME = 'shadow-config'
+/** The ConfigMap the stable's pods read their shadow config from. */
+export const shadowConfigMapName = (app: string): string => `${app}-shadow`
 
 /**
  * Where a server says who it is: `{pid, instance}`. The local target signals a
@@ -180,7 +194,7 @@ export function loaderEnv(settings: StoreSettings, options: {store?: string; key
 export function apiEnv(
   manifest: Pick<ModelManifest, 'labels' | 'name' | 'sha256' | 'version'>,
   port: number,
-  options: {pinSha256?: boolean; workers?: number} & VersionExtras = {},
+  options: {pinSha256?: boolean; workers?: number; shadowConfig?: boolean} & VersionExtras = {},
 ): Env[] {
   return [
     {name: API_ENV.model, value: MODEL_PATH},
@@ -191,6 +205,7 @@ export function apiEnv(
     {name: API_ENV.port, value: String(port)},
     ...(options.pinSha256 ? [{name: API_ENV.sha256, value: manifest.sha256}] : []),
     ...(options.workers === undefined ? [] : [{name: API_ENV.workers, value: String(options.workers)}]),
+    ...(options.shadowConfig ? [{name: API_ENV.shadowConfig, value: SHADOW_CONFIG_PATH}] : []),
   ]
 }
 

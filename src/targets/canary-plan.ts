@@ -12,7 +12,9 @@ export interface CanaryGates {
 }
 
 export interface CanaryPlan {
-  /** Percent of pods at each step, ascending; 100 (promotion) is the end. */
+  /** A shadow phase first (deploy --shadow): the share of the stable's requests mirrored to the candidate. */
+  shadow?: {sample: number}
+  /** Percent of pods at each step, ascending; 100 (promotion) is the end ([100]: --shadow alone, promoted after it). */
   steps: number[]
   intervalMs: number
   gates: CanaryGates
@@ -29,11 +31,17 @@ export function parseSteps(values: number[]): number[] {
   return [...steps, 100]
 }
 
-/** The canary plan (undefined without --canary or --steps): flags over deploy.canary in mlops.yaml over the defaults, each checked. */
+/**
+ * The plan (undefined without --canary, --steps or --shadow): flags over deploy.canary in
+ * mlops.yaml over the defaults, each checked. --shadow alone is a shadow phase, then the promotion;
+ * with --canary (or deploy.canary.shadow), the shadow comes first, then the steps.
+ */
 export function canaryPlan(
   config: NonNullable<NonNullable<MlopsYaml['deploy']>['canary']> | undefined,
   flags: {
     canary?: boolean
+    shadow?: boolean
+    'shadow-sample'?: string
     steps?: string
     interval?: number
     'min-agreement'?: string
@@ -41,11 +49,14 @@ export function canaryPlan(
     'max-p99-ratio'?: string
   },
 ): CanaryPlan | undefined {
-  if (!flags.canary && flags.steps === undefined) {
+  if (!flags.canary && flags.steps === undefined && !flags.shadow && flags['shadow-sample'] === undefined) {
     const gate = (['interval', 'min-agreement', 'max-error-rate-increase', 'max-p99-ratio'] as const).find(
       flag => flags[flag] !== undefined,
     )
-    if (gate) throw new UsageError(`--${gate} is a canary setting: it needs --canary`, {suggestion: `mlops deploy --canary --${gate} ...`})
+    if (gate)
+      throw new UsageError(`--${gate} is a progressive-delivery setting: it needs --canary or --shadow`, {
+        suggestion: `mlops deploy --canary --${gate} ...`,
+      })
     return undefined
   }
 
@@ -57,20 +68,27 @@ export function canaryPlan(
     return value
   }
 
-  let steps: number[]
-  try {
-    steps = parseSteps(
-      flags.steps === undefined
-        ? (config?.steps ?? [10, 50])
-        : flags.steps.split(',').map(part => (part.trim() === '' ? Number.NaN : Number(part))),
-    )
-  } catch (error) {
-    throw new UsageError(`--steps "${(flags.steps ?? config?.steps?.join(','))?.slice(0, 60)}": ${(error as Error).message}`, {
-      suggestion: 'e.g. --steps 10,50',
-    })
-  }
+  const withSteps = flags.canary || flags.steps !== undefined
+  const shadowFirst = flags.shadow || (withSteps && config?.shadow === true) || flags['shadow-sample'] !== undefined
+  let steps: number[] = [100]
+  if (withSteps)
+    try {
+      steps = parseSteps(
+        flags.steps === undefined
+          ? (config?.steps ?? [10, 50])
+          : flags.steps.split(',').map(part => (part.trim() === '' ? Number.NaN : Number(part))),
+      )
+    } catch (error) {
+      throw new UsageError(`--steps "${(flags.steps ?? config?.steps?.join(','))?.slice(0, 60)}": ${(error as Error).message}`, {
+        suggestion: 'e.g. --steps 10,50',
+      })
+    }
 
+  const sample = number('shadow-sample', flags['shadow-sample'], config?.shadowSample ?? 0.1)
+  if (shadowFirst && sample === 0)
+    throw new UsageError(`--shadow-sample 0 mirrors nothing`, {suggestion: 'a share above 0, e.g. --shadow-sample 0.1'})
   return {
+    ...(shadowFirst && {shadow: {sample}}),
     steps,
     intervalMs: flags.interval ?? (config?.intervalSeconds ?? 30) * 1000,
     gates: {

@@ -12,7 +12,7 @@ import type {DockerDeleteResult, DockerDeployResult, DockerStatusResult} from '.
 import type {CanaryPlan} from './canary-plan.js'
 import type {KubernetesDeployResult} from './k8s/deploy.js'
 import type {KubernetesStatusResult} from './k8s/status.js'
-import type {KubernetesDeleteResult, KubernetesRollbackResult} from './k8s/target.js'
+import type {KubernetesAbortResult, KubernetesDeleteResult, KubernetesRollbackResult} from './k8s/target.js'
 import type {LocalDeleteResult, LocalDeployResult, LocalStatusResult} from './local.js'
 
 /** The targets mlops.yaml's deploy.target names (the schema is their home; TARGETS below has one entry for each). */
@@ -76,6 +76,7 @@ export type DeployResult = DockerDeployResult | KubernetesDeployResult | LocalDe
 export type StatusResult = DockerStatusResult | KubernetesStatusResult | LocalStatusResult
 export type DeleteResult = DockerDeleteResult | KubernetesDeleteResult | LocalDeleteResult
 export type RollbackResult = KubernetesRollbackResult
+export type AbortResult = KubernetesAbortResult
 
 /** Where predict sends requests; close() tears down whatever was opened to reach it. */
 export interface Endpoint {
@@ -94,6 +95,8 @@ export interface Target<R extends TargetResults = TargetResults> {
   endpoint(where: Locator & {connections: number}): Promise<Endpoint>
   /** Only targets that keep revisions. */
   rollback?(where: Locator & {toRevision?: number; timeoutMs: number}): Promise<RollbackResult>
+  /** Only targets with progressive delivery (deploy --canary, --shadow): removes what is under way. */
+  abort?(where: Locator): Promise<AbortResult>
 }
 
 /** Any target, as the commands hold one: results are the union of the targets'. */
@@ -136,6 +139,8 @@ export const TARGETS: Record<TargetName, TargetInfo> = {
       'prewarm',
       'canary',
       'steps',
+      'shadow',
+      'shadow-sample',
     ],
     revisions: true,
     hints: {port: "the cluster's port is deploy.port in mlops.yaml (--set port=N)"},

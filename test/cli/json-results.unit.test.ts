@@ -24,6 +24,7 @@ import type Deploy from '../../src/commands/deploy.js'
 import type Predict from '../../src/commands/predict.js'
 import type Render from '../../src/commands/render.js'
 import type Rollback from '../../src/commands/rollback.js'
+import type Abort from '../../src/commands/abort.js'
 import type Serve from '../../src/commands/serve.js'
 import type Status from '../../src/commands/status.js'
 import {checkJsonOutput, commandIdOf} from '../helpers/json-output.js'
@@ -57,6 +58,7 @@ const sameTypes: {[K in keyof CommandResults]: true} = {
   deploy: true satisfies Same<Returned<typeof Deploy>, CommandResults['deploy']>,
   status: true satisfies Same<Returned<typeof Status>, CommandResults['status']>,
   rollback: true satisfies Same<Returned<typeof Rollback>, CommandResults['rollback']>,
+  abort: true satisfies Same<Returned<typeof Abort>, CommandResults['abort']>,
   delete: true satisfies Same<Returned<typeof Delete>, CommandResults['delete']>,
   predict: true satisfies Same<Returned<typeof Predict>, CommandResults['predict']>,
   serve: true satisfies Same<Returned<typeof Serve>, CommandResults['serve']>,

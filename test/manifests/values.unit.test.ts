@@ -204,17 +204,23 @@ describe('manifestValues: what the templates see', () => {
           {name: 'MODEL_VERSION', value: '3'},
           {name: 'PORT', value: '8000'},
           {name: 'MLOPS_WORKERS', value: '1'},
+          {name: 'MLOPS_SHADOW_CONFIG', value: '/etc/mlops/shadow/shadow.json'},
         ],
       },
       gcs: {serviceAccount: false, workloadIdentity: '', podServiceAccount: 'default', automountToken: false},
       // 1.5 × 10 MiB = 15 MiB, + 64 MiB of headroom.
-      volumes: [{name: 'workdir', emptyDir: {sizeLimit: '79Mi'}}],
+      // The shadow config: optional, so that no pod waits for it (deploy --shadow writes it).
+      volumes: [
+        {name: 'workdir', emptyDir: {sizeLimit: '79Mi'}},
+        {name: 'shadow-config', configMap: {name: 'iris-shadow', optional: true}},
+      ],
       pod: {
         workdir: '/workdir',
         readyPath: '/ready',
         healthPath: '/health',
         containers: {loader: 'model-loader', api: 'api'},
         portName: 'http',
+        shadow: {volume: 'shadow-config', dir: '/etc/mlops/shadow'},
       },
     })
   })
@@ -235,6 +241,7 @@ describe('manifestValues: what the templates see', () => {
       {name: 'MODEL_VERSION', value: '3'},
       {name: 'PORT', value: '8000'},
       {name: 'MLOPS_WORKERS', value: '1'},
+      {name: 'MLOPS_SHADOW_CONFIG', value: '/etc/mlops/shadow/shadow.json'},
     ])
   })
 
@@ -331,6 +338,7 @@ describe('manifestValues: what the templates see', () => {
     expect(values.volumes).to.deep.equal([
       {name: 'workdir', emptyDir: {sizeLimit: '79Mi'}},
       {name: 'gcs-key', secret: {secretName: 'gcs-key'}},
+      {name: 'shadow-config', configMap: {name: 'iris-shadow', optional: true}},
     ])
     expect(values.gcs).to.deep.equal({
       serviceAccount: 'loader',
@@ -350,7 +358,10 @@ describe('manifestValues: what the templates see', () => {
     })
     // 60 + 2048/20 = 162.4 → 163 s
     expect(values.deploy).to.deep.include({progressDeadlineSeconds: 223, startupFailureThreshold: 82})
-    expect(values.volumes).to.deep.equal([{name: 'workdir', emptyDir: {sizeLimit: `${3072 + 64}Mi`}}])
+    expect(values.volumes).to.deep.equal([
+      {name: 'workdir', emptyDir: {sizeLimit: `${3072 + 64}Mi`}},
+      {name: 'shadow-config', configMap: {name: 'iris-shadow', optional: true}},
+    ])
   })
 })
 
@@ -366,7 +377,10 @@ describe('manifestValues with an image volume (deploy.delivery image-volume)', (
       delivery: {kind: 'image-volume', image},
     })
     expect(values.loader.initContainers).to.equal(null)
-    expect(values.volumes).to.deep.equal([{name: 'workdir', image: {reference: image, pullPolicy: 'IfNotPresent'}}])
+    expect(values.volumes).to.deep.equal([
+      {name: 'workdir', image: {reference: image, pullPolicy: 'IfNotPresent'}},
+      {name: 'shadow-config', configMap: {name: 'iris-shadow', optional: true}},
+    ])
     expect(values.api.env).to.deep.include({name: 'MODEL_SHA256', value: SHA})
     expect(values.model.annotations).to.include({'mlops.io/delivery': 'image-volume', 'mlops.io/model-image': image})
   })

@@ -1,7 +1,15 @@
 import {expect} from 'chai'
 
 import {UsageError} from '../../src/errors.js'
-import {describeTarget, describeUrl, parseShadowConfig, parseShadowSample, parseShadowTimeout, parseShadowUrl, sameAnswer} from '../../src/serve/shadow.js'
+import {
+  describeTarget,
+  describeUrl,
+  parseShadowConfig,
+  parseShadowSample,
+  parseShadowTimeout,
+  parseShadowUrl,
+  sameAnswer,
+} from '../../src/serve/shadow.js'
 
 const defaults = {sample: 0.1, timeoutMs: 2000}
 
@@ -86,7 +94,11 @@ describe('shadow config file', () => {
     ['with both url and urls', '{"url": "http://c", "urls": ["http://d"]}', /exactly one of url and urls/],
     ['with urls empty', '{"urls": []}', /urls is not a list of 1 to 64 URLs/],
     ['with urls a string', '{"urls": "http://c"}', /urls is not a list/],
-    ['with 65 urls', JSON.stringify({urls: Array.from({length: 65}, (_, i) => `http://10.0.0.${i}:8000`)}), /urls is not a list of 1 to 64/],
+    [
+      'with 65 urls',
+      JSON.stringify({urls: Array.from({length: 65}, (_, i) => `http://10.0.0.${i}:8000`)}),
+      /urls is not a list of 1 to 64/,
+    ],
     ['with a number in urls', '{"urls": ["http://c", 7]}', /^urls\[1\] is not a string/],
     ['with an ftp url in urls', '{"urls": ["http://c", "ftp://d"]}', /^urls\[1\] must be http/],
     ['with a misspelt field', '{"url": "http://c", "sampel": 0.5}', /unknown field "sampel"/],

@@ -10,7 +10,7 @@
  * with the readings. Passing every step promotes: the caller applies the release to the stable
  * Deployment as one revision, then the canary goes.
  */
-import type {V1Deployment, V1Pod} from '../../vendor/kubernetes.js'
+import {PatchStrategy, type V1Deployment, type V1Pod} from '../../vendor/kubernetes.js'
 import {setTimeout as sleep} from 'node:timers/promises'
 
 import {GateError, NotFoundError, errorMessage} from '../../errors.js'
@@ -18,18 +18,19 @@ import type {KubernetesObject} from '../../manifests/render.js'
 import {API_PORT_NAME, CONTAINERS} from '../../pod/contract.js'
 import {type Answers, compareAnswers, formatShare} from '../../predict/compare-rules.js'
 import {askServer} from '../../predict/compare.js'
+import {SHADOW_RESULTS, type ShadowResult} from '../../serve/shadow.js'
 import type {ModelStore} from '../../store/model-store.js'
 import type {ModelManifest} from '../../store/manifest.js'
 import type {CanaryGates, CanaryPlan} from '../canary-plan.js'
 import {applyObjects} from './apply.js'
 import type {KubeClients} from './client.js'
+import type {ShadowPhase} from './shadow.js'
+import {CANARY_SUFFIX, GATE_ANNOTATION, TRACK_LABEL} from './tracks.js'
 import {kubeError} from './errors.js'
 import {forwardPort, readyPod} from './port-forward.js'
 import {currentPods, waitForRollout} from './rollout.js'
 
-/** The label that tells the canary's pods from the stable's. */
-export const TRACK_LABEL = 'mlops.io/track'
-export const CANARY_SUFFIX = '-canary'
+export {CANARY_SUFFIX, TRACK_LABEL} from './tracks.js'
 
 /** What the tracks' counters said over one step's interval. */
 export interface TrackReading {
@@ -58,6 +59,8 @@ export interface CanaryStep {
 export interface CanaryResult {
   deployment: string
   service: string
+  /** --shadow: the phase before the steps (null without it). */
+  shadow: ShadowPhase | null
   steps: CanaryStep[]
   outcome: 'aborted' | 'promoted'
 }
@@ -151,6 +154,20 @@ export async function runCanarySteps(run: CanaryRun): Promise<CanaryStep[]> {
     )
     steps.push(step)
     run.onStep(step)
+    await clients.objects
+      .patch(
+        {
+          apiVersion: 'apps/v1',
+          kind: 'Deployment',
+          metadata: {...canaryWhere, annotations: {[GATE_ANNOTATION]: describeStep(step).slice(0, 2000)}},
+        },
+        undefined,
+        undefined,
+        'mlops',
+        undefined,
+        PatchStrategy.MergePatch,
+      )
+      .catch(() => undefined)
     if (step.failed.length > 0) {
       await removeCanary(clients, where)
       throw new GateError(
@@ -205,7 +222,7 @@ export async function liveCanary(clients: KubeClients, where: {name: string; nam
 }
 
 /** Label agreement of a canary pod with a stable pod on the rows (each reached through a port-forward). */
-async function measureAgreement(
+export async function measureAgreement(
   clients: KubeClients,
   stable: V1Deployment,
   canary: V1Deployment,
@@ -221,12 +238,17 @@ async function measureAgreement(
   return compareAnswers(inputs, a, b, {worst: 0, thresholds: {}}).agreement
 }
 
-interface Counters {
+export interface Counters {
   requests: number
   errors: number
   /** Cumulative counts per histogram bound (seconds), summed over the prediction routes. */
   buckets: Map<number, number>
+  /** Mirrored requests by result (mlops_shadow_requests_total), and server processes mirroring or not now. */
+  shadow: Map<string, number>
+  shadowWorkers: {on: number; off: number}
 }
+
+const emptyCounters = (): Counters => ({requests: 0, errors: 0, buckets: new Map(), shadow: new Map(), shadowWorkers: {on: 0, off: 0}})
 
 /** Both tracks' counters, summed over their pods (the stable's current revision; the canary's). */
 async function trackCounters(clients: KubeClients, stable: V1Deployment, canary: V1Deployment) {
@@ -235,14 +257,15 @@ async function trackCounters(clients: KubeClients, stable: V1Deployment, canary:
       pod.status?.containerStatuses?.some(status => status.name === CONTAINERS.api && status.state?.running),
     )
     const each = await Promise.all(pods.map(async pod => podCounters(clients, pod)))
-    return {pods: pods.length, counters: each.reduce(addCounters, {requests: 0, errors: 0, buckets: new Map()})}
+    return {pods: pods.length, counters: each.reduce(addCounters, emptyCounters())}
   }
 
   const [stableTrack, canaryTrack] = await Promise.all([read(stable), read(canary)])
   return {stable: stableTrack, canary: canaryTrack}
 }
 
-async function podCounters(clients: KubeClients, pod: V1Pod): Promise<Counters> {
+/** One pod's counters, read from its API container's /metrics through the API server's pod proxy. */
+export async function podCounters(clients: KubeClients, pod: V1Pod): Promise<Counters> {
   const port = pod.spec?.containers.find(c => c.name === CONTAINERS.api)?.ports?.find(p => p.name === API_PORT_NAME)?.containerPort
   try {
     const body = await clients.core.connectGetNamespacedPodProxyWithPath({
@@ -258,11 +281,12 @@ async function podCounters(clients: KubeClients, pod: V1Pod): Promise<Counters> 
 
 /** Routes that are not predictions: probes and the metrics themselves. */
 const NOT_PREDICTIONS = new Set(['/ready', '/health', '/metrics', '/metadata', '/v2/health/ready', '/v2/health/live'])
-const SAMPLE = /^(mlops_http_requests_total|mlops_http_request_duration_seconds_bucket)\{([^}]*)\} (\d+(?:\.\d+)?(?:e[+-]?\d+)?)$/
+const SAMPLE =
+  /^(mlops_http_requests_total|mlops_http_request_duration_seconds_bucket|mlops_shadow_requests_total|mlops_shadow_workers)\{([^}]*)\} (\d+(?:\.\d+)?(?:e[+-]?\d+)?)$/
 
-/** The prediction routes' requests, 5xx answers and latency buckets in serve's /metrics (Prometheus text), read strictly. */
+/** The prediction routes' requests, 5xx answers and latency buckets, and the shadow's counts, in serve's /metrics (Prometheus text), read strictly. */
 export function parseCounters(text: string): Counters {
-  const counters: Counters = {requests: 0, errors: 0, buckets: new Map()}
+  const counters = emptyCounters()
   for (const line of text.slice(0, 1024 * 1024).split('\n')) {
     const match = SAMPLE.exec(line.trim())
     if (!match) continue
@@ -270,7 +294,11 @@ export function parseCounters(text: string): Counters {
     if (NOT_PREDICTIONS.has(labels.route ?? '')) continue
     const value = Number(match[3])
     if (!Number.isFinite(value) || value < 0) continue
-    if (match[1] === 'mlops_http_requests_total') {
+    if (match[1] === 'mlops_shadow_requests_total') {
+      if (SHADOW_RESULTS.includes(labels.result as ShadowResult)) counters.shadow.set(labels.result, value)
+    } else if (match[1] === 'mlops_shadow_workers') {
+      if (labels.state === 'on' || labels.state === 'off') counters.shadowWorkers[labels.state] = value
+    } else if (match[1] === 'mlops_http_requests_total') {
       counters.requests += value
       if (Number(labels.status) >= 500) counters.errors += value
     } else {
@@ -282,10 +310,20 @@ export function parseCounters(text: string): Counters {
   return counters
 }
 
-function addCounters(a: Counters, b: Counters): Counters {
-  const buckets = new Map(a.buckets)
-  for (const [bound, count] of b.buckets) buckets.set(bound, (buckets.get(bound) ?? 0) + count)
-  return {requests: a.requests + b.requests, errors: a.errors + b.errors, buckets}
+export function addCounters(a: Counters, b: Counters): Counters {
+  const sum = (x: Map<number | string, number>, y: Map<number | string, number>) => {
+    const out = new Map(x)
+    for (const [key, count] of y) out.set(key, (out.get(key) ?? 0) + count)
+    return out
+  }
+
+  return {
+    requests: a.requests + b.requests,
+    errors: a.errors + b.errors,
+    buckets: sum(a.buckets, b.buckets) as Map<number, number>,
+    shadow: sum(a.shadow, b.shadow) as Map<string, number>,
+    shadowWorkers: {on: a.shadowWorkers.on + b.shadowWorkers.on, off: a.shadowWorkers.off + b.shadowWorkers.off},
+  }
 }
 
 /** What happened between two reads of a track (a pod that restarted counts from zero). */

@@ -13,6 +13,7 @@ import {observedDeployment, readDeployment, rollbackTo} from './history.js'
 import {nodePlatformWarning} from './node-platforms.js'
 import {type Release, renderRelease} from './release.js'
 import {RolloutError, rolloutStatus, waitForRollout} from './rollout.js'
+import {type ShadowPhase, describeShadow, removeShadow, runShadow} from './shadow.js'
 import {type WarmResult, describeWarm, removeLeftoverWarmer, warmNodes, warmTimeout} from './warm.js'
 
 export interface KubernetesDeployResult {
@@ -106,36 +107,77 @@ export async function deployToCluster(project: ProjectConfig, io: TargetIO, requ
     io.note(`warmed ${describeWarm(result.prewarm)}`)
   }
 
+  // A shadow that a killed deploy left: the stable still mirrors to a candidate nobody watches.
+  if (!request.dryRun && (await removeShadow(clients, where))) io.note(`removed the shadow of ${where.name}, left by an earlier deploy`)
+
   if (request.canary && !request.dryRun) {
     const plan = request.canary
-    const steps = await withProgress(io, `Canary of ${model}`, async progress =>
-      whileDeploying(
-        async () => {
-          progress.stop()
-          return (await removeCanary(clients, where))
-            ? `the canary was removed; ${where.name} serves on unchanged`
-            : `nothing was changed; ${where.name} serves on`
-        },
-        async () =>
-          runCanarySteps({
-            clients,
-            store: release.store,
-            manifest,
-            objects,
-            plan,
-            timeoutMs: request.timeoutMs ?? 5 * 60_000,
-            onProgress: text => progress.text(text),
-            onStep: step => io.log(describeStep(step)),
-          }).catch(async (error: unknown) => {
-            // A gate removes the canary itself; any other failure must not leave it serving either.
-            if (!(error instanceof GateError)) await removeCanary(clients, where).catch(() => false)
-            throw error
-          }),
-        {json: io.json},
-      ),
-    )
-    result.canary = {deployment: `${where.name}${CANARY_SUFFIX}`, service: `${where.name}${CANARY_SUFFIX}`, steps, outcome: 'promoted'}
-    io.note(`every step passed: promoting ${model} to ${where.namespace}/${where.name}`)
+    let shadow: ShadowPhase | null = null
+    if (plan.shadow) {
+      const {sample} = plan.shadow
+      shadow = await withProgress(io, `Shadow of ${model}`, async progress =>
+        whileDeploying(
+          async () => {
+            progress.stop()
+            return (await removeShadow(clients, where))
+              ? `the shadow was switched off and its candidate removed; ${where.name} serves on unchanged`
+              : `nothing was changed; ${where.name} serves on`
+          },
+          // The phase removes its candidate itself, whatever happens.
+          async () =>
+            runShadow({
+              clients,
+              store: release.store,
+              manifest,
+              objects,
+              sample,
+              intervalMs: plan.intervalMs,
+              gates: plan.gates,
+              timeoutMs: request.timeoutMs ?? 5 * 60_000,
+              onProgress: text => progress.text(text),
+              onPhase: phase => io.log(describeShadow(phase)),
+            }),
+          {json: io.json},
+        ),
+      )
+    }
+
+    const steps = plan.steps.some(step => step < 100)
+      ? await withProgress(io, `Canary of ${model}`, async progress =>
+          whileDeploying(
+            async () => {
+              progress.stop()
+              return (await removeCanary(clients, where))
+                ? `the canary was removed; ${where.name} serves on unchanged`
+                : `nothing was changed; ${where.name} serves on`
+            },
+            async () =>
+              runCanarySteps({
+                clients,
+                store: release.store,
+                manifest,
+                objects,
+                plan,
+                timeoutMs: request.timeoutMs ?? 5 * 60_000,
+                onProgress: text => progress.text(text),
+                onStep: step => io.log(describeStep(step)),
+              }).catch(async (error: unknown) => {
+                // A gate removes the canary itself; any other failure must not leave it serving either.
+                if (!(error instanceof GateError)) await removeCanary(clients, where).catch(() => false)
+                throw error
+              }),
+            {json: io.json},
+          ),
+        )
+      : []
+    result.canary = {
+      deployment: `${where.name}${CANARY_SUFFIX}`,
+      service: `${where.name}${CANARY_SUFFIX}`,
+      shadow,
+      steps,
+      outcome: 'promoted',
+    }
+    io.note(`${steps.length > 0 ? 'every step' : 'the shadow'} passed: promoting ${model} to ${where.namespace}/${where.name}`)
   }
 
   const progress = await io.progress()

@@ -2,11 +2,12 @@ import {formatTable} from '../../cli/table.js'
 import type {ProjectConfig} from '../../config/load.js'
 import {type Delivery, annotatedDelivery, annotatedModel} from '../../pod/contract.js'
 import type {Locator, TargetIO} from '../target.js'
-import {kubeClients} from './client.js'
+import {type KubeClients, kubeClients} from './client.js'
 import {type Revision, readDeployment, revisions} from './history.js'
 import {deploymentOf} from './release.js'
 import {rolloutStatus} from './rollout.js'
 import {type ServedModel, servedModels} from './served.js'
+import {CANARY_SUFFIX, GATE_ANNOTATION, SHADOW_SUFFIX} from './tracks.js'
 
 export interface KubernetesStatusResult {
   target: 'k8s'
@@ -22,6 +23,17 @@ export interface KubernetesStatusResult {
   revisions: Revision[]
   /** What each running API container of the current revision reports at /metadata. */
   serving: Array<ServedModel & {matches: boolean}>
+  /** A canary or shadow under way beside the stable (deploy --canary, --shadow): its version, pods and last gate readings. */
+  tracks: Track[]
+}
+
+export interface Track {
+  track: 'canary' | 'shadow'
+  deployment: string
+  model: string
+  replicas: {desired: number; ready: number}
+  /** The last step's readings, as deploy printed them (canary only; null before the first). */
+  lastGate: string | null
 }
 
 /** status --target k8s: the Deployment's current revision, its history, and what its pods serve. */
@@ -31,7 +43,11 @@ export async function clusterStatus(project: ProjectConfig, io: TargetIO, where:
   const deployment = await readDeployment(clients, target)
   const annotations = deployment.spec?.template?.metadata?.annotations ?? {}
   const pod = deployment.spec?.template?.spec
-  const [history, served] = await Promise.all([revisions(clients, deployment), servedModels(clients, deployment)])
+  const [history, served, tracks] = await Promise.all([
+    revisions(clients, deployment),
+    servedModels(clients, deployment),
+    liveTracks(clients, target),
+  ])
   const model = annotatedModel(annotations)
   const status = deployment.status ?? {}
   const result: KubernetesStatusResult = {
@@ -51,9 +67,32 @@ export async function clusterStatus(project: ProjectConfig, io: TargetIO, where:
     conditions: (status.conditions ?? []).map(c => ({type: c.type, status: c.status, reason: c.reason, message: c.message})),
     revisions: history.map(({replicaSet: _, ...revision}) => revision),
     serving: served.map(pod => ({...pod, matches: pod.sha256 !== null && pod.sha256 === model.sha256})),
+    tracks,
   }
   io.log(statusText(result))
   return result
+}
+
+/** The canary and shadow Deployments of `target`, when there are (each read strictly: absent on any error). */
+async function liveTracks(clients: KubeClients, target: {name: string; namespace: string}): Promise<Track[]> {
+  const read = async (track: Track['track'], suffix: string): Promise<Track | undefined> => {
+    const live = await clients.apps
+      .readNamespacedDeployment({name: `${target.name}${suffix}`, namespace: target.namespace})
+      .catch(() => undefined)
+    if (!live) return undefined
+    const model = annotatedModel(live.spec?.template?.metadata?.annotations ?? {})
+    const gate = live.metadata?.annotations?.[GATE_ANNOTATION]
+    return {
+      track,
+      deployment: live.metadata?.name ?? `${target.name}${suffix}`,
+      model: `${model.name ?? '?'}@${model.version ?? '?'}`,
+      replicas: {desired: live.spec?.replicas ?? 0, ready: live.status?.readyReplicas ?? 0},
+      lastGate: typeof gate === 'string' ? gate.slice(0, 2000) : null,
+    }
+  }
+
+  const tracks = await Promise.all([read('canary', CANARY_SUFFIX), read('shadow', SHADOW_SUFFIX)])
+  return tracks.filter((track): track is Track => track !== undefined)
 }
 
 function statusText(result: KubernetesStatusResult): string {
@@ -63,6 +102,10 @@ function statusText(result: KubernetesStatusResult): string {
     `  delivery     ${result.delivery.kind === 'image-volume' ? `image volume ${result.delivery.image}` : 'init-container (the loader)'}`,
     `  replicas     ${result.replicas.available}/${result.replicas.desired} available, ${result.replicas.updated} updated, ${result.replicas.ready} ready (${result.rollout})`,
     ...result.conditions.map(c => `  ${c.type.padEnd(12)} ${c.status} ${c.reason ?? ''}`.trimEnd()),
+    ...result.tracks.map(
+      t =>
+        `  ${t.track.padEnd(12)} ${t.deployment}: ${t.model}, ${t.replicas.ready}/${t.replicas.desired} ready${t.lastGate ? `; last gate: ${t.lastGate}` : ''}`,
+    ),
     ...result.serving.map(
       pod =>
         `  serving      ${pod.pod}: ${

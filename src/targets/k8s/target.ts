@@ -1,5 +1,7 @@
 import type {Target, TargetContext} from '../target.js'
-import {kubeClients} from './client.js'
+import {type KubeClients, kubeClients} from './client.js'
+import {shadowConfigMapName} from '../../pod/contract.js'
+import {CANARY_SUFFIX, SHADOW_SUFFIX} from './tracks.js'
 import {type KubernetesDeployResult, deployToCluster} from './deploy.js'
 import {kubeError} from './errors.js'
 import {readDeployment, rollbackTo} from './history.js'
@@ -26,10 +28,30 @@ export interface KubernetesRollbackResult {
   model: string
 }
 
+export interface KubernetesAbortResult {
+  target: 'k8s'
+  name: string
+  namespace: string
+  deployment: string
+  /** What was removed: the canary's Deployment and Service, the shadow's candidate and config (empty: there was none). */
+  removed: string[]
+}
+
 export interface KubernetesResults {
   deploy: KubernetesDeployResult
   status: KubernetesStatusResult
   delete: KubernetesDeleteResult
+}
+
+/** The canary and the shadow of `target`, removed (each safe to repeat): what was there. */
+async function removeTracks(clients: KubeClients, target: {name: string; namespace: string}): Promise<string[]> {
+  const [{removeCanary}, {removeShadow}] = await Promise.all([import('./canary.js'), import('./shadow.js')])
+  const removed: string[] = []
+  if (await removeShadow(clients, target))
+    removed.push(`deployment/${target.name}${SHADOW_SUFFIX}`, `configmap/${shadowConfigMapName(target.name)}`)
+  if (await removeCanary(clients, target))
+    removed.push(`deployment/${target.name}${CANARY_SUFFIX}`, `service/${target.name}${CANARY_SUFFIX}`)
+  return removed
 }
 
 /** What deploy removes with the Deployment, in this order (the namespace stays). */
@@ -65,6 +87,8 @@ export function kubernetesTarget({project, io}: TargetContext): Target<Kubernete
         return {target: 'k8s', ...target, deployment: target.name, deleted}
       }
 
+      // A canary or shadow under way goes first: its pods serve (or are mirrored to) on the stable's behalf.
+      deleted.push(...(await removeTracks(clients, target)))
       for (const {apiVersion, kind} of KINDS) {
         try {
           await clients.objects.delete({apiVersion, kind, metadata: {name: target.name, namespace: target.namespace}})
@@ -106,6 +130,18 @@ export function kubernetesTarget({project, io}: TargetContext): Target<Kubernete
         },
         close: () => forwarding.close(),
       }
+    },
+
+    async abort(where) {
+      const target = deploymentOf(project, where)
+      const clients = kubeClients({context: where.context})
+      const removed = await removeTracks(clients, target)
+      io.log(
+        removed.length > 0
+          ? `removed ${removed.join(', ')}; ${target.namespace}/${target.name} serves on unchanged`
+          : `no canary or shadow of ${target.namespace}/${target.name} to abort; nothing was changed`,
+      )
+      return {target: 'k8s', ...target, deployment: target.name, removed}
     },
 
     async rollback(where) {

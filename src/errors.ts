@@ -18,7 +18,7 @@ export const ExitCode = {
   EXPECTATION_FAILED: 11,
   /** `mlops model compare`: two models (or a model and a server) answered apart beyond a threshold. */
   DISAGREEMENT: 12,
-  /** `mlops deploy --canary`: a gate between steps failed (error rate, p99 or agreement); the canary was removed. */
+  /** `mlops deploy --canary` / `--shadow`: a gate failed (error rate, p99 or agreement); the canary or shadow was removed. */
   GATE_FAILED: 13,
   /** Stopped by Ctrl-C or SIGTERM (the shell's 128 + SIGINT), after cleaning up. */
   INTERRUPTED: 130,
@@ -104,7 +104,7 @@ export class DisagreementError extends MlopsError {
   readonly code = 'DISAGREEMENT'
 }
 
-/** A canary step whose readings failed a gate: the canary was removed, the stable serves on (`mlops deploy --canary`). */
+/** A canary step or shadow phase whose readings failed a gate: it was removed, the stable serves on (`mlops deploy --canary`, `--shadow`). */
 export class GateError extends MlopsError {
   readonly code = 'GATE_FAILED'
 }

@@ -386,6 +386,74 @@ describe('mlops deploy on a real Kubernetes control plane', function () {
     },
   )
 
+  it('a canary and a shadow a killed deploy left: status lists both tracks (version, pods, last gate); abort removes them, and again changes nothing; abort --target local → exit 2', async () => {
+    const config = join(project, 'mlops.yaml')
+    const live = await apps.readNamespacedDeployment({name: 'iris', namespace: 'iris'})
+    // What deploy --canary and --shadow leave when killed outright: their Deployments (and the canary's Service, the shadow's ConfigMap).
+    const track = (name: string, labels: Record<string, string>, annotations: Record<string, string> = {}) => ({
+      metadata: {name, namespace: 'iris', labels, annotations},
+      spec: {
+        replicas: 1,
+        selector: {matchLabels: labels},
+        template: {metadata: {labels, annotations: live.spec!.template.metadata!.annotations}, spec: live.spec!.template.spec!},
+      },
+    })
+    await apps.createNamespacedDeployment({
+      namespace: 'iris',
+      body: track(
+        'iris-canary',
+        {'app.kubernetes.io/name': 'iris', 'mlops.io/track': 'canary'},
+        {'mlops.io/last-gate': 'step 10%: passed'},
+      ),
+    })
+    await core.createNamespacedService({
+      namespace: 'iris',
+      body: {metadata: {name: 'iris-canary', namespace: 'iris'}, spec: {selector: {'mlops.io/track': 'canary'}, ports: [{port: 80}]}},
+    })
+    await apps.createNamespacedDeployment({
+      namespace: 'iris',
+      body: track('iris-shadow', {'app.kubernetes.io/name': 'iris-shadow', 'mlops.io/track': 'shadow'}),
+    })
+    await core.createNamespacedConfigMap({
+      namespace: 'iris',
+      body: {metadata: {name: 'iris-shadow', namespace: 'iris'}, data: {'shadow.json': '{"urls": ["http://10.0.0.9:8000"]}'}},
+    })
+    const version = live.spec!.template.metadata!.annotations!['mlops.io/model-version']
+
+    const status = await runCommand(['status', '--config', config, '--json'], {root})
+    expect(status.error, status.stderr).to.equal(undefined)
+    // kwok's node makes their pods ready or not: the desired count is what is asserted.
+    const tracks = (JSON.parse(status.stdout).tracks as Array<{replicas: {desired: number}}>).map(t => ({
+      ...t,
+      replicas: t.replicas.desired,
+    }))
+    expect(tracks).to.deep.equal([
+      {track: 'canary', deployment: 'iris-canary', model: `iris@${version}`, replicas: 1, lastGate: 'step 10%: passed'},
+      {track: 'shadow', deployment: 'iris-shadow', model: `iris@${version}`, replicas: 1, lastGate: null},
+    ])
+    const text = await runCommand(['status', '--config', config], {root})
+    expect(text.stdout).to.match(/^ {2}canary +iris-canary: iris@\S+, [01]\/1 ready; last gate: step 10%: passed$/m)
+
+    const aborted = await runCommand(['abort', '--config', config, '--json'], {root})
+    expect(aborted.error, aborted.stderr).to.equal(undefined)
+    expect(JSON.parse(aborted.stdout).removed).to.deep.equal([
+      'deployment/iris-shadow',
+      'configmap/iris-shadow',
+      'deployment/iris-canary',
+      'service/iris-canary',
+    ])
+    expect(await apiStatus(async () => apps.readNamespacedDeployment({name: 'iris-canary', namespace: 'iris'}))).to.equal(404)
+    expect(await apiStatus(async () => core.readNamespacedConfigMap({name: 'iris-shadow', namespace: 'iris'}))).to.equal(404)
+    expect(JSON.parse((await runCommand(['status', '--config', config, '--json'], {root})).stdout).tracks).to.deep.equal([])
+
+    const again = await runCommand(['abort', '--config', config], {root})
+    expect(again.error, again.stderr).to.equal(undefined)
+    expect(again.stdout).to.contain('no canary or shadow of iris/iris to abort; nothing was changed')
+    const local = await runCommand(['abort', '--config', config, '--target', 'local'], {root})
+    expect((local.error as {oclif?: {exit?: number}}).oclif?.exit).to.equal(ExitCode.USAGE)
+    expect(local.stderr).to.contain('abort works on --target k8s')
+  })
+
   it('delete asks (refuses without a terminal, nothing deleted), then with --yes removes Deployment, Service, PDB and HPA; the namespace stays', async () => {
     // The HPA is the one the first deploy made (--set autoscaling.*): later deploys without it leave it.
     const all = {deployment: 200, service: 200, pdb: 200, hpa: 200}

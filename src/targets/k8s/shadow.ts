@@ -266,11 +266,13 @@ async function followConfig(
 
     nudged = new Set(pods.map(pod => pod.metadata!.name!))
     const states = await Promise.all(pods.map(async pod => podCounters(clients, pod).catch(() => undefined)))
-    done = states.filter(
-      counters =>
-        counters && (state === 'on' ? counters.shadowWorkers.on > 0 && counters.shadowWorkers.off === 0 : counters.shadowWorkers.on === 0),
+    // A server whose counters cannot be read is not known to mirror: waiting for off, it counts as off; for on, as not yet.
+    done = states.filter(counters =>
+      state === 'on'
+        ? counters !== undefined && counters.shadowWorkers.on > 0 && counters.shadowWorkers.off === 0
+        : !counters || counters.shadowWorkers.on === 0,
     ).length
-    if (pods.length > 0 && done === pods.length) break
+    if (done === pods.length && (pods.length > 0 || state === 'off')) break
     await sleep(500)
   }
 

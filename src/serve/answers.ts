@@ -4,10 +4,10 @@
  * parity check and `model compare` measure them against each other (predict/compare-rules.ts).
  */
 import type {ReferenceOutput} from '../store/references.js'
-import {type ServedModel, predict} from './model.js'
+import {InferenceError, type ServedModel, predict} from './model.js'
 import {BadRequestError, batchToTensorData} from './tensors.js'
 
-/** Rows per run; a chunk the model refuses is run row by row to name the row. */
+/** Rows per run; a chunk the model refuses (or fails on) is run row by row to name the row. */
 const CHUNK_ROWS = 256
 
 /** A row the model refused: `row` counts from 1. */
@@ -33,7 +33,7 @@ export async function answerRows(model: ServedModel, inputs: number[][]): Promis
   for (let start = 0; start < inputs.length; start += CHUNK_ROWS) {
     const chunk = inputs.slice(start, start + CHUNK_ROWS)
     const results = await runRows(model, chunk, labels).catch(async (error: unknown) => {
-      if (!(error instanceof BadRequestError)) throw error
+      if (!(error instanceof BadRequestError || error instanceof InferenceError)) throw error
       // Which row: run them one at a time.
       for (const [offset, row] of chunk.entries()) {
         await runRows(model, [row], labels).catch((rowError: unknown) => {

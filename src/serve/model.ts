@@ -11,6 +11,14 @@ import {readReferenceFile} from './parity.js'
 import {Engine, EngineLoadError, type WireTensor} from './engine.js'
 import {BadRequestError, type Dim, type TensorSpec, type TypedArray, isSupportedInputType, tensorRows} from './tensors.js'
 
+/**
+ * onnxruntime failed on an input that passed validation (it fits the model's signature): the
+ * model's failure, not the client's, so a 500 (deploy --canary's error-rate gate counts 5xx).
+ */
+export class InferenceError extends Error {
+  readonly statusCode = 500
+}
+
 /** Rows per merged run; a larger request runs on its own. */
 const MAX_BATCH_ROWS = 256
 
@@ -295,7 +303,7 @@ export async function predict(
             model.outputs.map(o => o.name),
           )
   } catch (error) {
-    throw new BadRequestError(`the model rejected the input: ${errorMessage(error).split('\n')[0]}`)
+    throw new InferenceError(`inference failed: ${errorMessage(error).split('\n')[0]}`)
   }
 
   const result: Prediction = {prediction: rowsOf(model, outputs), outputs}

@@ -7,6 +7,7 @@ import {ExitCode} from '../../src/errors.js'
 import {waitFor} from '../env/ports.js'
 import {runCli} from '../helpers/cli.js'
 import {metric} from '../helpers/metrics.js'
+import {writeNegativeFailingOnnx} from '../helpers/failing-model.js'
 import {writeSlowLoadingOnnx} from '../helpers/onnx-writer.js'
 import {expected, fixture, tempDir} from '../helpers/stores.js'
 
@@ -414,6 +415,29 @@ describe('mlops serve: start-up, readiness and shutdown', () => {
     await ready(argmax)
     expect((await post(`${argmax.url}/predict/label`, {data: row})).json).to.deep.equal({prediction: 'virginica'})
     await stop(argmax)
+  })
+
+  it('a model that fails at inference on a negative value: that request → 500 (counted as 5xx), its neighbours in the same batch and other rows → 200', async () => {
+    const model = join(tempDir(), 'negative-fails.onnx')
+    writeNegativeFailingOnnx(fixture('iris_svc.onnx'), model)
+    const server = await serve(['--model', model, '--labels', fixture('iris_labels.json')])
+    await ready(server)
+    const good = [6.3, 3.3, 6, 2.5]
+    const negative = [6.3, 3.3, 6, -1]
+    // Sent together: the batcher may run several as one batch; one that fails is run request by request.
+    const answers = await Promise.all(
+      Array.from({length: 24}, async (_, i) => post(`${server.url}/predict/label`, {data: [i % 3 === 0 ? negative : good]})),
+    )
+    for (const [i, {status, json}] of answers.entries()) {
+      if (i % 3 === 0) {
+        expect(status, JSON.stringify(json)).to.equal(500)
+        expect(json.error).to.match(/^inference failed: .*Gather.*indices element out of data bounds, idx=1000/)
+      } else expect({status, json}).to.deep.equal({status: 200, json: {prediction: 'virginica'}})
+    }
+
+    expect(await metric(server.url, 'mlops_http_requests_total', 'route="/predict/label",method="POST",status="500"')).to.equal(8)
+    expect(await metric(server.url, 'mlops_http_requests_total', 'route="/predict/label",method="POST",status="200"')).to.equal(16)
+    expect(await stop(server)).to.equal(0)
   })
 
   it('bad input: --label-from argmax on a model without probabilities (a regressor) → exit 2', async () => {

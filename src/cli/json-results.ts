@@ -46,6 +46,7 @@ export interface CommandResults {
   status: StatusResult
   rollback: RollbackResult
   abort: AbortResult
+  promote: DeployResult
   delete: DeleteResult
   predict: PredictResult
   serve: ServeResult

@@ -78,6 +78,11 @@ export default class Deploy extends TargetCommand<typeof Deploy> {
       default: false,
       exclusive: ['dry-run', 'diff'],
     }),
+    pause: Flags.boolean({
+      summary:
+        'Canary: stop after each step that passed, the canary left serving its share; mlops promote goes on, mlops abort removes it.',
+      default: false,
+    }),
     'shadow-sample': Flags.string({summary: "Shadow: share of the stable's prediction requests mirrored (default 0.1). Implies --shadow."}),
     interval: durationFlag({summary: 'How long each canary step is watched before its gates are read (default 30s).'}),
     'min-agreement': Flags.string({

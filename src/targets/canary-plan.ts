@@ -18,6 +18,8 @@ export interface CanaryPlan {
   steps: number[]
   intervalMs: number
   gates: CanaryGates
+  /** deploy --pause: stop after each step that passed; mlops promote goes on, mlops abort removes the canary. */
+  pause?: boolean
 }
 
 /** Parses the steps as given (flag or mlops.yaml): percents in (0, 100], ascending; 100 is added when missing. */
@@ -42,6 +44,7 @@ export function canaryPlan(
     canary?: boolean
     shadow?: boolean
     'shadow-sample'?: string
+    pause?: boolean
     steps?: string
     interval?: number
     'min-agreement'?: string
@@ -69,6 +72,8 @@ export function canaryPlan(
   }
 
   const withSteps = flags.canary || flags.steps !== undefined
+  if (flags.pause && !withSteps)
+    throw new UsageError('--pause stops between canary steps: it needs --canary', {suggestion: 'mlops deploy --canary --pause ...'})
   const shadowFirst = flags.shadow || (withSteps && config?.shadow === true) || flags['shadow-sample'] !== undefined
   let steps: number[] = [100]
   if (withSteps)
@@ -89,6 +94,7 @@ export function canaryPlan(
     throw new UsageError(`--shadow-sample 0 mirrors nothing`, {suggestion: 'a share above 0, e.g. --shadow-sample 0.1'})
   return {
     ...(shadowFirst && {shadow: {sample}}),
+    ...(flags.pause && {pause: true}),
     steps,
     intervalMs: flags.interval ?? (config?.intervalSeconds ?? 30) * 1000,
     gates: {

@@ -63,6 +63,8 @@ export interface DeployRequest extends Locator {
   canary?: CanaryPlan
   atomic: boolean
   forceConflicts: boolean
+  /** k8s, from mlops promote: go on with the paused canary whose pod template has this hash (nothing else is promoted). */
+  resume?: {template: string}
 }
 
 /** The results of each target's operations: their --json output, one shape per target, told apart by `target`. */
@@ -97,6 +99,8 @@ export interface Target<R extends TargetResults = TargetResults> {
   rollback?(where: Locator & {toRevision?: number; timeoutMs: number}): Promise<RollbackResult>
   /** Only targets with progressive delivery (deploy --canary, --shadow): removes what is under way. */
   abort?(where: Locator): Promise<AbortResult>
+  /** Only targets with progressive delivery: goes on with a paused canary (all the remaining steps with `full`, straight to the promotion). */
+  promote?(where: Locator & {full: boolean; timeoutMs?: number}): Promise<DeployResult>
 }
 
 /** Any target, as the commands hold one: results are the union of the targets'. */
@@ -141,6 +145,7 @@ export const TARGETS: Record<TargetName, TargetInfo> = {
       'steps',
       'shadow',
       'shadow-sample',
+      'pause',
     ],
     revisions: true,
     hints: {port: "the cluster's port is deploy.port in mlops.yaml (--set port=N)"},

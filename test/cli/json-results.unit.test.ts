@@ -25,6 +25,7 @@ import type Predict from '../../src/commands/predict.js'
 import type Render from '../../src/commands/render.js'
 import type Rollback from '../../src/commands/rollback.js'
 import type Abort from '../../src/commands/abort.js'
+import type Promote from '../../src/commands/promote.js'
 import type Serve from '../../src/commands/serve.js'
 import type Status from '../../src/commands/status.js'
 import {checkJsonOutput, commandIdOf} from '../helpers/json-output.js'
@@ -59,6 +60,7 @@ const sameTypes: {[K in keyof CommandResults]: true} = {
   status: true satisfies Same<Returned<typeof Status>, CommandResults['status']>,
   rollback: true satisfies Same<Returned<typeof Rollback>, CommandResults['rollback']>,
   abort: true satisfies Same<Returned<typeof Abort>, CommandResults['abort']>,
+  promote: true satisfies Same<Returned<typeof Promote>, CommandResults['promote']>,
   delete: true satisfies Same<Returned<typeof Delete>, CommandResults['delete']>,
   predict: true satisfies Same<Returned<typeof Predict>, CommandResults['predict']>,
   serve: true satisfies Same<Returned<typeof Serve>, CommandResults['serve']>,

@@ -333,6 +333,56 @@ describe('deploy --canary on a real node: steps, gates from both tracks, abort a
     expect(pods.map(pod => pod.metadata?.labels?.['mlops.io/track'])).to.deep.equal([undefined])
   })
 
+  it('--pause: the random forest stops at 30% (status shows it, another deploy is refused with exit 4), promote goes on to 60% and pauses again, promote --full promotes; no request through the Service fails; nothing left', async () => {
+    const loop = await ServiceLoop.start(setup.cluster.kubeconfig, 8)
+    const json = (run: {stdout: string}) =>
+      JSON.parse(run.stdout) as {canary: {outcome: string; pausedAt: number | null; steps: Array<{percent: number}>}}
+    const paused = await mlops(
+      'deploy',
+      '--model',
+      'iris@rf',
+      '--canary',
+      '--steps',
+      '30,60',
+      '--interval',
+      '3s',
+      '--pause',
+      '--min-agreement',
+      '0.9',
+      '--set',
+      'autoscaling=false',
+      '--json',
+    )
+    expect(paused.code, paused.stderr).to.equal(0)
+    expect(json(paused).canary).to.include({outcome: 'paused', pausedAt: 30})
+    const status = await mlops('status')
+    expect(status.stdout).to.match(
+      /^ {2}canary +iris-canary: iris@rf, 1\/1 ready, paused at 30% \(mlops promote \/ mlops abort\); last gate: step 30%: .*passed$/m,
+    )
+    expect(await servedVersion()).to.equal('iris@same')
+
+    const refused = await mlops('deploy', '--model', 'iris@same', '--set', 'autoscaling=false')
+    expect(refused.code, refused.stderr).to.equal(ExitCode.CONFLICT)
+    expect(refused.stderr).to.match(/^Error: a canary of iris@rf is paused beside e2e-canary\/iris: promote or abort it first$/m)
+
+    const next = await mlops('promote', '--json')
+    expect(next.code, next.stderr).to.equal(0)
+    expect(json(next).canary).to.include({outcome: 'paused', pausedAt: 60})
+    expect(json(next).canary.steps.map(step => step.percent)).to.deep.equal([60])
+
+    const full = await mlops('promote', '--full', '--json')
+    expect(full.code, full.stderr).to.equal(0)
+    expect(json(full).canary).to.include({outcome: 'promoted', pausedAt: null})
+    const traffic = await loop.stop()
+    expect(traffic.errors, traffic.errors.slice(0, 3).join('\n')).to.deep.equal([])
+    expect(await servedVersion()).to.equal('iris@rf')
+    expect(await leftovers()).to.deep.equal([])
+
+    const none = await mlops('promote')
+    expect(none.code, none.stderr).to.equal(ExitCode.NOT_FOUND)
+    expect(none.stderr).to.match(/^Error: no canary beside e2e-canary\/iris to promote$/m)
+  })
+
   it('bad inputs: --steps 0,50 / 60,50 / abc, --min-agreement 2, --canary with --dry-run or --target local → exit 2; a first deploy with --canary → exit 3', async () => {
     for (const [args, message] of [
       [['--steps', '0,50'], /^Error: --steps "0,50": step 0 is not a percent between 0 and 100/],

@@ -25,7 +25,7 @@ import type {CanaryGates, CanaryPlan} from '../canary-plan.js'
 import {applyObjects} from './apply.js'
 import type {KubeClients} from './client.js'
 import type {ShadowPhase} from './shadow.js'
-import {CANARY_SUFFIX, GATE_ANNOTATION, TRACK_LABEL} from './tracks.js'
+import {CANARY_SUFFIX, GATE_ANNOTATION, PLAN_ANNOTATION, TRACK_LABEL} from './tracks.js'
 import {kubeError} from './errors.js'
 import {forwardPort, readyPod} from './port-forward.js'
 import {currentPods, waitForRollout} from './rollout.js'
@@ -62,7 +62,9 @@ export interface CanaryResult {
   /** --shadow: the phase before the steps (null without it). */
   shadow: ShadowPhase | null
   steps: CanaryStep[]
-  outcome: 'aborted' | 'promoted'
+  /** paused: deploy --pause stopped after a step (pausedAt); mlops promote goes on. */
+  outcome: 'aborted' | 'paused' | 'promoted'
+  pausedAt: number | null
 }
 
 /** The canary's Deployment and Service, made from the release's: same pod template, one more label. */
@@ -105,14 +107,17 @@ export interface CanaryRun {
   timeoutMs: number
   onProgress: (text: string) => void
   onStep: (step: CanaryStep) => void
+  /** deploy --pause: the record mlops promote reads, for a pause after the step at `pausedAt` with `remaining` to go. */
+  pauseRecord?: (pausedAt: number, remaining: number[]) => string
 }
 
 /**
  * Every step short of 100: the canary scaled to its share, the interval waited, the gates read.
- * Returns the steps when all passed (the caller promotes); throws exit 13 after removing the
- * canary when a gate fails. `abort` removes the canary (Ctrl-C, a failed step, an error).
+ * Returns the steps when all passed (the caller promotes), or, with a pause record, after the
+ * first step that passed (pausedAt: the record is on the canary); throws exit 13 after removing
+ * the canary when a gate fails.
  */
-export async function runCanarySteps(run: CanaryRun): Promise<CanaryStep[]> {
+export async function runCanarySteps(run: CanaryRun): Promise<{steps: CanaryStep[]; pausedAt: number | null}> {
   const {clients, objects, plan} = run
   const stableObject = objects.find(object => object.kind === 'Deployment')!
   const where = {name: stableObject.metadata.name, namespace: stableObject.metadata.namespace ?? 'default'}
@@ -128,7 +133,8 @@ export async function runCanarySteps(run: CanaryRun): Promise<CanaryStep[]> {
   const reference = await run.store.reference(run.manifest)
   const steps: CanaryStep[] = []
   let agreement: number | null | undefined
-  for (const percent of plan.steps.filter(step => step < 100)) {
+  for (const [index, percent] of plan.steps.entries()) {
+    if (percent >= 100) break
     const replicas = canaryReplicas(percent, stableReplicas)
     const {deployment, service} = canaryObjects(objects, replicas)
     run.onProgress(
@@ -154,20 +160,15 @@ export async function runCanarySteps(run: CanaryRun): Promise<CanaryStep[]> {
     )
     steps.push(step)
     run.onStep(step)
-    await clients.objects
-      .patch(
-        {
-          apiVersion: 'apps/v1',
-          kind: 'Deployment',
-          metadata: {...canaryWhere, annotations: {[GATE_ANNOTATION]: describeStep(step).slice(0, 2000)}},
-        },
-        undefined,
-        undefined,
-        'mlops',
-        undefined,
-        PatchStrategy.MergePatch,
-      )
-      .catch(() => undefined)
+    const paused = step.failed.length === 0 && run.pauseRecord ? run.pauseRecord(percent, plan.steps.slice(index + 1)) : undefined
+    await annotate(clients, canaryWhere, {
+      [GATE_ANNOTATION]: describeStep(step).slice(0, 2000),
+      ...(paused && {[PLAN_ANNOTATION]: paused}),
+    }).catch((error: unknown) => {
+      // Without its record a pause could not be promoted: that one must land.
+      if (paused) throw error
+    })
+    if (paused) return {steps, pausedAt: percent}
     if (step.failed.length > 0) {
       await removeCanary(clients, where)
       throw new GateError(
@@ -180,7 +181,27 @@ export async function runCanarySteps(run: CanaryRun): Promise<CanaryStep[]> {
     }
   }
 
-  return steps
+  return {steps, pausedAt: null}
+}
+
+/** Sets (a string) or removes (null) annotations of a Deployment with a merge patch: safe to repeat. */
+export async function annotate(
+  clients: KubeClients,
+  where: {name: string; namespace: string},
+  annotations: Record<string, string | null>,
+): Promise<void> {
+  try {
+    await clients.objects.patch(
+      {apiVersion: 'apps/v1', kind: 'Deployment', metadata: {...where, annotations: annotations as Record<string, string>}},
+      undefined,
+      undefined,
+      'mlops',
+      undefined,
+      PatchStrategy.MergePatch,
+    )
+  } catch (error) {
+    throw kubeError(error, clients.server, `annotating deployment ${where.namespace}/${where.name}`)
+  }
 }
 
 /** The canary of the stable Deployment `stable`: its Deployment and Service deleted, and its pods waited for (bounded): nothing left behind. */

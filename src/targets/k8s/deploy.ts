@@ -1,4 +1,6 @@
-import {GateError, IncompatibleError, UsageError} from '../../errors.js'
+import {isAbsolute, relative, resolve} from 'node:path'
+
+import {ConflictError, GateError, IncompatibleError, NotFoundError, UsageError} from '../../errors.js'
 import {requireCompatible, runtimeSupportFor} from '../../images/compat.js'
 import type {ProjectConfig} from '../../config/load.js'
 import {toYaml} from '../../manifests/render.js'
@@ -6,7 +8,20 @@ import type {Delivery} from '../../pod/contract.js'
 import {whileDeploying} from '../deploy-guard.js'
 import type {DeployRequest, TargetIO} from '../target.js'
 import {type AppliedObject, applyObjects} from './apply.js'
-import {CANARY_SUFFIX, type CanaryResult, describeStep, removeCanary, runCanarySteps} from './canary.js'
+import {
+  CANARY_SUFFIX,
+  type CanaryResult,
+  annotate,
+  canaryObjects,
+  describeStep,
+  liveCanary,
+  removeCanary,
+  runCanarySteps,
+} from './canary.js'
+import {type PausedCanary, templateHash} from './canary-state.js'
+import {PLAN_ANNOTATION} from './tracks.js'
+import {annotatedModel} from '../../pod/contract.js'
+import type {KubernetesObject} from '../../manifests/render.js'
 import {type KubeClients, kubeClients} from './client.js'
 import {diffObjects} from './diff.js'
 import {observedDeployment, readDeployment, rollbackTo} from './history.js'
@@ -109,6 +124,7 @@ export async function deployToCluster(project: ProjectConfig, io: TargetIO, requ
 
   // A shadow that a killed deploy left: the stable still mirrors to a candidate nobody watches.
   if (!request.dryRun && (await removeShadow(clients, where))) io.note(`removed the shadow of ${where.name}, left by an earlier deploy`)
+  if (!request.dryRun) await settleLiveCanary(clients, where, objects, request, io)
 
   if (request.canary && !request.dryRun) {
     const plan = request.canary
@@ -142,7 +158,8 @@ export async function deployToCluster(project: ProjectConfig, io: TargetIO, requ
       )
     }
 
-    const steps = plan.steps.some(step => step < 100)
+    const pauseRecord = plan.pause ? pauseRecorder(project, request, manifest, objects, plan) : undefined
+    const {steps, pausedAt} = plan.steps.some(step => step < 100)
       ? await withProgress(io, `Canary of ${model}`, async progress =>
           whileDeploying(
             async () => {
@@ -161,6 +178,7 @@ export async function deployToCluster(project: ProjectConfig, io: TargetIO, requ
                 timeoutMs: request.timeoutMs ?? 5 * 60_000,
                 onProgress: text => progress.text(text),
                 onStep: step => io.log(describeStep(step)),
+                pauseRecord,
               }).catch(async (error: unknown) => {
                 // A gate removes the canary itself; any other failure must not leave it serving either.
                 if (!(error instanceof GateError)) await removeCanary(clients, where).catch(() => false)
@@ -169,14 +187,22 @@ export async function deployToCluster(project: ProjectConfig, io: TargetIO, requ
             {json: io.json},
           ),
         )
-      : []
+      : {steps: [], pausedAt: null}
     result.canary = {
       deployment: `${where.name}${CANARY_SUFFIX}`,
       service: `${where.name}${CANARY_SUFFIX}`,
       shadow,
       steps,
-      outcome: 'promoted',
+      outcome: pausedAt === null ? 'promoted' : 'paused',
+      pausedAt,
     }
+    if (pausedAt !== null) {
+      io.log(
+        `canary ${model} paused at ${pausedAt}% beside ${where.namespace}/${where.name}: mlops promote goes on, mlops abort removes it`,
+      )
+      return finished(result)
+    }
+
     io.note(`${steps.length > 0 ? 'every step' : 'the shadow'} passed: promoting ${model} to ${where.namespace}/${where.name}`)
   }
 
@@ -223,6 +249,85 @@ export async function deployToCluster(project: ProjectConfig, io: TargetIO, requ
     )
   } finally {
     progress.stop()
+  }
+}
+
+/**
+ * A canary already beside the stable: paused (deploy --pause), it waits for mlops promote or
+ * abort, so another deploy is refused (exit 4), unless this is that promote, whose release must
+ * be the one canaried; not paused, a killed deploy left it serving: it is removed.
+ */
+async function settleLiveCanary(
+  clients: KubeClients,
+  where: Where,
+  objects: KubernetesObject[],
+  request: DeployRequest,
+  io: TargetIO,
+): Promise<void> {
+  const live = await liveCanary(clients, where)
+  if (!live) {
+    if (request.resume) throw new NotFoundError(`no canary of ${where.namespace}/${where.name} to promote`)
+    return
+  }
+
+  const paused = live.metadata?.annotations?.[PLAN_ANNOTATION]
+  const canaryWhere = {name: `${where.name}${CANARY_SUFFIX}`, namespace: where.namespace}
+  if (request.resume) {
+    if (templateHash(canaryObjects(objects, 1).deployment) !== request.resume.template)
+      throw new ConflictError(
+        `the release rendered now is not the one canaried beside ${where.namespace}/${where.name} (mlops.yaml, the templates, the values or the images changed since)`,
+        {suggestion: 'mlops abort, then deploy --canary again'},
+      )
+    // Going on: no longer paused, so a promote killed from here is a leftover like any other.
+    await annotate(clients, canaryWhere, {[PLAN_ANNOTATION]: null})
+    return
+  }
+
+  if (paused) {
+    const model = annotatedModel(live.spec?.template?.metadata?.annotations ?? {})
+    throw new ConflictError(
+      `a canary of ${model.name ?? '?'}@${model.version ?? '?'} is paused beside ${where.namespace}/${where.name}: promote or abort it first`,
+      {suggestion: 'mlops promote goes on with it; mlops abort removes it'},
+    )
+  }
+
+  if (await removeCanary(clients, where)) io.note(`removed the canary of ${where.name}, left by an earlier deploy`)
+}
+
+/** deploy --pause: the record of a pause after a step, as mlops promote reads it (canary-state.ts). */
+function pauseRecorder(
+  project: ProjectConfig,
+  request: DeployRequest,
+  manifest: {name: string; version: string},
+  objects: KubernetesObject[],
+  plan: NonNullable<DeployRequest['canary']>,
+): (pausedAt: number, remaining: number[]) => string {
+  const values = request.values.map(file => {
+    const inside = relative(project.dir, resolve(file))
+    if (inside.startsWith('..') || isAbsolute(inside))
+      throw new UsageError(`--values ${file}: with --pause, values files must lie inside the project (mlops promote reads them again)`)
+    return inside
+  })
+  const template = templateHash(canaryObjects(objects, 1).deployment)
+  return (pausedAt, remaining) => {
+    const record: PausedCanary = {
+      model: `${manifest.name}@${manifest.version}`,
+      template,
+      pausedAt,
+      remaining,
+      intervalMs: plan.intervalMs,
+      gates: plan.gates,
+      pause: true,
+      request: {
+        set: request.set,
+        values,
+        image: request.image,
+        ...(request.delivery === undefined ? {} : {delivery: request.delivery}),
+        port: request.port,
+        store: Object.fromEntries(Object.entries(request.store).filter(([, value]) => value !== undefined)),
+      },
+    }
+    return JSON.stringify(record)
   }
 }
 

@@ -7,7 +7,8 @@ import {type Revision, readDeployment, revisions} from './history.js'
 import {deploymentOf} from './release.js'
 import {rolloutStatus} from './rollout.js'
 import {type ServedModel, servedModels} from './served.js'
-import {CANARY_SUFFIX, GATE_ANNOTATION, SHADOW_SUFFIX} from './tracks.js'
+import {CANARY_SUFFIX, GATE_ANNOTATION, PLAN_ANNOTATION, SHADOW_SUFFIX} from './tracks.js'
+import {parsePausedCanary} from './canary-state.js'
 
 export interface KubernetesStatusResult {
   target: 'k8s'
@@ -34,6 +35,8 @@ export interface Track {
   replicas: {desired: number; ready: number}
   /** The last step's readings, as deploy printed them (canary only; null before the first). */
   lastGate: string | null
+  /** deploy --pause: the step the canary waits at for mlops promote (null: a deploy is running it, or it is a shadow). */
+  pausedAt: number | null
 }
 
 /** status --target k8s: the Deployment's current revision, its history, and what its pods serve. */
@@ -73,6 +76,16 @@ export async function clusterStatus(project: ProjectConfig, io: TargetIO, where:
   return result
 }
 
+/** The step a paused canary waits at; a record that is not one mlops wrote shows as none (promote says why). */
+function pausedAt(text: string | undefined, where: string): number | null {
+  if (!text) return null
+  try {
+    return parsePausedCanary(text, where).pausedAt
+  } catch {
+    return null
+  }
+}
+
 /** The canary and shadow Deployments of `target`, when there are (each read strictly: absent on any error). */
 async function liveTracks(clients: KubeClients, target: {name: string; namespace: string}): Promise<Track[]> {
   const read = async (track: Track['track'], suffix: string): Promise<Track | undefined> => {
@@ -88,6 +101,7 @@ async function liveTracks(clients: KubeClients, target: {name: string; namespace
       model: `${model.name ?? '?'}@${model.version ?? '?'}`,
       replicas: {desired: live.spec?.replicas ?? 0, ready: live.status?.readyReplicas ?? 0},
       lastGate: typeof gate === 'string' ? gate.slice(0, 2000) : null,
+      pausedAt: pausedAt(live.metadata?.annotations?.[PLAN_ANNOTATION], `deployment ${target.namespace}/${live.metadata?.name}`),
     }
   }
 
@@ -104,7 +118,8 @@ function statusText(result: KubernetesStatusResult): string {
     ...result.conditions.map(c => `  ${c.type.padEnd(12)} ${c.status} ${c.reason ?? ''}`.trimEnd()),
     ...result.tracks.map(
       t =>
-        `  ${t.track.padEnd(12)} ${t.deployment}: ${t.model}, ${t.replicas.ready}/${t.replicas.desired} ready${t.lastGate ? `; last gate: ${t.lastGate}` : ''}`,
+        `  ${t.track.padEnd(12)} ${t.deployment}: ${t.model}, ${t.replicas.ready}/${t.replicas.desired} ready` +
+        `${t.pausedAt === null ? '' : `, paused at ${t.pausedAt}% (mlops promote / mlops abort)`}${t.lastGate ? `; last gate: ${t.lastGate}` : ''}`,
     ),
     ...result.serving.map(
       pod =>

@@ -2,6 +2,7 @@ import type {Target, TargetContext} from '../target.js'
 import {type KubeClients, kubeClients} from './client.js'
 import {shadowConfigMapName} from '../../pod/contract.js'
 import {CANARY_SUFFIX, SHADOW_SUFFIX} from './tracks.js'
+import {ConflictError, NotFoundError} from '../../errors.js'
 import {type KubernetesDeployResult, deployToCluster} from './deploy.js'
 import {kubeError} from './errors.js'
 import {readDeployment, rollbackTo} from './history.js'
@@ -142,6 +143,48 @@ export function kubernetesTarget({project, io}: TargetContext): Target<Kubernete
           : `no canary or shadow of ${target.namespace}/${target.name} to abort; nothing was changed`,
       )
       return {target: 'k8s', ...target, deployment: target.name, removed}
+    },
+
+    async promote(where) {
+      const target = deploymentOf(project, where)
+      const clients = kubeClients({context: where.context})
+      const [{liveCanary}, {parsePausedCanary, projectValuesFile}, {PLAN_ANNOTATION}] = await Promise.all([
+        import('./canary.js'),
+        import('./canary-state.js'),
+        import('./tracks.js'),
+      ])
+      const canary = await liveCanary(clients, target)
+      const name = `${target.namespace}/${target.name}${CANARY_SUFFIX}`
+      if (!canary)
+        throw new NotFoundError(`no canary beside ${target.namespace}/${target.name} to promote`, {
+          suggestion: 'mlops deploy --canary --pause starts one that waits for promote',
+        })
+      const text = canary.metadata?.annotations?.[PLAN_ANNOTATION]
+      if (!text)
+        throw new ConflictError(`the canary ${name} is not paused: a deploy is running it, or one was killed while it did`, {
+          suggestion: 'wait for that deploy; if it was killed, mlops abort removes the canary',
+        })
+      const record = parsePausedCanary(text, `deployment ${name}`)
+      io.note(
+        `promoting the canary of ${record.model}, paused at ${record.pausedAt}%: ${where.full ? 'straight to 100%' : `steps ${record.remaining.join(', ')}`}`,
+      )
+      return deployToCluster(project, io, {
+        model: record.model,
+        store: record.request.store,
+        image: record.request.image,
+        port: record.request.port,
+        values: record.request.values.map(file => projectValuesFile(project.dir, file, `deployment ${name}`)),
+        set: record.request.set,
+        delivery: record.request.delivery,
+        namespace: where.namespace,
+        context: where.context,
+        timeoutMs: where.timeoutMs,
+        diff: false,
+        atomic: false,
+        forceConflicts: false,
+        canary: {steps: where.full ? [100] : record.remaining, intervalMs: record.intervalMs, gates: record.gates, pause: record.pause},
+        resume: {template: record.template},
+      })
     },
 
     async rollback(where) {

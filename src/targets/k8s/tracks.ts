@@ -8,3 +8,5 @@ export const CANARY_SUFFIX = '-canary'
 export const SHADOW_SUFFIX = '-shadow'
 /** The canary Deployment's last step readings, as deploy printed them (status shows them). */
 export const GATE_ANNOTATION = 'mlops.io/last-gate'
+/** On a canary paused by deploy --pause: what mlops promote needs to go on (canary-state.ts). Absent while a deploy runs it. */
+export const PLAN_ANNOTATION = 'mlops.io/canary-plan'

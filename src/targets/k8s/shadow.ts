@@ -23,7 +23,7 @@ import type {ModelStore} from '../../store/model-store.js'
 import type {ModelManifest} from '../../store/manifest.js'
 import type {CanaryGates} from '../canary-plan.js'
 import {applyObjects} from './apply.js'
-import {type Counters, addCounters, measureAgreement, podCounters} from './canary.js'
+import {intervalCounters, isServing, measureAgreement, podCounters, podsCounters} from './canary.js'
 import type {KubeClients} from './client.js'
 import {kubeError} from './errors.js'
 import {currentPods, waitForRollout} from './rollout.js'
@@ -162,10 +162,11 @@ export async function runShadow(run: ShadowRun): Promise<ShadowPhase> {
         },
       )
 
-    const before = await stableCounters(clients, stable)
+    const before = await podsCounters(clients, stable)
     run.onProgress(`Shadow: watching the mirrored requests for ${Math.round(run.intervalMs / 1000)}s`)
     await sleep(run.intervalMs)
-    const after = await stableCounters(clients, stable)
+    const after = await podsCounters(clients, stable)
+    const interval = intervalCounters(before, after)
     const phase = judgeShadow(
       {
         deployment: candidateObject.metadata.name,
@@ -173,10 +174,10 @@ export async function runShadow(run: ShadowRun): Promise<ShadowPhase> {
         sample: run.sample,
         mirroringPods: mirroring.on,
         stablePods: mirroring.pods,
-        reading: shadowReading(before.shadow, after.shadow),
+        reading: shadowReading(interval.shadow),
         referenceAgreement,
       },
-      stableErrorRate(before, after),
+      interval.requests > 0 ? interval.errors / interval.requests : 0,
       run.gates,
     )
     run.onPhase(phase)
@@ -279,30 +280,10 @@ async function followConfig(
   return {on: done, pods: pods.length}
 }
 
-const isServing = (pod: V1Pod) =>
-  !pod.metadata?.deletionTimestamp &&
-  Boolean(pod.status?.containerStatuses?.some(status => status.name === CONTAINERS.api && status.state?.running))
-
-async function stableCounters(clients: KubeClients, stable: V1Deployment): Promise<Counters> {
-  const pods = (await currentPods(clients, stable)).filter(isServing)
-  const each = await Promise.all(pods.map(async pod => podCounters(clients, pod)))
-  return each.reduce(addCounters)
-}
-
-/** The stable's own 5xx rate over the interval (the candidate's failures are judged against it). */
-function stableErrorRate(before: Counters, after: Counters): number {
-  const requests = after.requests - before.requests
-  return requests > 0 ? Math.max(0, after.errors - before.errors) / requests : 0
-}
-
-/** The mirrored requests' results between two reads (a counter that went down: a restarted server, counted from zero). */
-export function shadowReading(before: Map<string, number>, after: Map<string, number>): ShadowReading {
-  const delta = (result: string) => {
-    const [x, y] = [before.get(result) ?? 0, after.get(result) ?? 0]
-    return y >= x ? y - x : y
-  }
-
-  const [agree, disagree, error, timeout, dropped] = ['agree', 'disagree', 'error', 'timeout', 'dropped'].map(delta)
+/** The mirrored requests' results over the interval (from intervalCounters). */
+export function shadowReading(counts: Map<string, number>): ShadowReading {
+  const count = (result: string) => counts.get(result) ?? 0
+  const [agree, disagree, error, timeout, dropped] = ['agree', 'disagree', 'error', 'timeout', 'dropped'].map(count)
   const compared = agree + disagree
   const sent = compared + error + timeout
   return {

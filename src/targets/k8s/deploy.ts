@@ -117,14 +117,15 @@ export async function deployToCluster(project: ProjectConfig, io: TargetIO, requ
     if (leftover) io.note(`removed daemonset/${leftover}, left by an earlier warm`)
   }
 
+  // A shadow that a killed deploy left: the stable still mirrors to a candidate nobody watches.
+  if (!request.dryRun && (await removeShadow(clients, where))) io.note(`removed the shadow of ${where.name}, left by an earlier deploy`)
+  if (!request.dryRun) await settleLiveCanary(clients, where, objects, request, io)
+
   if (request.prewarm && !request.dryRun) {
     result.prewarm = await warmNodes(clients, release, {timeoutMs: request.timeoutMs ?? warmTimeout(release), io, command: 'mlops deploy'})
     io.note(`warmed ${describeWarm(result.prewarm)}`)
   }
 
-  // A shadow that a killed deploy left: the stable still mirrors to a candidate nobody watches.
-  if (!request.dryRun && (await removeShadow(clients, where))) io.note(`removed the shadow of ${where.name}, left by an earlier deploy`)
-  if (!request.dryRun) await settleLiveCanary(clients, where, objects, request, io)
 
   if (request.canary && !request.dryRun) {
     const plan = request.canary

@@ -333,7 +333,7 @@ describe('deploy --canary on a real node: steps, gates from both tracks, abort a
     expect(pods.map(pod => pod.metadata?.labels?.['mlops.io/track'])).to.deep.equal([undefined])
   })
 
-  it('--pause: the random forest stops at 30% (shown by status; another deploy refused, exit 4), promote goes on to 60% and pauses, promote --full promotes; no request fails; nothing left', async () => {
+  it('--pause: the random forest stops at 30% (status shows it; another deploy: exit 4), promote goes on to 60% and pauses, promote --full promotes; no request fails; nothing left', async () => {
     const loop = await ServiceLoop.start(setup.cluster.kubeconfig, 8)
     const json = (run: {stdout: string}) =>
       JSON.parse(run.stdout) as {canary: {outcome: string; pausedAt: number | null; steps: Array<{percent: number}>}}

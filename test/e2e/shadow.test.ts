@@ -6,6 +6,7 @@ import {join} from 'node:path'
 
 import {ExitCode} from '../../src/errors.js'
 import {waitFor} from '../env/ports.js'
+import {startCli} from '../helpers/cli.js'
 import {fixture, tempDir} from '../helpers/stores.js'
 import {PredictLoop, clientsFor, currentPods, isReady, kubectl} from './cluster.js'
 import {type RealNodeProject, realNodeProject} from './environment.js'
@@ -247,6 +248,34 @@ describe('deploy --shadow on a real node: the stable mirrors, the candidate neve
       slow?.close()
       await core.deleteNamespacedPod({name: 'iris-crashing', namespace: NAMESPACE, gracePeriodSeconds: 0}).catch(() => undefined)
     }
+  })
+
+  it('Ctrl-C (SIGINT) while the stable mirrors: exit 130, the shadow switched off (every stable server stops mirroring) and its candidate removed, the stable unchanged', async () => {
+    const {child, done} = startCli(
+      ['deploy', '--model', 'iris@rf', '--shadow', '--interval', '120s', '--set', 'autoscaling=false'],
+      setup.env,
+      setup.project,
+    )
+    const pod = await stablePod()
+    const port = pod.spec!.containers.find(c => c.name === 'api')!.ports!.find(p => p.name === 'http')!.containerPort
+    const mirroring = async () =>
+      sample(
+        String(
+          await core.connectGetNamespacedPodProxyWithPath({name: `${pod.metadata!.name}:${port}`, namespace: NAMESPACE, path: 'metrics'}),
+        ),
+        'mlops_shadow_workers',
+        'state="on"',
+      )
+    await waitFor(async () => (await mirroring()) > 0, 'the stable mirroring', 180_000)
+    child.kill('SIGINT')
+    const run = await done
+    expect(run.code, run.stderr).to.equal(ExitCode.INTERRUPTED)
+    expect(run.stderr).to.match(
+      /^Error: mlops deploy interrupted \(SIGINT\): the shadow was switched off and its candidate removed; iris serves on unchanged$/m,
+    )
+    expect(await leftovers()).to.deep.equal([])
+    expect(await mirroring()).to.equal(0)
+    expect(await servedVersion()).to.equal('iris@same')
   })
 
   it('bad inputs: --shadow-sample 0 / 2 / abc, --shadow-sample without --shadow, --shadow with --target local → exit 2; a first deploy with --shadow → exit 3', async () => {

@@ -126,7 +126,6 @@ export async function deployToCluster(project: ProjectConfig, io: TargetIO, requ
     io.note(`warmed ${describeWarm(result.prewarm)}`)
   }
 
-
   if (request.canary && !request.dryRun) {
     const plan = request.canary
     let shadow: ShadowPhase | null = null

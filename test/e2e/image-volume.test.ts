@@ -205,4 +205,38 @@ describe('models as OCI images on a real node: publish, deploy through an image 
     await ok('rollback')
     expect(await servedSha()).to.deep.equal([setup.sha.v2])
   })
+  it('both deliveries under progressive delivery: a canary through an image volume beside an init-container stable, then a shadow through an image volume; each promoted, nothing left', async () => {
+    const leftovers = async () => [
+      ...(await apps.listNamespacedDeployment({namespace: NAMESPACE})).items
+        .map(d => d.metadata!.name!)
+        .filter(n => /-(canary|shadow)$/.test(n)),
+      ...(await core.listNamespacedPod({namespace: NAMESPACE, labelSelector: 'mlops.io/track'})).items.map(p => p.metadata!.name!),
+    ]
+    // The stable is iris@2 through the loader (the test before left it so).
+    expect(await servedSha()).to.deep.equal([setup.sha.v2])
+    const flags = ['--interval', '2s', '--min-agreement', '0', '--set', 'replicas=1', '--set', 'autoscaling=false', '--json']
+    const canary = await json(
+      'deploy',
+      '--model',
+      'iris@1',
+      '--delivery',
+      'image-volume',
+      '--canary',
+      '--steps',
+      '50',
+      ...flags.slice(0, -1),
+    )
+    expect(canary.canary).to.include({outcome: 'promoted'})
+    expect(canary.canary.steps.map((step: {failed: string[]}) => step.failed)).to.deep.equal([[]])
+    expect(await servedSha()).to.deep.equal([setup.sha.v1])
+    expect((await currentPods())[0].spec?.initContainers ?? []).to.deep.equal([])
+    expect(await leftovers()).to.deep.equal([])
+
+    const shadow = await json('deploy', '--model', 'iris@2', '--delivery', 'image-volume', '--shadow', ...flags.slice(0, -1))
+    expect(shadow.canary.shadow).to.include({deployment: 'iris-shadow', mirroringPods: 1, stablePods: 1})
+    expect(shadow.canary.shadow.failed).to.deep.equal([])
+    expect(await servedSha()).to.deep.equal([setup.sha.v2])
+    expect((await json('status')).delivery.kind).to.equal('image-volume')
+    expect(await leftovers()).to.deep.equal([])
+  })
 })

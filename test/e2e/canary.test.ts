@@ -1,16 +1,15 @@
 import type {AppsV1Api, CoreV1Api} from '@kubernetes/client-node'
 import {expect} from 'chai'
 import {type ChildProcess, spawn} from 'node:child_process'
-import {copyFileSync} from 'node:fs'
 import {join} from 'node:path'
 
 import {ExitCode} from '../../src/errors.js'
 import {API_PORT_NAME, CONTAINERS} from '../../src/pod/contract.js'
 import {waitFor} from '../env/ports.js'
 import {writeNegativeFailingOnnx} from '../helpers/failing-model.js'
-import {fixture} from '../helpers/stores.js'
-import {KUBECTL, clientsFor, currentPods} from './cluster.js'
-import {type RealNodeProject, realNodeProject} from './environment.js'
+import {KUBECTL, currentPods} from './cluster.js'
+import type {RealNodeProject} from './environment.js'
+import {type ProgressiveProject, progressiveProject} from './progressive.js'
 
 const NAMESPACE = 'e2e-canary'
 /** A request's row and the label the SVC answers for it. */
@@ -92,18 +91,8 @@ describe('deploy --canary on a real node: steps, gates from both tracks, abort a
   let core: CoreV1Api
   let apps: AppsV1Api
   const mlops = async (...args: string[]) => setup.mlops(...args)
-  /** What a canary may leave: its Deployment, Service and pods. */
-  const leftovers = async () => [
-    ...(await apps.listNamespacedDeployment({namespace: NAMESPACE})).items
-      .map(d => `deployment/${d.metadata!.name}`)
-      .filter(n => n.endsWith('-canary')),
-    ...(await core.listNamespacedService({namespace: NAMESPACE})).items
-      .map(s => `service/${s.metadata!.name}`)
-      .filter(n => n.endsWith('-canary')),
-    ...(await core.listNamespacedPod({namespace: NAMESPACE, labelSelector: 'mlops.io/track=canary'})).items.map(
-      p => `pod/${p.metadata!.name}`,
-    ),
-  ]
+  let project: ProgressiveProject
+  const leftovers = async () => project.leftovers('canary')
   /**
    * The stable's pods (name and API container restarts: the same pods, counting from where they
    * were) and their /predict/label answers by HTTP status, summed from each pod's /metrics read
@@ -132,39 +121,12 @@ describe('deploy --canary on a real node: steps, gates from both tracks, abort a
     }
   }
 
-  const servedVersion = async () => {
-    const {model} = JSON.parse((await mlops('status', '--json')).stdout) as {model: {name: string; version: string}}
-    return `${model.name}@${model.version}`
-  }
+  const servedVersion = async () => project.servedVersion()
 
   before(async function () {
     this.timeout(45 * 60 * 1000)
-    setup = await realNodeProject(NAMESPACE)
-    ;({core, apps} = clientsFor(setup.cluster.kubeconfig))
-    copyFileSync(fixture('iris_rf.onnx'), join(setup.project, 'model', 'rf.onnx'))
-    // The SVC again (same answers) and the random forest (agrees on 0.919 of the reference rows), each with the reference set.
-    for (const [file, version] of [
-      ['model/model.onnx', 'same'],
-      ['model/rf.onnx', 'rf'],
-    ]) {
-      const pushed = await mlops(
-        'model',
-        'push',
-        file,
-        '--name',
-        'iris',
-        '--labels',
-        'model/labels.json',
-        '--reference',
-        'model/reference.csv',
-        '--version',
-        version,
-      )
-      expect(pushed.code, pushed.stderr).to.equal(0)
-    }
-
-    const first = await mlops('deploy', '--model', 'iris@1', '--set', 'autoscaling=false')
-    expect(first.code, first.stderr).to.equal(0)
+    project = await progressiveProject(NAMESPACE)
+    ;({setup, core, apps} = project)
   })
 
   after(async () => {
@@ -254,20 +216,7 @@ describe('deploy --canary on a real node: steps, gates from both tracks, abort a
   it('a version that fails on a negative petal width ([5.1, 3.5, 1.4, -0.2] → 500): the error-rate gate aborts it at the first step (exit 13); the stable failed none; nothing left', async () => {
     // The SVC behind a guard that throws in onnxruntime on a negative value: the same answers on the reference set.
     writeNegativeFailingOnnx(join(setup.project, 'model', 'model.onnx'), join(setup.project, 'model', 'negative-fails.onnx'))
-    const pushed = await mlops(
-      'model',
-      'push',
-      'model/negative-fails.onnx',
-      '--name',
-      'iris',
-      '--labels',
-      'model/labels.json',
-      '--reference',
-      'model/reference.csv',
-      '--version',
-      'negative-fails',
-    )
-    expect(pushed.code, pushed.stderr).to.equal(0)
+    await project.pushVersion('model/negative-fails.onnx', 'negative-fails')
     const stable = await mlops('deploy', '--model', 'iris@same', '--set', 'autoscaling=false')
     expect(stable.code, stable.stderr).to.equal(0)
     // The rollback before this brought back a ReplicaSet whose earlier pod may still be terminating

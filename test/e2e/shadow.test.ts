@@ -1,15 +1,16 @@
 import type {AppsV1Api, CoreV1Api, V1Pod} from '@kubernetes/client-node'
 import {expect} from 'chai'
-import {copyFileSync, writeFileSync} from 'node:fs'
+import {writeFileSync} from 'node:fs'
 import {type Server, createServer} from 'node:http'
 import {join} from 'node:path'
 
 import {ExitCode} from '../../src/errors.js'
 import {waitFor} from '../env/ports.js'
 import {startCli} from '../helpers/cli.js'
-import {fixture, tempDir} from '../helpers/stores.js'
-import {PredictLoop, clientsFor, currentPods, isReady, kubectl} from './cluster.js'
-import {type RealNodeProject, realNodeProject} from './environment.js'
+import {tempDir} from '../helpers/stores.js'
+import {PredictLoop, currentPods, isReady, kubectl} from './cluster.js'
+import type {RealNodeProject} from './environment.js'
+import {type ProgressiveProject, progressiveProject} from './progressive.js'
 
 const NAMESPACE = 'e2e-shadow'
 const VIRGINICA = {data: [[6.3, 3.3, 6.0, 2.5]]}
@@ -27,22 +28,9 @@ describe('deploy --shadow on a real node: the stable mirrors, the candidate neve
   let core: CoreV1Api
   let apps: AppsV1Api
   const mlops = async (...args: string[]) => setup.mlops(...args)
-  /** What a shadow may leave: its Deployment, its ConfigMap, its pods. */
-  const leftovers = async () => [
-    ...(await apps.listNamespacedDeployment({namespace: NAMESPACE})).items
-      .map(d => `deployment/${d.metadata!.name}`)
-      .filter(n => n.endsWith('-shadow')),
-    ...(await core.listNamespacedConfigMap({namespace: NAMESPACE})).items
-      .map(c => `configmap/${c.metadata!.name}`)
-      .filter(n => n.endsWith('-shadow')),
-    ...(await core.listNamespacedPod({namespace: NAMESPACE, labelSelector: 'mlops.io/track=shadow'})).items.map(
-      p => `pod/${p.metadata!.name}`,
-    ),
-  ]
-  const servedVersion = async () => {
-    const {model} = JSON.parse((await mlops('status', '--json')).stdout) as {model: {name: string; version: string}}
-    return `${model.name}@${model.version}`
-  }
+  let project: ProgressiveProject
+  const leftovers = async () => project.leftovers('shadow')
+  const servedVersion = async () => project.servedVersion()
 
   const stablePod = async (): Promise<V1Pod> => {
     const pods = (await currentPods({core, apps}, NAMESPACE)).filter(isReady)
@@ -52,31 +40,8 @@ describe('deploy --shadow on a real node: the stable mirrors, the candidate neve
 
   before(async function () {
     this.timeout(45 * 60 * 1000)
-    setup = await realNodeProject(NAMESPACE)
-    ;({core, apps} = clientsFor(setup.cluster.kubeconfig))
-    copyFileSync(fixture('iris_rf.onnx'), join(setup.project, 'model', 'rf.onnx'))
-    for (const [file, version] of [
-      ['model/model.onnx', 'same'],
-      ['model/rf.onnx', 'rf'],
-    ]) {
-      const pushed = await mlops(
-        'model',
-        'push',
-        file,
-        '--name',
-        'iris',
-        '--labels',
-        'model/labels.json',
-        '--reference',
-        'model/reference.csv',
-        '--version',
-        version,
-      )
-      expect(pushed.code, pushed.stderr).to.equal(0)
-    }
-
-    const first = await mlops('deploy', '--model', 'iris@1', '--set', 'autoscaling=false')
-    expect(first.code, first.stderr).to.equal(0)
+    project = await progressiveProject(NAMESPACE)
+    ;({setup, core, apps} = project)
   })
 
   after(async () => {

@@ -1,6 +1,6 @@
 import {expect} from 'chai'
 
-import {UsageError} from '../../src/errors.js'
+import {refusal} from '../helpers/assert.js'
 import {
   describeTarget,
   describeUrl,
@@ -12,17 +12,6 @@ import {
 } from '../../src/serve/shadow.js'
 
 const defaults = {sample: 0.1, timeoutMs: 2000}
-
-function refusal(run: () => unknown): string {
-  try {
-    run()
-  } catch (error) {
-    expect(error).to.be.instanceOf(UsageError)
-    return (error as Error).message
-  }
-
-  throw new Error('not refused')
-}
 
 describe('shadow settings', () => {
   it('takes an http(s) base URL and describes it without userinfo or query', () => {

@@ -1,6 +1,7 @@
 import {expect} from 'chai'
 
 import {IntegrityError} from '../../src/errors.js'
+import {refusal} from '../helpers/assert.js'
 import {type PausedCanary, parsePausedCanary, projectValuesFile, templateHash} from '../../src/targets/k8s/canary-state.js'
 
 const GOOD: PausedCanary = {
@@ -20,16 +21,7 @@ const GOOD: PausedCanary = {
   },
 }
 
-function refused(text: string): string {
-  try {
-    parsePausedCanary(text, 'deployment ml/iris-canary')
-  } catch (error) {
-    expect(error).to.be.instanceOf(IntegrityError)
-    return (error as Error).message
-  }
-
-  throw new Error('not refused')
-}
+const refused = (text: string): string => refusal(() => parsePausedCanary(text, 'deployment ml/iris-canary'), IntegrityError)
 
 describe("a paused canary's record (deploy --pause → mlops promote), read back as hostile input", () => {
   it('reads back what deploy wrote', () => {

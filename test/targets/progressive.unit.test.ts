@@ -1,24 +1,13 @@
 import type {V1Pod} from '@kubernetes/client-node'
 import {expect} from 'chai'
 
-import {UsageError} from '../../src/errors.js'
+import {refusal} from '../helpers/assert.js'
 import type {KubernetesObject} from '../../src/manifests/render.js'
 import {canaryPlan} from '../../src/targets/canary-plan.js'
 import {intervalCounters, judge, parseCounters} from '../../src/targets/k8s/canary.js'
 import {candidateUrls, judgeShadow, shadowCandidate, shadowReading, shadowReplicas} from '../../src/targets/k8s/shadow.js'
 
 const GATES = {minAgreement: 0.99, maxErrorRateIncrease: 0.01, maxP99Ratio: 3}
-
-function refusal(run: () => unknown): string {
-  try {
-    run()
-  } catch (error) {
-    expect(error).to.be.instanceOf(UsageError)
-    return (error as Error).message
-  }
-
-  throw new Error('not refused')
-}
 
 describe('the progressive-delivery plan (flags over deploy.canary over the defaults)', () => {
   it('none without --canary, --steps or --shadow', () => {

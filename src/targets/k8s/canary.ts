@@ -121,13 +121,7 @@ export async function runCanarySteps(run: CanaryRun): Promise<{steps: CanaryStep
   const {clients, objects, plan} = run
   const stableObject = objects.find(object => object.kind === 'Deployment')!
   const where = {name: stableObject.metadata.name, namespace: stableObject.metadata.namespace ?? 'default'}
-  const stable = await clients.apps.readNamespacedDeployment(where).catch((error: unknown) => {
-    if ((error as {code?: number}).code === 404)
-      throw new NotFoundError(`deploy --canary needs a stable deployment ${where.namespace}/${where.name} to compare with`, {
-        suggestion: 'deploy a first version without --canary',
-      })
-    throw kubeError(error, clients.server, `reading deployment ${where.namespace}/${where.name}`)
-  })
+  const stable = await readStable(clients, where, '--canary', 'compare with')
   const stableReplicas = stable.spec?.replicas ?? 1
   const canaryWhere = {name: `${where.name}${CANARY_SUFFIX}`, namespace: where.namespace}
   const reference = await run.store.reference(run.manifest)
@@ -184,15 +178,16 @@ export async function runCanarySteps(run: CanaryRun): Promise<{steps: CanaryStep
   return {steps, pausedAt: null}
 }
 
-/** Sets (a string) or removes (null) annotations of a Deployment with a merge patch: safe to repeat. */
+/** Sets (a string) or removes (null) annotations of an object (a Deployment unless said) with a merge patch: safe to repeat. */
 export async function annotate(
   clients: KubeClients,
   where: {name: string; namespace: string},
   annotations: Record<string, string | null>,
+  type: {apiVersion: string; kind: string} = {apiVersion: 'apps/v1', kind: 'Deployment'},
 ): Promise<void> {
   try {
     await clients.objects.patch(
-      {apiVersion: 'apps/v1', kind: 'Deployment', metadata: {...where, annotations: annotations as Record<string, string>}},
+      {...type, metadata: {...where, annotations: annotations as Record<string, string>}},
       undefined,
       undefined,
       'mlops',
@@ -200,18 +195,41 @@ export async function annotate(
       PatchStrategy.MergePatch,
     )
   } catch (error) {
-    throw kubeError(error, clients.server, `annotating deployment ${where.namespace}/${where.name}`)
+    throw kubeError(error, clients.server, `annotating ${type.kind.toLowerCase()} ${where.namespace}/${where.name}`)
   }
 }
 
-/** The canary of the stable Deployment `stable`: its Deployment and Service deleted, and its pods waited for (bounded): nothing left behind. */
-export async function removeCanary(clients: KubeClients, stable: {name: string; namespace: string}): Promise<boolean> {
-  const where = {name: `${stable.name}${CANARY_SUFFIX}`, namespace: stable.namespace}
+/** The stable Deployment a canary or shadow is measured against; none is exit 3 (a first deploy has nothing to compare with). */
+export async function readStable(
+  clients: KubeClients,
+  where: {name: string; namespace: string},
+  flag: '--canary' | '--shadow',
+  purpose: string,
+): Promise<V1Deployment> {
+  return clients.apps.readNamespacedDeployment(where).catch((error: unknown) => {
+    if ((error as {code?: number}).code === 404)
+      throw new NotFoundError(`deploy ${flag} needs a stable deployment ${where.namespace}/${where.name} to ${purpose}`, {
+        suggestion: `deploy a first version without ${flag}`,
+      })
+    throw kubeError(error, clients.server, `reading deployment ${where.namespace}/${where.name}`)
+  })
+}
+
+/**
+ * Deletes `objects` (foreground; one already gone is fine), then waits (bounded) until no pod
+ * matches `podSelector`: nothing of a canary or shadow is left serving. True when any was there.
+ */
+export async function deleteAndWait(
+  clients: KubeClients,
+  namespace: string,
+  objects: Array<{apiVersion: string; kind: string; name: string}>,
+  podSelector: string,
+): Promise<boolean> {
   let removed = false
-  for (const kind of ['Deployment', 'Service']) {
+  for (const {apiVersion, kind, name} of objects) {
     try {
       await clients.objects.delete(
-        {apiVersion: kind === 'Deployment' ? 'apps/v1' : 'v1', kind, metadata: where},
+        {apiVersion, kind, metadata: {name, namespace}},
         undefined,
         undefined,
         undefined,
@@ -220,21 +238,32 @@ export async function removeCanary(clients: KubeClients, stable: {name: string; 
       )
       removed = true
     } catch (error) {
-      if ((error as {code?: number}).code !== 404)
-        throw kubeError(error, clients.server, `deleting ${kind} ${where.namespace}/${where.name}`)
+      if ((error as {code?: number}).code !== 404) throw kubeError(error, clients.server, `deleting ${kind} ${namespace}/${name}`)
     }
   }
 
   const deadline = Date.now() + 60_000
   while (Date.now() < deadline) {
-    const pods = await clients.core
-      .listNamespacedPod({namespace: where.namespace, labelSelector: `app.kubernetes.io/name=${stable.name},${TRACK_LABEL}=canary`})
-      .catch(() => ({items: [] as V1Pod[]}))
+    const pods = await clients.core.listNamespacedPod({namespace, labelSelector: podSelector}).catch(() => ({items: [] as V1Pod[]}))
     if (pods.items.length === 0) break
     await sleep(250)
   }
 
   return removed
+}
+
+/** The canary of the stable Deployment `stable`: its Deployment and Service deleted, and its pods waited for (bounded): nothing left behind. */
+export async function removeCanary(clients: KubeClients, stable: {name: string; namespace: string}): Promise<boolean> {
+  const name = `${stable.name}${CANARY_SUFFIX}`
+  return deleteAndWait(
+    clients,
+    stable.namespace,
+    [
+      {apiVersion: 'apps/v1', kind: 'Deployment', name},
+      {apiVersion: 'v1', kind: 'Service', name},
+    ],
+    `app.kubernetes.io/name=${stable.name},${TRACK_LABEL}=canary`,
+  )
 }
 
 /** Whether a canary of this deployment is there now (status shows it). */

@@ -10,12 +10,12 @@
  * on live traffic, and its errors and timeouts) and the model gate on the reference set. Either
  * way the shadow is then switched off and the candidate removed: nothing stays behind.
  */
-import {PatchStrategy, type V1Deployment, type V1Pod} from '../../vendor/kubernetes.js'
+import type {V1Deployment, V1Pod} from '../../vendor/kubernetes.js'
 import {createHash} from 'node:crypto'
 import {isIPv6, isIP} from 'node:net'
 import {setTimeout as sleep} from 'node:timers/promises'
 
-import {GateError, NotFoundError, UsageError} from '../../errors.js'
+import {GateError, UsageError} from '../../errors.js'
 import type {KubernetesObject} from '../../manifests/render.js'
 import {API_ENV, API_PORT_NAME, CONTAINERS, SHADOW_CONFIG_KEY, shadowConfigMapName} from '../../pod/contract.js'
 import {formatShare} from '../../predict/compare-rules.js'
@@ -23,9 +23,8 @@ import type {ModelStore} from '../../store/model-store.js'
 import type {ModelManifest} from '../../store/manifest.js'
 import type {CanaryGates} from '../canary-plan.js'
 import {applyObjects} from './apply.js'
-import {intervalCounters, isServing, measureAgreement, podCounters, podsCounters} from './canary.js'
+import {annotate, deleteAndWait, intervalCounters, isServing, measureAgreement, podCounters, podsCounters, readStable} from './canary.js'
 import type {KubeClients} from './client.js'
-import {kubeError} from './errors.js'
 import {currentPods, waitForRollout} from './rollout.js'
 import {SHADOW_SUFFIX, TRACK_LABEL} from './tracks.js'
 
@@ -120,13 +119,7 @@ export async function runShadow(run: ShadowRun): Promise<ShadowPhase> {
   const {clients} = run
   const release = run.objects.find(object => object.kind === 'Deployment')!
   const where = {name: release.metadata.name, namespace: release.metadata.namespace ?? 'default'}
-  const stable = await clients.apps.readNamespacedDeployment(where).catch((error: unknown) => {
-    if ((error as {code?: number}).code === 404)
-      throw new NotFoundError(`deploy --shadow needs a stable deployment ${where.namespace}/${where.name} to mirror from`, {
-        suggestion: 'deploy a first version without --shadow',
-      })
-    throw kubeError(error, clients.server, `reading deployment ${where.namespace}/${where.name}`)
-  })
+  const stable = await readStable(clients, where, '--shadow', 'mirror from')
   if (!followsShadowConfig(stable))
     throw new UsageError(
       `the pods of ${where.namespace}/${where.name} do not follow a shadow config (no ${API_ENV.shadowConfig}): ` +
@@ -249,20 +242,12 @@ async function followConfig(
     for (const pod of pods) {
       const name = pod.metadata!.name!
       if (nudged.has(name) || pod.metadata?.annotations?.[SHADOW_NUDGE_ANNOTATION] === hash) continue
-      await clients.objects
-        .patch(
-          {
-            apiVersion: 'v1',
-            kind: 'Pod',
-            metadata: {name, namespace: pod.metadata!.namespace!, annotations: {[SHADOW_NUDGE_ANNOTATION]: hash}},
-          },
-          undefined,
-          undefined,
-          'mlops',
-          undefined,
-          PatchStrategy.MergePatch,
-        )
-        .catch(() => undefined)
+      await annotate(
+        clients,
+        {name, namespace: pod.metadata!.namespace!},
+        {[SHADOW_NUDGE_ANNOTATION]: hash},
+        {apiVersion: 'v1', kind: 'Pod'},
+      ).catch(() => undefined)
     }
 
     nudged = new Set(pods.map(pod => pod.metadata!.name!))
@@ -351,23 +336,11 @@ export async function removeShadow(clients: KubeClients, stable: {name: string; 
     if (live) await followConfig(clients, live, '', 'off', 30_000)
   }
 
-  for (const object of [candidate, configMap]) {
-    try {
-      await clients.objects.delete(object, undefined, undefined, undefined, undefined, 'Foreground')
-    } catch (error) {
-      if ((error as {code?: number}).code !== 404)
-        throw kubeError(error, clients.server, `deleting ${object.kind} ${stable.namespace}/${object.metadata.name}`)
-    }
-  }
-
-  const deadline = Date.now() + 60_000
-  while (Date.now() < deadline) {
-    const pods = await clients.core
-      .listNamespacedPod({namespace: stable.namespace, labelSelector: `${APP_LABEL}=${candidate.metadata.name},${TRACK_LABEL}=shadow`})
-      .catch(() => ({items: [] as V1Pod[]}))
-    if (pods.items.length === 0) break
-    await sleep(250)
-  }
-
+  await deleteAndWait(
+    clients,
+    stable.namespace,
+    [candidate, configMap].map(object => ({apiVersion: object.apiVersion, kind: object.kind, name: object.metadata.name})),
+    `${APP_LABEL}=${candidate.metadata.name},${TRACK_LABEL}=shadow`,
+  )
   return true
 }

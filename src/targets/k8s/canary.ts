@@ -216,8 +216,8 @@ export async function readStable(
 }
 
 /**
- * Deletes `objects` (foreground; one already gone is fine), then waits (bounded) until no pod
- * matches `podSelector`: nothing of a canary or shadow is left serving. True when any was there.
+ * Deletes `objects` (foreground; one already gone is fine), then waits (bounded) until they are
+ * gone and no pod matches `podSelector`: nothing of a canary or shadow is left. True when any was there.
  */
 export async function deleteAndWait(
   clients: KubeClients,
@@ -242,10 +242,18 @@ export async function deleteAndWait(
     }
   }
 
+  // Foreground deletion keeps an object (with its finalizer) until its dependents are gone, and
+  // the garbage collector drops it a moment after the last pod: wait for both, or status and the
+  // next deploy would still see a canary that "was removed".
+  const gone = async ({apiVersion, kind, name}: {apiVersion: string; kind: string; name: string}) =>
+    clients.objects.read({apiVersion, kind, metadata: {name, namespace}}).then(
+      () => false,
+      (error: unknown) => (error as {code?: number}).code === 404,
+    )
   const deadline = Date.now() + 60_000
   while (Date.now() < deadline) {
     const pods = await clients.core.listNamespacedPod({namespace, labelSelector: podSelector}).catch(() => ({items: [] as V1Pod[]}))
-    if (pods.items.length === 0) break
+    if (pods.items.length === 0 && (await Promise.all(objects.map(gone))).every(Boolean)) break
     await sleep(250)
   }
 

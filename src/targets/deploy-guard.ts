@@ -49,6 +49,29 @@ export function releaseDeployLock(root: string): void {
   rmSync(join(root, DEPLOY_LOCK), {force: true})
 }
 
+const exitHooks = new Set<() => Promise<void>>()
+
+/**
+ * `hook` runs (bounded) after an interrupt's report and before its exit: what a run holds beyond
+ * this process, such as a cluster lease, is given back rather than left to lapse. Answers the
+ * function that unregisters it.
+ */
+export function onInterruptExit(hook: () => Promise<void>): () => void {
+  exitHooks.add(hook)
+  return () => exitHooks.delete(hook)
+}
+
+async function releaseOnExit(): Promise<void> {
+  let timer: NodeJS.Timeout | undefined
+  await Promise.race([
+    Promise.allSettled([...exitHooks].map(async hook => hook())),
+    new Promise(resolve => {
+      timer = setTimeout(resolve, 5000)
+    }),
+  ])
+  clearTimeout(timer)
+}
+
 /**
  * Runs `work`; a Ctrl-C or SIGTERM meanwhile runs `stop` (which undoes what this run started and
  * answers the state it left, in words), reports `COMMAND interrupted (SIGNAL): STATE` (`mlops deploy` unless `command` says) as
@@ -82,8 +105,9 @@ export async function whileDeploying<T>(
           },
           {json: options.json ?? false},
         )
-        process.exit(ExitCode.INTERRUPTED)
+        return releaseOnExit()
       })
+      .then(() => process.exit(ExitCode.INTERRUPTED))
   }
 
   // Once stopping, only the signal's path ends the process: the work, failing because its

@@ -1,7 +1,9 @@
 import {runCommand} from '@oclif/test'
 import {AppsV1Api, AutoscalingV2Api, CoreV1Api, KubeConfig, KubernetesObjectApi, PatchStrategy, PolicyV1Api} from '@kubernetes/client-node'
 import {expect} from 'chai'
+import {spawnSync} from 'node:child_process'
 import {readFileSync, writeFileSync} from 'node:fs'
+import {hostname} from 'node:os'
 import {join} from 'node:path'
 
 import {ExitCode} from '../../src/errors.js'
@@ -232,13 +234,16 @@ describe('mlops deploy on a real Kubernetes control plane', function () {
     expect(await apiStatus(async () => core.readNamespace({name: 'future'}))).to.equal(404)
   })
 
-  it('the restricted user gets exit 6 naming the verb and the resource', async () => {
+  it('the restricted user gets exit 6 naming the verb and the resource (and, with no right on leases, is told the deploy is not locked)', async () => {
     process.env.KUBECONFIG = cluster.restrictedKubeconfig
     try {
       const {exitCode, stderr} = await deploy('--model', 'iris@1')
       expect(exitCode).to.equal(ExitCode.PERMISSION)
       expect(stderr).to.match(
-        /^Error: applying Namespace iris: .*forbidden: User "mlops-restricted" cannot (patch|get) resource "namespaces"/,
+        /^not locked: this user may not create leases in iris, so another mlops run could change iris at the same time$/m,
+      )
+      expect(stderr).to.match(
+        /^Error: applying Namespace iris: .*forbidden: User "mlops-restricted" cannot (patch|get) resource "namespaces"/m,
       )
     } finally {
       process.env.KUBECONFIG = cluster.kubeconfig
@@ -310,13 +315,22 @@ describe('mlops deploy on a real Kubernetes control plane', function () {
     expect(deployment.spec?.template.spec?.containers[0].resources?.requests?.cpu).to.not.equal('5000')
   })
 
+  // The release lease (src/targets/k8s/lease.ts) beside the Deployment.
+  const LEASE = {apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: {name: 'iris-mlops-lock', namespace: 'iris'}}
+  const leaseObjects = () => {
+    const config = new KubeConfig()
+    config.loadFromFile(cluster.kubeconfig)
+    return KubernetesObjectApi.makeApiClient(config)
+  }
+  const leaseStatus = async () => apiStatus(async () => leaseObjects().read(LEASE))
+
   // Plain tests, not a describe: mocha runs a nested describe after this level's tests (delete among them).
   const modelOf = async () =>
     (await apps.readNamespacedDeployment({name: 'iris', namespace: 'iris'})).spec?.template.metadata?.annotations?.[
       'mlops.io/model-version'
     ]
-  const interruptedDeploy = async (...extra: string[]) => {
-    const {child, done} = startCli(
+  const stuckDeploy = (...extra: string[]) =>
+    startCli(
       [
         'deploy',
         '--model',
@@ -332,11 +346,62 @@ describe('mlops deploy on a real Kubernetes control plane', function () {
       {KUBECONFIG: cluster.kubeconfig},
       project,
     )
+  const interruptedDeploy = async (...extra: string[]) => {
+    const {child, done} = stuckDeploy(...extra)
     // The observable event: the new template is applied (the rollout is under way).
     await waitFor(async () => (await modelOf()) === '2', 'iris@2 applied', 60_000)
     child.kill('SIGINT')
-    return done
+    const run = await done
+    expect(await leaseStatus(), 'the lease is given back on Ctrl-C').to.equal(404)
+    return run
   }
+
+  it('two release operations at once: while a deploy rolls out (lease held), deploy, rollback, abort and delete --yes each exit 4 naming its pid; nothing changed; Ctrl-C releases', async () => {
+    expect(await modelOf()).to.equal('1')
+    const {child, done} = stuckDeploy()
+    try {
+      await waitFor(async () => (await modelOf()) === '2', 'iris@2 applied', 60_000)
+      expect(await leaseStatus()).to.equal(200)
+      const holder = new RegExp(
+        `^Error: another mlops deploy \\(pid ${child.pid} on [\\w.-]+\\) is changing iris/iris \\(lease renewed \\d+s ago\\)$`,
+        'm',
+      )
+      const config = join(project, 'mlops.yaml')
+      for (const args of [['deploy', '--model', 'iris@1'], ['rollback'], ['abort'], ['delete', '--yes']]) {
+        const second = await runCli([...args, '--config', config], {KUBECONFIG: cluster.kubeconfig})
+        expect(second.code, `${args.join(' ')}: ${second.stderr}`).to.equal(ExitCode.CONFLICT)
+        expect(second.stderr, args.join(' ')).to.match(holder)
+        expect(second.stderr).to.not.match(/\n\s+at /)
+      }
+      expect(await modelOf()).to.equal('2')
+      expect(await apiStatus(async () => apps.readNamespacedDeployment({name: 'iris', namespace: 'iris'}))).to.equal(200)
+    } finally {
+      child.kill('SIGINT')
+    }
+    expect((await done).code).to.equal(ExitCode.INTERRUPTED)
+    expect(await leaseStatus()).to.equal(404)
+    const back = await runCommand(['rollback', '--config', join(project, 'mlops.yaml')], {root})
+    expect(back.error, back.stderr).to.equal(undefined)
+    expect(await modelOf()).to.equal('1')
+  })
+
+  it('a lease left by a deploy killed with -9 (its pid gone) is taken over at once; one from another host that lapsed (renewed 31 s ago) too; no lease is left after either', async () => {
+    const dead = spawnSync(process.execPath, ['-e', '0']).pid
+    const microTime = (ms: number) => new Date(Date.now() - ms).toISOString().replace(/Z$/, '000Z')
+    for (const [holder, renewedAgo] of [
+      [`mlops deploy pid ${dead} on ${hostname().replace(/[^A-Za-z0-9._-]/g, '-')}`, 1000],
+      ['mlops deploy pid 4242 on ci-runner-7', 31_000],
+    ] as const) {
+      await leaseObjects().create({
+        ...LEASE,
+        metadata: {...LEASE.metadata, labels: {'app.kubernetes.io/managed-by': 'mlops', 'app.kubernetes.io/name': 'iris'}},
+        spec: {holderIdentity: holder, leaseDurationSeconds: 30, renewTime: microTime(renewedAgo)},
+      })
+      const {exitCode, stderr} = await deploy('--model', 'iris@1')
+      expect(exitCode, `${holder}: ${stderr}`).to.equal(0)
+      expect(await leaseStatus()).to.equal(404)
+    }
+  })
 
   it('Ctrl-C (SIGINT) during a rollout that cannot finish (a CPU request no node has), with --atomic → exit 130, rolled back to the revision that was live, and said so', async () => {
     expect(await modelOf()).to.equal('1')

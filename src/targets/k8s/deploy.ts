@@ -24,6 +24,7 @@ import {annotatedModel} from '../../pod/contract.js'
 import type {KubernetesObject} from '../../manifests/render.js'
 import {type KubeClients, kubeClients} from './client.js'
 import {diffObjects} from './diff.js'
+import {takeClusterLock} from './lease.js'
 import {observedDeployment, readDeployment, rollbackTo} from './history.js'
 import {nodePlatformWarning} from './node-platforms.js'
 import {type Release, renderRelease} from './release.js'
@@ -111,144 +112,154 @@ export async function deployToCluster(project: ProjectConfig, io: TargetIO, requ
     return finished(result, {dryRun: 'server'})
   }
 
-  // A warm DaemonSet that a killed mlops model warm (or deploy --prewarm) left, past its deadline.
-  if (!request.dryRun) {
-    const leftover = await removeLeftoverWarmer(clients, release.values.app, {staleOnly: true})
-    if (leftover) io.note(`removed daemonset/${leftover}, left by an earlier warm`)
-  }
-
-  // A shadow that a killed deploy left: the stable still mirrors to a candidate nobody watches.
-  if (!request.dryRun && (await removeShadow(clients, where))) io.note(`removed the shadow of ${where.name}, left by an earlier deploy`)
-  if (!request.dryRun) await settleLiveCanary(clients, where, objects, request, io)
-
-  if (request.prewarm && !request.dryRun) {
-    result.prewarm = await warmNodes(clients, release, {timeoutMs: request.timeoutMs ?? warmTimeout(release), io, command: 'mlops deploy'})
-    io.note(`warmed ${describeWarm(result.prewarm)}`)
-  }
-
-  if (request.canary && !request.dryRun) {
-    const plan = request.canary
-    let shadow: ShadowPhase | null = null
-    if (plan.shadow) {
-      const {sample} = plan.shadow
-      shadow = await withProgress(io, `Shadow of ${model}`, async progress =>
-        whileDeploying(
-          async () => {
-            progress.stop()
-            return (await removeShadow(clients, where))
-              ? `the shadow was switched off and its candidate removed; ${where.name} serves on unchanged`
-              : `nothing was changed; ${where.name} serves on`
-          },
-          // The phase removes its candidate itself, whatever happens.
-          async () =>
-            runShadow({
-              clients,
-              store: release.store,
-              manifest,
-              objects,
-              sample,
-              intervalMs: plan.intervalMs,
-              gates: plan.gates,
-              timeoutMs: request.timeoutMs ?? 5 * 60_000,
-              onProgress: text => progress.text(text),
-              onPhase: phase => io.log(describeShadow(phase)),
-            }),
-          {json: io.json},
-        ),
-      )
+  // One release operation at a time on this deployment, from any machine (lease.ts).
+  const lock = request.dryRun ? undefined : await takeClusterLock(clients, where, request.resume ? 'promote' : 'deploy', io)
+  try {
+    // A warm DaemonSet that a killed mlops model warm (or deploy --prewarm) left, past its deadline.
+    if (!request.dryRun) {
+      const leftover = await removeLeftoverWarmer(clients, release.values.app, {staleOnly: true})
+      if (leftover) io.note(`removed daemonset/${leftover}, left by an earlier warm`)
     }
 
-    const pauseRecord = plan.pause ? pauseRecorder(project, request, manifest, objects, plan) : undefined
-    const {steps, pausedAt} = plan.steps.some(step => step < 100)
-      ? await withProgress(io, `Canary of ${model}`, async progress =>
+    // A shadow that a killed deploy left: the stable still mirrors to a candidate nobody watches.
+    if (!request.dryRun && (await removeShadow(clients, where))) io.note(`removed the shadow of ${where.name}, left by an earlier deploy`)
+    if (!request.dryRun) await settleLiveCanary(clients, where, objects, request, io)
+
+    if (request.prewarm && !request.dryRun) {
+      result.prewarm = await warmNodes(clients, release, {
+        timeoutMs: request.timeoutMs ?? warmTimeout(release),
+        io,
+        command: 'mlops deploy',
+      })
+      io.note(`warmed ${describeWarm(result.prewarm)}`)
+    }
+
+    if (request.canary && !request.dryRun) {
+      const plan = request.canary
+      let shadow: ShadowPhase | null = null
+      if (plan.shadow) {
+        const {sample} = plan.shadow
+        shadow = await withProgress(io, `Shadow of ${model}`, async progress =>
           whileDeploying(
             async () => {
               progress.stop()
-              return (await removeCanary(clients, where))
-                ? `the canary was removed; ${where.name} serves on unchanged`
+              return (await removeShadow(clients, where))
+                ? `the shadow was switched off and its candidate removed; ${where.name} serves on unchanged`
                 : `nothing was changed; ${where.name} serves on`
             },
+            // The phase removes its candidate itself, whatever happens.
             async () =>
-              runCanarySteps({
+              runShadow({
                 clients,
                 store: release.store,
                 manifest,
                 objects,
-                plan,
+                sample,
+                intervalMs: plan.intervalMs,
+                gates: plan.gates,
                 timeoutMs: request.timeoutMs ?? 5 * 60_000,
                 onProgress: text => progress.text(text),
-                onStep: step => io.log(describeStep(step)),
-                pauseRecord,
-              }).catch(async (error: unknown) => {
-                // A gate removes the canary itself; any other failure must not leave it serving either.
-                if (!(error instanceof GateError)) await removeCanary(clients, where).catch(() => false)
-                throw error
+                onPhase: phase => io.log(describeShadow(phase)),
               }),
             {json: io.json},
           ),
         )
-      : {steps: [], pausedAt: null}
-    result.canary = {
-      deployment: `${where.name}${CANARY_SUFFIX}`,
-      service: `${where.name}${CANARY_SUFFIX}`,
-      shadow,
-      steps,
-      outcome: pausedAt === null ? 'promoted' : 'paused',
-      pausedAt,
-    }
-    if (pausedAt !== null) {
-      io.log(
-        `canary ${model} paused at ${pausedAt}% beside ${where.namespace}/${where.name}: mlops promote goes on, mlops abort removes it`,
-      )
-      return finished(result)
-    }
+      }
 
-    io.note(`${steps.length > 0 ? 'every step' : 'the shadow'} passed: promoting ${model} to ${where.namespace}/${where.name}`)
-  }
-
-  const progress = await io.progress()
-  progress.start(`Applying ${objects.length} objects for ${model} to ${clients.server}`)
-  const revisionBefore = revisionOf(await readDeployment(clients, where).catch(() => undefined))
-  let phase: 'applying' | 'rolling out' = 'applying'
-  // Ctrl-C or SIGTERM: say what the cluster holds; with --atomic, a rollout under way is rolled back first.
-  const interrupted = async () => {
-    progress.stop()
-    return interruptReport(clients, where, {model, phase, revisionBefore, atomic: request.atomic})
-  }
-
-  try {
-    return await whileDeploying(
-      interrupted,
-      async () => {
-        result.applied = await applyObjects(clients, objects, {dryRun: request.dryRun === 'server', force: request.forceConflicts})
-        for (const object of result.applied)
-          io.log(`${object.kind.toLowerCase()}/${object.name} ${object.result}${request.dryRun ? ' (server dry run)' : ''}`)
-        if (request.dryRun === 'server') return finished(result)
-
-        phase = 'rolling out'
-        const progressDeadline = (deployment.spec as {progressDeadlineSeconds?: number}).progressDeadlineSeconds ?? 600
-        const live = await waitForRollout(clients, where, {
-          timeoutMs: request.timeoutMs ?? (progressDeadline + 60) * 1000,
-          onProgress: message => progress.text(`Waiting for ${where.namespace}/${where.name}: ${message}`),
-        }).catch(async error => {
-          // A failed rollout (9), or an API container that refuses the model (8): --atomic puts the last revision back either way.
-          if (!request.atomic || !(error instanceof RolloutError || error instanceof IncompatibleError)) throw error
-          throw await rollBackAfterFailure(clients, where, error, revisionBefore)
-        })
-        result.rollout = rolloutStatus(live).message
-        result.revision = revisionOf(live) ?? null
-        // Promoted: the stable serves the version now, so its canary goes.
-        if (result.canary) await removeCanary(clients, where)
-        progress.succeed(`Deployed ${model}`)
+      const pauseRecord = plan.pause ? pauseRecorder(project, request, manifest, objects, plan) : undefined
+      const {steps, pausedAt} = plan.steps.some(step => step < 100)
+        ? await withProgress(io, `Canary of ${model}`, async progress =>
+            whileDeploying(
+              async () => {
+                progress.stop()
+                return (await removeCanary(clients, where))
+                  ? `the canary was removed; ${where.name} serves on unchanged`
+                  : `nothing was changed; ${where.name} serves on`
+              },
+              async () =>
+                runCanarySteps({
+                  clients,
+                  store: release.store,
+                  manifest,
+                  objects,
+                  plan,
+                  timeoutMs: request.timeoutMs ?? 5 * 60_000,
+                  onProgress: text => progress.text(text),
+                  onStep: step => io.log(describeStep(step)),
+                  pauseRecord,
+                }).catch(async (error: unknown) => {
+                  // A gate removes the canary itself; any other failure must not leave it serving either.
+                  if (!(error instanceof GateError)) await removeCanary(clients, where).catch(() => false)
+                  throw error
+                }),
+              {json: io.json},
+            ),
+          )
+        : {steps: [], pausedAt: null}
+      result.canary = {
+        deployment: `${where.name}${CANARY_SUFFIX}`,
+        service: `${where.name}${CANARY_SUFFIX}`,
+        shadow,
+        steps,
+        outcome: pausedAt === null ? 'promoted' : 'paused',
+        pausedAt,
+      }
+      if (pausedAt !== null) {
         io.log(
-          `deployment ${where.namespace}/${where.name} rolled out: ${model} (sha256:${manifest.sha256.slice(0, 12)}), ${result.rollout}, revision ${result.revision}`,
+          `canary ${model} paused at ${pausedAt}% beside ${where.namespace}/${where.name}: mlops promote goes on, mlops abort removes it`,
         )
         return finished(result)
-      },
-      {json: io.json},
-    )
+      }
+
+      io.note(`${steps.length > 0 ? 'every step' : 'the shadow'} passed: promoting ${model} to ${where.namespace}/${where.name}`)
+    }
+
+    const progress = await io.progress()
+    progress.start(`Applying ${objects.length} objects for ${model} to ${clients.server}`)
+    const revisionBefore = revisionOf(await readDeployment(clients, where).catch(() => undefined))
+    let phase: 'applying' | 'rolling out' = 'applying'
+    // Ctrl-C or SIGTERM: say what the cluster holds; with --atomic, a rollout under way is rolled back first.
+    const interrupted = async () => {
+      progress.stop()
+      return interruptReport(clients, where, {model, phase, revisionBefore, atomic: request.atomic})
+    }
+
+    try {
+      return await whileDeploying(
+        interrupted,
+        async () => {
+          result.applied = await applyObjects(clients, objects, {dryRun: request.dryRun === 'server', force: request.forceConflicts})
+          for (const object of result.applied)
+            io.log(`${object.kind.toLowerCase()}/${object.name} ${object.result}${request.dryRun ? ' (server dry run)' : ''}`)
+          if (request.dryRun === 'server') return finished(result)
+
+          phase = 'rolling out'
+          const progressDeadline = (deployment.spec as {progressDeadlineSeconds?: number}).progressDeadlineSeconds ?? 600
+          const live = await waitForRollout(clients, where, {
+            timeoutMs: request.timeoutMs ?? (progressDeadline + 60) * 1000,
+            onProgress: message => progress.text(`Waiting for ${where.namespace}/${where.name}: ${message}`),
+          }).catch(async error => {
+            // A failed rollout (9), or an API container that refuses the model (8): --atomic puts the last revision back either way.
+            if (!request.atomic || !(error instanceof RolloutError || error instanceof IncompatibleError)) throw error
+            throw await rollBackAfterFailure(clients, where, error, revisionBefore)
+          })
+          result.rollout = rolloutStatus(live).message
+          result.revision = revisionOf(live) ?? null
+          // Promoted: the stable serves the version now, so its canary goes.
+          if (result.canary) await removeCanary(clients, where)
+          progress.succeed(`Deployed ${model}`)
+          io.log(
+            `deployment ${where.namespace}/${where.name} rolled out: ${model} (sha256:${manifest.sha256.slice(0, 12)}), ${result.rollout}, revision ${result.revision}`,
+          )
+          return finished(result)
+        },
+        {json: io.json},
+      )
+    } finally {
+      progress.stop()
+    }
   } finally {
-    progress.stop()
+    await lock?.release()
   }
 }
 

@@ -5,6 +5,7 @@ import {CANARY_SUFFIX, SHADOW_SUFFIX} from './tracks.js'
 import {ConflictError, NotFoundError} from '../../errors.js'
 import {type KubernetesDeployResult, deployToCluster} from './deploy.js'
 import {kubeError} from './errors.js'
+import {withClusterLock} from './lease.js'
 import {readDeployment, rollbackTo} from './history.js'
 import {deploymentOf} from './release.js'
 import {waitForRollout} from './rollout.js'
@@ -88,17 +89,19 @@ export function kubernetesTarget({project, io}: TargetContext): Target<Kubernete
         return {target: 'k8s', ...target, deployment: target.name, deleted}
       }
 
-      // A canary or shadow under way goes first: its pods serve (or are mirrored to) on the stable's behalf.
-      deleted.push(...(await removeTracks(clients, target)))
-      for (const {apiVersion, kind} of KINDS) {
-        try {
-          await clients.objects.delete({apiVersion, kind, metadata: {name: target.name, namespace: target.namespace}})
-          deleted.push(`${kind.toLowerCase()}/${target.name}`)
-        } catch (error) {
-          if ((error as {code?: number}).code === 404) continue
-          throw kubeError(error, clients.server, `deleting ${kind} ${target.namespace}/${target.name}`)
+      await withClusterLock(clients, target, 'delete', io, async () => {
+        // A canary or shadow under way goes first: its pods serve (or are mirrored to) on the stable's behalf.
+        deleted.push(...(await removeTracks(clients, target)))
+        for (const {apiVersion, kind} of KINDS) {
+          try {
+            await clients.objects.delete({apiVersion, kind, metadata: {name: target.name, namespace: target.namespace}})
+            deleted.push(`${kind.toLowerCase()}/${target.name}`)
+          } catch (error) {
+            if ((error as {code?: number}).code === 404) continue
+            throw kubeError(error, clients.server, `deleting ${kind} ${target.namespace}/${target.name}`)
+          }
         }
-      }
+      })
 
       io.log(
         deleted.length > 0
@@ -136,7 +139,7 @@ export function kubernetesTarget({project, io}: TargetContext): Target<Kubernete
     async abort(where) {
       const target = deploymentOf(project, where)
       const clients = kubeClients({context: where.context})
-      const removed = await removeTracks(clients, target)
+      const removed = await withClusterLock(clients, target, 'abort', io, async () => removeTracks(clients, target))
       io.log(
         removed.length > 0
           ? `removed ${removed.join(', ')}; ${target.namespace}/${target.name} serves on unchanged`
@@ -190,8 +193,11 @@ export function kubernetesTarget({project, io}: TargetContext): Target<Kubernete
     async rollback(where) {
       const target = deploymentOf(project, where)
       const clients = kubeClients({context: where.context})
-      const restored = await rollbackTo(clients, await readDeployment(clients, target), where.toRevision)
-      await waitForRollout(clients, target, {timeoutMs: where.timeoutMs})
+      const restored = await withClusterLock(clients, target, 'rollback', io, async () => {
+        const back = await rollbackTo(clients, await readDeployment(clients, target), where.toRevision)
+        await waitForRollout(clients, target, {timeoutMs: where.timeoutMs})
+        return back
+      })
       const model = `${restored.model}@${restored.version}`
       io.log(`deployment ${target.namespace}/${target.name} rolled back to revision ${restored.revision}: ${model}`)
       return {target: 'k8s', ...target, deployment: target.name, revision: restored.revision, model}

@@ -274,6 +274,7 @@ describe('mlops deploy on a real Kubernetes control plane', function () {
     expect(status.model).to.include({name: 'iris', version: '2'})
     expect(status.images).to.deep.equal({'model-loader': 'registry.example.com/team/loader:v1', api: 'registry.example.com/team/api:v1'})
     expect(status.replicas.available).to.be.at.least(1)
+    expect(status.lock, 'no release operation under way').to.equal(null)
     expect(
       status.revisions.map((r: {revision: number; version: string; current: boolean}) => [r.revision, r.version, r.current]),
     ).to.deep.equal([
@@ -375,6 +376,14 @@ describe('mlops deploy on a real Kubernetes control plane', function () {
       }
       expect(await modelOf()).to.equal('2')
       expect(await apiStatus(async () => apps.readNamespacedDeployment({name: 'iris', namespace: 'iris'}))).to.equal(200)
+      // status (which changes nothing, so takes no lease) says who holds it, in text and in --json.
+      const status = await runCli(['status', '--config', config], {KUBECONFIG: cluster.kubeconfig})
+      expect(status.code, status.stderr).to.equal(0)
+      expect(status.stdout).to.match(
+        new RegExp(`^  lock {9}mlops deploy \\(pid ${child.pid} on [\\w.-]+\\) is changing it \\(lease renewed \\d+s ago\\)$`, 'm'),
+      )
+      const json = await runCli(['status', '--config', config, '--json'], {KUBECONFIG: cluster.kubeconfig})
+      expect(JSON.parse(json.stdout).lock.holder).to.match(new RegExp(`^mlops deploy \\(pid ${child.pid} on [\\w.-]+\\)$`))
     } finally {
       child.kill('SIGINT')
     }

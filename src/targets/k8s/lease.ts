@@ -57,28 +57,56 @@ interface Lease extends KubernetesObject {
   spec?: {holderIdentity?: unknown; leaseDurationSeconds?: unknown; acquireTime?: unknown; renewTime?: unknown}
 }
 
-/** Why the lease `lease` does not stop this run, or the refusal that it does. */
-export function judgeLease(lease: Lease, now: number, me: {pid: number; host: string}): 'stale' | ConflictError {
-  const name = `${lease.metadata.namespace}/${lease.metadata.name}`
+/** What a lease read back says: nobody's (stale), a live mlops holder, or an object mlops did not make. */
+export type LeaseState =
+  {state: 'stale'} | {state: 'held'; holder: Holder; renewedSecondsAgo: number; durationSeconds: number} | {state: 'foreign'}
+
+export function leaseState(lease: Lease, now: number, me: {pid: number; host: string}): LeaseState {
   const holder = parseHolder(lease.spec?.holderIdentity)
   const duration = Number(lease.spec?.leaseDurationSeconds)
   const renewed = typeof lease.spec?.renewTime === 'string' ? Date.parse(lease.spec.renewTime) : Number.NaN
-  const ours = lease.metadata.labels?.['app.kubernetes.io/managed-by'] === 'mlops'
-  if (!ours)
+  if (lease.metadata.labels?.['app.kubernetes.io/managed-by'] !== 'mlops') return {state: 'foreign'}
+  // A holder that is not one of ours' words, or times that are not times: no lock anyone holds.
+  if (!holder || !Number.isFinite(renewed) || !Number.isSafeInteger(duration) || duration <= 0 || duration > 3600) return {state: 'stale'}
+  if (now - renewed > duration * 1000) return {state: 'stale'}
+  if (holder.host === me.host && holder.pid !== me.pid && !processExists(holder.pid)) return {state: 'stale'}
+  return {state: 'held', holder, renewedSecondsAgo: Math.max(0, Math.round((now - renewed) / 1000)), durationSeconds: duration}
+}
+
+export const describeHolder = (holder: Holder) => `mlops ${holder.command} (pid ${holder.pid} on ${holder.host})`
+
+/** Why the lease `lease` does not stop this run, or the refusal that it does. */
+export function judgeLease(lease: Lease, now: number, me: {pid: number; host: string}): 'stale' | ConflictError {
+  const name = `${lease.metadata.namespace}/${lease.metadata.name}`
+  const state = leaseState(lease, now, me)
+  if (state.state === 'stale') return 'stale'
+  if (state.state === 'foreign')
     return new ConflictError(`lease ${name} exists and was not made by mlops: it cannot tell whether a release is under way`, {
       suggestion: `delete it (kubectl delete lease -n ${lease.metadata.namespace} ${lease.metadata.name}) if nothing uses it`,
     })
-  // A holder that is not one of ours' words, or times that are not times: no lock anyone holds.
-  if (!holder || !Number.isFinite(renewed) || !Number.isSafeInteger(duration) || duration <= 0 || duration > 3600) return 'stale'
-  if (now - renewed > duration * 1000) return 'stale'
-  if (holder.host === me.host && holder.pid !== me.pid && !processExists(holder.pid)) return 'stale'
-  const ago = Math.max(0, Math.round((now - renewed) / 1000))
   return new ConflictError(
-    `another mlops ${holder.command} (pid ${holder.pid} on ${holder.host}) is changing ${lease.metadata.namespace}/${lease.metadata.name.slice(0, -LEASE_SUFFIX.length)} (lease renewed ${ago}s ago)`,
+    `another ${describeHolder(state.holder)} is changing ${lease.metadata.namespace}/${lease.metadata.name.slice(0, -LEASE_SUFFIX.length)} (lease renewed ${state.renewedSecondsAgo}s ago)`,
     {
-      suggestion: `wait for it to finish, then run mlops status; if it was killed, its lease lapses ${duration}s after its last renewal`,
+      suggestion: `wait for it to finish, then run mlops status; if it was killed, its lease lapses ${state.durationSeconds}s after its last renewal`,
     },
   )
+}
+
+/** The live holder of the deployment's lease, for mlops status: null when none (or on any error: status does not fail for it). */
+export async function leaseHolder(
+  clients: KubeClients,
+  where: {name: string; namespace: string},
+): Promise<{holder: string; renewedSecondsAgo: number} | null> {
+  const lease = await clients.objects
+    .read<Lease>({
+      apiVersion: 'coordination.k8s.io/v1',
+      kind: 'Lease',
+      metadata: {name: `${where.name}${LEASE_SUFFIX}`, namespace: where.namespace},
+    })
+    .catch(() => undefined)
+  if (!lease) return null
+  const state = leaseState(lease, Date.now(), {pid: process.pid, host: thisHost()})
+  return state.state === 'held' ? {holder: describeHolder(state.holder), renewedSecondsAgo: state.renewedSecondsAgo} : null
 }
 
 export interface ClusterLock {

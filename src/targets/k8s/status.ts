@@ -4,6 +4,7 @@ import {type Delivery, annotatedDelivery, annotatedModel} from '../../pod/contra
 import type {Locator, TargetIO} from '../target.js'
 import {type KubeClients, kubeClients} from './client.js'
 import {type Revision, readDeployment, revisions} from './history.js'
+import {leaseHolder} from './lease.js'
 import {deploymentOf} from './release.js'
 import {rolloutStatus} from './rollout.js'
 import {type ServedModel, servedModels} from './served.js'
@@ -26,6 +27,8 @@ export interface KubernetesStatusResult {
   serving: Array<ServedModel & {matches: boolean}>
   /** A canary or shadow under way beside the stable (deploy --canary, --shadow): its version, pods and last gate readings. */
   tracks: Track[]
+  /** Another mlops deploy, rollback, abort or delete under way on this Deployment (its lease), or null. */
+  lock: {holder: string; renewedSecondsAgo: number} | null
 }
 
 export interface Track {
@@ -46,10 +49,11 @@ export async function clusterStatus(project: ProjectConfig, io: TargetIO, where:
   const deployment = await readDeployment(clients, target)
   const annotations = deployment.spec?.template?.metadata?.annotations ?? {}
   const pod = deployment.spec?.template?.spec
-  const [history, served, tracks] = await Promise.all([
+  const [history, served, tracks, lock] = await Promise.all([
     revisions(clients, deployment),
     servedModels(clients, deployment),
     liveTracks(clients, target),
+    leaseHolder(clients, target),
   ])
   const model = annotatedModel(annotations)
   const status = deployment.status ?? {}
@@ -71,6 +75,7 @@ export async function clusterStatus(project: ProjectConfig, io: TargetIO, where:
     revisions: history.map(({replicaSet: _, ...revision}) => revision),
     serving: served.map(pod => ({...pod, matches: pod.sha256 !== null && pod.sha256 === model.sha256})),
     tracks,
+    lock,
   }
   io.log(statusText(result))
   return result
@@ -116,6 +121,7 @@ function statusText(result: KubernetesStatusResult): string {
     `  delivery     ${result.delivery.kind === 'image-volume' ? `image volume ${result.delivery.image}` : 'init-container (the loader)'}`,
     `  replicas     ${result.replicas.available}/${result.replicas.desired} available, ${result.replicas.updated} updated, ${result.replicas.ready} ready (${result.rollout})`,
     ...result.conditions.map(c => `  ${c.type.padEnd(12)} ${c.status} ${c.reason ?? ''}`.trimEnd()),
+    ...(result.lock ? [`  lock         ${result.lock.holder} is changing it (lease renewed ${result.lock.renewedSecondsAgo}s ago)`] : []),
     ...result.tracks.map(
       t =>
         `  ${t.track.padEnd(12)} ${t.deployment}: ${t.model}, ${t.replicas.ready}/${t.replicas.desired} ready` +

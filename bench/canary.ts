@@ -11,8 +11,12 @@
  * promotion's rollout and the canary's removal. Printed: per run, then medians and
  * overhead / plain deploy.
  *
- *   npm run build && npx tsx bench/canary.ts [--runs 3] [--steps 10,50] [--interval 10]
+ * --trace: each canary deploy's output lines with the seconds since its start (where the time goes).
+ *
+ *   npm run build && npx tsx bench/canary.ts [--runs 3] [--steps 10,50] [--interval 10] [--trace]
  */
+import {spawn} from 'node:child_process'
+import {createInterface} from 'node:readline'
 import {parseArgs} from 'node:util'
 
 import {stopDockerEngine} from '../test/env/docker.js'
@@ -22,28 +26,41 @@ import {realNodeProject} from '../test/e2e/environment.js'
 import {BIN, median, time} from './lib.js'
 
 const {values} = parseArgs({
-  options: {runs: {type: 'string', default: '3'}, steps: {type: 'string', default: '10,50'}, interval: {type: 'string', default: '10'}},
+  options: {
+    runs: {type: 'string', default: '3'},
+    steps: {type: 'string', default: '10,50'},
+    interval: {type: 'string', default: '10'},
+    trace: {type: 'boolean', default: false},
+  },
 })
 const runs = Number(values.runs)
 const interval = Number(values.interval)
 const windows = values.steps.split(',').filter(step => Number(step) < 100).length * interval
 const setup = await realNodeProject('bench-canary')
 const {project, env} = setup
+const deployArgs = (version: string, canary: boolean) => [
+  BIN,
+  'deploy',
+  '--model',
+  `iris@${version}`,
+  '--set',
+  'autoscaling=false',
+  ...(canary ? ['--canary', '--steps', values.steps, '--interval', `${interval}s`] : []),
+]
 const deploy = async (version: string, canary: boolean) =>
-  time(
-    process.execPath,
-    [
-      BIN,
-      'deploy',
-      '--model',
-      `iris@${version}`,
-      '--set',
-      'autoscaling=false',
-      ...(canary ? ['--canary', '--steps', values.steps, '--interval', `${interval}s`] : []),
-    ],
-    env,
-    project,
-  )
+  canary && values.trace ? traced(deployArgs(version, canary)) : time(process.execPath, deployArgs(version, canary), env, project)
+
+/** The command's wall time, its stdout and stderr lines printed as they come with the seconds since its start. */
+async function traced(args: string[]): Promise<number> {
+  const started = process.hrtime.bigint()
+  const since = () => (Number(process.hrtime.bigint() - started) / 1e9).toFixed(2).padStart(6)
+  const child = spawn(process.execPath, args, {env: {...process.env, ...env}, cwd: project, stdio: ['ignore', 'pipe', 'pipe']})
+  for (const stream of [child.stdout, child.stderr])
+    createInterface({input: stream}).on('line', line => console.log(`  ${since()} s  ${line}`))
+  const code = await new Promise<number | null>(resolve => child.on('close', resolve))
+  if (code !== 0) throw new Error(`deploy exited ${code}`)
+  return Number(process.hrtime.bigint() - started) / 1e9
+}
 const s = (seconds: number) => `${seconds.toFixed(2)} s`
 
 try {

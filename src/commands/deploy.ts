@@ -5,7 +5,7 @@ import {storeOverrides} from '../cli/store-flags.js'
 import {TargetCommand} from '../cli/target-command.js'
 import {deploySummary, writeStepSummary} from '../cli/ci.js'
 import {errorMessage} from '../errors.js'
-import {canaryPlan} from '../targets/canary-plan.js'
+import {deployPlan} from '../targets/canary-plan.js'
 import type {DeployResult} from '../targets/target.js'
 
 export default class Deploy extends TargetCommand<typeof Deploy> {
@@ -64,7 +64,7 @@ export default class Deploy extends TargetCommand<typeof Deploy> {
     canary: Flags.boolean({
       summary:
         "Roll out in steps: the new version's pods beside the stable ones (a second Deployment behind the same Service), " +
-        'gates read between steps, then promoted (default steps 10,50; deploy.canary in mlops.yaml).',
+        'gates read between steps, then promoted (default steps 10,50; deploy.canary in mlops.yaml; deploy.strategy: canary makes it the default).',
       default: false,
       exclusive: ['dry-run', 'diff'],
     }),
@@ -82,6 +82,11 @@ export default class Deploy extends TargetCommand<typeof Deploy> {
       summary:
         'Canary: stop after each step that passed, the canary left serving its share; mlops promote goes on, mlops abort removes it.',
       default: false,
+    }),
+    'all-at-once': Flags.boolean({
+      summary: 'Roll out every pod at once (a Deployment rolling update), whatever deploy.strategy in mlops.yaml says.',
+      default: false,
+      exclusive: ['canary', 'steps', 'shadow', 'shadow-sample', 'pause'],
     }),
     'shadow-sample': Flags.string({summary: "Shadow: share of the stable's prediction requests mirrored (default 0.1). Implies --shadow."}),
     interval: durationFlag({summary: 'How long each canary step is watched before its gates are read (default 30s).'}),
@@ -109,7 +114,7 @@ export default class Deploy extends TargetCommand<typeof Deploy> {
       dryRun: flags['dry-run'] as 'client' | 'server' | undefined,
       diff: flags.diff,
       prewarm: flags.prewarm,
-      canary: canaryPlan(this.project.values.deploy?.canary, flags),
+      canary: deployPlan(this.project.values.deploy, flags, {target: name, preview: flags['dry-run'] !== undefined || flags.diff}),
       atomic: flags.atomic,
       forceConflicts: flags['force-conflicts'],
     })

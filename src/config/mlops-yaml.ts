@@ -141,6 +141,10 @@ export interface MlopsYaml {
      */
     modelImage?: string
     /**
+     * How a plain mlops deploy to the k8s target rolls out a new release: all-at-once (the default: every pod, as a Deployment's rolling update), canary (as deploy --canary, with deploy.canary) or shadow (as deploy --shadow). A first deploy, --dry-run, --diff and the local and docker targets deploy all at once; --all-at-once does for one deploy.
+     */
+    strategy?: 'all-at-once' | 'canary' | 'shadow'
+    /**
      * deploy --canary and --shadow: the new version's pods beside the stable ones in steps (after a shadow phase, if asked), gated, then promoted.
      */
     canary?: {

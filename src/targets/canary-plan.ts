@@ -20,6 +20,29 @@ export interface CanaryPlan {
   gates: CanaryGates
   /** deploy --pause: stop after each step that passed; mlops promote goes on, mlops abort removes the canary. */
   pause?: boolean
+  /** From deploy.strategy in mlops.yaml, not a flag: a first deploy (no stable yet) goes all at once instead of exit 3. */
+  fromConfig?: true
+}
+
+type PlanFlags = Parameters<typeof canaryPlan>[1]
+type Deploy = NonNullable<MlopsYaml['deploy']>
+
+/**
+ * deploy's plan: the flags' (canaryPlan), or, with none of --canary, --steps, --shadow and
+ * --shadow-sample, deploy.strategy's in mlops.yaml, where it applies: the k8s target, and not
+ * --dry-run, --diff or --all-at-once (the other targets and a preview deploy all at once).
+ */
+export function deployPlan(
+  config: Deploy | undefined,
+  flags: PlanFlags & {'all-at-once'?: boolean},
+  where: {target: string; preview: boolean},
+): CanaryPlan | undefined {
+  const chosen = flags.canary || flags.steps !== undefined || flags.shadow || flags['shadow-sample'] !== undefined
+  const strategy = config?.strategy ?? 'all-at-once'
+  if (chosen || flags['all-at-once'] || strategy === 'all-at-once' || where.target !== 'k8s' || where.preview)
+    return canaryPlan(config?.canary, flags)
+  const plan = canaryPlan(config?.canary, {...flags, ...(strategy === 'canary' ? {canary: true} : {shadow: true})})
+  return plan && {...plan, fromConfig: true}
 }
 
 /** Parses the steps as given (flag or mlops.yaml): percents in (0, 100], ascending; 100 is added when missing. */

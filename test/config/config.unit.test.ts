@@ -15,7 +15,7 @@ function configError(run: () => unknown): ConfigError {
 }
 
 const ALLOWED_DEPLOY_KEYS =
-  'name, namespace, replicas, port, resources, autoscaling, pdb, gcs, target, imagePullSecrets, nodeSelector, tolerations, progressDeadlineSeconds, delivery, modelImage, canary'
+  'name, namespace, replicas, port, resources, autoscaling, pdb, gcs, target, imagePullSecrets, nodeSelector, tolerations, progressDeadlineSeconds, delivery, modelImage, strategy, canary'
 const SEE_README = 'see the deploy keys in docs/configuration.md'
 
 describe('validateDeployValues: the merged deploy values, before anything is rendered', () => {

@@ -1,7 +1,9 @@
 import type {AppsV1Api, CoreV1Api} from '@kubernetes/client-node'
 import {expect} from 'chai'
 import {type ChildProcess, spawn} from 'node:child_process'
+import {readFileSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
+import {parseDocument} from 'yaml'
 
 import {ExitCode} from '../../src/errors.js'
 import {API_PORT_NAME, CONTAINERS} from '../../src/pod/contract.js'
@@ -330,6 +332,46 @@ describe('deploy --canary on a real node: steps, gates from both tracks, abort a
     const none = await mlops('promote')
     expect(none.code, none.stderr).to.equal(ExitCode.NOT_FOUND)
     expect(none.stderr).to.match(/^Error: no canary beside e2e-canary\/iris to promote$/m)
+  })
+
+  it('deploy.strategy canary in mlops.yaml: a plain deploy runs the canary (deploy.canary steps) and promotes; --all-at-once skips it; a first deploy goes all at once, saying so', async () => {
+    const file = join(setup.project, 'mlops.yaml')
+    const saved = readFileSync(file, 'utf8')
+    const config = parseDocument(saved)
+    config.setIn(['deploy', 'strategy'], 'canary')
+    config.setIn(['deploy', 'canary'], {steps: [50], intervalSeconds: 2, minAgreement: 0.9})
+    writeFileSync(file, config.toString())
+    try {
+      const before = await servedVersion()
+      const next = before === 'iris@same' ? 'iris@rf' : 'iris@same'
+      const canaried = await mlops('deploy', '--model', next, '--set', 'autoscaling=false', '--json')
+      expect(canaried.code, canaried.stderr).to.equal(0)
+      const result = JSON.parse(canaried.stdout)
+      expect(result.canary.outcome).to.equal('promoted')
+      expect(result.canary.steps.map((step: {percent: number}) => step.percent)).to.deep.equal([50])
+      expect(await servedVersion()).to.equal(next)
+      expect(await leftovers()).to.deep.equal([])
+
+      const hotfix = await mlops('deploy', '--model', before, '--set', 'autoscaling=false', '--all-at-once', '--json')
+      expect(hotfix.code, hotfix.stderr).to.equal(0)
+      expect(JSON.parse(hotfix.stdout).canary).to.equal(null)
+      expect(await servedVersion()).to.equal(before)
+
+      // A new namespace: the registry's pull Secret first (it makes the namespace), as a user would.
+      expect((await mlops('image', 'secret', '--namespace', 'e2e-canary-first')).code).to.equal(0)
+      const first = await mlops('deploy', '--model', 'iris@1', '--namespace', 'e2e-canary-first', '--set', 'autoscaling=false')
+      expect(first.code, first.stderr).to.equal(0)
+      expect(first.stderr).to.match(
+        /^deploy\.strategy: e2e-canary-first\/iris has no stable version yet to compare with; deploying iris@1 all at once$/m,
+      )
+      expect((await mlops('delete', '--yes', '--namespace', 'e2e-canary-first')).code).to.equal(0)
+
+      const both = await mlops('deploy', '--model', next, '--all-at-once', '--canary')
+      expect(both.code).to.equal(ExitCode.USAGE)
+      expect(both.stderr).to.match(/--all-at-once|--canary/)
+    } finally {
+      writeFileSync(file, saved)
+    }
   })
 
   it('bad inputs: --steps 0,50 / 60,50 / abc, --min-agreement 2, --canary with --dry-run or --target local → exit 2; a first deploy with --canary → exit 3', async () => {

@@ -3,7 +3,7 @@ import {expect} from 'chai'
 
 import {refusal} from '../helpers/assert.js'
 import type {KubernetesObject} from '../../src/manifests/render.js'
-import {canaryPlan} from '../../src/targets/canary-plan.js'
+import {canaryPlan, deployPlan} from '../../src/targets/canary-plan.js'
 import {intervalCounters, judge, parseCounters} from '../../src/targets/k8s/canary.js'
 import {candidateUrls, judgeShadow, shadowCandidate, shadowReading, shadowReplicas} from '../../src/targets/k8s/shadow.js'
 
@@ -46,6 +46,46 @@ describe('the progressive-delivery plan (flags over deploy.canary over the defau
     it(`refuses ${name}`, () => {
       expect(refusal(() => canaryPlan(undefined, flags))).to.match(message)
     })
+})
+
+describe('deploy.strategy in mlops.yaml: the plan of a plain deploy', () => {
+  const K8S = {target: 'k8s', preview: false}
+
+  it('canary: a plain deploy to k8s runs the canary with deploy.canary, marked as from the config', () => {
+    expect(deployPlan({strategy: 'canary', canary: {steps: [25]}}, {}, K8S)).to.deep.equal({
+      steps: [25, 100],
+      intervalMs: 30_000,
+      gates: GATES,
+      fromConfig: true,
+    })
+  })
+
+  it('shadow: a shadow phase, then the promotion; the gate flags apply to it (--interval 5s)', () => {
+    expect(deployPlan({strategy: 'shadow'}, {interval: 5000}, K8S)).to.deep.include({
+      shadow: {sample: 0.1},
+      steps: [100],
+      intervalMs: 5000,
+      fromConfig: true,
+    })
+  })
+
+  it('all at once: the default, --all-at-once, the local and docker targets, --dry-run and --diff', () => {
+    expect(deployPlan(undefined, {}, K8S)).to.equal(undefined)
+    expect(deployPlan({strategy: 'all-at-once', canary: {steps: [20]}}, {}, K8S)).to.equal(undefined)
+    expect(deployPlan({strategy: 'canary'}, {'all-at-once': true}, K8S)).to.equal(undefined)
+    for (const target of ['local', 'docker']) expect(deployPlan({strategy: 'canary'}, {}, {target, preview: false})).to.equal(undefined)
+    expect(deployPlan({strategy: 'shadow'}, {}, {target: 'k8s', preview: true})).to.equal(undefined)
+  })
+
+  it('flags win over the strategy: --shadow with strategy canary is a shadow alone, not marked as from the config', () => {
+    expect(deployPlan({strategy: 'canary'}, {shadow: true}, K8S)).to.deep.equal(canaryPlan(undefined, {shadow: true}))
+  })
+
+  it('refuses --all-at-once --interval 5s (a gate with nothing to gate)', () => {
+    expect(refusal(() => deployPlan({strategy: 'canary'}, {'all-at-once': true, interval: 5000}, K8S))).to.match(
+      /^--interval is a progressive-delivery setting: it needs --canary or --shadow$/,
+    )
+  })
 })
 
 describe('deploy --shadow: the candidate, its addresses and its readings', () => {

@@ -134,8 +134,21 @@ export async function deployToCluster(project: ProjectConfig, io: TargetIO, requ
       io.note(`warmed ${describeWarm(result.prewarm)}`)
     }
 
-    if (request.canary && !request.dryRun) {
-      const plan = request.canary
+    // deploy.strategy (not a flag) on a first deploy: nothing to compare a canary or shadow with yet.
+    let planned = request.canary
+    if (
+      planned?.fromConfig &&
+      !(await readDeployment(clients, where).then(
+        () => true,
+        (error: unknown) => noStable(error),
+      ))
+    ) {
+      io.note(`deploy.strategy: ${where.namespace}/${where.name} has no stable version yet to compare with; deploying ${model} all at once`)
+      planned = undefined
+    }
+
+    if (planned && !request.dryRun) {
+      const plan = planned
       let shadow: ShadowPhase | null = null
       if (plan.shadow) {
         const {sample} = plan.shadow
@@ -261,6 +274,12 @@ export async function deployToCluster(project: ProjectConfig, io: TargetIO, requ
   } finally {
     await lock?.release()
   }
+}
+
+/** False for a Deployment that does not exist; any other failure to read it is thrown. */
+function noStable(error: unknown): false {
+  if (error instanceof NotFoundError) return false
+  throw error
 }
 
 /**

@@ -334,7 +334,7 @@ describe('deploy --canary on a real node: steps, gates from both tracks, abort a
     expect(none.stderr).to.match(/^Error: no canary beside e2e-canary\/iris to promote$/m)
   })
 
-  it('deploy.strategy canary in mlops.yaml: a plain deploy runs the canary (deploy.canary steps) and promotes; --all-at-once skips it; a first deploy goes all at once, saying so', async () => {
+  it('deploy.strategy canary in mlops.yaml: a plain deploy runs the canary (deploy.canary steps), promotes; --all-at-once skips it, and a re-run; a first deploy goes all at once', async () => {
     const file = join(setup.project, 'mlops.yaml')
     const saved = readFileSync(file, 'utf8')
     const config = parseDocument(saved)
@@ -356,6 +356,15 @@ describe('deploy --canary on a real node: steps, gates from both tracks, abort a
       expect(hotfix.code, hotfix.stderr).to.equal(0)
       expect(JSON.parse(hotfix.stdout).canary).to.equal(null)
       expect(await servedVersion()).to.equal(before)
+
+      // A re-run of the live release (a CI job run again): nothing to canary, so none is run.
+      const again = await mlops('deploy', '--model', before, '--set', 'autoscaling=false', '--json')
+      expect(again.code, again.stderr).to.equal(0)
+      expect(again.stderr).to.match(
+        /^e2e-canary\/iris already runs this release \(its pod template is unchanged\): no canary or shadow to run$/m,
+      )
+      expect(JSON.parse(again.stdout).canary).to.equal(null)
+      expect(await leftovers()).to.deep.equal([])
 
       // A new namespace: the registry's pull Secret first (it makes the namespace), as a user would.
       expect((await mlops('image', 'secret', '--namespace', 'e2e-canary-first')).code).to.equal(0)

@@ -134,17 +134,26 @@ export async function deployToCluster(project: ProjectConfig, io: TargetIO, requ
       io.note(`warmed ${describeWarm(result.prewarm)}`)
     }
 
-    // deploy.strategy (not a flag) on a first deploy: nothing to compare a canary or shadow with yet.
     let planned = request.canary
-    if (
-      planned?.fromConfig &&
-      !(await readDeployment(clients, where).then(
+    if (planned && !request.resume && !request.dryRun) {
+      const stable = await readDeployment(clients, where).then(
         () => true,
         (error: unknown) => noStable(error),
-      ))
-    ) {
-      io.note(`deploy.strategy: ${where.namespace}/${where.name} has no stable version yet to compare with; deploying ${model} all at once`)
-      planned = undefined
+      )
+      if (!stable && planned.fromConfig) {
+        // deploy.strategy (not a flag) on a first deploy: nothing to compare a canary or shadow with yet.
+        io.note(
+          `deploy.strategy: ${where.namespace}/${where.name} has no stable version yet to compare with; deploying ${model} all at once`,
+        )
+        planned = undefined
+      } else if (stable) {
+        // The release already live (a re-run): a canary of the same pods would measure nothing.
+        const [check] = await applyObjects(clients, [deployment], {dryRun: true, force: request.forceConflicts})
+        if (check.result === 'unchanged') {
+          io.note(`${where.namespace}/${where.name} already runs this release (its pod template is unchanged): no canary or shadow to run`)
+          planned = undefined
+        }
+      }
     }
 
     if (planned && !request.dryRun) {

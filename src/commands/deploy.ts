@@ -4,6 +4,7 @@ import {clusterFlags, durationFlag, renderFlags, targetFlag} from '../cli/flags.
 import {storeOverrides} from '../cli/store-flags.js'
 import {TargetCommand} from '../cli/target-command.js'
 import {deploySummary, writeStepSummary} from '../cli/ci.js'
+import {deployValues} from '../config/load.js'
 import {errorMessage} from '../errors.js'
 import {deployPlan} from '../targets/canary-plan.js'
 import type {DeployResult} from '../targets/target.js'
@@ -114,7 +115,15 @@ export default class Deploy extends TargetCommand<typeof Deploy> {
       dryRun: flags['dry-run'] as 'client' | 'server' | undefined,
       diff: flags.diff,
       prewarm: flags.prewarm,
-      canary: deployPlan(this.project.values.deploy, flags, {target: name, preview: flags['dry-run'] !== undefined || flags.diff}),
+      // deploy.strategy and deploy.canary as the release's values have them: a -f file per environment may choose.
+      canary: deployPlan(
+        name === 'k8s' ? deployValues(this.project, {valuesFiles: flags.values, sets: flags.set}) : this.project.values.deploy,
+        flags,
+        {
+          target: name,
+          preview: flags['dry-run'] !== undefined || flags.diff,
+        },
+      ),
       atomic: flags.atomic,
       forceConflicts: flags['force-conflicts'],
     })

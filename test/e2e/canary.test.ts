@@ -366,6 +366,13 @@ describe('deploy --canary on a real node: steps, gates from both tracks, abort a
       expect(JSON.parse(again.stdout).canary).to.equal(null)
       expect(await leftovers()).to.deep.equal([])
 
+      // A values file per environment chooses too: -f staging.yaml (strategy: all-at-once) over mlops.yaml's canary.
+      writeFileSync(join(setup.project, 'staging.yaml'), 'strategy: all-at-once\n')
+      const staging = await mlops('deploy', '--model', next, '-f', 'staging.yaml', '--set', 'autoscaling=false', '--json')
+      expect(staging.code, staging.stderr).to.equal(0)
+      expect(JSON.parse(staging.stdout).canary).to.equal(null)
+      expect(await servedVersion()).to.equal(next)
+
       // A new namespace: the registry's pull Secret first (it makes the namespace), as a user would.
       expect((await mlops('image', 'secret', '--namespace', 'e2e-canary-first')).code).to.equal(0)
       const first = await mlops('deploy', '--model', 'iris@1', '--namespace', 'e2e-canary-first', '--set', 'autoscaling=false')
@@ -375,7 +382,7 @@ describe('deploy --canary on a real node: steps, gates from both tracks, abort a
       )
       expect((await mlops('delete', '--yes', '--namespace', 'e2e-canary-first')).code).to.equal(0)
 
-      const both = await mlops('deploy', '--model', next, '--all-at-once', '--canary')
+      const both = await mlops('deploy', '--model', before, '--all-at-once', '--canary')
       expect(both.code).to.equal(ExitCode.USAGE)
       expect(both.stderr).to.match(/--all-at-once|--canary/)
     } finally {

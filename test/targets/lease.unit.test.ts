@@ -41,7 +41,7 @@ describe('the release lease (one mlops deploy, rollback, abort or delete at a ti
     expect((verdict as ConflictError).message).to.equal(
       'another mlops deploy (pid 4242 on ci-runner-7) is changing prod/iris (lease renewed 4s ago)',
     )
-    expect((verdict as ConflictError).suggestion).to.match(/lapses 30s after its last renewal/)
+    expect((verdict as ConflictError).suggestion).to.match(/lets go 30s after its last renewal/)
   })
 
   it('a holder not renewed for longer than its duration (killed on another machine) is stale', () => {

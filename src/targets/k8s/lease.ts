@@ -87,7 +87,7 @@ export function judgeLease(lease: Lease, now: number, me: {pid: number; host: st
   return new ConflictError(
     `another ${describeHolder(state.holder)} is changing ${lease.metadata.namespace}/${lease.metadata.name.slice(0, -LEASE_SUFFIX.length)} (lease renewed ${state.renewedSecondsAgo}s ago)`,
     {
-      suggestion: `wait for it to finish, then run mlops status; if it was killed, its lease lapses ${state.durationSeconds}s after its last renewal`,
+      suggestion: `wait for it, or stop it (Ctrl-C, or cancel its CI job: it removes its own canary or shadow); one killed outright lets go ${state.durationSeconds}s after its last renewal`,
     },
   )
 }

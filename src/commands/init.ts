@@ -4,7 +4,7 @@ import {resolve} from 'node:path'
 import {BaseCommand} from '../cli/base-command.js'
 import {canPrompt} from '../cli/confirm.js'
 import {CI_CHOICES, INIT_DEFAULTS, type InitResult, initProject} from '../scaffold/init.js'
-import type {ProjectAnswers} from '../scaffold/project.js'
+import {type ProjectAnswers, STRATEGIES} from '../scaffold/project.js'
 
 export default class Init extends BaseCommand<typeof Init> {
   static summary = 'Scaffold a new model-load project: mlops.yaml, a README, and optionally a sample model and manifests/.'
@@ -36,6 +36,11 @@ export default class Init extends BaseCommand<typeof Init> {
     replicas: Flags.integer({summary: `Replicas (default ${INIT_DEFAULTS.replicas}).`, min: 0}),
     cpu: Flags.string({summary: `CPU request per pod (default ${INIT_DEFAULTS.cpu}).`}),
     memory: Flags.string({summary: `Memory per pod (default ${INIT_DEFAULTS.memory}).`}),
+    strategy: Flags.option({
+      summary:
+        'deploy.strategy: how a plain mlops deploy to Kubernetes rolls out a new version: all at once, in canary steps, or after a shadow phase (default: all-at-once).',
+      options: STRATEGIES,
+    })(),
     'sample-model': Flags.boolean({summary: 'Include the sample iris model and labels (default: yes).', allowNo: true}),
     manifests: Flags.boolean({summary: 'Copy the manifest templates into manifests/ to customise them (default: no).', allowNo: true}),
     ci: Flags.option({
@@ -59,6 +64,7 @@ export default class Init extends BaseCommand<typeof Init> {
       replicas: flags.replicas,
       cpu: flags.cpu,
       memory: flags.memory,
+      strategy: flags.strategy,
       sampleModel: flags['sample-model'],
       manifests: flags.manifests,
       ci: flags.ci,

@@ -6,7 +6,7 @@ import {defaultImageRepository} from '../images/names.js'
 import {DEFAULT_LOCAL_STORE} from '../store/defaults.js'
 import {validateName} from '../store/names.js'
 import {CI_SYSTEMS} from './ci.js'
-import {type ProjectAnswers, scaffoldProject} from './project.js'
+import {type ProjectAnswers, STRATEGIES, scaffoldProject} from './project.js'
 
 /** --ci's choices: a CI system, or none. */
 export const CI_CHOICES = [...CI_SYSTEMS, 'none'] as const
@@ -17,6 +17,7 @@ export const INIT_DEFAULTS = {
   replicas: DEPLOY_DEFAULTS.replicas,
   cpu: DEPLOY_DEFAULTS.resources.requests.cpu,
   memory: DEPLOY_DEFAULTS.resources.limits.memory,
+  strategy: 'all-at-once',
   sampleModel: true,
   manifests: false,
   ci: 'none',
@@ -62,6 +63,14 @@ function questions(dir: string): Array<Question<keyof ProjectAnswers>> {
     {key: 'replicas', flag: '--replicas', message: 'Replicas', fallback: () => INIT_DEFAULTS.replicas},
     {key: 'cpu', flag: '--cpu', message: 'CPU request per pod', fallback: () => INIT_DEFAULTS.cpu},
     {key: 'memory', flag: '--memory', message: 'Memory per pod', fallback: () => INIT_DEFAULTS.memory},
+    {
+      key: 'strategy',
+      flag: '--strategy',
+      message: 'Release strategy on Kubernetes (a plain mlops deploy)',
+      fallback: () => INIT_DEFAULTS.strategy,
+      choices: STRATEGIES,
+      optional: true,
+    },
     {key: 'sampleModel', flag: '--sample-model', message: 'Include the sample iris model?', fallback: () => INIT_DEFAULTS.sampleModel},
     {
       key: 'manifests',

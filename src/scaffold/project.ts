@@ -10,6 +10,9 @@ import {type CiSystem, ciWorkflow} from './ci.js'
 
 const TEMPLATES = packagePath('templates')
 
+/** deploy.strategy's values (schemas/mlops.schema.json), the first the default. */
+export const STRATEGIES = ['all-at-once', 'canary', 'shadow'] as const
+
 export interface ProjectAnswers {
   name: string
   modelName: string
@@ -19,6 +22,8 @@ export interface ProjectAnswers {
   replicas: number
   cpu: string
   memory: string
+  /** deploy.strategy: how a plain mlops deploy to Kubernetes rolls out (all-at-once is the default and is not written). */
+  strategy: (typeof STRATEGIES)[number]
   sampleModel: boolean
   manifests: boolean
   /** The CI system to write a release workflow for (templates/ci/), or none. */
@@ -37,6 +42,7 @@ function plan(answers: ProjectAnswers): Array<{path: string; content?: string; c
       replicas: answers.replicas,
       autoscaling: false,
       resources: {requests: {cpu: answers.cpu, memory: answers.memory}, limits: {memory: answers.memory}},
+      ...(answers.strategy === 'all-at-once' ? {} : {strategy: answers.strategy}),
     },
   }
   const files: Array<{path: string; content?: string; copyFrom?: string}> = [

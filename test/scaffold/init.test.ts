@@ -44,7 +44,19 @@ describe('mlops init', function () {
       image: {repository: 'mlops/iris-service'},
     })
     expect(config.deploy).to.include({namespace: 'iris-service', replicas: 3})
+    expect(config.deploy, 'all-at-once, the default, is not written').to.not.have.property('strategy')
     expect(stdout).to.contain('Wrote 8 files')
+  })
+
+  it('--strategy shadow writes deploy.strategy (a plain deploy then runs the shadow); --strategy bogus → exit 2, nothing written', async () => {
+    const dir = join(tempDir(), 'svc')
+    expect((await init(dir, '--yes', '--strategy', 'shadow')).exitCode).to.equal(0)
+    expect(parse(readFileSync(join(dir, 'mlops.yaml'), 'utf8')).deploy).to.include({strategy: 'shadow'})
+    const other = join(tempDir(), 'svc')
+    const bogus = await init(other, '--yes', '--strategy', 'bogus')
+    expect(bogus.exitCode).to.equal(ExitCode.USAGE)
+    expect(bogus.stderr).to.match(/Expected --strategy=bogus to be one of: all-at-once, canary, shadow/)
+    expect(existsSync(other)).to.equal(false)
   })
 
   it('--manifests copies the templates; --no-sample-model leaves the model out', async () => {
@@ -123,6 +135,8 @@ describe('mlops init', function () {
       [/Replicas/, '\r'],
       [/CPU request/, '\r'],
       [/Memory per pod/, '1Gi\r'],
+      // A select list (all-at-once, canary, shadow) on all-at-once: one down is canary.
+      [/Release strategy/, '\u001B[B\r'],
       [/sample iris model/, 'n\r'],
       [/manifest templates/, '\r'],
       // A select list (github, gitlab, cloudbuild, none) on none: one up is cloudbuild.
@@ -144,7 +158,7 @@ describe('mlops init', function () {
     expect(step).to.equal(answers.length)
     const config = parse(readFileSync(join(dir, 'mlops.yaml'), 'utf8'))
     expect(config).to.deep.include({name: 'fraud', model: {name: 'fraud-gbm'}, store: 'gs://fraud-models'})
-    expect(config.deploy).to.include({namespace: 'risk'})
+    expect(config.deploy).to.include({namespace: 'risk', strategy: 'canary'})
     expect(config.deploy.resources.requests.memory).to.equal('1Gi')
     expect(existsSync(join(dir, 'model'))).to.equal(false)
     expect(readFileSync(join(dir, 'cloudbuild.yaml'), 'utf8')).to.contain('_MLOPS_STORE: gs://fraud-models')

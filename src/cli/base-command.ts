@@ -77,6 +77,15 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     super.log(redact(message), ...args)
   }
 
+  /**
+   * A line for the person running the command (what happened and why), on stderr and redacted:
+   * also under --json, whose document is stdout's alone, as kubectl prints its warnings. oclif's
+   * logToStderr stays silent under --json, and a CI job would lose why a deploy ran no canary.
+   */
+  protected note(message: string): void {
+    process.stderr.write(`${redact(message)}\n`)
+  }
+
   /** --json output, with credentials redacted. */
   public logJson(json: unknown): void {
     super.logJson(redactJson(json))

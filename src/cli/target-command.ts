@@ -37,7 +37,7 @@ export abstract class TargetCommand<T extends typeof Command> extends BaseComman
   protected io(): TargetIO {
     return {
       log: message => this.log(message),
-      note: message => this.logToStderr(message),
+      note: message => this.note(message),
       progress: () => this.progress(),
       json: this.jsonEnabled(),
     }

@@ -357,14 +357,16 @@ describe('deploy --canary on a real node: steps, gates from both tracks, abort a
       expect(JSON.parse(hotfix.stdout).canary).to.equal(null)
       expect(await servedVersion()).to.equal(before)
 
-      // A re-run of the live release (a CI job run again): nothing to canary, so none is run.
-      const again = await mlops('deploy', '--model', before, '--set', 'autoscaling=false')
+      // A re-run of the live release (a CI job run again): nothing to canary, so none is run, and
+      // the note saying why reaches stderr under --json too.
+      const again = await mlops('deploy', '--model', before, '--set', 'autoscaling=false', '--json')
       expect(again.code, again.stderr).to.equal(0)
       expect(again.stderr).to.match(
         /^e2e-canary\/iris already runs this release \(its pod template is unchanged\): no canary or shadow to run$/m,
       )
-      expect(again.stdout).to.not.match(/^step /m)
-      expect(again.stdout).to.match(/^deployment\/iris unchanged$/m)
+      const rerun = JSON.parse(again.stdout)
+      expect(rerun.canary).to.equal(null)
+      expect(rerun.applied.find((object: {kind: string}) => object.kind === 'Deployment').result).to.equal('unchanged')
       expect(await leftovers()).to.deep.equal([])
 
       // A values file per environment chooses too: -f staging.yaml (strategy: all-at-once) over mlops.yaml's canary.

@@ -234,11 +234,12 @@ describe('mlops deploy on a real Kubernetes control plane', function () {
     expect(await apiStatus(async () => core.readNamespace({name: 'future'}))).to.equal(404)
   })
 
-  it('the restricted user gets exit 6 naming the verb and the resource (and, with no right on leases, is told the deploy is not locked)', async () => {
+  it('the restricted user gets exit 6 naming the verb and the resource (and, with no right on leases, is told the deploy is not locked, under --json too)', async () => {
     process.env.KUBECONFIG = cluster.restrictedKubeconfig
     try {
-      const {exitCode, stderr} = await deploy('--model', 'iris@1')
+      const {exitCode, stderr, stdout} = await deploy('--model', 'iris@1', '--json')
       expect(exitCode).to.equal(ExitCode.PERMISSION)
+      expect(JSON.parse(stdout).error.exitCode).to.equal(ExitCode.PERMISSION)
       expect(stderr).to.match(
         /^not locked: this user may not create leases in iris, so another mlops run could change iris at the same time$/m,
       )

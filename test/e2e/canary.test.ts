@@ -3,11 +3,13 @@ import {expect} from 'chai'
 import {type ChildProcess, spawn} from 'node:child_process'
 import {readFileSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
+import {setTimeout as sleep} from 'node:timers/promises'
 import {parseDocument} from 'yaml'
 
 import {ExitCode} from '../../src/errors.js'
 import {API_PORT_NAME, CONTAINERS} from '../../src/pod/contract.js'
 import {waitFor} from '../env/ports.js'
+import {startCli} from '../helpers/cli.js'
 import {writeNegativeFailingOnnx} from '../helpers/failing-model.js'
 import {KUBECTL, currentPods} from './cluster.js'
 import type {RealNodeProject} from './environment.js'
@@ -332,6 +334,39 @@ describe('deploy --canary on a real node: steps, gates from both tracks, abort a
     const none = await mlops('promote')
     expect(none.code, none.stderr).to.equal(ExitCode.NOT_FOUND)
     expect(none.stderr).to.match(/^Error: no canary beside e2e-canary\/iris to promote$/m)
+  })
+
+  it("a deploy --canary suspended past its lease (kill -STOP, a laptop asleep) while another deploy takes over: resumed, exit 4, it changes nothing more; the other's release stands", async () => {
+    const before = await servedVersion()
+    const next = before === 'iris@same' ? 'iris@rf' : 'iris@same'
+    const {child, done} = startCli(
+      ['deploy', '--model', next, '--canary', '--steps', '50', '--interval', '20s', '--min-agreement', '0.9', '--set', 'autoscaling=false'],
+      setup.env,
+      setup.project,
+    )
+    try {
+      const canaryReady = async () =>
+        ((await apps.readNamespacedDeployment({name: 'iris-canary', namespace: NAMESPACE}).catch(() => undefined))?.status?.readyReplicas ??
+          0) > 0
+      await waitFor(canaryReady, 'the canary ready', 180_000)
+      await sleep(3000) // past the step's first reads: in its 20 s window
+      child.kill('SIGSTOP')
+      // Another deploy (a CI job) gets the lease once it lapsed, 30 s after the last renewal at most.
+      await sleep(31_000)
+      const other = await mlops('deploy', '--model', before, '--set', 'autoscaling=false')
+      expect(other.code, other.stderr).to.equal(0)
+      expect(other.stderr).to.match(/^removed the canary of iris, left by an earlier deploy$/m)
+    } finally {
+      child.kill('SIGCONT')
+    }
+    const run = await done
+    expect(run.code, run.stderr).to.equal(ExitCode.CONFLICT)
+    expect(run.stderr).to.match(
+      /^Error: lost lease e2e-canary\/iris-mlops-lock to another run: this run was not renewing it for 30s \(suspended\?\) and changes nothing more$/m,
+    )
+    expect(run.stderr).to.not.match(/promoting|\n\s+at /)
+    expect(await servedVersion()).to.equal(before)
+    expect(await leftovers()).to.deep.equal([])
   })
 
   it('deploy.strategy canary in mlops.yaml: a plain deploy runs the canary (deploy.canary steps), promotes; --all-at-once skips it, and a re-run; a first deploy goes all at once', async () => {

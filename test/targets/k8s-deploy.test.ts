@@ -6,9 +6,12 @@ import {readFileSync, writeFileSync} from 'node:fs'
 import {hostname} from 'node:os'
 import {join} from 'node:path'
 
+import {describeError} from '../../src/cli/base-command.js'
 import {ExitCode} from '../../src/errors.js'
 import {encodeLenField, encodeVarintField} from '../../src/onnx/wire.js'
 import {inspectModelFile} from '../../src/store/model-file.js'
+import {kubeClients} from '../../src/targets/k8s/client.js'
+import {LeaseLostError, microTime as leaseTime, takeClusterLock} from '../../src/targets/k8s/lease.js'
 import {type Cluster, kubeCluster} from '../env/k8s.js'
 import {waitFor} from '../env/ports.js'
 import {runCli, startCli} from '../helpers/cli.js'
@@ -410,6 +413,52 @@ describe('mlops deploy on a real Kubernetes control plane', function () {
       const {exitCode, stderr} = await deploy('--model', 'iris@1')
       expect(exitCode, `${holder}: ${stderr}`).to.equal(0)
       expect(await leaseStatus()).to.equal(404)
+    }
+  })
+
+  it("a run whose lease another run took over (as after 30 s suspended): its next change stops with exit 4 naming the new holder, and the new holder's lease is left alone", async () => {
+    await core.createNamespace({body: {metadata: {name: 'iris'}}}).catch(() => {}) // made by the tests before, when they ran
+    const notes: string[] = []
+    const lock = await takeClusterLock(kubeClients(), {name: 'iris', namespace: 'iris'}, 'deploy', {note: note => notes.push(note)})
+    try {
+      await lock.ensureHeld() // still this run's: renewed, goes on
+      const live = await leaseObjects().read<typeof LEASE & {spec: Record<string, unknown>}>(LEASE)
+      const other = 'mlops deploy pid 4242 on ci-runner-7'
+      await leaseObjects().replace({...live, spec: {...live.spec, holderIdentity: other, renewTime: leaseTime(new Date())}})
+      const lost = await lock.ensureHeld().then(
+        () => undefined,
+        (error: unknown) => error as Error,
+      )
+      expect(lost, 'ensureHeld after the takeover').to.be.instanceOf(LeaseLostError)
+      expect(describeError(lost!)).to.deep.include({code: 'CONFLICT', exitCode: ExitCode.CONFLICT})
+      expect(lost!.message).to.equal(
+        'lost lease iris/iris-mlops-lock to another mlops deploy (pid 4242 on ci-runner-7): this run was not renewing it for 30s (suspended?) and changes nothing more',
+      )
+      expect(notes, 'the loss is said once, by the error').to.deep.equal([])
+      await lock.release()
+      const after = await leaseObjects().read<typeof LEASE & {spec: {holderIdentity: string}}>(LEASE)
+      expect(after.spec.holderIdentity, 'release() gives back only its own lease').to.equal(other)
+      await leaseObjects().delete(LEASE)
+    } finally {
+      await lock.release()
+      await leaseObjects()
+        .delete(LEASE)
+        .catch(() => {})
+    }
+
+    // Another run took it over and has finished (its lease deleted): the renewal does not make it again.
+    const second = await takeClusterLock(kubeClients(), {name: 'iris', namespace: 'iris'}, 'deploy', {note: note => notes.push(note)})
+    try {
+      await leaseObjects().delete(LEASE)
+      const gone = await second.ensureHeld().then(
+        () => undefined,
+        (error: unknown) => error as Error,
+      )
+      expect(gone, 'ensureHeld after the other run finished').to.be.instanceOf(LeaseLostError)
+      expect(gone!.message).to.match(/^lost lease iris\/iris-mlops-lock to another run: /)
+      expect(await leaseStatus(), 'the renewal made no lease again').to.equal(404)
+    } finally {
+      await second.release()
     }
   })
 

@@ -109,6 +109,8 @@ export interface CanaryRun {
   onStep: (step: CanaryStep) => void
   /** deploy --pause: the record mlops promote reads, for a pause after the step at `pausedAt` with `remaining` to go. */
   pauseRecord?: (pausedAt: number, remaining: number[]) => string
+  /** Before each change (a step's scaling, what follows its interval): throws when this run may no longer change the release (its lease was lost). */
+  beforeChange?: () => Promise<void>
 }
 
 /**
@@ -129,6 +131,7 @@ export async function runCanarySteps(run: CanaryRun): Promise<{steps: CanaryStep
   let agreement: number | null | undefined
   for (const [index, percent] of plan.steps.entries()) {
     if (percent >= 100) break
+    await run.beforeChange?.()
     const replicas = canaryReplicas(percent, stableReplicas)
     const {deployment, service} = canaryObjects(objects, replicas)
     run.onProgress(
@@ -143,6 +146,7 @@ export async function runCanarySteps(run: CanaryRun): Promise<{steps: CanaryStep
     const before = await trackCounters(clients, stable, canary)
     run.onProgress(`Canary at ${percent}%: watching both tracks for ${Math.round(plan.intervalMs / 1000)}s`)
     await sleep(plan.intervalMs)
+    await run.beforeChange?.()
     const after = await trackCounters(clients, stable, canary)
     const step = judge(
       percent,

@@ -24,7 +24,7 @@ import {annotatedModel} from '../../pod/contract.js'
 import type {KubernetesObject} from '../../manifests/render.js'
 import {type KubeClients, kubeClients} from './client.js'
 import {diffObjects} from './diff.js'
-import {takeClusterLock} from './lease.js'
+import {LeaseLostError, takeClusterLock} from './lease.js'
 import {observedDeployment, readDeployment, rollbackTo} from './history.js'
 import {nodePlatformWarning} from './node-platforms.js'
 import {type Release, renderRelease} from './release.js'
@@ -182,6 +182,7 @@ export async function deployToCluster(project: ProjectConfig, io: TargetIO, requ
                 timeoutMs: request.timeoutMs ?? 5 * 60_000,
                 onProgress: text => progress.text(text),
                 onPhase: phase => io.log(describeShadow(phase)),
+                beforeChange: lock?.ensureHeld,
               }),
             {json: io.json},
           ),
@@ -209,9 +210,12 @@ export async function deployToCluster(project: ProjectConfig, io: TargetIO, requ
                   onProgress: text => progress.text(text),
                   onStep: step => io.log(describeStep(step)),
                   pauseRecord,
+                  beforeChange: lock?.ensureHeld,
                 }).catch(async (error: unknown) => {
-                  // A gate removes the canary itself; any other failure must not leave it serving either.
-                  if (!(error instanceof GateError)) await removeCanary(clients, where).catch(() => false)
+                  // A gate removes the canary itself; any other failure must not leave it serving either,
+                  // unless another run took the release over (the canary may be its own by now).
+                  if (!(error instanceof GateError) && !(error instanceof LeaseLostError))
+                    await removeCanary(clients, where).catch(() => false)
                   throw error
                 }),
               {json: io.json},
@@ -236,6 +240,8 @@ export async function deployToCluster(project: ProjectConfig, io: TargetIO, requ
       io.note(`${steps.length > 0 ? 'every step' : 'the shadow'} passed: promoting ${model} to ${where.namespace}/${where.name}`)
     }
 
+    // After a canary's or shadow's minutes (or a laptop's sleep): still this run's release to change.
+    await lock?.ensureHeld()
     const progress = await io.progress()
     progress.start(`Applying ${objects.length} objects for ${model} to ${clients.server}`)
     const revisionBefore = revisionOf(await readDeployment(clients, where).catch(() => undefined))

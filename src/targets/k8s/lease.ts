@@ -1,5 +1,7 @@
 import {hostname} from 'node:os'
 
+import {PatchStrategy} from '../../vendor/kubernetes.js'
+
 import {ConflictError} from '../../errors.js'
 import type {KubernetesObject} from '../../manifests/render.js'
 import {processExists} from '../../util/fs-atomic.js'
@@ -110,9 +112,18 @@ export async function leaseHolder(
 }
 
 export interface ClusterLock {
+  /**
+   * Renews the lease now and throws LeaseLostError (exit 4) when another run has taken it over:
+   * called before each change a long operation makes (a canary step, the promotion), so that a run
+   * that was suspended past the lease's 30 s (a laptop asleep) changes nothing more.
+   */
+  ensureHeld(): Promise<void>
   /** Gives the lease back (only while it is still this run's). */
   release(): Promise<void>
 }
+
+/** This run's lease was taken over by another run: it changes nothing more, and removes nothing (the canary may be the other's now). */
+export class LeaseLostError extends ConflictError {}
 
 const code = (error: unknown) => (error as {code?: number}).code
 
@@ -140,7 +151,7 @@ export async function takeClusterLock(
     },
     spec: {holderIdentity: identity, leaseDurationSeconds: LEASE_SECONDS, acquireTime: acquired, renewTime: microTime(new Date())},
   })
-  const unguarded: ClusterLock = {release: async () => {}}
+  const unguarded: ClusterLock = {ensureHeld: async () => {}, release: async () => {}}
 
   let held: Lease
   try {
@@ -173,22 +184,63 @@ export async function takeClusterLock(
   }
 
   let lost = false
-  const renew = async () => {
+  const renewOnce = async () => {
     try {
-      held = await clients.objects.replace(body(held.metadata.resourceVersion))
+      // A merge patch, not a PUT: a Lease PUT to a name that is gone creates it again (leases
+      // allow create-on-update), which would take back a lease another run finished with. The
+      // resourceVersion in the patch is its precondition: taken over meanwhile, 409.
+      held = await clients.objects.patch<Lease>(
+        {
+          ...header,
+          metadata: {...header.metadata, resourceVersion: held.metadata.resourceVersion},
+          spec: {renewTime: microTime(new Date())},
+        },
+        undefined,
+        undefined,
+        'mlops',
+        undefined,
+        PatchStrategy.MergePatch,
+      )
     } catch (error) {
       // Lost (taken over after 30 s without a renewal: this process was stopped), or the API
-      // server is away for a moment: the next renewal tries again; losing it is said once.
-      if ((code(error) === 409 || code(error) === 404) && !lost) {
+      // server is away for a moment: the next renewal tries again.
+      if (code(error) === 409 || code(error) === 404) {
         lost = true
-        io.note(
-          `lost lease ${where.namespace}/${name}: this run was not renewing it for ${LEASE_SECONDS}s, and another may be changing ${where.name}`,
-        )
+        clearInterval(timer)
       }
     }
   }
-  const timer = setInterval(() => void renew(), RENEW_MS)
+  // One renewal at a time: two at once would send the same resourceVersion, and the second's 409 is not a loss.
+  let renewing: Promise<void> | undefined
+  const renew = async () => {
+    renewing ??= renewOnce().finally(() => {
+      renewing = undefined
+    })
+    return renewing
+  }
+  // In the background, a loss is said once; the run stops at its next change (ensureHeld).
+  const timer = setInterval(
+    () =>
+      void renew().then(() => {
+        if (lost)
+          io.note(
+            `lost lease ${where.namespace}/${name}: this run was not renewing it for ${LEASE_SECONDS}s, and another may be changing ${where.name}; it changes nothing more`,
+          )
+      }),
+    RENEW_MS,
+  )
   timer.unref()
+  const ensureHeld = async () => {
+    if (!lost) await renew()
+    if (!lost) return
+    const now = await clients.objects.read<Lease>(header).catch(() => undefined)
+    const state = now && leaseState(now, Date.now(), {pid: process.pid, host})
+    const taker = state?.state === 'held' ? `another ${describeHolder(state.holder)}` : 'another run'
+    throw new LeaseLostError(
+      `lost lease ${where.namespace}/${name} to ${taker}: this run was not renewing it for ${LEASE_SECONDS}s (suspended?) and changes nothing more`,
+      {suggestion: `run mlops status -n ${where.namespace} to see what the other run left, then deploy again`},
+    )
+  }
   let released = false
   const release = async () => {
     if (released) return
@@ -203,7 +255,7 @@ export async function takeClusterLock(
       .catch(() => {}) // already gone or taken over: nothing of ours to give back; a failure lapses in 30 s
   }
   const unhook = onInterruptExit(release)
-  return {release}
+  return {ensureHeld, release}
 }
 
 /** `work` under the lease of the deployment `where` (see takeClusterLock). */

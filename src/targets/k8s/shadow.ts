@@ -25,6 +25,7 @@ import type {CanaryGates} from '../canary-plan.js'
 import {applyObjects} from './apply.js'
 import {annotate, deleteAndWait, intervalCounters, isServing, measureAgreement, podCounters, podsCounters, readStable} from './canary.js'
 import type {KubeClients} from './client.js'
+import {LeaseLostError} from './lease.js'
 import {currentPods, waitForRollout} from './rollout.js'
 import {SHADOW_SUFFIX, TRACK_LABEL} from './tracks.js'
 
@@ -76,6 +77,8 @@ export interface ShadowRun {
   onProgress: (text: string) => void
   /** The readings, before they are judged final (printed whether the phase passes or fails). */
   onPhase: (phase: ShadowPhase) => void
+  /** After the interval, before the gates and the removal: throws when this run may no longer change the release (its lease was lost). */
+  beforeChange?: () => Promise<void>
 }
 
 /** Candidate pods for a sample of the stable's traffic: enough for that share of its pods, at least one. */
@@ -130,6 +133,7 @@ export async function runShadow(run: ShadowRun): Promise<ShadowPhase> {
   const replicas = shadowReplicas(run.sample, stable.spec?.replicas ?? 1)
   const candidateObject = shadowCandidate(run.objects, replicas)
   const model = `${run.manifest.name}@${run.manifest.version}`
+  let lostLease = false
   try {
     run.onProgress(`Shadow: ${replicas} pod${replicas === 1 ? '' : 's'} of ${model}, no user traffic`)
     await applyObjects(clients, [candidateObject])
@@ -158,6 +162,7 @@ export async function runShadow(run: ShadowRun): Promise<ShadowPhase> {
     const before = await podsCounters(clients, stable)
     run.onProgress(`Shadow: watching the mirrored requests for ${Math.round(run.intervalMs / 1000)}s`)
     await sleep(run.intervalMs)
+    await run.beforeChange?.()
     const after = await podsCounters(clients, stable)
     const interval = intervalCounters(before, after)
     const phase = judgeShadow(
@@ -180,9 +185,13 @@ export async function runShadow(run: ShadowRun): Promise<ShadowPhase> {
         {suggestion: 'fix the version, or loosen the gate (--min-agreement, deploy.canary in mlops.yaml)'},
       )
     return phase
+  } catch (error) {
+    lostLease = error instanceof LeaseLostError
+    throw error
   } finally {
-    // Passed or not, interrupted or failed: the stable stops mirroring and the candidate goes.
-    await removeShadow(clients, where).catch(() => false)
+    // Passed or not, interrupted or failed: the stable stops mirroring and the candidate goes;
+    // unless another run took the release over, whose shadow it may be by now.
+    if (!lostLease) await removeShadow(clients, where).catch(() => false)
   }
 }
 

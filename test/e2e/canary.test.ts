@@ -126,6 +126,9 @@ describe('deploy --canary on a real node: steps, gates from both tracks, abort a
   }
 
   const servedVersion = async () => project.servedVersion()
+  const canaryReady = async () =>
+    ((await apps.readNamespacedDeployment({name: 'iris-canary', namespace: NAMESPACE}).catch(() => undefined))?.status?.readyReplicas ??
+      0) > 0
 
   before(async function () {
     this.timeout(45 * 60 * 1000)
@@ -336,6 +339,34 @@ describe('deploy --canary on a real node: steps, gates from both tracks, abort a
     expect(none.stderr).to.match(/^Error: no canary beside e2e-canary\/iris to promote$/m)
   })
 
+  it('a canary removed during its step (its Deployment deleted, as a person might): no traffic reaches it, so none fails; the step fails on its missing pods (exit 13); nothing left', async () => {
+    const before = await servedVersion()
+    const next = before === 'iris@same' ? 'iris@rf' : 'iris@same'
+    const {child, done} = startCli(
+      ['deploy', '--model', next, '--canary', '--steps', '50', '--interval', '15s', '--min-agreement', '0.9', '--set', 'autoscaling=false'],
+      setup.env,
+      setup.project,
+    )
+    try {
+      await waitFor(canaryReady, 'the canary ready', 180_000)
+      await sleep(3000) // past the step's first reads: in its 15 s window
+      await apps.deleteNamespacedDeployment({name: 'iris-canary', namespace: NAMESPACE, propagationPolicy: 'Foreground'})
+    } catch (error) {
+      child.kill('SIGINT')
+      throw error
+    }
+    const run = await done
+    expect(run.code, run.stderr).to.equal(ExitCode.GATE_FAILED)
+    expect(run.stderr).to.match(
+      new RegExp(
+        `^Error: canary ${next} failed at 50%: 0 of 1 canary pods serving at the end of the step \\(crashed, restarting or removed\\); the canary was removed, iris serves on unchanged$`,
+        'm',
+      ),
+    )
+    expect(await servedVersion()).to.equal(before)
+    expect(await leftovers()).to.deep.equal([])
+  })
+
   it("a deploy --canary suspended past its lease (kill -STOP, a laptop asleep) while another deploy takes over: resumed, exit 4, it changes nothing more; the other's release stands", async () => {
     const before = await servedVersion()
     const next = before === 'iris@same' ? 'iris@rf' : 'iris@same'
@@ -345,9 +376,6 @@ describe('deploy --canary on a real node: steps, gates from both tracks, abort a
       setup.project,
     )
     try {
-      const canaryReady = async () =>
-        ((await apps.readNamespacedDeployment({name: 'iris-canary', namespace: NAMESPACE}).catch(() => undefined))?.status?.readyReplicas ??
-          0) > 0
       await waitFor(canaryReady, 'the canary ready', 180_000)
       await sleep(3000) // past the step's first reads: in its 20 s window
       child.kill('SIGSTOP')

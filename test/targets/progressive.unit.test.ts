@@ -254,4 +254,13 @@ describe('the tracks’ counters, read from /metrics', () => {
     expect(step.failed).to.deep.equal(["error rate 0.2 (4 of 20) against the stable's 0: more than 0.01 above"])
     expect(step.measuredShare).to.equal(0.2)
   })
+
+  it('a step judged: a canary with fewer pods serving at the end than it was given (crashed or removed: no traffic, so no error) fails', () => {
+    const track = (pods: number, requests: number) => ({pods, requests, errors: 0, errorRate: requests > 0 ? 0 : null, p99: null})
+    expect(judge(50, {canary: 2, stable: 2}, track(0, 0), track(2, 0), null, GATES).failed).to.deep.equal([
+      '0 of 2 canary pods serving at the end of the step (crashed, restarting or removed)',
+    ])
+    expect(judge(50, {canary: 2, stable: 2}, track(1, 40), track(2, 80), null, GATES).failed).to.have.length(1)
+    expect(judge(50, {canary: 2, stable: 2}, track(2, 0), track(2, 0), null, GATES).failed).to.deep.equal([])
+  })
 })

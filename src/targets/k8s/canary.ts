@@ -445,6 +445,9 @@ export function judge(
   gates: CanaryGates,
 ): CanaryStep {
   const failed: string[] = []
+  // A canary that crashed (or was removed) gets no traffic, so no request of it fails: its absence is the failure.
+  if (canary.pods < replicas.canary)
+    failed.push(`${canary.pods} of ${replicas.canary} canary pods serving at the end of the step (crashed, restarting or removed)`)
   if (gates.minAgreement !== undefined && agreement !== null && agreement < gates.minAgreement)
     failed.push(`agreement with the stable on the reference set ${formatShare(agreement)} < ${gates.minAgreement}`)
   if (canary.errorRate !== null && canary.errorRate - (stable.errorRate ?? 0) > gates.maxErrorRateIncrease)

@@ -129,6 +129,25 @@ describe('deploy --canary on a real node: steps, gates from both tracks, abort a
   const canaryReady = async () =>
     ((await apps.readNamespacedDeployment({name: 'iris-canary', namespace: NAMESPACE}).catch(() => undefined))?.status?.readyReplicas ??
       0) > 0
+  /**
+   * deploy --canary of the version not served, one step of 50% watched for `interval`, in the
+   * background: returned once the canary is Ready and the step's first reads are done (3 s on),
+   * so that the run is inside its window.
+   */
+  const canaryInItsWindow = async (interval: string) => {
+    const before = await servedVersion()
+    const next = before === 'iris@same' ? 'iris@rf' : 'iris@same'
+    const args = ['deploy', '--model', next, '--canary', '--steps', '50', '--interval', interval, '--min-agreement', '0.9']
+    const run = startCli([...args, '--set', 'autoscaling=false'], setup.env, setup.project)
+    try {
+      await waitFor(canaryReady, 'the canary ready', 180_000)
+      await sleep(3000)
+    } catch (error) {
+      run.child.kill('SIGINT')
+      throw error
+    }
+    return {before, next, ...run}
+  }
 
   before(async function () {
     this.timeout(45 * 60 * 1000)
@@ -340,16 +359,8 @@ describe('deploy --canary on a real node: steps, gates from both tracks, abort a
   })
 
   it('a canary removed during its step (its Deployment deleted, as a person might): no traffic reaches it, so none fails; the step fails on its missing pods (exit 13); nothing left', async () => {
-    const before = await servedVersion()
-    const next = before === 'iris@same' ? 'iris@rf' : 'iris@same'
-    const {child, done} = startCli(
-      ['deploy', '--model', next, '--canary', '--steps', '50', '--interval', '15s', '--min-agreement', '0.9', '--set', 'autoscaling=false'],
-      setup.env,
-      setup.project,
-    )
+    const {before, next, child, done} = await canaryInItsWindow('15s')
     try {
-      await waitFor(canaryReady, 'the canary ready', 180_000)
-      await sleep(3000) // past the step's first reads: in its 15 s window
       await apps.deleteNamespacedDeployment({name: 'iris-canary', namespace: NAMESPACE, propagationPolicy: 'Foreground'})
     } catch (error) {
       child.kill('SIGINT')
@@ -368,16 +379,8 @@ describe('deploy --canary on a real node: steps, gates from both tracks, abort a
   })
 
   it("a deploy --canary suspended past its lease (kill -STOP, a laptop asleep) while another deploy takes over: resumed, exit 4, it changes nothing more; the other's release stands", async () => {
-    const before = await servedVersion()
-    const next = before === 'iris@same' ? 'iris@rf' : 'iris@same'
-    const {child, done} = startCli(
-      ['deploy', '--model', next, '--canary', '--steps', '50', '--interval', '20s', '--min-agreement', '0.9', '--set', 'autoscaling=false'],
-      setup.env,
-      setup.project,
-    )
+    const {before, child, done} = await canaryInItsWindow('20s')
     try {
-      await waitFor(canaryReady, 'the canary ready', 180_000)
-      await sleep(3000) // past the step's first reads: in its 20 s window
       child.kill('SIGSTOP')
       // Another deploy (a CI job) gets the lease once it lapsed, 30 s after the last renewal at most.
       await sleep(31_000)

@@ -17,6 +17,15 @@ export interface AppliedObject {
 }
 
 /**
+ * A JSON merge patch of the fields `patch` names (a `metadata.resourceVersion` in it is a
+ * precondition: 409 when the object changed since). Unlike a PUT it never creates the object: 404
+ * when it is gone. Errors are the client's, for the caller to word.
+ */
+export async function mergePatch<T extends KubernetesObject>(clients: KubeClients, patch: KubernetesObject): Promise<T> {
+  return clients.objects.patch<T>(patch as T, undefined, undefined, FIELD_MANAGER, undefined, PatchStrategy.MergePatch)
+}
+
+/**
  * Server-side apply of every object with one field manager: namespaces
  * first, then the rest at once (they do not depend on each other; results
  * keep the objects' order). Safe to repeat: applying the same objects again

@@ -10,7 +10,7 @@
  * with the readings. Passing every step promotes: the caller applies the release to the stable
  * Deployment as one revision, then the canary goes.
  */
-import {PatchStrategy, type V1Deployment, type V1Pod} from '../../vendor/kubernetes.js'
+import type {V1Deployment, V1Pod} from '../../vendor/kubernetes.js'
 import {setTimeout as sleep} from 'node:timers/promises'
 
 import {GateError, NotFoundError, errorMessage} from '../../errors.js'
@@ -22,7 +22,7 @@ import {SHADOW_RESULTS, type ShadowResult} from '../../serve/shadow.js'
 import type {ModelStore} from '../../store/model-store.js'
 import type {ModelManifest} from '../../store/manifest.js'
 import type {CanaryGates, CanaryPlan} from '../canary-plan.js'
-import {applyObjects} from './apply.js'
+import {applyObjects, mergePatch} from './apply.js'
 import type {KubeClients} from './client.js'
 import type {ShadowPhase} from './shadow.js'
 import {CANARY_SUFFIX, GATE_ANNOTATION, PLAN_ANNOTATION, TRACK_LABEL} from './tracks.js'
@@ -190,14 +190,7 @@ export async function annotate(
   type: {apiVersion: string; kind: string} = {apiVersion: 'apps/v1', kind: 'Deployment'},
 ): Promise<void> {
   try {
-    await clients.objects.patch(
-      {...type, metadata: {...where, annotations: annotations as Record<string, string>}},
-      undefined,
-      undefined,
-      'mlops',
-      undefined,
-      PatchStrategy.MergePatch,
-    )
+    await mergePatch(clients, {...type, metadata: {...where, annotations}})
   } catch (error) {
     throw kubeError(error, clients.server, `annotating ${type.kind.toLowerCase()} ${where.namespace}/${where.name}`)
   }

@@ -1,12 +1,11 @@
 import {hostname} from 'node:os'
 
-import {PatchStrategy} from '../../vendor/kubernetes.js'
-
 import {ConflictError} from '../../errors.js'
 import type {KubernetesObject} from '../../manifests/render.js'
 import {processExists} from '../../util/fs-atomic.js'
 import {onInterruptExit} from '../deploy-guard.js'
 import type {TargetIO} from '../target.js'
+import {mergePatch} from './apply.js'
 import type {KubeClients} from './client.js'
 import {kubeError} from './errors.js'
 
@@ -189,18 +188,11 @@ export async function takeClusterLock(
       // A merge patch, not a PUT: a Lease PUT to a name that is gone creates it again (leases
       // allow create-on-update), which would take back a lease another run finished with. The
       // resourceVersion in the patch is its precondition: taken over meanwhile, 409.
-      held = await clients.objects.patch<Lease>(
-        {
-          ...header,
-          metadata: {...header.metadata, resourceVersion: held.metadata.resourceVersion},
-          spec: {renewTime: microTime(new Date())},
-        },
-        undefined,
-        undefined,
-        'mlops',
-        undefined,
-        PatchStrategy.MergePatch,
-      )
+      held = await mergePatch<Lease>(clients, {
+        ...header,
+        metadata: {...header.metadata, resourceVersion: held.metadata.resourceVersion},
+        spec: {renewTime: microTime(new Date())},
+      })
     } catch (error) {
       // Lost (taken over after 30 s without a renewal: this process was stopped), or the API
       // server is away for a moment: the next renewal tries again.
@@ -233,8 +225,8 @@ export async function takeClusterLock(
   const ensureHeld = async () => {
     if (!lost) await renew()
     if (!lost) return
-    const now = await clients.objects.read<Lease>(header).catch(() => undefined)
-    const state = now && leaseState(now, Date.now(), {pid: process.pid, host})
+    const current = await clients.objects.read<Lease>(header).catch(() => undefined)
+    const state = current && leaseState(current, Date.now(), {pid: process.pid, host})
     const taker = state?.state === 'held' ? `another ${describeHolder(state.holder)}` : 'another run'
     throw new LeaseLostError(
       `lost lease ${where.namespace}/${name} to ${taker}: this run was not renewing it for ${LEASE_SECONDS}s (suspended?) and changes nothing more`,
